@@ -1,0 +1,1 @@
+//! Shared harness for the real-Nix integration tests.
