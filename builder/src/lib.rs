@@ -1,1 +1,2 @@
 //! checkpoint-builder library.
+pub mod checkpoint;

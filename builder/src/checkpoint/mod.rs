@@ -1,0 +1,1 @@
+//! Checkpoint storage: manifests, content-addressed blobs, snapshots and restores.

@@ -1,0 +1,1 @@
+//! Conformance cases: every case built with the stock builder and with ours.

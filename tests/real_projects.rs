@@ -1,0 +1,1 @@
+//! Real upstream projects (Debian source packages) built with both builders.
