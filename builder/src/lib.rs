@@ -1,2 +1,19 @@
-//! checkpoint-builder library.
+//! checkpoint-builder: a Nix derivation builder that runs every stdenv phase in its own bash
+//! process, carrying the whole shell state between them, and checkpoints the build.
+//!
+//! Layering (pure core, effectful shell):
+//! - pure: [`shell`] (parse `declare -p`, model the state, generate restore and driver code),
+//!   [`invocation`] (classify argv), the manifest and diff logic in [`checkpoint`];
+//! - effectful: [`environment`] (read what Nix gave), [`runner`] (spawn bash per step, process
+//!   groups, signals), [`capture`] (the in-phase helper), [`memfile`], snapshot/restore I/O in
+//!   [`checkpoint`];
+//! - `main.rs` maps errors to [`exit_codes`] and prints them.
+
+pub mod capture;
 pub mod checkpoint;
+pub mod environment;
+pub mod exit_codes;
+pub mod invocation;
+pub mod memfile;
+pub mod runner;
+pub mod shell;

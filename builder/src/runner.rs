@@ -1,0 +1,467 @@
+//! Runs a build: the setup step, one bash process per phase, and the final step, carrying the
+//! shell state between them (see [`crate::shell::driver`] for the protocol).
+//!
+//! Effectful shell around the pure core in [`crate::shell`]: spawns bash in its own process
+//! group, forwards termination signals to it, reads each step's state dump, and reports
+//! per-phase timings.
+
+use crate::environment::BuildEnvironment;
+use crate::memfile::MemFile;
+use crate::shell::driver::{self, Channel};
+use crate::shell::restore::{restore_script, restore_tail};
+use crate::shell::state::{parse_state, DumpError, DumpSections, ShellState};
+use crate::shell::Value;
+use std::ffi::OsString;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::{Duration, Instant};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum RunError {
+    #[error("cannot create the builder's memory file")]
+    MemFile(#[source] std::io::Error),
+    #[error("cannot start bash ({bash}) for step `{step}`")]
+    Spawn {
+        bash: PathBuf,
+        step: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("step `{step}`: cannot read its state dump")]
+    DumpIo {
+        step: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("step `{step}` finished but its state could not be read")]
+    Dump {
+        step: String,
+        #[source]
+        source: DumpError,
+    },
+}
+
+/// How one step (setup, a phase, or the final step) went.
+#[derive(Debug, Clone)]
+pub struct StepReport {
+    pub name: String,
+    /// Wall time of the whole process, from spawn to exit, plus reading its state.
+    pub wall: Duration,
+    /// Time spent in the step's own code (setup sourcing, the phase), measured inside bash.
+    pub work: Option<Duration>,
+}
+
+impl StepReport {
+    /// Process start, restore, dump and parse: everything that is not the step's own work.
+    pub fn carry(&self) -> Option<Duration> {
+        self.work.map(|w| self.wall.saturating_sub(w))
+    }
+}
+
+/// The result of a whole build.
+#[derive(Debug)]
+pub struct BuildOutcome {
+    /// The exit status to end with (the status of the step that ended the build).
+    pub status: i32,
+    pub steps: Vec<StepReport>,
+    /// The state after each completed step, in order (setup first).
+    pub states: Vec<(String, ShellState)>,
+    /// Why the build ended where it did, for the log.
+    pub ended_by: Option<String>,
+}
+
+/// Options that change how a build runs.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// `$0` and `$1` of stock bash while it sources setup.
+    pub arg0: Option<PathBuf>,
+    pub arg1: Option<PathBuf>,
+    /// The builder binary, run by each step to capture process facts.
+    pub helper: PathBuf,
+}
+
+static CURRENT_GROUP: AtomicI32 = AtomicI32::new(0);
+static RECEIVED_SIGNAL: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn forward_signal(sig: libc::c_int) {
+    RECEIVED_SIGNAL.store(sig, Ordering::SeqCst);
+    let group = CURRENT_GROUP.load(Ordering::SeqCst);
+    if group > 0 {
+        // SAFETY: kill is async-signal-safe.
+        unsafe {
+            libc::kill(-group, sig);
+        }
+    }
+}
+
+fn install_signal_forwarding() {
+    for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT] {
+        // SAFETY: installing a handler that only touches atomics and calls kill.
+        unsafe {
+            libc::signal(sig, forward_signal as *const () as libc::sighandler_t);
+        }
+    }
+    // Orphaned background jobs of a phase come back to us, so they can be reaped and ended.
+    // SAFETY: prctl with a constant option and argument.
+    unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    }
+}
+
+/// Runs every step of the build.
+pub fn run_build(env: &BuildEnvironment, options: &BuildOptions) -> Result<BuildOutcome, RunError> {
+    install_signal_forwarding();
+    let mut dump = MemFile::new("checkpoint-builder-dump").map_err(RunError::MemFile)?;
+    let mut restore = MemFile::new("checkpoint-builder-restore").map_err(RunError::MemFile)?;
+    let channel = Channel {
+        nonce: nonce(),
+        dump_fd: dump.fd(),
+        restore_fd: restore.fd(),
+        helper: options.helper.to_string_lossy().into_owned(),
+    };
+    let passthrough = env.non_identifier_vars();
+    let mut outcome = BuildOutcome {
+        status: 0,
+        steps: Vec::new(),
+        states: Vec::new(),
+        ended_by: None,
+    };
+    let mut groups = Vec::new();
+
+    // Setup: exactly stock's environment and `bash -e`.
+    let mut args: Vec<OsString> = vec![
+        "-e".into(),
+        "-c".into(),
+        driver::setup_script(&channel).into(),
+    ];
+    args.push(
+        options
+            .arg0
+            .clone()
+            .map(PathBuf::into_os_string)
+            .unwrap_or_else(|| env.bash.clone().into_os_string()),
+    );
+    if let Some(a1) = &options.arg1 {
+        args.push(a1.clone().into_os_string());
+    }
+    dump.clear().map_err(RunError::MemFile)?;
+    let step = run_step(env, "setup", &args, Some(&env.vars), None, &mut groups)?;
+    let setup = finish_step(&mut dump, "setup", step, &mut outcome)?;
+    let Some((mut state, phases, mut last_status)) =
+        setup.map(|(s, sections_phases, st)| (s, sections_phases.unwrap_or_default(), st))
+    else {
+        end_groups_after_failure(&outcome, &groups);
+        return Ok(outcome);
+    };
+
+    for phase in &phases {
+        if !phase_is_defined(&state, phase) {
+            eprintln!(
+                "checkpoint-builder: phase `{phase}` is neither a non-empty variable nor a function; \
+                 bash will fail with status 127, as the stock builder does"
+            );
+        }
+        restore
+            .set(restore_script(&state).as_bytes())
+            .map_err(RunError::MemFile)?;
+        dump.clear().map_err(RunError::MemFile)?;
+        let script = driver::phase_script(&channel, &restore_tail(&state), phase);
+        let args: Vec<OsString> = vec![
+            "-c".into(),
+            script.into(),
+            env.bash.clone().into_os_string(),
+        ];
+        let step = run_step(
+            env,
+            phase,
+            &args,
+            None,
+            Some((&passthrough, &state)),
+            &mut groups,
+        )?;
+        match finish_step(&mut dump, phase, step, &mut outcome)? {
+            Some((next, _, status)) => {
+                state = next;
+                last_status = status;
+            }
+            None => {
+                end_groups_after_failure(&outcome, &groups);
+                return Ok(outcome);
+            }
+        }
+    }
+
+    // Final step: the EXIT trap (exitHandler) runs once, with the last step's status.
+    restore
+        .set(restore_script(&state).as_bytes())
+        .map_err(RunError::MemFile)?;
+    dump.clear().map_err(RunError::MemFile)?;
+    let script = driver::final_script(&channel, &restore_tail(&state), last_status);
+    let args: Vec<OsString> = vec![
+        "-c".into(),
+        script.into(),
+        env.bash.clone().into_os_string(),
+    ];
+    let step = run_step(
+        env,
+        "exit",
+        &args,
+        None,
+        Some((&passthrough, &state)),
+        &mut groups,
+    )?;
+    outcome.status = step.status;
+    outcome.steps.push(StepReport {
+        name: "(exit)".into(),
+        wall: step.wall,
+        work: None,
+    });
+    end_groups_after_failure(&outcome, &groups);
+    Ok(outcome)
+}
+
+/// True when `runPhase` will find code for `phase`: a non-empty variable or a function.
+fn phase_is_defined(state: &ShellState, phase: &str) -> bool {
+    let var_nonempty = state.variable(phase).is_some_and(|v| match &v.value {
+        Value::Scalar(s) => !s.as_bytes().is_empty(),
+        Value::Indexed(e) => e.iter().any(|(i, v)| *i == 0 && !v.as_bytes().is_empty()),
+        _ => false,
+    });
+    var_nonempty || state.has_function(phase)
+}
+
+struct StepRun {
+    status: i32,
+    wall: Duration,
+}
+
+fn run_step(
+    env: &BuildEnvironment,
+    name: &str,
+    args: &[OsString],
+    full_env: Option<&Vec<(OsString, OsString)>>,
+    restored: Option<(&Vec<(OsString, OsString)>, &ShellState)>,
+    groups: &mut Vec<i32>,
+) -> Result<StepRun, RunError> {
+    let started = Instant::now();
+    let mut cmd = Command::new(&env.bash);
+    cmd.args(args).env_clear();
+    if let Some(vars) = full_env {
+        cmd.envs(vars.iter().map(|(k, v)| (k, v)));
+    }
+    let (umask, limits) = match restored {
+        Some((passthrough, state)) => {
+            cmd.envs(passthrough.iter().map(|(k, v)| (k, v)));
+            (Some(state.umask), state.limits.clone())
+        }
+        None => (None, Vec::new()),
+    };
+    // SAFETY: the closure only makes async-signal-safe syscalls (setpgid, umask, setrlimit).
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setpgid(0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if let Some(mask) = umask {
+                libc::umask(mask as libc::mode_t);
+            }
+            for l in &limits {
+                let lim = libc::rlimit {
+                    rlim_cur: l.soft,
+                    rlim_max: l.hard,
+                };
+                // Best effort: a limit bash could not raise either stays as inherited.
+                libc::setrlimit(l.resource as libc::__rlimit_resource_t, &lim);
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().map_err(|source| RunError::Spawn {
+        bash: env.bash.clone(),
+        step: name.to_owned(),
+        source,
+    })?;
+    let pid = child.id() as i32;
+    groups.push(pid);
+    CURRENT_GROUP.store(pid, Ordering::SeqCst);
+    let status = loop {
+        match child.wait() {
+            Ok(s) => break s,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(source) => {
+                return Err(RunError::Spawn {
+                    bash: env.bash.clone(),
+                    step: name.to_owned(),
+                    source,
+                })
+            }
+        }
+    };
+    CURRENT_GROUP.store(0, Ordering::SeqCst);
+    reap_orphans();
+    let status = status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+    Ok(StepRun {
+        status,
+        wall: started.elapsed(),
+    })
+}
+
+type StepResult = Option<(ShellState, Option<Vec<String>>, i32)>;
+
+/// Reads a step's dump. `None` when the step ended the build (no `end` marker).
+fn finish_step(
+    dump: &mut MemFile,
+    name: &str,
+    run: StepRun,
+    outcome: &mut BuildOutcome,
+) -> Result<StepResult, RunError> {
+    let parse_started = Instant::now();
+    let bytes = dump.read_all().map_err(|source| RunError::DumpIo {
+        step: name.to_owned(),
+        source,
+    })?;
+    let nonce = current_nonce(&bytes);
+    let sections = DumpSections::split(&bytes, &nonce);
+    let times = |name: &str| -> Option<f64> {
+        let body = sections.get(name)?;
+        let text = String::from_utf8_lossy(body);
+        text.split_whitespace().last()?.parse().ok()
+    };
+    let work = match (times("t0"), times("status")) {
+        (Some(a), Some(b)) if b >= a => Some(Duration::from_secs_f64(b - a)),
+        _ => None,
+    };
+    let completed = sections.get("end").is_some() && run.status == 0;
+    if !completed {
+        outcome.status = run.status;
+        outcome.ended_by = Some(if run.status == 0 {
+            format!("`{name}` ended the build successfully (exit inside the step)")
+        } else {
+            format!("`{name}` failed with status {}", run.status)
+        });
+        outcome.steps.push(StepReport {
+            name: name.to_owned(),
+            wall: run.wall,
+            work,
+        });
+        return Ok(None);
+    }
+    let mut state = parse_state(&sections).map_err(|source| RunError::Dump {
+        step: name.to_owned(),
+        source,
+    })?;
+    let status: i32 = sections
+        .get("status")
+        .and_then(|b| {
+            String::from_utf8_lossy(b)
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0);
+    let phases = sections.get("phases").map(|body| {
+        body.split(|&b| b == 0)
+            .filter(|p| !p.is_empty())
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .collect::<Vec<_>>()
+    });
+    if let Some(pre) = sections.get("pre-generic") {
+        // genericBuild's loop leaves `curPhase` set; stock has not run that loop yet here.
+        if !pre
+            .windows(9)
+            .any(|w| w == b"curPhase=" || w == b" curPhase")
+        {
+            state.variables.retain(|v| v.name != "curPhase");
+        }
+    }
+    outcome.steps.push(StepReport {
+        name: name.to_owned(),
+        wall: run.wall + parse_started.elapsed(),
+        work,
+    });
+    outcome.states.push((name.to_owned(), state.clone()));
+    Ok(Some((state, phases, status)))
+}
+
+fn current_nonce(dump: &[u8]) -> String {
+    // The dump starts with "\n#CPB-<nonce> "; read it back rather than threading it through.
+    let text = &dump[..dump.len().min(64)];
+    let start = text.windows(5).position(|w| w == b"#CPB-").map(|p| p + 5);
+    match start {
+        Some(s) => {
+            let end = text[s..].iter().position(|&b| b == b' ').map(|e| s + e);
+            end.map(|e| String::from_utf8_lossy(&text[s..e]).into_owned())
+                .unwrap_or_default()
+        }
+        None => String::new(),
+    }
+}
+
+/// A fresh random marker for dump sections.
+fn nonce() -> String {
+    let mut buf = [0u8; 12];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        use std::io::Read;
+        let _ = f.read_exact(&mut buf);
+    }
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    buf[..8]
+        .iter_mut()
+        .zip(t.to_le_bytes())
+        .for_each(|(b, t)| *b ^= t);
+    crate::shell::bytes::to_hex(&buf)
+}
+
+fn reap_orphans() {
+    loop {
+        let mut status = 0;
+        // SAFETY: non-blocking wait for any child; status is a valid out pointer.
+        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        if pid <= 0 {
+            break;
+        }
+    }
+}
+
+/// After a failed build, ends every process group it started (background jobs included). After
+/// a successful one they are left running, as stock leaves them, for Nix to end.
+fn end_groups_after_failure(outcome: &BuildOutcome, groups: &[i32]) {
+    if outcome.status == 0 {
+        return;
+    }
+    for &g in groups {
+        // SAFETY: signalling a process group we created; ESRCH when it is gone is fine.
+        unsafe {
+            libc::kill(-g, libc::SIGKILL);
+        }
+    }
+    reap_orphans();
+}
+
+/// The per-phase table printed on stderr at the end of a build.
+pub fn format_report(steps: &[StepReport]) -> String {
+    let mut out =
+        String::from("checkpoint-builder: step                      seconds   carry ms\n");
+    for s in steps {
+        let work = s.work.unwrap_or(s.wall);
+        let carry = s
+            .carry()
+            .map(|c| format!("{:10.1}", c.as_secs_f64() * 1000.0))
+            .unwrap_or_else(|| format!("{:>10}", "-"));
+        out.push_str(&format!(
+            "checkpoint-builder: {:<24} {:9.3} {carry}\n",
+            s.name,
+            work.as_secs_f64()
+        ));
+    }
+    out
+}

@@ -1,0 +1,213 @@
+//! Generation of the bash code that recreates a [`ShellState`] in a fresh bash process.
+//!
+//! Pure: a state in, text out. The code is split in two because of how bash works:
+//! [`restore_script`] is sourced (shell options, cwd, variables, functions, redirections) and
+//! [`restore_tail`] runs in the driver after the `source` returns (traps, because a `RETURN`
+//! trap set inside a sourced file fires when the `source` ends; then `set -o` options, with
+//! xtrace last so the restore itself is never traced).
+
+use super::declare::{Value, Variable};
+use super::quote::quote;
+use super::state::ShellState;
+use std::collections::HashMap;
+use std::fmt::Write;
+
+/// Variables a fresh `bash` creates at start-up that stock may have changed or unset; they
+/// are unset first so that each ends up exactly as the state says (value, attributes, and
+/// position in the environment's order).
+const STARTUP_VARIABLES: &[&str] = &[
+    "BASH", "IFS", "OLDPWD", "OPTERR", "PATH", "PS4", "PWD", "SHELL", "SHLVL", "TERM",
+];
+
+/// `shopt` options bash refuses to set.
+const READONLY_SHOPT: &[&str] = &["login_shell", "restricted_shell"];
+
+/// The code sourced at the start of a phase process.
+pub fn restore_script(state: &ShellState) -> String {
+    let mut out = String::with_capacity(16 * 1024 + state.functions.as_bytes().len());
+    // Options that affect parsing (extglob) must be on before functions are defined.
+    let (on, off): (Vec<_>, Vec<_>) = state
+        .shopt_options
+        .iter()
+        .filter(|(name, _)| !READONLY_SHOPT.contains(&name.as_str()))
+        .partition(|(_, enabled)| *enabled);
+    if !on.is_empty() {
+        out.push_str("builtin shopt -s");
+        for (name, _) in &on {
+            write!(out, " {name}").unwrap();
+        }
+        out.push('\n');
+    }
+    if !off.is_empty() {
+        out.push_str("builtin shopt -u");
+        for (name, _) in &off {
+            write!(out, " {name}").unwrap();
+        }
+        out.push('\n');
+    }
+    // The logical cwd first: `cd` changes PWD and OLDPWD, which are restored afterwards.
+    writeln!(
+        out,
+        "builtin cd -L -- {} || builtin echo \"checkpoint-builder: cannot enter the phase's working directory\" >&2",
+        quote(state.cwd.as_bytes())
+    )
+    .unwrap();
+    out.push_str("builtin unset -v");
+    for name in STARTUP_VARIABLES {
+        write!(out, " {name}").unwrap();
+    }
+    out.push('\n');
+
+    // Exported variables are created in reverse environment order: bash inserts each new
+    // variable at the head of its hash bucket and builds children's environment by walking the
+    // buckets, so this reproduces the environment order the phase had.
+    let by_name: HashMap<&str, &Variable> = state
+        .variables
+        .iter()
+        .map(|v| (v.name.as_str(), v))
+        .collect();
+    let mut done: HashMap<&str, ()> = HashMap::new();
+    for name in state.export_order.iter().rev() {
+        if let Some(var) = by_name.get(name.as_str()) {
+            if done.insert(var.name.as_str(), ()).is_none() {
+                declare(&mut out, var);
+            }
+        }
+    }
+    for var in &state.variables {
+        if !done.contains_key(var.name.as_str()) {
+            declare(&mut out, var);
+        }
+    }
+    for dir in state.dir_stack.iter().rev() {
+        writeln!(
+            out,
+            "builtin pushd -n -- {} >/dev/null",
+            quote(dir.as_bytes())
+        )
+        .unwrap();
+    }
+    out.push_str(&String::from_utf8_lossy(state.functions.as_bytes()));
+    if !out.ends_with('\n') {
+        out.push('\n');
+    }
+    let exported_functions: Vec<&str> = state
+        .function_names
+        .iter()
+        .filter(|(_, x)| *x)
+        .map(|(n, _)| n.as_str())
+        .collect();
+    if !exported_functions.is_empty() {
+        writeln!(out, "builtin export -f {}", exported_functions.join(" ")).unwrap();
+    }
+    match (&state.stdout_target, &state.stderr_target) {
+        (Some(o), Some(e)) if o == e => {
+            writeln!(out, "builtin exec >>{} 2>&1", quote(o.as_bytes())).unwrap()
+        }
+        (o, e) => {
+            if let Some(o) = o {
+                writeln!(out, "builtin exec >>{}", quote(o.as_bytes())).unwrap();
+            }
+            if let Some(e) = e {
+                writeln!(out, "builtin exec 2>>{}", quote(e.as_bytes())).unwrap();
+            }
+        }
+    }
+    out
+}
+
+/// The code run right after the restore script returns: traps, then `set -o` options.
+pub fn restore_tail(state: &ShellState) -> String {
+    let mut out = String::new();
+    let traps = String::from_utf8_lossy(state.traps.as_bytes());
+    if !traps.trim().is_empty() {
+        out.push_str(&traps);
+        if !out.ends_with('\n') {
+            out.push('\n');
+        }
+    }
+    let mut xtrace = false;
+    let mut on = Vec::new();
+    let mut off = Vec::new();
+    for (name, enabled) in &state.set_options {
+        if name == "xtrace" {
+            xtrace = *enabled;
+            continue;
+        }
+        if *enabled {
+            on.push(name.as_str());
+        } else {
+            off.push(name.as_str());
+        }
+    }
+    for name in off {
+        writeln!(out, "builtin set +o {name}").unwrap();
+    }
+    for name in on {
+        writeln!(out, "builtin set -o {name}").unwrap();
+    }
+    if xtrace {
+        out.push_str("builtin set -o xtrace\n");
+    }
+    out
+}
+
+fn declare(out: &mut String, var: &Variable) {
+    let a = &var.attributes;
+    let mut flags = String::new();
+    match var.value {
+        Value::Indexed(_) | Value::UnsetIndexed => flags.push('a'),
+        Value::Assoc(_) | Value::UnsetAssoc => flags.push('A'),
+        _ => {}
+    }
+    for (on, f) in [
+        (a.exported, 'x'),
+        (a.integer, 'i'),
+        (a.lowercase, 'l'),
+        (a.uppercase, 'u'),
+        (a.nameref, 'n'),
+        (a.trace, 't'),
+        (a.readonly, 'r'),
+    ] {
+        if on {
+            flags.push(f);
+        }
+    }
+    let flags = if flags.is_empty() {
+        "--".to_owned()
+    } else {
+        format!("-{flags}")
+    };
+    // Plain `declare` (not `builtin declare`): only then does bash parse `x=(…)` as an
+    // assignment. No function can shadow it yet: functions are restored after variables.
+    write!(out, "declare -g {flags} {}", var.name).unwrap();
+    match &var.value {
+        Value::UnsetScalar | Value::UnsetIndexed | Value::UnsetAssoc => {}
+        Value::Scalar(s) => {
+            write!(out, "={}", quote(s.as_bytes())).unwrap();
+        }
+        Value::Indexed(elements) => {
+            out.push_str("=(");
+            for (i, (index, v)) in elements.iter().enumerate() {
+                if i > 0 {
+                    out.push(' ');
+                }
+                write!(out, "[{index}]={}", quote(v.as_bytes())).unwrap();
+            }
+            out.push(')');
+        }
+        Value::Assoc(elements) => {
+            // Inserted in reverse so bash's per-bucket head insertion gives back the order
+            // that `declare -p` printed (exact up to bash's table growth at 2048 keys).
+            out.push_str("=(");
+            for (i, (key, v)) in elements.iter().rev().enumerate() {
+                if i > 0 {
+                    out.push(' ');
+                }
+                write!(out, "[{}]={}", quote(key.as_bytes()), quote(v.as_bytes())).unwrap();
+            }
+            out.push(')');
+        }
+    }
+    out.push('\n');
+}
