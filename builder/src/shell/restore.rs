@@ -87,6 +87,21 @@ pub fn restore_script(state: &ShellState) -> String {
         )
         .unwrap();
     }
+    // Plain `exec`: `builtin exec >f` would scope the redirection to that one command. It
+    // comes before the functions, so no function can shadow it.
+    match (&state.stdout_target, &state.stderr_target) {
+        (Some(o), Some(e)) if o == e => {
+            writeln!(out, "exec >>{} 2>&1", quote(o.as_bytes())).unwrap()
+        }
+        (o, e) => {
+            if let Some(o) = o {
+                writeln!(out, "exec >>{}", quote(o.as_bytes())).unwrap();
+            }
+            if let Some(e) = e {
+                writeln!(out, "exec 2>>{}", quote(e.as_bytes())).unwrap();
+            }
+        }
+    }
     out.push_str(&String::from_utf8_lossy(state.functions.as_bytes()));
     if !out.ends_with('\n') {
         out.push('\n');
@@ -99,19 +114,6 @@ pub fn restore_script(state: &ShellState) -> String {
         .collect();
     if !exported_functions.is_empty() {
         writeln!(out, "builtin export -f {}", exported_functions.join(" ")).unwrap();
-    }
-    match (&state.stdout_target, &state.stderr_target) {
-        (Some(o), Some(e)) if o == e => {
-            writeln!(out, "builtin exec >>{} 2>&1", quote(o.as_bytes())).unwrap()
-        }
-        (o, e) => {
-            if let Some(o) = o {
-                writeln!(out, "builtin exec >>{}", quote(o.as_bytes())).unwrap();
-            }
-            if let Some(e) = e {
-                writeln!(out, "builtin exec 2>>{}", quote(e.as_bytes())).unwrap();
-            }
-        }
     }
     out
 }
