@@ -62,7 +62,7 @@ impl BuildEnvironment {
             .iter()
             .map(|(k, v)| (k.as_os_str(), v.as_os_str()))
             .collect();
-        let get = |k: &str| map.get(OsStr::new(k)).map(|v| PathBuf::from(v));
+        let get = |k: &str| map.get(OsStr::new(k)).map(PathBuf::from);
         let build_top = get("NIX_BUILD_TOP")
             .or_else(|| std::env::current_dir().ok())
             .unwrap_or_else(|| PathBuf::from("."));

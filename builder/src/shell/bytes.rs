@@ -94,7 +94,7 @@ pub fn to_hex(bytes: &[u8]) -> String {
 /// Parses lower- or upper-case hex; `None` on odd length or a non-hex digit.
 pub fn from_hex(text: &str) -> Option<Vec<u8>> {
     let raw = text.as_bytes();
-    if raw.len() % 2 != 0 {
+    if !raw.len().is_multiple_of(2) {
         return None;
     }
     raw.chunks(2)

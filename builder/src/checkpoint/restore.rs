@@ -1,0 +1,646 @@
+//! Restore: materialises a root's state into a directory (into a temporary sibling, renamed
+//! into place only when complete), or applies one layer's diff to a tree in place. Every
+//! filesystem call is relative to a directory descriptor opened with `O_NOFOLLOW`, so no
+//! symlink is ever followed and nothing is written outside the target.
+
+use std::collections::BTreeSet;
+use std::fs::{self, File};
+use std::io::{self, Seek, SeekFrom, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use xattr::FileExt;
+
+use super::blobs::BlobStore;
+use super::error::{CheckpointError, IoResultExt, Result};
+use super::fsops;
+use super::manifest::{ContentHash, Entry, EntryKind, RootDiff, Xattrs};
+use super::path::RelPath;
+use super::state::{check_root_state, RootState};
+
+/// Blocks of zeros this long (or the tail of a chunk) are written as holes.
+const HOLE_BLOCK: usize = 4096;
+
+/// What a restore did.
+#[derive(Clone, Default, PartialEq, Eq, Debug)]
+pub struct RestoreReport {
+    /// False when the root does not exist in the restored state (the target was left
+    /// absent).
+    pub root_present: bool,
+    /// Entries created or updated.
+    pub entries: usize,
+    /// Regular files written from blobs.
+    pub files_written: usize,
+    /// Content bytes written (holes included).
+    pub bytes_written: u64,
+    /// Entries that cannot be recreated (sockets, devices), with their kind.
+    pub skipped: Vec<(RelPath, &'static str)>,
+}
+
+/// Walks directories below a tree root through `O_NOFOLLOW` descriptors, keeping the
+/// descriptors of the current directory's ancestors open.
+struct Cursor<'a> {
+    root: BorrowedFd<'a>,
+    target: &'a Path,
+    stack: Vec<(RelPath, OwnedFd)>,
+}
+
+impl<'a> Cursor<'a> {
+    fn new(root: BorrowedFd<'a>, target: &'a Path) -> Self {
+        Cursor {
+            root,
+            target,
+            stack: Vec::new(),
+        }
+    }
+
+    /// A descriptor of directory `dir` (relative to the root); fails if any component is
+    /// not a real directory.
+    fn dir(&mut self, dir: &RelPath) -> Result<BorrowedFd<'_>> {
+        while let Some((p, _)) = self.stack.last() {
+            if dir.starts_with(p) {
+                break;
+            }
+            self.stack.pop();
+        }
+        let comps: Vec<&[u8]> = dir.components().collect();
+        for i in self.stack.len()..comps.len() {
+            let parent = self.stack.last().map_or(self.root, |(_, fd)| fd.as_fd());
+            let path = RelPath::new(comps[..=i].join(&b'/'))?;
+            let fd = fsops::open_dir_at(parent, comps[i]).map_err(|e| {
+                if matches!(e.raw_os_error(), Some(libc::ELOOP) | Some(libc::ENOTDIR)) {
+                    CheckpointError::UnsafeRestore {
+                        target: self.target.to_owned(),
+                        path: path.escaped(),
+                        problem: "is not a real directory (symlink or file in the way)".into(),
+                    }
+                } else {
+                    CheckpointError::io("open dir", self.target.join(path.as_path()), e)
+                }
+            })?;
+            self.stack.push((path, fd));
+        }
+        Ok(self.stack.last().map_or(self.root, |(_, fd)| fd.as_fd()))
+    }
+}
+
+fn full(target: &Path, p: &RelPath) -> PathBuf {
+    target.join(p.as_path())
+}
+
+fn name_of(p: &RelPath) -> &[u8] {
+    p.file_name().unwrap_or_default()
+}
+
+fn state_error(target: &Path, (path, problem): (RelPath, String)) -> CheckpointError {
+    CheckpointError::UnsafeRestore {
+        target: target.to_owned(),
+        path: path.escaped(),
+        problem,
+    }
+}
+
+/// Writes blob `hash` into `file`, leaving holes for blocks of zeros; the blob is verified
+/// (the caller discards the file on error) and must be `size` bytes long.
+fn write_content(
+    blobs: &BlobStore,
+    file: &mut File,
+    hash: &ContentHash,
+    size: u64,
+    path: &Path,
+) -> Result<u64> {
+    let mut pos = 0u64; // logical position
+    let mut cursor = 0u64; // file offset
+    let len = blobs.stream(hash, |chunk| {
+        let mut run_start: Option<usize> = None;
+        let flush = |file: &mut File, cursor: &mut u64, start: usize, end: usize| -> Result<()> {
+            let at = pos + start as u64;
+            if *cursor != at {
+                file.seek(SeekFrom::Start(at)).at("seek", path)?;
+            }
+            file.write_all(&chunk[start..end]).at("write", path)?;
+            *cursor = at + (end - start) as u64;
+            Ok(())
+        };
+        let mut off = 0;
+        while off < chunk.len() {
+            let end = (off + HOLE_BLOCK).min(chunk.len());
+            let zero = chunk[off..end].iter().all(|&b| b == 0);
+            match (zero, run_start) {
+                (false, None) => run_start = Some(off),
+                (true, Some(s)) => {
+                    flush(file, &mut cursor, s, off)?;
+                    run_start = None;
+                }
+                _ => {}
+            }
+            off = end;
+        }
+        if let Some(s) = run_start {
+            flush(file, &mut cursor, s, chunk.len())?;
+        }
+        pos += chunk.len() as u64;
+        Ok(())
+    })?;
+    if len != size {
+        return Err(CheckpointError::BlobCorrupt {
+            path: blobs.locate(hash)?.0,
+            problem: format!("content is {len} bytes but the manifest says {size}"),
+        });
+    }
+    if cursor != pos {
+        file.set_len(pos).at("truncate", path)?;
+    }
+    Ok(len)
+}
+
+/// Replaces the `user.*` xattrs of an open file or directory by `want`.
+fn sync_xattrs(f: &File, want: &Xattrs, path: &Path, fresh: bool) -> Result<()> {
+    use std::ffi::OsStr;
+    if !fresh {
+        let have = match f.list_xattr() {
+            Ok(l) => l.collect::<Vec<_>>(),
+            Err(e) if e.raw_os_error() == Some(libc::ENOTSUP) => Vec::new(),
+            Err(e) => return Err(CheckpointError::io("list xattrs of", path, e)),
+        };
+        for name in have {
+            let b = name.as_bytes();
+            if b.starts_with(b"user.") && !want.contains_key(b) {
+                f.remove_xattr(&name).at("remove xattr of", path)?;
+            }
+        }
+    }
+    for (k, v) in want {
+        f.set_xattr(OsStr::from_bytes(k), v)
+            .at("set xattr on", path)?;
+    }
+    Ok(())
+}
+
+/// Creates one non-directory entry (or a directory with a temporary 0700 mode) at
+/// `pfd/name`. Returns the content bytes written when a file was written from a blob.
+#[allow(clippy::too_many_arguments)]
+fn create_entry(
+    blobs: &BlobStore,
+    pfd: BorrowedFd<'_>,
+    link_cur: &mut Cursor<'_>,
+    path: &RelPath,
+    e: &Entry,
+    target: &Path,
+    report: &mut RestoreReport,
+) -> Result<()> {
+    let name = name_of(path);
+    let fp = full(target, path);
+    match &e.kind {
+        EntryKind::Dir => {
+            fsops::mkdir_at(pfd, name, 0o700).at("mkdir", &fp)?;
+            if !e.xattrs.is_empty() {
+                let d = File::from(fsops::open_dir_at(pfd, name).at("open dir", &fp)?);
+                sync_xattrs(&d, &e.xattrs, &fp, true)?;
+            }
+        }
+        EntryKind::File {
+            hardlink: Some(g), ..
+        } if g != path => {
+            let gname = name_of(g).to_vec();
+            let gparent = g.parent().unwrap_or_default();
+            let gfd = link_cur.dir(&gparent)?;
+            fsops::link_at(gfd, &gname, pfd, name).at("hardlink", &fp)?;
+        }
+        EntryKind::File { size, blake3, .. } => {
+            let mut f = fsops::create_file_at(pfd, name, 0o600).at("create", &fp)?;
+            let n = write_content(blobs, &mut f, blake3, *size, &fp)?;
+            sync_xattrs(&f, &e.xattrs, &fp, true)?;
+            fsops::chmod_fd(f.as_fd(), e.mode).at("chmod", &fp)?;
+            fsops::set_mtime_fd(f.as_fd(), e.mtime).at("set mtime of", &fp)?;
+            report.files_written += 1;
+            report.bytes_written += n;
+        }
+        EntryKind::Symlink { target: t } => {
+            fsops::symlink_at(t, pfd, name).at("symlink", &fp)?;
+            fsops::set_mtime_at(pfd, name, e.mtime).at("set mtime of", &fp)?;
+        }
+        EntryKind::Fifo => {
+            fsops::mkfifo_at(pfd, name, 0o600).at("mkfifo", &fp)?;
+            fsops::chmod_at(pfd, name, e.mode).at("chmod", &fp)?;
+            fsops::set_mtime_at(pfd, name, e.mtime).at("set mtime of", &fp)?;
+        }
+        EntryKind::Socket | EntryKind::CharDevice { .. } | EntryKind::BlockDevice { .. } => {
+            report.skipped.push((path.clone(), e.kind.name()));
+            return Ok(());
+        }
+    }
+    report.entries += 1;
+    Ok(())
+}
+
+/// Sets mode and mtime of directories, deepest (bytewise greatest) first.
+fn finish_dirs<'p>(
+    cur: &mut Cursor<'_>,
+    root_fd: BorrowedFd<'_>,
+    dirs: impl DoubleEndedIterator<Item = (&'p RelPath, &'p Entry)>,
+    target: &Path,
+) -> Result<()> {
+    for (p, e) in dirs.rev() {
+        let fp = full(target, p);
+        let owned;
+        let fd = if p.is_root() {
+            root_fd
+        } else {
+            let pfd = cur.dir(&p.parent().unwrap_or_default())?;
+            owned = fsops::open_dir_at(pfd, name_of(p)).at("open dir", &fp)?;
+            owned.as_fd()
+        };
+        fsops::chmod_fd(fd, e.mode).at("chmod", &fp)?;
+        fsops::set_mtime_fd(fd, e.mtime).at("set mtime of", &fp)?;
+    }
+    Ok(())
+}
+
+fn tmp_sibling_name(name: &[u8]) -> Vec<u8> {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let mut v = b".".to_vec();
+    v.extend_from_slice(name);
+    v.extend_from_slice(
+        format!(
+            ".restore-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        )
+        .as_bytes(),
+    );
+    v
+}
+
+fn split_target(target: &Path) -> Result<(PathBuf, Vec<u8>)> {
+    let name = target
+        .file_name()
+        .ok_or(CheckpointError::TargetNotUsable {
+            path: target.to_owned(),
+            problem: "has no final component",
+        })?
+        .as_bytes()
+        .to_vec();
+    let parent = match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    Ok((parent, name))
+}
+
+/// Materialises `state` (one root) at `target`, which must not exist or be an empty
+/// directory. The tree is built in a temporary sibling and renamed into place only when
+/// complete; on error the temporary tree is removed and the target is untouched. Every
+/// blob is verified while it is read. When the state is empty (the root did not exist), an
+/// empty target directory is removed and nothing is created.
+pub fn restore_root(blobs: &BlobStore, state: &RootState, target: &Path) -> Result<RestoreReport> {
+    check_root_state(state).map_err(|e| state_error(target, e))?;
+    let (parent, name) = split_target(target)?;
+    let parent_fd = fsops::open_dir(&parent).at("open dir", &parent)?;
+    let target_exists = match fsops::lstat_at(parent_fd.as_fd(), &name) {
+        Ok(st) if fsops::file_type(&st) == libc::S_IFDIR => {
+            let mut rd = fs::read_dir(target).at("read dir", target)?;
+            if rd.next().is_some() {
+                return Err(CheckpointError::TargetNotUsable {
+                    path: target.to_owned(),
+                    problem: "is not empty",
+                });
+            }
+            true
+        }
+        Ok(_) => {
+            return Err(CheckpointError::TargetNotUsable {
+                path: target.to_owned(),
+                problem: "exists and is not a directory",
+            })
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+        Err(e) => return Err(CheckpointError::io("stat", target, e)),
+    };
+    let mut report = RestoreReport::default();
+    let Some((_, root_entry)) = state.iter().next() else {
+        if target_exists {
+            fsops::unlink_at(parent_fd.as_fd(), &name, true).at("remove", target)?;
+        }
+        return Ok(report);
+    };
+    if root_entry.kind.is_unsupported_for_restore() {
+        return Err(CheckpointError::UnsafeRestore {
+            target: target.to_owned(),
+            path: String::new(),
+            problem: format!(
+                "the root is a {}, which cannot be restored",
+                root_entry.kind.name()
+            ),
+        });
+    }
+    report.root_present = true;
+    let tmp = tmp_sibling_name(&name);
+    let tmp_path = parent.join(std::ffi::OsStr::from_bytes(&tmp));
+    let result = build_tree(
+        blobs,
+        state,
+        parent_fd.as_fd(),
+        &tmp,
+        &tmp_path,
+        &mut report,
+    );
+    let result = result.and_then(|()| {
+        if target_exists && !root_entry.is_dir() {
+            fsops::unlink_at(parent_fd.as_fd(), &name, true).at("remove", target)?;
+        }
+        fsops::rename_at(parent_fd.as_fd(), &tmp, parent_fd.as_fd(), &name)
+            .at("rename into", target)
+    });
+    if let Err(e) = result {
+        let _ = remove_tree(&tmp_path);
+        return Err(e);
+    }
+    Ok(report)
+}
+
+fn build_tree(
+    blobs: &BlobStore,
+    state: &RootState,
+    parent_fd: BorrowedFd<'_>,
+    tmp: &[u8],
+    tmp_path: &Path,
+    report: &mut RestoreReport,
+) -> Result<()> {
+    let (root_path, root_entry) = state.iter().next().expect("caller checked non-empty");
+    if !root_entry.is_dir() {
+        // A lone file, symlink or fifo root.
+        let mut dummy = Cursor::new(parent_fd, tmp_path);
+        let tmp_rel = RelPath::new(tmp.to_vec())?;
+        return create_entry(
+            blobs,
+            parent_fd,
+            &mut dummy,
+            &tmp_rel,
+            root_entry,
+            tmp_path.parent().unwrap_or(Path::new(".")),
+            report,
+        );
+    }
+    debug_assert!(root_path.is_root());
+    fsops::mkdir_at(parent_fd, tmp, 0o700).at("mkdir", tmp_path)?;
+    let root_fd = fsops::open_dir_at(parent_fd, tmp).at("open dir", tmp_path)?;
+    if !root_entry.xattrs.is_empty() {
+        let f = File::from(root_fd.try_clone().at("dup", tmp_path)?);
+        sync_xattrs(&f, &root_entry.xattrs, tmp_path, true)?;
+    }
+    report.entries += 1;
+    let mut cur = Cursor::new(root_fd.as_fd(), tmp_path);
+    let mut link_cur = Cursor::new(root_fd.as_fd(), tmp_path);
+    for (path, e) in state.iter().skip(1) {
+        let pfd = cur.dir(&path.parent().unwrap_or_default())?;
+        create_entry(blobs, pfd, &mut link_cur, path, e, tmp_path, report)?;
+    }
+    finish_dirs(
+        &mut cur,
+        root_fd.as_fd(),
+        state.iter().filter(|(_, e)| e.is_dir()),
+        tmp_path,
+    )
+}
+
+/// Applies one layer's diff for one root to `target`, a tree in state `prev`, turning it
+/// into state `next` (= `prev` + `diff`). Blobs the diff needs are verified before anything
+/// is touched; every path is reached without following symlinks, and the tree must match
+/// `prev` where the diff touches it. Not atomic: on error the tree is in an unspecified
+/// state between `prev` and `next` and should be discarded. A diff that deletes or
+/// re-kinds the root itself is applied as a full restore swapped into place.
+pub fn apply_diff(
+    blobs: &BlobStore,
+    prev: &RootState,
+    next: &RootState,
+    diff: &RootDiff,
+    target: &Path,
+) -> Result<RestoreReport> {
+    check_root_state(next).map_err(|e| state_error(target, e))?;
+    for (p, e) in &diff.changed {
+        if let Some(h) = e.blob() {
+            if prev.get(p).and_then(Entry::blob) != Some(h) {
+                blobs.verify(&h)?;
+            }
+        }
+    }
+    let root = RelPath::root();
+    let root_dir_both =
+        prev.get(&root).is_some_and(Entry::is_dir) && next.get(&root).is_some_and(Entry::is_dir);
+    if !root_dir_both {
+        return replace_whole(blobs, next, target);
+    }
+    let mut report = RestoreReport {
+        root_present: true,
+        ..RestoreReport::default()
+    };
+    let root_fd = fsops::open_dir(target).at("open dir", target)?;
+    let mut cur = Cursor::new(root_fd.as_fd(), target);
+    let mut link_cur = Cursor::new(root_fd.as_fd(), target);
+    let mut touched: BTreeSet<RelPath> = BTreeSet::new();
+    let mismatch = |p: &RelPath, problem: &str| CheckpointError::TreeMismatch {
+        target: target.to_owned(),
+        path: p.escaped(),
+        problem: problem.to_owned(),
+    };
+
+    for p in diff.deleted.iter().rev() {
+        let parent = p.parent().unwrap_or_default();
+        let pfd = cur.dir(&parent)?;
+        let fp = full(target, p);
+        let st = match fsops::lstat_at(pfd, name_of(p)) {
+            Ok(st) => st,
+            // Sockets and devices are never restored, so they may well be absent.
+            Err(_)
+                if prev
+                    .get(p)
+                    .is_some_and(|e| e.kind.is_unsupported_for_restore()) =>
+            {
+                continue
+            }
+            Err(_) => return Err(mismatch(p, "should exist")),
+        };
+        let is_dir = fsops::file_type(&st) == libc::S_IFDIR;
+        if prev.get(p).map(Entry::is_dir) != Some(is_dir) {
+            return Err(mismatch(p, "has another kind than the previous state says"));
+        }
+        make_writable(pfd, &full(target, &parent))?;
+        fsops::unlink_at(pfd, name_of(p), is_dir).at("remove", &fp)?;
+        touched.insert(parent);
+        report.entries += 1;
+    }
+
+    for (p, e) in &diff.changed {
+        if p.is_root() {
+            let f = File::from(root_fd.try_clone().at("dup", target)?);
+            sync_xattrs(&f, &e.xattrs, target, false)?;
+            touched.insert(root.clone());
+            continue;
+        }
+        let parent = p.parent().unwrap_or_default();
+        let fp = full(target, p);
+        let pfd = cur.dir(&parent)?;
+        let on_disk = match fsops::lstat_at(pfd, name_of(p)) {
+            Ok(st) => Some(fsops::file_type(&st)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(err) => return Err(CheckpointError::io("stat", fp, err)),
+        };
+        let old = prev.get(p);
+        let expected_type = old.map(|o| match o.kind {
+            EntryKind::Dir => Some(libc::S_IFDIR),
+            EntryKind::File { .. } => Some(libc::S_IFREG),
+            EntryKind::Symlink { .. } => Some(libc::S_IFLNK),
+            EntryKind::Fifo => Some(libc::S_IFIFO),
+            // Never restored, so whatever is there (probably nothing) is accepted.
+            _ => on_disk,
+        });
+        match expected_type {
+            Some(expected) if expected != on_disk => {
+                return Err(mismatch(
+                    p,
+                    "does not have the kind the previous state says",
+                ));
+            }
+            None if on_disk.is_some() => {
+                return Err(mismatch(
+                    p,
+                    "exists but the previous state does not have it",
+                ));
+            }
+            _ => {}
+        }
+        let same_type = |t: libc::mode_t| on_disk == Some(t);
+        let in_place = match (old.map(|o| &o.kind), &e.kind) {
+            (Some(EntryKind::Dir), EntryKind::Dir) => same_type(libc::S_IFDIR),
+            (
+                Some(EntryKind::File {
+                    blake3: h1,
+                    hardlink: l1,
+                    ..
+                }),
+                EntryKind::File {
+                    blake3: h2,
+                    hardlink: l2,
+                    ..
+                },
+            ) => h1 == h2 && l1 == l2 && same_type(libc::S_IFREG),
+            (Some(EntryKind::Symlink { target: t1 }), EntryKind::Symlink { target: t2 }) => {
+                t1 == t2 && same_type(libc::S_IFLNK)
+            }
+            (Some(EntryKind::Fifo), EntryKind::Fifo) => same_type(libc::S_IFIFO),
+            _ => false,
+        };
+        if in_place {
+            match &e.kind {
+                EntryKind::Dir => {
+                    let d = File::from(fsops::open_dir_at(pfd, name_of(p)).at("open dir", &fp)?);
+                    sync_xattrs(&d, &e.xattrs, &fp, false)?;
+                    touched.insert(p.clone());
+                }
+                EntryKind::File { .. } => {
+                    let f = fsops::open_nofollow_at(pfd, name_of(p)).at("open", &fp)?;
+                    sync_xattrs(&f, &e.xattrs, &fp, false)?;
+                    fsops::chmod_fd(f.as_fd(), e.mode).at("chmod", &fp)?;
+                    fsops::set_mtime_fd(f.as_fd(), e.mtime).at("set mtime of", &fp)?;
+                }
+                EntryKind::Fifo => {
+                    fsops::chmod_at(pfd, name_of(p), e.mode).at("chmod", &fp)?;
+                    fsops::set_mtime_at(pfd, name_of(p), e.mtime).at("set mtime of", &fp)?;
+                }
+                _ => fsops::set_mtime_at(pfd, name_of(p), e.mtime).at("set mtime of", &fp)?,
+            }
+            report.entries += 1;
+            continue;
+        }
+        make_writable(pfd, &full(target, &parent))?;
+        if let Some(t) = on_disk {
+            let is_dir = t == libc::S_IFDIR;
+            fsops::unlink_at(pfd, name_of(p), is_dir).map_err(|err| {
+                if err.raw_os_error() == Some(libc::ENOTEMPTY) {
+                    mismatch(p, "holds files the previous state does not have")
+                } else {
+                    CheckpointError::io("remove", fp.clone(), err)
+                }
+            })?;
+        }
+        // `cur` may have been invalidated for this path's subtree; the parent stays valid.
+        let pfd = cur.dir(&parent)?;
+        create_entry(blobs, pfd, &mut link_cur, p, e, target, &mut report)?;
+        touched.insert(parent);
+        if e.is_dir() {
+            touched.insert(p.clone());
+        }
+    }
+
+    // Directories deleted by this layer were touched too; they have nothing to finish.
+    let dirs: Vec<(&RelPath, &Entry)> = touched
+        .iter()
+        .filter_map(|p| next.get_key_value(p).filter(|(_, e)| e.is_dir()))
+        .collect();
+    finish_dirs(&mut cur, root_fd.as_fd(), dirs.into_iter(), target)?;
+    Ok(report)
+}
+
+/// Gives the owner write and search permission on a directory we are about to modify
+/// (its recorded mode is set again by `finish_dirs`).
+fn make_writable(fd: BorrowedFd<'_>, path: &Path) -> Result<()> {
+    let st = fsops::fstat(fd).at("stat", path)?;
+    let mode = st.st_mode & 0o7777;
+    if mode & 0o700 != 0o700 {
+        fsops::chmod_fd(fd, (mode | 0o700) as u32).at("chmod", path)?;
+    }
+    Ok(())
+}
+
+/// Restores `next` into a sibling, then swaps it with `target` (root created, deleted or
+/// re-kinded by the layer).
+fn replace_whole(blobs: &BlobStore, next: &RootState, target: &Path) -> Result<RestoreReport> {
+    let (parent, name) = split_target(target)?;
+    let fresh = parent.join(std::ffi::OsStr::from_bytes(&tmp_sibling_name(&name)));
+    let report = restore_root(blobs, next, &fresh)?;
+    let old = parent.join(std::ffi::OsStr::from_bytes(&tmp_sibling_name(&name)));
+    match fs::symlink_metadata(target) {
+        Ok(_) => fs::rename(target, &old).at("rename", target)?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(CheckpointError::io("stat", target, e)),
+    }
+    if report.root_present {
+        fs::rename(&fresh, target).at("rename into", target)?;
+    }
+    if fs::symlink_metadata(&old).is_ok() {
+        remove_tree(&old).at("remove", &old)?;
+    }
+    Ok(report)
+}
+
+/// Removes a tree without following symlinks, first granting the owner access to
+/// read-only directories (restored trees may contain 0555 directories).
+pub fn remove_tree(path: &Path) -> io::Result<()> {
+    let m = match fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if !m.is_dir() {
+        return fs::remove_file(path);
+    }
+    if fs::remove_dir_all(path).is_ok() {
+        return Ok(());
+    }
+    fn open_up(p: &Path) -> io::Result<()> {
+        let m = fs::symlink_metadata(p)?;
+        if m.is_dir() {
+            fs::set_permissions(p, fs::Permissions::from_mode(0o700))?;
+            for e in fs::read_dir(p)? {
+                open_up(&e?.path())?;
+            }
+        }
+        Ok(())
+    }
+    open_up(path)?;
+    fs::remove_dir_all(path)
+}

@@ -1,0 +1,567 @@
+//! Snapshotting: walks the roots, diffs against the previous layer's state, hashes only
+//! files whose stat changed (in parallel), stores new blobs and writes the layer. Owns the
+//! stat cache; does not decide what a layer means (the caller's metadata says that).
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use super::error::{CheckpointError, IoResultExt, Result};
+use super::manifest::{
+    check_root_name, ContentHash, Entry, EntryKind, Layer, LayerMeta, LayerRef, Timestamp, Xattrs,
+};
+use super::path::RelPath;
+use super::state::{check_root_state, diff_root, RootState, State};
+use super::store::CheckpointWriter;
+
+/// The stat fields that, when all unchanged, let a file's previous hash be reused.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct StatKey {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+    mode: u32,
+}
+
+impl StatKey {
+    fn of(m: &fs::Metadata) -> Self {
+        StatKey {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+            mode: m.mode(),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct CacheEntry {
+    key: StatKey,
+    hash: ContentHash,
+    xattrs: Xattrs,
+}
+
+#[derive(Clone, Debug)]
+struct RootSpec {
+    name: String,
+    dir: PathBuf,
+    exclude: Vec<RelPath>,
+}
+
+/// Per-root counts of one snapshot.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+pub struct RootSummary {
+    /// Entries in the new state.
+    pub entries: usize,
+    /// Entries added or changed.
+    pub changed: usize,
+    /// Paths deleted.
+    pub deleted: usize,
+}
+
+/// What one call to [`Snapshotter::snapshot`] did.
+#[derive(Clone, Debug)]
+pub struct LayerSummary {
+    /// What the index now says about the layer.
+    pub layer: LayerRef,
+    /// Counts by root.
+    pub roots: BTreeMap<String, RootSummary>,
+    /// Files read and hashed (their stat changed or they were new).
+    pub files_hashed: u64,
+    /// Bytes read for hashing.
+    pub bytes_hashed: u64,
+    /// Files whose previous hash was reused because their stat was unchanged.
+    pub files_reused: u64,
+}
+
+/// Takes successive snapshots of a fixed set of named roots into one checkpoint.
+#[derive(Debug)]
+pub struct Snapshotter {
+    roots: Vec<RootSpec>,
+    threads: usize,
+    state: State,
+    cache: BTreeMap<String, HashMap<RelPath, CacheEntry>>,
+    layers_recorded: u32,
+}
+
+struct Scanned {
+    path: RelPath,
+    full: PathBuf,
+    meta: fs::Metadata,
+    target: Option<Vec<u8>>,
+    xattrs: Xattrs,
+}
+
+fn read_xattrs(path: &Path) -> Result<Xattrs> {
+    let mut out = BTreeMap::new();
+    let names = match xattr::list(path) {
+        Ok(n) => n,
+        Err(e) if e.raw_os_error() == Some(libc::ENOTSUP) => return Ok(out),
+        Err(e) => return Err(CheckpointError::io("list xattrs of", path, e)),
+    };
+    for name in names {
+        let bytes = name.as_bytes();
+        if !bytes.starts_with(b"user.") {
+            continue;
+        }
+        match xattr::get(path, &name) {
+            Ok(Some(v)) => {
+                out.insert(bytes.to_vec(), v);
+            }
+            Ok(None) => {}
+            Err(e) => return Err(CheckpointError::io("read xattr of", path, e)),
+        }
+    }
+    Ok(out)
+}
+
+fn walk(spec: &RootSpec) -> Result<Vec<Scanned>> {
+    let mut out = Vec::new();
+    let meta = match fs::symlink_metadata(&spec.dir) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(CheckpointError::io("stat", &spec.dir, e)),
+    };
+    let mut stack = Vec::new();
+    let root = scan_one(RelPath::root(), spec.dir.clone(), meta)?;
+    if root.meta.is_dir() {
+        stack.push((RelPath::root(), spec.dir.clone()));
+    }
+    out.push(root);
+    while let Some((rel, full)) = stack.pop() {
+        for de in fs::read_dir(&full).at("read dir", &full)? {
+            let de = de.at("read dir", &full)?;
+            let name = de.file_name();
+            let child = rel.join(name.as_bytes())?;
+            if spec.exclude.iter().any(|ex| child.starts_with(ex)) {
+                continue;
+            }
+            let child_full = de.path();
+            let m = fs::symlink_metadata(&child_full).at("stat", &child_full)?;
+            let s = scan_one(child, child_full, m)?;
+            if s.meta.is_dir() {
+                stack.push((s.path.clone(), s.full.clone()));
+            }
+            out.push(s);
+        }
+    }
+    Ok(out)
+}
+
+fn scan_one(path: RelPath, full: PathBuf, meta: fs::Metadata) -> Result<Scanned> {
+    let ft = meta.file_type();
+    let target = if ft.is_symlink() {
+        Some(
+            fs::read_link(&full)
+                .at("read link", &full)?
+                .as_os_str()
+                .as_bytes()
+                .to_vec(),
+        )
+    } else {
+        None
+    };
+    // File xattrs are read later, only for files whose stat changed.
+    let xattrs = if ft.is_dir() {
+        read_xattrs(&full)?
+    } else {
+        BTreeMap::new()
+    };
+    Ok(Scanned {
+        path,
+        full,
+        meta,
+        target,
+        xattrs,
+    })
+}
+
+/// Runs `f` over `items` on up to `threads` threads; stops early on the first error.
+fn run_parallel<T: Sync, R: Send>(
+    items: &[T],
+    threads: usize,
+    f: impl Fn(&T) -> Result<R> + Sync,
+) -> Result<Vec<R>> {
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let threads = threads.clamp(1, items.len().max(1));
+    let parts: Vec<Result<Vec<(usize, R)>>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        if failed.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(item) = items.get(i) else { break };
+                        match f(item) {
+                            Ok(r) => done.push((i, r)),
+                            Err(e) => {
+                                failed.store(true, Ordering::Relaxed);
+                                return Err(e);
+                            }
+                        }
+                    }
+                    Ok(done)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or(Err(CheckpointError::WorkerPanicked)))
+            .collect()
+    });
+    let mut all = Vec::with_capacity(items.len());
+    for p in parts {
+        all.extend(p?);
+    }
+    all.sort_by_key(|(i, _)| *i);
+    Ok(all.into_iter().map(|(_, r)| r).collect())
+}
+
+fn timestamp(sec: i64, nsec: i64) -> Timestamp {
+    Timestamp {
+        sec,
+        nsec: nsec as u32,
+    }
+}
+
+impl Snapshotter {
+    /// A snapshotter for named roots (`("build", build_dir)`, `("out", $out)`, ...). Roots
+    /// that do not exist yet are recorded as absent until they appear.
+    pub fn new(roots: Vec<(String, PathBuf)>) -> Result<Self> {
+        let mut specs: Vec<RootSpec> = Vec::new();
+        for (name, dir) in roots {
+            check_root_name(&name)?;
+            if specs.iter().any(|s| s.name == name) {
+                return Err(CheckpointError::InvalidRootName {
+                    root: name,
+                    reason: "root named twice",
+                });
+            }
+            specs.push(RootSpec {
+                name,
+                dir,
+                exclude: Vec::new(),
+            });
+        }
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Ok(Snapshotter {
+            roots: specs,
+            threads,
+            state: State::default(),
+            cache: BTreeMap::new(),
+            layers_recorded: 0,
+        })
+    }
+
+    /// Leaves `path` (and everything below it) of `root` out of every snapshot.
+    pub fn exclude(&mut self, root: &str, path: RelPath) -> Result<()> {
+        if path.is_root() {
+            return Err(CheckpointError::InvalidPath {
+                path: String::new(),
+                reason: "cannot exclude a whole root",
+            });
+        }
+        let spec = self
+            .roots
+            .iter_mut()
+            .find(|s| s.name == root)
+            .ok_or_else(|| CheckpointError::NoSuchRoot {
+                root: root.to_owned(),
+            })?;
+        spec.exclude.push(path);
+        Ok(())
+    }
+
+    /// Sets the number of hashing threads (at least 1).
+    pub fn set_threads(&mut self, threads: usize) {
+        self.threads = threads.max(1);
+    }
+
+    /// The state recorded by the last snapshot (or adopted).
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// Continues from a state that was just restored onto disk from layers already copied
+    /// into the writer (see `CheckpointWriter::import_layer`): the next snapshot diffs
+    /// against `state`, and files whose size, mode and mtime on disk match their entry are
+    /// trusted to have the entry's content, so they are not rehashed.
+    pub fn adopt(&mut self, state: State, layers_recorded: u32) -> Result<()> {
+        self.cache.clear();
+        for spec in &self.roots {
+            let mut cache = HashMap::new();
+            for (path, e) in state.root(&spec.name) {
+                let EntryKind::File { size, blake3, .. } = &e.kind else {
+                    continue;
+                };
+                let full = if path.is_root() {
+                    spec.dir.clone()
+                } else {
+                    spec.dir.join(path.as_path())
+                };
+                let Ok(m) = fs::symlink_metadata(&full) else {
+                    continue;
+                };
+                if m.file_type().is_file()
+                    && m.size() == *size
+                    && m.mode() & 0o7777 == e.mode
+                    && timestamp(m.mtime(), m.mtime_nsec()) == e.mtime
+                {
+                    cache.insert(
+                        path.clone(),
+                        CacheEntry {
+                            key: StatKey::of(&m),
+                            hash: *blake3,
+                            xattrs: e.xattrs.clone(),
+                        },
+                    );
+                }
+            }
+            self.cache.insert(spec.name.clone(), cache);
+        }
+        self.state = state;
+        self.layers_recorded = layers_recorded;
+        Ok(())
+    }
+
+    /// Records the current content of every root as the next layer of `writer`: the diff
+    /// against the previous snapshot, with new contents stored as blobs.
+    pub fn snapshot(
+        &mut self,
+        writer: &mut CheckpointWriter,
+        meta: LayerMeta,
+    ) -> Result<LayerSummary> {
+        if writer.layer_count() != self.layers_recorded {
+            return Err(CheckpointError::OutOfSync {
+                snapshotter: self.layers_recorded,
+                writer: writer.layer_count(),
+            });
+        }
+        writer.add_roots(self.roots.iter().map(|s| s.name.clone()))?;
+        let index = writer.layer_count();
+        let mut new_state = State::default();
+        let mut new_cache = BTreeMap::new();
+        let mut diffs = BTreeMap::new();
+        let mut summaries = BTreeMap::new();
+        let (mut files_hashed, mut bytes_hashed, mut files_reused) = (0, 0, 0);
+        for spec in &self.roots {
+            let scanned = walk(spec)?;
+            let old_cache = self.cache.remove(&spec.name).unwrap_or_default();
+            let mut cache = HashMap::new();
+            // Files to (re)hash, one job per inode.
+            let mut jobs: Vec<usize> = Vec::new();
+            let mut job_of_inode: HashMap<(u64, u64), usize> = HashMap::new();
+            let mut file_hash: Vec<Option<(ContentHash, Xattrs)>> =
+                Vec::with_capacity(scanned.len());
+            let mut pending: Vec<Option<usize>> = vec![None; scanned.len()];
+            for (i, s) in scanned.iter().enumerate() {
+                file_hash.push(None);
+                if !s.meta.file_type().is_file() {
+                    continue;
+                }
+                let key = StatKey::of(&s.meta);
+                match old_cache.get(&s.path) {
+                    Some(c) if c.key == key && writer.blobs().contains(&c.hash) => {
+                        file_hash[i] = Some((c.hash, c.xattrs.clone()));
+                        files_reused += 1;
+                    }
+                    _ => {
+                        let job = *job_of_inode.entry((key.dev, key.ino)).or_insert_with(|| {
+                            jobs.push(i);
+                            jobs.len() - 1
+                        });
+                        pending[i] = Some(job);
+                    }
+                }
+            }
+            let blobs = writer.blobs();
+            let results = run_parallel(&jobs, self.threads, |&i| {
+                let s = &scanned[i];
+                let put = blobs.put_file(&s.full)?;
+                if StatKey::of(&put.metadata) != StatKey::of(&s.meta) {
+                    return Err(CheckpointError::ChangedDuringSnapshot {
+                        path: s.full.clone(),
+                    });
+                }
+                Ok((put.hash, read_xattrs(&s.full)?))
+            })?;
+            for &i in &jobs {
+                files_hashed += 1;
+                bytes_hashed += scanned[i].meta.size();
+            }
+            for (i, job) in pending.iter().enumerate() {
+                if let Some(j) = job {
+                    file_hash[i] = Some(results[*j].clone());
+                }
+            }
+
+            // Hardlink groups: inodes with several paths inside this root.
+            let mut groups: HashMap<(u64, u64), RelPath> = HashMap::new();
+            let mut group_count: HashMap<(u64, u64), usize> = HashMap::new();
+            for s in &scanned {
+                if s.meta.file_type().is_file() && s.meta.nlink() > 1 {
+                    let k = (s.meta.dev(), s.meta.ino());
+                    *group_count.entry(k).or_default() += 1;
+                    let g = groups.entry(k).or_insert_with(|| s.path.clone());
+                    if s.path < *g {
+                        *g = s.path.clone();
+                    }
+                }
+            }
+
+            let mut root_state = RootState::new();
+            for (i, s) in scanned.into_iter().enumerate() {
+                let m = &s.meta;
+                let ft = m.file_type();
+                let mut xattrs = s.xattrs;
+                let kind = if ft.is_dir() {
+                    EntryKind::Dir
+                } else if ft.is_file() {
+                    let (hash, xa) = file_hash[i].take().ok_or_else(|| {
+                        CheckpointError::ChangedDuringSnapshot {
+                            path: s.full.clone(),
+                        }
+                    })?;
+                    xattrs = xa.clone();
+                    cache.insert(
+                        s.path.clone(),
+                        CacheEntry {
+                            key: StatKey::of(m),
+                            hash,
+                            xattrs: xa,
+                        },
+                    );
+                    let k = (m.dev(), m.ino());
+                    let hardlink = if group_count.get(&k).copied().unwrap_or(0) > 1 {
+                        groups.get(&k).cloned()
+                    } else {
+                        None
+                    };
+                    EntryKind::File {
+                        size: m.size(),
+                        blake3: hash,
+                        hardlink,
+                    }
+                } else if ft.is_symlink() {
+                    EntryKind::Symlink {
+                        target: s.target.unwrap_or_default(),
+                    }
+                } else if ft.is_fifo() {
+                    EntryKind::Fifo
+                } else if ft.is_socket() {
+                    EntryKind::Socket
+                } else if ft.is_char_device() {
+                    EntryKind::CharDevice { rdev: m.rdev() }
+                } else {
+                    EntryKind::BlockDevice { rdev: m.rdev() }
+                };
+                root_state.insert(
+                    s.path,
+                    Entry {
+                        kind,
+                        mode: m.mode() & 0o7777,
+                        mtime: timestamp(m.mtime(), m.mtime_nsec()),
+                        xattrs,
+                    },
+                );
+            }
+            check_root_state(&root_state).map_err(|(path, problem)| CheckpointError::Manifest {
+                layer: index,
+                root: spec.name.clone(),
+                path: path.escaped(),
+                problem,
+            })?;
+            let diff = diff_root(self.state.root(&spec.name), &root_state);
+            summaries.insert(
+                spec.name.clone(),
+                RootSummary {
+                    entries: root_state.len(),
+                    changed: diff.changed.len(),
+                    deleted: diff.deleted.len(),
+                },
+            );
+            if !diff.is_empty() {
+                diffs.insert(spec.name.clone(), diff);
+            }
+            new_state.roots.insert(spec.name.clone(), root_state);
+            new_cache.insert(spec.name.clone(), cache);
+        }
+        let layer = Layer {
+            index,
+            meta,
+            roots: diffs,
+        };
+        let layer_ref = writer.write_layer(&layer)?;
+        self.state = new_state;
+        self.cache = new_cache;
+        self.layers_recorded = index + 1;
+        Ok(LayerSummary {
+            layer: layer_ref,
+            roots: summaries,
+            files_hashed,
+            bytes_hashed,
+            files_reused,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::testutil::TempDir;
+
+    #[test]
+    fn unchanged_stat_is_not_rehashed_and_diffs_are_minimal() {
+        let t = TempDir::new("snap");
+        let root = t.path().join("b");
+        fs::create_dir_all(root.join("d")).unwrap();
+        fs::write(root.join("d/a"), b"a").unwrap();
+        fs::write(root.join("b"), b"b").unwrap();
+        fs::create_dir_all(root.join("skip/me")).unwrap();
+        let mut w = CheckpointWriter::create(&t.path().join("ck")).unwrap();
+        let mut s = Snapshotter::new(vec![
+            ("build".into(), root.clone()),
+            ("out".into(), t.path().join("out")),
+        ])
+        .unwrap();
+        s.exclude("build", RelPath::new("skip").unwrap()).unwrap();
+        let l0 = s.snapshot(&mut w, LayerMeta::default()).unwrap();
+        assert_eq!(l0.files_hashed, 2);
+        assert_eq!(l0.roots["build"].entries, 4);
+        assert_eq!(l0.roots["out"].entries, 0);
+
+        let l1 = s.snapshot(&mut w, LayerMeta::default()).unwrap();
+        assert_eq!((l1.files_hashed, l1.files_reused), (0, 2));
+        assert_eq!(l1.roots["build"].changed, 0);
+        assert_eq!(l1.layer.blobs_added, 0);
+
+        fs::write(root.join("b"), b"B").unwrap();
+        fs::remove_file(root.join("d/a")).unwrap();
+        fs::create_dir(t.path().join("out")).unwrap();
+        let l2 = s.snapshot(&mut w, LayerMeta::default()).unwrap();
+        assert_eq!(l2.files_hashed, 1);
+        assert_eq!(l2.roots["build"].deleted, 1);
+        // b changed, d's mtime changed, and the root's mtime may have.
+        assert!(l2.roots["build"].changed >= 2);
+        assert_eq!(l2.roots["out"].changed, 1);
+
+        let mut other = CheckpointWriter::create(&t.path().join("ck2")).unwrap();
+        assert!(matches!(
+            s.snapshot(&mut other, LayerMeta::default()),
+            Err(CheckpointError::OutOfSync { .. })
+        ));
+        w.finish().unwrap();
+    }
+}

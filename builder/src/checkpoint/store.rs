@@ -1,0 +1,433 @@
+//! A checkpoint directory (`index.json`, `layers/`, `blobs/`): writing it layer by layer,
+//! opening and verifying it, folding states and restoring from it.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::blobs::{BlobStore, BlobWriter};
+use super::error::{CheckpointError, IoResultExt, Result};
+use super::manifest::{layer_file_name, ContentHash, Index, Layer, LayerRef, FORMAT_VERSION};
+use super::restore::{apply_diff, restore_root, RestoreReport};
+use super::state::{RootState, State};
+
+const INDEX: &str = "index.json";
+const LAYERS: &str = "layers";
+const BLOBS: &str = "blobs";
+const TMP: &str = "tmp";
+
+fn write_atomic(dir: &Path, rel: &str, bytes: &[u8]) -> Result<()> {
+    let dest = dir.join(rel);
+    let tmp = dir
+        .join(TMP)
+        .join(format!("{}.{}", rel.replace('/', "_"), std::process::id()));
+    fs::write(&tmp, bytes).at("write", &tmp)?;
+    fs::rename(&tmp, &dest).at("rename into", &dest)
+}
+
+/// Writes a checkpoint directory one layer at a time. `index.json` is rewritten after every
+/// layer, so the directory is a valid checkpoint of the layers so far at all times (only a
+/// `tmp/` directory is left until [`CheckpointWriter::finish`]).
+#[derive(Debug)]
+pub struct CheckpointWriter {
+    dir: PathBuf,
+    blobs: BlobWriter,
+    index: Index,
+}
+
+impl CheckpointWriter {
+    /// Starts a new checkpoint in `dir`, which must not exist or be empty.
+    pub fn create(dir: &Path) -> Result<Self> {
+        match fs::read_dir(dir) {
+            Ok(mut rd) => {
+                if rd.next().is_some() {
+                    return Err(CheckpointError::TargetNotUsable {
+                        path: dir.to_owned(),
+                        problem: "is not empty",
+                    });
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir_all(dir).at("create dir", dir)?;
+            }
+            Err(e) => return Err(CheckpointError::io("read dir", dir, e)),
+        }
+        fs::create_dir(dir.join(LAYERS)).at("create dir", &dir.join(LAYERS))?;
+        let blobs = BlobWriter::open(&dir.join(BLOBS), &dir.join(TMP))?;
+        let w = CheckpointWriter {
+            dir: dir.to_owned(),
+            blobs,
+            index: Index {
+                format_version: FORMAT_VERSION,
+                meta: serde_json::Value::Null,
+                roots: Vec::new(),
+                layers: Vec::new(),
+            },
+        };
+        w.write_index()?;
+        Ok(w)
+    }
+
+    fn write_index(&self) -> Result<()> {
+        write_atomic(&self.dir, INDEX, &self.index.to_bytes())
+    }
+
+    /// The checkpoint directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The blob store being written.
+    pub fn blobs(&self) -> &BlobWriter {
+        &self.blobs
+    }
+
+    /// Layers written so far.
+    pub fn layer_count(&self) -> u32 {
+        self.index.layers.len() as u32
+    }
+
+    /// Sets the checkpoint-wide metadata (system, derivation, builder version, ...).
+    pub fn set_meta(&mut self, meta: serde_json::Value) -> Result<()> {
+        self.index.meta = meta;
+        self.write_index()
+    }
+
+    /// Declares root names (kept sorted and unique in the index).
+    pub fn add_roots(&mut self, roots: impl IntoIterator<Item = String>) -> Result<()> {
+        let mut set: BTreeSet<String> = self.index.roots.iter().cloned().collect();
+        for r in roots {
+            super::manifest::check_root_name(&r)?;
+            set.insert(r);
+        }
+        let roots: Vec<String> = set.into_iter().collect();
+        if roots != self.index.roots {
+            self.index.roots = roots;
+            self.write_index()?;
+        }
+        Ok(())
+    }
+
+    /// Stores an attachment (e.g. the shell state) and returns its hash, to be named in
+    /// the next layer's `LayerMeta::attachments`.
+    pub fn put_blob(&self, data: &[u8]) -> Result<ContentHash> {
+        self.blobs.put_bytes(data)
+    }
+
+    /// Writes `layer` as the next layer. Its index must equal [`Self::layer_count`], its
+    /// roots must have been declared, and every blob it references must already be stored.
+    pub fn write_layer(&mut self, layer: &Layer) -> Result<LayerRef> {
+        let file = self
+            .dir
+            .join(layer_file_name(layer.index, &layer.meta.name));
+        let problem = |p: String| CheckpointError::Index {
+            file: file.clone(),
+            problem: p,
+        };
+        if layer.index != self.layer_count() {
+            return Err(problem(format!(
+                "layer index {} but {} layers exist",
+                layer.index,
+                self.layer_count()
+            )));
+        }
+        layer.validate()?;
+        for root in layer.roots.keys() {
+            if self.index.roots.binary_search(root).is_err() {
+                return Err(CheckpointError::NoSuchRoot { root: root.clone() });
+            }
+        }
+        let blobs = layer
+            .roots
+            .values()
+            .flat_map(|d| d.changed.iter().filter_map(|(_, e)| e.blob()))
+            .chain(layer.meta.attachments.values().copied());
+        for h in blobs {
+            if !self.blobs.contains(&h) {
+                return Err(CheckpointError::BlobMissing {
+                    hash: h.to_hex(),
+                    dir: self.blobs.store().dir().to_owned(),
+                });
+            }
+        }
+        let bytes = layer.to_bytes();
+        write_atomic(
+            &self.dir,
+            &layer_file_name(layer.index, &layer.meta.name),
+            &bytes,
+        )?;
+        let stats = self.blobs.take_stats();
+        let r = LayerRef {
+            index: layer.index,
+            name: layer.meta.name.clone(),
+            blake3: ContentHash::of(&bytes),
+            blobs_added: stats.blobs,
+            blob_bytes_added: stats.bytes,
+        };
+        self.index.layers.push(r.clone());
+        self.write_index()?;
+        Ok(r)
+    }
+
+    /// Copies layer `index` of another checkpoint, with the blobs it references (verified,
+    /// byte for byte), as this checkpoint's next layer. Copy layers 0..=n in order to
+    /// continue a build from a restored state without referencing the old checkpoint.
+    pub fn import_layer(&mut self, from: &Checkpoint, index: u32) -> Result<LayerRef> {
+        let layer = from.layer(index)?;
+        self.add_roots(from.roots().iter().cloned())?;
+        let blobs = layer
+            .roots
+            .values()
+            .flat_map(|d| d.changed.iter().filter_map(|(_, e)| e.blob()))
+            .chain(layer.meta.attachments.values().copied());
+        for h in blobs {
+            self.blobs.import(from.blobs(), &h)?;
+        }
+        self.write_layer(layer)
+    }
+
+    /// Removes the temporary directory and returns the checkpoint directory.
+    pub fn finish(self) -> Result<PathBuf> {
+        self.write_index()?;
+        let tmp = self.dir.join(TMP);
+        fs::remove_dir_all(&tmp).at("remove", &tmp)?;
+        Ok(self.dir)
+    }
+}
+
+/// What [`Checkpoint::verify`] checked.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+pub struct VerifyReport {
+    /// Layers folded.
+    pub layers: u32,
+    /// Referenced blobs whose content was rehashed.
+    pub blobs_verified: u64,
+    /// Uncompressed bytes rehashed.
+    pub bytes_verified: u64,
+    /// Blob files no layer references (allowed, but wasted space).
+    pub unreferenced_blobs: u64,
+}
+
+/// A checkpoint opened for reading. Opening parses the index and every layer and checks
+/// format versions, layer file hashes and per-layer rules; [`Checkpoint::verify`] checks
+/// everything else.
+#[derive(Debug)]
+pub struct Checkpoint {
+    dir: PathBuf,
+    index: Index,
+    layers: Vec<Layer>,
+    blobs: BlobStore,
+}
+
+impl Checkpoint {
+    /// Opens the checkpoint in `dir`.
+    pub fn open(dir: &Path) -> Result<Self> {
+        let index_path = dir.join(INDEX);
+        let bytes = fs::read(&index_path).at("read", &index_path)?;
+        let index = Index::from_bytes(&bytes, &index_path)?;
+        let mut layers = Vec::with_capacity(index.layers.len());
+        for r in &index.layers {
+            let file = dir.join(layer_file_name(r.index, &r.name));
+            let meta = fs::symlink_metadata(&file).at("stat", &file)?;
+            if !meta.file_type().is_file() {
+                return Err(CheckpointError::UnexpectedFile {
+                    path: file,
+                    problem: "a layer must be a regular file",
+                });
+            }
+            let bytes = fs::read(&file).at("read", &file)?;
+            if ContentHash::of(&bytes) != r.blake3 {
+                return Err(CheckpointError::Index {
+                    file,
+                    problem: "layer file does not match the hash in index.json".into(),
+                });
+            }
+            let layer = Layer::from_bytes(&bytes, &file)?;
+            if layer.index != r.index || layer.meta.name != r.name {
+                return Err(CheckpointError::Index {
+                    file,
+                    problem: "layer index or name differs from index.json".into(),
+                });
+            }
+            for root in layer.roots.keys() {
+                if index.roots.binary_search(root).is_err() {
+                    return Err(CheckpointError::Index {
+                        file,
+                        problem: format!("root {root:?} is not declared in index.json"),
+                    });
+                }
+            }
+            layers.push(layer);
+        }
+        Ok(Checkpoint {
+            dir: dir.to_owned(),
+            index,
+            layers,
+            blobs: BlobStore::new(dir.join(BLOBS)),
+        })
+    }
+
+    /// The checkpoint directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The parsed index.
+    pub fn index(&self) -> &Index {
+        &self.index
+    }
+
+    /// Checkpoint-wide metadata.
+    pub fn meta(&self) -> &serde_json::Value {
+        &self.index.meta
+    }
+
+    /// Root names.
+    pub fn roots(&self) -> &[String] {
+        &self.index.roots
+    }
+
+    /// All layers in order.
+    pub fn layers(&self) -> &[Layer] {
+        &self.layers
+    }
+
+    /// One layer.
+    pub fn layer(&self, index: u32) -> Result<&Layer> {
+        self.layers
+            .get(index as usize)
+            .ok_or(CheckpointError::NoSuchLayer {
+                index,
+                count: self.layers.len() as u32,
+            })
+    }
+
+    /// The blob store (reads are verified).
+    pub fn blobs(&self) -> &BlobStore {
+        &self.blobs
+    }
+
+    /// Reads and verifies a blob, e.g. a layer attachment.
+    pub fn read_blob(&self, hash: &ContentHash) -> Result<Vec<u8>> {
+        self.blobs.read(hash)
+    }
+
+    /// The state of every root after layer `index`, checking whole-state rules on the way.
+    pub fn state_after(&self, index: u32) -> Result<State> {
+        self.layer(index)?;
+        let mut st = State::default();
+        for l in &self.layers[..=index as usize] {
+            st.apply(l)?;
+        }
+        for r in &self.index.roots {
+            st.roots.entry(r.clone()).or_default();
+        }
+        Ok(st)
+    }
+
+    /// Checks everything: directory layout (only `index.json`, the indexed layer files and
+    /// well-named blob files; nothing but regular files and directories), every layer's
+    /// rules and the states they fold to, and the hash of every referenced blob.
+    pub fn verify(&self) -> Result<VerifyReport> {
+        let expected_layers: BTreeSet<String> = self
+            .index
+            .layers
+            .iter()
+            .map(|r| layer_file_name(r.index, &r.name))
+            .collect();
+        for e in fs::read_dir(&self.dir).at("read dir", &self.dir)? {
+            let e = e.at("read dir", &self.dir)?;
+            let name = e.file_name();
+            let ft = e.file_type().at("stat", &e.path())?;
+            let ok = match name.to_str() {
+                Some(INDEX) => ft.is_file(),
+                Some(LAYERS) | Some(BLOBS) => ft.is_dir(),
+                _ => false,
+            };
+            if !ok {
+                return Err(CheckpointError::UnexpectedFile {
+                    path: e.path(),
+                    problem: "only index.json, layers/ and blobs/ belong in a checkpoint",
+                });
+            }
+        }
+        let layers_dir = self.dir.join(LAYERS);
+        for e in fs::read_dir(&layers_dir).at("read dir", &layers_dir)? {
+            let e = e.at("read dir", &layers_dir)?;
+            let rel = format!("{LAYERS}/{}", e.file_name().to_string_lossy());
+            if !expected_layers.contains(&rel) {
+                return Err(CheckpointError::UnexpectedFile {
+                    path: e.path(),
+                    problem: "layer file not listed in index.json",
+                });
+            }
+        }
+        let listed = self.blobs.list()?;
+        let mut st = State::default();
+        let mut referenced = BTreeSet::new();
+        for l in &self.layers {
+            st.apply(l)?;
+            for d in l.roots.values() {
+                referenced.extend(d.changed.iter().filter_map(|(_, e)| e.blob()));
+            }
+            referenced.extend(l.meta.attachments.values().copied());
+        }
+        let mut report = VerifyReport {
+            layers: self.layers.len() as u32,
+            ..VerifyReport::default()
+        };
+        for h in &referenced {
+            report.bytes_verified += self.blobs.verify(h)?;
+            report.blobs_verified += 1;
+        }
+        report.unreferenced_blobs = listed
+            .iter()
+            .filter(|(h, _)| !referenced.contains(h))
+            .count() as u64;
+        Ok(report)
+    }
+
+    fn root_known(&self, root: &str) -> Result<()> {
+        if self.index.roots.iter().any(|r| r == root) {
+            Ok(())
+        } else {
+            Err(CheckpointError::NoSuchRoot {
+                root: root.to_owned(),
+            })
+        }
+    }
+
+    /// Materialises root `root` as it was after layer `index` at `target` (which must not
+    /// exist or be an empty directory); see [`restore_root`].
+    pub fn restore(&self, index: u32, root: &str, target: &Path) -> Result<RestoreReport> {
+        self.root_known(root)?;
+        let st = self.state_after(index)?;
+        restore_root(&self.blobs, st.root(root), target)
+    }
+
+    /// Like [`Checkpoint::restore`] from a state already folded with
+    /// [`Checkpoint::state_after`] (restoring several roots folds once).
+    pub fn restore_state(&self, state: &RootState, target: &Path) -> Result<RestoreReport> {
+        restore_root(&self.blobs, state, target)
+    }
+
+    /// Turns `target`, a tree in the state of `root` after layer `index - 1` (or absent for
+    /// layer 0), into the state after layer `index`; see [`apply_diff`].
+    pub fn apply_layer(&self, index: u32, root: &str, target: &Path) -> Result<RestoreReport> {
+        self.root_known(root)?;
+        let next = self.state_after(index)?;
+        let prev = if index == 0 {
+            State::default()
+        } else {
+            self.state_after(index - 1)?
+        };
+        let Some(diff) = self.layer(index)?.roots.get(root) else {
+            return Ok(RestoreReport {
+                root_present: !next.root(root).is_empty(),
+                ..RestoreReport::default()
+            });
+        };
+        apply_diff(&self.blobs, prev.root(root), next.root(root), diff, target)
+    }
+}
