@@ -11,9 +11,12 @@
 
 pub mod capture;
 pub mod checkpoint;
+pub mod cli;
 pub mod environment;
 pub mod exit_codes;
 pub mod invocation;
+pub mod keys;
 pub mod memfile;
+pub mod recording;
 pub mod runner;
 pub mod shell;

@@ -3,6 +3,7 @@
 use checkpoint_builder::environment::BuildEnvironment;
 use checkpoint_builder::exit_codes;
 use checkpoint_builder::invocation::{classify, stock_positional, Invocation};
+use checkpoint_builder::recording::{declared_outputs, Recorder, CHECKPOINT_OUTPUT};
 use checkpoint_builder::runner::{format_report, run_build, BuildOptions};
 use std::os::unix::process::CommandExt;
 
@@ -27,6 +28,7 @@ fn main() {
             exit_codes::SUCCESS
         }
         Some("build") => build(&args[1..]),
+        Some("inspect" | "verify" | "restore" | "shell") => command(&args),
         _ => build(&args),
     };
     std::process::exit(code);
@@ -41,9 +43,64 @@ As a derivation's builder (Nix runs it):
 Any other args (a custom builder script) are handed to bash unchanged.
 
 Commands:
-  build [ARGS...]    run the build in the current environment (what Nix does)
-  --version          print the version
+  build [ARGS...]                          run the build in the current environment (what Nix does)
+  inspect CHECKPOINT [--json]              layers, phases, durations, sizes, keys
+  verify CHECKPOINT [--json]               recheck every hash and the manifest's invariants
+  restore CHECKPOINT --after PHASE DIR     restore each root (build, out, ...) into DIR/<root>
+  shell CHECKPOINT --after PHASE [--keep DIR]
+                                           restore into a temporary directory and open an
+                                           interactive bash with the state after PHASE
+  --version                                print the version
+
+Exit codes: 0 success; 2 bad invocation or input; 65 checkpoint unusable; 70 builder error;
+during a build, the status of the step that ended it.
 ";
+
+/// Parses `inspect|verify|restore|shell` arguments and runs the command.
+fn command(args: &[String]) -> i32 {
+    use checkpoint_builder::cli;
+    let mut positional = Vec::new();
+    let mut json = false;
+    let mut after = None;
+    let mut keep = None;
+    let mut it = args[1..].iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--json" => json = true,
+            "--after" => after = it.next().cloned(),
+            "--keep" => keep = it.next().map(std::path::PathBuf::from),
+            other if other.starts_with("--") => {
+                eprintln!("checkpoint-builder: unknown option {other}\n\n{HELP}");
+                return exit_codes::BUILDER_INPUT;
+            }
+            other => positional.push(std::path::PathBuf::from(other)),
+        }
+    }
+    let usage = |msg: &str| {
+        eprintln!("checkpoint-builder {}: {msg}", args[0]);
+        exit_codes::BUILDER_INPUT
+    };
+    let result = match (args[0].as_str(), positional.as_slice(), after.as_deref()) {
+        ("inspect", [ck], None) => cli::inspect(ck, json).map(|_| 0),
+        ("verify", [ck], None) => cli::verify(ck, json).map(|_| 0),
+        ("restore", [ck, dir], Some(phase)) => cli::restore(ck, phase, dir).map(|_| 0),
+        ("shell", [ck], Some(phase)) => cli::shell(ck, phase, keep.as_deref()),
+        ("restore", _, _) => return usage("usage: restore CHECKPOINT --after PHASE DIR"),
+        ("shell", _, _) => return usage("usage: shell CHECKPOINT --after PHASE [--keep DIR]"),
+        _ => return usage("expects exactly one CHECKPOINT"),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            report_error(&format!("{} failed", args[0]), &e);
+            if e.is_checkpoint_fault() {
+                exit_codes::CHECKPOINT_UNUSABLE
+            } else {
+                exit_codes::BUILDER_INPUT
+            }
+        }
+    }
+}
 
 fn report_error(headline: &str, err: &dyn std::error::Error) {
     eprintln!("checkpoint-builder: error: {headline}: {err}");
@@ -86,12 +143,62 @@ fn build(args: &[String]) -> i32 {
             return exit_codes::BUILDER_INTERNAL;
         }
     };
-    let options = BuildOptions { arg0, arg1, helper };
-    match run_build(&env, &options) {
+    let outputs = declared_outputs(&env);
+    let checkpoint_dir = outputs
+        .iter()
+        .find(|(name, _)| name == CHECKPOINT_OUTPUT)
+        .map(|(_, path)| path.clone());
+    let mut recorder = match &checkpoint_dir {
+        None => None,
+        Some(dir) => {
+            let others: Vec<_> = outputs
+                .iter()
+                .filter(|(name, _)| name != CHECKPOINT_OUTPUT)
+                .cloned()
+                .collect();
+            let meta = serde_json::json!({
+                "builder": format!("checkpoint-builder {}", env!("CARGO_PKG_VERSION")),
+                "name": env.attribute("name"),
+                "system": env.attribute("system"),
+                "outputs": others.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
+            });
+            let strict = env
+                .attribute("checkpointStrict")
+                .is_some_and(|v| !v.is_empty());
+            match Recorder::start(dir, &env.build_top, &others, meta, strict) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    report_error("cannot create the checkpoint output", &e);
+                    return exit_codes::BUILDER_INTERNAL;
+                }
+            }
+        }
+    };
+    let options = BuildOptions {
+        arg0,
+        arg1,
+        helper,
+        hidden_output: checkpoint_dir
+            .as_ref()
+            .map(|_| CHECKPOINT_OUTPUT.to_owned()),
+    };
+    match run_build(&env, &options, recorder.as_mut()) {
         Ok(outcome) => {
             eprint!("{}", format_report(&outcome.steps));
             if let Some(why) = &outcome.ended_by {
                 eprintln!("checkpoint-builder: {why}");
+            }
+            if let Some(rec) = recorder {
+                if outcome.status == 0 {
+                    eprintln!(
+                        "checkpoint-builder: snapshots took {:.3}s in all",
+                        rec.snapshot_time.as_secs_f64()
+                    );
+                    if let Err(e) = rec.finish() {
+                        report_error("cannot finish the checkpoint output", &e);
+                        return exit_codes::BUILDER_INTERNAL;
+                    }
+                }
             }
             outcome.status
         }

@@ -7,6 +7,7 @@
 
 use crate::environment::BuildEnvironment;
 use crate::memfile::MemFile;
+use crate::recording::Recorder;
 use crate::shell::driver::{self, Channel};
 use crate::shell::restore::{restore_script, restore_tail};
 use crate::shell::state::{parse_state, DumpError, DumpSections, ShellState};
@@ -41,6 +42,12 @@ pub enum RunError {
         step: String,
         #[source]
         source: DumpError,
+    },
+    #[error("cannot record the layer after `{step}` in the checkpoint")]
+    Checkpoint {
+        step: String,
+        #[source]
+        source: crate::checkpoint::CheckpointError,
     },
 }
 
@@ -81,6 +88,10 @@ pub struct BuildOptions {
     pub arg1: Option<PathBuf>,
     /// The builder binary, run by each step to capture process facts.
     pub helper: PathBuf,
+    /// An output the stdenv must not see (the `checkpoint` output the builder writes itself):
+    /// stock builds of the same package have no such output, and `outputs` decides, e.g.,
+    /// whether multiple-outputs.sh adds `--bindir`-style flags.
+    pub hidden_output: Option<String>,
 }
 
 static CURRENT_GROUP: AtomicI32 = AtomicI32::new(0);
@@ -112,7 +123,11 @@ fn install_signal_forwarding() {
 }
 
 /// Runs every step of the build.
-pub fn run_build(env: &BuildEnvironment, options: &BuildOptions) -> Result<BuildOutcome, RunError> {
+pub fn run_build(
+    env: &BuildEnvironment,
+    options: &BuildOptions,
+    mut recorder: Option<&mut Recorder>,
+) -> Result<BuildOutcome, RunError> {
     install_signal_forwarding();
     let mut dump = MemFile::new("checkpoint-builder-dump").map_err(RunError::MemFile)?;
     let mut restore = MemFile::new("checkpoint-builder-restore").map_err(RunError::MemFile)?;
@@ -131,12 +146,13 @@ pub fn run_build(env: &BuildEnvironment, options: &BuildOptions) -> Result<Build
     };
     let mut groups = Vec::new();
 
-    // Setup: exactly stock's environment and `bash -e`.
-    let mut args: Vec<OsString> = vec![
-        "-e".into(),
-        "-c".into(),
-        driver::setup_script(&channel).into(),
-    ];
+    // Setup: exactly stock's environment (less a hidden output) and `bash -e`.
+    let setup_env = match &options.hidden_output {
+        Some(name) => hide_output(&env.vars, name),
+        None => env.vars.clone(),
+    };
+    let setup_script = driver::setup_script(&channel, options.hidden_output.as_deref());
+    let mut args: Vec<OsString> = vec!["-e".into(), "-c".into(), setup_script.into()];
     args.push(
         options
             .arg0
@@ -148,8 +164,11 @@ pub fn run_build(env: &BuildEnvironment, options: &BuildOptions) -> Result<Build
         args.push(a1.clone().into_os_string());
     }
     dump.clear().map_err(RunError::MemFile)?;
-    let step = run_step(env, "setup", &args, Some(&env.vars), None, &mut groups)?;
+    let step = run_step(env, "setup", &args, Some(&setup_env), None, &mut groups)?;
     let setup = finish_step(&mut dump, "setup", step, &mut outcome)?;
+    if let (Some(rec), Some((after, _, status))) = (recorder.as_deref_mut(), &setup) {
+        record(rec, "setup", None, after, *status, &outcome)?;
+    }
     let Some((mut state, phases, mut last_status)) =
         setup.map(|(s, sections_phases, st)| (s, sections_phases.unwrap_or_default(), st))
     else {
@@ -184,6 +203,9 @@ pub fn run_build(env: &BuildEnvironment, options: &BuildOptions) -> Result<Build
         )?;
         match finish_step(&mut dump, phase, step, &mut outcome)? {
             Some((next, _, status)) => {
+                if let Some(rec) = recorder.as_deref_mut() {
+                    record(rec, phase, Some(&state), &next, status, &outcome)?;
+                }
                 state = next;
                 last_status = status;
             }
@@ -221,6 +243,49 @@ pub fn run_build(env: &BuildEnvironment, options: &BuildOptions) -> Result<Build
     });
     end_groups_after_failure(&outcome, &groups);
     Ok(outcome)
+}
+
+fn record(
+    recorder: &mut Recorder,
+    step: &str,
+    before: Option<&ShellState>,
+    after: &ShellState,
+    status: i32,
+    outcome: &BuildOutcome,
+) -> Result<(), RunError> {
+    let seconds = outcome
+        .steps
+        .last()
+        .and_then(|s| s.work)
+        .map(|w| w.as_secs_f64());
+    recorder
+        .record(step, before, after, status, seconds)
+        .map(|_| ())
+        .map_err(|source| RunError::Checkpoint {
+            step: step.to_owned(),
+            source,
+        })
+}
+
+/// The environment without output `name`: its variable is dropped and it is removed from
+/// `outputs`, so the stdenv sees what a stock build without that output sees.
+fn hide_output(vars: &[(OsString, OsString)], name: &str) -> Vec<(OsString, OsString)> {
+    vars.iter()
+        .filter(|(k, _)| k != name)
+        .map(|(k, v)| {
+            if k == "outputs" {
+                let kept: Vec<&str> = v
+                    .to_str()
+                    .unwrap_or("")
+                    .split_whitespace()
+                    .filter(|o| *o != name)
+                    .collect();
+                (k.clone(), OsString::from(kept.join(" ")))
+            } else {
+                (k.clone(), v.clone())
+            }
+        })
+        .collect()
 }
 
 /// True when `runPhase` will find code for `phase`: a non-empty variable or a function.

@@ -45,23 +45,31 @@ impl Channel {
 
 /// Sources structured attrs like `source-stdenv.sh`, with the fallback for Nix versions that
 /// export `NIX_ATTRS_SH_FILE` as a path outside the sandbox (Nix 2.8), then the stdenv.
-fn source_stdenv() -> &'static str {
-    concat!(
+/// A `hidden_output` is removed from the structured-attrs `outputs` map before setup sees it
+/// (the non-structured case is handled in the environment by the runner).
+fn source_stdenv(hidden_output: Option<&str>) -> String {
+    let mut s = String::from(concat!(
         "if [ -f \"${NIX_ATTRS_SH_FILE:-}\" ]; then . \"$NIX_ATTRS_SH_FILE\"; ",
         "elif [ -f \"${NIX_BUILD_TOP:-.}/.attrs.sh\" ]; then . \"${NIX_BUILD_TOP:-.}/.attrs.sh\"; fi\n",
-        ". \"$stdenv/setup\"\n",
-    )
+    ));
+    if let Some(name) = hidden_output {
+        s.push_str(&format!(
+            "if [[ ${{outputs@a}} == *A* ]]; then builtin unset 'outputs[{name}]'; fi\n"
+        ));
+    }
+    s.push_str(". \"$stdenv/setup\"\n");
+    s
 }
 
 /// The setup step.
-pub fn setup_script(ch: &Channel) -> String {
+pub fn setup_script(ch: &Channel, hidden_output: Option<&str>) -> String {
     let d = ch.dump();
     let mut s = String::new();
     s.push_str(&format!(
         "builtin printf {}'%s\\n' \"$EPOCHREALTIME\" >>{d}\n",
         ch.marker("t0")
     ));
-    s.push_str(source_stdenv());
+    s.push_str(&source_stdenv(hidden_output));
     // Whether curPhase existed before genericBuild (its loop leaves it set).
     s.push_str(&format!(
         "{{ builtin printf {}; builtin declare -p curPhase 2>/dev/null || builtin true; }} >>{d}\n",

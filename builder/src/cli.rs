@@ -1,0 +1,296 @@
+//! The inspection commands: `inspect`, `verify`, `restore`, `shell`.
+//!
+//! People's output goes to stderr, data to stdout (`--json` where a program reads it).
+
+use crate::checkpoint::{Checkpoint, CheckpointError};
+use crate::shell::restore::{restore_script, restore_tail};
+use crate::shell::{ByteString, ShellState, Value};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum CliError {
+    #[error("checkpoint {path} is unusable")]
+    Checkpoint {
+        path: PathBuf,
+        #[source]
+        source: CheckpointError,
+    },
+    #[error("checkpoint {path} has no layer named `{phase}` (it has: {available})")]
+    NoSuchLayer {
+        path: PathBuf,
+        phase: String,
+        available: String,
+    },
+    #[error("layer `{phase}` has no readable shell state")]
+    NoShellState { phase: String },
+    #[error("{what}: {path}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl CliError {
+    /// Whether the checkpoint itself is at fault (exit code `CHECKPOINT_UNUSABLE`).
+    pub fn is_checkpoint_fault(&self) -> bool {
+        matches!(
+            self,
+            CliError::Checkpoint { .. } | CliError::NoShellState { .. }
+        )
+    }
+}
+
+/// Writes data to stdout; a closed pipe (`| head`) is not an error worth a panic.
+fn print_data(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}").and_then(|_| out.flush());
+}
+
+fn open(path: &Path) -> Result<Checkpoint, CliError> {
+    Checkpoint::open(path).map_err(|source| CliError::Checkpoint {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Finds the layer called `phase` (the last one of that name).
+fn layer_index(ck: &Checkpoint, path: &Path, phase: &str) -> Result<u32, CliError> {
+    ck.layers()
+        .iter()
+        .rev()
+        .find(|l| l.meta.name == phase)
+        .map(|l| l.index)
+        .ok_or_else(|| CliError::NoSuchLayer {
+            path: path.to_path_buf(),
+            phase: phase.to_owned(),
+            available: ck
+                .layers()
+                .iter()
+                .map(|l| l.meta.name.clone())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+}
+
+/// `inspect`: one row per layer.
+pub fn inspect(path: &Path, json: bool) -> Result<(), CliError> {
+    let ck = open(path)?;
+    let rows: Vec<serde_json::Value> = ck
+        .layers()
+        .iter()
+        .zip(ck.index().layers.iter())
+        .map(|(layer, r)| {
+            let changed: usize = layer.roots.values().map(|d| d.changed.len()).sum();
+            let deleted: usize = layer.roots.values().map(|d| d.deleted.len()).sum();
+            serde_json::json!({
+                "index": layer.index,
+                "phase": layer.meta.name,
+                "seconds": layer.meta.meta.get("seconds"),
+                "key": layer.meta.meta.get("key"),
+                "changed_entries": changed,
+                "deleted_entries": deleted,
+                "blobs_added": r.blobs_added,
+                "blob_bytes_added": r.blob_bytes_added,
+            })
+        })
+        .collect();
+    if json {
+        let doc = serde_json::json!({ "meta": ck.meta(), "roots": ck.roots(), "layers": rows });
+        print_data(&serde_json::to_string_pretty(&doc).expect("json"));
+        return Ok(());
+    }
+    eprintln!("checkpoint {}", path.display());
+    eprintln!("  {}", serde_json::to_string(ck.meta()).unwrap_or_default());
+    eprintln!(
+        "  {:>3}  {:<24} {:>9} {:>8} {:>8} {:>12}  key",
+        "#", "phase", "seconds", "changed", "deleted", "new bytes"
+    );
+    for row in &rows {
+        let key = row["key"].as_str().unwrap_or("-");
+        eprintln!(
+            "  {:>3}  {:<24} {:>9} {:>8} {:>8} {:>12}  {}",
+            row["index"],
+            row["phase"].as_str().unwrap_or(""),
+            row["seconds"]
+                .as_f64()
+                .map(|s| format!("{s:.3}"))
+                .unwrap_or_else(|| "-".into()),
+            row["changed_entries"].to_string(),
+            row["deleted_entries"].to_string(),
+            row["blob_bytes_added"].to_string(),
+            &key[..key.len().min(16)]
+        );
+    }
+    Ok(())
+}
+
+/// `verify`: every hash and invariant.
+pub fn verify(path: &Path, json: bool) -> Result<(), CliError> {
+    let ck = open(path)?;
+    let report = ck.verify().map_err(|source| CliError::Checkpoint {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if json {
+        print_data(
+            &serde_json::json!({
+                "ok": true,
+                "layers": report.layers,
+                "blobs_verified": report.blobs_verified,
+                "bytes_verified": report.bytes_verified,
+                "unreferenced_blobs": report.unreferenced_blobs,
+            })
+            .to_string(),
+        );
+    } else {
+        eprintln!(
+            "checkpoint {} is valid: {} layers, {} blobs ({} bytes) rehashed, {} unreferenced blobs",
+            path.display(),
+            report.layers,
+            report.blobs_verified,
+            report.bytes_verified,
+            report.unreferenced_blobs
+        );
+    }
+    Ok(())
+}
+
+/// `restore`: every root of the state after `phase` into `dir/<root>`.
+pub fn restore(path: &Path, phase: &str, dir: &Path) -> Result<(), CliError> {
+    let ck = open(path)?;
+    let index = layer_index(&ck, path, phase)?;
+    std::fs::create_dir_all(dir).map_err(|source| CliError::Io {
+        what: "cannot create the target directory",
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let state = ck
+        .state_after(index)
+        .map_err(|source| CliError::Checkpoint {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    for root in ck.roots() {
+        let target = dir.join(root);
+        ck.restore_state(state.root(root), &target)
+            .map_err(|source| CliError::Checkpoint {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        eprintln!("restored `{root}` after {phase} into {}", target.display());
+    }
+    Ok(())
+}
+
+/// The shell state recorded with a layer.
+fn layer_shell_state(ck: &Checkpoint, index: u32, phase: &str) -> Result<ShellState, CliError> {
+    let layer = ck.layer(index).map_err(|source| CliError::Checkpoint {
+        path: PathBuf::new(),
+        source,
+    })?;
+    let hash = layer
+        .meta
+        .attachments
+        .get("shell-state")
+        .ok_or_else(|| CliError::NoShellState {
+            phase: phase.to_owned(),
+        })?;
+    let bytes = ck.read_blob(hash).map_err(|source| CliError::Checkpoint {
+        path: PathBuf::new(),
+        source,
+    })?;
+    serde_json::from_slice(&bytes).map_err(|_| CliError::NoShellState {
+        phase: phase.to_owned(),
+    })
+}
+
+fn replace_prefix(value: &[u8], from: &[u8], to: &[u8]) -> Option<Vec<u8>> {
+    if from.is_empty() || !value.starts_with(from) {
+        return None;
+    }
+    let rest = &value[from.len()..];
+    (rest.is_empty() || rest[0] == b'/').then(|| [to, rest].concat())
+}
+
+/// Moves a state recorded in the sandbox (build directory `/build`, say) to `new_top`.
+pub fn relocate(state: &mut ShellState, new_top: &Path) {
+    let old_top = match state.variable("NIX_BUILD_TOP").map(|v| &v.value) {
+        Some(Value::Scalar(s)) => s.as_bytes().to_vec(),
+        _ => return,
+    };
+    let new_top = new_top.as_os_str().as_bytes();
+    if let Some(cwd) = replace_prefix(state.cwd.as_bytes(), &old_top, new_top) {
+        state.cwd = ByteString(cwd);
+    }
+    for var in state.variables.iter_mut() {
+        if let Value::Scalar(s) = &var.value {
+            if let Some(v) = replace_prefix(s.as_bytes(), &old_top, new_top) {
+                var.value = Value::Scalar(ByteString(v));
+            }
+        }
+    }
+    state.stdout_target = None;
+    state.stderr_target = None;
+}
+
+/// `shell`: restore the state after `phase` into a temporary directory and open an interactive
+/// bash there with that point's variables, functions, options and cwd.
+pub fn shell(path: &Path, phase: &str, keep: Option<&Path>) -> Result<i32, CliError> {
+    let ck = open(path)?;
+    let index = layer_index(&ck, path, phase)?;
+    let base = match keep {
+        Some(dir) => dir.to_path_buf(),
+        None => {
+            std::env::temp_dir().join(format!("checkpoint-shell-{}-{}", phase, std::process::id()))
+        }
+    };
+    restore(path, phase, &base)?;
+    let mut state = layer_shell_state(&ck, index, phase)?;
+    let build = base.join("build");
+    relocate(&mut state, &build);
+    // Interactive use: no errexit/nounset (one typo would end the shell), no EXIT trap.
+    state
+        .set_options
+        .retain(|(n, _)| !matches!(n.as_str(), "errexit" | "nounset" | "xtrace"));
+    state.traps = ByteString::default();
+    let rc = base.join("shell-rc.sh");
+    let mut script = restore_script(&state);
+    script.push_str(&restore_tail(&state));
+    script.push_str(&format!(
+        "PS1='[checkpoint {phase}] \\w\\$ '\necho 'checkpoint-builder: state after {phase}; outputs under {}' >&2\n",
+        base.display()
+    ));
+    std::fs::write(&rc, script).map_err(|source| CliError::Io {
+        what: "cannot write the shell's rc file",
+        path: rc.clone(),
+        source,
+    })?;
+    let bash = std::env::var_os("CHECKPOINT_SHELL_BASH").unwrap_or_else(|| "bash".into());
+    let status = std::process::Command::new(&bash)
+        .arg("--rcfile")
+        .arg(&rc)
+        .arg("-i")
+        .env_clear()
+        .env(
+            "TERM",
+            std::env::var_os("TERM").unwrap_or_else(|| "xterm".into()),
+        )
+        .status()
+        .map_err(|source| CliError::Io {
+            what: "cannot start bash",
+            path: PathBuf::from(bash),
+            source,
+        })?;
+    if keep.is_none() {
+        eprintln!(
+            "checkpoint-builder: the restored tree stays in {}",
+            base.display()
+        );
+    }
+    Ok(status.code().unwrap_or(1))
+}

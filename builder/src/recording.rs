@@ -1,0 +1,117 @@
+//! Records a layer after every completed step into the `checkpoint` output (design §2, §5).
+//!
+//! Effectful: owns the checkpoint writer and the snapshotter. The roots are the build
+//! directory (`build`) and every output except `checkpoint` itself. Each layer carries the
+//! step's shell state and its keyed inputs (see [`crate::keys`]) as attachments.
+
+use crate::checkpoint::{CheckpointError, CheckpointWriter, LayerMeta, LayerSummary, Snapshotter};
+use crate::keys::{layer_inputs, layer_key, KEY_FORMAT};
+use crate::shell::ShellState;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The name of the output the builder writes its layers to.
+pub const CHECKPOINT_OUTPUT: &str = "checkpoint";
+
+/// Writes one layer per step.
+pub struct Recorder {
+    writer: CheckpointWriter,
+    snapshotter: Snapshotter,
+    output_paths: Vec<Vec<u8>>,
+    parent_key: String,
+    strict: bool,
+    /// Time spent snapshotting, for the report.
+    pub snapshot_time: Duration,
+}
+
+impl Recorder {
+    /// Starts a checkpoint at `dir` covering `build_top` and `outputs`.
+    pub fn start(
+        dir: &Path,
+        build_top: &Path,
+        outputs: &[(String, PathBuf)],
+        meta: serde_json::Value,
+        strict: bool,
+    ) -> Result<Self, CheckpointError> {
+        let mut writer = CheckpointWriter::create(dir)?;
+        writer.set_meta(meta)?;
+        let mut roots = vec![("build".to_owned(), build_top.to_path_buf())];
+        roots.extend(outputs.iter().cloned());
+        let snapshotter = Snapshotter::new(roots)?;
+        let mut output_paths: Vec<Vec<u8>> = outputs
+            .iter()
+            .map(|(_, p)| p.as_os_str().as_bytes().to_vec())
+            .collect();
+        output_paths.push(dir.as_os_str().as_bytes().to_vec());
+        Ok(Recorder {
+            writer,
+            snapshotter,
+            output_paths,
+            parent_key: KEY_FORMAT.to_owned(),
+            strict,
+            snapshot_time: Duration::ZERO,
+        })
+    }
+
+    /// Records the layer after `step`, given the state before it (None for setup) and after it.
+    pub fn record(
+        &mut self,
+        step: &str,
+        before: Option<&ShellState>,
+        after: &ShellState,
+        status: i32,
+        seconds: Option<f64>,
+    ) -> Result<LayerSummary, CheckpointError> {
+        let started = std::time::Instant::now();
+        let inputs = layer_inputs(step, before, &self.output_paths, self.strict);
+        let key = layer_key(&self.parent_key, &inputs);
+        let inputs_blob = self
+            .writer
+            .put_blob(&serde_json::to_vec(&inputs).expect("inputs serialise"))?;
+        let state_blob = self
+            .writer
+            .put_blob(&serde_json::to_vec(after).expect("state serialises"))?;
+        let meta = LayerMeta {
+            name: step.to_owned(),
+            attachments: [
+                ("inputs".to_owned(), inputs_blob),
+                ("shell-state".to_owned(), state_blob),
+            ]
+            .into_iter()
+            .collect(),
+            meta: serde_json::json!({
+                "key": key,
+                "parent_key": self.parent_key,
+                "status": status,
+                "seconds": seconds,
+            }),
+        };
+        let summary = self.snapshotter.snapshot(&mut self.writer, meta)?;
+        self.parent_key = key;
+        self.snapshot_time += started.elapsed();
+        Ok(summary)
+    }
+
+    pub fn finish(self) -> Result<PathBuf, CheckpointError> {
+        self.writer.finish()
+    }
+}
+
+/// The derivation's outputs (name, path) as Nix announced them, in declaration order.
+pub fn declared_outputs(env: &crate::environment::BuildEnvironment) -> Vec<(String, PathBuf)> {
+    if let Some(json) = &env.structured_attrs {
+        if let Some(map) = json.get("outputs").and_then(|o| o.as_object()) {
+            return map
+                .iter()
+                .filter_map(|(k, v)| Some((k.clone(), PathBuf::from(v.as_str()?))))
+                .collect();
+        }
+        return Vec::new();
+    }
+    let names = env.attribute("outputs").unwrap_or_else(|| "out".to_owned());
+    names
+        .split_whitespace()
+        .filter_map(|n| Some((n.to_owned(), PathBuf::from(env.attribute(n)?))))
+        .collect()
+}
