@@ -131,6 +131,7 @@ pub fn run_build(
     install_signal_forwarding();
     let mut dump = MemFile::new("checkpoint-builder-dump").map_err(RunError::MemFile)?;
     let mut restore = MemFile::new("checkpoint-builder-restore").map_err(RunError::MemFile)?;
+    let mut script_file = MemFile::new("checkpoint-builder-script").map_err(RunError::MemFile)?;
     let channel = Channel {
         nonce: nonce(),
         dump_fd: dump.fd(),
@@ -151,15 +152,13 @@ pub fn run_build(
         Some(name) => hide_output(&env.vars, name),
         None => env.vars.clone(),
     };
+    let arg0 = options
+        .arg0
+        .clone()
+        .unwrap_or_else(|| env.bash.clone())
+        .into_os_string();
     let setup_script = driver::setup_script(&channel, options.hidden_output.as_deref());
-    let mut args: Vec<OsString> = vec!["-e".into(), "-c".into(), setup_script.into()];
-    args.push(
-        options
-            .arg0
-            .clone()
-            .map(PathBuf::into_os_string)
-            .unwrap_or_else(|| env.bash.clone().into_os_string()),
-    );
+    let mut args = script_args(&mut script_file, true, &arg0, &setup_script)?;
     if let Some(a1) = &options.arg1 {
         args.push(a1.clone().into_os_string());
     }
@@ -187,12 +186,12 @@ pub fn run_build(
             .set(restore_script(&state).as_bytes())
             .map_err(RunError::MemFile)?;
         dump.clear().map_err(RunError::MemFile)?;
+        trace_file(
+            &format!("{phase}.restore.sh"),
+            restore_script(&state).as_bytes(),
+        );
         let script = driver::phase_script(&channel, &restore_tail(&state), phase);
-        let args: Vec<OsString> = vec![
-            "-c".into(),
-            script.into(),
-            env.bash.clone().into_os_string(),
-        ];
+        let args = script_args(&mut script_file, false, &arg0, &script)?;
         let step = run_step(
             env,
             phase,
@@ -221,12 +220,8 @@ pub fn run_build(
         .set(restore_script(&state).as_bytes())
         .map_err(RunError::MemFile)?;
     dump.clear().map_err(RunError::MemFile)?;
-    let script = driver::final_script(&channel, &restore_tail(&state), last_status);
-    let args: Vec<OsString> = vec![
-        "-c".into(),
-        script.into(),
-        env.bash.clone().into_os_string(),
-    ];
+    let script = driver::final_script(&channel, &restore_tail(&state), last_status, &state);
+    let args = script_args(&mut script_file, false, &arg0, &script)?;
     let step = run_step(
         env,
         "exit",
@@ -243,6 +238,38 @@ pub fn run_build(
     });
     end_groups_after_failure(&outcome, &groups);
     Ok(outcome)
+}
+
+/// Arguments that make bash run `script` as a script file (not `-c`, which would add `c` to
+/// `$-`), with `$0` set to what stock's `$0` is (`BASH_ARGV0` assigns `$0`).
+fn script_args(
+    file: &mut MemFile,
+    errexit: bool,
+    arg0: &OsString,
+    script: &str,
+) -> Result<Vec<OsString>, RunError> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut text = format!(
+        "BASH_ARGV0={}\n",
+        crate::shell::quote::quote(arg0.as_bytes())
+    );
+    text.push_str(script);
+    file.set(text.as_bytes()).map_err(RunError::MemFile)?;
+    let path = format!("/proc/{}/fd/{}", std::process::id(), file.fd());
+    let mut args: Vec<OsString> = Vec::new();
+    if errexit {
+        args.push("-e".into());
+    }
+    args.push(path.into());
+    Ok(args)
+}
+
+/// With `CHECKPOINT_BUILDER_TRACE=DIR` in the builder's environment (not the derivation's: a
+/// debugging aid outside Nix), every restore script and state dump is also written to DIR.
+fn trace_file(name: &str, bytes: &[u8]) {
+    if let Some(dir) = std::env::var_os("CHECKPOINT_BUILDER_TRACE") {
+        let _ = std::fs::write(std::path::Path::new(&dir).join(name), bytes);
+    }
 }
 
 fn record(
@@ -390,6 +417,7 @@ fn finish_step(
         step: name.to_owned(),
         source,
     })?;
+    trace_file(&format!("{name}.dump"), &bytes);
     let nonce = current_nonce(&bytes);
     let sections = DumpSections::split(&bytes, &nonce);
     let times = |name: &str| -> Option<f64> {

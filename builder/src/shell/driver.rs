@@ -19,6 +19,7 @@
 //! without writing the `end` marker ended the build: a failure, or `exit` inside a phase.
 
 use super::quote::quote;
+use super::state::ShellState;
 
 /// Names and numbers a script needs to reach the builder.
 #[derive(Clone, Debug)]
@@ -118,9 +119,25 @@ pub fn phase_script(ch: &Channel, restore_tail: &str, phase: &str) -> String {
 }
 
 /// The final step: restore, give `$?` the last step's status, end normally (EXIT trap runs).
-pub fn final_script(ch: &Channel, restore_tail: &str, last_status: i32) -> String {
+///
+/// When a `RETURN` trap is set, stock runs it once more when the sourced builder script
+/// returns at top level; sourcing an empty file gives the trap that return. (Its run when
+/// `genericBuild` returns cannot be reproduced: see docs/state-carry.md.)
+pub fn final_script(
+    ch: &Channel,
+    restore_tail: &str,
+    last_status: i32,
+    state: &ShellState,
+) -> String {
     let mut s = restore_head(ch);
     s.push_str(restore_tail);
+    let traps = String::from_utf8_lossy(state.traps.as_bytes());
+    let has_return_trap = traps
+        .lines()
+        .any(|l| l.starts_with("trap -- ") && l.ends_with(" RETURN"));
+    if has_return_trap {
+        s.push_str("builtin source /dev/null\n");
+    }
     if last_status != 0 {
         s.push_str(&format!("(builtin exit {last_status})\n"));
     }
@@ -150,7 +167,9 @@ fn epilogue(ch: &Channel) -> String {
             "{{ builtin set +x; }} 2>/dev/null\n",
             "builtin trap - DEBUG RETURN ERR\n",
             "{{ builtin printf {fnames}; builtin declare -F; builtin printf {vars}; builtin declare -p; ",
-            "builtin printf {fns}; builtin declare -f; }} >>{d}\n",
+            "builtin printf {fns}; builtin declare -f; ",
+            // A plain `declare -p` lists the dynamic DIRSTACK as empty; naming it computes it.
+            "builtin printf {dirs}; builtin declare -p DIRSTACK; }} >>{d}\n",
             "{helper} __capture {nonce} >>{d}\n",
             "builtin printf {end} >>{d}\n",
             "builtin trap - EXIT\n",
@@ -162,6 +181,7 @@ fn epilogue(ch: &Channel) -> String {
         fnames = ch.marker("function-names"),
         vars = ch.marker("variables"),
         fns = ch.marker("functions"),
+        dirs = ch.marker("dirstack"),
         end = ch.marker("end"),
         helper = quote(ch.helper.as_bytes()),
         nonce = ch.nonce,

@@ -355,14 +355,15 @@ pub fn parse_state(sections: &DumpSections<'_>) -> Result<ShellState, DumpError>
     let facts = ProcessFacts::parse(sections.require("capture")?)?;
 
     let mut dir_stack = Vec::new();
-    let mut variables = Vec::with_capacity(all.len());
-    for var in all {
-        if var.name == "DIRSTACK" {
+    if let Some(body) = sections.get("dirstack") {
+        for var in parse_declarations(body)? {
             if let super::declare::Value::Indexed(entries) = &var.value {
                 dir_stack = entries.iter().skip(1).map(|(_, v)| v.clone()).collect();
             }
-            continue;
         }
+    }
+    let mut variables = Vec::with_capacity(all.len());
+    for var in all {
         if is_bash_owned(&var.name) {
             continue;
         }
