@@ -1,1 +1,23 @@
-//! Shared harness for the real-Nix integration tests.
+//! Harness for the real-Nix integration tests: builds a case derivation with the stock
+//! builder and with checkpoint-builder, and compares what Nix reports and stores.
+//!
+//! Layering:
+//! - pure: [`log`] reads nix-build's `internal-json` log (phases, log lines, exit code);
+//!   [`nar`] rewrites store-path hashes to placeholders;
+//! - effectful: [`nix`] runs `nix-instantiate`, `nix-build` and `nix-store`;
+//!   [`compare`] builds a case both ways and explains any difference (unpacking both
+//!   outputs and running `diff -r` when the NARs differ).
+//!
+//! The builds use a single-user store (`build-users-group ''`), so they need root and a
+//! `nix-build` on `PATH`; without them every test fails with a message saying so.
+
+pub mod compare;
+pub mod error;
+pub mod log;
+pub mod nar;
+pub mod nix;
+pub mod projects;
+
+pub use compare::{check_case, compare_builds, Comparison, Expectation, Outcome};
+pub use error::HarnessError;
+pub use nix::{builder_binary, nar_normalised, nix_build, BuildResult};

@@ -1,0 +1,26 @@
+# Setup hooks of a nativeBuildInputs package (preConfigureHooks,
+# fixupOutputHooks, addEnvHooks) and inputs propagated through nix-support
+# files; strictDeps on: env hooks run per offset, host inputs' bin/ only on HOST_PATH.
+{ mkDrv, ... }:
+let pkgs = import ./lib/hook-packages.nix { inherit mkDrv; };
+in
+mkDrv {
+  name = "case-29b";
+  dontUnpack = true;
+  strictDeps = true;
+  nativeBuildInputs = [ ./lib/observe.sh pkgs.tool ];
+  buildInputs = [ pkgs.hostLib ];
+  installPhase = ''
+    mkdir -p $out/bin
+    echo "#!/bin/sh" >$out/bin/script
+    chmod +x $out/bin/script
+    obsVars pkgsBuildBuild pkgsBuildHost pkgsBuildTarget pkgsHostHost pkgsHostTarget pkgsTargetTarget
+    obsVars envBuildHostHooks envHostTargetHooks preConfigureHooks fixupOutputHooks
+    obsVars envHookCalls toolHookSourced libHookSourced PATH HOST_PATH XDG_DATA_DIRS
+    obs "tool on PATH" case-29-tool
+    obs "hostlib on PATH" type -P case-29-hostlib
+  '';
+  postFixup = ''
+    cp "$NIX_BUILD_TOP/hook-log" $out/hook-log
+  '';
+}
