@@ -1,0 +1,1 @@
+# stub custom builder script (never run)

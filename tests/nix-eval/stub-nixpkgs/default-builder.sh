@@ -1,0 +1,1 @@
+# stub: stands for nixpkgs pkgs/stdenv/generic/default-builder.sh (never run)

@@ -1,0 +1,1 @@
+# stub: stands for nixpkgs pkgs/stdenv/generic/source-stdenv.sh (never run)
