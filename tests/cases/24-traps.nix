@@ -1,12 +1,11 @@
-# Traps set by a phase persist: ERR and RETURN set in configurePhase, an EXIT
-# trap set in installPhase replaces exitHandler (so exitHook does not run).
+# Traps set by a phase persist: ERR set in configurePhase, an EXIT trap set in
+# installPhase replaces exitHandler (so exitHook does not run). RETURN traps: case 24b.
 { mkDrv, ... }:
 mkDrv {
   name = "case-24";
   dontUnpack = true;
   configurePhase = ''
     trap 'echo "ERR trap: status $?" >>"$NIX_BUILD_TOP/traps"' ERR
-    trap 'echo "RETURN trap in ''${FUNCNAME[0]-top}" >>"$NIX_BUILD_TOP/traps"' RETURN
   '';
   buildPhase = ''
     helper() { return 0; }
