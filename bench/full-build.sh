@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# Full-build benchmark: builds real projects (default: lua and zstd) from
+# scratch with the stock builder and with checkpoint-builder, in one run, and
+# prints wall times and the ratio ours/stock.  Not a test: it asserts nothing
+# beyond "the build succeeded", but it does report whether the two outputs are
+# NAR-identical after each output's own hash is replaced by a placeholder.
+#
+# Every build is fresh: a unique `benchSalt` attribute makes new derivations
+# (and so new output paths) on every run, so Nix never reuses a result.  The
+# inputs (host stdenv, source tarball, builder binary) are realised before the
+# clock starts; the time is that of `nix-store --realise` of the project's
+# derivation alone (sandbox set-up included, evaluation excluded).
+#
+# Usage: bench/full-build.sh [--stdenv FILE] [--builder BIN] [--sources DIR]
+#                            [--runs N] [--log-lines N] [PROJECT...]
+#   --stdenv   the stdenv.nix to build on (default: tests/stdenv/stdenv.nix;
+#              /work/shared/realstdenv/stdenv.nix needs NIXPKGS_STDENV_FILES)
+#   --builder  checkpoint-builder binary (default: $CHECKPOINT_BUILDER, else
+#              the output of scripts/build-static.sh); `none` = stock only
+#   --sources  orig tarball cache (default: as scripts/fetch-sources.sh)
+#   --runs     builds per project and builder, alternating (default 1)
+#   --log-lines  lines of our build's log tail to show (default 25): the
+#              builder prints its per-phase table there
+#   PROJECT    among hello, lua, zstd (default: lua zstd)
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+stdenv_nix=$repo/tests/stdenv/stdenv.nix
+builder=${CHECKPOINT_BUILDER:-}
+sources=""
+runs=1
+log_lines=25
+projects=()
+while [ $# -gt 0 ]; do
+  case $1 in
+    --stdenv) stdenv_nix=$2; shift 2 ;;
+    --builder) builder=$2; shift 2 ;;
+    --sources) sources=$2; shift 2 ;;
+    --runs) runs=$2; shift 2 ;;
+    --log-lines) log_lines=$2; shift 2 ;;
+    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    -*) echo "full-build.sh: unknown option $1" >&2; exit 2 ;;
+    *) projects+=("$1"); shift ;;
+  esac
+done
+[ ${#projects[@]} -gt 0 ] || projects=(lua zstd)
+stdenv_nix=$(realpath "$stdenv_nix")
+
+# The harness's Nix options (see /work/shared/realstdenv/nb.sh): local store as
+# root, sandbox on, host toolchain bound in, no binary cache, 2 cores.
+nix_opts=(
+  --option build-users-group ''
+  --option sandbox true
+  --option extra-sandbox-paths '/bin /usr /lib /lib64 /etc/alternatives'
+  --option substituters ''
+  --cores 2 --max-jobs 1
+)
+
+# Sources: the fetch script prints `<project> <tarball>`; its directory is
+# what tests/projects/default.nix takes.
+fetch_out=$("$repo/scripts/fetch-sources.sh" ${sources:+"$sources"})
+sources=$(dirname "$(awk 'NR==1 {print $2}' <<<"$fetch_out")")
+
+if [ -z "$builder" ]; then
+  echo "full-build.sh: building checkpoint-builder (scripts/build-static.sh)" >&2
+  if ! builder=$("$repo/scripts/build-static.sh"); then
+    echo "full-build.sh: scripts/build-static.sh failed; benchmarking stock only" >&2
+    builder=none
+  fi
+fi
+[ "$builder" = none ] || builder=$(realpath "$builder")
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/full-build.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
+now() { date +%s.%N; }
+
+# instantiate PROJECT KIND SALT: prints the .drv path.
+instantiate() {
+  local project=$1 kind=$2 salt=$3 args=()
+  [ "$kind" = ours ] && args=(--arg builder "$builder")
+  nix-instantiate "$repo/tests/projects" -A "$project" \
+    --arg stdenvNix "$stdenv_nix" --arg sources "$sources" \
+    --argstr benchSalt "$salt" "${args[@]}" 2>"$work/eval.err" ||
+    { cat "$work/eval.err" >&2; return 1; }
+}
+
+# nar_digest OUTPATH: sha256 of the NAR with the path's own hash replaced by a
+# same-length placeholder (output paths differ between the two builders).
+nar_digest() {
+  local hash
+  hash=$(basename "$1" | cut -c1-32)
+  nix-store --dump "$1" |
+    perl -pe 'BEGIN { binmode STDIN; binmode STDOUT; $h = shift @ARGV } s/\Q$h\E/"x" x 32/ge' "$hash" |
+    sha256sum | cut -c1-16
+}
+
+# build PROJECT KIND RUN: realises a fresh derivation, records seconds,
+# status, output path and log in $work/PROJECT.KIND.RUN.*.
+build() {
+  local project=$1 kind=$2 run=$3 drv inputs t0 t1 status=0 out
+  local base=$work/$project.$kind.$run
+  drv=$(instantiate "$project" "$kind" "bench-$(date +%s%N)-$$-$RANDOM-$kind") || {
+    echo eval-failed >"$base.status"
+    return
+  }
+  # Everything but the project itself, outside the clock.
+  mapfile -t inputs < <(nix-store -q --references "$drv" | grep '\.drv$' || true)
+  if [ ${#inputs[@]} -gt 0 ]; then
+    nix-store --realise "${nix_opts[@]}" "${inputs[@]}" >/dev/null 2>"$work/inputs.err" ||
+      { cat "$work/inputs.err" >&2; echo inputs-failed >"$base.status"; return; }
+  fi
+  echo "full-build.sh: building $project with $kind (run $run): $drv" >&2
+  t0=$(now)
+  out=$(nix-store --realise "${nix_opts[@]}" "$drv" 2>"$base.log") || status=$?
+  t1=$(now)
+  awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f\n", b - a }' >"$base.secs"
+  if [ "$status" = 0 ]; then
+    echo ok >"$base.status"
+    echo "$out" >"$base.out"
+    nar_digest "$out" >"$base.nar"
+  else
+    echo "failed($status)" >"$base.status"
+  fi
+}
+
+kinds=(stock)
+[ "$builder" = none ] || kinds+=(ours)
+# Other work on the machine skews wall times: show the load around the runs.
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+for project in "${projects[@]}"; do
+  for run in $(seq 1 "$runs"); do
+    for kind in "${kinds[@]}"; do
+      build "$project" "$kind" "$run"
+    done
+  done
+done
+
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+
+field() { cat "$work/$1" 2>/dev/null || echo -; }
+
+echo
+echo "== Full build: ours vs stock ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, runs=$runs)"
+echo "stdenv:  $stdenv_nix"
+echo "builder: $builder"
+echo "load:    $load_before (before), $load_after (after)"
+printf '%-8s %4s %10s %10s %10s  %-12s %-12s %s\n' project run stock_s ours_s ours/stock stock ours nar-identical
+for project in "${projects[@]}"; do
+  for run in $(seq 1 "$runs"); do
+    s=$work/$project.stock.$run o=$work/$project.ours.$run
+    st=$(field "$project.stock.$run.secs") ot=$(field "$project.ours.$run.secs")
+    ratio=-
+    if [ "$(field "$project.stock.$run.status")" = ok ] && [ "$(field "$project.ours.$run.status")" = ok ]; then
+      ratio=$(awk -v a="$ot" -v b="$st" 'BEGIN { printf "%.3f", a / b }')
+    fi
+    same=-
+    if [ -f "$s.nar" ] && [ -f "$o.nar" ]; then
+      if [ "$(cat "$s.nar")" = "$(cat "$o.nar")" ]; then same=yes; else same=NO; fi
+    fi
+    printf '%-8s %4s %10s %10s %10s  %-12s %-12s %s\n' "$project" "$run" "$st" "$ot" "$ratio" \
+      "$(field "$project.stock.$run.status")" "$(field "$project.ours.$run.status")" "$same"
+  done
+done
+
+# The log tails: ours prints its per-phase table (phase, seconds, carry
+# overhead) at the end of a build; a failure shows why.
+for project in "${projects[@]}"; do
+  for kind in "${kinds[@]}"; do
+    f=$work/$project.$kind.$runs.log
+    [ -f "$f" ] || continue
+    status=$(field "$project.$kind.$runs.status")
+    [ "$kind" = ours ] || [ "$status" != ok ] || continue
+    echo
+    echo "== $project, $kind (run $runs, $status): last $log_lines log lines"
+    grep -v "you did not specify .--add-root." "$f" | tail -n "$log_lines"
+  done
+done

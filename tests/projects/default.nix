@@ -1,0 +1,27 @@
+# The real projects, built on the stdenv at `stdenvNix` (the project's test
+# stdenv, tests/stdenv/stdenv.nix, or /work/shared/realstdenv/stdenv.nix),
+# with the stock builder or, when `builder` is given, with that binary
+# receiving the stock arguments (`-e <source-stdenv.sh> <default-builder.sh>`).
+#
+#   nix-build tests/projects -A lua --arg stdenvNix ./tests/stdenv/stdenv.nix \
+#     --arg sources "$(scripts/fetch-sources.sh >/dev/null; echo $PWD/target/sources)"
+#
+# `sources`: the directory scripts/fetch-sources.sh fills (a path or a string).
+# `benchSalt`: any string; when non-null it is added to every derivation so a
+# benchmark gets fresh derivations (and so real builds) on every run.
+{ stdenvNix, builder ? null, sources, benchSalt ? null }:
+let
+  stdenv = import stdenvNix {
+    # A string with context (the binary copied into the store), as
+    # tests/nix/harness.nix passes it.
+    realBuilder = if builder == null then null else "${builder}";
+    builderArgs = { attrs, stockArgs }: stockArgs;
+  };
+  mkDrv = attrs: stdenv.mkDrv (attrs // { inherit benchSalt; });
+  project = file: import file { inherit mkDrv sources; };
+in
+{
+  hello = project ./hello.nix;
+  lua = project ./lua.nix;
+  zstd = project ./zstd.nix;
+}

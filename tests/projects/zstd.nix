@@ -1,0 +1,12 @@
+# zstd from Debian's orig tarball (dfsg repack): the default `make` (libzstd
+# static and shared, and the `zstd` program), installed with PREFIX.
+{ mkDrv, sources }:
+mkDrv {
+  name = "zstd-1.5.4";
+  src = import ./orig-tarball.nix sources "libzstd";
+  dontConfigure = true;
+  # The program's Makefile links zlib/lzma/lz4 support when the host happens
+  # to have their headers; switch it off so the output depends on no extra
+  # host library.
+  makeFlags = [ "PREFIX=${placeholder "out"}" "HAVE_ZLIB=0" "HAVE_LZMA=0" "HAVE_LZ4=0" ];
+}
