@@ -140,6 +140,17 @@ load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 field() { cat "$work/$1" 2>/dev/null || echo -; }
 
+# median PROJECT KIND: median seconds of the successful runs, or `-`.
+median() {
+  local run secs=()
+  for run in $(seq 1 "$runs"); do
+    [ "$(field "$1.$2.$run.status")" = ok ] && secs+=("$(field "$1.$2.$run.secs")")
+  done
+  [ ${#secs[@]} -gt 0 ] || { echo -; return; }
+  printf '%s\n' "${secs[@]}" | sort -n |
+    awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
 echo
 echo "== Full build: ours vs stock ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, runs=$runs)"
 echo "stdenv:  $stdenv_nix"
@@ -161,9 +172,14 @@ for project in "${projects[@]}"; do
     printf '%-8s %4s %10s %10s %10s  %-12s %-12s %s\n' "$project" "$run" "$st" "$ot" "$ratio" \
       "$(field "$project.stock.$run.status")" "$(field "$project.ours.$run.status")" "$same"
   done
+  if [ "$runs" -gt 1 ]; then
+    sm=$(median "$project" stock) om=$(median "$project" ours) ratio=-
+    [ "$sm" = - ] || [ "$om" = - ] || ratio=$(awk -v a="$om" -v b="$sm" 'BEGIN { printf "%.3f", a / b }')
+    printf '%-8s %4s %10s %10s %10s\n' "$project" median "$sm" "$om" "$ratio"
+  fi
 done
 
-# The log tails: ours prints its per-phase table (phase, seconds, carry
+# The log tails (none with --log-lines 0): ours prints its per-phase table (phase, seconds, carry
 # overhead) at the end of a build; a failure shows why.
 for project in "${projects[@]}"; do
   for kind in "${kinds[@]}"; do
@@ -171,6 +187,7 @@ for project in "${projects[@]}"; do
     [ -f "$f" ] || continue
     status=$(field "$project.$kind.$runs.status")
     [ "$kind" = ours ] || [ "$status" != ok ] || continue
+    [ "$log_lines" -gt 0 ] || continue
     echo
     echo "== $project, $kind (run $runs, $status): last $log_lines log lines"
     grep -v "you did not specify .--add-root." "$f" | tail -n "$log_lines"
