@@ -1,9 +1,17 @@
 #!/usr/bin/env bash
 # Full-build benchmark: builds real projects (default: lua and zstd) from
 # scratch with the stock builder and with checkpoint-builder, in one run, and
-# prints wall times and the ratio ours/stock.  Not a test: it asserts nothing
-# beyond "the build succeeded", but it does report whether the two outputs are
-# NAR-identical after each output's own hash is replaced by a placeholder.
+# prints wall times and the ratios ours/stock.  Not a test: it asserts nothing
+# beyond "the build succeeded", but it does report whether `out` is
+# NAR-identical to stock's after each output's own hash is replaced by a
+# placeholder.
+#
+# Builders ("kinds"), alternated within each run:
+#   stock  bash running `source $stdenv/setup; genericBuild` (one process)
+#   ours   checkpoint-builder, outputs = [ "out" ]: one bash process per phase,
+#          shell state carried between them, no snapshots
+#   ckpt   checkpoint-builder with a `checkpoint` output as well: every phase
+#          also snapshotted into the checkpoint (the design's full-build cost)
 #
 # Every build is fresh: a unique `benchSalt` attribute makes new derivations
 # (and so new output paths) on every run, so Nix never reuses a result.  The
@@ -12,15 +20,18 @@
 # derivation alone (sandbox set-up included, evaluation excluded).
 #
 # Usage: bench/full-build.sh [--stdenv FILE] [--builder BIN] [--sources DIR]
-#                            [--runs N] [--log-lines N] [PROJECT...]
+#                            [--runs N] [--no-checkpoint] [--log-lines N]
+#                            [PROJECT...]
 #   --stdenv   the stdenv.nix to build on (default: tests/stdenv/stdenv.nix;
 #              /work/shared/realstdenv/stdenv.nix needs NIXPKGS_STDENV_FILES)
 #   --builder  checkpoint-builder binary (default: $CHECKPOINT_BUILDER, else
 #              the output of scripts/build-static.sh); `none` = stock only
 #   --sources  orig tarball cache (default: as scripts/fetch-sources.sh)
-#   --runs     builds per project and builder, alternating (default 1)
-#   --log-lines  lines of our build's log tail to show (default 25): the
-#              builder prints its per-phase table there
+#   --runs     builds per project and kind, alternating (default 1); with
+#              more than one, a median row per project
+#   --no-checkpoint  leave out the `ckpt` kind
+#   --log-lines  lines of the log tail shown for our last builds (default 16;
+#              the builder prints its per-phase table there) and for failures
 #   PROJECT    among hello, lua, zstd (default: lua zstd)
 set -euo pipefail
 
@@ -29,7 +40,8 @@ stdenv_nix=$repo/tests/stdenv/stdenv.nix
 builder=${CHECKPOINT_BUILDER:-}
 sources=""
 runs=1
-log_lines=25
+log_lines=16
+checkpoint=1
 projects=()
 while [ $# -gt 0 ]; do
   case $1 in
@@ -37,6 +49,7 @@ while [ $# -gt 0 ]; do
     --builder) builder=$2; shift 2 ;;
     --sources) sources=$2; shift 2 ;;
     --runs) runs=$2; shift 2 ;;
+    --no-checkpoint) checkpoint=; shift ;;
     --log-lines) log_lines=$2; shift 2 ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     -*) echo "full-build.sh: unknown option $1" >&2; exit 2 ;;
@@ -70,6 +83,12 @@ if [ -z "$builder" ]; then
 fi
 [ "$builder" = none ] || builder=$(realpath "$builder")
 
+kinds=(stock)
+if [ "$builder" != none ]; then
+  kinds+=(ours)
+  [ -z "$checkpoint" ] || kinds+=(ckpt)
+fi
+
 work=$(mktemp -d "${TMPDIR:-/tmp}/full-build.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
@@ -78,7 +97,10 @@ now() { date +%s.%N; }
 # instantiate PROJECT KIND SALT: prints the .drv path.
 instantiate() {
   local project=$1 kind=$2 salt=$3 args=()
-  [ "$kind" = ours ] && args=(--arg builder "$builder")
+  case $kind in
+    ours) args=(--arg builder "$builder") ;;
+    ckpt) args=(--arg builder "$builder" --arg checkpoint true) ;;
+  esac
   nix-instantiate "$repo/tests/projects" -A "$project" \
     --arg stdenvNix "$stdenv_nix" --arg sources "$sources" \
     --argstr benchSalt "$salt" "${args[@]}" 2>"$work/eval.err" ||
@@ -86,7 +108,7 @@ instantiate() {
 }
 
 # nar_digest OUTPATH: sha256 of the NAR with the path's own hash replaced by a
-# same-length placeholder (output paths differ between the two builders).
+# same-length placeholder (output paths differ between the builders).
 nar_digest() {
   local hash
   hash=$(basename "$1" | cut -c1-32)
@@ -95,8 +117,8 @@ nar_digest() {
     sha256sum | cut -c1-16
 }
 
-# build PROJECT KIND RUN: realises a fresh derivation, records seconds,
-# status, output path and log in $work/PROJECT.KIND.RUN.*.
+# build PROJECT KIND RUN: realises a fresh derivation; records wall seconds,
+# status, output paths, log and the digest of `out` in $work/PROJECT.KIND.RUN.*.
 build() {
   local project=$1 kind=$2 run=$3 drv inputs t0 t1 status=0 out
   local base=$work/$project.$kind.$run
@@ -112,21 +134,21 @@ build() {
   fi
   echo "full-build.sh: building $project with $kind (run $run): $drv" >&2
   t0=$(now)
-  out=$(nix-store --realise "${nix_opts[@]}" "$drv" 2>"$base.log") || status=$?
+  nix-store --realise "${nix_opts[@]}" "$drv" >"$base.out" 2>"$base.log" || status=$?
   t1=$(now)
   awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f\n", b - a }' >"$base.secs"
   if [ "$status" = 0 ]; then
     echo ok >"$base.status"
-    echo "$out" >"$base.out"
+    out=$(grep -v -- '-checkpoint$' "$base.out" | head -n 1)
     nar_digest "$out" >"$base.nar"
   else
     echo "failed($status)" >"$base.status"
   fi
 }
 
-kinds=(stock)
-[ "$builder" = none ] || kinds+=(ours)
 # Other work on the machine skews wall times: show the load around the runs.
+# (CPU time cannot be had from here: Nix's sandboxed builder is not a child
+# that nix-store reaps, so `times` does not see it.)
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 for project in "${projects[@]}"; do
   for run in $(seq 1 "$runs"); do
@@ -135,20 +157,27 @@ for project in "${projects[@]}"; do
     done
   done
 done
-
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 field() { cat "$work/$1" 2>/dev/null || echo -; }
 
 # median PROJECT KIND: median seconds of the successful runs, or `-`.
 median() {
-  local run secs=()
+  local run values=()
   for run in $(seq 1 "$runs"); do
-    [ "$(field "$1.$2.$run.status")" = ok ] && secs+=("$(field "$1.$2.$run.secs")")
+    [ "$(field "$1.$2.$run.status")" = ok ] && values+=("$(field "$1.$2.$run.secs")")
   done
-  [ ${#secs[@]} -gt 0 ] || { echo -; return; }
-  printf '%s\n' "${secs[@]}" | sort -n |
+  [ ${#values[@]} -gt 0 ] || { echo -; return; }
+  printf '%s\n' "${values[@]}" | sort -n |
     awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# ratio A B: A / B with three decimals, or `-` when either is missing.
+ratio() {
+  case "$1$2" in
+    *-*) echo - ;;
+    *) awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f\n", a / b }' ;;
+  esac
 }
 
 echo
@@ -156,40 +185,58 @@ echo "== Full build: ours vs stock ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores,
 echo "stdenv:  $stdenv_nix"
 echo "builder: $builder"
 echo "load:    $load_before (before), $load_after (after)"
-printf '%-8s %4s %10s %10s %10s  %-12s %-12s %s\n' project run stock_s ours_s ours/stock stock ours nar-identical
+echo "seconds: wall time of nix-store --realise of the project's derivation;"
+echo "same:    \`out\` NAR-identical to stock's (own hash replaced by a placeholder)"
+header=$(printf '%-7s %6s %8s' project run stock_s)
+for kind in "${kinds[@]:1}"; do
+  header+=$(printf ' %8s %7s %5s' "${kind}_s" ratio same)
+done
+echo "$header"
 for project in "${projects[@]}"; do
-  for run in $(seq 1 "$runs"); do
-    s=$work/$project.stock.$run o=$work/$project.ours.$run
-    st=$(field "$project.stock.$run.secs") ot=$(field "$project.ours.$run.secs")
-    ratio=-
-    if [ "$(field "$project.stock.$run.status")" = ok ] && [ "$(field "$project.ours.$run.status")" = ok ]; then
-      ratio=$(awk -v a="$ot" -v b="$st" 'BEGIN { printf "%.3f", a / b }')
+  for run in $(seq 1 "$runs") median; do
+    if [ "$run" = median ]; then
+      [ "$runs" -gt 1 ] || continue
+      stock_s=$(median "$project" stock)
+    else
+      stock_s=-
+      [ "$(field "$project.stock.$run.status")" != ok ] || stock_s=$(field "$project.stock.$run.secs")
     fi
-    same=-
-    if [ -f "$s.nar" ] && [ -f "$o.nar" ]; then
-      if [ "$(cat "$s.nar")" = "$(cat "$o.nar")" ]; then same=yes; else same=NO; fi
-    fi
-    printf '%-8s %4s %10s %10s %10s  %-12s %-12s %s\n' "$project" "$run" "$st" "$ot" "$ratio" \
-      "$(field "$project.stock.$run.status")" "$(field "$project.ours.$run.status")" "$same"
+    line=$(printf '%-7s %6s %8s' "$project" "$run" "$stock_s")
+    for kind in "${kinds[@]:1}"; do
+      secs=- same=
+      if [ "$run" = median ]; then
+        secs=$(median "$project" "$kind")
+      else
+        base=$project.$kind.$run
+        [ "$(field "$base.status")" != ok ] || secs=$(field "$base.secs")
+        same=-
+        if [ -f "$work/$base.nar" ] && [ -f "$work/$project.stock.$run.nar" ]; then
+          same=NO
+          [ "$(field "$base.nar")" != "$(field "$project.stock.$run.nar")" ] || same=yes
+        fi
+      fi
+      line+=$(printf ' %8s %7s %5s' "$secs" "$(ratio "$secs" "$stock_s")" "$same")
+    done
+    echo "$line"
   done
-  if [ "$runs" -gt 1 ]; then
-    sm=$(median "$project" stock) om=$(median "$project" ours) ratio=-
-    [ "$sm" = - ] || [ "$om" = - ] || ratio=$(awk -v a="$om" -v b="$sm" 'BEGIN { printf "%.3f", a / b }')
-    printf '%-8s %4s %10s %10s %10s\n' "$project" median "$sm" "$om" "$ratio"
-  fi
 done
 
-# The log tails (none with --log-lines 0): ours prints its per-phase table (phase, seconds, carry
-# overhead) at the end of a build; a failure shows why.
+# Failures, then the log tails of our last builds: the builder ends its log
+# with a per-phase table (phase, seconds, carry overhead).
 for project in "${projects[@]}"; do
-  for kind in "${kinds[@]}"; do
-    f=$work/$project.$kind.$runs.log
-    [ -f "$f" ] || continue
-    status=$(field "$project.$kind.$runs.status")
-    [ "$kind" = ours ] || [ "$status" != ok ] || continue
-    [ "$log_lines" -gt 0 ] || continue
-    echo
-    echo "== $project, $kind (run $runs, $status): last $log_lines log lines"
-    grep -v "you did not specify .--add-root." "$f" | tail -n "$log_lines"
+  for run in $(seq 1 "$runs"); do
+    for kind in "${kinds[@]}"; do
+      status=$(field "$project.$kind.$run.status")
+      if [ "$status" != ok ]; then
+        echo
+        echo "== $project, $kind (run $run): $status"
+        tail -n "$log_lines" "$work/$project.$kind.$run.log" 2>/dev/null || true
+      elif [ "$run" = "$runs" ] && [ "$kind" != stock ] && [ "$log_lines" -gt 0 ]; then
+        echo
+        echo "== $project, $kind (run $run): last $log_lines log lines"
+        grep -v "you did not specify .--add-root." "$work/$project.$kind.$run.log" |
+          tail -n "$log_lines"
+      fi
+    done
   done
 done

@@ -9,7 +9,9 @@
 # `sources`: the directory scripts/fetch-sources.sh fills (a path or a string).
 # `benchSalt`: any string; when non-null it is added to every derivation so a
 # benchmark gets fresh derivations (and so real builds) on every run.
-{ stdenvNix, builder ? null, sources, benchSalt ? null }:
+# `checkpoint`: with `builder`, add a `checkpoint` output, which the builder
+# fills with every phase's layer.
+{ stdenvNix, builder ? null, sources, benchSalt ? null, checkpoint ? false }:
 let
   stdenv = import stdenvNix {
     # A string with context (the binary copied into the store), as
@@ -17,7 +19,9 @@ let
     realBuilder = if builder == null then null else "${builder}";
     builderArgs = { attrs, stockArgs }: stockArgs;
   };
-  mkDrv = attrs: stdenv.mkDrv (attrs // { inherit benchSalt; });
+  withCheckpoint = checkpoint && builder != null;
+  mkDrv = attrs: stdenv.mkDrv (attrs // { inherit benchSalt; }
+    // (if withCheckpoint then { outputs = (attrs.outputs or [ "out" ]) ++ [ "checkpoint" ]; } else { }));
   project = file: import file { inherit mkDrv sources; };
 in
 {
