@@ -343,17 +343,7 @@ impl BlobWriter {
     /// Fails with [`CheckpointError::ChangedDuringSnapshot`] if the file's size or times
     /// change while it is read.
     pub fn put_file(&self, path: &Path) -> Result<PutFile> {
-        let mut file = fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .open(path)
-            .at("open", path)?;
-        let metadata = file.metadata().at("stat", path)?;
-        if !metadata.file_type().is_file() {
-            return Err(CheckpointError::ChangedDuringSnapshot {
-                path: path.to_owned(),
-            });
-        }
+        let (mut file, metadata) = open_regular(path)?;
         let size = metadata.len();
         let hash = if size <= STREAM_THRESHOLD {
             let mut data = Vec::with_capacity(size as usize);
@@ -372,48 +362,29 @@ impl BlobWriter {
             }
             hash
         } else {
-            self.put_large(&mut file, path, size)?
+            self.put_streamed(|sink| read_exactly(&mut file, path, size, sink))?
         };
-        let after = file.metadata().at("stat", path)?;
-        use std::os::unix::fs::MetadataExt;
-        if after.len() != size
-            || after.mtime() != metadata.mtime()
-            || after.mtime_nsec() != metadata.mtime_nsec()
-            || after.ctime() != metadata.ctime()
-            || after.ctime_nsec() != metadata.ctime_nsec()
-        {
-            return Err(CheckpointError::ChangedDuringSnapshot {
-                path: path.to_owned(),
-            });
-        }
+        check_unchanged(&file, &metadata, path)?;
         Ok(PutFile { hash, metadata })
     }
 
-    fn put_large(&self, file: &mut File, path: &Path, size: u64) -> Result<ContentHash> {
+    /// Stores content that `produce` passes, in chunks, to the sink it is given: streamed
+    /// through zstd into a temporary file and hashed on the way, then committed unless
+    /// already present. Nothing is stored when `produce` fails. Returns the content hash.
+    pub fn put_streamed(
+        &self,
+        produce: impl FnOnce(&mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()>,
+    ) -> Result<ContentHash> {
         let tmp = self.tmp_path();
         let result = (|| {
             let out = File::create(&tmp).at("create", &tmp)?;
             let mut enc = zstd::stream::write::Encoder::new(io::BufWriter::new(out), ZSTD_LEVEL)
                 .at("compress", &tmp)?;
             let mut hasher = blake3::Hasher::new();
-            let mut buf = vec![0u8; CHUNK];
-            let mut total = 0u64;
-            loop {
-                let n = match file.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(CheckpointError::io("read", path, e)),
-                };
-                hasher.update(&buf[..n]);
-                enc.write_all(&buf[..n]).at("write", &tmp)?;
-                total += n as u64;
-            }
-            if total != size {
-                return Err(CheckpointError::ChangedDuringSnapshot {
-                    path: path.to_owned(),
-                });
-            }
+            produce(&mut |chunk: &[u8]| {
+                hasher.update(chunk);
+                enc.write_all(chunk).at("write", &tmp)
+            })?;
             let mut w = enc.finish().at("compress", &tmp)?;
             w.flush().at("write", &tmp)?;
             Ok(ContentHash::from(hasher.finalize()))
@@ -440,11 +411,23 @@ impl BlobWriter {
     /// Copies blob `hash` from another store byte for byte (no recompression), after
     /// verifying it. Does nothing if it is already present.
     pub fn import(&self, from: &BlobStore, hash: &ContentHash) -> Result<()> {
+        self.import_inner(from, hash, true)
+    }
+
+    /// Like [`BlobWriter::import`] for a blob the caller has just read in full through
+    /// [`BlobStore::stream`] (which verified it): copies without rehashing.
+    pub(crate) fn import_verified(&self, from: &BlobStore, hash: &ContentHash) -> Result<()> {
+        self.import_inner(from, hash, false)
+    }
+
+    fn import_inner(&self, from: &BlobStore, hash: &ContentHash, verify: bool) -> Result<()> {
         if !self.claim(*hash) {
             return Ok(());
         }
         let result = (|| {
-            from.verify(hash)?;
+            if verify {
+                from.verify(hash)?;
+            }
             let (src, enc) = from.locate(hash)?;
             let tmp = self.tmp_path();
             fs::copy(&src, &tmp).at("copy blob", &src)?;
@@ -455,6 +438,85 @@ impl BlobWriter {
         }
         result
     }
+}
+
+/// Opens the regular file at `path` for reading without following a symlink (nor blocking
+/// on a fifo swapped in); returns it with its metadata.
+fn open_regular(path: &Path) -> Result<(File, fs::Metadata)> {
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .at("open", path)?;
+    let metadata = file.metadata().at("stat", path)?;
+    if !metadata.file_type().is_file() {
+        return Err(CheckpointError::ChangedDuringSnapshot {
+            path: path.to_owned(),
+        });
+    }
+    Ok((file, metadata))
+}
+
+/// Passes exactly `size` bytes of `file` to `sink` in chunks; a different length means the
+/// file changed while it was read.
+fn read_exactly(
+    file: &mut File,
+    path: &Path,
+    size: u64,
+    sink: &mut dyn FnMut(&[u8]) -> Result<()>,
+) -> Result<()> {
+    let mut buf = vec![0u8; CHUNK];
+    let mut total = 0u64;
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(CheckpointError::io("read", path, e)),
+        };
+        sink(&buf[..n])?;
+        total += n as u64;
+    }
+    if total != size {
+        return Err(CheckpointError::ChangedDuringSnapshot {
+            path: path.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Fails if the size or times of an open file differ from `before`.
+fn check_unchanged(file: &File, before: &fs::Metadata, path: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let after = file.metadata().at("stat", path)?;
+    if after.len() != before.len()
+        || after.mtime() != before.mtime()
+        || after.mtime_nsec() != before.mtime_nsec()
+        || after.ctime() != before.ctime()
+        || after.ctime_nsec() != before.ctime_nsec()
+    {
+        return Err(CheckpointError::ChangedDuringSnapshot {
+            path: path.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Reads the regular file at `path` once, never following a symlink, and hashes it: what
+/// [`BlobWriter::put_file`] learns, without storing anything. Fails with
+/// [`CheckpointError::ChangedDuringSnapshot`] if the file changes while it is read.
+pub fn hash_file(path: &Path) -> Result<PutFile> {
+    let (mut file, metadata) = open_regular(path)?;
+    let mut hasher = blake3::Hasher::new();
+    read_exactly(&mut file, path, metadata.len(), &mut |c| {
+        hasher.update(c);
+        Ok(())
+    })?;
+    check_unchanged(&file, &metadata, path)?;
+    Ok(PutFile {
+        hash: ContentHash::from(hasher.finalize()),
+        metadata,
+    })
 }
 
 #[cfg(test)]

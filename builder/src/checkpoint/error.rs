@@ -174,6 +174,52 @@ pub enum CheckpointError {
     /// A worker thread panicked.
     #[error("a snapshot worker thread panicked")]
     WorkerPanicked,
+
+    /// A rewrite pair cannot be applied in place.
+    #[error("invalid rewrite {old:?} -> {new:?}: {problem}")]
+    InvalidRewrite {
+        /// The byte string to replace (escaped).
+        old: String,
+        /// Its replacement (escaped).
+        new: String,
+        /// Why the pair is refused.
+        problem: &'static str,
+    },
+
+    /// Rewriting a layer produced something the format does not allow (two paths or names
+    /// rewritten to the same one, a string that is no longer UTF-8, ...).
+    #[error("rewriting layer {layer}: {problem}")]
+    RewriteConflict {
+        /// The layer being imported.
+        layer: u32,
+        /// What went wrong.
+        problem: String,
+    },
+
+    /// An operation that must start a checkpoint was called on a writer holding layers.
+    #[error("the checkpoint writer already holds {layers} layers; rewritten layers must be imported first")]
+    WriterNotEmpty {
+        /// Layers already written.
+        layers: u32,
+    },
+
+    /// A source file of an overlay no longer matches the state it was scanned into.
+    #[error("{} changed since it was scanned", path.display())]
+    SourceChanged {
+        /// The file.
+        path: PathBuf,
+    },
+
+    /// Restoring into an existing directory failed after its previous content was removed:
+    /// the directory holds part of the restored tree and must be discarded.
+    #[error("restore into {} failed after its previous content was removed; the directory is incomplete", target.display())]
+    RestoreIncomplete {
+        /// The directory restored into.
+        target: PathBuf,
+        /// What failed.
+        #[source]
+        source: Box<CheckpointError>,
+    },
 }
 
 impl CheckpointError {

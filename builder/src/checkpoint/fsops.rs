@@ -4,7 +4,7 @@
 use std::ffi::CString;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -235,6 +235,45 @@ pub(crate) fn fstat(fd: BorrowedFd<'_>) -> io::Result<libc::stat> {
     // SAFETY: live descriptor and `st` is a valid out pointer.
     check(unsafe { libc::fstat(fd.as_raw_fd(), &mut st) })?;
     Ok(st)
+}
+
+/// The names in the directory open as `dir` (without `.` and `..`), read through a
+/// duplicate of the descriptor from the start of the directory.
+pub(crate) fn read_dir_names(dir: BorrowedFd<'_>) -> io::Result<Vec<Vec<u8>>> {
+    let fd = dir.try_clone_to_owned()?.into_raw_fd();
+    // SAFETY: `fd` is a fresh descriptor we own; on success the DIR stream owns it.
+    let d = unsafe { libc::fdopendir(fd) };
+    if d.is_null() {
+        let e = io::Error::last_os_error();
+        // SAFETY: fdopendir failed, so `fd` is still ours to close.
+        drop(unsafe { OwnedFd::from_raw_fd(fd) });
+        return Err(e);
+    }
+    // SAFETY: `d` is a valid DIR stream; the duplicate shares the offset, so start over.
+    unsafe { libc::rewinddir(d) };
+    let mut names = Vec::new();
+    let result = loop {
+        // SAFETY: errno is thread-local; clearing it tells end-of-stream from an error.
+        unsafe { *libc::__errno_location() = 0 };
+        // SAFETY: `d` is a valid DIR stream not used by any other thread.
+        let ent = unsafe { libc::readdir(d) };
+        if ent.is_null() {
+            let e = io::Error::last_os_error();
+            break match e.raw_os_error() {
+                Some(0) | None => Ok(()),
+                Some(_) => Err(e),
+            };
+        }
+        // SAFETY: readdir returned a valid dirent whose d_name is NUL-terminated and lives
+        // until the next readdir call; it is copied out before that.
+        let name = unsafe { std::ffi::CStr::from_ptr((*ent).d_name.as_ptr()) }.to_bytes();
+        if name != b"." && name != b".." {
+            names.push(name.to_vec());
+        }
+    };
+    // SAFETY: `d` is valid and closed exactly once (this also closes `fd`).
+    unsafe { libc::closedir(d) };
+    result.map(|()| names)
 }
 
 /// The file-type bits of a `stat`.

@@ -6,13 +6,23 @@
 //!   path       RelPath (bytes, clean, relative) + byte escaping         pure
 //!   manifest   Entry / Layer / Index + canonical JSON + per-layer rules  pure
 //!   state      fold layers into path → Entry, whole-state rules, diff    pure
+//!   rewrite    equal-length old → new byte strings (output paths)        pure
 //!   ───────────────────────────────────────────────────────────────────────────
 //!   blobs      blobs/ab/<blake3>.zst|.raw, written once, read verified   disk
-//!   snapshot   walk roots, stat cache, parallel hash → Layer             disk
+//!   snapshot   walk roots, stat cache, parallel hash → Layer; scan_root  disk
 //!   restore    build tree via O_NOFOLLOW *at calls, rename into place    disk
-//!   store      CheckpointWriter / Checkpoint: the directory as a whole   disk
+//!              (or into an existing directory that must stay in place)
+//!   overlay    carry old → new source changes into a restored tree       disk
+//!   store      CheckpointWriter / Checkpoint: the directory as a whole,  disk
+//!              imports (verbatim or rewritten)
 //!   fsops      the only `unsafe`: thin libc *at wrappers                 syscalls
 //! ```
+//!
+//! Continuing an earlier build (see `docs/checkpoint-format.md` §9): import its layers with
+//! this build's output paths ([`CheckpointWriter::import_layers_rewritten`]), restore the
+//! trees from the *new* checkpoint ([`Checkpoint::restore_state_into`] for the build
+//! directory, which is a mount point), [`Snapshotter::adopt`] the returned state, and, for
+//! an incremental build, [`overlay_changes`] the changed sources on top.
 //!
 //! Typical use from the phase loop:
 //!
@@ -45,12 +55,16 @@ pub mod blobs;
 pub mod error;
 mod fsops;
 pub mod manifest;
+pub mod overlay;
 pub mod path;
 pub mod restore;
+pub mod rewrite;
 pub mod snapshot;
 pub mod state;
 pub mod store;
 
+#[cfg(test)]
+mod reuse_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -61,8 +75,10 @@ pub use manifest::{
     ContentHash, Entry, EntryKind, Layer, LayerMeta, LayerRef, RootDiff, Timestamp, Xattrs,
     FORMAT_VERSION,
 };
+pub use overlay::{overlay_changes, overlay_diff, OverlayChange, OverlayReport};
 pub use path::RelPath;
 pub use restore::RestoreReport;
-pub use snapshot::{LayerSummary, RootSummary, Snapshotter};
-pub use state::{diff, ChangedFields, RootChanges, RootState, State, StateDiff};
+pub use rewrite::{RewritePair, Rewrites};
+pub use snapshot::{scan_root, LayerSummary, RootSummary, Snapshotter};
+pub use state::{diff, max_mtime, ChangedFields, RootChanges, RootState, State, StateDiff};
 pub use store::{Checkpoint, CheckpointWriter, VerifyReport};

@@ -17,7 +17,7 @@ use xattr::FileExt;
 use super::blobs::BlobStore;
 use super::error::{CheckpointError, IoResultExt, Result};
 use super::fsops;
-use super::manifest::{ContentHash, Entry, EntryKind, RootDiff, Xattrs};
+use super::manifest::{ContentHash, Entry, EntryKind, RootDiff, Timestamp, Xattrs};
 use super::path::RelPath;
 use super::state::{check_root_state, RootState};
 
@@ -42,14 +42,14 @@ pub struct RestoreReport {
 
 /// Walks directories below a tree root through `O_NOFOLLOW` descriptors, keeping the
 /// descriptors of the current directory's ancestors open.
-struct Cursor<'a> {
+pub(super) struct Cursor<'a> {
     root: BorrowedFd<'a>,
     target: &'a Path,
     stack: Vec<(RelPath, OwnedFd)>,
 }
 
 impl<'a> Cursor<'a> {
-    fn new(root: BorrowedFd<'a>, target: &'a Path) -> Self {
+    pub(super) fn new(root: BorrowedFd<'a>, target: &'a Path) -> Self {
         Cursor {
             root,
             target,
@@ -59,7 +59,7 @@ impl<'a> Cursor<'a> {
 
     /// A descriptor of directory `dir` (relative to the root); fails if any component is
     /// not a real directory.
-    fn dir(&mut self, dir: &RelPath) -> Result<BorrowedFd<'_>> {
+    pub(super) fn dir(&mut self, dir: &RelPath) -> Result<BorrowedFd<'_>> {
         while let Some((p, _)) = self.stack.last() {
             if dir.starts_with(p) {
                 break;
@@ -87,15 +87,15 @@ impl<'a> Cursor<'a> {
     }
 }
 
-fn full(target: &Path, p: &RelPath) -> PathBuf {
+pub(super) fn full(target: &Path, p: &RelPath) -> PathBuf {
     target.join(p.as_path())
 }
 
-fn name_of(p: &RelPath) -> &[u8] {
+pub(super) fn name_of(p: &RelPath) -> &[u8] {
     p.file_name().unwrap_or_default()
 }
 
-fn state_error(target: &Path, (path, problem): (RelPath, String)) -> CheckpointError {
+pub(super) fn state_error(target: &Path, (path, problem): (RelPath, String)) -> CheckpointError {
     CheckpointError::UnsafeRestore {
         target: target.to_owned(),
         path: path.escaped(),
@@ -158,7 +158,7 @@ fn write_content(
 }
 
 /// Replaces the `user.*` xattrs of an open file or directory by `want`.
-fn sync_xattrs(f: &File, want: &Xattrs, path: &Path, fresh: bool) -> Result<()> {
+pub(super) fn sync_xattrs(f: &File, want: &Xattrs, path: &Path, fresh: bool) -> Result<()> {
     use std::ffi::OsStr;
     if !fresh {
         let have = match f.list_xattr() {
@@ -393,18 +393,192 @@ fn build_tree(
         sync_xattrs(&f, &root_entry.xattrs, tmp_path, true)?;
     }
     report.entries += 1;
+    build_children(blobs, state, root_fd.as_fd(), tmp_path, report)?;
     let mut cur = Cursor::new(root_fd.as_fd(), tmp_path);
-    let mut link_cur = Cursor::new(root_fd.as_fd(), tmp_path);
-    for (path, e) in state.iter().skip(1) {
-        let pfd = cur.dir(&path.parent().unwrap_or_default())?;
-        create_entry(blobs, pfd, &mut link_cur, path, e, tmp_path, report)?;
-    }
     finish_dirs(
         &mut cur,
         root_fd.as_fd(),
         state.iter().filter(|(_, e)| e.is_dir()),
         tmp_path,
     )
+}
+
+/// Creates every entry of `state` but the root inside the empty directory `root_fd`
+/// (directories get a temporary 0700 mode; the caller finishes them).
+fn build_children(
+    blobs: &BlobStore,
+    state: &RootState,
+    root_fd: BorrowedFd<'_>,
+    root_path: &Path,
+    report: &mut RestoreReport,
+) -> Result<()> {
+    let mut cur = Cursor::new(root_fd, root_path);
+    let mut link_cur = Cursor::new(root_fd, root_path);
+    for (path, e) in state.iter().skip(1) {
+        let pfd = cur.dir(&path.parent().unwrap_or_default())?;
+        create_entry(blobs, pfd, &mut link_cur, path, e, root_path, report)?;
+    }
+    Ok(())
+}
+
+/// Materialises `state` (one root, which must be a directory) inside the existing directory
+/// `target` without replacing `target` itself, for a directory that cannot be renamed (the
+/// build directory is a mount point in the Nix sandbox). `target` is a trusted path;
+/// nothing below it is ever followed.
+///
+/// The tree is first built in a hidden directory inside `target`
+/// (`.checkpoint-restore-<pid>-<n>`, a name the state does not use), verifying every blob
+/// while it is written; a missing or corrupt blob, or any other failure at this point,
+/// removes that directory and leaves `target` as it was (content, mode, mtime). Only then
+/// is every other entry of `target` removed (never following symlinks, opening up
+/// read-only directories first), each top-level entry renamed into `target`, the hidden
+/// directory removed, and `target`'s own mode, mtime and xattrs set from the root entry.
+/// A failure after removal started is [`CheckpointError::RestoreIncomplete`]. Needs room
+/// for both trees for a moment; the checkpoint itself must not lie inside `target`.
+pub fn restore_root_into(
+    blobs: &BlobStore,
+    state: &RootState,
+    target: &Path,
+) -> Result<RestoreReport> {
+    check_root_state(state).map_err(|e| state_error(target, e))?;
+    let root_entry = match state.get(&RelPath::root()) {
+        Some(e) if e.is_dir() => e,
+        other => {
+            let what = other.map_or("absent".to_owned(), |e| format!("a {}", e.kind.name()));
+            return Err(CheckpointError::UnsafeRestore {
+                target: target.to_owned(),
+                path: String::new(),
+                problem: format!(
+                    "the recorded root is {what}; only a directory can be restored into an existing one"
+                ),
+            });
+        }
+    };
+    let target_fd = fsops::open_dir(target).map_err(|e| {
+        if e.raw_os_error() == Some(libc::ENOTDIR) {
+            CheckpointError::TargetNotUsable {
+                path: target.to_owned(),
+                problem: "is not a directory",
+            }
+        } else {
+            CheckpointError::io("open dir", target, e)
+        }
+    })?;
+    let tfd = target_fd.as_fd();
+    let orig = fsops::fstat(tfd).at("stat", target)?;
+    make_writable(tfd, target)?;
+    let (tmp, tmp_fd) = make_hidden_dir(tfd, state, target)?;
+    let tmp_path = target.join(std::ffi::OsStr::from_bytes(&tmp));
+    let mut report = RestoreReport {
+        root_present: true,
+        ..RestoreReport::default()
+    };
+    let built =
+        build_children(blobs, state, tmp_fd.as_fd(), &tmp_path, &mut report).and_then(|()| {
+            // Top-level directories stay writable until they are moved: moving a directory
+            // to another parent needs write access to it (its `..` changes).
+            let mut cur = Cursor::new(tmp_fd.as_fd(), &tmp_path);
+            let deep = state.iter().filter(|(p, e)| e.is_dir() && p.depth() >= 2);
+            finish_dirs(&mut cur, tmp_fd.as_fd(), deep, &tmp_path)
+        });
+    if let Err(e) = built {
+        // Leave the target as it was, its own mode and mtime included (best effort: the
+        // error that matters is `e`).
+        let _ = remove_at(tfd, &tmp, &tmp_path);
+        let _ = fsops::chmod_fd(tfd, orig.st_mode & 0o7777);
+        let _ = fsops::set_mtime_fd(
+            tfd,
+            Timestamp {
+                sec: orig.st_mtime,
+                nsec: orig.st_mtime_nsec as u32,
+            },
+        );
+        return Err(e);
+    }
+    let swapped = (|| {
+        for name in fsops::read_dir_names(tfd).at("read dir", target)? {
+            if name != tmp {
+                remove_at(tfd, &name, &target.join(std::ffi::OsStr::from_bytes(&name)))?;
+            }
+        }
+        let top = state
+            .iter()
+            .filter(|(p, e)| p.depth() == 1 && !e.kind.is_unsupported_for_restore());
+        for (p, _) in top {
+            fsops::rename_at(tmp_fd.as_fd(), name_of(p), tfd, name_of(p))
+                .at("rename into", &full(target, p))?;
+        }
+        fsops::unlink_at(tfd, &tmp, true).at("remove", &tmp_path)?;
+        let mut cur = Cursor::new(tfd, target);
+        let top_dirs = state.iter().filter(|(p, e)| e.is_dir() && p.depth() == 1);
+        finish_dirs(&mut cur, tfd, top_dirs, target)?;
+        let f = File::from(target_fd.try_clone().at("dup", target)?);
+        sync_xattrs(&f, &root_entry.xattrs, target, false)?;
+        fsops::chmod_fd(tfd, root_entry.mode).at("chmod", target)?;
+        fsops::set_mtime_fd(tfd, root_entry.mtime).at("set mtime of", target)
+    })();
+    if let Err(e) = swapped {
+        let _ = remove_at(tfd, &tmp, &tmp_path);
+        return Err(CheckpointError::RestoreIncomplete {
+            target: target.to_owned(),
+            source: Box::new(e),
+        });
+    }
+    report.entries += 1;
+    Ok(report)
+}
+
+/// Creates a fresh 0700 directory `.checkpoint-restore-<pid>-<n>` in `parent` whose name
+/// `state` does not use at its top level; returns its name and descriptor.
+fn make_hidden_dir(
+    parent: BorrowedFd<'_>,
+    state: &RootState,
+    parent_path: &Path,
+) -> Result<(Vec<u8>, OwnedFd)> {
+    static N: AtomicU64 = AtomicU64::new(0);
+    loop {
+        let name = format!(
+            ".checkpoint-restore-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        )
+        .into_bytes();
+        if state.contains_key(&RelPath::new(name.clone())?) {
+            continue;
+        }
+        let path = parent_path.join(std::ffi::OsStr::from_bytes(&name));
+        match fsops::mkdir_at(parent, &name, 0o700) {
+            Ok(()) => {
+                let fd = fsops::open_dir_at(parent, &name).at("open dir", &path)?;
+                return Ok((name, fd));
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(CheckpointError::io("mkdir", path, e)),
+        }
+    }
+}
+
+/// Removes `name` in `dir` and, if it is a directory, everything below it, never following
+/// a symlink and giving the owner access to read-only directories first. Absent is fine.
+pub(crate) fn remove_at(dir: BorrowedFd<'_>, name: &[u8], path: &Path) -> Result<()> {
+    let st = match fsops::lstat_at(dir, name) {
+        Ok(st) => st,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(CheckpointError::io("stat", path, e)),
+    };
+    if fsops::file_type(&st) != libc::S_IFDIR {
+        return fsops::unlink_at(dir, name, false).at("remove", path);
+    }
+    let fd = fsops::open_dir_at(dir, name).at("open dir", path)?;
+    make_writable(fd.as_fd(), path)?;
+    for child in fsops::read_dir_names(fd.as_fd()).at("read dir", path)? {
+        remove_at(
+            fd.as_fd(),
+            &child,
+            &path.join(std::ffi::OsStr::from_bytes(&child)),
+        )?;
+    }
+    fsops::unlink_at(dir, name, true).at("remove", path)
 }
 
 /// Applies one layer's diff for one root to `target`, a tree in state `prev`, turning it
@@ -587,7 +761,7 @@ pub fn apply_diff(
 
 /// Gives the owner write and search permission on a directory we are about to modify
 /// (its recorded mode is set again by `finish_dirs`).
-fn make_writable(fd: BorrowedFd<'_>, path: &Path) -> Result<()> {
+pub(super) fn make_writable(fd: BorrowedFd<'_>, path: &Path) -> Result<()> {
     let st = fsops::fstat(fd).at("stat", path)?;
     let mode = st.st_mode & 0o7777;
     if mode & 0o700 != 0o700 {

@@ -10,6 +10,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+use super::blobs::hash_file;
 use super::error::{CheckpointError, IoResultExt, Result};
 use super::manifest::{
     check_root_name, ContentHash, Entry, EntryKind, Layer, LayerMeta, LayerRef, Timestamp, Xattrs,
@@ -185,7 +186,7 @@ fn scan_one(path: RelPath, full: PathBuf, meta: fs::Metadata) -> Result<Scanned>
 }
 
 /// Runs `f` over `items` on up to `threads` threads; stops early on the first error.
-fn run_parallel<T: Sync, R: Send>(
+pub(crate) fn run_parallel<T: Sync, R: Send>(
     items: &[T],
     threads: usize,
     f: impl Fn(&T) -> Result<R> + Sync,
@@ -234,6 +235,134 @@ fn timestamp(sec: i64, nsec: i64) -> Timestamp {
         sec,
         nsec: nsec as u32,
     }
+}
+
+/// Turns a scan plus the hash and xattrs of every regular file (by scan position) into a
+/// root state, finding hardlink groups; `on_file` sees every regular file's entry data.
+fn build_root_state(
+    scanned: Vec<Scanned>,
+    mut file_hash: Vec<Option<(ContentHash, Xattrs)>>,
+    mut on_file: impl FnMut(&RelPath, &fs::Metadata, ContentHash, &Xattrs),
+) -> Result<RootState> {
+    // Hardlink groups: inodes with several paths inside this root.
+    let mut groups: HashMap<(u64, u64), RelPath> = HashMap::new();
+    let mut group_count: HashMap<(u64, u64), usize> = HashMap::new();
+    for s in &scanned {
+        if s.meta.file_type().is_file() && s.meta.nlink() > 1 {
+            let k = (s.meta.dev(), s.meta.ino());
+            *group_count.entry(k).or_default() += 1;
+            let g = groups.entry(k).or_insert_with(|| s.path.clone());
+            if s.path < *g {
+                *g = s.path.clone();
+            }
+        }
+    }
+
+    let mut root_state = RootState::new();
+    for (i, s) in scanned.into_iter().enumerate() {
+        let m = &s.meta;
+        let ft = m.file_type();
+        let mut xattrs = s.xattrs;
+        let kind = if ft.is_dir() {
+            EntryKind::Dir
+        } else if ft.is_file() {
+            let (hash, xa) =
+                file_hash[i]
+                    .take()
+                    .ok_or_else(|| CheckpointError::ChangedDuringSnapshot {
+                        path: s.full.clone(),
+                    })?;
+            on_file(&s.path, m, hash, &xa);
+            xattrs = xa;
+            let k = (m.dev(), m.ino());
+            let hardlink = if group_count.get(&k).copied().unwrap_or(0) > 1 {
+                groups.get(&k).cloned()
+            } else {
+                None
+            };
+            EntryKind::File {
+                size: m.size(),
+                blake3: hash,
+                hardlink,
+            }
+        } else if ft.is_symlink() {
+            EntryKind::Symlink {
+                target: s.target.unwrap_or_default(),
+            }
+        } else if ft.is_fifo() {
+            EntryKind::Fifo
+        } else if ft.is_socket() {
+            EntryKind::Socket
+        } else if ft.is_char_device() {
+            EntryKind::CharDevice { rdev: m.rdev() }
+        } else {
+            EntryKind::BlockDevice { rdev: m.rdev() }
+        };
+        root_state.insert(
+            s.path,
+            Entry {
+                kind,
+                mode: m.mode() & 0o7777,
+                mtime: timestamp(m.mtime(), m.mtime_nsec()),
+                xattrs,
+            },
+        );
+    }
+    Ok(root_state)
+}
+
+/// The state of the tree at `path` as a snapshot would record it (`exclude` as in
+/// [`Snapshotter::exclude`]), without writing anything: every regular file is read once per
+/// inode and hashed, in parallel. An absent `path` gives the empty state.
+pub fn scan_root(path: &Path, exclude: &[RelPath]) -> Result<RootState> {
+    if exclude.iter().any(RelPath::is_root) {
+        return Err(CheckpointError::InvalidPath {
+            path: String::new(),
+            reason: "cannot exclude a whole root",
+        });
+    }
+    let spec = RootSpec {
+        name: String::new(),
+        dir: path.to_owned(),
+        exclude: exclude.to_vec(),
+    };
+    let scanned = walk(&spec)?;
+    let mut jobs: Vec<usize> = Vec::new();
+    let mut job_of: Vec<Option<usize>> = vec![None; scanned.len()];
+    let mut job_of_inode: HashMap<(u64, u64), usize> = HashMap::new();
+    for (i, s) in scanned.iter().enumerate() {
+        if s.meta.file_type().is_file() {
+            let job = *job_of_inode
+                .entry((s.meta.dev(), s.meta.ino()))
+                .or_insert_with(|| {
+                    jobs.push(i);
+                    jobs.len() - 1
+                });
+            job_of[i] = Some(job);
+        }
+    }
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let results = run_parallel(&jobs, threads, |&i| {
+        let s = &scanned[i];
+        let got = hash_file(&s.full)?;
+        if StatKey::of(&got.metadata) != StatKey::of(&s.meta) {
+            return Err(CheckpointError::ChangedDuringSnapshot {
+                path: s.full.clone(),
+            });
+        }
+        Ok((got.hash, read_xattrs(&s.full)?))
+    })?;
+    let file_hash = job_of
+        .iter()
+        .map(|j| j.map(|j| results[j].clone()))
+        .collect();
+    let st = build_root_state(scanned, file_hash, |_, _, _, _| {})?;
+    check_root_state(&st).map_err(|(p, problem)| CheckpointError::UnsafeRestore {
+        target: path.to_owned(),
+        path: p.escaped(),
+        problem,
+    })?;
+    Ok(st)
 }
 
 impl Snapshotter {
@@ -297,7 +426,11 @@ impl Snapshotter {
     /// Continues from a state that was just restored onto disk from layers already copied
     /// into the writer (see `CheckpointWriter::import_layer`): the next snapshot diffs
     /// against `state`, and files whose size, mode and mtime on disk match their entry are
-    /// trusted to have the entry's content, so they are not rehashed.
+    /// trusted to have the entry's content, so they are not rehashed. The trees must have
+    /// been restored from the checkpoint `state` comes from: after
+    /// `CheckpointWriter::import_layers_rewritten`, the new one (rewritten files keep the
+    /// size and mtime of the originals, so a tree restored from the old checkpoint would
+    /// pass for the rewritten one).
     pub fn adopt(&mut self, state: State, layers_recorded: u32) -> Result<()> {
         self.cache.clear();
         for spec in &self.roots {
@@ -407,76 +540,16 @@ impl Snapshotter {
                 }
             }
 
-            // Hardlink groups: inodes with several paths inside this root.
-            let mut groups: HashMap<(u64, u64), RelPath> = HashMap::new();
-            let mut group_count: HashMap<(u64, u64), usize> = HashMap::new();
-            for s in &scanned {
-                if s.meta.file_type().is_file() && s.meta.nlink() > 1 {
-                    let k = (s.meta.dev(), s.meta.ino());
-                    *group_count.entry(k).or_default() += 1;
-                    let g = groups.entry(k).or_insert_with(|| s.path.clone());
-                    if s.path < *g {
-                        *g = s.path.clone();
-                    }
-                }
-            }
-
-            let mut root_state = RootState::new();
-            for (i, s) in scanned.into_iter().enumerate() {
-                let m = &s.meta;
-                let ft = m.file_type();
-                let mut xattrs = s.xattrs;
-                let kind = if ft.is_dir() {
-                    EntryKind::Dir
-                } else if ft.is_file() {
-                    let (hash, xa) = file_hash[i].take().ok_or_else(|| {
-                        CheckpointError::ChangedDuringSnapshot {
-                            path: s.full.clone(),
-                        }
-                    })?;
-                    xattrs = xa.clone();
-                    cache.insert(
-                        s.path.clone(),
-                        CacheEntry {
-                            key: StatKey::of(m),
-                            hash,
-                            xattrs: xa,
-                        },
-                    );
-                    let k = (m.dev(), m.ino());
-                    let hardlink = if group_count.get(&k).copied().unwrap_or(0) > 1 {
-                        groups.get(&k).cloned()
-                    } else {
-                        None
-                    };
-                    EntryKind::File {
-                        size: m.size(),
-                        blake3: hash,
-                        hardlink,
-                    }
-                } else if ft.is_symlink() {
-                    EntryKind::Symlink {
-                        target: s.target.unwrap_or_default(),
-                    }
-                } else if ft.is_fifo() {
-                    EntryKind::Fifo
-                } else if ft.is_socket() {
-                    EntryKind::Socket
-                } else if ft.is_char_device() {
-                    EntryKind::CharDevice { rdev: m.rdev() }
-                } else {
-                    EntryKind::BlockDevice { rdev: m.rdev() }
-                };
-                root_state.insert(
-                    s.path,
-                    Entry {
-                        kind,
-                        mode: m.mode() & 0o7777,
-                        mtime: timestamp(m.mtime(), m.mtime_nsec()),
-                        xattrs,
+            let root_state = build_root_state(scanned, file_hash, |path, m, hash, xattrs| {
+                cache.insert(
+                    path.clone(),
+                    CacheEntry {
+                        key: StatKey::of(m),
+                        hash,
+                        xattrs: xattrs.clone(),
                     },
                 );
-            }
+            })?;
             check_root_state(&root_state).map_err(|(path, problem)| CheckpointError::Manifest {
                 layer: index,
                 root: spec.name.clone(),

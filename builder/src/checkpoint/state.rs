@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::error::{CheckpointError, Result};
-use super::manifest::{ContentHash, Entry, EntryKind, Layer, RootDiff};
+use super::manifest::{ContentHash, Entry, EntryKind, Layer, RootDiff, Timestamp};
 use super::path::RelPath;
 
 /// Every entry of one root, by path. Empty means the root does not exist.
@@ -46,11 +46,8 @@ impl State {
 
     /// The newest mtime of any entry (`None` when there are no entries). A file that
     /// changes after a restore must get an mtime newer than this.
-    pub fn max_mtime(&self) -> Option<super::manifest::Timestamp> {
-        self.roots
-            .values()
-            .flat_map(|r| r.values().map(|e| e.mtime))
-            .max()
+    pub fn max_mtime(&self) -> Option<Timestamp> {
+        self.roots.values().filter_map(max_mtime).max()
     }
 
     /// Every blob referenced by any file entry.
@@ -60,6 +57,12 @@ impl State {
             .flat_map(|r| r.values().filter_map(Entry::blob))
             .collect()
     }
+}
+
+/// The newest mtime of any entry of one root (`None` when it has no entries): what a file
+/// changed after restoring this root must be newer than.
+pub fn max_mtime(root: &RootState) -> Option<Timestamp> {
+    root.values().map(|e| e.mtime).max()
 }
 
 /// Applies a diff to one root's state: deletions (each must exist), then changed entries.
@@ -279,7 +282,7 @@ pub fn diff(a: &State, b: &State) -> StateDiff {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checkpoint::manifest::{LayerMeta, Timestamp};
+    use crate::checkpoint::manifest::LayerMeta;
 
     fn p(s: &str) -> RelPath {
         RelPath::new(s).unwrap()

@@ -1,16 +1,20 @@
 //! A checkpoint directory (`index.json`, `layers/`, `blobs/`): writing it layer by layer,
 //! opening and verifying it, folding states and restoring from it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::blobs::{BlobStore, BlobWriter};
+use super::blobs::{BlobStore, BlobWriter, STREAM_THRESHOLD};
 use super::error::{CheckpointError, IoResultExt, Result};
-use super::manifest::{layer_file_name, ContentHash, Index, Layer, LayerRef, FORMAT_VERSION};
-use super::restore::{apply_diff, restore_root, RestoreReport};
-use super::state::{RootState, State};
+use super::manifest::{
+    layer_file_name, ContentHash, EntryKind, Index, Layer, LayerMeta, LayerRef, FORMAT_VERSION,
+};
+use super::restore::{apply_diff, restore_root, restore_root_into, RestoreReport};
+use super::rewrite::Rewrites;
+use super::snapshot::run_parallel;
+use super::state::{check_root_state, diff_root, RootState, State};
 
 const INDEX: &str = "index.json";
 const LAYERS: &str = "layers";
@@ -187,6 +191,108 @@ impl CheckpointWriter {
         self.write_layer(layer)
     }
 
+    /// Starts this checkpoint with layers `0..=upto` of `from`, with every `old` byte string
+    /// of `rewrites` replaced by its `new` (same length; see [`Rewrites`] for the exact
+    /// semantics) in file contents, attachments, symlink targets, xattr names and values,
+    /// path components, and the layer names, attachment names and `meta` strings and keys.
+    /// The writer must hold no layer yet.
+    ///
+    /// Every blob is read (and verified) once: content with no occurrence is copied byte for
+    /// byte under its old hash, rewritten content is stored under the hash of the new bytes
+    /// (sizes never change). Each layer is the diff between the rewritten states before and
+    /// after it, so layers stay canonical even when rewriting renames paths or makes two
+    /// contents equal; without any occurrence the layer files are byte-identical to
+    /// [`CheckpointWriter::import_layer`]'s. Returns the state after `upto` in this
+    /// checkpoint, ready for [`super::Snapshotter::adopt`] once the trees are restored from
+    /// this checkpoint. On error the writer holds a partial import and should be discarded.
+    pub fn import_layers_rewritten(
+        &mut self,
+        from: &Checkpoint,
+        upto: u32,
+        rewrites: &[(Vec<u8>, Vec<u8>)],
+    ) -> Result<State> {
+        if self.layer_count() != 0 {
+            return Err(CheckpointError::WriterNotEmpty {
+                layers: self.layer_count(),
+            });
+        }
+        let rw = Rewrites::new(rewrites)?;
+        from.layer(upto)?;
+        let layers = &from.layers()[..=upto as usize];
+
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let mut hashes: HashMap<ContentHash, ContentHash> = HashMap::new();
+        self.add_roots(from.roots().iter().cloned())?;
+        let mut old_state = State::default();
+        let mut new_state = State::default();
+        for l in layers {
+            let conflict = |problem: String| CheckpointError::RewriteConflict {
+                layer: l.index,
+                problem,
+            };
+            old_state.apply(l)?;
+            // The blobs this layer is the first to reference (with the size an entry gives
+            // them), brought in before it is written so the index counts them here.
+            let mut fresh: BTreeMap<ContentHash, Option<u64>> = BTreeMap::new();
+            for d in l.roots.values() {
+                for (_, e) in &d.changed {
+                    if let EntryKind::File { size, blake3, .. } = &e.kind {
+                        if !hashes.contains_key(blake3) {
+                            fresh.insert(*blake3, Some(*size));
+                        }
+                    }
+                }
+            }
+            for h in l.meta.attachments.values() {
+                if !hashes.contains_key(h) {
+                    fresh.entry(*h).or_insert(None);
+                }
+            }
+            let jobs: Vec<(ContentHash, Option<u64>)> = fresh.into_iter().collect();
+            let blobs = &self.blobs;
+            let done = run_parallel(&jobs, threads, |(h, size)| {
+                rewrite_blob(from.blobs(), blobs, &rw, h, *size)
+            })?;
+            hashes.extend(jobs.iter().map(|(h, _)| *h).zip(done));
+            let mut roots = BTreeMap::new();
+            for root in l.roots.keys() {
+                let rewritten = rw
+                    .apply_root_state(old_state.root(root), &hashes)
+                    .map_err(conflict)?;
+                check_root_state(&rewritten)
+                    .map_err(|(p, m)| conflict(format!("path {p}: {m}")))?;
+                let diff = diff_root(new_state.root(root), &rewritten);
+                if !diff.is_empty() {
+                    roots.insert(root.clone(), diff);
+                }
+                new_state.roots.insert(root.clone(), rewritten);
+            }
+            let mut attachments = BTreeMap::new();
+            for (name, h) in &l.meta.attachments {
+                let name = rw.apply_str(name).map_err(conflict)?;
+                if attachments.insert(name.clone(), hashes[h]).is_some() {
+                    return Err(conflict(format!(
+                        "two attachment names are rewritten to {name:?}"
+                    )));
+                }
+            }
+            let layer = Layer {
+                index: l.index,
+                meta: LayerMeta {
+                    name: rw.apply_str(&l.meta.name).map_err(conflict)?,
+                    attachments,
+                    meta: rw.apply_json(&l.meta.meta).map_err(conflict)?,
+                },
+                roots,
+            };
+            self.write_layer(&layer)?;
+        }
+        for r in &self.index.roots {
+            new_state.roots.entry(r.clone()).or_default();
+        }
+        Ok(new_state)
+    }
+
     /// Removes the temporary directory and returns the checkpoint directory.
     pub fn finish(self) -> Result<PathBuf> {
         self.write_index()?;
@@ -194,6 +300,43 @@ impl CheckpointWriter {
         fs::remove_dir_all(&tmp).at("remove", &tmp)?;
         Ok(self.dir)
     }
+}
+
+/// Brings blob `hash` of `from` into `to` with `rw` applied; returns the hash it has there.
+/// The blob is read once to verify it and look for occurrences; content without any is
+/// copied as is (same hash, no recompression), only rewritten content is stored anew.
+fn rewrite_blob(
+    from: &BlobStore,
+    to: &BlobWriter,
+    rw: &Rewrites,
+    hash: &ContentHash,
+    size: Option<u64>,
+) -> Result<ContentHash> {
+    if rw.is_identity() {
+        to.import(from, hash)?;
+        return Ok(*hash);
+    }
+    if size.is_some_and(|s| s <= STREAM_THRESHOLD) {
+        let mut data = from.read(hash)?;
+        if rw.apply_in_place(&mut data) == 0 {
+            to.import_verified(from, hash)?;
+            return Ok(*hash);
+        }
+        return to.put_bytes(&data);
+    }
+    // Large or of unknown size: look first, rewrite in a second streaming pass if needed.
+    let mut scan = rw.stream();
+    from.stream(hash, |c| scan.feed(c, |_| Ok(())))?;
+    if scan.finish(|_| Ok(()))? == 0 {
+        to.import_verified(from, hash)?;
+        return Ok(*hash);
+    }
+    to.put_streamed(|sink| {
+        let mut w = rw.stream();
+        from.stream(hash, |c| w.feed(c, &mut *sink))?;
+        w.finish(&mut *sink)?;
+        Ok(())
+    })
 }
 
 /// What [`Checkpoint::verify`] checked.
@@ -410,6 +553,13 @@ impl Checkpoint {
     /// [`Checkpoint::state_after`] (restoring several roots folds once).
     pub fn restore_state(&self, state: &RootState, target: &Path) -> Result<RestoreReport> {
         restore_root(&self.blobs, state, target)
+    }
+
+    /// Like [`Checkpoint::restore_state`] into `target`, an existing directory that stays
+    /// in place (a mount point): its content is replaced, but only once the whole tree has
+    /// been built and verified inside it; see [`restore_root_into`].
+    pub fn restore_state_into(&self, root: &RootState, target: &Path) -> Result<RestoreReport> {
+        restore_root_into(&self.blobs, root, target)
     }
 
     /// Turns `target`, a tree in the state of `root` after layer `index - 1` (or absent for

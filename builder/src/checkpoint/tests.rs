@@ -19,18 +19,18 @@ use super::testutil::TempDir;
 
 /// Everything we promise to restore about one path.
 #[derive(Clone, PartialEq, Eq, Debug)]
-struct Desc {
-    kind: &'static str,
-    mode: u32,
-    mtime: (i64, i64),
-    size: u64,
-    content: Option<ContentHash>,
-    target: Option<Vec<u8>>,
-    group: Option<Vec<u8>>,
-    xattrs: BTreeMap<Vec<u8>, Vec<u8>>,
+pub(super) struct Desc {
+    pub(super) kind: &'static str,
+    pub(super) mode: u32,
+    pub(super) mtime: (i64, i64),
+    pub(super) size: u64,
+    pub(super) content: Option<ContentHash>,
+    pub(super) target: Option<Vec<u8>>,
+    pub(super) group: Option<Vec<u8>>,
+    pub(super) xattrs: BTreeMap<Vec<u8>, Vec<u8>>,
 }
 
-fn describe(root: &Path) -> BTreeMap<Vec<u8>, Desc> {
+pub(super) fn describe(root: &Path) -> BTreeMap<Vec<u8>, Desc> {
     let mut out = BTreeMap::new();
     let mut inodes: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
     fn walk(
@@ -134,7 +134,7 @@ fn describe(root: &Path) -> BTreeMap<Vec<u8>, Desc> {
     out
 }
 
-fn xattrs_supported(dir: &Path) -> bool {
+pub(super) fn xattrs_supported(dir: &Path) -> bool {
     let probe = dir.join(".xattr-probe");
     fs::write(&probe, b"").unwrap();
     let ok = xattr::set(&probe, "user.probe", b"1").is_ok();
@@ -142,7 +142,7 @@ fn xattrs_supported(dir: &Path) -> bool {
     ok
 }
 
-fn set_mtime(path: &Path, sec: i64, nsec: u32) {
+pub(super) fn set_mtime(path: &Path, sec: i64, nsec: u32) {
     let parent = fsops::open_dir(path.parent().unwrap()).unwrap();
     fsops::set_mtime_at(
         parent.as_fd(),
@@ -157,7 +157,7 @@ fn p(s: &str) -> PathBuf {
 }
 
 /// Builds a tree with every kind of entry we support; returns whether xattrs were set.
-fn generate(root: &Path) -> bool {
+pub(super) fn generate(root: &Path) -> bool {
     let xa = xattrs_supported(root.parent().unwrap());
     fs::create_dir_all(root).unwrap();
     let w = |rel: &str, data: &[u8]| {
@@ -240,13 +240,13 @@ fn generate(root: &Path) -> bool {
     xa
 }
 
-fn open_verified(dir: &Path) -> Checkpoint {
+pub(super) fn open_verified(dir: &Path) -> Checkpoint {
     let ck = Checkpoint::open(dir).unwrap();
     ck.verify().unwrap();
     ck
 }
 
-fn assert_same(a: &BTreeMap<Vec<u8>, Desc>, b: &BTreeMap<Vec<u8>, Desc>) {
+pub(super) fn assert_same(a: &BTreeMap<Vec<u8>, Desc>, b: &BTreeMap<Vec<u8>, Desc>) {
     let keys_a: Vec<_> = a.keys().collect();
     let keys_b: Vec<_> = b.keys().collect();
     assert_eq!(keys_a, keys_b, "path sets differ");

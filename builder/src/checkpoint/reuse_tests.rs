@@ -1,0 +1,761 @@
+//! Tests of continuing an earlier build: rewritten imports, restoring into a directory that
+//! stays in place, scanning and overlaying source changes; tests only.
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::Path;
+
+use super::error::CheckpointError;
+use super::manifest::{ContentHash, LayerMeta, Timestamp};
+use super::overlay::{overlay_changes, OverlayChange};
+use super::path::RelPath;
+use super::rewrite::{RewritePair, Rewrites};
+use super::snapshot::{scan_root, Snapshotter};
+use super::state::{max_mtime, RootState, State};
+use super::store::{Checkpoint, CheckpointWriter};
+use super::tests::{
+    assert_same, describe, generate, open_verified, set_mtime, xattrs_supported, Desc,
+};
+use super::testutil::TempDir;
+
+fn out_path(hash: &str) -> Vec<u8> {
+    format!("/nix/store/{hash}-demo-1.0").into_bytes()
+}
+fn dev_path(hash: &str) -> Vec<u8> {
+    format!("/nix/store/{hash}-demo-1.0-dev").into_bytes()
+}
+const H_OUT_OLD: &str = "0123456789abcdfghijklmnpqrsvwxyz";
+const H_OUT_NEW: &str = "zyxwvsrqpnmlkjihgfdcba9876543210";
+const H_DEV_OLD: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+const H_DEV_NEW: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+fn cat(parts: &[&[u8]]) -> Vec<u8> {
+    parts.concat()
+}
+
+fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// The build tree before buildPhase: output paths in text, binary, symlink, xattr, names.
+fn build_tree(root: &Path) -> bool {
+    let xa = xattrs_supported(root.parent().unwrap());
+    let old = out_path(H_OUT_OLD);
+    let dev = dev_path(H_DEV_OLD);
+    let w = |rel: &str, data: &[u8]| {
+        let f = root.join(rel);
+        fs::create_dir_all(f.parent().unwrap()).unwrap();
+        fs::write(f, data).unwrap();
+    };
+    w(
+        "src/config.h",
+        &cat(&[
+            b"#define PREFIX \"",
+            &old,
+            b"\"\n#define DEV \"",
+            &dev,
+            b"\"\n",
+        ]),
+    );
+    w("src/plain.c", b"int x;\n");
+    // Over the streaming threshold, with occurrences across a chunk boundary and at the end.
+    let mut big = pseudo_random(5 << 20, 7);
+    let at = (1 << 20) - 7;
+    big[at..at + old.len()].copy_from_slice(&old);
+    let end = big.len() - dev.len();
+    big[end..].copy_from_slice(&dev);
+    w("big.bin", &big);
+    w("big-clean.bin", &pseudo_random(5 << 20, 11));
+    symlink(
+        OsStr::from_bytes(&cat(&[&old, b"/bin/demo"])),
+        root.join("result"),
+    )
+    .unwrap();
+    w("links/a", &cat(&[b"path=", &old, b"\n"]));
+    fs::hard_link(root.join("links/a"), root.join("links/b")).unwrap();
+    // A name that is rewritten, hardlinked to one that is not; the rewritten name becomes
+    // the smallest of the group.
+    w("zTOKENOLD", b"see zTOKENOLD\n");
+    fs::hard_link(root.join("zTOKENOLD"), root.join("m")).unwrap();
+    if xa {
+        xattr::set(root.join("src/config.h"), "user.origin", &old).unwrap();
+    }
+    xa
+}
+
+/// `describe(orig)` as it must look after rewriting with `rw`.
+fn rewritten_desc(orig: &Path, rw: &Rewrites) -> BTreeMap<Vec<u8>, Desc> {
+    let d = describe(orig);
+    let new_path = |k: &Vec<u8>| -> Vec<u8> {
+        if k.is_empty() {
+            return Vec::new();
+        }
+        rw.apply_path(&RelPath::new(k.clone()).unwrap())
+            .unwrap()
+            .map_or(k.clone(), |p| p.as_bytes().to_vec())
+    };
+    let mut leaders: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+    for (k, v) in &d {
+        if let Some(g) = &v.group {
+            let n = new_path(k);
+            let l = leaders.entry(g.clone()).or_insert_with(|| n.clone());
+            if n < *l {
+                *l = n;
+            }
+        }
+    }
+    d.iter()
+        .map(|(k, v)| {
+            let mut v = v.clone();
+            let re = |b: Vec<u8>| rw.apply(&b).unwrap_or(b);
+            if v.kind == "file" {
+                let data = fs::read(orig.join(OsStr::from_bytes(k))).unwrap();
+                v.content = Some(ContentHash::of(&re(data)));
+            }
+            v.target = v.target.map(re);
+            v.xattrs = v.xattrs.into_iter().map(|(a, b)| (re(a), re(b))).collect();
+            v.group = v.group.map(|g| leaders[&g].clone());
+            (new_path(k), v)
+        })
+        .collect()
+}
+
+fn rewrites() -> Vec<RewritePair> {
+    vec![
+        (out_path(H_OUT_OLD), out_path(H_OUT_NEW)),
+        (dev_path(H_DEV_OLD), dev_path(H_DEV_NEW)),
+        (b"zTOKENOLD".to_vec(), b"aTOKENNEW".to_vec()),
+    ]
+}
+
+/// Every byte string the checkpoint holds, blobs decompressed: (where, bytes).
+fn checkpoint_bytes(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let ck = Checkpoint::open(dir).unwrap();
+    let mut out = Vec::new();
+    for (h, p) in ck.blobs().list().unwrap() {
+        out.push((p.display().to_string(), ck.read_blob(&h).unwrap()));
+    }
+    out.push((
+        "index.json".into(),
+        fs::read(dir.join("index.json")).unwrap(),
+    ));
+    for e in fs::read_dir(dir.join("layers")).unwrap() {
+        let p = e.unwrap().path();
+        out.push((p.display().to_string(), fs::read(&p).unwrap()));
+    }
+    out
+}
+
+#[test]
+fn rewritten_import_restore_adopt_and_snapshot() {
+    let t = TempDir::new("rewrite");
+    let root = t.path().join("build");
+    let out = t.path().join("out");
+    fs::create_dir(&root).unwrap();
+    let xa = build_tree(&root);
+    let (old_out, old_dev) = (out_path(H_OUT_OLD), dev_path(H_DEV_OLD));
+
+    // The earlier build: three layers, attachments and meta naming the outputs.
+    let a_dir = t.path().join("ck-a");
+    let mut wa = CheckpointWriter::create(&a_dir).unwrap();
+    let mut sa = Snapshotter::new(vec![
+        ("build".into(), root.clone()),
+        ("out".into(), out.clone()),
+    ])
+    .unwrap();
+    let meta = |w: &CheckpointWriter, name: &str| LayerMeta {
+        name: name.into(),
+        attachments: [
+            (
+                "shell-state".to_string(),
+                w.put_blob(&cat(&[b"declare -x out=\"", &old_out, b"\"\n"]))
+                    .unwrap(),
+            ),
+            (
+                "inputs".to_string(),
+                w.put_blob(&cat(&[b"{\"dev\":\"", &old_dev, b"\"}"]))
+                    .unwrap(),
+            ),
+            ("timing".to_string(), w.put_blob(b"{\"ms\":12}").unwrap()),
+        ]
+        .into_iter()
+        .collect(),
+        meta: serde_json::json!({
+            "phase": name,
+            "outputs": {"out": String::from_utf8(old_out.clone()).unwrap()},
+            "list": [String::from_utf8(old_dev.clone()).unwrap(), 3],
+        }),
+    };
+    let m = meta(&wa, "unpackPhase");
+    sa.snapshot(&mut wa, m).unwrap();
+    fs::write(
+        root.join("src/config.h"),
+        cat(&[b"#define PREFIX \"", &old_out, b"\" /* configured */\n"]),
+    )
+    .unwrap();
+    fs::create_dir_all(out.join("bin")).unwrap();
+    fs::write(
+        out.join("bin/demo"),
+        cat(&[
+            b"#!/bin/sh\nexec ",
+            &old_out,
+            b"/libexec/demo --dev ",
+            &old_dev,
+            b"\n",
+        ]),
+    )
+    .unwrap();
+    fs::set_permissions(out.join("bin/demo"), fs::Permissions::from_mode(0o755)).unwrap();
+    let m = meta(&wa, "buildPhase");
+    sa.snapshot(&mut wa, m).unwrap();
+    let rw = Rewrites::new(&rewrites()).unwrap();
+    let want_build = rewritten_desc(&root, &rw);
+    let want_out = rewritten_desc(&out, &rw);
+    fs::write(root.join("later"), b"installPhase only").unwrap();
+    let m = meta(&wa, "installPhase");
+    sa.snapshot(&mut wa, m).unwrap();
+    wa.finish().unwrap();
+    let ck_a = open_verified(&a_dir);
+    assert!(checkpoint_bytes(&a_dir)
+        .iter()
+        .any(|(_, b)| contains(b, &old_out)));
+
+    // Refusals leave the writer empty.
+    let b_dir = t.path().join("ck-b");
+    let mut wb = CheckpointWriter::create(&b_dir).unwrap();
+    let bad = vec![(old_out.clone(), b"/nix/store/short".to_vec())];
+    assert!(matches!(
+        wb.import_layers_rewritten(&ck_a, 1, &bad),
+        Err(CheckpointError::InvalidRewrite { .. })
+    ));
+    assert!(matches!(
+        wb.import_layers_rewritten(&ck_a, 3, &rewrites()),
+        Err(CheckpointError::NoSuchLayer { .. })
+    ));
+    assert_eq!(wb.layer_count(), 0);
+
+    // The import.
+    let state = wb.import_layers_rewritten(&ck_a, 1, &rewrites()).unwrap();
+    assert_eq!(wb.layer_count(), 2);
+    assert!(matches!(
+        wb.import_layers_rewritten(&ck_a, 1, &rewrites()),
+        Err(CheckpointError::WriterNotEmpty { layers: 2 })
+    ));
+    let ck_b = Checkpoint::open(&b_dir).unwrap();
+    assert_eq!(ck_b.state_after(1).unwrap(), state);
+    let st_a = ck_a.state_after(1).unwrap();
+    // No byte of the old paths anywhere in the new checkpoint; the new ones are there.
+    for (place, bytes) in checkpoint_bytes(&b_dir) {
+        for old in [&old_out[..], &old_dev[..], b"zTOKENOLD"] {
+            assert!(
+                !contains(&bytes, old),
+                "{place} still holds {}",
+                String::from_utf8_lossy(old)
+            );
+        }
+    }
+    let b_layer = &ck_b.layers()[0];
+    assert_eq!(b_layer.meta.name, "unpackPhase");
+    assert_eq!(
+        b_layer.meta.meta["outputs"]["out"],
+        String::from_utf8(out_path(H_OUT_NEW)).unwrap()
+    );
+    assert_eq!(
+        b_layer.meta.meta["list"][0],
+        String::from_utf8(dev_path(H_DEV_NEW)).unwrap()
+    );
+    assert_eq!(
+        ck_b.read_blob(&b_layer.meta.attachments["shell-state"])
+            .unwrap(),
+        cat(&[b"declare -x out=\"", &out_path(H_OUT_NEW), b"\"\n"])
+    );
+    // Content without occurrences keeps its hash and its blob file, byte for byte.
+    let a_layer = &ck_a.layers()[0];
+    assert_eq!(
+        a_layer.meta.attachments["timing"],
+        b_layer.meta.attachments["timing"]
+    );
+    for name in ["big-clean.bin", "src/plain.c"] {
+        let p = RelPath::new(name).unwrap();
+        let h = st_a.root("build")[&p].blob().unwrap();
+        assert_eq!(state.root("build")[&p].blob(), Some(h), "{name}");
+        let (fa, _) = ck_a.blobs().locate(&h).unwrap();
+        let (fb, _) = ck_b.blobs().locate(&h).unwrap();
+        assert_eq!(fs::read(fa).unwrap(), fs::read(fb).unwrap(), "{name}");
+    }
+    let big = RelPath::new("big.bin").unwrap();
+    assert_ne!(
+        st_a.root("build")[&big].blob(),
+        state.root("build")[&big].blob()
+    );
+
+    // Restore from the new checkpoint: the build directory in place (it holds junk), an
+    // output at a path that does not exist yet.
+    let nb = t.path().join("new-build");
+    fs::create_dir(&nb).unwrap();
+    fs::write(nb.join("junk"), b"junk").unwrap();
+    let no = t.path().join("new-out");
+    ck_b.restore_state_into(state.root("build"), &nb).unwrap();
+    ck_b.restore_state(state.root("out"), &no).unwrap();
+    assert_same(&want_build, &describe(&nb));
+    assert_same(&want_out, &describe(&no));
+    if xa {
+        assert_eq!(
+            xattr::get(nb.join("src/config.h"), "user.origin")
+                .unwrap()
+                .unwrap(),
+            out_path(H_OUT_NEW)
+        );
+    }
+    assert_eq!(
+        fs::read_link(nb.join("result"))
+            .unwrap()
+            .as_os_str()
+            .as_bytes(),
+        cat(&[&out_path(H_OUT_NEW), b"/bin/demo"])
+    );
+
+    // Adopt and continue: nothing is rehashed, nothing spuriously changes.
+    let mut sb = Snapshotter::new(vec![
+        ("build".into(), nb.clone()),
+        ("out".into(), no.clone()),
+    ])
+    .unwrap();
+    sb.adopt(state.clone(), 2).unwrap();
+    let l = sb
+        .snapshot(
+            &mut wb,
+            LayerMeta {
+                name: "installPhase".into(),
+                ..LayerMeta::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(l.files_hashed, 0, "restored files are trusted");
+    assert!(l.roots.values().all(|r| r.changed == 0 && r.deleted == 0));
+    // A later change is seen, even one that keeps size and mtime (ctime moves).
+    let cfg = nb.join("src/config.h");
+    let before = fs::symlink_metadata(&cfg).unwrap();
+    let mut data = fs::read(&cfg).unwrap();
+    data[0] ^= 1;
+    fs::write(&cfg, &data).unwrap();
+    {
+        use std::os::unix::fs::MetadataExt;
+        set_mtime(&cfg, before.mtime(), before.mtime_nsec() as u32);
+    }
+    let l = sb.snapshot(&mut wb, LayerMeta::default()).unwrap();
+    assert_eq!(l.files_hashed, 1);
+    assert_eq!(l.roots["build"].changed, 1);
+    assert_eq!(
+        sb.state().root("build")[&RelPath::new("src/config.h").unwrap()].blob(),
+        Some(ContentHash::of(&data))
+    );
+    wb.finish().unwrap();
+    open_verified(&b_dir);
+}
+
+#[test]
+fn rewriting_nothing_is_a_verbatim_import() {
+    let t = TempDir::new("rewrite-id");
+    let root = t.path().join("build");
+    fs::create_dir(&root).unwrap();
+    build_tree(&root);
+    let a_dir = t.path().join("a");
+    let mut wa = CheckpointWriter::create(&a_dir).unwrap();
+    let mut sa = Snapshotter::new(vec![("build".into(), root.clone())]).unwrap();
+    sa.snapshot(&mut wa, LayerMeta::default()).unwrap();
+    fs::write(root.join("src/plain.c"), b"int y;\n").unwrap();
+    sa.snapshot(&mut wa, LayerMeta::default()).unwrap();
+    wa.finish().unwrap();
+    let ck = open_verified(&a_dir);
+    let verbatim = t.path().join("v");
+    let mut wv = CheckpointWriter::create(&verbatim).unwrap();
+    wv.import_layer(&ck, 0).unwrap();
+    wv.import_layer(&ck, 1).unwrap();
+    wv.finish().unwrap();
+    for (i, pairs) in [
+        vec![],
+        vec![(b"absent-string".to_vec(), b"other-string!".to_vec())],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let dir = t.path().join(format!("r{i}"));
+        let mut w = CheckpointWriter::create(&dir).unwrap();
+        let st = w.import_layers_rewritten(&ck, 1, &pairs).unwrap();
+        w.finish().unwrap();
+        assert_eq!(st, ck.state_after(1).unwrap());
+        for f in ["index.json", "layers/000-.json", "layers/001-.json"] {
+            assert_eq!(
+                fs::read(verbatim.join(f)).unwrap(),
+                fs::read(dir.join(f)).unwrap(),
+                "{f}"
+            );
+        }
+        assert_eq!(
+            describe(&verbatim.join("blobs")).len(),
+            describe(&dir.join("blobs")).len()
+        );
+    }
+}
+
+// ------------------------------------------------------------------------------------
+// Restoring into a directory that stays in place.
+
+fn snapshot_once(root: &Path, ck_dir: &Path) -> (Checkpoint, State) {
+    let mut w = CheckpointWriter::create(ck_dir).unwrap();
+    let mut s = Snapshotter::new(vec![("build".into(), root.to_owned())]).unwrap();
+    s.snapshot(&mut w, LayerMeta::default()).unwrap();
+    w.finish().unwrap();
+    let ck = open_verified(ck_dir);
+    let st = ck.state_after(0).unwrap();
+    (ck, st)
+}
+
+fn hidden_leftovers(dir: &Path) -> Vec<String> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".checkpoint-restore-"))
+        .collect()
+}
+
+#[test]
+fn restore_into_an_existing_directory() {
+    let t = TempDir::new("into");
+    let root = t.path().join("build");
+    let xa = generate(&root);
+    let (ck, st) = snapshot_once(&root, &t.path().join("ck"));
+    let want = describe(&root);
+
+    // A target full of things in the way, one of them a symlink to outside.
+    let target = t.path().join("mnt");
+    let outside = t.path().join("outside");
+    fs::create_dir_all(&outside).unwrap();
+    fs::write(outside.join("keep"), b"keep").unwrap();
+    fs::create_dir_all(target.join("rojunk/sub")).unwrap();
+    fs::write(target.join("rojunk/sub/f"), b"f").unwrap();
+    fs::set_permissions(target.join("rojunk/sub"), fs::Permissions::from_mode(0o555)).unwrap();
+    fs::set_permissions(target.join("rojunk"), fs::Permissions::from_mode(0o500)).unwrap();
+    fs::write(target.join("src"), b"a file where a directory goes").unwrap();
+    fs::create_dir(target.join(".checkpoint-restore-1-0")).unwrap();
+    symlink(&outside, target.join("escape")).unwrap();
+    symlink(&outside, target.join("to-dir")).unwrap();
+    if xa {
+        xattr::set(&target, "user.junk", b"old").unwrap();
+    }
+    fs::set_permissions(&target, fs::Permissions::from_mode(0o500)).unwrap();
+    let target_ino = {
+        use std::os::unix::fs::MetadataExt;
+        fs::metadata(&target).unwrap().ino()
+    };
+
+    let rep = ck.restore_state_into(st.root("build"), &target).unwrap();
+    assert!(rep.root_present && rep.skipped.is_empty());
+    assert_same(&want, &describe(&target));
+    assert!(hidden_leftovers(&target).is_empty());
+    assert_eq!(fs::read(outside.join("keep")).unwrap(), b"keep");
+    {
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(
+            fs::metadata(&target).unwrap().ino(),
+            target_ino,
+            "same directory"
+        );
+    }
+
+    // A corrupt blob: refused before anything of the target is touched.
+    let h = st.root("build")[&RelPath::new("src/lib.c").unwrap()]
+        .blob()
+        .unwrap();
+    let (blob, _) = ck.blobs().locate(&h).unwrap();
+    let mut b = fs::read(&blob).unwrap();
+    let mid = b.len() / 2;
+    b[mid] ^= 0x20;
+    fs::write(&blob, b).unwrap();
+    let before = describe(&target);
+    let err = ck
+        .restore_state_into(st.root("build"), &target)
+        .unwrap_err();
+    assert!(matches!(err, CheckpointError::BlobCorrupt { .. }), "{err}");
+    assert_same(&before, &describe(&target));
+    assert!(hidden_leftovers(&target).is_empty());
+
+    // Nothing to restore into a directory that must stay, or a file as the target.
+    let err = ck
+        .restore_state_into(&RootState::new(), &target)
+        .unwrap_err();
+    assert!(
+        matches!(err, CheckpointError::UnsafeRestore { .. }),
+        "{err}"
+    );
+    assert_same(&before, &describe(&target));
+    let file = t.path().join("file");
+    fs::write(&file, b"").unwrap();
+    assert!(matches!(
+        ck.restore_state_into(st.root("build"), &file),
+        Err(CheckpointError::TargetNotUsable { .. })
+    ));
+}
+
+// ------------------------------------------------------------------------------------
+// Scanning and overlaying.
+
+#[test]
+fn scan_root_matches_a_snapshot() {
+    let t = TempDir::new("scan");
+    let root = t.path().join("build");
+    generate(&root);
+    let (_, st) = snapshot_once(&root, &t.path().join("ck"));
+    assert_eq!(&scan_root(&root, &[]).unwrap(), st.root("build"));
+    let without = scan_root(&root, &[RelPath::new("src").unwrap()]).unwrap();
+    assert!(without
+        .keys()
+        .all(|p| !p.starts_with(&RelPath::new("src").unwrap())));
+    assert_eq!(without.len() + 3, st.root("build").len());
+    assert!(scan_root(&t.path().join("absent"), &[]).unwrap().is_empty());
+    assert!(scan_root(&root, &[RelPath::root()]).is_err());
+    assert_eq!(max_mtime(st.root("build")), st.max_mtime());
+}
+
+/// A small source tree with every kind of change to come; mtimes from `base`.
+fn source_tree(root: &Path, base: i64) {
+    let w = |rel: &str, data: &[u8]| {
+        let f = root.join(rel);
+        fs::create_dir_all(f.parent().unwrap()).unwrap();
+        fs::write(f, data).unwrap();
+    };
+    w("a.c", b"one");
+    w("b.c", b"bee");
+    w("del.c", b"gone");
+    w(
+        "bin.dat",
+        &(0..=255u8).cycle().take(3000).collect::<Vec<_>>(),
+    );
+    symlink("a.c", root.join("link")).unwrap();
+    w("mode.sh", b"#!/bin/sh\n");
+    fs::set_permissions(root.join("mode.sh"), fs::Permissions::from_mode(0o644)).unwrap();
+    w("f2d", b"a file that becomes a directory");
+    w("d2f/x", b"in a directory that becomes a file");
+    w("sub/keep.c", b"keep");
+    w("sub/ch.c", b"ch");
+    w("rodir/r.c", b"r");
+    stamp(root, base);
+    fs::set_permissions(root.join("rodir"), fs::Permissions::from_mode(0o555)).unwrap();
+}
+
+/// Distinct mtimes `base + i` on every path, directories last.
+fn stamp(root: &Path, base: i64) {
+    let all: Vec<Vec<u8>> = describe(root).into_keys().collect();
+    for (i, rel) in all.iter().enumerate().rev() {
+        set_mtime(&root.join(OsStr::from_bytes(rel)), base + i as i64, 0);
+    }
+}
+
+fn ts((s, ns): (i64, i64)) -> Timestamp {
+    Timestamp {
+        sec: s,
+        nsec: ns as u32,
+    }
+}
+
+#[test]
+fn overlay_brings_source_changes_with_newer_mtimes() {
+    let t = TempDir::new("overlay");
+    let old_src = t.path().join("old");
+    let new_src = t.path().join("new");
+    let target = t.path().join("target");
+    source_tree(&old_src, 1_500_000_000);
+    source_tree(&new_src, 1_500_000_000);
+    // The restored tree after buildPhase: the old sources plus build products.
+    source_tree(&target, 1_500_000_000);
+    fs::set_permissions(target.join("rodir"), fs::Permissions::from_mode(0o755)).unwrap();
+    for (f, i) in [
+        ("a.o", 1),
+        ("sub/keep.o", 2),
+        ("d2f/x.o", 3),
+        ("rodir/r.o", 4),
+    ] {
+        fs::write(target.join(f), b"object").unwrap();
+        set_mtime(&target.join(f), 1_600_000_000 + i, 0);
+    }
+    stamp(&target, 1_550_000_000);
+    fs::set_permissions(target.join("rodir"), fs::Permissions::from_mode(0o555)).unwrap();
+    let old = scan_root(&old_src, &[]).unwrap();
+
+    // This build's sources.
+    let n = &new_src;
+    fs::write(n.join("a.c"), b"ONE").unwrap();
+    set_mtime(&n.join("a.c"), 1_400_000_000, 0);
+    fs::write(n.join("new.c"), b"new").unwrap();
+    fs::create_dir(n.join("newdir")).unwrap();
+    fs::write(n.join("newdir/n.c"), b"n").unwrap();
+    fs::remove_file(n.join("del.c")).unwrap();
+    let mut bin = fs::read(n.join("bin.dat")).unwrap();
+    bin[1000] ^= 0xff;
+    fs::write(n.join("bin.dat"), bin).unwrap();
+    fs::remove_file(n.join("link")).unwrap();
+    symlink("b.c", n.join("link")).unwrap();
+    fs::set_permissions(n.join("mode.sh"), fs::Permissions::from_mode(0o755)).unwrap();
+    fs::remove_file(n.join("f2d")).unwrap();
+    fs::create_dir(n.join("f2d")).unwrap();
+    fs::write(n.join("f2d/inner"), b"inner").unwrap();
+    fs::remove_dir_all(n.join("d2f")).unwrap();
+    fs::write(n.join("d2f"), b"now a file").unwrap();
+    fs::set_permissions(n.join("rodir"), fs::Permissions::from_mode(0o755)).unwrap();
+    fs::write(n.join("rodir/r.c"), b"R").unwrap();
+    fs::set_permissions(n.join("rodir"), fs::Permissions::from_mode(0o555)).unwrap();
+    fs::write(n.join("sub/ch.c"), b"CH").unwrap();
+    set_mtime(&n.join("sub/ch.c"), 1_900_000_000, 5);
+    // Same content, another mtime (a fresh unpack): the restored mtime must win.
+    set_mtime(&n.join("b.c"), 1_700_000_000, 0);
+    set_mtime(&n.join("sub/keep.c"), 1_700_000_000, 0);
+    let new = scan_root(n, &[]).unwrap();
+
+    let before = describe(&target);
+    let min = max_mtime(&scan_root(&target, &[]).unwrap()).unwrap();
+    let rep = overlay_changes(&old, &new, n, &target, min).unwrap();
+    let changes: Vec<(&str, OverlayChange)> = rep
+        .changes
+        .iter()
+        .map(|(p, c)| (std::str::from_utf8(p.as_bytes()).unwrap(), *c))
+        .collect();
+    use OverlayChange::*;
+    assert_eq!(
+        changes,
+        vec![
+            ("a.c", Content),
+            ("bin.dat", Content),
+            ("d2f", Kind),
+            ("d2f/x", Removed),
+            ("del.c", Removed),
+            ("f2d", Kind),
+            ("f2d/inner", Added),
+            ("link", Content),
+            ("mode.sh", Mode),
+            ("new.c", Added),
+            ("newdir", Added),
+            ("newdir/n.c", Added),
+            ("rodir/r.c", Content),
+            ("sub/ch.c", Content),
+        ]
+    );
+    assert_eq!(
+        (rep.added, rep.removed, rep.changed, rep.mode_changed),
+        (4, 2, 7, 1)
+    );
+
+    let after = describe(&target);
+    let new_desc = describe(n);
+    let floor = Timestamp {
+        sec: min.sec + 1,
+        nsec: min.nsec,
+    };
+    for (k, want) in &new_desc {
+        let got = &after[k];
+        let name = String::from_utf8_lossy(k);
+        assert_eq!(
+            (got.kind, got.mode, got.content, &got.target),
+            (want.kind, want.mode, want.content, &want.target),
+            "{name}"
+        );
+        let changed = rep.changes.iter().any(|(p, _)| p.as_bytes() == &k[..]);
+        if changed {
+            assert!(
+                ts(got.mtime) > min,
+                "{name} must be newer than the restored tree"
+            );
+            assert_eq!(ts(got.mtime), floor.max(ts(want.mtime)), "{name}");
+        } else if !k.is_empty() {
+            assert_eq!(
+                got.mtime, before[k].mtime,
+                "{name} keeps its restored mtime"
+            );
+        }
+    }
+    // Build products stay unless their directory went away.
+    for k in ["a.o", "sub/keep.o", "rodir/r.o"] {
+        assert_eq!(after[k.as_bytes()], before[k.as_bytes()], "{k}");
+    }
+    for k in ["d2f/x.o", "del.c", "d2f/x"] {
+        assert!(!after.contains_key(k.as_bytes()), "{k}");
+    }
+    // Directories: a changed entry list bumps, changes inside do not.
+    assert_eq!(
+        ts(after[&b""[..]].mtime),
+        floor.max(ts(new_desc[&b""[..]].mtime))
+    );
+    for d in ["sub", "rodir"] {
+        assert_eq!(after[d.as_bytes()].mtime, before[d.as_bytes()].mtime, "{d}");
+    }
+    assert_eq!(after[&b"rodir"[..]].mode, 0o555);
+    // Overlaying again changes nothing that was not already right.
+    let again = scan_root(&target, &[]).unwrap();
+    let rep2 = overlay_changes(&new, &new, n, &target, min).unwrap();
+    assert!(rep2.changes.is_empty());
+    assert_eq!(scan_root(&target, &[]).unwrap(), again);
+}
+
+#[test]
+fn overlay_never_writes_through_symlinks_and_checks_sources() {
+    let t = TempDir::new("overlay-safe");
+    let old_src = t.path().join("old");
+    let new_src = t.path().join("new");
+    let outside = t.path().join("outside");
+    fs::create_dir_all(old_src.join("sub")).unwrap();
+    fs::create_dir_all(&outside).unwrap();
+    let old = scan_root(&old_src, &[]).unwrap();
+    fs::create_dir_all(new_src.join("sub")).unwrap();
+    fs::write(new_src.join("sub/n"), b"n").unwrap();
+    fs::create_dir(new_src.join("newdir")).unwrap();
+    fs::write(new_src.join("newdir/m"), b"m").unwrap();
+    let new = scan_root(&new_src, &[]).unwrap();
+    let min = Timestamp::default();
+
+    // An added directory with a symlink in its place: the symlink is replaced.
+    let target = t.path().join("t1");
+    fs::create_dir_all(target.join("sub")).unwrap();
+    symlink(&outside, target.join("newdir")).unwrap();
+    overlay_changes(&old, &new, &new_src, &target, min).unwrap();
+    assert!(fs::symlink_metadata(target.join("newdir"))
+        .unwrap()
+        .is_dir());
+    assert_eq!(fs::read(target.join("newdir/m")).unwrap(), b"m");
+    assert_eq!(fs::read_dir(&outside).unwrap().count(), 0);
+
+    // An unchanged directory swapped for a symlink on disk: refused, nothing written.
+    let target = t.path().join("t2");
+    fs::create_dir_all(&target).unwrap();
+    symlink(&outside, target.join("sub")).unwrap();
+    let err = overlay_changes(&old, &new, &new_src, &target, min).unwrap_err();
+    assert!(
+        matches!(err, CheckpointError::UnsafeRestore { .. }),
+        "{err}"
+    );
+    assert_eq!(fs::read_dir(&outside).unwrap().count(), 0);
+
+    // A source that no longer matches its scan.
+    let target = t.path().join("t3");
+    fs::create_dir_all(target.join("sub")).unwrap();
+    fs::write(new_src.join("sub/n"), b"N").unwrap();
+    let err = overlay_changes(&old, &new, &new_src, &target, min).unwrap_err();
+    assert!(
+        matches!(err, CheckpointError::SourceChanged { .. }),
+        "{err}"
+    );
+}
