@@ -23,6 +23,8 @@ pub enum CliError {
         phase: String,
         available: String,
     },
+    #[error("checkpoint {path} is unusable: {reason}")]
+    Unreadable { path: PathBuf, reason: String },
     #[error("layer `{phase}` has no readable shell state")]
     NoShellState { phase: String },
     #[error("{what}: {path}")]
@@ -293,4 +295,62 @@ pub fn shell(path: &Path, phase: &str, keep: Option<&Path>) -> Result<i32, CliEr
         );
     }
     Ok(status.code().unwrap_or(1))
+}
+
+/// `diff A B`: why the layers of two checkpoints differ, layer by layer, in the words a
+/// build uses to explain a miss.
+pub fn diff(a: &Path, b: &Path, json: bool) -> Result<(), CliError> {
+    let ca = open(a)?;
+    let cb = open(b)?;
+    let decode = |ck: &Checkpoint, path: &Path| {
+        crate::resume::decode_layers(ck).map_err(|reason| CliError::Unreadable {
+            path: path.to_path_buf(),
+            reason,
+        })
+    };
+    let (la, lb) = (decode(&ca, a)?, decode(&cb, b)?);
+    let mut rows = Vec::new();
+    for i in 0..la.len().max(lb.len()) {
+        let (x, y) = (la.get(i), lb.get(i));
+        let key = |ck: &Checkpoint| {
+            ck.layers().get(i).and_then(|l| {
+                l.meta
+                    .meta
+                    .get("key")
+                    .and_then(|k| k.as_str())
+                    .map(str::to_owned)
+            })
+        };
+        let verdict = match (x, y) {
+            (Some(x), Some(y)) if x.name != y.name => {
+                format!("different phases: `{}` vs `{}`", x.name, y.name)
+            }
+            (Some(x), Some(y)) if x.inputs == y.inputs => {
+                if key(&ca) == key(&cb) {
+                    "same key".to_owned()
+                } else {
+                    "same inputs, an earlier layer differs".to_owned()
+                }
+            }
+            (Some(x), Some(y)) => crate::reuse::explain_difference(&x.inputs, &y.inputs),
+            (Some(_), None) => "only in the first".to_owned(),
+            (None, Some(_)) => "only in the second".to_owned(),
+            (None, None) => unreachable!(),
+        };
+        let phase = x.or(y).map(|l| l.name.clone()).unwrap_or_default();
+        rows.push(serde_json::json!({ "index": i, "phase": phase, "verdict": verdict }));
+    }
+    if json {
+        print_data(&serde_json::to_string_pretty(&rows).expect("json"));
+    } else {
+        for r in &rows {
+            eprintln!(
+                "{:>3}  {:<24} {}",
+                r["index"],
+                r["phase"].as_str().unwrap_or(""),
+                r["verdict"].as_str().unwrap_or("")
+            );
+        }
+    }
+    Ok(())
 }

@@ -10,6 +10,7 @@
 use crate::shell::declare::Value;
 use crate::shell::{ByteString, ShellState};
 use serde::Serialize;
+use std::collections::HashSet;
 
 /// Bumped whenever what goes into a key changes: old keys then never match.
 pub const KEY_FORMAT: &str = "checkpoint-builder-key-v1";
@@ -55,10 +56,16 @@ pub fn phase_code(state: &ShellState, phase: &str) -> Vec<u8> {
 }
 
 /// Replaces every output path by a placeholder of the same length (`/nix/store/` + the hash
-/// part masked), so the same derivation change pattern gives the same key.
+/// part masked), so the same derivation change pattern gives the same key. The first ten
+/// characters of each output's hash are masked wherever they appear too: that is the
+/// `-frandom-seed` nixpkgs derives from `$out` (see `docs/keys.md`).
 pub fn normalise(bytes: &[u8], output_paths: &[Vec<u8>]) -> Vec<u8> {
     let mut out = bytes.to_vec();
-    for path in output_paths {
+    let seeds: Vec<Vec<u8>> = output_paths
+        .iter()
+        .filter_map(|p| random_seed_of(p))
+        .collect();
+    for path in output_paths.iter().chain(seeds.iter()) {
         if path.is_empty() {
             continue;
         }
@@ -76,6 +83,14 @@ pub fn normalise(bytes: &[u8], output_paths: &[Vec<u8>]) -> Vec<u8> {
     out
 }
 
+/// The `-frandom-seed` value nixpkgs' reproducible-builds hook derives from a store path: the
+/// first ten characters of its base name (of its hash part).
+pub fn random_seed_of(path: &[u8]) -> Option<Vec<u8>> {
+    let base = path.iter().rposition(|&b| b == b'/').map(|p| p + 1)?;
+    let name = &path[base..];
+    (name.len() >= 33 && name[32] == b'-').then(|| name[..10].to_vec())
+}
+
 fn placeholder_for(path: &[u8]) -> Vec<u8> {
     // Keep the name (after the hash) so outputs stay distinguishable; mask the hash part.
     let base = path
@@ -90,12 +105,49 @@ fn placeholder_for(path: &[u8]) -> Vec<u8> {
     p
 }
 
-/// The inputs of a step, from the state before it.
+/// The variables that belong to `phase` and that no earlier phase reads: the phase variable
+/// itself and, for `fooPhase`, `preFoo postFoo dontFoo doFoo fooFlags fooFlagsArray fooTarget
+/// fooTargets`. (`docs/keys.md` states the rule.)
+pub fn phase_variables(phase: &str) -> Vec<String> {
+    let mut names = vec![phase.to_owned()];
+    if let Some(stem) = phase.strip_suffix("Phase").filter(|s| !s.is_empty()) {
+        let mut chars = stem.chars();
+        let first = chars.next().expect("non-empty stem");
+        let upper: String = first.to_uppercase().chain(chars).collect();
+        for prefix in ["pre", "post", "dont", "do"] {
+            names.push(format!("{prefix}{upper}"));
+        }
+        for suffix in ["Flags", "FlagsArray", "Target", "Targets"] {
+            names.push(format!("{stem}{suffix}"));
+        }
+    }
+    names
+}
+
+/// Variables left out of the key of the phase at `position` in `phases`: those of every later
+/// phase (minus any that belong to this phase or an earlier one too).
+pub fn later_phase_variables(phases: &[String], position: usize) -> HashSet<String> {
+    let mut later: HashSet<String> = phases
+        .iter()
+        .skip(position + 1)
+        .flat_map(|p| phase_variables(p))
+        .collect();
+    for p in phases.iter().take(position + 1) {
+        for v in phase_variables(p) {
+            later.remove(&v);
+        }
+    }
+    later
+}
+
+/// The inputs of a step, from the state before it. `excluded` names variables left out of the
+/// key (those only later phases read); strict mode ignores it and keeps volatile ones too.
 pub fn layer_inputs(
     step: &str,
     before: Option<&ShellState>,
     output_paths: &[Vec<u8>],
     strict: bool,
+    excluded: &HashSet<String>,
 ) -> LayerInputs {
     let (variables, functions, code) = match before {
         None => (Vec::new(), ByteString::default(), Vec::new()),
@@ -103,7 +155,9 @@ pub fn layer_inputs(
             let variables = state
                 .variables
                 .iter()
-                .filter(|v| strict || !VOLATILE.contains(&v.name.as_str()))
+                .filter(|v| {
+                    strict || !(VOLATILE.contains(&v.name.as_str()) || excluded.contains(&v.name))
+                })
                 .map(|v| {
                     let attrs = serde_json::to_string(&v.attributes).unwrap_or_default();
                     let value = serde_json::to_vec(&v.value).unwrap_or_default();
@@ -154,8 +208,41 @@ mod tests {
     }
 
     #[test]
+    fn later_phase_variables_follow_the_naming_rule() {
+        let phases: Vec<String> = [
+            "unpackPhase",
+            "configurePhase",
+            "buildPhase",
+            "installPhase",
+            "installCheckPhase",
+            "myCustom",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let at_build = later_phase_variables(&phases, 2);
+        for v in [
+            "installPhase",
+            "postInstall",
+            "installFlags",
+            "installFlagsArray",
+            "doInstallCheck",
+            "installCheckTarget",
+            "myCustom",
+        ] {
+            assert!(at_build.contains(v), "{v}");
+        }
+        for v in ["buildFlags", "preBuild", "configureFlags", "makeFlags"] {
+            assert!(!at_build.contains(v), "{v}");
+        }
+        let at_install = later_phase_variables(&phases, 3);
+        assert!(!at_install.contains("installFlags"));
+        assert!(at_install.contains("installCheckFlags"));
+    }
+
+    #[test]
     fn keys_chain_on_the_parent() {
-        let inputs = layer_inputs("setup", None, &[], false);
+        let inputs = layer_inputs("setup", None, &[], false, &HashSet::new());
         assert_ne!(layer_key("a", &inputs), layer_key("b", &inputs));
         assert_eq!(layer_key("a", &inputs), layer_key("a", &inputs));
     }

@@ -18,5 +18,7 @@ pub mod invocation;
 pub mod keys;
 pub mod memfile;
 pub mod recording;
+pub mod resume;
+pub mod reuse;
 pub mod runner;
 pub mod shell;

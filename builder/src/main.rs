@@ -4,6 +4,7 @@ use checkpoint_builder::environment::BuildEnvironment;
 use checkpoint_builder::exit_codes;
 use checkpoint_builder::invocation::{classify, stock_positional, Invocation};
 use checkpoint_builder::recording::{declared_outputs, Recorder, CHECKPOINT_OUTPUT};
+use checkpoint_builder::resume::load_base;
 use checkpoint_builder::runner::{format_report, run_build, BuildOptions};
 use std::os::unix::process::CommandExt;
 
@@ -28,7 +29,7 @@ fn main() {
             exit_codes::SUCCESS
         }
         Some("build") => build(&args[1..]),
-        Some("inspect" | "verify" | "restore" | "shell") => command(&args),
+        Some("inspect" | "verify" | "restore" | "shell" | "diff") => command(&args),
         _ => build(&args),
     };
     std::process::exit(code);
@@ -47,6 +48,7 @@ Commands:
   inspect CHECKPOINT [--json]              layers, phases, durations, sizes, keys
   verify CHECKPOINT [--json]               recheck every hash and the manifest's invariants
   restore CHECKPOINT --after PHASE DIR     restore each root (build, out, ...) into DIR/<root>
+  diff A B [--json]                        why two checkpoints' layers differ, layer by layer
   shell CHECKPOINT --after PHASE [--keep DIR]
                                            restore into a temporary directory and open an
                                            interactive bash with the state after PHASE
@@ -82,6 +84,8 @@ fn command(args: &[String]) -> i32 {
     };
     let result = match (args[0].as_str(), positional.as_slice(), after.as_deref()) {
         ("inspect", [ck], None) => cli::inspect(ck, json).map(|_| 0),
+        ("diff", [a, b], None) => cli::diff(a, b, json).map(|_| 0),
+        ("diff", _, _) => return usage("usage: diff CHECKPOINT-A CHECKPOINT-B [--json]"),
         ("verify", [ck], None) => cli::verify(ck, json).map(|_| 0),
         ("restore", [ck, dir], Some(phase)) => cli::restore(ck, phase, dir).map(|_| 0),
         ("shell", [ck], Some(phase)) => cli::shell(ck, phase, keep.as_deref()),
@@ -161,6 +165,11 @@ fn build(args: &[String]) -> i32 {
                 "name": env.attribute("name"),
                 "system": env.attribute("system"),
                 "outputs": others.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
+                "output_paths": others
+                    .iter()
+                    .map(|(n, p)| (n.clone(), serde_json::Value::from(p.to_string_lossy().into_owned())))
+                    .collect::<serde_json::Map<_, _>>(),
+                "build_top": env.build_top.to_string_lossy(),
             });
             let strict = env
                 .attribute("checkpointStrict")
@@ -174,17 +183,49 @@ fn build(args: &[String]) -> i32 {
             }
         }
     };
+    let base = match env.attribute("checkpointBase").filter(|b| !b.is_empty()) {
+        None => None,
+        Some(_) if recorder.is_none() => {
+            eprintln!(
+                "checkpoint-builder: checkpointBase ignored: the derivation has no `{CHECKPOINT_OUTPUT}` output to continue"
+            );
+            None
+        }
+        Some(dir) => match load_base(
+            std::path::Path::new(&dir),
+            env.attribute("system").as_deref(),
+        ) {
+            Ok(base) => Some(base),
+            Err(reason) => {
+                eprintln!(
+                    "checkpoint-builder: checkpoint {dir} rejected: {reason}; building from scratch"
+                );
+                None
+            }
+        },
+    };
     let options = BuildOptions {
         arg0,
         arg1,
         helper,
+        outputs: outputs
+            .iter()
+            .filter(|(name, _)| name != CHECKPOINT_OUTPUT)
+            .cloned()
+            .collect(),
         hidden_output: checkpoint_dir
             .as_ref()
             .map(|_| CHECKPOINT_OUTPUT.to_owned()),
     };
-    match run_build(&env, &options, recorder.as_mut()) {
+    match run_build(&env, &options, recorder.as_mut(), base.as_ref()) {
         Ok(outcome) => {
             eprint!("{}", format_report(&outcome.steps));
+            if let Some(note) = &outcome.reuse_note {
+                eprintln!("checkpoint-builder: {note}");
+            }
+            for d in &outcome.decisions {
+                eprintln!("checkpoint-builder: {:<24} {}", d.phase, d.reason);
+            }
             if let Some(why) = &outcome.ended_by {
                 eprintln!("checkpoint-builder: {why}");
             }

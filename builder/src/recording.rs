@@ -5,7 +5,8 @@
 //! step's shell state and its keyed inputs (see [`crate::keys`]) as attachments.
 
 use crate::checkpoint::{CheckpointError, CheckpointWriter, LayerMeta, LayerSummary, Snapshotter};
-use crate::keys::{layer_inputs, layer_key, KEY_FORMAT};
+use crate::keys::{later_phase_variables, layer_inputs, layer_key, phase_variables, KEY_FORMAT};
+use crate::resume::{resume_trees, BaseCheckpoint};
 use crate::shell::ShellState;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,8 @@ pub struct Recorder {
     output_paths: Vec<Vec<u8>>,
     parent_key: String,
     strict: bool,
+    /// The build's phase list (known after setup), for the later-phase exclusion rule.
+    pub phases: Vec<String>,
     /// Time spent snapshotting, for the report.
     pub snapshot_time: Duration,
 }
@@ -50,6 +53,7 @@ impl Recorder {
             output_paths,
             parent_key: KEY_FORMAT.to_owned(),
             strict,
+            phases: Vec::new(),
             snapshot_time: Duration::ZERO,
         })
     }
@@ -64,7 +68,16 @@ impl Recorder {
         seconds: Option<f64>,
     ) -> Result<LayerSummary, CheckpointError> {
         let started = std::time::Instant::now();
-        let inputs = layer_inputs(step, before, &self.output_paths, self.strict);
+        let excluded = match self.phases.iter().position(|p| p == step) {
+            Some(i) => later_phase_variables(&self.phases, i),
+            // setup: every phase is later.
+            None => self
+                .phases
+                .iter()
+                .flat_map(|p| phase_variables(p))
+                .collect(),
+        };
+        let inputs = layer_inputs(step, before, &self.output_paths, self.strict, &excluded);
         let key = layer_key(&self.parent_key, &inputs);
         let inputs_blob = self
             .writer
@@ -91,6 +104,50 @@ impl Recorder {
         self.parent_key = key;
         self.snapshot_time += started.elapsed();
         Ok(summary)
+    }
+
+    /// Continues from layer `depth` of an earlier build: its layers become this checkpoint's
+    /// first ones (rewritten to this build's paths), its trees are restored into the build
+    /// directory and outputs, and the key chain goes on from its last key.
+    pub fn resume(
+        &mut self,
+        base: &BaseCheckpoint,
+        depth: u32,
+        rewrites: &[(Vec<u8>, Vec<u8>)],
+        build_top: &Path,
+        outputs: &[(String, PathBuf)],
+    ) -> Result<(), CheckpointError> {
+        let started = std::time::Instant::now();
+        resume_trees(
+            base,
+            depth,
+            rewrites,
+            &mut self.writer,
+            &mut self.snapshotter,
+            build_top,
+            outputs,
+        )?;
+        if let Some(key) = base
+            .checkpoint
+            .layer(depth)?
+            .meta
+            .meta
+            .get("key")
+            .and_then(|k| k.as_str())
+        {
+            self.parent_key = key.to_owned();
+        }
+        self.snapshot_time += started.elapsed();
+        Ok(())
+    }
+
+    pub fn strict(&self) -> bool {
+        self.strict
+    }
+
+    /// This build's output paths (and the checkpoint's), as normalisation masks them.
+    pub fn output_paths(&self) -> &[Vec<u8>] {
+        &self.output_paths
     }
 
     pub fn finish(self) -> Result<PathBuf, CheckpointError> {

@@ -8,6 +8,8 @@
 use crate::environment::BuildEnvironment;
 use crate::memfile::MemFile;
 use crate::recording::Recorder;
+use crate::resume::{path_rewrites, BaseCheckpoint};
+use crate::reuse::{self, PhaseDecision};
 use crate::shell::driver::{self, Channel};
 use crate::shell::restore::{restore_script, restore_tail};
 use crate::shell::state::{parse_state, DumpError, DumpSections, ShellState};
@@ -78,6 +80,11 @@ pub struct BuildOutcome {
     pub states: Vec<(String, ShellState)>,
     /// Why the build ended where it did, for the log.
     pub ended_by: Option<String>,
+    /// What happened to each phase with respect to the base checkpoint (empty without a
+    /// checkpoint output).
+    pub decisions: Vec<PhaseDecision>,
+    /// Why a given checkpoint was not used at all.
+    pub reuse_note: Option<String>,
 }
 
 /// Options that change how a build runs.
@@ -88,6 +95,8 @@ pub struct BuildOptions {
     pub arg1: Option<PathBuf>,
     /// The builder binary, run by each step to capture process facts.
     pub helper: PathBuf,
+    /// The derivation's outputs other than the hidden one (name, path).
+    pub outputs: Vec<(String, PathBuf)>,
     /// An output the stdenv must not see (the `checkpoint` output the builder writes itself):
     /// stock builds of the same package have no such output, and `outputs` decides, e.g.,
     /// whether multiple-outputs.sh adds `--bindir`-style flags.
@@ -127,6 +136,7 @@ pub fn run_build(
     env: &BuildEnvironment,
     options: &BuildOptions,
     mut recorder: Option<&mut Recorder>,
+    base: Option<&BaseCheckpoint>,
 ) -> Result<BuildOutcome, RunError> {
     install_signal_forwarding();
     let mut dump = MemFile::new("checkpoint-builder-dump").map_err(RunError::MemFile)?;
@@ -144,6 +154,8 @@ pub fn run_build(
         steps: Vec::new(),
         states: Vec::new(),
         ended_by: None,
+        decisions: Vec::new(),
+        reuse_note: None,
     };
     let mut groups = Vec::new();
 
@@ -165,17 +177,86 @@ pub fn run_build(
     dump.clear().map_err(RunError::MemFile)?;
     let step = run_step(env, "setup", &args, Some(&setup_env), None, &mut groups)?;
     let setup = finish_step(&mut dump, "setup", step, &mut outcome)?;
-    if let (Some(rec), Some((after, _, status))) = (recorder.as_deref_mut(), &setup) {
-        record(rec, "setup", None, after, *status, &outcome)?;
-    }
-    let Some((mut state, phases, mut last_status)) =
+    let Some((setup_state, phases, setup_status)) =
         setup.map(|(s, sections_phases, st)| (s, sections_phases.unwrap_or_default(), st))
     else {
         end_groups_after_failure(&outcome, &groups);
         return Ok(outcome);
     };
+    let mut state = setup_state.clone();
+    let mut last_status = setup_status;
+    let mut start = 0;
+    if let Some(rec) = recorder.as_deref_mut() {
+        rec.phases = phases.clone();
+        let plan = match base {
+            None => None,
+            Some(base) => match path_rewrites(base, &options.outputs, &env.build_top) {
+                Err(reason) => {
+                    outcome.reuse_note = Some(format!(
+                        "checkpoint {} not reused: {reason}",
+                        base.dir.display()
+                    ));
+                    None
+                }
+                Ok(rewrites) => {
+                    let base_outputs: Vec<Vec<u8>> = base.outputs.values().cloned().collect();
+                    let plan = reuse::plan(
+                        &base.layers,
+                        &base_outputs,
+                        &setup_state,
+                        rec.output_paths(),
+                        &rewrites,
+                        &phases,
+                        rec.strict(),
+                    );
+                    Some((base, rewrites, plan))
+                }
+            },
+        };
+        match plan {
+            Some((base, rewrites, plan)) if plan.depth > 0 => {
+                rec.resume(
+                    base,
+                    plan.depth as u32,
+                    &rewrites,
+                    &env.build_top,
+                    &options.outputs,
+                )
+                .map_err(|source| RunError::Checkpoint {
+                    step: format!("restore of {}", phases[plan.depth - 1]),
+                    source,
+                })?;
+                state = reuse::with_variables_from(
+                    &reuse::rewrite_state(&base.layers[plan.depth].state, &rewrites),
+                    &plan.changed_variables,
+                    &setup_state,
+                );
+                last_status = 0;
+                start = plan.depth;
+                outcome.decisions = plan.decisions;
+            }
+            other => {
+                record(rec, "setup", None, &setup_state, setup_status, &outcome)?;
+                outcome.decisions = match other {
+                    Some((_, _, plan)) => plan.decisions,
+                    None => phases
+                        .iter()
+                        .map(|p| PhaseDecision {
+                            phase: p.clone(),
+                            reused: false,
+                            reason: if base.is_some() {
+                                "ran: checkpoint not reused".into()
+                            } else {
+                                "ran: no checkpoint given".into()
+                            },
+                        })
+                        .collect(),
+                };
+            }
+        }
+    }
 
-    for phase in &phases {
+    for phase in &phases[start..] {
         if !phase_is_defined(&state, phase) {
             eprintln!(
                 "checkpoint-builder: phase `{phase}` is neither a non-empty variable nor a function; \

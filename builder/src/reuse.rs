@@ -1,0 +1,420 @@
+//! Which layers of an earlier build's checkpoint this build can reuse, and why not the rest.
+//!
+//! Pure: states and inputs in, a plan with one explanation per phase out. The rule (design §2,
+//! `docs/keys.md`): walking the phases in order, phase *i* of the earlier build is reusable when
+//! 1. it has the same name and position (same phase list up to there);
+//! 2. its keyed inputs are equal: the code that ran, the functions, and every variable of the
+//!    state before it, normalised (own output paths masked, volatile variables and variables
+//!    that only later phases read left out);
+//! 3. no variable that differs between the two builds' setup states was changed by the phase
+//!    (a phase that rewrites a variable it does not key on, like `_multioutConfig` prepending to
+//!    `installFlags` during configure, must rerun when that variable's input changed).
+//!
+//! Since the earlier build's states are the only record of what each phase produced, the states
+//! compared for phases after the first are the earlier build's, with the variables that differ
+//! between the two setups set to this build's values.
+
+use crate::keys::{later_phase_variables, layer_inputs, normalise, LayerInputs, VOLATILE};
+use crate::shell::{ShellState, Variable};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+/// One layer of the earlier build, decoded from its checkpoint.
+#[derive(Debug, Clone)]
+pub struct BaseLayer {
+    pub name: String,
+    /// Shell state after the layer's step.
+    pub state: ShellState,
+    /// The keyed inputs recorded for it.
+    pub inputs: LayerInputs,
+}
+
+/// What happens to one phase.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhaseDecision {
+    pub phase: String,
+    pub reused: bool,
+    pub reason: String,
+}
+
+/// The outcome of planning.
+#[derive(Debug, Clone)]
+pub struct ReusePlan {
+    /// Number of phases (after setup) whose layers are reused: layers 0..=depth of the base.
+    pub depth: usize,
+    pub decisions: Vec<PhaseDecision>,
+    /// Variables whose setup values differ between the builds (set to this build's values in
+    /// the resumed state).
+    pub changed_variables: BTreeSet<String>,
+}
+
+fn normalised_value(var: Option<&Variable>, outputs: &[Vec<u8>]) -> Option<Vec<u8>> {
+    var.map(|v| {
+        let mut bytes = serde_json::to_vec(&v.attributes).unwrap_or_default();
+        bytes.extend(serde_json::to_vec(&v.value).unwrap_or_default());
+        normalise(&bytes, outputs)
+    })
+}
+
+/// Variables whose normalised values (or existence) differ between two states.
+pub fn changed_variables(
+    a: &ShellState,
+    a_outputs: &[Vec<u8>],
+    b: &ShellState,
+    b_outputs: &[Vec<u8>],
+) -> BTreeSet<String> {
+    let names: BTreeSet<&str> = a
+        .variables
+        .iter()
+        .chain(b.variables.iter())
+        .map(|v| v.name.as_str())
+        .collect();
+    names
+        .into_iter()
+        .filter(|n| {
+            normalised_value(a.variable(n), a_outputs) != normalised_value(b.variable(n), b_outputs)
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `state` with every variable in `names` set as in `source` (removed where `source` lacks it).
+pub fn with_variables_from(
+    state: &ShellState,
+    names: &BTreeSet<String>,
+    source: &ShellState,
+) -> ShellState {
+    let mut out = state.clone();
+    out.variables.retain(|v| !names.contains(&v.name));
+    out.variables.extend(
+        source
+            .variables
+            .iter()
+            .filter(|v| names.contains(&v.name))
+            .cloned(),
+    );
+    out.variables.sort_by(|a, b| a.name.cmp(&b.name));
+    out.export_order.retain(|n| !names.contains(n));
+    for n in &source.export_order {
+        if names.contains(n) {
+            out.export_order.push(n.clone());
+        }
+    }
+    out
+}
+
+/// Replaces each `old` byte string by its `new` (same length) everywhere in `state`: variable
+/// values, functions, traps, cwd. Used to move an earlier build's state to this build's
+/// output paths.
+pub fn rewrite_state(state: &ShellState, rewrites: &[(Vec<u8>, Vec<u8>)]) -> ShellState {
+    if rewrites.is_empty() {
+        return state.clone();
+    }
+    let mut bytes = serde_json::to_vec(state).expect("state serialises");
+    for (old, new) in rewrites {
+        if old.len() != new.len() || old.is_empty() {
+            continue;
+        }
+        let mut i = 0;
+        while i + old.len() <= bytes.len() {
+            if bytes[i..].starts_with(old) {
+                bytes[i..i + old.len()].copy_from_slice(new);
+                i += old.len();
+            } else {
+                i += 1;
+            }
+        }
+    }
+    serde_json::from_slice(&bytes).unwrap_or_else(|_| state.clone())
+}
+
+/// Explains why two inputs differ, in words for the log.
+pub fn explain_difference(old: &LayerInputs, new: &LayerInputs) -> String {
+    let mut parts = Vec::new();
+    if old.format != new.format {
+        parts.push(format!(
+            "key format changed ({} → {})",
+            old.format, new.format
+        ));
+    }
+    if old.code != new.code {
+        parts.push("its code changed".to_owned());
+    }
+    let old_vars: BTreeMap<&str, _> = old
+        .variables
+        .iter()
+        .map(|(n, a, v)| (n.as_str(), (a, v)))
+        .collect();
+    let new_vars: BTreeMap<&str, _> = new
+        .variables
+        .iter()
+        .map(|(n, a, v)| (n.as_str(), (a, v)))
+        .collect();
+    let mut changed: Vec<&str> = old_vars
+        .keys()
+        .chain(new_vars.keys())
+        .copied()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .filter(|n| old_vars.get(n) != new_vars.get(n))
+        .collect();
+    if !changed.is_empty() {
+        let more = changed.len().saturating_sub(8);
+        changed.truncate(8);
+        let mut text = format!(
+            "variable{} {} changed",
+            if changed.len() + more > 1 { "s" } else { "" },
+            changed.join(", ")
+        );
+        if more > 0 {
+            text.push_str(&format!(" (and {more} more)"));
+        }
+        parts.push(text);
+    }
+    if old.functions != new.functions {
+        parts.push("shell functions changed".to_owned());
+    }
+    if parts.is_empty() {
+        "inputs differ".to_owned()
+    } else {
+        parts.join("; ")
+    }
+}
+
+/// Plans reuse of `base` (layer 0 = setup, then one layer per phase) for a build whose setup
+/// produced `setup` and whose phase list is `phases`.
+///
+/// `rewrites` maps the earlier build's output paths to this build's (same lengths).
+pub fn plan(
+    base: &[BaseLayer],
+    base_outputs: &[Vec<u8>],
+    setup: &ShellState,
+    outputs: &[Vec<u8>],
+    rewrites: &[(Vec<u8>, Vec<u8>)],
+    phases: &[String],
+    strict: bool,
+) -> ReusePlan {
+    let mut decisions = Vec::new();
+    let Some(base_setup) = base.first() else {
+        return ReusePlan {
+            depth: 0,
+            decisions: phases
+                .iter()
+                .map(|p| PhaseDecision {
+                    phase: p.clone(),
+                    reused: false,
+                    reason: "the checkpoint has no layers".into(),
+                })
+                .collect(),
+            changed_variables: BTreeSet::new(),
+        };
+    };
+    let changed = changed_variables(&base_setup.state, base_outputs, setup, outputs);
+    let volatile: HashSet<&str> = VOLATILE.iter().copied().collect();
+    let mut depth = 0;
+    let mut miss: Option<String> = None;
+    for (i, phase) in phases.iter().enumerate() {
+        if miss.is_none() {
+            let reason = (|| -> Option<String> {
+                let layer = base.get(i + 1)?;
+                if &layer.name != phase {
+                    return Some(format!(
+                        "the phase list differs here (the checkpoint has `{}`)",
+                        layer.name
+                    ));
+                }
+                let excluded = later_phase_variables(phases, i);
+                // The state before this phase, as this build would have it.
+                let before = if i == 0 {
+                    setup.clone()
+                } else {
+                    with_variables_from(&rewrite_state(&base[i].state, rewrites), &changed, setup)
+                };
+                let ours = layer_inputs(phase, Some(&before), outputs, strict, &excluded);
+                if ours != layer.inputs {
+                    return Some(explain_difference(&layer.inputs, &ours));
+                }
+                let rewritten: Vec<&String> = changed
+                    .iter()
+                    .filter(|n| !volatile.contains(n.as_str()) || strict)
+                    .filter(|n| {
+                        normalised_value(base[i].state.variable(n), base_outputs)
+                            != normalised_value(layer.state.variable(n), base_outputs)
+                    })
+                    .collect();
+                if !rewritten.is_empty() {
+                    return Some(format!(
+                        "it rewrites {} whose input value changed",
+                        rewritten
+                            .iter()
+                            .map(|s| s.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                }
+                None
+            })();
+            match (reason, base.get(i + 1)) {
+                (None, Some(_)) => {
+                    depth = i + 1;
+                    decisions.push(PhaseDecision {
+                        phase: phase.clone(),
+                        reused: true,
+                        reason: "restored: inputs unchanged".into(),
+                    });
+                    continue;
+                }
+                (None, None) => miss = Some("the checkpoint has no layer for it".into()),
+                (Some(r), _) => miss = Some(r),
+            }
+            decisions.push(PhaseDecision {
+                phase: phase.clone(),
+                reused: false,
+                reason: format!("ran: {}", miss.as_deref().unwrap_or("")),
+            });
+        } else {
+            decisions.push(PhaseDecision {
+                phase: phase.clone(),
+                reused: false,
+                reason: "ran: an earlier phase ran".into(),
+            });
+        }
+    }
+    ReusePlan {
+        depth,
+        decisions,
+        changed_variables: changed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shell::declare::{Attributes, Value};
+    use crate::shell::ByteString;
+
+    fn var(name: &str, value: &str) -> Variable {
+        Variable {
+            name: name.into(),
+            attributes: Attributes::default(),
+            value: Value::Scalar(ByteString::from(value)),
+        }
+    }
+
+    fn state(vars: &[(&str, &str)]) -> ShellState {
+        let mut variables: Vec<Variable> = vars.iter().map(|(n, v)| var(n, v)).collect();
+        variables.sort_by(|a, b| a.name.cmp(&b.name));
+        ShellState {
+            variables,
+            ..ShellState::default()
+        }
+    }
+
+    fn phases() -> Vec<String> {
+        ["configurePhase", "buildPhase", "installPhase"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    }
+
+    /// A base "build" of three phases from `setup`, where configure appends to installFlags.
+    fn base_from(setup: &ShellState, out: &[Vec<u8>]) -> Vec<BaseLayer> {
+        let ph = phases();
+        let mut layers = vec![BaseLayer {
+            name: "setup".into(),
+            state: setup.clone(),
+            inputs: layer_inputs("setup", None, out, false, &HashSet::new()),
+        }];
+        let mut current = setup.clone();
+        for (i, p) in ph.iter().enumerate() {
+            let inputs = layer_inputs(
+                p,
+                Some(&current),
+                out,
+                false,
+                &later_phase_variables(&ph, i),
+            );
+            let mut next = current.clone();
+            if p == "configurePhase" {
+                let flags = match current.variable("installFlags").map(|v| &v.value) {
+                    Some(Value::Scalar(s)) => format!("pc= {s}"),
+                    _ => "pc=".into(),
+                };
+                next.variables.retain(|v| v.name != "installFlags");
+                next.variables.push(var("installFlags", &flags));
+                next.variables.sort_by(|a, b| a.name.cmp(&b.name));
+            }
+            layers.push(BaseLayer {
+                name: p.clone(),
+                state: next.clone(),
+                inputs,
+            });
+            current = next;
+        }
+        layers
+    }
+
+    #[test]
+    fn install_phase_change_reuses_up_to_build() {
+        let out_a = vec![b"/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-x".to_vec()];
+        let out_b = vec![b"/nix/store/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-x".to_vec()];
+        let a = state(&[
+            ("out", "/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-x"),
+            ("installPhase", "make install"),
+            ("buildFlags", "-O2"),
+        ]);
+        let b = state(&[
+            ("out", "/nix/store/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-x"),
+            ("installPhase", "make install DESTDIR="),
+            ("buildFlags", "-O2"),
+        ]);
+        let base = base_from(&a, &out_a);
+        let rw = vec![(out_a[0].clone(), out_b[0].clone())];
+        let p = plan(&base, &out_a, &b, &out_b, &rw, &phases(), false);
+        assert_eq!(p.depth, 2, "{:?}", p.decisions);
+        assert!(
+            p.decisions[2].reason.contains("installPhase"),
+            "{:?}",
+            p.decisions[2]
+        );
+        // Strict mode keys on everything: nothing is reused.
+        let strict = plan(&base, &out_a, &b, &out_b, &rw, &phases(), true);
+        assert_eq!(strict.depth, 0);
+    }
+
+    #[test]
+    fn build_flag_change_reruns_from_build() {
+        let out = vec![b"/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-x".to_vec()];
+        let a = state(&[("buildFlags", "-O2")]);
+        let b = state(&[("buildFlags", "-O3")]);
+        let p = plan(&base_from(&a, &out), &out, &b, &out, &[], &phases(), false);
+        assert_eq!(p.depth, 1);
+        assert!(
+            p.decisions[1].reason.contains("buildFlags"),
+            "{:?}",
+            p.decisions
+        );
+        assert_eq!(p.decisions[2].reason, "ran: an earlier phase ran");
+    }
+
+    #[test]
+    fn a_variable_rewritten_by_an_earlier_phase_forces_a_rerun_there() {
+        let out = vec![b"/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-x".to_vec()];
+        let a = state(&[("installFlags", "A")]);
+        let b = state(&[("installFlags", "B")]);
+        let p = plan(&base_from(&a, &out), &out, &b, &out, &[], &phases(), false);
+        assert_eq!(p.depth, 0, "{:?}", p.decisions);
+        assert!(
+            p.decisions[0].reason.contains("rewrites installFlags"),
+            "{:?}",
+            p.decisions
+        );
+    }
+
+    #[test]
+    fn identical_builds_reuse_everything() {
+        let out = vec![b"/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-x".to_vec()];
+        let a = state(&[("x", "1")]);
+        let p = plan(&base_from(&a, &out), &out, &a, &out, &[], &phases(), false);
+        assert_eq!(p.depth, 3);
+    }
+}

@@ -1,0 +1,57 @@
+# A small autotools-shaped C project for the reuse tests: a configure script that bakes the
+# prefix into the Makefile, three sources, a symlink, an executable script and a data file.
+# `variant` changes one thing relative to "a"; `base` is an earlier build's checkpoint.
+# Linked without a GNU build-id, as nixpkgs' gcc does by default: Debian's gcc adds one, and a
+# build-id hashes the binary's own store path, which no same-length rewrite can update.
+{ mkDrv, variant ? "a", base ? null, name ? "reuse-cproject" }:
+let
+  greeting = if variant == "source" then "Hello, changed world" else "Hello, world";
+  src = derivation {
+    name = "cproject-src";
+    system = builtins.currentSystem;
+    builder = "/bin/bash";
+    args = [ "-c" ''
+      set -e
+      export PATH=/usr/bin:/bin
+      mkdir -p $out/data
+      cd $out
+      cat > configure <<'EOS'
+      #!/bin/sh
+      prefix=/usr/local
+      for a in "$@"; do case "$a" in --prefix=*) prefix="''${a#--prefix=}";; esac; done
+      sed "s|@prefix@|$prefix|g" Makefile.in > Makefile
+      echo "configured for $prefix"
+      EOS
+      chmod +x configure
+      cat > Makefile.in <<'EOS'
+      prefix = @prefix@
+      CFLAGS ?= -O1
+      all: greet
+      greet: main.o util.o text.o
+      	$(CC) -Wl,--build-id=none -o $@ main.o util.o text.o
+      %.o: %.c util.h
+      	$(CC) $(CFLAGS) -DPREFIX='"$(prefix)"' -c -o $@ $<
+      install: greet
+      	mkdir -p $(prefix)/bin $(prefix)/share/greet
+      	cp greet $(prefix)/bin/greet
+      	cp -P data/* $(prefix)/share/greet/
+      EOS
+      printf '#include "util.h"\nint main(void) { return greet(); }\n' > main.c
+      printf '#include <stdio.h>\n#include "util.h"\nint greet(void) { printf("%%s from %%s\\n", text(), PREFIX); return 0; }\n' > util.c
+      printf '#include "util.h"\nconst char *text(void) { return "${greeting}"; }\n' > text.c
+      printf 'int greet(void);\nconst char *text(void);\n' > util.h
+      echo data > data/file.txt
+      ln -s file.txt data/link.txt
+    '' ];
+  };
+in
+mkDrv {
+  inherit name;
+  outputs = [ "out" "checkpoint" ];
+  inherit src;
+  buildFlags = if variant == "flags" then [ "CFLAGS=-O2" ] else [ ];
+  postInstall = if variant == "install" then ''
+    echo "installed differently" > $out/share/greet/extra.txt
+  '' else null;
+  checkpointBase = if base == null then null else builtins.storePath base;
+}

@@ -1,0 +1,297 @@
+//! Reuse of an earlier build's checkpoint (issue 4), with real Nix: which phases are restored,
+//! why the others run, that `out` equals a clean build of the same derivation, and that bad
+//! checkpoints give a clean build with a clear message.
+//!
+//! The project is `tests/reuse-cases/cproject.nix`; each build is a generated case file under
+//! `target/reuse-cases/` naming the variant and the base checkpoint.
+
+use integration_tests::nix::{dump, repo_root};
+use integration_tests::{builder_binary, nix_build, BuildResult};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn case(label: &str, variant: &str, name: &str, base: Option<&Path>) -> PathBuf {
+    let dir = repo_root().join("target/reuse-cases");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(format!("{label}.nix"));
+    let base = match base {
+        Some(p) => format!("\"{}\"", p.display()),
+        None => "null".into(),
+    };
+    let text = format!(
+        "{{ mkDrv }}:\nimport {} {{ inherit mkDrv; variant = \"{variant}\"; name = \"{name}\"; base = {base}; }}\n",
+        repo_root().join("tests/reuse-cases/cproject.nix").display()
+    );
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+/// Each test uses its own package name (same length), so tests running in parallel never
+/// build the same derivation.
+fn build(test: u32, label: &str, variant: &str, base: Option<&Path>) -> BuildResult {
+    build_named(label, variant, &format!("reuse-cproject-{test}"), base)
+}
+
+fn build_named(label: &str, variant: &str, name: &str, base: Option<&Path>) -> BuildResult {
+    let builder = builder_binary().unwrap_or_else(|e| panic!("{e}"));
+    let result = nix_build(&case(label, variant, name, base), Some(builder))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        result.success,
+        "{label}: build failed\n{}\n{}",
+        result.log_tail(60),
+        result.errors.join("\n")
+    );
+    result
+}
+
+fn output(result: &BuildResult, checkpoint: bool) -> PathBuf {
+    result
+        .out_paths
+        .iter()
+        .find(|p| p.to_string_lossy().ends_with("-checkpoint") == checkpoint)
+        .cloned()
+        .unwrap_or_else(|| panic!("no such output in {:?}", result.out_paths))
+}
+
+/// NAR of `out` with its own hash (and the random-seed prefix) replaced by a placeholder.
+fn normalised_out(result: &BuildResult) -> Vec<u8> {
+    let out = output(result, false);
+    let name = out.file_name().unwrap().to_string_lossy().into_owned();
+    let hash = name.as_bytes()[..32].to_vec();
+    let mut nar = dump(&out).unwrap();
+    for needle in [hash.clone(), hash[..10].to_vec()] {
+        let mut i = 0;
+        while i + needle.len() <= nar.len() {
+            if nar[i..].starts_with(&needle) {
+                nar[i..i + needle.len()].fill(b'0');
+                i += needle.len();
+            } else {
+                i += 1;
+            }
+        }
+    }
+    nar
+}
+
+/// The builder's explanation line for `phase`.
+fn decision(result: &BuildResult, phase: &str) -> String {
+    let prefix = format!("checkpoint-builder: {phase} ");
+    result
+        .log_lines
+        .iter()
+        .rev()
+        .find(|l| l.starts_with(&prefix) && (l.contains("restored") || l.contains("ran:")))
+        .cloned()
+        .unwrap_or_else(|| panic!("no decision line for {phase}\n{}", result.log_tail(40)))
+}
+
+fn ran(result: &BuildResult, phase: &str) -> bool {
+    result
+        .log_lines
+        .iter()
+        .any(|l| l.trim() == format!("Running phase: {phase}"))
+}
+
+fn references(path: &Path) -> Vec<String> {
+    let out = Command::new("nix-store")
+        .arg("-q")
+        .arg("--references")
+        .arg(path)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                found.push(p);
+            }
+        }
+    }
+    found
+}
+
+fn contains_bytes(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    files(dir)
+        .into_iter()
+        .filter(|p| {
+            std::fs::read(p)
+                .map(|b| b.windows(needle.len()).any(|w| w == needle))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+fn cli(args: &[&str]) -> std::process::Output {
+    Command::new(builder_binary().unwrap())
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn install_phase_change_restores_up_to_build_and_equals_a_clean_build() {
+    let a = build(1, "a", "a", None);
+    let a_ck = output(&a, true);
+    let b = build(1, "install-from-a", "install", Some(&a_ck));
+    let clean = build(1, "install-clean", "install", None);
+
+    for phase in ["unpackPhase", "patchPhase", "configurePhase", "buildPhase"] {
+        assert!(
+            decision(&b, phase).contains("restored"),
+            "{}",
+            decision(&b, phase)
+        );
+        assert!(!ran(&b, phase), "{phase} ran in the resumed build");
+    }
+    assert!(decision(&b, "installPhase").contains("ran: variable postInstall changed"));
+    assert!(ran(&b, "installPhase") && ran(&b, "fixupPhase"));
+    assert!(ran(&clean, "buildPhase"));
+    assert!(
+        normalised_out(&b) == normalised_out(&clean),
+        "resumed out differs from a clean build"
+    );
+    // The program was linked in build `a` and must now name this build's output.
+    let greet = Command::new(output(&b, false).join("bin/greet"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&greet.stdout).into_owned();
+    assert!(
+        text.contains(&*output(&b, false).to_string_lossy()),
+        "{text}"
+    );
+
+    // The new checkpoint is valid, never references the base, and holds none of its bytes.
+    let b_ck = output(&b, true);
+    let verify = cli(&["verify", &b_ck.to_string_lossy()]);
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    let a_ck_str = a_ck.to_string_lossy().into_owned();
+    assert!(
+        !references(&b_ck).contains(&a_ck_str),
+        "{:?}",
+        references(&b_ck)
+    );
+    let a_hash = &a_ck.file_name().unwrap().to_string_lossy()[..32];
+    assert_eq!(
+        contains_bytes(&b_ck, a_hash.as_bytes()),
+        Vec::<PathBuf>::new()
+    );
+    let a_out = output(&a, false);
+    let a_out_hash = &a_out.file_name().unwrap().to_string_lossy()[..32];
+    assert_eq!(
+        contains_bytes(&b_ck, a_out_hash.as_bytes()),
+        Vec::<PathBuf>::new()
+    );
+    assert!(!references(&output(&b, false)).contains(&b_ck.to_string_lossy().into_owned()));
+
+    // `diff` explains the same.
+    let diff = cli(&["diff", &a_ck_str, &b_ck.to_string_lossy(), "--json"]);
+    let rows: serde_json::Value = serde_json::from_slice(&diff.stdout).unwrap();
+    let verdict = |phase: &str| {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["phase"] == phase)
+            .map(|r| r["verdict"].as_str().unwrap().to_owned())
+            .unwrap()
+    };
+    assert_eq!(verdict("buildPhase"), "same key");
+    assert!(verdict("installPhase").contains("postInstall"));
+}
+
+#[test]
+fn build_flag_change_restores_configure_and_reruns_build() {
+    let a = build(2, "flags-base", "a", None);
+    let b = build(2, "flags-from-a", "flags", Some(&output(&a, true)));
+    let clean = build(2, "flags-clean", "flags", None);
+    assert!(decision(&b, "configurePhase").contains("restored"));
+    assert!(!ran(&b, "configurePhase"));
+    assert!(
+        decision(&b, "buildPhase").contains("buildFlags"),
+        "{}",
+        decision(&b, "buildPhase")
+    );
+    assert!(ran(&b, "buildPhase"));
+    assert!(normalised_out(&b) == normalised_out(&clean));
+}
+
+#[test]
+fn corrupt_checkpoint_gives_a_clean_build_with_a_message() {
+    let a = build(3, "corrupt-base", "a", None);
+    let copy = repo_root().join("target/reuse-cases/corrupt-checkpoint");
+    let _ = std::fs::remove_dir_all(&copy);
+    let status = Command::new("cp")
+        .arg("-r")
+        .arg(output(&a, true))
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    Command::new("chmod")
+        .arg("-R")
+        .arg("u+w")
+        .arg(&copy)
+        .status()
+        .unwrap();
+    // Flip one byte of the largest blob.
+    let mut blobs: Vec<PathBuf> = files(&copy.join("blobs"));
+    blobs.sort_by_key(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0));
+    let victim = blobs.last().expect("a blob").clone();
+    let mut bytes = std::fs::read(&victim).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x55;
+    std::fs::write(&victim, bytes).unwrap();
+    let added = Command::new("nix-store")
+        .arg("--add")
+        .arg(&copy)
+        .output()
+        .unwrap();
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let corrupt = PathBuf::from(String::from_utf8_lossy(&added.stdout).trim());
+
+    let b = build(3, "install-from-corrupt", "install", Some(&corrupt));
+    let clean = build(3, "install-clean-2", "install", None);
+    assert!(
+        b.log_lines
+            .iter()
+            .any(|l| l.contains("rejected") && l.contains("building from scratch")),
+        "{}",
+        b.log_tail(30)
+    );
+    assert!(ran(&b, "unpackPhase") && ran(&b, "buildPhase"));
+    assert!(normalised_out(&b) == normalised_out(&clean));
+}
+
+#[test]
+fn another_packages_checkpoint_restores_nothing_and_says_why() {
+    // Same name length, so only the source tells them apart.
+    let other = build_named("other-package", "source", "other-cproject-4", None);
+    let b = build(4, "a-from-other", "a", Some(&output(&other, true)));
+    let clean = build(4, "a-clean", "a", None);
+    let unpack = decision(&b, "unpackPhase");
+    assert!(
+        unpack.contains("ran:") && unpack.contains("src"),
+        "{unpack}"
+    );
+    assert!(ran(&b, "unpackPhase"));
+    assert!(normalised_out(&b) == normalised_out(&clean));
+}
