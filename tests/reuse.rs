@@ -295,3 +295,77 @@ fn another_packages_checkpoint_restores_nothing_and_says_why() {
     assert!(ran(&b, "unpackPhase"));
     assert!(normalised_out(&b) == normalised_out(&clean));
 }
+
+/// The one-line source change: unpack and patch run on the new source, configure is restored,
+/// make recompiles the changed file only, and `out` equals a clean build of the new source.
+#[test]
+fn one_line_source_change_recompiles_that_file_only() {
+    let a = build(5, "source-base", "a", None);
+    let b = build(5, "source-from-a", "source", Some(&output(&a, true)));
+    let clean = build(5, "source-clean", "source", None);
+    assert!(ran(&b, "unpackPhase") && ran(&b, "patchPhase"));
+    assert!(!ran(&b, "configurePhase"), "{}", b.log_tail(40));
+    assert!(decision(&b, "configurePhase").contains("restored (incremental)"));
+    assert!(
+        decision(&b, "buildPhase").contains("text.c"),
+        "{}",
+        decision(&b, "buildPhase")
+    );
+    let compiled: Vec<&String> = b
+        .log_lines
+        .iter()
+        .filter(|l| l.contains(" -c -o "))
+        .collect();
+    assert_eq!(compiled.len(), 1, "{compiled:?}");
+    assert!(compiled[0].contains("-o text.o text.c"), "{compiled:?}");
+    assert!(
+        !b.log_lines.iter().any(|l| l.contains("Clock skew")),
+        "{}",
+        b.log_tail(40)
+    );
+    let clean_compiled = clean
+        .log_lines
+        .iter()
+        .filter(|l| l.contains(" -c -o "))
+        .count();
+    assert_eq!(clean_compiled, 3);
+    assert!(normalised_out(&b) == normalised_out(&clean));
+    let greet = Command::new(output(&b, false).join("bin/greet"))
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&greet.stdout).starts_with("Hello, changed world"));
+}
+
+/// Added, deleted, binary, symlink and mode changes of the source all reach `out` exactly.
+#[test]
+fn tree_changes_are_reflected_exactly() {
+    let a = build(6, "tree-base", "a", None);
+    let b = build(6, "tree-from-a", "tree", Some(&output(&a, true)));
+    let clean = build(6, "tree-clean", "tree", None);
+    assert!(decision(&b, "configurePhase").contains("restored (incremental)"));
+    assert!(normalised_out(&b) == normalised_out(&clean));
+    let share = output(&b, false).join("share/greet");
+    assert!(share.join("added.txt").exists() && !share.join("old.txt").exists());
+    assert_eq!(
+        std::fs::read_link(share.join("link.txt")).unwrap(),
+        PathBuf::from("added.txt")
+    );
+}
+
+/// A change to a build description file is not laid over an old build: configure and build
+/// run on the new tree, and the log says why.
+#[test]
+fn makefile_change_rebuilds_from_configure() {
+    let a = build(7, "makefile-base", "a", None);
+    let b = build(7, "makefile-from-a", "makefile", Some(&output(&a, true)));
+    let clean = build(7, "makefile-clean", "makefile", None);
+    assert!(ran(&b, "configurePhase") && ran(&b, "buildPhase"));
+    assert!(
+        b.log_lines
+            .iter()
+            .any(|l| l.contains("build description files changed") && l.contains("Makefile.in")),
+        "{}",
+        b.log_tail(30)
+    );
+    assert!(normalised_out(&b) == normalised_out(&clean));
+}

@@ -14,6 +14,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod environment;
 pub mod exit_codes;
+pub mod incremental;
 pub mod invocation;
 pub mod keys;
 pub mod memfile;

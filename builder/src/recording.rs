@@ -141,6 +141,12 @@ impl Recorder {
         Ok(())
     }
 
+    /// A directory inside the checkpoint being written for temporary data; the checkpoint's
+    /// `tmp/` is removed when it is finished.
+    pub fn scratch_dir(&self) -> PathBuf {
+        self.writer.dir().join("tmp")
+    }
+
     pub fn strict(&self) -> bool {
         self.strict
     }

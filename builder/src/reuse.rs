@@ -193,6 +193,41 @@ pub fn plan(
     phases: &[String],
     strict: bool,
 ) -> ReusePlan {
+    plan_ignoring(
+        base,
+        base_outputs,
+        setup,
+        outputs,
+        rewrites,
+        phases,
+        strict,
+        &BTreeSet::new(),
+    )
+}
+
+/// Variables that describe the source rather than how it is built: an incremental build after
+/// a source change compares the phases after `patchPhase` without them (the new values still
+/// reach the resumed state).
+pub const SOURCE_VARIABLES: &[&str] = &["src", "srcs", "curSrc", "SOURCE_DATE_EPOCH"];
+
+fn without(inputs: &LayerInputs, ignored: &BTreeSet<String>) -> LayerInputs {
+    let mut out = inputs.clone();
+    out.variables.retain(|(n, _, _)| !ignored.contains(n));
+    out
+}
+
+/// [`plan`] with the variables in `ignored` left out of every comparison.
+#[allow(clippy::too_many_arguments)]
+pub fn plan_ignoring(
+    base: &[BaseLayer],
+    base_outputs: &[Vec<u8>],
+    setup: &ShellState,
+    outputs: &[Vec<u8>],
+    rewrites: &[(Vec<u8>, Vec<u8>)],
+    phases: &[String],
+    strict: bool,
+    ignored: &BTreeSet<String>,
+) -> ReusePlan {
     let mut decisions = Vec::new();
     let Some(base_setup) = base.first() else {
         return ReusePlan {
@@ -230,12 +265,14 @@ pub fn plan(
                     with_variables_from(&rewrite_state(&base[i].state, rewrites), &changed, setup)
                 };
                 let ours = layer_inputs(phase, Some(&before), outputs, strict, &excluded);
-                if ours != layer.inputs {
-                    return Some(explain_difference(&layer.inputs, &ours));
+                let (ours, theirs) = (without(&ours, ignored), without(&layer.inputs, ignored));
+                if ours != theirs {
+                    return Some(explain_difference(&theirs, &ours));
                 }
                 let rewritten: Vec<&String> = changed
                     .iter()
                     .filter(|n| !volatile.contains(n.as_str()) || strict)
+                    .filter(|n| !ignored.contains(*n))
                     .filter(|n| {
                         normalised_value(base[i].state.variable(n), base_outputs)
                             != normalised_value(layer.state.variable(n), base_outputs)

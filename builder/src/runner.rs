@@ -5,7 +5,9 @@
 //! group, forwards termination signals to it, reads each step's state dump, and reports
 //! per-phase timings.
 
+use crate::checkpoint::RewritePair;
 use crate::environment::BuildEnvironment;
+use crate::incremental::try_resume;
 use crate::memfile::MemFile;
 use crate::recording::Recorder;
 use crate::resume::{path_rewrites, BaseCheckpoint};
@@ -45,6 +47,8 @@ pub enum RunError {
         #[source]
         source: DumpError,
     },
+    #[error("the incremental restore failed: {reason}")]
+    Incremental { reason: String },
     #[error("cannot record the layer after `{step}` in the checkpoint")]
     Checkpoint {
         step: String,
@@ -186,6 +190,8 @@ pub fn run_build(
     let mut state = setup_state.clone();
     let mut last_status = setup_status;
     let mut start = 0;
+    // The base and its path rewrites, for an incremental restore after patchPhase.
+    let mut incremental: Option<(&BaseCheckpoint, Vec<RewritePair>)> = None;
     if let Some(rec) = recorder.as_deref_mut() {
         rec.phases = phases.clone();
         let plan = match base {
@@ -199,6 +205,7 @@ pub fn run_build(
                     None
                 }
                 Ok(rewrites) => {
+                    incremental = Some((base, rewrites.clone()));
                     let base_outputs: Vec<Vec<u8>> = base.outputs.values().cloned().collect();
                     let plan = reuse::plan(
                         &base.layers,
@@ -256,7 +263,10 @@ pub fn run_build(
         }
     }
 
-    for phase in &phases[start..] {
+    let mut index = start;
+    while index < phases.len() {
+        let phase = &phases[index];
+        index += 1;
         if !phase_is_defined(&state, phase) {
             eprintln!(
                 "checkpoint-builder: phase `{phase}` is neither a non-empty variable nor a function; \
@@ -288,6 +298,45 @@ pub fn run_build(
                 }
                 state = next;
                 last_status = status;
+                if phase == "patchPhase" {
+                    if let (Some((base, rewrites)), Some(rec)) =
+                        (incremental.take(), recorder.as_deref_mut())
+                    {
+                        let resumed = try_resume(
+                            base,
+                            &rewrites,
+                            &phases,
+                            index - 1,
+                            &state,
+                            rec,
+                            &env.build_top,
+                            &options.outputs,
+                        )
+                        .map_err(|reason| RunError::Incremental { reason })?;
+                        match resumed {
+                            Ok(resumed) => {
+                                for (p, before, after) in &resumed.adopted {
+                                    record(rec, p, Some(before), after, 0, &outcome)?;
+                                }
+                                for d in resumed.decisions {
+                                    if let Some(slot) =
+                                        outcome.decisions.iter_mut().find(|x| x.phase == d.phase)
+                                    {
+                                        *slot = d;
+                                    }
+                                }
+                                state = resumed.state;
+                                last_status = 0;
+                                index = resumed.next_phase;
+                            }
+                            Err(reason) => {
+                                outcome.reuse_note = Some(format!(
+                                    "no incremental restore after patchPhase: {reason}"
+                                ));
+                            }
+                        }
+                    }
+                }
             }
             None => {
                 end_groups_after_failure(&outcome, &groups);

@@ -1,6 +1,8 @@
 # A small autotools-shaped C project for the reuse tests: a configure script that bakes the
 # prefix into the Makefile, three sources, a symlink, an executable script and a data file.
-# `variant` changes one thing relative to "a"; `base` is an earlier build's checkpoint.
+# `variant` changes one thing relative to "a" (install: postInstall; flags: buildFlags;
+# source: one line of text.c; tree: a file added, one deleted, a binary file changed, a symlink
+# retargeted, a mode changed; makefile: Makefile.in); `base` is an earlier build's checkpoint.
 # Linked without a GNU build-id, as nixpkgs' gcc does by default: Debian's gcc adds one, and a
 # build-id hashes the binary's own store path, which no same-length rewrite can update.
 { mkDrv, variant ? "a", base ? null, name ? "reuse-cproject" }:
@@ -41,7 +43,20 @@ let
       printf '#include "util.h"\nconst char *text(void) { return "${greeting}"; }\n' > text.c
       printf 'int greet(void);\nconst char *text(void);\n' > util.h
       echo data > data/file.txt
-      ln -s file.txt data/link.txt
+      ${if variant == "tree" then ''
+        echo added > data/added.txt
+        ln -s added.txt data/link.txt
+        printf '\001\002\377changed' > data/blob.bin
+        printf '#!/bin/sh\necho hi\n' > data/script.sh
+        chmod 755 data/script.sh
+      '' else ''
+        echo old > data/old.txt
+        ln -s file.txt data/link.txt
+        printf '\001\002\377binary' > data/blob.bin
+        printf '#!/bin/sh\necho hi\n' > data/script.sh
+        chmod 644 data/script.sh
+      ''}
+      ${if variant == "makefile" then "echo '# a comment' >> Makefile.in" else ""}
     '' ];
   };
 in

@@ -1,0 +1,342 @@
+//! Incremental rebuild after a source change (design §3, issue 4): the new source is unpacked
+//! and patched as usual, then laid by content hash over the earlier build's tree after
+//! `buildPhase`, and the build resumes at `buildPhase` so the build tool recompiles only what
+//! the changed files touch.
+//!
+//! The rules (also in `docs/keys.md`):
+//! - it applies when the earlier checkpoint has the same phases up to `buildPhase`, the same
+//!   source root name, and every phase after `patchPhase` up to `buildPhase` would be reused
+//!   if the source variables (`src`, `srcs`, `curSrc`, `SOURCE_DATE_EPOCH`) were left out of the keys;
+//! - a change to a build description file (Makefiles, `*.mk`, configure and CMake/Meson inputs)
+//!   never resumes: those phases run on the fresh tree, as a clean build would;
+//! - unchanged files keep the mtimes the earlier build recorded, changed ones get an mtime
+//!   newer than every restored file, so make's timestamp rule sees exactly the change.
+
+use crate::checkpoint::{
+    max_mtime, overlay_changes, overlay_diff, scan_root, Checkpoint, CheckpointWriter, RewritePair,
+    Timestamp,
+};
+use crate::recording::Recorder;
+use crate::resume::BaseCheckpoint;
+use crate::reuse::{self, PhaseDecision, SOURCE_VARIABLES};
+use crate::shell::declare::Value;
+use crate::shell::ShellState;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// Where the build goes on after an incremental restore.
+pub struct Resumed {
+    /// Index (in the phase list) of the phase to run next.
+    pub next_phase: usize,
+    /// Shell state to run it with.
+    pub state: ShellState,
+    /// Decisions for the phases after `patchPhase` up to the next one to run (exclusive), and
+    /// for that one.
+    pub decisions: Vec<PhaseDecision>,
+    /// (phase, state before, state after) of each phase taken over from the earlier build, for
+    /// the caller to record as layers.
+    pub adopted: Vec<(String, ShellState, ShellState)>,
+}
+
+/// Why an incremental restore was not done (for the explanation lines).
+pub type NotResumed = String;
+
+/// True for files whose change means the build description changed.
+pub fn is_build_description(path: &[u8]) -> bool {
+    let name = path.rsplit(|&b| b == b'/').next().unwrap_or(path);
+    let name = String::from_utf8_lossy(name);
+    matches!(
+        name.as_ref(),
+        "configure"
+            | "configure.ac"
+            | "configure.in"
+            | "aclocal.m4"
+            | "config.h.in"
+            | "CMakeLists.txt"
+            | "meson.build"
+            | "meson_options.txt"
+            | "meson.options"
+            | "GNUmakefile"
+            | "makefile"
+    ) || name.starts_with("Makefile")
+        || name.ends_with(".mk")
+        || name.ends_with(".cmake")
+        || name.ends_with(".m4")
+        || name.ends_with(".am")
+}
+
+fn scalar(state: &ShellState, name: &str) -> Option<Vec<u8>> {
+    match &state.variable(name)?.value {
+        Value::Scalar(s) => Some(s.as_bytes().to_vec()),
+        _ => None,
+    }
+}
+
+/// Tries to resume after `patchPhase` (at `patch_index` in `phases`) from `base`.
+#[allow(clippy::too_many_arguments)]
+pub fn try_resume(
+    base: &BaseCheckpoint,
+    rewrites: &[RewritePair],
+    phases: &[String],
+    patch_index: usize,
+    after_patch: &ShellState,
+    recorder: &mut Recorder,
+    build_top: &Path,
+    outputs: &[(String, PathBuf)],
+) -> Result<Result<Resumed, NotResumed>, String> {
+    let k = patch_index + 1; // base layer of patchPhase
+    let same_prefix = base.layers.len() > k
+        && base.layers[1..=k]
+            .iter()
+            .map(|l| &l.name)
+            .eq(phases[..=patch_index].iter());
+    if !same_prefix {
+        return Ok(Err("the checkpoint's phases up to patchPhase differ".into()));
+    }
+    let (old_root, new_root) = (
+        scalar(&base.layers[k].state, "sourceRoot"),
+        scalar(after_patch, "sourceRoot"),
+    );
+    if old_root != new_root {
+        return Ok(Err(format!(
+            "the source root changed ({} → {}: a new version?), so the earlier tree does not fit",
+            String::from_utf8_lossy(&old_root.unwrap_or_default()),
+            String::from_utf8_lossy(&new_root.unwrap_or_default())
+        )));
+    }
+    let rest = &phases[patch_index + 1..];
+    let Some(b) = rest.iter().position(|p| p == "buildPhase") else {
+        return Ok(Err("the build has no buildPhase".into()));
+    };
+    let ignored: BTreeSet<String> = SOURCE_VARIABLES.iter().map(|s| s.to_string()).collect();
+    let base_outputs: Vec<Vec<u8>> = base.outputs.values().cloned().collect();
+    let plan = reuse::plan_ignoring(
+        &base.layers[k..],
+        &base_outputs,
+        after_patch,
+        recorder.output_paths(),
+        rewrites,
+        rest,
+        recorder.strict(),
+        &ignored,
+    );
+    if plan.depth < b + 1 {
+        let why = plan
+            .decisions
+            .iter()
+            .find(|d| !d.reused)
+            .map(|d| format!("{} {}", d.phase, d.reason))
+            .unwrap_or_default();
+        return Ok(Err(format!(
+            "the phases up to buildPhase do not match: {why}"
+        )));
+    }
+
+    // The trees: this build's source after patchPhase, and the earlier build's after patch and
+    // after build, rewritten to this build's paths in a scratch checkpoint.
+    let new_tree = scan_root(build_top, &[]).map_err(|e| e.to_string())?;
+    let scratch = recorder.scratch_dir().join("incremental-base");
+    let mut writer = CheckpointWriter::create(&scratch).map_err(|e| e.to_string())?;
+    let after_build = writer
+        .import_layers_rewritten(&base.checkpoint, (k + b + 1) as u32, rewrites)
+        .map_err(|e| e.to_string())?;
+    let imported = Checkpoint::open(&scratch).map_err(|e| e.to_string())?;
+    let old_tree = imported
+        .state_after(k as u32)
+        .map_err(|e| e.to_string())?
+        .root("build")
+        .clone();
+    let changes = overlay_diff(&old_tree, &new_tree);
+    let descriptions: Vec<String> = changes
+        .iter()
+        .filter(|(p, _)| is_build_description(p.as_bytes()))
+        .map(|(p, _)| p.to_string())
+        .collect();
+    if !descriptions.is_empty() {
+        return Ok(Err(format!(
+            "build description files changed ({}): configure and build run on the new tree",
+            descriptions.join(", ")
+        )));
+    }
+
+    let staging = build_top.join(".checkpoint-staging");
+    let restored = after_build.root("build");
+    imported
+        .restore_state(restored, &staging)
+        .map_err(|e| e.to_string())?;
+    // Changed files get max(newest restored + 1 ns, now): strictly newer than every restored
+    // file, and not in the future (make warns about clock skew and rebuilds again).
+    // overlay_changes adds one second to the floor it is given.
+    let newest = max_mtime(restored).unwrap_or(Timestamp { sec: 0, nsec: 0 });
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let floor = std::cmp::max(
+        (newest.sec - 1, newest.nsec + 1),
+        (now.as_secs() as i64 - 1, now.subsec_nanos()),
+    );
+    let floor = if floor.1 >= 1_000_000_000 {
+        Timestamp {
+            sec: floor.0 + 1,
+            nsec: floor.1 - 1_000_000_000,
+        }
+    } else {
+        Timestamp {
+            sec: floor.0,
+            nsec: floor.1,
+        }
+    };
+    let report = overlay_changes(&old_tree, &new_tree, build_top, &staging, floor)
+        .map_err(|e| e.to_string())?;
+    swap_in(&staging, build_top).map_err(|e| format!("cannot move the restored tree in: {e}"))?;
+    for (name, path) in outputs {
+        let root = after_build.root(name);
+        if !root.is_empty() && !path.exists() {
+            imported
+                .restore_state(root, path)
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    drop(imported);
+    let _ = std::fs::remove_dir_all(&scratch);
+
+    // The stdenv's own files in the build directory change every time; they are laid over like
+    // the rest but are not source changes worth reporting.
+    let changed: Vec<String> = report
+        .changes
+        .iter()
+        .map(|(p, _)| p.to_string())
+        .filter(|p| !matches!(p.as_str(), "env-vars" | ".attrs.json" | ".attrs.sh"))
+        .collect();
+    let listed = {
+        let mut l: Vec<&str> = changed.iter().take(5).map(String::as_str).collect();
+        if changed.len() > 5 {
+            l.push("…");
+        }
+        l.join(", ")
+    };
+    let mut adopted = Vec::new();
+    let mut decisions = Vec::new();
+    let mut before = after_patch.clone();
+    for (i, phase) in rest[..b].iter().enumerate() {
+        let after = reuse::with_variables_from(
+            &reuse::rewrite_state(&base.layers[k + i + 1].state, rewrites),
+            &plan.changed_variables,
+            after_patch,
+        );
+        adopted.push((phase.clone(), before.clone(), after.clone()));
+        decisions.push(PhaseDecision {
+            phase: phase.clone(),
+            reused: true,
+            reason: format!(
+                "restored (incremental): {} source file(s) changed since the checkpoint",
+                changed.len()
+            ),
+        });
+        before = after;
+    }
+    decisions.push(PhaseDecision {
+        phase: "buildPhase".into(),
+        reused: false,
+        reason: format!(
+            "ran incrementally over the earlier build's tree: {} changed path(s) ({listed}) are newer than every restored file",
+            changed.len()
+        ),
+    });
+    Ok(Ok(Resumed {
+        next_phase: patch_index + 1 + b,
+        state: before,
+        decisions,
+        adopted,
+    }))
+}
+
+/// Replaces the contents of `target` by those of `staging` (a directory inside it), then gives
+/// `target` the staging directory's mode and mtime and removes it.
+fn swap_in(staging: &Path, target: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let staging_name = staging.file_name().map(|n| n.to_os_string());
+    for entry in std::fs::read_dir(target)? {
+        let entry = entry?;
+        if Some(entry.file_name()) == staging_name {
+            continue;
+        }
+        let path = entry.path();
+        if entry.file_type()?.is_dir() {
+            make_writable(&path)?;
+            std::fs::remove_dir_all(&path)?;
+        } else {
+            std::fs::remove_file(&path)?;
+        }
+    }
+    for entry in std::fs::read_dir(staging)? {
+        let entry = entry?;
+        let from = entry.path();
+        let to = target.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            // Moving a directory to another parent needs write permission on it.
+            let meta = std::fs::symlink_metadata(&from)?;
+            let mode = meta.permissions().mode();
+            std::fs::set_permissions(&from, std::fs::Permissions::from_mode(mode | 0o200))?;
+            std::fs::rename(&from, &to)?;
+            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(mode))?;
+            set_mtime(&to, meta.modified()?)?;
+        } else {
+            std::fs::rename(&from, &to)?;
+        }
+    }
+    let meta = std::fs::symlink_metadata(staging)?;
+    std::fs::remove_dir(staging)?;
+    std::fs::set_permissions(target, meta.permissions())?;
+    set_mtime(target, meta.modified()?)
+}
+
+fn set_mtime(dir: &Path, time: std::time::SystemTime) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.set_modified(time)
+}
+
+fn make_writable(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::symlink_metadata(dir)?;
+    if !meta.is_dir() {
+        return Ok(());
+    }
+    let mode = meta.permissions().mode();
+    if mode & 0o700 != 0o700 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode | 0o700))?;
+    }
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            make_writable(&entry.path())?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_build_description;
+
+    #[test]
+    fn build_descriptions() {
+        for p in [
+            "Makefile",
+            "src/Makefile.in",
+            "lib/Makefile.am",
+            "configure.ac",
+            "x/common.mk",
+            "CMakeLists.txt",
+        ] {
+            assert!(is_build_description(p.as_bytes()), "{p}");
+        }
+        for p in [
+            "src/main.c",
+            "lib/x.h",
+            "doc/readme.txt",
+            "configure.log.txt",
+        ] {
+            assert!(!is_build_description(p.as_bytes()), "{p}");
+        }
+    }
+}
