@@ -162,29 +162,70 @@ pub fn verify(path: &Path, json: bool) -> Result<(), CliError> {
     Ok(())
 }
 
-/// `restore`: every root of the state after `phase` into `dir/<root>`.
+/// `restore`: every root of the state after `phase` into `dir/<root>`. All or nothing: the
+/// roots are restored into a temporary sibling of `dir`, renamed into place only when every
+/// one succeeded. `dir` must not exist or be empty.
 pub fn restore(path: &Path, phase: &str, dir: &Path) -> Result<(), CliError> {
     let ck = open(path)?;
     let index = layer_index(&ck, path, phase)?;
-    std::fs::create_dir_all(dir).map_err(|source| CliError::Io {
-        what: "cannot create the target directory",
-        path: dir.to_path_buf(),
-        source,
-    })?;
+    let io = |what: &'static str, p: &Path| {
+        let p = p.to_path_buf();
+        move |source| CliError::Io {
+            what,
+            path: p,
+            source,
+        }
+    };
+    if dir.exists() {
+        let empty = std::fs::read_dir(dir)
+            .map_err(io("cannot read the target directory", dir))?
+            .next()
+            .is_none();
+        if !empty {
+            return Err(CliError::Io {
+                what: "the target directory is not empty",
+                path: dir.to_path_buf(),
+                source: std::io::Error::from(std::io::ErrorKind::AlreadyExists),
+            });
+        }
+    }
     let state = ck
         .state_after(index)
         .map_err(|source| CliError::Checkpoint {
             path: path.to_path_buf(),
             source,
         })?;
-    for root in ck.roots() {
-        let target = dir.join(root);
-        ck.restore_state(state.root(root), &target)
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "restore".into());
+    let staging = dir.with_file_name(format!(".{name}.restoring-{}", std::process::id()));
+    std::fs::create_dir_all(&staging).map_err(io("cannot create a directory", &staging))?;
+    let result = ck.roots().iter().try_for_each(|root| {
+        ck.restore_state(state.root(root), &staging.join(root))
+            .map(|_| ())
             .map_err(|source| CliError::Checkpoint {
                 path: path.to_path_buf(),
                 source,
-            })?;
-        eprintln!("restored `{root}` after {phase} into {}", target.display());
+            })
+    });
+    if let Err(e) = result {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(e);
+    }
+    if dir.exists() {
+        std::fs::remove_dir(dir).map_err(io("cannot replace the target directory", dir))?;
+    }
+    std::fs::rename(&staging, dir).map_err(io("cannot move the restored tree into place", dir))?;
+    for root in ck.roots() {
+        if state.root(root).is_empty() {
+            eprintln!("`{root}` did not exist yet after {phase}");
+        } else {
+            eprintln!(
+                "restored `{root}` after {phase} into {}",
+                dir.join(root).display()
+            );
+        }
     }
     Ok(())
 }
