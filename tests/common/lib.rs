@@ -11,6 +11,7 @@
 //! The builds use a single-user store (`build-users-group ''`), so they need root and a
 //! `nix-build` on `PATH`; without them every test fails with a message saying so.
 
+pub mod checkpoint;
 pub mod compare;
 pub mod error;
 pub mod log;

@@ -1,0 +1,4 @@
+#include "config.h"
+#include "util.h"
+
+const char *greeting(void) { return GREETING; }
