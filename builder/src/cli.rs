@@ -61,12 +61,18 @@ fn open(path: &Path) -> Result<Checkpoint, CliError> {
 }
 
 /// Finds the layer called `phase` (the last one of that name).
+/// `failed:PHASE` (the tree a failed build left, kept by the development cache) answers for
+/// PHASE when there is no completed layer of that name.
 fn layer_index(ck: &Checkpoint, path: &Path, phase: &str) -> Result<u32, CliError> {
-    ck.layers()
-        .iter()
-        .rev()
-        .find(|l| l.meta.name == phase)
-        .map(|l| l.index)
+    let find = |name: &str| {
+        ck.layers()
+            .iter()
+            .rev()
+            .find(|l| l.meta.name == name)
+            .map(|l| l.index)
+    };
+    find(phase)
+        .or_else(|| find(&format!("failed:{phase}")))
         .ok_or_else(|| CliError::NoSuchLayer {
             path: path.to_path_buf(),
             phase: phase.to_owned(),
@@ -394,4 +400,94 @@ pub fn diff(a: &Path, b: &Path, json: bool) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+/// `cache ls`: what the development cache keeps.
+pub fn cache_ls(dir: &Path, json: bool) -> Result<(), CliError> {
+    let cache = crate::cache::DevCache::open(dir).map_err(|reason| CliError::Unreadable {
+        path: dir.to_path_buf(),
+        reason,
+    })?;
+    let entries = cache.list();
+    if json {
+        print_data(&serde_json::to_string_pretty(&entries).expect("json"));
+        return Ok(());
+    }
+    eprintln!(
+        "{:<28} {:>10} {:>8}  {:<9} phases",
+        "name", "bytes", "age", "state"
+    );
+    for e in &entries {
+        let last = e.layers.last().map(String::as_str).unwrap_or("-");
+        let state = if last.starts_with("failed:") {
+            "failed"
+        } else if e.complete {
+            "complete"
+        } else {
+            "partial"
+        };
+        eprintln!(
+            "{:<28} {:>10} {:>7}s  {:<9} {}\n  {}",
+            e.name,
+            e.bytes,
+            e.age_seconds,
+            state,
+            e.layers.join(" "),
+            e.path.display()
+        );
+    }
+    Ok(())
+}
+
+/// `cache gc --max-size`: least recently used entries go first.
+pub fn cache_gc(dir: &Path, max_bytes: u64) -> Result<(), CliError> {
+    let cache = crate::cache::DevCache::open(dir).map_err(|reason| CliError::Unreadable {
+        path: dir.to_path_buf(),
+        reason,
+    })?;
+    let removed = cache.gc(max_bytes);
+    eprintln!(
+        "removed {} entr{}",
+        removed.len(),
+        if removed.len() == 1 { "y" } else { "ies" }
+    );
+    for r in removed {
+        eprintln!("  {}", r.display());
+    }
+    Ok(())
+}
+
+/// The newest cache entry for `name` (a derivation name, or an entry directory's name).
+pub fn cache_entry(dir: &Path, name: &str) -> Result<PathBuf, CliError> {
+    let cache = crate::cache::DevCache::open(dir).map_err(|reason| CliError::Unreadable {
+        path: dir.to_path_buf(),
+        reason,
+    })?;
+    cache
+        .list()
+        .into_iter()
+        .find(|e| {
+            e.name == name
+                || e.path
+                    .file_name()
+                    .is_some_and(|f| f.to_string_lossy().starts_with(name))
+        })
+        .map(|e| e.path)
+        .ok_or_else(|| CliError::Unreadable {
+            path: dir.to_path_buf(),
+            reason: format!("no cache entry for `{name}`"),
+        })
+}
+
+/// Parses `123`, `10K`, `500M`, `2G` (powers of 1024).
+pub fn parse_size(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let (num, mult) = match t.chars().last()? {
+        'K' | 'k' => (&t[..t.len() - 1], 1u64 << 10),
+        'M' | 'm' => (&t[..t.len() - 1], 1 << 20),
+        'G' | 'g' => (&t[..t.len() - 1], 1 << 30),
+        'T' | 't' => (&t[..t.len() - 1], 1 << 40),
+        _ => (t, 1),
+    };
+    num.parse::<u64>().ok()?.checked_mul(mult)
 }

@@ -6,7 +6,9 @@
 //! The rules (also in `docs/keys.md`):
 //! - it applies when the earlier checkpoint has the same phases up to `buildPhase`, the same
 //!   source root name, and every phase after `patchPhase` up to `buildPhase` would be reused
-//!   if the source variables (`src`, `srcs`, `curSrc`, `SOURCE_DATE_EPOCH`) were left out of the keys;
+//!   if the source variables (`src`, `srcs`, `curSrc`, `SOURCE_DATE_EPOCH`, `patches`) and the
+//!   unpack and patch phases' own variables (`postPatch`, `patchFlags`, …) were left out of the
+//!   keys: their effect is in the tree, which is compared by content;
 //! - a change to a build description file (Makefiles, `*.mk`, configure and CMake/Meson inputs)
 //!   never resumes: those phases run on the fresh tree, as a clean build would;
 //! - unchanged files keep the mtimes the earlier build recorded, changed ones get an mtime
@@ -16,6 +18,7 @@ use crate::checkpoint::{
     max_mtime, overlay_changes, overlay_diff, scan_root, Checkpoint, CheckpointWriter, RewritePair,
     Timestamp,
 };
+use crate::keys::phase_variables;
 use crate::recording::Recorder;
 use crate::resume::BaseCheckpoint;
 use crate::reuse::{self, PhaseDecision, SOURCE_VARIABLES};
@@ -108,7 +111,15 @@ pub fn try_resume(
     let Some(b) = rest.iter().position(|p| p == "buildPhase") else {
         return Ok(Err("the build has no buildPhase".into()));
     };
-    let ignored: BTreeSet<String> = SOURCE_VARIABLES.iter().map(|s| s.to_string()).collect();
+    // What unpack and patch were told to do shows in the tree, which is compared by content:
+    // the source variables and the unpack and patch phases' own variables are left out.
+    let ignored: BTreeSet<String> = SOURCE_VARIABLES
+        .iter()
+        .map(|s| s.to_string())
+        .chain(phase_variables("unpackPhase"))
+        .chain(phase_variables("patchPhase"))
+        .chain(["patches".to_owned()])
+        .collect();
     let base_outputs: Vec<Vec<u8>> = base.outputs.values().cloned().collect();
     let plan = reuse::plan_ignoring(
         &base.layers[k..],

@@ -9,6 +9,7 @@
 //!   [`checkpoint`];
 //! - `main.rs` maps errors to [`exit_codes`] and prints them.
 
+pub mod cache;
 pub mod capture;
 pub mod checkpoint;
 pub mod cli;

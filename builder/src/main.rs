@@ -1,12 +1,14 @@
 //! The `checkpoint-builder` binary: a derivation builder when Nix runs it, a CLI otherwise.
 
+use checkpoint_builder::cache::{copy_checkpoint, DevCache};
 use checkpoint_builder::environment::BuildEnvironment;
 use checkpoint_builder::exit_codes;
 use checkpoint_builder::invocation::{classify, stock_positional, Invocation};
 use checkpoint_builder::recording::{declared_outputs, Recorder, CHECKPOINT_OUTPUT};
-use checkpoint_builder::resume::load_base;
+use checkpoint_builder::resume::{load_base, BaseCheckpoint};
 use checkpoint_builder::runner::{format_report, run_build, BuildOptions};
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -29,7 +31,7 @@ fn main() {
             exit_codes::SUCCESS
         }
         Some("build") => build(&args[1..]),
-        Some("inspect" | "verify" | "restore" | "shell" | "diff") => command(&args),
+        Some("inspect" | "verify" | "restore" | "shell" | "diff" | "cache") => command(&args),
         _ => build(&args),
     };
     std::process::exit(code);
@@ -49,6 +51,10 @@ Commands:
   verify CHECKPOINT [--json]               recheck every hash and the manifest's invariants
   restore CHECKPOINT --after PHASE DIR     restore each root (build, out, ...) into DIR/<root>
   diff A B [--json]                        why two checkpoints' layers differ, layer by layer
+  shell --cache DIR NAME --at PHASE        the same for a development cache entry (NAME: the
+                                           derivation name); PHASE may be the one that failed
+  cache ls DIR [--json]                    what a development cache keeps
+  cache gc DIR --max-size SIZE             evict least recently used entries (SIZE: 10G, 500M)
   shell CHECKPOINT --after PHASE [--keep DIR]
                                            restore into a temporary directory and open an
                                            interactive bash with the state after PHASE
@@ -65,12 +71,17 @@ fn command(args: &[String]) -> i32 {
     let mut json = false;
     let mut after = None;
     let mut keep = None;
+    let mut cache_dir: Option<std::path::PathBuf> = None;
+    let mut max_size = None;
     let mut it = args[1..].iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--json" => json = true,
             "--after" => after = it.next().cloned(),
             "--keep" => keep = it.next().map(std::path::PathBuf::from),
+            "--at" => after = it.next().cloned(),
+            "--cache" => cache_dir = it.next().map(std::path::PathBuf::from),
+            "--max-size" => max_size = it.next().cloned(),
             other if other.starts_with("--") => {
                 eprintln!("checkpoint-builder: unknown option {other}\n\n{HELP}");
                 return exit_codes::BUILDER_INPUT;
@@ -82,7 +93,30 @@ fn command(args: &[String]) -> i32 {
         eprintln!("checkpoint-builder {}: {msg}", args[0]);
         exit_codes::BUILDER_INPUT
     };
+    let sub = if args[0] == "cache" {
+        positional
+            .first()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    } else {
+        String::new()
+    };
     let result = match (args[0].as_str(), positional.as_slice(), after.as_deref()) {
+        ("cache", [_, dir], None) if sub == "ls" => cli::cache_ls(dir, json).map(|_| 0),
+        ("cache", [_, dir], None) if sub == "gc" => {
+            match max_size.as_deref().and_then(cli::parse_size) {
+                Some(bytes) => cli::cache_gc(dir, bytes).map(|_| 0),
+                None => return usage("usage: cache gc DIR --max-size SIZE (e.g. 10G)"),
+            }
+        }
+        ("cache", _, _) => {
+            return usage("usage: cache ls DIR [--json] | cache gc DIR --max-size SIZE")
+        }
+        ("shell", [name], Some(phase)) if cache_dir.is_some() => {
+            let dir = cache_dir.as_deref().expect("checked");
+            cli::cache_entry(dir, &name.to_string_lossy())
+                .and_then(|entry| cli::shell(&entry, phase, keep.as_deref()))
+        }
         ("inspect", [ck], None) => cli::inspect(ck, json).map(|_| 0),
         ("diff", [a, b], None) => cli::diff(a, b, json).map(|_| 0),
         ("diff", _, _) => return usage("usage: diff CHECKPOINT-A CHECKPOINT-B [--json]"),
@@ -152,18 +186,37 @@ fn build(args: &[String]) -> i32 {
         .iter()
         .find(|(name, _)| name == CHECKPOINT_OUTPUT)
         .map(|(_, path)| path.clone());
-    let mut recorder = match &checkpoint_dir {
+    let others: Vec<_> = outputs
+        .iter()
+        .filter(|(name, _)| name != CHECKPOINT_OUTPUT)
+        .cloned()
+        .collect();
+    let name = env.attribute("name").unwrap_or_default();
+    let system = env.attribute("system");
+    let cache = env
+        .attribute("checkpointCache")
+        .filter(|c| !c.is_empty())
+        .and_then(|dir| match DevCache::open(Path::new(&dir)) {
+            Ok(cache) => Some((cache, dir)),
+            Err(reason) => {
+                eprintln!("checkpoint-builder: development cache disabled: {reason}");
+                None
+            }
+        });
+    // Layers go to the development cache entry when there is one (written as phases end, so a
+    // failed build leaves them), else straight into the checkpoint output.
+    let layers_dir = match (&cache, &checkpoint_dir) {
+        (Some((cache, _)), _) => Some(cache.new_entry(&name)),
+        (None, Some(dir)) => Some(dir.clone()),
+        (None, None) => None,
+    };
+    let mut recorder = match &layers_dir {
         None => None,
         Some(dir) => {
-            let others: Vec<_> = outputs
-                .iter()
-                .filter(|(name, _)| name != CHECKPOINT_OUTPUT)
-                .cloned()
-                .collect();
             let meta = serde_json::json!({
                 "builder": format!("checkpoint-builder {}", env!("CARGO_PKG_VERSION")),
-                "name": env.attribute("name"),
-                "system": env.attribute("system"),
+                "name": name,
+                "system": system,
                 "outputs": others.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
                 "output_paths": others
                     .iter()
@@ -177,75 +230,88 @@ fn build(args: &[String]) -> i32 {
             match Recorder::start(dir, &env.build_top, &others, meta, strict) {
                 Ok(r) => Some(r),
                 Err(e) => {
-                    report_error("cannot create the checkpoint output", &e);
+                    report_error("cannot create the checkpoint", &e);
                     return exit_codes::BUILDER_INTERNAL;
                 }
             }
         }
     };
-    let base = match env.attribute("checkpointBase").filter(|b| !b.is_empty()) {
-        None => None,
+    let bases: Vec<BaseCheckpoint> = match env.attribute("checkpointBase").filter(|b| !b.is_empty())
+    {
         Some(_) if recorder.is_none() => {
             eprintln!(
                 "checkpoint-builder: checkpointBase ignored: the derivation has no `{CHECKPOINT_OUTPUT}` output to continue"
             );
-            None
+            Vec::new()
         }
-        Some(dir) => match load_base(
-            std::path::Path::new(&dir),
-            env.attribute("system").as_deref(),
-        ) {
-            Ok(base) => Some(base),
+        Some(dir) => match load_base(Path::new(&dir), system.as_deref()) {
+            Ok(base) => vec![base],
             Err(reason) => {
                 eprintln!(
                     "checkpoint-builder: checkpoint {dir} rejected: {reason}; building from scratch"
                 );
-                None
+                Vec::new()
             }
+        },
+        None => match (&cache, &layers_dir) {
+            (Some((cache, _)), Some(own)) => cache.candidates(&name, system.as_deref(), own),
+            _ => Vec::new(),
         },
     };
     let options = BuildOptions {
         arg0,
         arg1,
         helper,
-        outputs: outputs
-            .iter()
-            .filter(|(name, _)| name != CHECKPOINT_OUTPUT)
-            .cloned()
-            .collect(),
+        outputs: others,
         hidden_output: checkpoint_dir
             .as_ref()
             .map(|_| CHECKPOINT_OUTPUT.to_owned()),
     };
-    match run_build(&env, &options, recorder.as_mut(), base.as_ref()) {
-        Ok(outcome) => {
-            eprint!("{}", format_report(&outcome.steps));
-            if let Some(note) = &outcome.reuse_note {
-                eprintln!("checkpoint-builder: {note}");
-            }
-            for d in &outcome.decisions {
-                eprintln!("checkpoint-builder: {:<24} {}", d.phase, d.reason);
-            }
-            if let Some(why) = &outcome.ended_by {
-                eprintln!("checkpoint-builder: {why}");
-            }
-            if let Some(rec) = recorder {
-                if outcome.status == 0 {
-                    eprintln!(
-                        "checkpoint-builder: snapshots took {:.3}s in all",
-                        rec.snapshot_time.as_secs_f64()
-                    );
-                    if let Err(e) = rec.finish() {
-                        report_error("cannot finish the checkpoint output", &e);
-                        return exit_codes::BUILDER_INTERNAL;
-                    }
-                }
-            }
-            outcome.status
-        }
+    let outcome = match run_build(&env, &options, recorder.as_mut(), &bases) {
+        Ok(outcome) => outcome,
         Err(e) => {
             report_error("the build could not be run", &e);
-            exit_codes::BUILDER_INTERNAL
+            return exit_codes::BUILDER_INTERNAL;
+        }
+    };
+    eprint!("{}", format_report(&outcome.steps));
+    if let Some(note) = &outcome.reuse_note {
+        eprintln!("checkpoint-builder: {note}");
+    }
+    for d in &outcome.decisions {
+        eprintln!("checkpoint-builder: {:<24} {}", d.phase, d.reason);
+    }
+    if let Some(why) = &outcome.ended_by {
+        eprintln!("checkpoint-builder: {why}");
+    }
+    let Some(rec) = recorder else {
+        return outcome.status;
+    };
+    if outcome.status != 0 {
+        if let (Some((_, cache_dir)), Some(entry)) = (&cache, &layers_dir) {
+            eprintln!(
+                "checkpoint-builder: the build's layers, and its tree at the failure, are kept in {}\n  enter it: checkpoint-builder shell --cache {cache_dir} {name} --at PHASE",
+                entry.display()
+            );
+        }
+        return outcome.status;
+    }
+    eprintln!(
+        "checkpoint-builder: snapshots took {:.3}s in all",
+        rec.snapshot_time.as_secs_f64()
+    );
+    let finished = match rec.finish() {
+        Ok(dir) => dir,
+        Err(e) => {
+            report_error("cannot finish the checkpoint", &e);
+            return exit_codes::BUILDER_INTERNAL;
+        }
+    };
+    if let (Some(_), Some(out)) = (&cache, &checkpoint_dir) {
+        if let Err(e) = copy_checkpoint(&finished, out) {
+            report_error("cannot copy the cache entry to the checkpoint output", &e);
+            return exit_codes::BUILDER_INTERNAL;
         }
     }
+    outcome.status
 }

@@ -26,8 +26,22 @@ pub struct BaseCheckpoint {
 
 /// Opens and checks `dir`; `Err` is the reason, for a log line ("checkpoint rejected: …").
 pub fn load_base(dir: &Path, system: Option<&str>) -> Result<BaseCheckpoint, String> {
+    load_base_with(dir, system, false)
+}
+
+/// [`load_base`], optionally for a checkpoint that may be unfinished (a development cache
+/// entry of a build that failed or was killed: only the layers its index lists count).
+pub fn load_base_with(
+    dir: &Path,
+    system: Option<&str>,
+    unfinished: bool,
+) -> Result<BaseCheckpoint, String> {
     let checkpoint = Checkpoint::open(dir).map_err(|e| chain(&e))?;
-    checkpoint.verify().map_err(|e| chain(&e))?;
+    if unfinished {
+        checkpoint.verify_unfinished().map_err(|e| chain(&e))?;
+    } else {
+        checkpoint.verify().map_err(|e| chain(&e))?;
+    }
     let meta = checkpoint.meta();
     let their_system = meta.get("system").and_then(|s| s.as_str());
     if their_system != system {

@@ -251,6 +251,9 @@ pub fn plan_ignoring(
         if miss.is_none() {
             let reason = (|| -> Option<String> {
                 let layer = base.get(i + 1)?;
+                if layer.name == format!("failed:{phase}") {
+                    return Some("the earlier build failed in this phase".into());
+                }
                 if &layer.name != phase {
                     return Some(format!(
                         "the phase list differs here (the checkpoint has `{}`)",

@@ -140,7 +140,7 @@ pub fn run_build(
     env: &BuildEnvironment,
     options: &BuildOptions,
     mut recorder: Option<&mut Recorder>,
-    base: Option<&BaseCheckpoint>,
+    bases: &[BaseCheckpoint],
 ) -> Result<BuildOutcome, RunError> {
     install_signal_forwarding();
     let mut dump = MemFile::new("checkpoint-builder-dump").map_err(RunError::MemFile)?;
@@ -194,20 +194,20 @@ pub fn run_build(
     let mut incremental: Option<(&BaseCheckpoint, Vec<RewritePair>)> = None;
     if let Some(rec) = recorder.as_deref_mut() {
         rec.phases = phases.clone();
-        let plan = match base {
-            None => None,
-            Some(base) => match path_rewrites(base, &options.outputs, &env.build_top) {
+        // Every candidate base (a given checkpoint, or development cache entries, newest
+        // first) is planned; the deepest reuse wins, the newest on a tie.
+        let mut plan: Option<(&BaseCheckpoint, Vec<RewritePair>, reuse::ReusePlan)> = None;
+        for base in bases {
+            match path_rewrites(base, &options.outputs, &env.build_top) {
                 Err(reason) => {
                     outcome.reuse_note = Some(format!(
                         "checkpoint {} not reused: {reason}",
                         base.dir.display()
                     ));
-                    None
                 }
                 Ok(rewrites) => {
-                    incremental = Some((base, rewrites.clone()));
                     let base_outputs: Vec<Vec<u8>> = base.outputs.values().cloned().collect();
-                    let plan = reuse::plan(
+                    let candidate = reuse::plan(
                         &base.layers,
                         &base_outputs,
                         &setup_state,
@@ -216,10 +216,21 @@ pub fn run_build(
                         &phases,
                         rec.strict(),
                     );
-                    Some((base, rewrites, plan))
+                    if plan
+                        .as_ref()
+                        .is_none_or(|(_, _, p)| candidate.depth > p.depth)
+                    {
+                        plan = Some((base, rewrites, candidate));
+                    }
                 }
-            },
-        };
+            }
+        }
+        if let Some((base, rewrites, _)) = &plan {
+            incremental = Some((base, rewrites.clone()));
+            if bases.len() > 1 {
+                outcome.reuse_note = Some(format!("base chosen: {}", base.dir.display()));
+            }
+        }
         match plan {
             Some((base, rewrites, plan)) if plan.depth > 0 => {
                 rec.resume(
@@ -251,10 +262,10 @@ pub fn run_build(
                         .map(|p| PhaseDecision {
                             phase: p.clone(),
                             reused: false,
-                            reason: if base.is_some() {
+                            reason: if !bases.is_empty() {
                                 "ran: checkpoint not reused".into()
                             } else {
-                                "ran: no checkpoint given".into()
+                                "ran: no earlier checkpoint to reuse".into()
                             },
                         })
                         .collect(),
@@ -339,6 +350,14 @@ pub fn run_build(
                 }
             }
             None => {
+                if outcome.status != 0 {
+                    if let Some(rec) = recorder.as_deref_mut() {
+                        // The tree as the failing phase left it, with the state it started
+                        // from, so the failure can be entered (`shell --at PHASE`).
+                        let name = format!("failed:{phase}");
+                        record(rec, &name, Some(&state), &state, outcome.status, &outcome)?;
+                    }
+                }
                 end_groups_after_failure(&outcome, &groups);
                 return Ok(outcome);
             }

@@ -254,7 +254,28 @@ fn clear_outputs(outputs: &[String]) -> Result<(), HarnessError> {
 
 /// Builds `case_file` with `builder` (None: the stock bash builder) and reports the result.
 pub fn nix_build(case_file: &Path, builder: Option<&Path>) -> Result<BuildResult, HarnessError> {
+    nix_build_with_paths(case_file, builder, &[])
+}
+
+/// [`nix_build`] with more host paths bound into the sandbox (a development cache).
+pub fn nix_build_with_paths(
+    case_file: &Path,
+    builder: Option<&Path>,
+    sandbox_paths: &[&Path],
+) -> Result<BuildResult, HarnessError> {
     require_nix()?;
+    let mut options: Vec<String> = NIX_BUILD_OPTIONS.iter().map(|s| s.to_string()).collect();
+    if !sandbox_paths.is_empty() {
+        let at = options
+            .iter()
+            .position(|o| o == "extra-sandbox-paths")
+            .expect("the sandbox paths option")
+            + 1;
+        for p in sandbox_paths {
+            options[at].push(' ');
+            options[at].push_str(&p.to_string_lossy());
+        }
+    }
     let drv_path = instantiate(case_file, builder)?;
     let out_paths = query("--outputs", std::slice::from_ref(&drv_path))?;
     let closure_drvs: Vec<String> = query("-R", std::slice::from_ref(&drv_path))?
@@ -277,7 +298,7 @@ pub fn nix_build(case_file: &Path, builder: Option<&Path>) -> Result<BuildResult
             continue;
         }
         let mut cmd = Command::new("nix-build");
-        cmd.args(NIX_BUILD_OPTIONS)
+        cmd.args(&options)
             .args(["--no-out-link", "--log-format", "internal-json", "-v"])
             .arg(&drv_path);
         let output = cmd.output().map_err(|source| HarnessError::Spawn {

@@ -473,6 +473,17 @@ impl Checkpoint {
     /// well-named blob files; nothing but regular files and directories), every layer's
     /// rules and the states they fold to, and the hash of every referenced blob.
     pub fn verify(&self) -> Result<VerifyReport> {
+        self.verify_with(false)
+    }
+
+    /// [`Checkpoint::verify`] for a checkpoint that may still be written, or whose writer was
+    /// killed (a development cache entry): its `tmp/` directory and layer files the index does
+    /// not list yet are ignored; everything the index lists is checked as strictly.
+    pub fn verify_unfinished(&self) -> Result<VerifyReport> {
+        self.verify_with(true)
+    }
+
+    fn verify_with(&self, allow_unfinished: bool) -> Result<VerifyReport> {
         let expected_layers: BTreeSet<String> = self
             .index
             .layers
@@ -486,6 +497,7 @@ impl Checkpoint {
             let ok = match name.to_str() {
                 Some(INDEX) => ft.is_file(),
                 Some(LAYERS) | Some(BLOBS) => ft.is_dir(),
+                Some(TMP) => allow_unfinished && ft.is_dir(),
                 _ => false,
             };
             if !ok {
@@ -499,7 +511,7 @@ impl Checkpoint {
         for e in fs::read_dir(&layers_dir).at("read dir", &layers_dir)? {
             let e = e.at("read dir", &layers_dir)?;
             let rel = format!("{LAYERS}/{}", e.file_name().to_string_lossy());
-            if !expected_layers.contains(&rel) {
+            if !expected_layers.contains(&rel) && !allow_unfinished {
                 return Err(CheckpointError::UnexpectedFile {
                     path: e.path(),
                     problem: "layer file not listed in index.json",
