@@ -29,6 +29,19 @@ fn cache_dir(test: &str) -> PathBuf {
     dir
 }
 
+/// One value per test process, so every run builds new derivations (outputs of earlier runs
+/// stay referenced by their dependants and could not be deleted for a rebuild).
+fn run_salt() -> &'static str {
+    static SALT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SALT.get_or_init(|| {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        format!("{t}-{}", std::process::id())
+    })
+}
+
 fn case(label: &str, variant: &str, name: &str, cache: Option<&Path>) -> PathBuf {
     let dir = repo_root().join("target/dev-cache-cases");
     std::fs::create_dir_all(&dir).unwrap();
@@ -39,8 +52,9 @@ fn case(label: &str, variant: &str, name: &str, cache: Option<&Path>) -> PathBuf
     std::fs::write(
         &file,
         format!(
-            "{{ mkDrv }}:\nimport {} {{ inherit mkDrv; variant = \"{variant}\"; name = \"{name}\"; cache = {cache}; }}\n",
-            repo_root().join("tests/reuse-cases/cproject.nix").display()
+            "{{ mkDrv }}:\nimport {} {{ inherit mkDrv; variant = \"{variant}\"; name = \"{name}\"; salt = \"{}\"; cache = {cache}; }}\n",
+            repo_root().join("tests/reuse-cases/cproject.nix").display(),
+            run_salt()
         ),
     )
     .unwrap();

@@ -10,6 +10,19 @@ use integration_tests::{builder_binary, nix_build, BuildResult};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// One value per test process, so every run builds new derivations (outputs of earlier runs
+/// stay referenced by their dependants and could not be deleted for a rebuild).
+fn run_salt() -> &'static str {
+    static SALT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SALT.get_or_init(|| {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        format!("{t}-{}", std::process::id())
+    })
+}
+
 fn case(label: &str, variant: &str, name: &str, base: Option<&Path>) -> PathBuf {
     let dir = repo_root().join("target/reuse-cases");
     std::fs::create_dir_all(&dir).unwrap();
@@ -19,8 +32,9 @@ fn case(label: &str, variant: &str, name: &str, base: Option<&Path>) -> PathBuf 
         None => "null".into(),
     };
     let text = format!(
-        "{{ mkDrv }}:\nimport {} {{ inherit mkDrv; variant = \"{variant}\"; name = \"{name}\"; base = {base}; }}\n",
-        repo_root().join("tests/reuse-cases/cproject.nix").display()
+        "{{ mkDrv }}:\nimport {} {{ inherit mkDrv; variant = \"{variant}\"; name = \"{name}\"; salt = \"{}\"; base = {base}; }}\n",
+        repo_root().join("tests/reuse-cases/cproject.nix").display(),
+        run_salt()
     );
     std::fs::write(&file, text).unwrap();
     file
@@ -368,4 +382,20 @@ fn makefile_change_rebuilds_from_configure() {
         b.log_tail(30)
     );
     assert!(normalised_out(&b) == normalised_out(&clean));
+}
+
+/// A checkpoint written by an incremental build: its configure layer holds build products, so
+/// a later build that changes buildFlags must not restore it as configure's result.
+#[test]
+fn layers_taken_over_by_an_incremental_build_are_not_restored_as_their_phase() {
+    let a = build(8, "chain-a", "a", None);
+    let b = build(8, "chain-b", "source", Some(&output(&a, true)));
+    assert!(decision(&b, "configurePhase").contains("restored (incremental)"));
+    let c = build(8, "chain-c", "source-flags", Some(&output(&b, true)));
+    let clean = build(8, "chain-clean", "source-flags", None);
+    let configure = decision(&c, "configurePhase");
+    assert!(configure.contains("taken over"), "{configure}");
+    let compiled = c.log_lines.iter().filter(|l| l.contains(" -c -o ")).count();
+    assert_eq!(compiled, 3, "{}", c.log_tail(40));
+    assert!(normalised_out(&c) == normalised_out(&clean));
 }

@@ -16,15 +16,23 @@ use std::collections::HashSet;
 pub const KEY_FORMAT: &str = "checkpoint-builder-key-v1";
 
 /// Variables whose value says nothing about the build's result (log plumbing, parallelism).
+/// Strict mode keys on them too.
 pub const VOLATILE: &[&str] = &[
     "NIX_BUILD_CORES",
     "NIX_LOG_FD",
     "SSL_CERT_FILE",
     "NIX_SSL_CERT_FILE",
     "TERM",
-    "checkpointBase",
-    "checkpointCache",
 ];
+
+/// The builder's own controls: which checkpoint to reuse and how. Never keyed, not even in
+/// strict mode (a base is given exactly when a build differs from it in this).
+pub const CONTROLS: &[&str] = &["checkpointBase", "checkpointCache", "checkpointStrict"];
+
+/// True when `name` is left out of keys in the given mode (before the later-phase rule).
+pub fn unkeyed(name: &str, strict: bool) -> bool {
+    CONTROLS.contains(&name) || (!strict && VOLATILE.contains(&name))
+}
 
 /// What a layer is keyed on, kept in the checkpoint so two layers can be compared and a miss
 /// explained.
@@ -155,9 +163,7 @@ pub fn layer_inputs(
             let variables = state
                 .variables
                 .iter()
-                .filter(|v| {
-                    strict || !(VOLATILE.contains(&v.name.as_str()) || excluded.contains(&v.name))
-                })
+                .filter(|v| !unkeyed(&v.name, strict) && (strict || !excluded.contains(&v.name)))
                 .map(|v| {
                     let attrs = serde_json::to_string(&v.attributes).unwrap_or_default();
                     let value = serde_json::to_vec(&v.value).unwrap_or_default();

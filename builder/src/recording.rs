@@ -24,6 +24,10 @@ pub struct Recorder {
     strict: bool,
     /// The build's phase list (known after setup), for the later-phase exclusion rule.
     pub phases: Vec<String>,
+    /// Marks the next recorded layer as taken over by an incremental restore: its tree is not
+    /// the tree its phase left (it also holds build products), so no later build restores it
+    /// as that phase's result.
+    pub next_layer_taken_over: bool,
     /// Time spent snapshotting, for the report.
     pub snapshot_time: Duration,
 }
@@ -54,6 +58,7 @@ impl Recorder {
             parent_key: KEY_FORMAT.to_owned(),
             strict,
             phases: Vec::new(),
+            next_layer_taken_over: false,
             snapshot_time: Duration::ZERO,
         })
     }
@@ -98,6 +103,7 @@ impl Recorder {
                 "parent_key": self.parent_key,
                 "status": status,
                 "seconds": seconds,
+                "taken_over": std::mem::take(&mut self.next_layer_taken_over),
             }),
         };
         let summary = self.snapshotter.snapshot(&mut self.writer, meta)?;

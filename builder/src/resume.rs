@@ -93,10 +93,17 @@ pub fn decode_layers(checkpoint: &Checkpoint) -> Result<Vec<BaseLayer>, String> 
             .map_err(|e| format!("layer `{}`: shell state unreadable: {e}", layer.meta.name))?;
         let inputs: LayerInputs = serde_json::from_slice(&read("inputs")?)
             .map_err(|e| format!("layer `{}`: inputs unreadable: {e}", layer.meta.name))?;
+        let taken_over = layer
+            .meta
+            .meta
+            .get("taken_over")
+            .and_then(|t| t.as_bool())
+            .unwrap_or(false);
         layers.push(BaseLayer {
             name: layer.meta.name.clone(),
             state,
             inputs,
+            taken_over,
         });
     }
     Ok(layers)

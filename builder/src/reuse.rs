@@ -14,9 +14,9 @@
 //! compared for phases after the first are the earlier build's, with the variables that differ
 //! between the two setups set to this build's values.
 
-use crate::keys::{later_phase_variables, layer_inputs, normalise, LayerInputs, VOLATILE};
+use crate::keys::{later_phase_variables, layer_inputs, normalise, unkeyed, LayerInputs};
 use crate::shell::{ShellState, Variable};
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// One layer of the earlier build, decoded from its checkpoint.
 #[derive(Debug, Clone)]
@@ -26,6 +26,8 @@ pub struct BaseLayer {
     pub state: ShellState,
     /// The keyed inputs recorded for it.
     pub inputs: LayerInputs,
+    /// Recorded by an incremental restore: the tree is not what this phase left.
+    pub taken_over: bool,
 }
 
 /// What happens to one phase.
@@ -244,13 +246,18 @@ pub fn plan_ignoring(
         };
     };
     let changed = changed_variables(&base_setup.state, base_outputs, setup, outputs);
-    let volatile: HashSet<&str> = VOLATILE.iter().copied().collect();
     let mut depth = 0;
     let mut miss: Option<String> = None;
     for (i, phase) in phases.iter().enumerate() {
         if miss.is_none() {
             let reason = (|| -> Option<String> {
                 let layer = base.get(i + 1)?;
+                if layer.taken_over {
+                    return Some(
+                        "the checkpoint's layer was taken over by an incremental build (its tree also holds build products)"
+                            .into(),
+                    );
+                }
                 if layer.name == format!("failed:{phase}") {
                     return Some("the earlier build failed in this phase".into());
                 }
@@ -274,7 +281,7 @@ pub fn plan_ignoring(
                 }
                 let rewritten: Vec<&String> = changed
                     .iter()
-                    .filter(|n| !volatile.contains(n.as_str()) || strict)
+                    .filter(|n| !unkeyed(n, strict))
                     .filter(|n| !ignored.contains(*n))
                     .filter(|n| {
                         normalised_value(base[i].state.variable(n), base_outputs)
@@ -331,6 +338,7 @@ mod tests {
     use super::*;
     use crate::shell::declare::{Attributes, Value};
     use crate::shell::ByteString;
+    use std::collections::HashSet;
 
     fn var(name: &str, value: &str) -> Variable {
         Variable {
@@ -363,6 +371,7 @@ mod tests {
             name: "setup".into(),
             state: setup.clone(),
             inputs: layer_inputs("setup", None, out, false, &HashSet::new()),
+            taken_over: false,
         }];
         let mut current = setup.clone();
         for (i, p) in ph.iter().enumerate() {
@@ -387,6 +396,7 @@ mod tests {
                 name: p.clone(),
                 state: next.clone(),
                 inputs,
+                taken_over: false,
             });
             current = next;
         }
@@ -416,7 +426,7 @@ mod tests {
             "{:?}",
             p.decisions[2]
         );
-        // Strict mode keys on everything: nothing is reused.
+        // Strict mode keys on every variable: installPhase is keyed from the first phase on.
         let strict = plan(&base, &out_a, &b, &out_b, &rw, &phases(), true);
         assert_eq!(strict.depth, 0);
     }

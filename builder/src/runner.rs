@@ -327,6 +327,7 @@ pub fn run_build(
                         match resumed {
                             Ok(resumed) => {
                                 for (p, before, after) in &resumed.adopted {
+                                    rec.next_layer_taken_over = true;
                                     record(rec, p, Some(before), after, 0, &outcome)?;
                                 }
                                 for d in resumed.decisions {

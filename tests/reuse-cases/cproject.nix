@@ -2,13 +2,14 @@
 # prefix into the Makefile, three sources, a symlink, an executable script and a data file.
 # `variant` changes one thing relative to "a" (install: postInstall; flags: buildFlags;
 # source: one line of text.c; tree: a file added, one deleted, a binary file changed, a symlink
-# retargeted, a mode changed; makefile: Makefile.in; broken-install: installPhase fails; slow: buildPhase sleeps, to be killed);
+# retargeted, a mode changed; makefile: Makefile.in; source-flags: source and flags;
+# broken-install: installPhase fails; slow: buildPhase sleeps, to be killed);
 # `base` is an earlier build's checkpoint, `cache` a development cache directory.
 # Linked without a GNU build-id, as nixpkgs' gcc does by default: Debian's gcc adds one, and a
 # build-id hashes the binary's own store path, which no same-length rewrite can update.
-{ mkDrv, variant ? "a", base ? null, name ? "reuse-cproject", cache ? null }:
+{ mkDrv, variant ? "a", base ? null, name ? "reuse-cproject", cache ? null, salt ? null }:
 let
-  greeting = if variant == "source" then "Hello, changed world" else "Hello, world";
+  greeting = if variant == "source" || variant == "source-flags" then "Hello, changed world" else "Hello, world";
   src = derivation {
     name = "cproject-src";
     system = builtins.currentSystem;
@@ -65,7 +66,7 @@ mkDrv {
   inherit name;
   outputs = [ "out" "checkpoint" ];
   inherit src;
-  buildFlags = if variant == "flags" then [ "CFLAGS=-O2" ] else [ ];
+  buildFlags = if variant == "flags" || variant == "source-flags" then [ "CFLAGS=-O2" ] else [ ];
   postInstall = if variant == "install" then ''
     echo "installed differently" > $out/share/greet/extra.txt
   '' else if variant == "broken-install" then ''
@@ -73,6 +74,8 @@ mkDrv {
     false
   '' else null;
   checkpointCache = cache;
+  # Fresh derivations for every test run (the same within one run).
+  testSalt = salt;
   preBuild = if variant == "slow" then "sleep 8" else null;
   checkpointBase = if base == null then null else builtins.storePath base;
 }
