@@ -399,3 +399,71 @@ fn layers_taken_over_by_an_incremental_build_are_not_restored_as_their_phase() {
     assert_eq!(compiled, 3, "{}", c.log_tail(40));
     assert!(normalised_out(&c) == normalised_out(&clean));
 }
+
+/// Copies checkpoint `from` into the store with `edit` applied to its index.json.
+fn tampered_copy(from: &Path, label: &str, edit: impl Fn(&str) -> String) -> PathBuf {
+    let copy = repo_root().join("target/reuse-cases").join(label);
+    let _ = std::fs::remove_dir_all(&copy);
+    assert!(Command::new("cp")
+        .arg("-r")
+        .arg(from)
+        .arg(&copy)
+        .status()
+        .unwrap()
+        .success());
+    Command::new("chmod")
+        .arg("-R")
+        .arg("u+w")
+        .arg(&copy)
+        .status()
+        .unwrap();
+    let index = copy.join("index.json");
+    let text = std::fs::read_to_string(&index).unwrap();
+    let edited = edit(&text);
+    assert_ne!(edited, text, "the edit changed nothing");
+    std::fs::write(&index, edited).unwrap();
+    let added = Command::new("nix-store")
+        .arg("--add")
+        .arg(&copy)
+        .output()
+        .unwrap();
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    PathBuf::from(String::from_utf8_lossy(&added.stdout).trim())
+}
+
+/// A checkpoint of another format version or another system: a clean build that says why.
+#[test]
+fn other_format_version_or_system_gives_a_clean_build_with_a_message() {
+    let a = build(9, "foreign-base", "a", None);
+    let clean = build(9, "foreign-clean", "install", None);
+    let a_ck = output(&a, true);
+    let version = tampered_copy(&a_ck, "other-version", |t| {
+        t.replacen("\"format_version\":1", "\"format_version\":7", 1)
+    });
+    let system = tampered_copy(&a_ck, "other-system", |t| {
+        t.replacen(
+            "\"system\":\"x86_64-linux\"",
+            "\"system\":\"riscv64-linux\"",
+            1,
+        )
+    });
+    for (label, base, words) in [
+        ("from-other-version", version, "expected 1, found 7"),
+        ("from-other-system", system, "riscv64-linux"),
+    ] {
+        let b = build(9, label, "install", Some(&base));
+        let line = b
+            .log_lines
+            .iter()
+            .find(|l| l.contains("rejected"))
+            .unwrap_or_else(|| panic!("{label}: no rejection\n{}", b.log_tail(30)))
+            .clone();
+        assert!(line.contains(words), "{label}: {line}");
+        assert!(ran(&b, "unpackPhase") && ran(&b, "buildPhase"));
+        assert!(normalised_out(&b) == normalised_out(&clean), "{label}");
+    }
+}
