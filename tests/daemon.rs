@@ -23,6 +23,7 @@
 use integration_tests::builder_binary;
 use integration_tests::log::{parse, BuildLog};
 use integration_tests::nix::{dump, repo_root};
+use integration_tests::outputs::normalised_nar;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -497,30 +498,6 @@ impl Built {
     }
 }
 
-/// NAR of a store object (or of its copy in another store's real directory) with its own
-/// hash part and that hash's 10-character prefix (the random-seed prefix) masked.
-fn normalised(store_path: &str, real: &Path) -> Vec<u8> {
-    let name = Path::new(store_path)
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .into_owned();
-    let hash = name.as_bytes()[..32].to_vec();
-    let mut nar = dump(real).unwrap_or_else(|e| panic!("{e}"));
-    for needle in [hash.clone(), hash[..10].to_vec()] {
-        let mut i = 0;
-        while i + needle.len() <= nar.len() {
-            if nar[i..].starts_with(&needle) {
-                nar[i..i + needle.len()].fill(b'0');
-                i += needle.len();
-            } else {
-                i += 1;
-            }
-        }
-    }
-    nar
-}
-
 /// Every file under `dir` owned by root, and none writable by group or others.
 fn assert_root_owned_read_only(path: &Path) {
     let mut stack = vec![path.to_path_buf()];
@@ -693,9 +670,9 @@ fn daemon_builds_incrementally_and_a_second_store_reuses_the_checkpoint_from_a_c
     let clean = run.user_build("source-clean", &clean_case);
     assert_eq!(clean.compiles().len(), 3, "{:?}", clean.compiles());
     let clean_out = clean.output(false);
-    let clean_nar = normalised(&clean_out, Path::new(&clean_out));
+    let clean_nar = normalised_nar(Path::new(&clean_out), Path::new(&clean_out));
     assert!(
-        normalised(&s_out, Path::new(&s_out)) == clean_nar,
+        normalised_nar(Path::new(&s_out), Path::new(&s_out)) == clean_nar,
         "the incremental out differs from a clean build: {s_out} vs {clean_out}"
     );
     let greet = ok(&mut Command::new(format!("{s_out}/bin/greet")));
@@ -783,7 +760,7 @@ fn daemon_builds_incrementally_and_a_second_store_reuses_the_checkpoint_from_a_c
         dump(&s2_real).unwrap() == dump(Path::new(&s_out)).unwrap(),
         "the second store's out differs from the daemon's incremental build of the same derivation"
     );
-    assert!(normalised(&s_out, &s2_real) == clean_nar);
+    assert!(normalised_nar(Path::new(&s_out), &s2_real) == clean_nar);
 
     // 4. Stop the daemon (that PID only) and check it served our user and is gone.
     let log = run.daemon().log_text();

@@ -2,7 +2,8 @@
 //! resume after a failed installPhase, the failed state kept and enterable, concurrent builds
 //! sharing one cache, a build killed with SIGKILL, and corrupt entries.
 
-use integration_tests::nix::{dump, nix_build_with_paths, repo_root};
+use integration_tests::nix::{nix_build_with_paths, repo_root};
+use integration_tests::outputs::{normalised_out, run_salt};
 use integration_tests::{builder_binary, BuildResult};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -27,19 +28,6 @@ fn cache_dir(test: &str) -> PathBuf {
         .status()
         .unwrap();
     dir
-}
-
-/// One value per test process, so every run builds new derivations (outputs of earlier runs
-/// stay referenced by their dependants and could not be deleted for a rebuild).
-fn run_salt() -> &'static str {
-    static SALT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    SALT.get_or_init(|| {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        format!("{t}-{}", std::process::id())
-    })
 }
 
 fn case(label: &str, variant: &str, name: &str, cache: Option<&Path>) -> PathBuf {
@@ -94,28 +82,6 @@ fn ran(result: &BuildResult, phase: &str) -> bool {
         .log_lines
         .iter()
         .any(|l| l.trim() == format!("Running phase: {phase}"))
-}
-
-fn out_nar(result: &BuildResult) -> Vec<u8> {
-    let out = result
-        .out_paths
-        .iter()
-        .find(|p| !p.to_string_lossy().ends_with("-checkpoint"))
-        .unwrap();
-    let hash = out.file_name().unwrap().to_string_lossy()[..32].to_owned();
-    let mut nar = dump(out).unwrap();
-    for needle in [hash.as_bytes(), &hash.as_bytes()[..10]] {
-        let mut i = 0;
-        while i + needle.len() <= nar.len() {
-            if &nar[i..i + needle.len()] == needle {
-                nar[i..i + needle.len()].fill(b'0');
-                i += needle.len();
-            } else {
-                i += 1;
-            }
-        }
-    }
-    nar
 }
 
 #[test]
@@ -187,7 +153,7 @@ fn failed_install_is_kept_enterable_and_resumed_after_the_fix() {
         );
     }
     assert!(ran(&fixed, "installPhase"));
-    assert!(out_nar(&fixed) == out_nar(&clean));
+    assert!(normalised_out(&fixed) == normalised_out(&clean));
 }
 
 #[test]
@@ -325,7 +291,7 @@ fn a_killed_build_leaves_a_usable_cache_and_corrupt_entries_are_dropped() {
     assert!(!corrupt.exists());
     assert!(!ran(&next, "configurePhase"), "{}", next.log_tail(30));
     assert!(ran(&next, "buildPhase"));
-    assert!(out_nar(&next) == out_nar(&clean));
+    assert!(normalised_out(&next) == normalised_out(&clean));
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {

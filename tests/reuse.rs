@@ -5,23 +5,11 @@
 //! The project is `tests/reuse-cases/cproject.nix`; each build is a generated case file under
 //! `target/reuse-cases/` naming the variant and the base checkpoint.
 
-use integration_tests::nix::{dump, repo_root};
+use integration_tests::nix::repo_root;
+use integration_tests::outputs::{normalised_out, run_salt};
 use integration_tests::{builder_binary, nix_build, BuildResult};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-/// One value per test process, so every run builds new derivations (outputs of earlier runs
-/// stay referenced by their dependants and could not be deleted for a rebuild).
-fn run_salt() -> &'static str {
-    static SALT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    SALT.get_or_init(|| {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        format!("{t}-{}", std::process::id())
-    })
-}
 
 fn case(label: &str, variant: &str, name: &str, base: Option<&Path>) -> PathBuf {
     let dir = repo_root().join("target/reuse-cases");
@@ -66,26 +54,6 @@ fn output(result: &BuildResult, checkpoint: bool) -> PathBuf {
         .find(|p| p.to_string_lossy().ends_with("-checkpoint") == checkpoint)
         .cloned()
         .unwrap_or_else(|| panic!("no such output in {:?}", result.out_paths))
-}
-
-/// NAR of `out` with its own hash (and the random-seed prefix) replaced by a placeholder.
-fn normalised_out(result: &BuildResult) -> Vec<u8> {
-    let out = output(result, false);
-    let name = out.file_name().unwrap().to_string_lossy().into_owned();
-    let hash = name.as_bytes()[..32].to_vec();
-    let mut nar = dump(&out).unwrap();
-    for needle in [hash.clone(), hash[..10].to_vec()] {
-        let mut i = 0;
-        while i + needle.len() <= nar.len() {
-            if nar[i..].starts_with(&needle) {
-                nar[i..i + needle.len()].fill(b'0');
-                i += needle.len();
-            } else {
-                i += 1;
-            }
-        }
-    }
-    nar
 }
 
 /// The builder's explanation line for `phase`.

@@ -17,6 +17,7 @@ pub mod error;
 pub mod log;
 pub mod nar;
 pub mod nix;
+pub mod outputs;
 pub mod projects;
 
 pub use compare::{check_case, compare_builds, Comparison, Expectation, Outcome};

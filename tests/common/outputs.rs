@@ -1,0 +1,53 @@
+//! Helpers shared by the reuse tests: fresh derivations per run, and a build's `out` as a NAR
+//! with its own hash masked.
+
+use crate::nix::{dump, BuildResult};
+use std::path::Path;
+
+/// One value per test process, so every run builds new derivations (outputs of earlier runs
+/// stay referenced by their dependants' `.drv` files and cannot be deleted for a rebuild).
+pub fn run_salt() -> &'static str {
+    static SALT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SALT.get_or_init(|| {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock after 1970")
+            .as_nanos();
+        format!("{t}-{}", std::process::id())
+    })
+}
+
+/// The NAR of store object `store_path`, read at `real` (its path, or its copy in another
+/// store's directory), with its own hash part and that hash's 10-character prefix (the
+/// `-frandom-seed` nixpkgs derives from `$out`) replaced by zeros.
+pub fn normalised_nar(store_path: &Path, real: &Path) -> Vec<u8> {
+    let name = store_path
+        .file_name()
+        .expect("a store path")
+        .to_string_lossy()
+        .into_owned();
+    let hash = name.as_bytes()[..32].to_vec();
+    let mut nar = dump(real).unwrap_or_else(|e| panic!("{e}"));
+    for needle in [hash.clone(), hash[..10].to_vec()] {
+        let mut i = 0;
+        while i + needle.len() <= nar.len() {
+            if nar[i..].starts_with(&needle) {
+                nar[i..i + needle.len()].fill(b'0');
+                i += needle.len();
+            } else {
+                i += 1;
+            }
+        }
+    }
+    nar
+}
+
+/// [`normalised_nar`] of the build's output other than `checkpoint`.
+pub fn normalised_out(result: &BuildResult) -> Vec<u8> {
+    let out = result
+        .out_paths
+        .iter()
+        .find(|p| !p.to_string_lossy().ends_with("-checkpoint"))
+        .unwrap_or_else(|| panic!("no output besides checkpoint in {:?}", result.out_paths));
+    normalised_nar(out, out)
+}
