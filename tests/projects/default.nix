@@ -11,7 +11,16 @@
 # benchmark gets fresh derivations (and so real builds) on every run.
 # `checkpoint`: with `builder`, add a `checkpoint` output, which the builder
 # fills with every phase's layer.
-{ stdenvNix, builder ? null, sources, benchSalt ? null, checkpoint ? false }:
+# `variant`: "base" (the project as is), "oneline" (one line of one C file
+# changed by postPatch) or "install" (postInstall writes one more file); see
+# variant.nix.
+# `base`: an earlier build's checkpoint (a store path string), reused through
+# `checkpointBase`; needs `builder` and `checkpoint = true`.
+#
+#   nix-build tests/projects -A zstd ... --arg builder "$bin" --arg checkpoint true \
+#     --argstr variant oneline --argstr base /nix/store/…-zstd-1.5.4-checkpoint
+{ stdenvNix, builder ? null, sources, benchSalt ? null, checkpoint ? false
+, variant ? "base", base ? null }:
 let
   stdenv = import stdenvNix {
     # A string with context (the binary copied into the store), as
@@ -19,10 +28,12 @@ let
     realBuilder = if builder == null then null else "${builder}";
     builderArgs = { attrs, stockArgs }: stockArgs;
   };
-  withCheckpoint = checkpoint && builder != null;
-  mkDrv = attrs: stdenv.mkDrv (attrs // { inherit benchSalt; }
-    // (if withCheckpoint then { outputs = (attrs.outputs or [ "out" ]) ++ [ "checkpoint" ]; } else { }));
-  project = file: import file { inherit mkDrv sources; };
+  mkDrv = import ./mk-drv.nix {
+    inherit (stdenv) mkDrv;
+    inherit benchSalt base;
+    checkpoint = checkpoint && builder != null;
+  };
+  project = file: import file { inherit mkDrv sources variant; };
 in
 {
   hello = project ./hello.nix;

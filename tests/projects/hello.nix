@@ -1,7 +1,10 @@
 # GNU hello from Debian's orig tarball: the autotools path (a pre-generated
 # configure, make, make check, make install) through every default phase.
-{ mkDrv, sources }:
-mkDrv {
+# `variant` (see variant.nix): "oneline" appends "(one-line change)" to the
+# first line `hello --version` prints (a string literal concatenated to VERSION
+# in src/hello.c; `make check` tests only the greeting, so it still passes).
+{ mkDrv, sources, variant ? "base" }:
+mkDrv ({
   name = "hello-2.10";
   src = import ./orig-tarball.nix sources "hello";
   doCheck = true;
@@ -16,4 +19,8 @@ mkDrv {
   # Everything else (configure's default -g -O2) is as upstream.
   LDFLAGS = "-Wl,--build-id=none";
   CFLAGS = "-g -O2 -fno-builtin-memcpy";
-}
+} // import ./variant.nix {
+  inherit variant;
+  file = "src/hello.c";
+  expression = ''s/PACKAGE, PACKAGE_NAME, VERSION);/PACKAGE, PACKAGE_NAME, VERSION " (one-line change)");/'';
+})

@@ -1,11 +1,17 @@
 # Lua 5.4 from Debian's orig tarball: a plain Makefile (no configure), the
 # platform chosen by the build target, installed with INSTALL_TOP.
-{ mkDrv, sources }:
-mkDrv {
+# `variant` (see variant.nix): "oneline" appends "(one-line change)" to the
+# copyright line `lua -v` prints (src/lua.c, print_version).
+{ mkDrv, sources, variant ? "base" }:
+mkDrv ({
   name = "lua-5.4.4";
   src = import ./orig-tarball.nix sources "lua5.4";
   dontConfigure = true;
   # `linux` builds lua, luac and liblua.a without readline (no extra library).
   buildFlags = [ "linux" ];
   installFlags = [ "INSTALL_TOP=${placeholder "out"}" ];
-}
+} // import ./variant.nix {
+  inherit variant;
+  file = "src/lua.c";
+  expression = ''/lua_writestring(LUA_COPYRIGHT/s/LUA_COPYRIGHT/LUA_COPYRIGHT " (one-line change)"/g'';
+})

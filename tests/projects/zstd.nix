@@ -1,7 +1,9 @@
 # zstd from Debian's orig tarball (dfsg repack): the default `make` (libzstd
 # static and shared, and the `zstd` program), installed with PREFIX.
-{ mkDrv, sources }:
-mkDrv {
+# `variant` (see variant.nix): "oneline" renames the program in the banner
+# `zstd --version` prints (COMPRESSOR_NAME in programs/zstdcli.c).
+{ mkDrv, sources, variant ? "base" }:
+mkDrv ({
   name = "zstd-1.5.4";
   src = import ./orig-tarball.nix sources "libzstd";
   dontConfigure = true;
@@ -9,4 +11,8 @@ mkDrv {
   # to have their headers; switch it off so the output depends on no extra
   # host library.
   makeFlags = [ "PREFIX=${placeholder "out"}" "HAVE_ZLIB=0" "HAVE_LZMA=0" "HAVE_LZ4=0" ];
-}
+} // import ./variant.nix {
+  inherit variant;
+  file = "programs/zstdcli.c";
+  expression = ''s/^#define COMPRESSOR_NAME "Zstandard CLI"$/#define COMPRESSOR_NAME "Zstandard CLI (one-line change)"/'';
+})
