@@ -1,0 +1,402 @@
+#!/usr/bin/env bash
+# Reuse benchmark: what a checkpoint saves on the real projects, in one run.
+# For each project (default: lua zstd hello), in this order:
+#
+#   stock    full build, stock builder (bash + genericBuild), no checkpoint
+#   full     full build, checkpoint-builder with a `checkpoint` output: the base
+#   oneline  the `oneline` variant (tests/projects/variant.nix: one line of one
+#            C file changed by postPatch) with checkpointBase = full's
+#            checkpoint: configure restored, make resumed over the old tree
+#   install  the `install` variant (postInstall only) with the same base:
+#            unpack … build restored, install and fixup run
+#   make     the limit outside Nix: the same tarball unpacked into a temporary
+#            directory, configured and built with the derivation's own make
+#            invocation (`make -j2 SHELL=/bin/bash makeFlags buildFlags`,
+#            hello: `./configure --disable-dependency-tracking --prefix=…`
+#            and its CFLAGS/LDFLAGS first), then the variant's postPatch (the
+#            same sed) applied and `make` timed again (a warm make); then
+#            what the Nix build runs after buildPhase, timed as `after`:
+#            `make check` when the derivation sets doCheck (hello), and
+#            `make install` with its installFlags
+#   floor    a fresh trivial sandboxed build: `nix-store --realise` of a new
+#            raw derivation whose builder (/bin/sh) only creates $out; the
+#            least any Nix build costs (median of three)
+#
+# and prints a table and the ratios the reuse issue targets:
+#   oneline / (warm make + floor)  <= 1.2
+#   install / stock                <= 0.1  (the target is set for zstd)
+# and oneline / (warm make + after + floor), which also counts the check and
+# install steps any rebuild in Nix runs after buildPhase.
+#
+# Every Nix build is a fresh derivation: one `benchSalt` per project and run,
+# shared by full, oneline and install (the salt is part of the layer keys, so
+# builds that reuse each other's checkpoint must share it); stock and floor get
+# salts of their own.  Inputs (stdenv, tarball, builder, base checkpoint) are
+# realised before the clock starts; a time is the wall time of one
+# `nix-store --realise` of the project's derivation (sandbox set-up included,
+# evaluation excluded).  The oneline and install builds are checked on the way
+# (objects compiled, phases restored, the changed program's output) and the
+# builder's per-phase table of the last oneline build is shown, with a
+# timeline of the full, oneline and install builds (seconds from the start of
+# nix-store --realise to each `Running phase:` line, to the builder's closing
+# table, and to the end: what is not a phase is restore, snapshots, sandbox
+# set-up and Nix registering the outputs); `out` equality
+# with a clean build is what tests/real_reuse.rs asserts, not this script.
+#
+# Usage: bench/reuse.sh [--stdenv FILE] [--builder BIN] [--sources DIR]
+#                       [--runs N] [--log-lines N] [PROJECT...]
+#   --stdenv   the stdenv.nix to build on (default: tests/stdenv/stdenv.nix)
+#   --builder  checkpoint-builder binary (default: $CHECKPOINT_BUILDER, else
+#              the output of scripts/build-static.sh)
+#   --sources  orig tarball cache (default: as scripts/fetch-sources.sh)
+#   --runs     repetitions of the whole sequence per project (default 1);
+#              with more than one, a median row per project
+#   --log-lines  lines of the last oneline build's log shown (default 24)
+#   PROJECT    among hello, lua, zstd (default: lua zstd hello)
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+stdenv_nix=$repo/tests/stdenv/stdenv.nix
+builder=${CHECKPOINT_BUILDER:-}
+sources=""
+runs=1
+log_lines=24
+projects=()
+while [ $# -gt 0 ]; do
+  case $1 in
+    --stdenv) stdenv_nix=$2; shift 2 ;;
+    --builder) builder=$2; shift 2 ;;
+    --sources) sources=$2; shift 2 ;;
+    --runs) runs=$2; shift 2 ;;
+    --log-lines) log_lines=$2; shift 2 ;;
+    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    -*) echo "reuse.sh: unknown option $1" >&2; exit 2 ;;
+    *) projects+=("$1"); shift ;;
+  esac
+done
+[ ${#projects[@]} -gt 0 ] || projects=(lua zstd hello)
+stdenv_nix=$(realpath "$stdenv_nix")
+
+# The harness's Nix options: local store as root, sandbox on, host toolchain
+# bound in, no binary cache, 2 cores, one job.
+nix_opts=(
+  --option build-users-group ''
+  --option sandbox true
+  --option extra-sandbox-paths '/bin /usr /lib /lib64 /etc/alternatives'
+  --option substituters ''
+  --cores 2 --max-jobs 1
+)
+cores=2
+
+fetch_out=$("$repo/scripts/fetch-sources.sh" ${sources:+"$sources"})
+sources=$(dirname "$(awk 'NR==1 {print $2}' <<<"$fetch_out")")
+
+if [ -z "$builder" ]; then
+  echo "reuse.sh: building checkpoint-builder (scripts/build-static.sh)" >&2
+  builder=$("$repo/scripts/build-static.sh")
+fi
+builder=$(realpath "$builder")
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/reuse-bench.XXXXXX")
+cleanup() {
+  chmod -R u+w "$work" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+now() { date +%s.%N; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f\n", b - a }'; }
+
+# instantiate PROJECT SALT [nix-instantiate args...]: prints the .drv path.
+instantiate() {
+  local project=$1 salt=$2
+  shift 2
+  nix-instantiate "$repo/tests/projects" -A "$project" \
+    --arg stdenvNix "$stdenv_nix" --arg sources "$sources" \
+    --argstr benchSalt "$salt" "$@" 2>"$work/eval.err" ||
+    { cat "$work/eval.err" >&2; return 1; }
+}
+
+# realise NAME DRV: realises the inputs of DRV untimed, then DRV timed; writes
+# $work/NAME.{secs,out,log,status}.
+realise() {
+  local name=$1 drv=$2 inputs t0 t1 status=0
+  mapfile -t inputs < <(nix-store -q --references "$drv" | grep '\.drv$' || true)
+  if [ ${#inputs[@]} -gt 0 ]; then
+    nix-store --realise "${nix_opts[@]}" "${inputs[@]}" >/dev/null 2>"$work/inputs.err" ||
+      { cat "$work/inputs.err" >&2; echo inputs-failed >"$work/$name.status"; return 0; }
+  fi
+  echo "reuse.sh: $name: $drv" >&2
+  # The log is timestamped as it arrives (for the timeline printed at the end).
+  t0=$(now)
+  set +e
+  nix-store --realise "${nix_opts[@]}" "$drv" 2>&1 >"$work/$name.out" |
+    perl -MTime::HiRes=time -ne 'printf "%.3f %s", time, $_' >"$work/$name.tlog"
+  status=${PIPESTATUS[0]}
+  set -e
+  t1=$(now)
+  secs "$t0" "$t1" >"$work/$name.secs"
+  echo "$t0" >"$work/$name.t0"
+  cut -d' ' -f2- "$work/$name.tlog" >"$work/$name.log"
+  if [ "$status" = 0 ]; then echo ok >"$work/$name.status"; else echo "failed($status)" >"$work/$name.status"; fi
+}
+
+ok() { [ "$(cat "$work/$1.status" 2>/dev/null)" = ok ]; }
+out_of() { grep -v -- '-checkpoint$' "$work/$1.out" | head -n 1; }
+checkpoint_of() { grep -- '-checkpoint$' "$work/$1.out" | head -n 1; }
+
+# attrs PROJECT PREFIX: the variant's attributes the plain build needs, as
+# shell assignments (the project file evaluated with mkDrv = identity, the
+# output placeholder replaced by PREFIX).
+attrs() {
+  nix-instantiate --eval --strict --json -E "
+    let
+      a = import $repo/tests/projects/$1.nix {
+        mkDrv = x: x; sources = /. + \"$sources\"; variant = \"oneline\"; };
+      fix = builtins.replaceStrings [ (builtins.placeholder \"out\") ] [ \"$2\" ];
+    in {
+      src = toString a.src;
+      postPatch = a.postPatch;
+      configure = !(a.dontConfigure or false);
+      flags = map fix ((a.makeFlags or [ ]) ++ (a.buildFlags or [ ]));
+      checkFlags = if a.doCheck or false then map fix (a.makeFlags or [ ]) else null;
+      installFlags = map fix ((a.makeFlags or [ ]) ++ (a.installFlags or [ ]));
+      CFLAGS = a.CFLAGS or null;
+      LDFLAGS = a.LDFLAGS or null;
+    }" | python3 -c '
+import json, shlex, sys
+a = json.load(sys.stdin)
+print("src=" + shlex.quote(a["src"]))
+print("post_patch=" + shlex.quote(a["postPatch"]))
+print("configure=" + ("1" if a["configure"] else ""))
+for v in ("flags", "installFlags"):
+    print(v.lower() + "=(" + " ".join(shlex.quote(f) for f in a[v]) + ")")
+print("check=" + ("1" if a["checkFlags"] is not None else ""))
+print("checkflags=(" + " ".join(shlex.quote(f) for f in a["checkFlags"] or []) + ")")
+for v in ("CFLAGS", "LDFLAGS"):
+    print(v.lower() + "=" + shlex.quote(a[v] if a[v] is not None else ""))
+'
+}
+
+# plain PROJECT RUN: the warm-make limit in a temporary directory.
+plain() {
+  local project=$1 run=$2 dir src post_patch configure flags installflags check checkflags
+  local cflags ldflags
+  local t0 t1 root cfg
+  dir=$work/plain-$project-$run
+  mkdir -p "$dir"
+  eval "$(attrs "$project" "$dir/out")"
+  tar -xf "$src" -C "$dir"
+  root=$(find "$dir" -mindepth 1 -maxdepth 1 -type d | head -n 1)
+  (
+    cd "$root"
+    [ -z "$cflags" ] || export CFLAGS=$cflags
+    [ -z "$ldflags" ] || export LDFLAGS=$ldflags
+    if [ -n "$configure" ] && [ -x ./configure ]; then
+      cfg=(--prefix="$dir/out")
+      ! grep -q dependency-tracking ./configure || cfg=(--disable-dependency-tracking "${cfg[@]}")
+      ! grep -q enable-static ./configure || cfg=(--disable-static "${cfg[@]}")
+      ./configure "${cfg[@]}" >"$work/plain-$project-$run.configure.log" 2>&1
+    fi
+    t0=$(now)
+    make -j"$cores" SHELL=/bin/bash "${flags[@]}" >"$work/plain-$project-$run.cold.log" 2>&1
+    t1=$(now)
+    secs "$t0" "$t1" >"$work/plain-$project-$run.cold.secs"
+    bash -euo pipefail -c "$post_patch"
+    t0=$(now)
+    make -j"$cores" SHELL=/bin/bash "${flags[@]}" >"$work/plain-$project-$run.warm.log" 2>&1
+    t1=$(now)
+    secs "$t0" "$t1" >"$work/plain-$project-$run.warm.secs"
+    # What the Nix build runs after buildPhase (fixup aside): make check when
+    # the derivation sets doCheck, make install.
+    t0=$(now)
+    if [ -n "$check" ]; then
+      make SHELL=/bin/bash "${checkflags[@]}" VERBOSE=y check >"$work/plain-$project-$run.check.log" 2>&1
+    fi
+    make SHELL=/bin/bash "${installflags[@]}" install >"$work/plain-$project-$run.install.log" 2>&1
+    t1=$(now)
+    secs "$t0" "$t1" >"$work/plain-$project-$run.after.secs"
+  ) || { echo "reuse.sh: the plain build of $project failed" >&2; return 0; }
+}
+
+# floor PROJECT RUN: median of three fresh trivial sandboxed builds.
+floor() {
+  local project=$1 run=$2 i drv t0 t1 values=()
+  for i in 1 2 3; do
+    drv=$(nix-instantiate --expr "derivation {
+      name = \"reuse-bench-floor\";
+      system = builtins.currentSystem;
+      builder = \"/bin/sh\";
+      args = [ \"-c\" \"echo > \$out\" ];
+      benchSalt = \"$(date +%s%N)-$$-$RANDOM\";
+    }" 2>/dev/null)
+    t0=$(now)
+    nix-store --realise "${nix_opts[@]}" "$drv" >/dev/null 2>&1
+    t1=$(now)
+    values+=("$(secs "$t0" "$t1")")
+  done
+  printf '%s\n' "${values[@]}" | sort -n | sed -n 2p >"$work/floor-$project-$run.secs"
+}
+
+# Objects compiled in a build log: compiler lines of hello/lua, `CC …o` and
+# `AS …o` lines of zstd's quiet Makefile.
+objects() {
+  grep -E -- '( -c .*\.o |^(CC|AS) .*\.o$)' "$1" || true
+}
+
+# timeline NAME: seconds from the start of nix-store --realise to each phase
+# the build ran, to the builder's closing table, and to the end.
+timeline() {
+  awk -v t0="$(cat "$work/$1.t0")" -v end="$(cat "$work/$1.secs")" '
+    / Running phase: / { printf "%s@%.2f ", $4, $1 - t0 }
+    / checkpoint-builder: step / && !table { table = 1; printf "table@%.2f ", $1 - t0 }
+    END { printf "end@%s\n", end }' "$work/$1.tlog"
+}
+
+# check PROJECT RUN: notes on the oneline and install builds of one run.
+check() {
+  local project=$1 run=$2 n program args
+  local o=$project.oneline.$run i=$project.install.$run
+  if ok "$o"; then
+    n=$(objects "$work/$o.log" | wc -l)
+    echo "$n object(s): $(objects "$work/$o.log" | sed 's/.* -o \([^ ]*\).*/\1/; s/^[A-Z]* //' | tr '\n' ' ')" >"$work/$o.note"
+    if grep -q '^Running phase: configurePhase' "$work/$o.log"; then
+      echo "configurePhase RAN" >>"$work/$o.note"
+    fi
+    case $project in
+      hello) program=bin/hello args=--version ;;
+      lua) program=bin/lua args=-v ;;
+      zstd) program=bin/zstd args=--version ;;
+    esac
+    "$(out_of "$o")/$program" "$args" 2>&1 | grep -q 'one-line change' ||
+      echo "the change is NOT visible in $program $args" >>"$work/$o.note"
+  fi
+  if ok "$i"; then
+    if grep -q '^Running phase: buildPhase' "$work/$i.log"; then
+      echo "buildPhase RAN" >"$work/$i.note"
+    else
+      echo "unpack..build restored" >"$work/$i.note"
+    fi
+  fi
+}
+
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+for project in "${projects[@]}"; do
+  for run in $(seq 1 "$runs"); do
+    salt="reuse-bench-$(date +%s%N)-$$-$RANDOM"
+    realise "$project.stock.$run" "$(instantiate "$project" "$salt-stock")"
+    realise "$project.full.$run" "$(instantiate "$project" "$salt" \
+      --arg builder "$builder" --arg checkpoint true)"
+    if ok "$project.full.$run"; then
+      base=$(checkpoint_of "$project.full.$run")
+      for variant in oneline install; do
+        realise "$project.$variant.$run" "$(instantiate "$project" "$salt" \
+          --arg builder "$builder" --arg checkpoint true \
+          --argstr variant "$variant" --argstr base "$base")"
+      done
+    fi
+    plain "$project" "$run"
+    floor "$project" "$run"
+    check "$project" "$run"
+  done
+done
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# value NAME: seconds of a successful build, else `-`.
+value() { if ok "$1"; then cat "$work/$1.secs"; else echo -; fi; }
+file_value() { cat "$work/$1" 2>/dev/null || echo -; }
+ratio() {
+  case "$1$2" in
+    *-*) echo - ;;
+    *) awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f\n", a / b }' ;;
+  esac
+}
+sum() {
+  case "$1$2" in
+    *-*) echo - ;;
+    *) awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f\n", a + b }' ;;
+  esac
+}
+median() {
+  local values=()
+  mapfile -t values < <(printf '%s\n' "$@" | grep -v '^-$' || true)
+  [ ${#values[@]} -gt 0 ] || { echo -; return; }
+  printf '%s\n' "${values[@]}" | sort -n |
+    awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+echo
+echo "== Reuse: incremental and install-only rebuilds ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, runs=$runs)"
+echo "stdenv:  $stdenv_nix"
+echo "builder: $builder"
+echo "load:    $load_before (before), $load_after (after)"
+echo "seconds: wall time of nix-store --realise (stock, full, oneline, install, floor), of make"
+echo "         outside Nix (cold: the first make, configure excluded; warm: make after the"
+echo "         one-line change; after: make check (hello) and make install after it)"
+printf '%-6s %4s %7s %7s %7s %7s %6s %6s %6s %6s | %8s %10s %8s %8s\n' \
+  project run stock full oneline install cold warm after floor \
+  "ol/(w+f)" "ol/(w+a+f)" inst/stk full/stk
+for project in "${projects[@]}"; do
+  declare -A col=()
+  for run in $(seq 1 "$runs") median; do
+    if [ "$run" = median ]; then
+      [ "$runs" -gt 1 ] || continue
+      for k in stock full oneline install cold warm after floor; do
+        # shellcheck disable=SC2086
+        col[$k]=$(median ${col[$k.all]})
+      done
+    else
+      col[stock]=$(value "$project.stock.$run")
+      col[full]=$(value "$project.full.$run")
+      col[oneline]=$(value "$project.oneline.$run")
+      col[install]=$(value "$project.install.$run")
+      col[cold]=$(file_value "plain-$project-$run.cold.secs")
+      col[warm]=$(file_value "plain-$project-$run.warm.secs")
+      col[after]=$(file_value "plain-$project-$run.after.secs")
+      col[floor]=$(file_value "floor-$project-$run.secs")
+      for k in stock full oneline install cold warm after floor; do
+        col[$k.all]="${col[$k.all]:-} ${col[$k]}"
+      done
+    fi
+    printf '%-6s %4s %7s %7s %7s %7s %6s %6s %6s %6s | %8s %10s %8s %8s\n' "$project" "$run" \
+      "${col[stock]}" "${col[full]}" "${col[oneline]}" "${col[install]}" \
+      "${col[cold]}" "${col[warm]}" "${col[after]}" "${col[floor]}" \
+      "$(ratio "${col[oneline]}" "$(sum "${col[warm]}" "${col[floor]}")")" \
+      "$(ratio "${col[oneline]}" "$(sum "$(sum "${col[warm]}" "${col[after]}")" "${col[floor]}")")" \
+      "$(ratio "${col[install]}" "${col[stock]}")" \
+      "$(ratio "${col[full]}" "${col[stock]}")"
+  done
+  unset col
+done
+echo
+echo "targets: ol/(w+f) = oneline / (warm make + floor) <= 1.2; inst/stk = install / stock <= 0.1 (zstd)"
+echo "ol/(w+a+f) counts what the Nix build also runs after buildPhase (check, install)"
+
+echo
+for project in "${projects[@]}"; do
+  for run in $(seq 1 "$runs"); do
+    for kind in stock full oneline install; do
+      status=$(cat "$work/$project.$kind.$run.status" 2>/dev/null || echo missing)
+      if [ "$status" != ok ]; then
+        echo "== $project $kind (run $run): $status"
+        tail -n 30 "$work/$project.$kind.$run.log" 2>/dev/null || true
+      fi
+    done
+    for kind in oneline install; do
+      [ ! -f "$work/$project.$kind.$run.note" ] ||
+        echo "$project $kind (run $run): $(tr '\n' ';' <"$work/$project.$kind.$run.note")"
+    done
+    for kind in full oneline install; do
+      ! ok "$project.$kind.$run" ||
+        echo "$project $kind (run $run) timeline, s: $(timeline "$project.$kind.$run")"
+    done
+    echo "$project warm make (run $run): $(objects "$work/plain-$project-$run.warm.log" | wc -l) object(s)"
+  done
+done
+for project in "${projects[@]}"; do
+  if ok "$project.oneline.$runs" && [ "$log_lines" -gt 0 ]; then
+    echo
+    echo "== $project oneline (run $runs): last $log_lines log lines"
+    grep -v "you did not specify .--add-root." "$work/$project.oneline.$runs.log" | tail -n "$log_lines"
+  fi
+done
