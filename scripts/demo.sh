@@ -56,8 +56,10 @@ restored=$(mktemp -d -u)
 first_c=$(find "$restored/build" -name '*.c' | head -n1)
 newer=$(find "$restored/build" -name '*.o' -newer "$first_c" | wc -l)
 objects=$(find "$restored/build" -name '*.o' | wc -l)
-build_size=$(du -sb "$restored/build" | cut -f1)
-ck_size=$(du -sb "$checkpoint" | cut -f1)
+# Bytes of regular files on both sides (what a NAR stores; du would add directory inodes).
+file_bytes() { find "$1" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }'; }
+build_size=$(file_bytes "$restored/build")
+ck_size=$(file_bytes "$checkpoint")
 chmod -R u+w "$restored"; rm -rf "$restored"
 
 # 2. One line of one C file changes: an incremental rebuild from that checkpoint, and a stock
