@@ -195,6 +195,14 @@ pub fn restore(path: &Path, phase: &str, dir: &Path) -> Result<(), CliError> {
             });
         }
     }
+    // Every hash and invariant first: a corrupt checkpoint is refused before anything is
+    // written, not even a temporary directory. (A development cache entry of a failed build
+    // is unfinished: its tmp/ is ignored, everything its index lists is checked.)
+    ck.verify_unfinished()
+        .map_err(|source| CliError::Checkpoint {
+            path: path.to_path_buf(),
+            source,
+        })?;
     let state = ck
         .state_after(index)
         .map_err(|source| CliError::Checkpoint {
