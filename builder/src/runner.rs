@@ -284,14 +284,12 @@ pub fn run_build(
                  bash will fail with status 127, as the stock builder does"
             );
         }
+        let restore_text = restore_script(&state);
         restore
-            .set(restore_script(&state).as_bytes())
+            .set(restore_text.as_bytes())
             .map_err(RunError::MemFile)?;
         dump.clear().map_err(RunError::MemFile)?;
-        trace_file(
-            &format!("{phase}.restore.sh"),
-            restore_script(&state).as_bytes(),
-        );
+        trace_file(&format!("{phase}.restore.sh"), restore_text.as_bytes());
         let script = driver::phase_script(&channel, &restore_tail(&state), phase);
         let args = script_args(&mut script_file, false, &arg0, &script)?;
         let step = run_step(
