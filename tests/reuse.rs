@@ -215,40 +215,16 @@ fn build_flag_change_restores_configure_and_reruns_build() {
 #[test]
 fn corrupt_checkpoint_gives_a_clean_build_with_a_message() {
     let a = build(3, "corrupt-base", "a", None);
-    let copy = repo_root().join("target/reuse-cases/corrupt-checkpoint");
-    let _ = std::fs::remove_dir_all(&copy);
-    let status = Command::new("cp")
-        .arg("-r")
-        .arg(output(&a, true))
-        .arg(&copy)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    Command::new("chmod")
-        .arg("-R")
-        .arg("u+w")
-        .arg(&copy)
-        .status()
-        .unwrap();
     // Flip one byte of the largest blob.
-    let mut blobs: Vec<PathBuf> = files(&copy.join("blobs"));
-    blobs.sort_by_key(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0));
-    let victim = blobs.last().expect("a blob").clone();
-    let mut bytes = std::fs::read(&victim).unwrap();
-    let middle = bytes.len() / 2;
-    bytes[middle] ^= 0x55;
-    std::fs::write(&victim, bytes).unwrap();
-    let added = Command::new("nix-store")
-        .arg("--add")
-        .arg(&copy)
-        .output()
-        .unwrap();
-    assert!(
-        added.status.success(),
-        "{}",
-        String::from_utf8_lossy(&added.stderr)
-    );
-    let corrupt = PathBuf::from(String::from_utf8_lossy(&added.stdout).trim());
+    let corrupt = store_copy(&output(&a, true), "corrupt-checkpoint", |copy| {
+        let mut blobs: Vec<PathBuf> = files(&copy.join("blobs"));
+        blobs.sort_by_key(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0));
+        let victim = blobs.last().expect("a blob").clone();
+        let mut bytes = std::fs::read(&victim).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0x55;
+        std::fs::write(&victim, bytes).unwrap();
+    });
 
     let b = build(3, "install-from-corrupt", "install", Some(&corrupt));
     let clean = build(3, "install-clean-2", "install", None);
@@ -368,8 +344,8 @@ fn layers_taken_over_by_an_incremental_build_are_not_restored_as_their_phase() {
     assert!(normalised_out(&c) == normalised_out(&clean));
 }
 
-/// Copies checkpoint `from` into the store with `edit` applied to its index.json.
-fn tampered_copy(from: &Path, label: &str, edit: impl Fn(&str) -> String) -> PathBuf {
+/// Copies checkpoint `from`, lets `damage` change the copy, and adds it to the store.
+fn store_copy(from: &Path, label: &str, damage: impl Fn(&Path)) -> PathBuf {
     let copy = repo_root().join("target/reuse-cases").join(label);
     let _ = std::fs::remove_dir_all(&copy);
     assert!(Command::new("cp")
@@ -385,11 +361,7 @@ fn tampered_copy(from: &Path, label: &str, edit: impl Fn(&str) -> String) -> Pat
         .arg(&copy)
         .status()
         .unwrap();
-    let index = copy.join("index.json");
-    let text = std::fs::read_to_string(&index).unwrap();
-    let edited = edit(&text);
-    assert_ne!(edited, text, "the edit changed nothing");
-    std::fs::write(&index, edited).unwrap();
+    damage(&copy);
     let added = Command::new("nix-store")
         .arg("--add")
         .arg(&copy)
@@ -401,6 +373,17 @@ fn tampered_copy(from: &Path, label: &str, edit: impl Fn(&str) -> String) -> Pat
         String::from_utf8_lossy(&added.stderr)
     );
     PathBuf::from(String::from_utf8_lossy(&added.stdout).trim())
+}
+
+/// [`store_copy`] with `edit` applied to the copy's index.json.
+fn tampered_copy(from: &Path, label: &str, edit: impl Fn(&str) -> String) -> PathBuf {
+    store_copy(from, label, |copy| {
+        let index = copy.join("index.json");
+        let text = std::fs::read_to_string(&index).unwrap();
+        let edited = edit(&text);
+        assert_ne!(edited, text, "the edit changed nothing");
+        std::fs::write(&index, edited).unwrap();
+    })
 }
 
 /// A checkpoint of another format version or another system: a clean build that says why.
