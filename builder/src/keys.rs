@@ -7,6 +7,7 @@
 //! match when everything before it matched too. The normalisation rules are documented in
 //! `docs/keys.md`.
 
+use crate::checkpoint::{RewritePair, Rewrites};
 use crate::shell::declare::Value;
 use crate::shell::{ByteString, ShellState};
 use serde::Serialize;
@@ -63,32 +64,29 @@ pub fn phase_code(state: &ShellState, phase: &str) -> Vec<u8> {
         .unwrap_or_default()
 }
 
-/// Replaces every output path by a placeholder of the same length (`/nix/store/` + the hash
-/// part masked), so the same derivation change pattern gives the same key. The first ten
-/// characters of each output's hash are masked wherever they appear too: that is the
-/// `-frandom-seed` nixpkgs derives from `$out` (see `docs/keys.md`).
-pub fn normalise(bytes: &[u8], output_paths: &[Vec<u8>]) -> Vec<u8> {
-    let mut out = bytes.to_vec();
-    let seeds: Vec<Vec<u8>> = output_paths
+/// The masks that normalise bytes for keys: every output path replaced by a placeholder of
+/// the same length (`/nix/store/` + the hash part masked), so the same derivation change
+/// pattern gives the same key, and the first ten characters of each output's hash wherever
+/// they appear: that is the `-frandom-seed` nixpkgs derives from `$out` (see `docs/keys.md`).
+/// Built once per set of outputs; applied with [`normalise`].
+pub fn output_masks(output_paths: &[Vec<u8>]) -> Rewrites {
+    let seeds = output_paths.iter().filter_map(|p| random_seed_of(p));
+    let pairs: Vec<RewritePair> = output_paths
         .iter()
-        .filter_map(|p| random_seed_of(p))
+        .filter(|p| !p.is_empty())
+        .cloned()
+        .chain(seeds)
+        .map(|p| {
+            let placeholder = placeholder_for(&p);
+            (p, placeholder)
+        })
         .collect();
-    for path in output_paths.iter().chain(seeds.iter()) {
-        if path.is_empty() {
-            continue;
-        }
-        let placeholder = placeholder_for(path);
-        let mut i = 0;
-        while i + path.len() <= out.len() {
-            if out[i..].starts_with(path) {
-                out[i..i + path.len()].copy_from_slice(&placeholder);
-                i += path.len();
-            } else {
-                i += 1;
-            }
-        }
-    }
-    out
+    Rewrites::new(&pairs).expect("masks are non-empty and as long as what they replace")
+}
+
+/// `bytes` with `masks` applied (one left-to-right scan; a full path wins over its seed).
+pub fn normalise(bytes: &[u8], masks: &Rewrites) -> Vec<u8> {
+    masks.apply(bytes).unwrap_or_else(|| bytes.to_vec())
 }
 
 /// The `-frandom-seed` value nixpkgs' reproducible-builds hook derives from a store path: the
@@ -157,6 +155,7 @@ pub fn layer_inputs(
     strict: bool,
     excluded: &HashSet<String>,
 ) -> LayerInputs {
+    let masks = output_masks(output_paths);
     let (variables, functions, code) = match before {
         None => (Vec::new(), ByteString::default(), Vec::new()),
         Some(state) => {
@@ -167,15 +166,11 @@ pub fn layer_inputs(
                 .map(|v| {
                     let attrs = serde_json::to_string(&v.attributes).unwrap_or_default();
                     let value = serde_json::to_vec(&v.value).unwrap_or_default();
-                    (
-                        v.name.clone(),
-                        attrs,
-                        ByteString(normalise(&value, output_paths)),
-                    )
+                    (v.name.clone(), attrs, ByteString(normalise(&value, &masks)))
                 })
                 .collect();
-            let functions = ByteString(normalise(state.functions.as_bytes(), output_paths));
-            let code = normalise(&phase_code(state, step), output_paths);
+            let functions = ByteString(normalise(state.functions.as_bytes(), &masks));
+            let code = normalise(&phase_code(state, step), &masks);
             (variables, functions, code)
         }
     };
@@ -205,7 +200,7 @@ mod tests {
     fn placeholders_keep_length_and_name() {
         let out = b"/nix/store/abcdefghijklmnopqrstuvwxyz012345-hello".to_vec();
         let text = b"prefix=/nix/store/abcdefghijklmnopqrstuvwxyz012345-hello/bin".to_vec();
-        let n = normalise(&text, std::slice::from_ref(&out));
+        let n = normalise(&text, &output_masks(std::slice::from_ref(&out)));
         assert_eq!(n.len(), text.len());
         assert_eq!(
             n,

@@ -14,7 +14,10 @@
 //! compared for phases after the first are the earlier build's, with the variables that differ
 //! between the two setups set to this build's values.
 
-use crate::keys::{later_phase_variables, layer_inputs, normalise, unkeyed, LayerInputs};
+use crate::checkpoint::Rewrites;
+use crate::keys::{
+    later_phase_variables, layer_inputs, normalise, output_masks, unkeyed, LayerInputs,
+};
 use crate::shell::{ShellState, Variable};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -49,11 +52,11 @@ pub struct ReusePlan {
     pub changed_variables: BTreeSet<String>,
 }
 
-fn normalised_value(var: Option<&Variable>, outputs: &[Vec<u8>]) -> Option<Vec<u8>> {
+fn normalised_value(var: Option<&Variable>, masks: &Rewrites) -> Option<Vec<u8>> {
     var.map(|v| {
         let mut bytes = serde_json::to_vec(&v.attributes).unwrap_or_default();
         bytes.extend(serde_json::to_vec(&v.value).unwrap_or_default());
-        normalise(&bytes, outputs)
+        normalise(&bytes, masks)
     })
 }
 
@@ -64,6 +67,7 @@ pub fn changed_variables(
     b: &ShellState,
     b_outputs: &[Vec<u8>],
 ) -> BTreeSet<String> {
+    let (a_masks, b_masks) = (output_masks(a_outputs), output_masks(b_outputs));
     let names: BTreeSet<&str> = a
         .variables
         .iter()
@@ -73,7 +77,7 @@ pub fn changed_variables(
     names
         .into_iter()
         .filter(|n| {
-            normalised_value(a.variable(n), a_outputs) != normalised_value(b.variable(n), b_outputs)
+            normalised_value(a.variable(n), &a_masks) != normalised_value(b.variable(n), &b_masks)
         })
         .map(str::to_owned)
         .collect()
@@ -108,25 +112,14 @@ pub fn with_variables_from(
 /// values, functions, traps, cwd. Used to move an earlier build's state to this build's
 /// output paths.
 pub fn rewrite_state(state: &ShellState, rewrites: &[(Vec<u8>, Vec<u8>)]) -> ShellState {
-    if rewrites.is_empty() {
+    let Ok(rewrites) = Rewrites::new(rewrites) else {
         return state.clone();
+    };
+    let bytes = serde_json::to_vec(state).expect("state serialises");
+    match rewrites.apply(&bytes) {
+        Some(rewritten) => serde_json::from_slice(&rewritten).unwrap_or_else(|_| state.clone()),
+        None => state.clone(),
     }
-    let mut bytes = serde_json::to_vec(state).expect("state serialises");
-    for (old, new) in rewrites {
-        if old.len() != new.len() || old.is_empty() {
-            continue;
-        }
-        let mut i = 0;
-        while i + old.len() <= bytes.len() {
-            if bytes[i..].starts_with(old) {
-                bytes[i..i + old.len()].copy_from_slice(new);
-                i += old.len();
-            } else {
-                i += 1;
-            }
-        }
-    }
-    serde_json::from_slice(&bytes).unwrap_or_else(|_| state.clone())
 }
 
 /// Explains why two inputs differ, in words for the log.
@@ -246,6 +239,7 @@ pub fn plan_ignoring(
         };
     };
     let changed = changed_variables(&base_setup.state, base_outputs, setup, outputs);
+    let base_masks = output_masks(base_outputs);
     let mut depth = 0;
     let mut miss: Option<String> = None;
     for (i, phase) in phases.iter().enumerate() {
@@ -284,8 +278,8 @@ pub fn plan_ignoring(
                     .filter(|n| !unkeyed(n, strict))
                     .filter(|n| !ignored.contains(*n))
                     .filter(|n| {
-                        normalised_value(base[i].state.variable(n), base_outputs)
-                            != normalised_value(layer.state.variable(n), base_outputs)
+                        normalised_value(base[i].state.variable(n), &base_masks)
+                            != normalised_value(layer.state.variable(n), &base_masks)
                     })
                     .collect();
                 if !rewritten.is_empty() {
