@@ -26,7 +26,7 @@
 //! the other suites; nothing is skipped.
 
 use integration_tests::nix::{builder_binary, nix_build, repo_root, restore, BuildResult};
-use integration_tests::outputs::{normalised_out, run_salt};
+use integration_tests::outputs::{normalised_out, output, run_salt};
 use integration_tests::projects::{nix_string, sources_dir, Project};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -136,15 +136,6 @@ fn build(project: Project, label: &str, variant: &str, base: Option<&Path>) -> B
         result.errors.join("\n")
     );
     result
-}
-
-fn output(result: &BuildResult, checkpoint: bool) -> PathBuf {
-    result
-        .out_paths
-        .iter()
-        .find(|p| p.to_string_lossy().ends_with("-checkpoint") == checkpoint)
-        .cloned()
-        .unwrap_or_else(|| panic!("no such output in {:?}", result.out_paths))
 }
 
 /// `None` when the two `out`s are NAR-identical (normalised), else what differs: the files

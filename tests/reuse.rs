@@ -6,7 +6,7 @@
 //! `target/reuse-cases/` naming the variant and the base checkpoint.
 
 use integration_tests::nix::repo_root;
-use integration_tests::outputs::{normalised_out, run_salt};
+use integration_tests::outputs::{normalised_out, output, run_salt};
 use integration_tests::{builder_binary, nix_build, BuildResult};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -45,15 +45,6 @@ fn build_named(label: &str, variant: &str, name: &str, base: Option<&Path>) -> B
         result.errors.join("\n")
     );
     result
-}
-
-fn output(result: &BuildResult, checkpoint: bool) -> PathBuf {
-    result
-        .out_paths
-        .iter()
-        .find(|p| p.to_string_lossy().ends_with("-checkpoint") == checkpoint)
-        .cloned()
-        .unwrap_or_else(|| panic!("no such output in {:?}", result.out_paths))
 }
 
 /// The builder's explanation line for `phase`.

@@ -2,7 +2,7 @@
 //! with its own hash masked.
 
 use crate::nix::{dump, BuildResult};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// One value per test process, so every run builds new derivations (outputs of earlier runs
 /// stay referenced by their dependants' `.drv` files and cannot be deleted for a rebuild).
@@ -42,12 +42,18 @@ pub fn normalised_nar(store_path: &Path, real: &Path) -> Vec<u8> {
     nar
 }
 
-/// [`normalised_nar`] of the build's output other than `checkpoint`.
-pub fn normalised_out(result: &BuildResult) -> Vec<u8> {
-    let out = result
+/// The build's `checkpoint` output (`checkpoint = true`) or its other output.
+pub fn output(result: &BuildResult, checkpoint: bool) -> PathBuf {
+    result
         .out_paths
         .iter()
-        .find(|p| !p.to_string_lossy().ends_with("-checkpoint"))
-        .unwrap_or_else(|| panic!("no output besides checkpoint in {:?}", result.out_paths));
-    normalised_nar(out, out)
+        .find(|p| p.to_string_lossy().ends_with("-checkpoint") == checkpoint)
+        .cloned()
+        .unwrap_or_else(|| panic!("no such output in {:?}", result.out_paths))
+}
+
+/// [`normalised_nar`] of the build's output other than `checkpoint`.
+pub fn normalised_out(result: &BuildResult) -> Vec<u8> {
+    let out = output(result, false);
+    normalised_nar(&out, &out)
 }
