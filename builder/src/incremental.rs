@@ -14,10 +14,7 @@
 //! - unchanged files keep the mtimes the earlier build recorded, changed ones get an mtime
 //!   newer than every restored file, so make's timestamp rule sees exactly the change.
 
-use crate::checkpoint::{
-    max_mtime, overlay_changes, overlay_diff, scan_root, Checkpoint, CheckpointWriter, RewritePair,
-    Timestamp,
-};
+use crate::checkpoint::{max_mtime, overlay_diff, overlay_state, RewritePair, Timestamp};
 use crate::keys::phase_variables;
 use crate::recording::Recorder;
 use crate::resume::BaseCheckpoint;
@@ -143,17 +140,12 @@ pub fn try_resume(
         )));
     }
 
-    // The trees: this build's source after patchPhase, and the earlier build's after patch and
-    // after build, rewritten to this build's paths in a scratch checkpoint.
-    let new_tree = scan_root(build_top, &[]).map_err(|e| e.to_string())?;
-    let scratch = recorder.scratch_dir().join("incremental-base");
-    let mut writer = CheckpointWriter::create(&scratch).map_err(|e| e.to_string())?;
-    let after_build = writer
-        .import_layers_rewritten(&base.checkpoint, (k + b + 1) as u32, rewrites)
-        .map_err(|e| e.to_string())?;
-    let imported = Checkpoint::open(&scratch).map_err(|e| e.to_string())?;
-    let old_tree = imported
-        .state_after(k as u32)
+    // The trees: this build's source after patchPhase, as its layer just recorded it, and
+    // the earlier build's after patch and after build, rewritten to this build's paths
+    // (their blobs brought into this checkpoint on the way).
+    let new_tree = recorder.recorded_state().root("build").clone();
+    let old_tree = recorder
+        .import_base_state(base, k as u32, rewrites)
         .map_err(|e| e.to_string())?
         .root("build")
         .clone();
@@ -170,14 +162,13 @@ pub fn try_resume(
         )));
     }
 
-    let staging = build_top.join(".checkpoint-staging");
-    let restored = after_build.root("build");
-    imported
-        .restore_state(restored, &staging)
+    let mut want = recorder
+        .import_base_state(base, (k + b + 1) as u32, rewrites)
         .map_err(|e| e.to_string())?;
+    let restored = want.root("build");
     // Changed files get max(newest restored + 1 ns, now): strictly newer than every restored
     // file, and not in the future (make warns about clock skew and rebuilds again).
-    // overlay_changes adds one second to the floor it is given.
+    // overlay_state adds one second to the floor it is given.
     let newest = max_mtime(restored).unwrap_or(Timestamp { sec: 0, nsec: 0 });
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -197,19 +188,15 @@ pub fn try_resume(
             nsec: floor.1,
         }
     };
-    let report = overlay_changes(&old_tree, &new_tree, build_top, &staging, floor)
+    // The tree the build resumes on: the earlier tree after buildPhase with the source
+    // changes laid over it. The live tree (the new source) is brought to it in place: only
+    // build products and what differs are written.
+    let (tree, report) =
+        overlay_state(&old_tree, &new_tree, restored, floor).map_err(|e| e.to_string())?;
+    want.roots.insert("build".to_owned(), tree);
+    recorder
+        .bring_trees_to(&want, build_top, outputs)
         .map_err(|e| e.to_string())?;
-    swap_in(&staging, build_top).map_err(|e| format!("cannot move the restored tree in: {e}"))?;
-    for (name, path) in outputs {
-        let root = after_build.root(name);
-        if !root.is_empty() && !path.exists() {
-            imported
-                .restore_state(root, path)
-                .map_err(|e| e.to_string())?;
-        }
-    }
-    drop(imported);
-    let _ = std::fs::remove_dir_all(&scratch);
 
     // The stdenv's own files in the build directory change every time; they are laid over like
     // the rest but are not source changes worth reporting.
@@ -260,69 +247,6 @@ pub fn try_resume(
         decisions,
         adopted,
     }))
-}
-
-/// Replaces the contents of `target` by those of `staging` (a directory inside it), then gives
-/// `target` the staging directory's mode and mtime and removes it.
-fn swap_in(staging: &Path, target: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let staging_name = staging.file_name().map(|n| n.to_os_string());
-    for entry in std::fs::read_dir(target)? {
-        let entry = entry?;
-        if Some(entry.file_name()) == staging_name {
-            continue;
-        }
-        let path = entry.path();
-        if entry.file_type()?.is_dir() {
-            make_writable(&path)?;
-            std::fs::remove_dir_all(&path)?;
-        } else {
-            std::fs::remove_file(&path)?;
-        }
-    }
-    for entry in std::fs::read_dir(staging)? {
-        let entry = entry?;
-        let from = entry.path();
-        let to = target.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            // Moving a directory to another parent needs write permission on it.
-            let meta = std::fs::symlink_metadata(&from)?;
-            let mode = meta.permissions().mode();
-            std::fs::set_permissions(&from, std::fs::Permissions::from_mode(mode | 0o200))?;
-            std::fs::rename(&from, &to)?;
-            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(mode))?;
-            set_mtime(&to, meta.modified()?)?;
-        } else {
-            std::fs::rename(&from, &to)?;
-        }
-    }
-    let meta = std::fs::symlink_metadata(staging)?;
-    std::fs::remove_dir(staging)?;
-    std::fs::set_permissions(target, meta.permissions())?;
-    set_mtime(target, meta.modified()?)
-}
-
-fn set_mtime(dir: &Path, time: std::time::SystemTime) -> std::io::Result<()> {
-    std::fs::File::open(dir)?.set_modified(time)
-}
-
-fn make_writable(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::symlink_metadata(dir)?;
-    if !meta.is_dir() {
-        return Ok(());
-    }
-    let mode = meta.permissions().mode();
-    if mode & 0o700 != 0o700 {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode | 0o700))?;
-    }
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        if entry.file_type()?.is_dir() {
-            make_writable(&entry.path())?;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

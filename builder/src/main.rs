@@ -297,8 +297,9 @@ fn build(args: &[String]) -> i32 {
         return outcome.status;
     }
     eprintln!(
-        "checkpoint-builder: snapshots took {:.3}s in all",
-        rec.snapshot_time.as_secs_f64()
+        "checkpoint-builder: snapshots took {:.3}s in all, restores of earlier layers {:.3}s",
+        rec.snapshot_time.as_secs_f64(),
+        rec.restore_time.as_secs_f64()
     );
     let finished = match rec.finish() {
         Ok(dir) => dir,

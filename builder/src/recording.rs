@@ -4,7 +4,10 @@
 //! directory (`build`) and every output except `checkpoint` itself. Each layer carries the
 //! step's shell state and its keyed inputs (see [`crate::keys`]) as attachments.
 
-use crate::checkpoint::{CheckpointError, CheckpointWriter, LayerMeta, LayerSummary, Snapshotter};
+use crate::checkpoint::{
+    CheckpointError, CheckpointWriter, LayerMeta, LayerSummary, RewritePair, RootState,
+    Snapshotter, State,
+};
 use crate::keys::{later_phase_variables, layer_inputs, layer_key, phase_variables, KEY_FORMAT};
 use crate::resume::{resume_trees, BaseCheckpoint};
 use crate::shell::ShellState;
@@ -30,6 +33,8 @@ pub struct Recorder {
     pub next_layer_taken_over: bool,
     /// Time spent snapshotting, for the report.
     pub snapshot_time: Duration,
+    /// Time spent restoring earlier layers (resume, incremental restore), for the report.
+    pub restore_time: Duration,
 }
 
 impl Recorder {
@@ -60,6 +65,7 @@ impl Recorder {
             phases: Vec::new(),
             next_layer_taken_over: false,
             snapshot_time: Duration::ZERO,
+            restore_time: Duration::ZERO,
         })
     }
 
@@ -143,14 +149,55 @@ impl Recorder {
         {
             self.parent_key = key.to_owned();
         }
-        self.snapshot_time += started.elapsed();
+        self.restore_time += started.elapsed();
         Ok(())
     }
 
-    /// A directory inside the checkpoint being written for temporary data; the checkpoint's
-    /// `tmp/` is removed when it is finished.
-    pub fn scratch_dir(&self) -> PathBuf {
-        self.writer.dir().join("tmp")
+    /// The earlier build's state after its layer `upto`, rewritten to this build's paths,
+    /// with every blob it references brought into this checkpoint (so that it can be
+    /// restored from here and the next snapshots find its contents already stored).
+    pub fn import_base_state(
+        &mut self,
+        base: &BaseCheckpoint,
+        upto: u32,
+        rewrites: &[RewritePair],
+    ) -> Result<State, CheckpointError> {
+        let started = std::time::Instant::now();
+        let state = self
+            .writer
+            .import_state_rewritten(&base.checkpoint, upto, rewrites);
+        self.restore_time += started.elapsed();
+        state
+    }
+
+    /// What the last recorded layer saw of each root.
+    pub fn recorded_state(&self) -> &State {
+        self.snapshotter.state()
+    }
+
+    /// Brings the build directory from what the last layer recorded to `want`'s `build`
+    /// root in place (writing only what differs, contents from this checkpoint's blobs),
+    /// restores every output root of `want` that does not exist yet, and lets the next
+    /// snapshot trust what was written instead of rehashing it.
+    pub fn bring_trees_to(
+        &mut self,
+        want: &State,
+        build_top: &Path,
+        outputs: &[(String, PathBuf)],
+    ) -> Result<(), CheckpointError> {
+        let started = std::time::Instant::now();
+        let live: RootState = self.snapshotter.state().root("build").clone();
+        self.writer
+            .apply_state_over(&live, want.root("build"), build_top)?;
+        for (name, path) in outputs {
+            let root = want.root(name);
+            if !root.is_empty() && !path.exists() {
+                self.writer.restore_state(root, path)?;
+            }
+        }
+        self.snapshotter.trust(want);
+        self.restore_time += started.elapsed();
+        Ok(())
     }
 
     pub fn strict(&self) -> bool {

@@ -13,6 +13,7 @@
 //!   restore    build tree via O_NOFOLLOW *at calls, rename into place    disk
 //!              (or into an existing directory that must stay in place)
 //!   overlay    carry old → new source changes into a restored tree       disk
+//!              (or compute the resulting state: overlay_state, pure)
 //!   store      CheckpointWriter / Checkpoint: the directory as a whole,  disk
 //!              imports (verbatim or rewritten)
 //!   fsops      the only `unsafe`: thin libc *at wrappers                 syscalls
@@ -21,8 +22,10 @@
 //! Continuing an earlier build (see `docs/checkpoint-format.md` §9): import its layers with
 //! this build's output paths ([`CheckpointWriter::import_layers_rewritten`]), restore the
 //! trees from the *new* checkpoint ([`Checkpoint::restore_state_into`] for the build
-//! directory, which is a mount point), [`Snapshotter::adopt`] the returned state, and, for
-//! an incremental build, [`overlay_changes`] the changed sources on top.
+//! directory, which is a mount point), [`Snapshotter::adopt`] the returned state. For an
+//! incremental build, [`CheckpointWriter::import_state_rewritten`] brings in the earlier
+//! trees, [`overlay_state`] lays the changed sources over the later one as a state, and
+//! [`CheckpointWriter::apply_state_over`] brings the live tree to it in place.
 //!
 //! Typical use from the phase loop:
 //!
@@ -75,7 +78,7 @@ pub use manifest::{
     ContentHash, Entry, EntryKind, Layer, LayerMeta, LayerRef, RootDiff, Timestamp, Xattrs,
     FORMAT_VERSION,
 };
-pub use overlay::{overlay_changes, overlay_diff, OverlayChange, OverlayReport};
+pub use overlay::{overlay_changes, overlay_diff, overlay_state, OverlayChange, OverlayReport};
 pub use path::RelPath;
 pub use restore::RestoreReport;
 pub use rewrite::{RewritePair, Rewrites};

@@ -491,3 +491,189 @@ fn copy_checked(
     }
     Ok(())
 }
+
+/// The state [`overlay_changes`] would leave in a tree restored to `restored` (a state the
+/// build that recorded `old` reached later), computed without touching any file: the same
+/// rules, as a state. The caller then brings a live tree to it in place
+/// ([`super::CheckpointWriter::apply_state_over`]), writing only what differs, instead of
+/// restoring `restored` whole and laying the changes over it.
+///
+/// Entries taken from `new` get no hardlink group (the overlay writes copies); groups of
+/// `restored` that lose members are re-led by their smallest remaining path, or dissolved.
+/// Sockets and devices are left out, as the overlay skips them (listed in `skipped`).
+pub fn overlay_state(
+    old: &RootState,
+    new: &RootState,
+    restored: &RootState,
+    min_mtime: Timestamp,
+) -> Result<(RootState, OverlayReport)> {
+    let unsafe_path = |p: &RelPath, problem: &str| CheckpointError::UnsafeRestore {
+        target: Path::new("(incremental tree)").to_owned(),
+        path: p.escaped(),
+        problem: problem.to_owned(),
+    };
+    let root = RelPath::root();
+    let all_dirs = [old, new, restored]
+        .iter()
+        .all(|s| s.get(&root).is_some_and(Entry::is_dir));
+    if !all_dirs {
+        return Err(unsafe_path(
+            &root,
+            "an overlay needs all three states to be directories",
+        ));
+    }
+    let floor = Timestamp {
+        sec: min_mtime.sec.saturating_add(1),
+        nsec: min_mtime.nsec,
+    };
+    let bumped = |e: &Entry| floor.max(e.mtime);
+    let changes = overlay_diff(old, new);
+    let mut report = OverlayReport::default();
+    for (_, c) in &changes {
+        match c {
+            OverlayChange::Added => report.added += 1,
+            OverlayChange::Removed => report.removed += 1,
+            OverlayChange::Content | OverlayChange::Kind => report.changed += 1,
+            OverlayChange::Mode => report.mode_changed += 1,
+        }
+    }
+    let mut out = restored.clone();
+    let remove_tree = |out: &mut RootState, p: &RelPath| {
+        out.retain(|k, _| !k.starts_with(p));
+    };
+    // Paths whose entry now comes from `new` (their old hardlink group no longer holds).
+    let mut replaced: BTreeSet<RelPath> = BTreeSet::new();
+
+    for (p, c) in changes.iter().rev() {
+        if *c == OverlayChange::Removed {
+            remove_tree(&mut out, p);
+        }
+    }
+    for (p, c) in &changes {
+        if *c == OverlayChange::Removed {
+            continue;
+        }
+        let e = &new[p];
+        if p.is_root() {
+            let r = out.get_mut(p).expect("checked above");
+            r.mode = e.mode;
+            r.xattrs = e.xattrs.clone();
+            r.mtime = bumped(e);
+            continue;
+        }
+        // Missing directories on the way are created from `new`, with the bumped mtime.
+        let mut cur = RelPath::root();
+        let parent = p.parent().unwrap_or_default();
+        for comp in parent.components() {
+            cur = cur.join(comp)?;
+            match out.get(&cur) {
+                Some(d) if d.is_dir() => {}
+                Some(_) => {
+                    return Err(unsafe_path(
+                        &cur,
+                        "is not a real directory (symlink or file in the way)",
+                    ))
+                }
+                None => match new.get(&cur) {
+                    Some(d) if d.is_dir() => {
+                        let mut d = d.clone();
+                        d.mtime = bumped(&d);
+                        out.insert(cur.clone(), d);
+                    }
+                    _ => return Err(unsafe_path(&cur, "is not a directory of the new state")),
+                },
+            }
+        }
+        let current = out.get(p);
+        let in_place = match (&e.kind, current.map(|x| &x.kind)) {
+            (EntryKind::Dir, Some(EntryKind::Dir)) => true,
+            (EntryKind::File { .. }, Some(EntryKind::File { hardlink: None, .. })) => {
+                *c == OverlayChange::Mode
+            }
+            (EntryKind::Symlink { .. }, Some(EntryKind::Symlink { .. })) => {
+                *c == OverlayChange::Mode
+            }
+            _ => false,
+        };
+        if in_place {
+            let x = out.get_mut(p).expect("present");
+            match e.kind {
+                // Symlinks have no mode of their own: only the mtime moves.
+                EntryKind::Symlink { .. } => {}
+                _ => {
+                    x.mode = e.mode;
+                    x.xattrs = e.xattrs.clone();
+                }
+            }
+            x.mtime = bumped(e);
+            continue;
+        }
+        if current.is_some() {
+            remove_tree(&mut out, p);
+        }
+        replaced.insert(p.clone());
+        match &e.kind {
+            EntryKind::Socket | EntryKind::CharDevice { .. } | EntryKind::BlockDevice { .. } => {
+                report.skipped.push((p.clone(), e.kind.name()));
+            }
+            kind => {
+                let mut x = e.clone();
+                if let EntryKind::File { size, blake3, .. } = kind {
+                    x.kind = EntryKind::File {
+                        size: *size,
+                        blake3: *blake3,
+                        hardlink: None,
+                    };
+                }
+                x.mtime = bumped(e);
+                out.insert(p.clone(), x);
+            }
+        }
+    }
+    // Directories whose list of entries changed get `new`'s mode and the bumped mtime.
+    let relisted: BTreeSet<RelPath> = changes
+        .iter()
+        .filter(|(_, c)| matches!(c, OverlayChange::Added | OverlayChange::Removed))
+        .filter_map(|(p, _)| p.parent())
+        .filter(|d| new.get(d).is_some_and(Entry::is_dir))
+        .collect();
+    for d in &relisted {
+        if let Some(x) = out.get_mut(d).filter(|x| x.is_dir()) {
+            x.mode = new[d].mode;
+            x.mtime = bumped(&new[d]);
+        }
+    }
+    regroup_hardlinks(&mut out, &replaced);
+    check_root_state(&out).map_err(|(p, problem)| unsafe_path(&p, &problem))?;
+    report.changes = changes;
+    Ok((out, report))
+}
+
+/// Re-leads hardlink groups after some members left (`replaced` paths, or removed ones):
+/// the smallest remaining member leads; a group of one is no group.
+fn regroup_hardlinks(st: &mut RootState, replaced: &BTreeSet<RelPath>) {
+    let mut groups: BTreeMap<RelPath, Vec<RelPath>> = BTreeMap::new();
+    for (p, e) in st.iter() {
+        if let EntryKind::File {
+            hardlink: Some(lead),
+            ..
+        } = &e.kind
+        {
+            if !replaced.contains(p) {
+                groups.entry(lead.clone()).or_default().push(p.clone());
+            }
+        }
+    }
+    for members in groups.into_values() {
+        let lead = if members.len() > 1 {
+            members.first().cloned()
+        } else {
+            None
+        };
+        for m in members {
+            if let Some(EntryKind::File { hardlink, .. }) = st.get_mut(&m).map(|e| &mut e.kind) {
+                *hardlink = lead.clone();
+            }
+        }
+    }
+}

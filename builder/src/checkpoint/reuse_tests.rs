@@ -10,7 +10,7 @@ use std::path::Path;
 
 use super::error::CheckpointError;
 use super::manifest::{ContentHash, LayerMeta, Timestamp};
-use super::overlay::{overlay_changes, OverlayChange};
+use super::overlay::{overlay_changes, overlay_state, OverlayChange};
 use super::path::RelPath;
 use super::rewrite::{RewritePair, Rewrites};
 use super::snapshot::{scan_root, Snapshotter};
@@ -559,6 +559,19 @@ fn source_tree(root: &Path, base: i64) {
     fs::set_permissions(root.join("rodir"), fs::Permissions::from_mode(0o555)).unwrap();
 }
 
+/// Stores the content of every regular file below `root` as a blob of `writer`.
+fn store_files(writer: &CheckpointWriter, root: &Path) {
+    for entry in fs::read_dir(root).unwrap() {
+        let entry = entry.unwrap();
+        let ft = entry.file_type().unwrap();
+        if ft.is_dir() {
+            store_files(writer, &entry.path());
+        } else if ft.is_file() {
+            writer.blobs().put_file(&entry.path()).unwrap();
+        }
+    }
+}
+
 /// Distinct mtimes `base + i` on every path, directories last.
 fn stamp(root: &Path, base: i64) {
     let all: Vec<Vec<u8>> = describe(root).into_keys().collect();
@@ -627,9 +640,27 @@ fn overlay_brings_source_changes_with_newer_mtimes() {
     set_mtime(&n.join("sub/keep.c"), 1_700_000_000, 0);
     let new = scan_root(n, &[]).unwrap();
 
+    // A build product hardlinked to a source file that changes: the link must go.
+    fs::hard_link(target.join("a.c"), target.join("a.c.bak")).unwrap();
     let before = describe(&target);
-    let min = max_mtime(&scan_root(&target, &[]).unwrap()).unwrap();
+    let restored = scan_root(&target, &[]).unwrap();
+    let min = max_mtime(&restored).unwrap();
+    // The same overlay computed as a state, and brought about in place on a copy of the new
+    // tree (what an incremental build does), must give exactly what the overlay on disk gives.
+    let (computed, computed_report) = overlay_state(&old, &new, &restored, min).unwrap();
+    let ck = t.path().join("ck");
+    let writer = CheckpointWriter::create(&ck).unwrap();
+    store_files(&writer, &target);
+    store_files(&writer, n);
+    let live = t.path().join("live");
+    writer.restore_state(&new, &live).unwrap();
+    assert_eq!(scan_root(&live, &[]).unwrap(), new);
+    writer.apply_state_over(&new, &computed, &live).unwrap();
+    assert_eq!(scan_root(&live, &[]).unwrap(), computed);
+
     let rep = overlay_changes(&old, &new, n, &target, min).unwrap();
+    assert_eq!(computed_report, rep);
+    assert_eq!(scan_root(&target, &[]).unwrap(), computed);
     let changes: Vec<(&str, OverlayChange)> = rep
         .changes
         .iter()

@@ -433,8 +433,19 @@ impl Snapshotter {
     /// pass for the rewritten one).
     pub fn adopt(&mut self, state: State, layers_recorded: u32) -> Result<()> {
         self.cache.clear();
+        self.trust(&state);
+        self.state = state;
+        self.layers_recorded = layers_recorded;
+        Ok(())
+    }
+
+    /// Trusts that the files of `state` whose size, mode and mtime on disk match their entry
+    /// have the entry's content (they were just written or kept by a restore that knew it),
+    /// so the next snapshot does not rehash them; the state the next layer is diffed
+    /// against does not change.
+    pub fn trust(&mut self, state: &State) {
         for spec in &self.roots {
-            let mut cache = HashMap::new();
+            let cache = self.cache.entry(spec.name.clone()).or_default();
             for (path, e) in state.root(&spec.name) {
                 let EntryKind::File { size, blake3, .. } = &e.kind else {
                     continue;
@@ -462,11 +473,7 @@ impl Snapshotter {
                     );
                 }
             }
-            self.cache.insert(spec.name.clone(), cache);
         }
-        self.state = state;
-        self.layers_recorded = layers_recorded;
-        Ok(())
     }
 
     /// Records the current content of every root as the next layer of `writer`: the diff

@@ -12,7 +12,7 @@ use super::manifest::{
     layer_file_name, ContentHash, EntryKind, Index, Layer, LayerMeta, LayerRef, FORMAT_VERSION,
 };
 use super::restore::{apply_diff, restore_root, restore_root_into, RestoreReport};
-use super::rewrite::Rewrites;
+use super::rewrite::{RewritePair, Rewrites};
 use super::snapshot::run_parallel;
 use super::state::{check_root_state, diff_root, RootState, State};
 
@@ -38,6 +38,10 @@ pub struct CheckpointWriter {
     dir: PathBuf,
     blobs: BlobWriter,
     index: Index,
+    /// Blobs already brought in from another checkpoint: the rewrites applied, and the old
+    /// content hash → the hash here. Lets a second import of overlapping states (an
+    /// incremental restore after a resume) skip what the first one did.
+    imported: Option<(Vec<RewritePair>, HashMap<ContentHash, ContentHash>)>,
 }
 
 impl CheckpointWriter {
@@ -68,6 +72,7 @@ impl CheckpointWriter {
                 roots: Vec::new(),
                 layers: Vec::new(),
             },
+            imported: None,
         };
         w.write_index()?;
         Ok(w)
@@ -221,7 +226,7 @@ impl CheckpointWriter {
         let layers = &from.layers()[..=upto as usize];
 
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let mut hashes: HashMap<ContentHash, ContentHash> = HashMap::new();
+        let mut hashes = self.take_imported(rewrites);
         self.add_roots(from.roots().iter().cloned())?;
         let mut old_state = State::default();
         let mut new_state = State::default();
@@ -290,7 +295,91 @@ impl CheckpointWriter {
         for r in &self.index.roots {
             new_state.roots.entry(r.clone()).or_default();
         }
+        self.imported = Some((rewrites.to_vec(), hashes));
         Ok(new_state)
+    }
+
+    /// The state of `from` after layer `upto`, rewritten with `rewrites` as
+    /// [`Self::import_layers_rewritten`] does, with every blob it references brought into
+    /// this checkpoint (rewritten where needed); no layer is written. Blobs an earlier import
+    /// with the same rewrites brought in are not read again.
+    pub fn import_state_rewritten(
+        &mut self,
+        from: &Checkpoint,
+        upto: u32,
+        rewrites: &[RewritePair],
+    ) -> Result<State> {
+        let rw = Rewrites::new(rewrites)?;
+        let old_state = from.state_after(upto)?;
+        let mut hashes = self.take_imported(rewrites);
+        let mut fresh: BTreeMap<ContentHash, u64> = BTreeMap::new();
+        for root in old_state.roots.values() {
+            for e in root.values() {
+                if let EntryKind::File { size, blake3, .. } = &e.kind {
+                    if !hashes.contains_key(blake3) {
+                        fresh.insert(*blake3, *size);
+                    }
+                }
+            }
+        }
+        let jobs: Vec<(ContentHash, u64)> = fresh.into_iter().collect();
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let blobs = &self.blobs;
+        let done = run_parallel(&jobs, threads, |(h, size)| {
+            rewrite_blob(from.blobs(), blobs, &rw, h, Some(*size))
+        });
+        let done = match done {
+            Ok(d) => d,
+            Err(e) => {
+                self.imported = Some((rewrites.to_vec(), hashes));
+                return Err(e);
+            }
+        };
+        hashes.extend(jobs.iter().map(|(h, _)| *h).zip(done));
+        let mut new_state = State::default();
+        for (name, root) in &old_state.roots {
+            let rewritten = rw.apply_root_state(root, &hashes).map_err(|problem| {
+                CheckpointError::RewriteConflict {
+                    layer: upto,
+                    problem,
+                }
+            })?;
+            check_root_state(&rewritten).map_err(|(p, m)| CheckpointError::RewriteConflict {
+                layer: upto,
+                problem: format!("path {p}: {m}"),
+            })?;
+            new_state.roots.insert(name.clone(), rewritten);
+        }
+        self.imported = Some((rewrites.to_vec(), hashes));
+        Ok(new_state)
+    }
+
+    /// Turns the tree at `target`, which is in state `live`, into state `want` in place,
+    /// writing only what differs: entries whose content and kind match keep their inode and
+    /// get `want`'s mode, mtime and xattrs; the rest is created from this checkpoint's blobs
+    /// (which must hold every content `want` has and `live` lacks). As
+    /// [`super::restore::apply_diff`]: not atomic, nothing written outside `target`.
+    pub fn apply_state_over(
+        &self,
+        live: &RootState,
+        want: &RootState,
+        target: &Path,
+    ) -> Result<RestoreReport> {
+        let diff = diff_root(live, want);
+        apply_diff(self.blobs.store(), live, want, &diff, target)
+    }
+
+    /// Restores `state` from this checkpoint's blobs at `target`, which must not exist.
+    pub fn restore_state(&self, state: &RootState, target: &Path) -> Result<RestoreReport> {
+        restore_root(self.blobs.store(), state, target)
+    }
+
+    /// The memo of blobs imported with exactly `rewrites` (empty for other rewrites).
+    fn take_imported(&mut self, rewrites: &[RewritePair]) -> HashMap<ContentHash, ContentHash> {
+        match self.imported.take() {
+            Some((pairs, hashes)) if pairs == rewrites => hashes,
+            _ => HashMap::new(),
+        }
     }
 
     /// Removes the temporary directory and returns the checkpoint directory.
