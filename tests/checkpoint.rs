@@ -422,10 +422,12 @@ fn flip_blob_of(root: &str, label: &str) {
     let text = std::fs::read_to_string(&layer).expect("reading the layer");
     let hash = ck::largest_file_hash(&text, root)
         .unwrap_or_else(|| panic!("{} changes no file of `{root}`", layer.display()));
-    let blob = ck::blob_file(&copy, &hash).unwrap_or_else(|| panic!("no blob for {hash}"));
-    let mut bytes = std::fs::read(&blob).expect("reading the blob");
-    ck::flip_middle_byte(&mut bytes);
-    std::fs::write(&blob, bytes).expect("writing the blob");
+    let (pack, offset, length) =
+        ck::blob_range(&copy, &hash).unwrap_or_else(|| panic!("no blob for {hash}"));
+    let mut bytes = std::fs::read(&pack).expect("reading the pack");
+    let range = offset as usize..(offset + length) as usize;
+    ck::flip_middle_byte(&mut bytes[range]);
+    std::fs::write(&pack, bytes).expect("writing the pack");
     assert_rejected(&scratch, &copy, &[&hash]);
 }
 
@@ -457,9 +459,11 @@ fn hostile_format_version_in_index() {
     let (scratch, copy) = hostile_copy("version-index");
     let index = copy.join("index.json");
     let text = std::fs::read_to_string(&index).expect("reading index.json");
-    let edited = ck::set_format_version(&text, 2).expect("index.json starts with version 1");
+    let (ours, other) = (ck::FORMAT_VERSION, ck::FORMAT_VERSION + 1);
+    let edited = ck::set_format_version(&text, other).expect("index.json starts with our version");
     std::fs::write(&index, edited).expect("writing index.json");
-    assert_rejected(&scratch, &copy, &["index.json", "expected 1, found 2"]);
+    let why = format!("expected {ours}, found {other}");
+    assert_rejected(&scratch, &copy, &["index.json", &why]);
 }
 
 #[test]
@@ -467,11 +471,13 @@ fn hostile_format_version_in_layer() {
     let (scratch, copy) = hostile_copy("version-layer");
     let layer = ck::layer_file(&copy, "buildPhase").expect("a buildPhase layer");
     let text = std::fs::read_to_string(&layer).expect("reading the layer");
-    let edited = ck::set_format_version(&text, 2).expect("the layer starts with version 1");
+    let (ours, other) = (ck::FORMAT_VERSION, ck::FORMAT_VERSION + 1);
+    let edited = ck::set_format_version(&text, other).expect("the layer starts with our version");
     // The index names the new bytes: only the version is wrong.
     ck::rewrite_layer(&copy, &layer, &edited).unwrap_or_else(|e| panic!("{e}"));
     let file_name = layer.file_name().and_then(OsStr::to_str).expect("a name");
-    assert_rejected(&scratch, &copy, &[file_name, "expected 1, found 2"]);
+    let why = format!("expected {ours}, found {other}");
+    assert_rejected(&scratch, &copy, &[file_name, &why]);
 }
 
 #[test]

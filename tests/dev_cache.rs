@@ -269,7 +269,7 @@ fn a_killed_build_leaves_a_usable_cache_and_corrupt_entries_are_dropped() {
         .arg(&corrupt)
         .status()
         .unwrap();
-    let blob = walk(&corrupt.join("blobs"))
+    let blob = walk(&corrupt.join("packs"))
         .into_iter()
         .max_by_key(|p| std::fs::metadata(p).unwrap().len())
         .unwrap();

@@ -5,6 +5,7 @@
 //! The project is `tests/reuse-cases/cproject.nix`; each build is a generated case file under
 //! `target/reuse-cases/` naming the variant and the base checkpoint.
 
+use integration_tests::checkpoint::FORMAT_VERSION;
 use integration_tests::nix::repo_root;
 use integration_tests::outputs::{normalised_out, output, run_salt};
 use integration_tests::{builder_binary, nix_build, BuildResult};
@@ -206,11 +207,11 @@ fn build_flag_change_restores_configure_and_reruns_build() {
 #[test]
 fn corrupt_checkpoint_gives_a_clean_build_with_a_message() {
     let a = build(3, "corrupt-base", "a", None);
-    // Flip one byte of the largest blob.
+    // Flip one byte in the middle of the largest pack of blobs.
     let corrupt = store_copy(&output(&a, true), "corrupt-checkpoint", |copy| {
-        let mut blobs: Vec<PathBuf> = files(&copy.join("blobs"));
-        blobs.sort_by_key(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0));
-        let victim = blobs.last().expect("a blob").clone();
+        let mut packs: Vec<PathBuf> = files(&copy.join("packs"));
+        packs.sort_by_key(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0));
+        let victim = packs.last().expect("a pack").clone();
         let mut bytes = std::fs::read(&victim).unwrap();
         let middle = bytes.len() / 2;
         bytes[middle] ^= 0x55;
@@ -384,7 +385,8 @@ fn other_format_version_or_system_gives_a_clean_build_with_a_message() {
     let clean = build(9, "foreign-clean", "install", None);
     let a_ck = output(&a, true);
     let version = tampered_copy(&a_ck, "other-version", |t| {
-        t.replacen("\"format_version\":1", "\"format_version\":7", 1)
+        let ours = format!("\"format_version\":{FORMAT_VERSION}");
+        t.replacen(&ours, "\"format_version\":7", 1)
     });
     let system = tampered_copy(&a_ck, "other-system", |t| {
         t.replacen(
@@ -393,8 +395,9 @@ fn other_format_version_or_system_gives_a_clean_build_with_a_message() {
             1,
         )
     });
+    let other_version = format!("expected {FORMAT_VERSION}, found 7");
     for (label, base, words) in [
-        ("from-other-version", version, "expected 1, found 7"),
+        ("from-other-version", version, other_version.as_str()),
         ("from-other-system", system, "riscv64-linux"),
     ] {
         let b = build(9, label, "install", Some(&base));

@@ -794,13 +794,27 @@ pub fn layer_file(ck: &Path, name: &str) -> Result<PathBuf, HarnessError> {
     })
 }
 
-/// The blob file holding `hash` (`blobs/ab/<hash>.zst` or `.raw`).
-pub fn blob_file(ck: &Path, hash: &str) -> Option<PathBuf> {
-    let dir = ck.join("blobs").join(hash.get(..2)?);
-    ["zst", "raw"]
-        .iter()
-        .map(|ext| dir.join(format!("{hash}.{ext}")))
-        .find(|p| p.is_file())
+/// Where the stored bytes of blob `hash` are: the pack of the layer whose blob table lists
+/// it (`packs/NNN.pack`), with the offset and length there.
+pub fn blob_range(ck: &Path, hash: &str) -> Option<(PathBuf, u64, u64)> {
+    let mut layers: Vec<PathBuf> = std::fs::read_dir(ck.join("layers"))
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    layers.sort();
+    layers.iter().find_map(|file| {
+        let layer: Value = serde_json::from_slice(&std::fs::read(file).ok()?).ok()?;
+        let blob = layer["blobs"]
+            .as_array()?
+            .iter()
+            .find(|b| b["blake3"] == hash)?;
+        let index = layer["index"].as_u64()?;
+        Some((
+            ck.join(format!("packs/{index:03}.pack")),
+            blob["offset"].as_u64()?,
+            blob["length"].as_u64()?,
+        ))
+    })
 }
 
 /// The blake3 of a file entry of root `root` in the layer text (parsed, read only): the
@@ -837,10 +851,13 @@ pub fn bump_number(text: &str, key: &str) -> Option<String> {
     Some(format!("{}{new}{}", &text[..at], &text[at + 1..]))
 }
 
-/// Replaces the leading `{"format_version":1,` of an index or layer file with `found`.
-/// Pure.
+/// The checkpoint format version the builder under test writes (docs/checkpoint-format.md).
+pub const FORMAT_VERSION: u32 = 2;
+
+/// Replaces the leading `{"format_version":<FORMAT_VERSION>,` of an index or layer file
+/// with `found`. Pure.
 pub fn set_format_version(text: &str, found: u32) -> Option<String> {
-    let rest = text.strip_prefix("{\"format_version\":1,")?;
+    let rest = text.strip_prefix(&format!("{{\"format_version\":{FORMAT_VERSION},"))?;
     Some(format!("{{\"format_version\":{found},{rest}"))
 }
 
@@ -978,9 +995,10 @@ mod tests {
             Some(r#"{"mtime_ns":1}"#)
         );
         assert_eq!(bump_number(r#"{"x":0}"#, "mtime_ns"), None);
+        let ours = format!(r#"{{"format_version":{FORMAT_VERSION},"meta":{{}}}}"#);
         assert_eq!(
-            set_format_version(r#"{"format_version":1,"meta":{}}"#, 2).as_deref(),
-            Some(r#"{"format_version":2,"meta":{}}"#)
+            set_format_version(&ours, 7).as_deref(),
+            Some(r#"{"format_version":7,"meta":{}}"#)
         );
         let mut bytes = [0u8, 0, 0];
         flip_middle_byte(&mut bytes);

@@ -1,17 +1,19 @@
-//! The content-addressed blob store of a checkpoint (`blobs/ab/<blake3>.zst|.raw`): writing
-//! each distinct content once, reading it back with its hash verified. Knows nothing of
-//! manifests or trees.
+//! The content-addressed blob store of a checkpoint: every distinct content stored once,
+//! in the pack of the layer that first needed it (`packs/NNN.pack`, located through that
+//! layer's blob table), and read back with its hash verified. Appending to one pack file
+//! per layer keeps a snapshot or an import to a few file writes however many blobs it
+//! stores. Knows nothing of trees.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, RwLock};
 
 use super::error::{CheckpointError, IoResultExt, Result};
-use super::manifest::ContentHash;
+use super::manifest::{check_pack_table, ContentHash, Encoding, PackedBlob};
 
 /// Files up to this size are read into memory once (hash, then compress only when the
 /// blob is new); larger files are hashed and compressed in one streaming pass.
@@ -22,72 +24,224 @@ pub const ZSTD_LEVEL: i32 = 3;
 pub const RAW_BELOW: usize = 64;
 const CHUNK: usize = 1 << 20;
 
-/// How a blob file encodes its content, told by its suffix.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Encoding {
-    /// `.zst`: one or more zstd frames.
-    Zstd,
-    /// `.raw`: the content itself.
-    Raw,
+/// The directory of the packs inside a checkpoint.
+pub const PACKS: &str = "packs";
+
+/// The path of layer `layer`'s pack, relative to the checkpoint.
+pub fn pack_rel_path(layer: u32) -> String {
+    format!("{PACKS}/{layer:03}.pack")
 }
 
-impl Encoding {
-    fn suffix(self) -> &'static str {
-        match self {
-            Encoding::Zstd => "zst",
-            Encoding::Raw => "raw",
-        }
-    }
+/// Locks a mutex whose data stays valid even if a thread panicked holding it.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Relative location of a blob inside the blob directory.
-pub fn blob_rel_path(hash: &ContentHash, enc: Encoding) -> PathBuf {
-    let hex = hash.to_hex();
-    PathBuf::from(&hex[..2]).join(format!("{hex}.{}", enc.suffix()))
+/// Where a stored blob is: the layer whose pack holds it, and its range there.
+#[derive(Clone, Copy, Debug)]
+struct Located {
+    pack: u32,
+    blob: PackedBlob,
 }
 
-/// Read access to a blob directory.
+#[derive(Debug)]
+struct Shared {
+    /// The checkpoint directory.
+    dir: PathBuf,
+    located: RwLock<HashMap<ContentHash, Located>>,
+    /// Pack files opened so far (a writer's current pack is registered while it grows).
+    files: Mutex<HashMap<u32, Arc<File>>>,
+}
+
+/// Read access to the blobs of a checkpoint. Clones share their tables and open files.
 #[derive(Clone, Debug)]
 pub struct BlobStore {
-    dir: PathBuf,
+    shared: Arc<Shared>,
+}
+
+/// Reads the byte range `[pos, end)` of a pack.
+struct RangeReader {
+    file: Arc<File>,
+    pos: u64,
+    end: u64,
+}
+
+impl Read for RangeReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.end - self.pos;
+        if left == 0 || buf.is_empty() {
+            return Ok(0);
+        }
+        let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let got = self.file.read_at(&mut buf[..n], self.pos)?;
+        if got == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the pack ends inside the blob",
+            ));
+        }
+        self.pos += got as u64;
+        Ok(got)
+    }
 }
 
 impl BlobStore {
-    /// A store rooted at `dir` (the checkpoint's `blobs/`).
-    pub fn new(dir: impl Into<PathBuf>) -> Self {
-        BlobStore { dir: dir.into() }
-    }
-
-    /// The blob directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    /// Finds the file holding `hash`.
-    pub fn locate(&self, hash: &ContentHash) -> Result<(PathBuf, Encoding)> {
-        for enc in [Encoding::Zstd, Encoding::Raw] {
-            let p = self.dir.join(blob_rel_path(hash, enc));
-            match fs::symlink_metadata(&p) {
-                Ok(m) if m.file_type().is_file() => return Ok((p, enc)),
-                Ok(_) => {
-                    return Err(CheckpointError::UnexpectedFile {
-                        path: p,
-                        problem: "a blob must be a regular file",
-                    })
+    /// The blobs of the checkpoint at `dir`, from each layer's blob table (layer index,
+    /// table). A hash stored by two layers is refused.
+    pub fn open<'a>(
+        dir: &Path,
+        tables: impl IntoIterator<Item = (u32, &'a [PackedBlob])>,
+    ) -> Result<Self> {
+        let store = BlobStore::empty(dir);
+        {
+            let mut located = store
+                .shared
+                .located
+                .write()
+                .unwrap_or_else(|p| p.into_inner());
+            for (pack, table) in tables {
+                for blob in table {
+                    if located
+                        .insert(blob.blake3, Located { pack, blob: *blob })
+                        .is_some()
+                    {
+                        return Err(CheckpointError::Index {
+                            file: dir.join(pack_rel_path(pack)),
+                            problem: format!("blob {} is stored by two layers", blob.blake3),
+                        });
+                    }
                 }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(CheckpointError::io("stat", p, e)),
             }
         }
-        Err(CheckpointError::BlobMissing {
-            hash: hash.to_hex(),
-            dir: self.dir.clone(),
-        })
+        Ok(store)
     }
 
-    /// True if the blob file exists (content not checked).
+    fn empty(dir: &Path) -> Self {
+        BlobStore {
+            shared: Arc::new(Shared {
+                dir: dir.to_owned(),
+                located: RwLock::new(HashMap::new()),
+                files: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The packs directory (for messages).
+    pub fn dir(&self) -> PathBuf {
+        self.shared.dir.join(PACKS)
+    }
+
+    /// The path of layer `layer`'s pack.
+    pub fn pack_path(&self, layer: u32) -> PathBuf {
+        self.shared.dir.join(pack_rel_path(layer))
+    }
+
+    fn located(&self, hash: &ContentHash) -> Option<Located> {
+        self.shared
+            .located
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(hash)
+            .copied()
+    }
+
+    /// The layer whose pack holds `hash`, and where.
+    pub fn location(&self, hash: &ContentHash) -> Option<(u32, PackedBlob)> {
+        self.located(hash).map(|l| (l.pack, l.blob))
+    }
+
+    /// True if some pack table lists `hash` (content not checked).
     pub fn contains(&self, hash: &ContentHash) -> bool {
-        self.locate(hash).is_ok()
+        self.located(hash).is_some()
+    }
+
+    /// Every stored hash, sorted.
+    pub fn hashes(&self) -> Vec<ContentHash> {
+        let mut v: Vec<ContentHash> = self
+            .shared
+            .located
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .copied()
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn register(&self, pack: u32, blob: PackedBlob) {
+        self.shared
+            .located
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(blob.blake3, Located { pack, blob });
+    }
+
+    fn register_file(&self, pack: u32, file: Arc<File>) {
+        lock(&self.shared.files).insert(pack, file);
+    }
+
+    fn pack_file(&self, pack: u32) -> Result<Arc<File>> {
+        if let Some(f) = lock(&self.shared.files).get(&pack) {
+            return Ok(f.clone());
+        }
+        let path = self.pack_path(pack);
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(&path)
+            .at("open pack", &path)?;
+        if !file.metadata().at("stat", &path)?.file_type().is_file() {
+            return Err(CheckpointError::UnexpectedFile {
+                path,
+                problem: "a pack must be a regular file",
+            });
+        }
+        let file = Arc::new(file);
+        lock(&self.shared.files).insert(pack, file.clone());
+        Ok(file)
+    }
+
+    fn find(&self, hash: &ContentHash) -> Result<Located> {
+        self.located(hash)
+            .ok_or_else(|| CheckpointError::BlobMissing {
+                hash: hash.to_hex(),
+                dir: self.dir(),
+            })
+    }
+
+    /// The reader of `hash`'s stored bytes; a missing pack is a missing blob.
+    fn range(&self, hash: &ContentHash) -> Result<(RangeReader, Located)> {
+        let l = self.find(hash)?;
+        let file = match self.pack_file(l.pack) {
+            Ok(f) => f,
+            Err(CheckpointError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                return Err(CheckpointError::BlobMissing {
+                    hash: hash.to_hex(),
+                    dir: self.dir(),
+                })
+            }
+            Err(e) => return Err(e),
+        };
+        let reader = RangeReader {
+            file,
+            pos: l.blob.offset,
+            end: l.blob.offset + l.blob.length,
+        };
+        Ok((reader, l))
+    }
+
+    /// The stored bytes of `hash` (compressed or raw, as its encoding says), unverified.
+    pub fn stored_bytes(&self, hash: &ContentHash) -> Result<(Vec<u8>, Encoding)> {
+        let (mut reader, l) = self.range(hash)?;
+        let mut out = Vec::new();
+        reader
+            .read_to_end(&mut out)
+            .map_err(|e| CheckpointError::BlobCorrupt {
+                path: self.pack_path(l.pack),
+                problem: format!("blob {hash}: {e}"),
+            })?;
+        Ok((out, l.blob.encoding))
     }
 
     /// Streams the content of `hash` into `sink` in chunks, then checks that it hashes to
@@ -98,16 +252,16 @@ impl BlobStore {
         hash: &ContentHash,
         mut sink: impl FnMut(&[u8]) -> Result<()>,
     ) -> Result<u64> {
-        let (path, enc) = self.locate(hash)?;
-        let file = File::open(&path).at("open blob", &path)?;
+        let (range, l) = self.range(hash)?;
+        let path = self.pack_path(l.pack);
         let corrupt = |problem: String| CheckpointError::BlobCorrupt {
             path: path.clone(),
-            problem,
+            problem: format!("blob {hash}: {problem}"),
         };
-        let mut reader: Box<dyn Read> = match enc {
-            Encoding::Raw => Box::new(file),
+        let mut reader: Box<dyn Read> = match l.blob.encoding {
+            Encoding::Raw => Box::new(range),
             Encoding::Zstd => Box::new(
-                zstd::stream::read::Decoder::new(file)
+                zstd::stream::read::Decoder::new(range)
                     .map_err(|e| corrupt(format!("zstd: {e}")))?,
             ),
         };
@@ -119,8 +273,7 @@ impl BlobStore {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if enc == Encoding::Zstd => return Err(corrupt(format!("zstd: {e}"))),
-                Err(e) => return Err(CheckpointError::io("read blob", &path, e)),
+                Err(e) => return Err(corrupt(e.to_string())),
             };
             hasher.update(&buf[..n]);
             total += n as u64;
@@ -147,86 +300,28 @@ impl BlobStore {
     pub fn verify(&self, hash: &ContentHash) -> Result<u64> {
         self.stream(hash, |_| Ok(()))
     }
-
-    /// Lists every blob file, checking the layout (two-hex-digit fan-out directories,
-    /// `<hash>.zst` or `<hash>.raw` regular files, no duplicates).
-    pub fn list(&self) -> Result<Vec<(ContentHash, PathBuf)>> {
-        let mut out = Vec::new();
-        let mut seen = HashSet::new();
-        let rd = match fs::read_dir(&self.dir) {
-            Ok(rd) => rd,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
-            Err(e) => return Err(CheckpointError::io("read dir", &self.dir, e)),
-        };
-        for fan in rd {
-            let fan = fan.at("read dir", &self.dir)?;
-            let fan_path = fan.path();
-            let fan_name = fan.file_name();
-            let fan_name = fan_name.to_string_lossy();
-            let ft = fan.file_type().at("stat", &fan_path)?;
-            if !ft.is_dir()
-                || fan_name.len() != 2
-                || !fan_name
-                    .bytes()
-                    .all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
-            {
-                return Err(CheckpointError::UnexpectedFile {
-                    path: fan_path,
-                    problem: "blobs/ holds only two-hex-digit directories",
-                });
-            }
-            for f in fs::read_dir(&fan_path).at("read dir", &fan_path)? {
-                let f = f.at("read dir", &fan_path)?;
-                let p = f.path();
-                let name = f.file_name();
-                let name = name.to_string_lossy();
-                let hash = name
-                    .strip_suffix(".zst")
-                    .or_else(|| name.strip_suffix(".raw"))
-                    .and_then(ContentHash::from_hex);
-                let ok_file = f.file_type().at("stat", &p)?.is_file();
-                match hash {
-                    Some(h) if ok_file && h.to_hex().starts_with(&*fan_name) => {
-                        if !seen.insert(h) {
-                            return Err(CheckpointError::UnexpectedFile {
-                                path: p,
-                                problem: "blob stored twice (.zst and .raw)",
-                            });
-                        }
-                        out.push((h, p));
-                    }
-                    _ => {
-                        return Err(CheckpointError::UnexpectedFile {
-                            path: p,
-                            problem: "not a blob file named <blake3>.zst or <blake3>.raw",
-                        })
-                    }
-                }
-            }
-        }
-        out.sort();
-        Ok(out)
-    }
 }
 
-/// Counters of what a writer added.
-#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
-pub struct BlobStats {
-    /// Blob files written.
-    pub blobs: u64,
-    /// Bytes on disk of those files.
-    pub bytes: u64,
+/// The pack being filled: the blobs of the next layer to be written.
+#[derive(Debug, Default)]
+struct OpenPack {
+    layer: u32,
+    /// Created with the first blob, in the temporary directory.
+    file: Option<(Arc<File>, PathBuf)>,
+    len: u64,
+    blobs: Vec<PackedBlob>,
 }
 
-/// Write access to a blob directory; safe to share between threads.
+/// Write access to a new checkpoint's blobs; safe to share between threads. New blobs are
+/// appended to the pack of the next layer, which [`BlobWriter::seal`] moves into place when
+/// that layer is written.
 #[derive(Debug)]
 pub struct BlobWriter {
     store: BlobStore,
     tmp_dir: PathBuf,
     known: Mutex<HashSet<ContentHash>>,
+    pack: Mutex<OpenPack>,
     counter: AtomicU64,
-    added: AtomicU64,
-    added_bytes: AtomicU64,
 }
 
 /// What [`BlobWriter::put_file`] learnt about the file it read.
@@ -239,44 +334,29 @@ pub struct PutFile {
 }
 
 impl BlobWriter {
-    /// A writer for `blobs_dir` (created if missing) using `tmp_dir` for partial files.
-    /// Blobs already present are indexed so they are never rewritten.
-    pub fn open(blobs_dir: &Path, tmp_dir: &Path) -> Result<Self> {
-        fs::create_dir_all(blobs_dir).at("create dir", blobs_dir)?;
+    /// A writer for the packs of the new checkpoint at `dir` (its `packs/` is created),
+    /// using `tmp_dir` for the pack being filled and other partial files.
+    pub fn open(dir: &Path, tmp_dir: &Path) -> Result<Self> {
+        let packs = dir.join(PACKS);
+        fs::create_dir_all(&packs).at("create dir", &packs)?;
         fs::create_dir_all(tmp_dir).at("create dir", tmp_dir)?;
-        let store = BlobStore::new(blobs_dir);
-        let known = store.list()?.into_iter().map(|(h, _)| h).collect();
         Ok(BlobWriter {
-            store,
+            store: BlobStore::empty(dir),
             tmp_dir: tmp_dir.to_owned(),
-            known: Mutex::new(known),
+            known: Mutex::new(HashSet::new()),
+            pack: Mutex::new(OpenPack::default()),
             counter: AtomicU64::new(0),
-            added: AtomicU64::new(0),
-            added_bytes: AtomicU64::new(0),
         })
     }
 
-    /// The read side of the same directory.
+    /// The read side of the same checkpoint (it sees the pack being filled too).
     pub fn store(&self) -> &BlobStore {
         &self.store
     }
 
-    fn known(&self) -> std::sync::MutexGuard<'_, HashSet<ContentHash>> {
-        // A poisoned lock only means another thread panicked; the set is still valid.
-        self.known.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     /// True if `hash` is stored (or being stored by another thread).
     pub fn contains(&self, hash: &ContentHash) -> bool {
-        self.known().contains(hash)
-    }
-
-    /// Returns and resets the counters.
-    pub fn take_stats(&self) -> BlobStats {
-        BlobStats {
-            blobs: self.added.swap(0, Ordering::Relaxed),
-            bytes: self.added_bytes.swap(0, Ordering::Relaxed),
-        }
+        lock(&self.known).contains(hash)
     }
 
     fn tmp_path(&self) -> PathBuf {
@@ -286,43 +366,189 @@ impl BlobWriter {
 
     /// Claims `hash` for writing; false if it is already stored or claimed.
     fn claim(&self, hash: ContentHash) -> bool {
-        self.known().insert(hash)
+        lock(&self.known).insert(hash)
     }
 
     fn unclaim(&self, hash: &ContentHash) {
-        self.known().remove(hash);
+        lock(&self.known).remove(hash);
     }
 
-    /// Moves a finished temporary file into place and counts it.
-    fn commit(&self, tmp: &Path, hash: &ContentHash, enc: Encoding) -> Result<()> {
-        let dest = self.store.dir.join(blob_rel_path(hash, enc));
-        if let Some(parent) = dest.parent() {
-            fs::create_dir_all(parent).at("create dir", parent)?;
-        }
-        let len = fs::metadata(tmp).at("stat", tmp)?.len();
-        fs::rename(tmp, &dest).at("rename blob into", &dest)?;
-        self.added.fetch_add(1, Ordering::Relaxed);
-        self.added_bytes.fetch_add(len, Ordering::Relaxed);
+    /// Reserves `len` bytes at the end of the open pack (creating it if needed); returns
+    /// the pack's file, its layer and the offset.
+    fn reserve(&self, len: u64) -> Result<(Arc<File>, u32, u64)> {
+        let mut p = lock(&self.pack);
+        let file = match &p.file {
+            Some((f, _)) => f.clone(),
+            None => {
+                let path = self
+                    .tmp_dir
+                    .join(format!("pack-{}-{:03}", std::process::id(), p.layer));
+                let f = fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create_new(true)
+                    .open(&path)
+                    .at("create", &path)?;
+                let f = Arc::new(f);
+                self.store.register_file(p.layer, f.clone());
+                p.file = Some((f.clone(), path));
+                f
+            }
+        };
+        let offset = p.len;
+        p.len += len;
+        Ok((file, p.layer, offset))
+    }
+
+    /// Makes a blob whose bytes are in the pack visible to readers and to the table.
+    fn publish(&self, layer: u32, blob: PackedBlob) {
+        self.store.register(layer, blob);
+        lock(&self.pack).blobs.push(blob);
+    }
+
+    /// Appends stored bytes for `hash` (already claimed) to the open pack.
+    fn append(&self, hash: ContentHash, bytes: &[u8], encoding: Encoding) -> Result<()> {
+        let (file, layer, offset) = self.reserve(bytes.len() as u64)?;
+        file.write_all_at(bytes, offset)
+            .at("write", &self.store.pack_path(layer))?;
+        self.publish(
+            layer,
+            PackedBlob {
+                blake3: hash,
+                offset,
+                length: bytes.len() as u64,
+                encoding,
+            },
+        );
         Ok(())
+    }
+
+    /// Appends the content of the file at `path` as the stored bytes of `hash`.
+    fn append_file(&self, hash: ContentHash, path: &Path, encoding: Encoding) -> Result<()> {
+        let mut input = File::open(path).at("open", path)?;
+        let len = input.metadata().at("stat", path)?.len();
+        let (file, layer, offset) = self.reserve(len)?;
+        let mut buf = vec![0u8; CHUNK];
+        let mut done = 0u64;
+        while done < len {
+            let n = match input.read(&mut buf) {
+                Ok(0) => {
+                    return Err(CheckpointError::io(
+                        "read",
+                        path,
+                        io::Error::from(io::ErrorKind::UnexpectedEof),
+                    ))
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(CheckpointError::io("read", path, e)),
+            };
+            file.write_all_at(&buf[..n], offset + done)
+                .at("write", &self.store.pack_path(layer))?;
+            done += n as u64;
+        }
+        self.publish(
+            layer,
+            PackedBlob {
+                blake3: hash,
+                offset,
+                length: len,
+                encoding,
+            },
+        );
+        Ok(())
+    }
+
+    /// Closes the pack of layer `layer` (the next layer, about to be written): moves it to
+    /// `packs/NNN.pack` with its blobs in hash order, whatever order threads appended them
+    /// in, so equal sets of blobs always give byte-identical packs; returns its table and
+    /// length. A layer that stored nothing gets no pack and an empty table.
+    pub fn seal(&self, layer: u32) -> Result<(Vec<PackedBlob>, u64)> {
+        let mut p = lock(&self.pack);
+        if p.layer != layer {
+            return Err(CheckpointError::OutOfSync {
+                snapshotter: layer,
+                writer: p.layer,
+            });
+        }
+        let mut appended = std::mem::take(&mut p.blobs);
+        let len = p.len;
+        let file = p.file.take();
+        *p = OpenPack {
+            layer: layer + 1,
+            ..OpenPack::default()
+        };
+        drop(p);
+        let Some((file, tmp)) = file else {
+            return Ok((Vec::new(), 0));
+        };
+        appended.sort_by_key(|b| b.offset);
+        if check_pack_table(&appended) != Ok(len) {
+            return Err(CheckpointError::BlobCorrupt {
+                path: tmp,
+                problem: "a failed write left a hole in the pack".into(),
+            });
+        }
+        if appended.is_empty() {
+            fs::remove_file(&tmp).at("remove", &tmp)?;
+            return Ok((Vec::new(), 0));
+        }
+        let mut sorted = appended.clone();
+        sorted.sort_by_key(|b| b.blake3);
+        let mut offset = 0;
+        for b in &mut sorted {
+            b.offset = offset;
+            offset += b.length;
+        }
+        let dest = self.store.pack_path(layer);
+        if sorted == appended {
+            fs::rename(&tmp, &dest).at("rename pack into", &dest)?;
+            return Ok((sorted, len));
+        }
+        // Copy the blobs into a new file in hash order.
+        let ordered = tmp.with_extension("sorted");
+        let out = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&ordered)
+            .at("create", &ordered)?;
+        let mut out = io::BufWriter::with_capacity(CHUNK, out);
+        let by_hash: HashMap<ContentHash, PackedBlob> =
+            appended.iter().map(|b| (b.blake3, *b)).collect();
+        let mut buf = Vec::new();
+        for b in &sorted {
+            let old = by_hash[&b.blake3];
+            buf.resize(old.length as usize, 0);
+            file.read_exact_at(&mut buf, old.offset).at("read", &tmp)?;
+            out.write_all(&buf).at("write", &ordered)?;
+        }
+        let out = out
+            .into_inner()
+            .map_err(|e| CheckpointError::io("write", &ordered, e.into_error()))?;
+        fs::rename(&ordered, &dest).at("rename pack into", &dest)?;
+        fs::remove_file(&tmp).at("remove", &tmp)?;
+        self.store.register_file(layer, Arc::new(out));
+        for b in &sorted {
+            self.store.register(layer, *b);
+        }
+        Ok((sorted, len))
     }
 
     fn write_new(&self, hash: ContentHash, data: &[u8]) -> Result<()> {
         let compressed = if data.len() < RAW_BELOW {
             None
         } else if data.len() as u64 > STREAM_THRESHOLD {
-            Some(zstd::bulk::compress(data, ZSTD_LEVEL).at("compress", &self.store.dir)?)
+            Some(zstd::bulk::compress(data, ZSTD_LEVEL).at("compress", &self.tmp_dir)?)
         } else {
             zstd::bulk::compress(data, ZSTD_LEVEL)
-                .at("compress", &self.store.dir)
+                .at("compress", &self.tmp_dir)
                 .map(|c| (c.len() < data.len()).then_some(c))?
         };
-        let (bytes, enc) = match &compressed {
-            Some(c) => (&c[..], Encoding::Zstd),
-            None => (data, Encoding::Raw),
-        };
-        let tmp = self.tmp_path();
-        fs::write(&tmp, bytes).at("write", &tmp)?;
-        self.commit(&tmp, &hash, enc)
+        match &compressed {
+            Some(c) => self.append(hash, c, Encoding::Zstd),
+            None => self.append(hash, data, Encoding::Raw),
+        }
     }
 
     /// Stores `data` unless already present; returns its hash.
@@ -369,8 +595,8 @@ impl BlobWriter {
     }
 
     /// Stores content that `produce` passes, in chunks, to the sink it is given: streamed
-    /// through zstd into a temporary file and hashed on the way, then committed unless
-    /// already present. Nothing is stored when `produce` fails. Returns the content hash.
+    /// through zstd into a temporary file and hashed on the way, then appended to the pack
+    /// unless already present. Nothing is stored when `produce` fails. Returns the hash.
     pub fn put_streamed(
         &self,
         produce: impl FnOnce(&mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()>,
@@ -397,14 +623,13 @@ impl BlobWriter {
             }
         };
         if self.claim(hash) {
-            if let Err(e) = self.commit(&tmp, &hash, Encoding::Zstd) {
+            if let Err(e) = self.append_file(hash, &tmp, Encoding::Zstd) {
                 self.unclaim(&hash);
                 let _ = fs::remove_file(&tmp);
                 return Err(e);
             }
-        } else {
-            fs::remove_file(&tmp).at("remove", &tmp)?;
         }
+        fs::remove_file(&tmp).at("remove", &tmp)?;
         Ok(hash)
     }
 
@@ -428,10 +653,8 @@ impl BlobWriter {
             if verify {
                 from.verify(hash)?;
             }
-            let (src, enc) = from.locate(hash)?;
-            let tmp = self.tmp_path();
-            fs::copy(&src, &tmp).at("copy blob", &src)?;
-            self.commit(&tmp, hash, enc)
+            let (bytes, encoding) = from.stored_bytes(hash)?;
+            self.append(*hash, &bytes, encoding)
         })();
         if result.is_err() {
             self.unclaim(hash);
@@ -527,7 +750,7 @@ mod tests {
     #[test]
     fn store_once_and_read_back() {
         let t = TempDir::new("blobs");
-        let w = BlobWriter::open(&t.path().join("blobs"), &t.path().join("tmp")).unwrap();
+        let w = BlobWriter::open(t.path(), &t.path().join("tmp")).unwrap();
         let small = b"tiny".to_vec();
         let text = b"hello world ".repeat(1000);
         let random: Vec<u8> = (0..5000u32)
@@ -537,17 +760,24 @@ mod tests {
             .iter()
             .map(|d| w.put_bytes(d).unwrap())
             .collect();
-        assert_eq!(w.take_stats().blobs, 3);
         w.put_bytes(&text).unwrap();
-        assert_eq!(w.take_stats().blobs, 0, "stored once");
         let s = w.store();
-        assert_eq!(s.locate(&hs[0]).unwrap().1, Encoding::Raw);
-        assert_eq!(s.locate(&hs[1]).unwrap().1, Encoding::Zstd);
+        // Readable before the pack is sealed.
+        assert_eq!(s.read(&hs[1]).unwrap(), text);
+        let (table, len) = w.seal(0).unwrap();
+        assert_eq!(table.len(), 3, "stored once");
+        assert_eq!(check_pack_table(&table), Ok(len));
+        assert_eq!(
+            fs::metadata(t.path().join("packs/000.pack")).unwrap().len(),
+            len
+        );
+        assert_eq!(s.location(&hs[0]).unwrap().1.encoding, Encoding::Raw);
+        assert_eq!(s.location(&hs[1]).unwrap().1.encoding, Encoding::Zstd);
         assert_eq!(s.read(&hs[1]).unwrap(), text);
         assert_eq!(s.read(&hs[2]).unwrap(), random);
-        assert_eq!(s.list().unwrap().len(), 3);
+        assert_eq!(s.hashes().len(), 3);
 
-        // Large file: streamed path.
+        // Large file: streamed path, into the next layer's pack.
         let big: Vec<u8> = (0..(STREAM_THRESHOLD as usize + 12345))
             .map(|i| (i % 251) as u8)
             .collect();
@@ -556,27 +786,48 @@ mod tests {
         let put = w.put_file(&f).unwrap();
         assert_eq!(put.hash, ContentHash::of(&big));
         assert_eq!(s.read(&put.hash).unwrap(), big);
+        assert_eq!(w.seal(1).unwrap().0.len(), 1);
+        assert_eq!(s.location(&put.hash).unwrap().0, 1);
+        assert_eq!(w.seal(2).unwrap(), (vec![], 0), "nothing new: no pack");
+        assert!(!t.path().join("packs/002.pack").exists());
         assert_eq!(fs::read_dir(t.path().join("tmp")).unwrap().count(), 0);
+
+        // A store opened from the tables reads the same.
+        let tables = [(0, table)];
+        let r = BlobStore::open(t.path(), tables.iter().map(|(i, t)| (*i, &t[..]))).unwrap();
+        assert_eq!(r.read(&hs[2]).unwrap(), random);
     }
 
     #[test]
     fn corruption_is_detected() {
         let t = TempDir::new("blobs");
-        let w = BlobWriter::open(&t.path().join("blobs"), &t.path().join("tmp")).unwrap();
+        let w = BlobWriter::open(t.path(), &t.path().join("tmp")).unwrap();
         let text = b"some compressible text ".repeat(100);
         let h = w.put_bytes(&text).unwrap();
-        let (p, _) = w.store().locate(&h).unwrap();
+        let (table, _) = w.seal(0).unwrap();
+        let p = t.path().join("packs/000.pack");
         let mut bytes = fs::read(&p).unwrap();
         let mid = bytes.len() / 2;
         bytes[mid] ^= 1;
         fs::write(&p, bytes).unwrap();
+        let open = || BlobStore::open(t.path(), [(0, &table[..])]).unwrap();
         assert!(matches!(
-            w.store().verify(&h),
+            open().verify(&h),
+            Err(CheckpointError::BlobCorrupt { .. })
+        ));
+        let f = fs::OpenOptions::new().write(true).open(&p).unwrap();
+        f.set_len(3).unwrap();
+        assert!(matches!(
+            open().verify(&h),
             Err(CheckpointError::BlobCorrupt { .. })
         ));
         fs::remove_file(&p).unwrap();
         assert!(matches!(
-            w.store().verify(&h),
+            open().verify(&h),
+            Err(CheckpointError::BlobMissing { .. })
+        ));
+        assert!(matches!(
+            open().verify(&ContentHash::of(b"other")),
             Err(CheckpointError::BlobMissing { .. })
         ));
     }

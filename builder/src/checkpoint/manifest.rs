@@ -15,7 +15,7 @@ use super::error::{CheckpointError, Result};
 use super::path::{escape_bytes, unescape_bytes, RelPath};
 
 /// The only format version this code reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// blake3 of some uncompressed content.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -186,6 +186,68 @@ pub struct LayerMeta {
     pub meta: serde_json::Value,
 }
 
+/// How the stored bytes of a blob encode its content.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Encoding {
+    /// One or more zstd frames.
+    Zstd,
+    /// The content itself.
+    Raw,
+}
+
+impl Encoding {
+    /// The name in a layer file's blob table.
+    pub fn name(self) -> &'static str {
+        match self {
+            Encoding::Zstd => "zstd",
+            Encoding::Raw => "raw",
+        }
+    }
+
+    fn from_name(s: &str) -> Option<Self> {
+        match s {
+            "zstd" => Some(Encoding::Zstd),
+            "raw" => Some(Encoding::Raw),
+            _ => None,
+        }
+    }
+}
+
+/// One blob stored in a layer's pack: its content hash and where its stored bytes lie.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct PackedBlob {
+    /// blake3 of the (uncompressed) content.
+    pub blake3: ContentHash,
+    /// Byte offset in the pack.
+    pub offset: u64,
+    /// Stored length in the pack.
+    pub length: u64,
+    /// How the stored bytes encode the content.
+    pub encoding: Encoding,
+}
+
+/// Checks a pack table: sorted by offset, each blob starting where the previous one ends,
+/// the first at 0, no hash twice. Returns the pack's length.
+pub fn check_pack_table(blobs: &[PackedBlob]) -> std::result::Result<u64, String> {
+    let mut end = 0u64;
+    let mut seen = std::collections::HashSet::new();
+    for b in blobs {
+        if b.offset != end {
+            return Err(format!(
+                "blob {} starts at {} where {end} was expected (blobs must be sorted and contiguous)",
+                b.blake3, b.offset
+            ));
+        }
+        if !seen.insert(b.blake3) {
+            return Err(format!("blob {} is stored twice", b.blake3));
+        }
+        end = end
+            .checked_add(b.length)
+            .ok_or_else(|| format!("blob {} ends beyond 2^64", b.blake3))?;
+    }
+    Ok(end)
+}
+
 /// The changes of one root in one layer.
 #[derive(Clone, PartialEq, Eq, Debug, Default)]
 pub struct RootDiff {
@@ -212,6 +274,9 @@ pub struct Layer {
     pub meta: LayerMeta,
     /// Diffs by root name; roots without changes are absent.
     pub roots: BTreeMap<String, RootDiff>,
+    /// The blobs first stored for this layer, in its pack (`packs/NNN.pack`), by offset.
+    /// Filled in by the checkpoint writer; empty when the layer stored nothing new.
+    pub blobs: Vec<PackedBlob>,
 }
 
 /// What the index says about one layer.
@@ -224,9 +289,9 @@ pub struct LayerRef {
     pub name: String,
     /// blake3 of the layer file's bytes.
     pub blake3: ContentHash,
-    /// Blob files first written for this layer.
+    /// Blobs first stored for this layer (its pack's table).
     pub blobs_added: u64,
-    /// Bytes on disk of those blob files.
+    /// Bytes of its pack.
     pub blob_bytes_added: u64,
 }
 
@@ -324,6 +389,16 @@ struct LayerRecord {
     attachments: BTreeMap<String, ContentHash>,
     meta: serde_json::Value,
     roots: BTreeMap<String, RootDiffRecord>,
+    blobs: Vec<PackedBlobRecord>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PackedBlobRecord {
+    blake3: ContentHash,
+    offset: u64,
+    length: u64,
+    encoding: String,
 }
 
 #[derive(Deserialize)]
@@ -536,6 +611,8 @@ impl Layer {
                 return Err(err("", String::new(), "empty attachment name".into()));
             }
         }
+        check_pack_table(&self.blobs)
+            .map_err(|p| err("", String::new(), format!("blob table: {p}")))?;
         for (root, diff) in &self.roots {
             check_root_name(root)?;
             if diff.is_empty() {
@@ -602,6 +679,16 @@ impl Layer {
                     )
                 })
                 .collect(),
+            blobs: self
+                .blobs
+                .iter()
+                .map(|b| PackedBlobRecord {
+                    blake3: b.blake3,
+                    offset: b.offset,
+                    length: b.length,
+                    encoding: b.encoding.name().to_owned(),
+                })
+                .collect(),
         };
         canonical_json(&rec)
     }
@@ -633,6 +720,22 @@ impl Layer {
             }
             roots.insert(name, diff);
         }
+        let mut blobs = Vec::with_capacity(rec.blobs.len());
+        for b in rec.blobs {
+            let encoding =
+                Encoding::from_name(&b.encoding).ok_or_else(|| CheckpointError::Manifest {
+                    layer: index,
+                    root: String::new(),
+                    path: String::new(),
+                    problem: format!("blob table: unknown encoding {:?}", b.encoding),
+                })?;
+            blobs.push(PackedBlob {
+                blake3: b.blake3,
+                offset: b.offset,
+                length: b.length,
+                encoding,
+            });
+        }
         let layer = Layer {
             index,
             meta: LayerMeta {
@@ -641,6 +744,7 @@ impl Layer {
                 meta: rec.meta,
             },
             roots,
+            blobs,
         };
         layer.validate()?;
         if layer.to_bytes() != bytes {
@@ -756,6 +860,20 @@ mod tests {
                 meta: serde_json::json!({"z": 1, "a": {"y": [1, 2], "b": "c"}}),
             },
             roots: [("build".to_string(), diff)].into_iter().collect(),
+            blobs: vec![
+                PackedBlob {
+                    blake3: ContentHash::of(b"s"),
+                    offset: 0,
+                    length: 1,
+                    encoding: Encoding::Raw,
+                },
+                PackedBlob {
+                    blake3: ContentHash::of(b"hi"),
+                    offset: 1,
+                    length: 11,
+                    encoding: Encoding::Zstd,
+                },
+            ],
         }
     }
 
@@ -781,10 +899,10 @@ mod tests {
     fn wrong_version_is_typed() {
         let text = String::from_utf8(sample().to_bytes())
             .unwrap()
-            .replace("\"format_version\":1", "\"format_version\":7");
+            .replace("\"format_version\":2", "\"format_version\":7");
         match Layer::from_bytes(text.as_bytes(), Path::new("t.json")) {
             Err(CheckpointError::FormatVersion {
-                expected: 1,
+                expected: 2,
                 found: 7,
                 ..
             }) => {}
@@ -819,6 +937,15 @@ mod tests {
             l.validate().is_err(),
             "hardlink group must be the smallest path"
         );
+        let mut l = sample();
+        l.blobs[1].offset = 2;
+        assert!(l.validate().is_err(), "a gap in the pack");
+        let mut l = sample();
+        l.blobs.swap(0, 1);
+        assert!(l.validate().is_err(), "blob table not sorted by offset");
+        let mut l = sample();
+        l.blobs[1].blake3 = l.blobs[0].blake3;
+        assert!(l.validate().is_err(), "a blob stored twice");
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //!   state      fold layers into path → Entry, whole-state rules, diff    pure
 //!   rewrite    equal-length old → new byte strings (output paths)        pure
 //!   ───────────────────────────────────────────────────────────────────────────
-//!   blobs      blobs/ab/<blake3>.zst|.raw, written once, read verified   disk
+//!   blobs      packs/NNN.pack, one per layer, read verified              disk
 //!   snapshot   walk roots, stat cache, parallel hash → Layer; scan_root  disk
 //!   restore    build tree via O_NOFOLLOW *at calls, rename into place    disk
 //!              (or into an existing directory that must stay in place)
@@ -75,8 +75,8 @@ mod testutil;
 
 pub use error::{CheckpointError, IoResultExt, Result};
 pub use manifest::{
-    ContentHash, Entry, EntryKind, Layer, LayerMeta, LayerRef, RootDiff, Timestamp, Xattrs,
-    FORMAT_VERSION,
+    ContentHash, Encoding, Entry, EntryKind, Layer, LayerMeta, LayerRef, PackedBlob, RootDiff,
+    Timestamp, Xattrs, FORMAT_VERSION,
 };
 pub use overlay::{overlay_changes, overlay_diff, overlay_state, OverlayChange, OverlayReport};
 pub use path::RelPath;

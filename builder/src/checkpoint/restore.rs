@@ -147,8 +147,10 @@ fn write_content(
     })?;
     if len != size {
         return Err(CheckpointError::BlobCorrupt {
-            path: blobs.locate(hash)?.0,
-            problem: format!("content is {len} bytes but the manifest says {size}"),
+            path: blobs
+                .location(hash)
+                .map_or_else(|| blobs.dir(), |(pack, _)| blobs.pack_path(pack)),
+            problem: format!("blob {hash}: content is {len} bytes but the manifest says {size}"),
         });
     }
     if cursor != pos {

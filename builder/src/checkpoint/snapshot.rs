@@ -582,6 +582,7 @@ impl Snapshotter {
             index,
             meta,
             roots: diffs,
+            blobs: Vec::new(),
         };
         let layer_ref = writer.write_layer(&layer)?;
         self.state = new_state;

@@ -312,6 +312,7 @@ mod tests {
             index,
             meta: LayerMeta::default(),
             roots: [("build".to_string(), diff)].into_iter().collect(),
+            blobs: Vec::new(),
         }
     }
 

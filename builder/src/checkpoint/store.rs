@@ -6,7 +6,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::blobs::{BlobStore, BlobWriter, STREAM_THRESHOLD};
+use super::blobs::{pack_rel_path, BlobStore, BlobWriter, PACKS, STREAM_THRESHOLD};
 use super::error::{CheckpointError, IoResultExt, Result};
 use super::manifest::{
     layer_file_name, ContentHash, EntryKind, Index, Layer, LayerMeta, LayerRef, FORMAT_VERSION,
@@ -18,7 +18,6 @@ use super::state::{check_root_state, diff_root, RootState, State};
 
 const INDEX: &str = "index.json";
 const LAYERS: &str = "layers";
-const BLOBS: &str = "blobs";
 const TMP: &str = "tmp";
 
 fn write_atomic(dir: &Path, rel: &str, bytes: &[u8]) -> Result<()> {
@@ -62,7 +61,7 @@ impl CheckpointWriter {
             Err(e) => return Err(CheckpointError::io("read dir", dir, e)),
         }
         fs::create_dir(dir.join(LAYERS)).at("create dir", &dir.join(LAYERS))?;
-        let blobs = BlobWriter::open(&dir.join(BLOBS), &dir.join(TMP))?;
+        let blobs = BlobWriter::open(dir, &dir.join(TMP))?;
         let w = CheckpointWriter {
             dir: dir.to_owned(),
             blobs,
@@ -156,23 +155,28 @@ impl CheckpointWriter {
             if !self.blobs.contains(&h) {
                 return Err(CheckpointError::BlobMissing {
                     hash: h.to_hex(),
-                    dir: self.blobs.store().dir().to_owned(),
+                    dir: self.blobs.store().dir(),
                 });
             }
         }
+        // The blobs stored since the previous layer become this layer's pack.
+        let (table, pack_len) = self.blobs.seal(layer.index)?;
+        let layer = Layer {
+            blobs: table,
+            ..layer.clone()
+        };
         let bytes = layer.to_bytes();
         write_atomic(
             &self.dir,
             &layer_file_name(layer.index, &layer.meta.name),
             &bytes,
         )?;
-        let stats = self.blobs.take_stats();
         let r = LayerRef {
             index: layer.index,
             name: layer.meta.name.clone(),
             blake3: ContentHash::of(&bytes),
-            blobs_added: stats.blobs,
-            blob_bytes_added: stats.bytes,
+            blobs_added: layer.blobs.len() as u64,
+            blob_bytes_added: pack_len,
         };
         self.index.layers.push(r.clone());
         self.write_index()?;
@@ -289,6 +293,7 @@ impl CheckpointWriter {
                     meta: rw.apply_json(&l.meta.meta).map_err(conflict)?,
                 },
                 roots,
+                blobs: Vec::new(),
             };
             self.write_layer(&layer)?;
         }
@@ -492,11 +497,12 @@ impl Checkpoint {
             }
             layers.push(layer);
         }
+        let blobs = BlobStore::open(dir, layers.iter().map(|l| (l.index, &l.blobs[..])))?;
         Ok(Checkpoint {
             dir: dir.to_owned(),
             index,
             layers,
-            blobs: BlobStore::new(dir.join(BLOBS)),
+            blobs,
         })
     }
 
@@ -585,14 +591,14 @@ impl Checkpoint {
             let ft = e.file_type().at("stat", &e.path())?;
             let ok = match name.to_str() {
                 Some(INDEX) => ft.is_file(),
-                Some(LAYERS) | Some(BLOBS) => ft.is_dir(),
+                Some(LAYERS) | Some(PACKS) => ft.is_dir(),
                 Some(TMP) => allow_unfinished && ft.is_dir(),
                 _ => false,
             };
             if !ok {
                 return Err(CheckpointError::UnexpectedFile {
                     path: e.path(),
-                    problem: "only index.json, layers/ and blobs/ belong in a checkpoint",
+                    problem: "only index.json, layers/ and packs/ belong in a checkpoint",
                 });
             }
         }
@@ -607,15 +613,80 @@ impl Checkpoint {
                 });
             }
         }
-        let listed = self.blobs.list()?;
+        // Packs: exactly one per layer that stored blobs, of the length its table gives (a
+        // writer that was stopped may have moved the next layer's pack in already).
+        let mut expected_packs: BTreeMap<String, u64> = BTreeMap::new();
+        for l in &self.layers {
+            if !l.blobs.is_empty() {
+                let len = l.blobs.last().map_or(0, |b| b.offset + b.length);
+                expected_packs.insert(pack_rel_path(l.index), len);
+            }
+        }
+        let packs_dir = self.dir.join(PACKS);
+        for e in fs::read_dir(&packs_dir).at("read dir", &packs_dir)? {
+            let e = e.at("read dir", &packs_dir)?;
+            let rel = format!("{PACKS}/{}", e.file_name().to_string_lossy());
+            let meta = fs::symlink_metadata(e.path()).at("stat", &e.path())?;
+            match expected_packs.remove(&rel) {
+                Some(len) if meta.file_type().is_file() && meta.len() == len => {}
+                Some(len) => return Err(CheckpointError::BlobCorrupt {
+                    path: e.path(),
+                    problem: format!(
+                        "the pack must be a regular file of {len} bytes, as its layer's table says"
+                    ),
+                }),
+                None if allow_unfinished => {}
+                None => {
+                    return Err(CheckpointError::UnexpectedFile {
+                        path: e.path(),
+                        problem: "no layer's blob table names this pack",
+                    })
+                }
+            }
+        }
+        if let Some((rel, _)) = expected_packs.into_iter().next() {
+            let first = self
+                .layers
+                .iter()
+                .find(|l| pack_rel_path(l.index) == rel)
+                .and_then(|l| l.blobs.first());
+            return Err(CheckpointError::BlobMissing {
+                hash: first.map(|b| b.blake3.to_hex()).unwrap_or_default(),
+                dir: self.blobs.dir(),
+            });
+        }
         let mut st = State::default();
         let mut referenced = BTreeSet::new();
         for l in &self.layers {
             st.apply(l)?;
-            for d in l.roots.values() {
-                referenced.extend(d.changed.iter().filter_map(|(_, e)| e.blob()));
+            let refs: Vec<ContentHash> = l
+                .roots
+                .values()
+                .flat_map(|d| d.changed.iter().filter_map(|(_, e)| e.blob()))
+                .chain(l.meta.attachments.values().copied())
+                .collect();
+            for h in &refs {
+                match self.blobs.location(h) {
+                    Some((pack, _)) if pack <= l.index => {}
+                    Some((pack, _)) => {
+                        return Err(CheckpointError::Manifest {
+                            layer: l.index,
+                            root: String::new(),
+                            path: String::new(),
+                            problem: format!(
+                                "blob {h} is stored by the later layer {pack}: a layer may only use blobs of itself and earlier layers"
+                            ),
+                        })
+                    }
+                    None => {
+                        return Err(CheckpointError::BlobMissing {
+                            hash: h.to_hex(),
+                            dir: self.blobs.dir(),
+                        })
+                    }
+                }
             }
-            referenced.extend(l.meta.attachments.values().copied());
+            referenced.extend(refs);
         }
         let mut report = VerifyReport {
             layers: self.layers.len() as u32,
@@ -625,9 +696,11 @@ impl Checkpoint {
             report.bytes_verified += self.blobs.verify(h)?;
             report.blobs_verified += 1;
         }
-        report.unreferenced_blobs = listed
+        report.unreferenced_blobs = self
+            .blobs
+            .hashes()
             .iter()
-            .filter(|(h, _)| !referenced.contains(h))
+            .filter(|h| !referenced.contains(h))
             .count() as u64;
         Ok(report)
     }

@@ -638,6 +638,7 @@ fn restore_never_goes_through_a_symlink() {
         )]
         .into_iter()
         .collect(),
+        blobs: Vec::new(),
     };
     w.write_layer(&layer).unwrap();
     w.finish().unwrap();
@@ -709,14 +710,11 @@ fn corrupt_or_missing_blobs_leave_nothing_behind() {
         let h = st.root("build")[&RelPath::new("dir/file").unwrap()]
             .blob()
             .unwrap();
-        let (blob, _) = ck.blobs().locate(&h).unwrap();
         if missing {
-            fs::remove_file(&blob).unwrap();
+            let (pack, _) = ck.blobs().location(&h).unwrap();
+            fs::remove_file(ck.blobs().pack_path(pack)).unwrap();
         } else {
-            let mut b = fs::read(&blob).unwrap();
-            let last = b.len() - 1;
-            b[last / 2] ^= 0x40;
-            fs::write(&blob, b).unwrap();
+            damage_blob(&ck, &h, 0x40);
         }
         let err = ck.verify().unwrap_err();
         let target = t.path().join("target");
@@ -741,12 +739,12 @@ fn wrong_versions_are_typed() {
     let t = TempDir::new("version");
     let ck_dir = small_checkpoint(&t);
     tamper(&ck_dir, |s| {
-        s.replace("\"format_version\":1", "\"format_version\":2")
+        s.replace("\"format_version\":2", "\"format_version\":3")
     });
     match Checkpoint::open(&ck_dir) {
         Err(CheckpointError::FormatVersion {
-            expected: 1,
-            found: 2,
+            expected: 2,
+            found: 3,
             ..
         }) => {}
         other => panic!("{other:?}"),
@@ -754,10 +752,10 @@ fn wrong_versions_are_typed() {
     let idx = ck_dir.join("index.json");
     let text = fs::read_to_string(&idx)
         .unwrap()
-        .replace("\"format_version\":1", "\"format_version\":9");
+        .replace("\"format_version\":2", "\"format_version\":9");
     fs::write(&idx, text).unwrap();
     let e = Checkpoint::open(&ck_dir).unwrap_err();
-    assert!(e.to_string().contains("expected 1, found 9"), "{e}");
+    assert!(e.to_string().contains("expected 2, found 9"), "{e}");
 }
 
 #[test]
@@ -775,9 +773,97 @@ fn tampered_layer_bytes_and_stray_files_are_caught() {
     ));
     let t = TempDir::new("stray");
     let ck_dir = small_checkpoint(&t);
-    fs::write(ck_dir.join("blobs/extra"), b"").unwrap();
+    fs::write(ck_dir.join("packs/extra"), b"").unwrap();
     assert!(matches!(
         Checkpoint::open(&ck_dir).unwrap().verify(),
         Err(CheckpointError::UnexpectedFile { .. })
     ));
+
+    // Packs: a pack no table names, a pack longer than its table, a blob used by a layer
+    // before the layer that stores it.
+    let t = TempDir::new("packs");
+    let ck_dir = small_checkpoint(&t);
+    fs::write(ck_dir.join("packs/007.pack"), b"x").unwrap();
+    assert!(matches!(
+        Checkpoint::open(&ck_dir).unwrap().verify(),
+        Err(CheckpointError::UnexpectedFile { .. })
+    ));
+    fs::remove_file(ck_dir.join("packs/007.pack")).unwrap();
+    let pack = ck_dir.join("packs/000.pack");
+    let mut bytes = fs::read(&pack).unwrap();
+    bytes.push(0);
+    fs::write(&pack, &bytes).unwrap();
+    assert!(matches!(
+        Checkpoint::open(&ck_dir).unwrap().verify(),
+        Err(CheckpointError::BlobCorrupt { .. })
+    ));
+    bytes.pop();
+    fs::write(&pack, &bytes).unwrap();
+    Checkpoint::open(&ck_dir).unwrap().verify().unwrap();
+
+    let t = TempDir::new("pack-order");
+    let ck_dir = t.path().join("ck");
+    let mut w = CheckpointWriter::create(&ck_dir).unwrap();
+    w.add_roots(["build".to_string()]).unwrap();
+    let early = w.put_blob(b"attached to layer 0").unwrap();
+    let meta = |name: &str, h: ContentHash| LayerMeta {
+        name: name.into(),
+        attachments: [("a".to_string(), h)].into_iter().collect(),
+        ..LayerMeta::default()
+    };
+    for (i, name) in ["one", "two"].iter().enumerate() {
+        let layer = Layer {
+            index: i as u32,
+            meta: meta(name, early),
+            roots: BTreeMap::new(),
+            blobs: Vec::new(),
+        };
+        w.write_layer(&layer).unwrap();
+    }
+    w.finish().unwrap();
+    Checkpoint::open(&ck_dir).unwrap().verify().unwrap();
+    // Move the blob's record (and pack) from layer 0 to layer 1: layer 0 now uses a blob
+    // stored after it.
+    let l0 = ck_dir.join("layers/000-one.json");
+    let l1 = ck_dir.join("layers/001-two.json");
+    let t0 = fs::read_to_string(&l0).unwrap();
+    let t1 = fs::read_to_string(&l1).unwrap();
+    let table = &t0[t0.find("\"blobs\":").unwrap()..t0.rfind('}').unwrap()];
+    let n0 = t0.replace(table, "\"blobs\":[]");
+    let n1 = t1.replace("\"blobs\":[]", table);
+    let idx = ck_dir.join("index.json");
+    let mut it = fs::read_to_string(&idx).unwrap();
+    for (f, old, new) in [(&l0, &t0, &n0), (&l1, &t1, &n1)] {
+        fs::write(f, new).unwrap();
+        it = it.replace(
+            &ContentHash::of(old.as_bytes()).to_hex(),
+            &ContentHash::of(new.as_bytes()).to_hex(),
+        );
+    }
+    fs::write(&idx, it).unwrap();
+    fs::rename(ck_dir.join("packs/000.pack"), ck_dir.join("packs/001.pack")).unwrap();
+    match Checkpoint::open(&ck_dir).unwrap().verify() {
+        Err(CheckpointError::Manifest {
+            layer: 0, problem, ..
+        }) => {
+            assert!(problem.contains("later layer"), "{problem}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Flips bits (`mask`) of the byte in the middle of blob `hash`'s stored bytes in its pack.
+pub(super) fn damage_blob(ck: &Checkpoint, hash: &ContentHash, mask: u8) {
+    use std::os::unix::fs::FileExt;
+    let (pack, blob) = ck.blobs().location(hash).unwrap();
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(ck.blobs().pack_path(pack))
+        .unwrap();
+    let at = blob.offset + blob.length / 2;
+    let mut b = [0u8];
+    f.read_exact_at(&mut b, at).unwrap();
+    b[0] ^= mask;
+    f.write_all_at(&b, at).unwrap();
 }
