@@ -423,6 +423,28 @@ impl BlobWriter {
         Ok(())
     }
 
+    /// Appends the stored bytes of `hash` in `from` (already claimed here) as they are, in
+    /// chunks, so a large blob is never held in memory whole.
+    fn copy_stored(&self, from: &BlobStore, hash: &ContentHash) -> Result<()> {
+        let (mut input, l) = from.range(hash)?;
+        let (file, layer, offset) = self.reserve(l.blob.length)?;
+        let mut buf = vec![0u8; CHUNK.min(l.blob.length as usize)];
+        let mut done = 0u64;
+        while done < l.blob.length {
+            let n = input
+                .read(&mut buf)
+                .map_err(|e| CheckpointError::BlobCorrupt {
+                    path: from.pack_path(l.pack),
+                    problem: format!("blob {hash}: {e}"),
+                })?;
+            file.write_all_at(&buf[..n], offset + done)
+                .at("write", &self.store.pack_path(layer))?;
+            done += n as u64;
+        }
+        self.publish(layer, PackedBlob { offset, ..l.blob });
+        Ok(())
+    }
+
     /// Appends the content of the file at `path` as the stored bytes of `hash`.
     fn append_file(&self, hash: ContentHash, path: &Path, encoding: Encoding) -> Result<()> {
         let mut input = File::open(path).at("open", path)?;
@@ -653,8 +675,7 @@ impl BlobWriter {
             if verify {
                 from.verify(hash)?;
             }
-            let (bytes, encoding) = from.stored_bytes(hash)?;
-            self.append(*hash, &bytes, encoding)
+            self.copy_stored(from, hash)
         })();
         if result.is_err() {
             self.unclaim(hash);

@@ -10,7 +10,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use xattr::FileExt;
 
@@ -38,6 +38,16 @@ pub struct RestoreReport {
     pub bytes_written: u64,
     /// Entries that cannot be recreated (sockets, devices), with their kind.
     pub skipped: Vec<(RelPath, &'static str)>,
+}
+
+impl RestoreReport {
+    /// Adds the counts and skipped entries of a part of the same restore.
+    fn absorb(&mut self, part: RestoreReport) {
+        self.entries += part.entries;
+        self.files_written += part.files_written;
+        self.bytes_written += part.bytes_written;
+        self.skipped.extend(part.skipped);
+    }
 }
 
 /// Walks directories below a tree root through `O_NOFOLLOW` descriptors, keeping the
@@ -414,11 +424,90 @@ fn build_children(
     root_path: &Path,
     report: &mut RestoreReport,
 ) -> Result<()> {
+    // Directories first (in path order, so parents before children), then the regular
+    // files that carry content, on all cores (file creation is most of a restore's cost),
+    // then what links to them or needs nothing but a name: hardlinks, symlinks, fifos.
     let mut cur = Cursor::new(root_fd, root_path);
     let mut link_cur = Cursor::new(root_fd, root_path);
-    for (path, e) in state.iter().skip(1) {
+    let children = || state.iter().skip(1);
+    for (path, e) in children().filter(|(_, e)| e.is_dir()) {
         let pfd = cur.dir(&path.parent().unwrap_or_default())?;
         create_entry(blobs, pfd, &mut link_cur, path, e, root_path, report)?;
+    }
+    let carries_content = |path: &RelPath, e: &Entry| match &e.kind {
+        EntryKind::File { hardlink, .. } => hardlink.as_ref().is_none_or(|g| g == path),
+        _ => false,
+    };
+    let files: Vec<(&RelPath, &Entry)> =
+        children().filter(|(p, e)| carries_content(p, e)).collect();
+    write_files(blobs, &files, root_fd, root_path, report)?;
+    for (path, e) in children().filter(|(p, e)| !e.is_dir() && !carries_content(p, e)) {
+        let pfd = cur.dir(&path.parent().unwrap_or_default())?;
+        create_entry(blobs, pfd, &mut link_cur, path, e, root_path, report)?;
+    }
+    Ok(())
+}
+
+/// Creates the regular files `files` (sorted by path; their directories exist) below
+/// `root_fd`, split into contiguous runs of about equal size, one per core. Each run walks
+/// with its own descriptors; the first error is returned once every run has stopped.
+fn write_files(
+    blobs: &BlobStore,
+    files: &[(&RelPath, &Entry)],
+    root_fd: BorrowedFd<'_>,
+    root_path: &Path,
+    report: &mut RestoreReport,
+) -> Result<()> {
+    let run = |part: &[(&RelPath, &Entry)], failed: &AtomicBool| -> Result<RestoreReport> {
+        let mut cur = Cursor::new(root_fd, root_path);
+        let mut link_cur = Cursor::new(root_fd, root_path);
+        let mut rep = RestoreReport::default();
+        for (path, e) in part {
+            if failed.load(Ordering::Relaxed) {
+                break;
+            }
+            let pfd = cur.dir(&path.parent().unwrap_or_default())?;
+            create_entry(blobs, pfd, &mut link_cur, path, e, root_path, &mut rep)
+                .inspect_err(|_| failed.store(true, Ordering::Relaxed))?;
+        }
+        Ok(rep)
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let failed = AtomicBool::new(false);
+    if threads < 2 || files.len() < 64 {
+        let rep = run(files, &failed)?;
+        report.absorb(rep);
+        return Ok(());
+    }
+    // Split by size (plus a per-file cost) so a few big files do not serialise the rest.
+    let cost = |e: &Entry| match e.kind {
+        EntryKind::File { size, .. } => size + 16 * 1024,
+        _ => 0,
+    };
+    let total: u64 = files.iter().map(|(_, e)| cost(e)).sum();
+    let share = total.div_ceil(threads as u64).max(1);
+    let mut parts: Vec<&[(&RelPath, &Entry)]> = Vec::new();
+    let (mut start, mut acc) = (0, 0);
+    for (i, (_, e)) in files.iter().enumerate() {
+        acc += cost(e);
+        if acc >= share && parts.len() + 1 < threads {
+            parts.push(&files[start..=i]);
+            (start, acc) = (i + 1, 0);
+        }
+    }
+    parts.push(&files[start..]);
+    let results: Vec<Result<RestoreReport>> = std::thread::scope(|s| {
+        let handles: Vec<_> = parts
+            .iter()
+            .map(|part| s.spawn(|| run(part, &failed)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or(Err(CheckpointError::WorkerPanicked)))
+            .collect()
+    });
+    for r in results {
+        report.absorb(r?);
     }
     Ok(())
 }

@@ -629,12 +629,14 @@ impl Checkpoint {
             let meta = fs::symlink_metadata(e.path()).at("stat", &e.path())?;
             match expected_packs.remove(&rel) {
                 Some(len) if meta.file_type().is_file() && meta.len() == len => {}
-                Some(len) => return Err(CheckpointError::BlobCorrupt {
-                    path: e.path(),
-                    problem: format!(
+                Some(len) => {
+                    return Err(CheckpointError::BlobCorrupt {
+                        path: e.path(),
+                        problem: format!(
                         "the pack must be a regular file of {len} bytes, as its layer's table says"
                     ),
-                }),
+                    })
+                }
                 None if allow_unfinished => {}
                 None => {
                     return Err(CheckpointError::UnexpectedFile {

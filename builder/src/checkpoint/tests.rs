@@ -216,6 +216,17 @@ pub(super) fn generate(root: &Path) -> bool {
     }
     fs::create_dir_all(&deep).unwrap();
     fs::write(deep.join("leaf"), b"deep leaf").unwrap();
+    // Enough files, in several directories and of unequal sizes, that a restore writes them
+    // on several threads; one in a read-only directory, one with a mode of its own.
+    for i in 0..150 {
+        let size = if i == 7 { 300_000 } else { i * 37 };
+        w(
+            &format!("many/d{}/f{i}", i % 5),
+            &vec![b'a' + (i % 26) as u8; size],
+        );
+    }
+    fs::set_permissions(root.join("many/d3/f3"), fs::Permissions::from_mode(0o751)).unwrap();
+    fs::set_permissions(root.join("many/d4"), fs::Permissions::from_mode(0o555)).unwrap();
     if xa {
         xattr::set(root.join("src/main.c"), "user.mime_type", b"text/x-c").unwrap();
         xattr::set(root.join("src/main.c"), "user.bin", b"\x00\xff\n").unwrap();
