@@ -250,18 +250,7 @@ fn layer_shell_state(ck: &Checkpoint, index: u32, phase: &str) -> Result<ShellSt
         path: PathBuf::new(),
         source,
     })?;
-    let hash = layer
-        .meta
-        .attachments
-        .get("shell-state")
-        .ok_or_else(|| CliError::NoShellState {
-            phase: phase.to_owned(),
-        })?;
-    let bytes = ck.read_blob(hash).map_err(|source| CliError::Checkpoint {
-        path: PathBuf::new(),
-        source,
-    })?;
-    serde_json::from_slice(&bytes).map_err(|_| CliError::NoShellState {
+    crate::resume::read_shell_state(ck, layer).map_err(|_| CliError::NoShellState {
         phase: phase.to_owned(),
     })
 }

@@ -8,15 +8,32 @@ use crate::checkpoint::{
     CheckpointError, CheckpointWriter, LayerMeta, LayerSummary, RewritePair, RootState,
     Snapshotter, State,
 };
-use crate::keys::{later_phase_variables, layer_inputs, layer_key, phase_variables, KEY_FORMAT};
+use crate::keys::{
+    later_phase_variables, layer_inputs, layer_key, phase_variables, LayerInputs, KEY_FORMAT,
+};
 use crate::resume::{resume_trees, BaseCheckpoint};
-use crate::shell::ShellState;
+use crate::shell::{ByteString, ShellState};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The name of the output the builder writes its layers to.
 pub const CHECKPOINT_OUTPUT: &str = "checkpoint";
+
+/// The attachments of every layer: the shell state after the step and the step's keyed
+/// inputs, each as JSON without its function definitions, which are stored apart. Those
+/// rarely change from one phase to the next, so one blob serves every layer instead of
+/// being repeated in each (about 9 KB compressed, twice, per layer).
+pub mod attachment {
+    /// [`crate::shell::ShellState`] as JSON, `functions` empty.
+    pub const SHELL_STATE: &str = "shell-state";
+    /// The state's `functions` (`declare -f` output).
+    pub const SHELL_FUNCTIONS: &str = "shell-functions";
+    /// [`crate::keys::LayerInputs`] as JSON, `functions` empty.
+    pub const INPUTS: &str = "inputs";
+    /// The inputs' normalised `functions`.
+    pub const INPUT_FUNCTIONS: &str = "input-functions";
+}
 
 /// Writes one layer per step.
 pub struct Recorder {
@@ -90,17 +107,29 @@ impl Recorder {
         };
         let inputs = layer_inputs(step, before, &self.output_paths, self.strict, &excluded);
         let key = layer_key(&self.parent_key, &inputs);
-        let inputs_blob = self
-            .writer
-            .put_blob(&serde_json::to_vec(&inputs).expect("inputs serialise"))?;
-        let state_blob = self
-            .writer
-            .put_blob(&serde_json::to_vec(after).expect("state serialises"))?;
+        let inputs_blob = self.writer.put_blob(
+            &serde_json::to_vec(&LayerInputs {
+                functions: ByteString::default(),
+                ..inputs.clone()
+            })
+            .expect("inputs serialise"),
+        )?;
+        let input_functions_blob = self.writer.put_blob(inputs.functions.as_bytes())?;
+        let state_blob = self.writer.put_blob(
+            &serde_json::to_vec(&ShellState {
+                functions: ByteString::default(),
+                ..after.clone()
+            })
+            .expect("state serialises"),
+        )?;
+        let functions_blob = self.writer.put_blob(after.functions.as_bytes())?;
         let meta = LayerMeta {
             name: step.to_owned(),
             attachments: [
-                ("inputs".to_owned(), inputs_blob),
-                ("shell-state".to_owned(), state_blob),
+                (attachment::INPUTS.to_owned(), inputs_blob),
+                (attachment::INPUT_FUNCTIONS.to_owned(), input_functions_blob),
+                (attachment::SHELL_STATE.to_owned(), state_blob),
+                (attachment::SHELL_FUNCTIONS.to_owned(), functions_blob),
             ]
             .into_iter()
             .collect(),

@@ -4,9 +4,10 @@
 //! Effectful. Deciding *what* to reuse is pure and lives in [`crate::reuse`].
 
 use crate::checkpoint::{
-    Checkpoint, CheckpointError, CheckpointWriter, RewritePair, Snapshotter, State,
+    Checkpoint, CheckpointError, CheckpointWriter, Layer, RewritePair, Snapshotter, State,
 };
 use crate::keys::{random_seed_of, LayerInputs};
+use crate::recording::attachment;
 use crate::reuse::BaseLayer;
 use crate::shell::ShellState;
 use std::collections::BTreeMap;
@@ -81,18 +82,11 @@ pub fn load_base_with(
 pub fn decode_layers(checkpoint: &Checkpoint) -> Result<Vec<BaseLayer>, String> {
     let mut layers = Vec::new();
     for layer in checkpoint.layers() {
-        let read = |name: &str| -> Result<Vec<u8>, String> {
-            let hash = layer
-                .meta
-                .attachments
-                .get(name)
-                .ok_or_else(|| format!("layer `{}` has no {name}", layer.meta.name))?;
-            checkpoint.read_blob(hash).map_err(|e| chain(&e))
-        };
-        let state: ShellState = serde_json::from_slice(&read("shell-state")?)
-            .map_err(|e| format!("layer `{}`: shell state unreadable: {e}", layer.meta.name))?;
-        let inputs: LayerInputs = serde_json::from_slice(&read("inputs")?)
-            .map_err(|e| format!("layer `{}`: inputs unreadable: {e}", layer.meta.name))?;
+        let state = read_shell_state(checkpoint, layer)?;
+        let mut inputs: LayerInputs =
+            serde_json::from_slice(&read_attachment(checkpoint, layer, attachment::INPUTS)?)
+                .map_err(|e| format!("layer `{}`: inputs unreadable: {e}", layer.meta.name))?;
+        inputs.functions = read_attachment(checkpoint, layer, attachment::INPUT_FUNCTIONS)?.into();
         let taken_over = layer
             .meta
             .meta
@@ -107,6 +101,27 @@ pub fn decode_layers(checkpoint: &Checkpoint) -> Result<Vec<BaseLayer>, String> 
         });
     }
     Ok(layers)
+}
+
+fn read_attachment(checkpoint: &Checkpoint, layer: &Layer, name: &str) -> Result<Vec<u8>, String> {
+    let hash = layer
+        .meta
+        .attachments
+        .get(name)
+        .ok_or_else(|| format!("layer `{}` has no {name}", layer.meta.name))?;
+    checkpoint.read_blob(hash).map_err(|e| chain(&e))
+}
+
+/// The shell state recorded with `layer` (its JSON and its function definitions).
+pub fn read_shell_state(checkpoint: &Checkpoint, layer: &Layer) -> Result<ShellState, String> {
+    let mut state: ShellState = serde_json::from_slice(&read_attachment(
+        checkpoint,
+        layer,
+        attachment::SHELL_STATE,
+    )?)
+    .map_err(|e| format!("layer `{}`: shell state unreadable: {e}", layer.meta.name))?;
+    state.functions = read_attachment(checkpoint, layer, attachment::SHELL_FUNCTIONS)?.into();
+    Ok(state)
 }
 
 fn chain(e: &dyn std::error::Error) -> String {
