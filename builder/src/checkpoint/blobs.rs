@@ -538,12 +538,17 @@ impl BlobWriter {
         let mut out = io::BufWriter::with_capacity(CHUNK, out);
         let by_hash: HashMap<ContentHash, PackedBlob> =
             appended.iter().map(|b| (b.blake3, *b)).collect();
-        let mut buf = Vec::new();
+        let mut buf = vec![0u8; CHUNK];
         for b in &sorted {
             let old = by_hash[&b.blake3];
-            buf.resize(old.length as usize, 0);
-            file.read_exact_at(&mut buf, old.offset).at("read", &tmp)?;
-            out.write_all(&buf).at("write", &ordered)?;
+            let mut done = 0u64;
+            while done < old.length {
+                let n = (old.length - done).min(CHUNK as u64) as usize;
+                file.read_exact_at(&mut buf[..n], old.offset + done)
+                    .at("read", &tmp)?;
+                out.write_all(&buf[..n]).at("write", &ordered)?;
+                done += n as u64;
+            }
         }
         let out = out
             .into_inner()
@@ -811,6 +816,39 @@ mod tests {
         assert_eq!(s.location(&put.hash).unwrap().0, 1);
         assert_eq!(w.seal(2).unwrap(), (vec![], 0), "nothing new: no pack");
         assert!(!t.path().join("packs/002.pack").exists());
+        assert_eq!(fs::read_dir(t.path().join("tmp")).unwrap().count(), 0);
+
+        // Blobs appended out of hash order, one larger than the copy buffer and
+        // incompressible: the sealed pack is rewritten in hash order and reads back.
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let noise: Vec<u8> = (0..(CHUNK + CHUNK / 2))
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let big_hash = ContentHash::of(&noise);
+        let small = (0u32..)
+            .map(|i| format!("small blob {i}").into_bytes())
+            .find(|d| ContentHash::of(d) < big_hash)
+            .unwrap();
+        assert_eq!(w.put_bytes(&noise).unwrap(), big_hash);
+        let small_hash = w.put_bytes(&small).unwrap();
+        let (sorted, len) = w.seal(3).unwrap();
+        assert_eq!(
+            sorted.iter().map(|b| b.blake3).collect::<Vec<_>>(),
+            vec![small_hash, big_hash]
+        );
+        assert_eq!(
+            fs::metadata(t.path().join("packs/003.pack")).unwrap().len(),
+            len
+        );
+        assert_eq!(s.read(&big_hash).unwrap(), noise);
+        assert_eq!(s.read(&small_hash).unwrap(), small);
+        let reopened = BlobStore::open(t.path(), [(3, &sorted[..])]).unwrap();
+        assert_eq!(reopened.read(&big_hash).unwrap(), noise);
         assert_eq!(fs::read_dir(t.path().join("tmp")).unwrap().count(), 0);
 
         // A store opened from the tables reads the same.
