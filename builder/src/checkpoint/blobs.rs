@@ -426,44 +426,43 @@ impl BlobWriter {
     /// Appends the stored bytes of `hash` in `from` (already claimed here) as they are, in
     /// chunks, so a large blob is never held in memory whole.
     fn copy_stored(&self, from: &BlobStore, hash: &ContentHash) -> Result<()> {
-        let (mut input, l) = from.range(hash)?;
-        let (file, layer, offset) = self.reserve(l.blob.length)?;
-        let mut buf = vec![0u8; CHUNK.min(l.blob.length as usize)];
-        let mut done = 0u64;
-        while done < l.blob.length {
-            let n = input
-                .read(&mut buf)
-                .map_err(|e| CheckpointError::BlobCorrupt {
-                    path: from.pack_path(l.pack),
-                    problem: format!("blob {hash}: {e}"),
-                })?;
-            file.write_all_at(&buf[..n], offset + done)
-                .at("write", &self.store.pack_path(layer))?;
-            done += n as u64;
-        }
-        self.publish(layer, PackedBlob { offset, ..l.blob });
-        Ok(())
+        let (input, l) = from.range(hash)?;
+        self.append_from(*hash, l.blob.encoding, l.blob.length, input, |e| {
+            CheckpointError::BlobCorrupt {
+                path: from.pack_path(l.pack),
+                problem: format!("blob {hash}: {e}"),
+            }
+        })
     }
 
     /// Appends the content of the file at `path` as the stored bytes of `hash`.
     fn append_file(&self, hash: ContentHash, path: &Path, encoding: Encoding) -> Result<()> {
-        let mut input = File::open(path).at("open", path)?;
-        let len = input.metadata().at("stat", path)?.len();
-        let (file, layer, offset) = self.reserve(len)?;
-        let mut buf = vec![0u8; CHUNK];
+        let input = File::open(path).at("open", path)?;
+        let length = input.metadata().at("stat", path)?.len();
+        self.append_from(hash, encoding, length, input, |e| {
+            CheckpointError::io("read", path, e)
+        })
+    }
+
+    /// Appends `length` bytes read from `input`, in chunks, as the stored bytes of `hash`
+    /// (already claimed); `read_error` describes a failed or short read.
+    fn append_from(
+        &self,
+        hash: ContentHash,
+        encoding: Encoding,
+        length: u64,
+        mut input: impl Read,
+        read_error: impl Fn(io::Error) -> CheckpointError,
+    ) -> Result<()> {
+        let (file, layer, offset) = self.reserve(length)?;
+        let mut buf = vec![0u8; CHUNK.min(usize::try_from(length).unwrap_or(CHUNK))];
         let mut done = 0u64;
-        while done < len {
+        while done < length {
             let n = match input.read(&mut buf) {
-                Ok(0) => {
-                    return Err(CheckpointError::io(
-                        "read",
-                        path,
-                        io::Error::from(io::ErrorKind::UnexpectedEof),
-                    ))
-                }
-                Ok(n) => n,
+                Ok(0) => return Err(read_error(io::ErrorKind::UnexpectedEof.into())),
+                Ok(n) => n.min(usize::try_from(length - done).unwrap_or(n)),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(CheckpointError::io("read", path, e)),
+                Err(e) => return Err(read_error(e)),
             };
             file.write_all_at(&buf[..n], offset + done)
                 .at("write", &self.store.pack_path(layer))?;
@@ -474,7 +473,7 @@ impl BlobWriter {
             PackedBlob {
                 blake3: hash,
                 offset,
-                length: len,
+                length,
                 encoding,
             },
         );
