@@ -99,6 +99,32 @@ pub fn overlay_diff(old: &RootState, new: &RootState) -> Vec<(RelPath, OverlayCh
         .collect()
 }
 
+/// The differences between `old` and `new`, and a report counting them by kind.
+fn counted_changes(
+    old: &RootState,
+    new: &RootState,
+) -> (Vec<(RelPath, OverlayChange)>, OverlayReport) {
+    let changes = overlay_diff(old, new);
+    let mut report = OverlayReport::default();
+    for (_, c) in &changes {
+        match c {
+            OverlayChange::Added => report.added += 1,
+            OverlayChange::Removed => report.removed += 1,
+            OverlayChange::Content | OverlayChange::Kind => report.changed += 1,
+            OverlayChange::Mode => report.mode_changed += 1,
+        }
+    }
+    (changes, report)
+}
+
+/// The least mtime a changed path gets: one second after `min_mtime`.
+fn floor_after(min_mtime: Timestamp) -> Timestamp {
+    Timestamp {
+        sec: min_mtime.sec.saturating_add(1),
+        nsec: min_mtime.nsec,
+    }
+}
+
 /// Applies to `target` every difference between `old` and `new` (two states of the same
 /// source tree; `new` is the state of the tree at `new_dir`, e.g. from
 /// [`super::snapshot::scan_root`]). `target` holds a tree restored from a later point of the
@@ -139,20 +165,8 @@ pub fn overlay_changes(
             problem: "an overlay needs both states to be directories".into(),
         });
     }
-    let changes = overlay_diff(old, new);
-    let mut report = OverlayReport::default();
-    for (_, c) in &changes {
-        match c {
-            OverlayChange::Added => report.added += 1,
-            OverlayChange::Removed => report.removed += 1,
-            OverlayChange::Content | OverlayChange::Kind => report.changed += 1,
-            OverlayChange::Mode => report.mode_changed += 1,
-        }
-    }
-    let floor = Timestamp {
-        sec: min_mtime.sec.saturating_add(1),
-        nsec: min_mtime.nsec,
-    };
+    let (changes, mut report) = counted_changes(old, new);
+    let floor = floor_after(min_mtime);
     let target_fd = fsops::open_dir(target).at("open dir", target)?;
     let src_fd = fsops::open_dir(new_dir).at("open dir", new_dir)?;
     let mut ov = Overlay {
@@ -522,21 +536,9 @@ pub fn overlay_state(
             "an overlay needs all three states to be directories",
         ));
     }
-    let floor = Timestamp {
-        sec: min_mtime.sec.saturating_add(1),
-        nsec: min_mtime.nsec,
-    };
+    let floor = floor_after(min_mtime);
     let bumped = |e: &Entry| floor.max(e.mtime);
-    let changes = overlay_diff(old, new);
-    let mut report = OverlayReport::default();
-    for (_, c) in &changes {
-        match c {
-            OverlayChange::Added => report.added += 1,
-            OverlayChange::Removed => report.removed += 1,
-            OverlayChange::Content | OverlayChange::Kind => report.changed += 1,
-            OverlayChange::Mode => report.mode_changed += 1,
-        }
-    }
+    let (changes, mut report) = counted_changes(old, new);
     let mut out = restored.clone();
     let remove_tree = |out: &mut RootState, p: &RelPath| {
         out.retain(|k, _| !k.starts_with(p));
