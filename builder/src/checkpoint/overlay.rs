@@ -117,6 +117,16 @@ fn counted_changes(
     (changes, report)
 }
 
+/// The directories of `new` whose list of entries changed (something added or removed).
+fn relisted_dirs(changes: &[(RelPath, OverlayChange)], new: &RootState) -> BTreeSet<RelPath> {
+    changes
+        .iter()
+        .filter(|(_, c)| matches!(c, OverlayChange::Added | OverlayChange::Removed))
+        .filter_map(|(p, _)| p.parent())
+        .filter(|d| new.get(d).is_some_and(Entry::is_dir))
+        .collect()
+}
+
 /// The least mtime a changed path gets: one second after `min_mtime`.
 fn floor_after(min_mtime: Timestamp) -> Timestamp {
     Timestamp {
@@ -192,12 +202,7 @@ pub fn overlay_changes(
     }
     // Directories whose entry list changed get the new mtime even if nothing had to be
     // done on disk (e.g. the removed path was already gone).
-    let relisted: BTreeSet<RelPath> = changes
-        .iter()
-        .filter(|(_, c)| matches!(c, OverlayChange::Added | OverlayChange::Removed))
-        .filter_map(|(p, _)| p.parent())
-        .filter(|d| new.get(d).is_some_and(Entry::is_dir))
-        .collect();
+    let relisted = relisted_dirs(&changes, new);
     for d in &relisted {
         if let Some(fd) = ov.open(d, false)? {
             ov.touch(d, fd.as_fd())?;
@@ -633,12 +638,7 @@ pub fn overlay_state(
         }
     }
     // Directories whose list of entries changed get `new`'s mode and the bumped mtime.
-    let relisted: BTreeSet<RelPath> = changes
-        .iter()
-        .filter(|(_, c)| matches!(c, OverlayChange::Added | OverlayChange::Removed))
-        .filter_map(|(p, _)| p.parent())
-        .filter(|d| new.get(d).is_some_and(Entry::is_dir))
-        .collect();
+    let relisted = relisted_dirs(&changes, new);
     for d in &relisted {
         if let Some(x) = out.get_mut(d).filter(|x| x.is_dir()) {
             x.mode = new[d].mode;
