@@ -5,8 +5,7 @@
 //! step's shell state and its keyed inputs (see [`crate::keys`]) as attachments.
 
 use crate::checkpoint::{
-    CheckpointError, CheckpointWriter, LayerMeta, LayerSummary, RewritePair, RootState,
-    Snapshotter, State,
+    CheckpointError, CheckpointWriter, LayerMeta, LayerSummary, RewritePair, Snapshotter, State,
 };
 use crate::keys::{
     later_phase_variables, layer_inputs, layer_key, phase_variables, LayerInputs, KEY_FORMAT,
@@ -215,9 +214,11 @@ impl Recorder {
         outputs: &[(String, PathBuf)],
     ) -> Result<(), CheckpointError> {
         let started = std::time::Instant::now();
-        let live: RootState = self.snapshotter.state().root("build").clone();
-        self.writer
-            .apply_state_over(&live, want.root("build"), build_top)?;
+        self.writer.apply_state_over(
+            self.snapshotter.state().root("build"),
+            want.root("build"),
+            build_top,
+        )?;
         for (name, path) in outputs {
             let root = want.root(name);
             if !root.is_empty() && !path.exists() {

@@ -229,7 +229,6 @@ impl CheckpointWriter {
         from.layer(upto)?;
         let layers = &from.layers()[..=upto as usize];
 
-        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
         let mut hashes = self.take_imported(rewrites);
         self.add_roots(from.roots().iter().cloned())?;
         let mut old_state = State::default();
@@ -257,12 +256,7 @@ impl CheckpointWriter {
                     fresh.entry(*h).or_insert(None);
                 }
             }
-            let jobs: Vec<(ContentHash, Option<u64>)> = fresh.into_iter().collect();
-            let blobs = &self.blobs;
-            let done = run_parallel(&jobs, threads, |(h, size)| {
-                rewrite_blob(from.blobs(), blobs, &rw, h, *size)
-            })?;
-            hashes.extend(jobs.iter().map(|(h, _)| *h).zip(done));
+            self.import_blobs(from, &rw, fresh, &mut hashes)?;
             let mut roots = BTreeMap::new();
             for root in l.roots.keys() {
                 let rewritten = rw
@@ -317,30 +311,21 @@ impl CheckpointWriter {
         let rw = Rewrites::new(rewrites)?;
         let old_state = from.state_after(upto)?;
         let mut hashes = self.take_imported(rewrites);
-        let mut fresh: BTreeMap<ContentHash, u64> = BTreeMap::new();
+        let mut fresh: BTreeMap<ContentHash, Option<u64>> = BTreeMap::new();
         for root in old_state.roots.values() {
             for e in root.values() {
                 if let EntryKind::File { size, blake3, .. } = &e.kind {
                     if !hashes.contains_key(blake3) {
-                        fresh.insert(*blake3, *size);
+                        fresh.insert(*blake3, Some(*size));
                     }
                 }
             }
         }
-        let jobs: Vec<(ContentHash, u64)> = fresh.into_iter().collect();
-        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let blobs = &self.blobs;
-        let done = run_parallel(&jobs, threads, |(h, size)| {
-            rewrite_blob(from.blobs(), blobs, &rw, h, Some(*size))
-        });
-        let done = match done {
-            Ok(d) => d,
-            Err(e) => {
-                self.imported = Some((rewrites.to_vec(), hashes));
-                return Err(e);
-            }
-        };
-        hashes.extend(jobs.iter().map(|(h, _)| *h).zip(done));
+        let imported = self.import_blobs(from, &rw, fresh, &mut hashes);
+        if let Err(e) = imported {
+            self.imported = Some((rewrites.to_vec(), hashes));
+            return Err(e);
+        }
         let mut new_state = State::default();
         for (name, root) in &old_state.roots {
             let rewritten = rw.apply_root_state(root, &hashes).map_err(|problem| {
@@ -377,6 +362,24 @@ impl CheckpointWriter {
     /// Restores `state` from this checkpoint's blobs at `target`, which must not exist.
     pub fn restore_state(&self, state: &RootState, target: &Path) -> Result<RestoreReport> {
         restore_root(self.blobs.store(), state, target)
+    }
+
+    /// Brings the blobs `wanted` of `from` (hash → size, when an entry gives it) into this
+    /// checkpoint with `rw` applied, on all cores, and records old → new hashes in `hashes`.
+    fn import_blobs(
+        &self,
+        from: &Checkpoint,
+        rw: &Rewrites,
+        wanted: BTreeMap<ContentHash, Option<u64>>,
+        hashes: &mut HashMap<ContentHash, ContentHash>,
+    ) -> Result<()> {
+        let jobs: Vec<(ContentHash, Option<u64>)> = wanted.into_iter().collect();
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let done = run_parallel(&jobs, threads, |(h, size)| {
+            rewrite_blob(from.blobs(), &self.blobs, rw, h, *size)
+        })?;
+        hashes.extend(jobs.iter().map(|(h, _)| *h).zip(done));
+        Ok(())
     }
 
     /// The memo of blobs imported with exactly `rewrites` (empty for other rewrites).
