@@ -22,7 +22,7 @@
 
 use integration_tests::builder_binary;
 use integration_tests::log::{parse, BuildLog};
-use integration_tests::nix::{dump, repo_root};
+use integration_tests::nix::{dump, render, repo_root};
 use integration_tests::outputs::normalised_nar;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
@@ -37,19 +37,6 @@ const KEY_NAME: &str = "cpbtest-daemon-test-1";
 
 // ---------------------------------------------------------------------------------------
 // Processes
-
-fn render(cmd: &Command) -> String {
-    let mut parts = vec![cmd.get_program().to_string_lossy().into_owned()];
-    parts.extend(cmd.get_args().map(|a| {
-        let a = a.to_string_lossy();
-        if a.is_empty() || a.contains(' ') {
-            format!("'{a}'")
-        } else {
-            a.into_owned()
-        }
-    }));
-    parts.join(" ")
-}
 
 fn output_of(cmd: &mut Command) -> Output {
     cmd.stdin(Stdio::null())

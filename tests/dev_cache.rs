@@ -77,13 +77,6 @@ fn entries(cache: &Path) -> Vec<serde_json::Value> {
         .clone()
 }
 
-fn ran(result: &BuildResult, phase: &str) -> bool {
-    result
-        .log_lines
-        .iter()
-        .any(|l| l.trim() == format!("Running phase: {phase}"))
-}
-
 #[test]
 fn failed_install_is_kept_enterable_and_resumed_after_the_fix() {
     let _serial = serial();
@@ -147,12 +140,12 @@ fn failed_install_is_kept_enterable_and_resumed_after_the_fix() {
     assert!(fixed.success, "{}", fixed.log_tail(30));
     for phase in ["unpackPhase", "configurePhase", "buildPhase"] {
         assert!(
-            !ran(&fixed, phase),
+            !fixed.ran_phase(phase),
             "{phase} ran again\n{}",
             fixed.log_tail(30)
         );
     }
-    assert!(ran(&fixed, "installPhase"));
+    assert!(fixed.ran_phase("installPhase"));
     assert!(normalised_out(&fixed) == normalised_out(&clean));
 }
 
@@ -289,8 +282,8 @@ fn a_killed_build_leaves_a_usable_cache_and_corrupt_entries_are_dropped() {
         next.log_tail(30)
     );
     assert!(!corrupt.exists());
-    assert!(!ran(&next, "configurePhase"), "{}", next.log_tail(30));
-    assert!(ran(&next, "buildPhase"));
+    assert!(!next.ran_phase("configurePhase"), "{}", next.log_tail(30));
+    assert!(next.ran_phase("buildPhase"));
     assert!(normalised_out(&next) == normalised_out(&clean));
 }
 

@@ -199,21 +199,9 @@ fn out_difference(label: &str, a: &BuildResult, b: &BuildResult) -> Option<Strin
 
 /// The builder's explanation line for `phase`, or a note that there is none.
 fn decision(result: &BuildResult, phase: &str) -> String {
-    let prefix = format!("checkpoint-builder: {phase} ");
     result
-        .log_lines
-        .iter()
-        .rev()
-        .find(|l| l.starts_with(&prefix) && (l.contains("restored") || l.contains("ran")))
-        .cloned()
-        .unwrap_or_else(|| format!("(no decision line for {phase})"))
-}
-
-fn ran(result: &BuildResult, phase: &str) -> bool {
-    result
-        .log_lines
-        .iter()
-        .any(|l| l.trim() == format!("Running phase: {phase}"))
+        .decision_line(phase)
+        .map_or_else(|| format!("(no decision line for {phase})"), str::to_owned)
 }
 
 /// The log lines that compile or assemble one object: the compiler command lines of hello's
@@ -304,13 +292,13 @@ fn check(spec: &Spec) {
     let label = format!("{name} oneline from base");
     // The tarball is the same, so unpackPhase may be restored; the edit is postPatch's.
     let patch = decision(&resumed, "patchPhase");
-    if !ran(&resumed, "patchPhase") || !patch.contains("postPatch") {
+    if !resumed.ran_phase("patchPhase") || !patch.contains("postPatch") {
         problems.push(format!(
             "{label}: patchPhase should run because postPatch changed: {patch}"
         ));
     }
     let configure = decision(&resumed, "configurePhase");
-    if !configure.contains("restored") || ran(&resumed, "configurePhase") {
+    if !configure.contains("restored") || resumed.ran_phase("configurePhase") {
         problems.push(format!(
             "{label}: configurePhase was not restored ({}): {configure}",
             if spec.configures {
@@ -379,7 +367,7 @@ fn check(spec: &Spec) {
     let label = format!("{name} install from base");
     for phase in spec.before_install {
         let d = decision(&install, phase);
-        if !d.contains("restored") || ran(&install, phase) {
+        if !d.contains("restored") || install.ran_phase(phase) {
             problems.push(format!("{label}: {phase} was not restored: {d}"));
         }
     }
@@ -390,11 +378,11 @@ fn check(spec: &Spec) {
         ));
     }
     for phase in ["installPhase", "fixupPhase"] {
-        if !ran(&install, phase) {
+        if !install.ran_phase(phase) {
             problems.push(format!("{label}: {phase} did not run"));
         }
     }
-    if !ran(&install_clean, "buildPhase") {
+    if !install_clean.ran_phase("buildPhase") {
         problems.push(format!("{name} install clean: buildPhase did not run"));
     }
     if let Some(d) = out_difference(&format!("{name}-install"), &install, &install_clean) {

@@ -50,21 +50,10 @@ fn build_named(label: &str, variant: &str, name: &str, base: Option<&Path>) -> B
 
 /// The builder's explanation line for `phase`.
 fn decision(result: &BuildResult, phase: &str) -> String {
-    let prefix = format!("checkpoint-builder: {phase} ");
     result
-        .log_lines
-        .iter()
-        .rev()
-        .find(|l| l.starts_with(&prefix) && (l.contains("restored") || l.contains("ran:")))
-        .cloned()
+        .decision_line(phase)
         .unwrap_or_else(|| panic!("no decision line for {phase}\n{}", result.log_tail(40)))
-}
-
-fn ran(result: &BuildResult, phase: &str) -> bool {
-    result
-        .log_lines
-        .iter()
-        .any(|l| l.trim() == format!("Running phase: {phase}"))
+        .to_owned()
 }
 
 fn references(path: &Path) -> Vec<String> {
@@ -127,11 +116,11 @@ fn install_phase_change_restores_up_to_build_and_equals_a_clean_build() {
             "{}",
             decision(&b, phase)
         );
-        assert!(!ran(&b, phase), "{phase} ran in the resumed build");
+        assert!(!b.ran_phase(phase), "{phase} ran in the resumed build");
     }
     assert!(decision(&b, "installPhase").contains("ran: variable postInstall changed"));
-    assert!(ran(&b, "installPhase") && ran(&b, "fixupPhase"));
-    assert!(ran(&clean, "buildPhase"));
+    assert!(b.ran_phase("installPhase") && b.ran_phase("fixupPhase"));
+    assert!(clean.ran_phase("buildPhase"));
     assert!(
         normalised_out(&b) == normalised_out(&clean),
         "resumed out differs from a clean build"
@@ -194,13 +183,13 @@ fn build_flag_change_restores_configure_and_reruns_build() {
     let b = build(2, "flags-from-a", "flags", Some(&output(&a, true)));
     let clean = build(2, "flags-clean", "flags", None);
     assert!(decision(&b, "configurePhase").contains("restored"));
-    assert!(!ran(&b, "configurePhase"));
+    assert!(!b.ran_phase("configurePhase"));
     assert!(
         decision(&b, "buildPhase").contains("buildFlags"),
         "{}",
         decision(&b, "buildPhase")
     );
-    assert!(ran(&b, "buildPhase"));
+    assert!(b.ran_phase("buildPhase"));
     assert!(normalised_out(&b) == normalised_out(&clean));
 }
 
@@ -227,7 +216,7 @@ fn corrupt_checkpoint_gives_a_clean_build_with_a_message() {
         "{}",
         b.log_tail(30)
     );
-    assert!(ran(&b, "unpackPhase") && ran(&b, "buildPhase"));
+    assert!(b.ran_phase("unpackPhase") && b.ran_phase("buildPhase"));
     assert!(normalised_out(&b) == normalised_out(&clean));
 }
 
@@ -242,7 +231,7 @@ fn another_packages_checkpoint_restores_nothing_and_says_why() {
         unpack.contains("ran:") && unpack.contains("src"),
         "{unpack}"
     );
-    assert!(ran(&b, "unpackPhase"));
+    assert!(b.ran_phase("unpackPhase"));
     assert!(normalised_out(&b) == normalised_out(&clean));
 }
 
@@ -253,8 +242,8 @@ fn one_line_source_change_recompiles_that_file_only() {
     let a = build(5, "source-base", "a", None);
     let b = build(5, "source-from-a", "source", Some(&output(&a, true)));
     let clean = build(5, "source-clean", "source", None);
-    assert!(ran(&b, "unpackPhase") && ran(&b, "patchPhase"));
-    assert!(!ran(&b, "configurePhase"), "{}", b.log_tail(40));
+    assert!(b.ran_phase("unpackPhase") && b.ran_phase("patchPhase"));
+    assert!(!b.ran_phase("configurePhase"), "{}", b.log_tail(40));
     assert!(decision(&b, "configurePhase").contains("restored (incremental)"));
     assert!(
         decision(&b, "buildPhase").contains("text.c"),
@@ -309,7 +298,7 @@ fn makefile_change_rebuilds_from_configure() {
     let a = build(7, "makefile-base", "a", None);
     let b = build(7, "makefile-from-a", "makefile", Some(&output(&a, true)));
     let clean = build(7, "makefile-clean", "makefile", None);
-    assert!(ran(&b, "configurePhase") && ran(&b, "buildPhase"));
+    assert!(b.ran_phase("configurePhase") && b.ran_phase("buildPhase"));
     assert!(
         b.log_lines
             .iter()
@@ -408,7 +397,7 @@ fn other_format_version_or_system_gives_a_clean_build_with_a_message() {
             .unwrap_or_else(|| panic!("{label}: no rejection\n{}", b.log_tail(30)))
             .clone();
         assert!(line.contains(words), "{label}: {line}");
-        assert!(ran(&b, "unpackPhase") && ran(&b, "buildPhase"));
+        assert!(b.ran_phase("unpackPhase") && b.ran_phase("buildPhase"));
         assert!(normalised_out(&b) == normalised_out(&clean), "{label}");
     }
 }

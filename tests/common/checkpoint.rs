@@ -376,21 +376,9 @@ pub fn root_names(inspect: &Value) -> Result<Vec<String>, String> {
 pub fn references(path: &Path) -> Result<Vec<PathBuf>, HarnessError> {
     let mut cmd = Command::new("nix-store");
     cmd.arg("-q").arg("--references").arg(path);
-    let command = format!("nix-store -q --references {}", path.display());
-    let output = cmd.output().map_err(|source| HarnessError::Spawn {
-        command: command.clone(),
-        source,
-    })?;
-    if !output.status.success() {
-        return Err(HarnessError::Command {
-            command,
-            status: output.status.to_string(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        });
-    }
-    Ok(String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter(|l| !l.is_empty())
+    let output = nix::run(cmd)?;
+    Ok(nix::stdout_lines(&output)
+        .into_iter()
         .map(PathBuf::from)
         .collect())
 }
@@ -719,23 +707,10 @@ pub fn snapshot_listing(dir: &Path) -> Result<Vec<String>, HarnessError> {
 
 /// Runs `tests/checkpoint-cases/lib/tree-listing.sh` in `dir`; its output.
 pub fn tree_listing(dir: &Path) -> Result<String, HarnessError> {
-    let script = checkpoint_cases_dir().join("lib/tree-listing.sh");
-    let command = format!("(cd {} && bash {})", dir.display(), script.display());
-    let output = Command::new("bash")
-        .arg(&script)
-        .current_dir(dir)
-        .output()
-        .map_err(|source| HarnessError::Spawn {
-            command: command.clone(),
-            source,
-        })?;
-    if !output.status.success() {
-        return Err(HarnessError::Command {
-            command,
-            status: output.status.to_string(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        });
-    }
+    let mut cmd = Command::new("bash");
+    cmd.arg(checkpoint_cases_dir().join("lib/tree-listing.sh"))
+        .current_dir(dir);
+    let output = nix::run(cmd)?;
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 

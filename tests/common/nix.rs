@@ -88,6 +88,22 @@ impl BuildResult {
         let start = self.log_lines.len().saturating_sub(n);
         self.log_lines[start..].join("\n")
     }
+
+    /// Whether the log shows stdenv's `Running phase: PHASE` header.
+    pub fn ran_phase(&self, phase: &str) -> bool {
+        let header = format!("Running phase: {phase}");
+        self.log_lines.iter().any(|l| l.trim() == header)
+    }
+
+    /// The builder's explanation line for `phase` (`checkpoint-builder: PHASE  restored…` or
+    /// `… ran…`, from the block that ends the log), if there is one.
+    pub fn decision_line(&self, phase: &str) -> Option<&str> {
+        let prefix = format!("checkpoint-builder: {phase} ");
+        self.log_lines.iter().rev().find_map(|l| {
+            let reason = l.strip_prefix(&prefix)?.trim_start();
+            (reason.starts_with("restored") || reason.starts_with("ran")).then_some(l.as_str())
+        })
+    }
 }
 
 /// The repository root (parent of this crate's directory).
@@ -161,7 +177,8 @@ pub fn builder_binary() -> Result<&'static Path, HarnessError> {
         .map_err(|e| HarnessError::Environment(e.clone()))
 }
 
-fn render(cmd: &Command) -> String {
+/// A command as a shell line, for messages (`(cd DIR && …)` when it runs elsewhere).
+pub fn render(cmd: &Command) -> String {
     let mut parts = vec![cmd.get_program().to_string_lossy().into_owned()];
     parts.extend(cmd.get_args().map(|a| {
         let a = a.to_string_lossy();
@@ -171,11 +188,15 @@ fn render(cmd: &Command) -> String {
             a.into_owned()
         }
     }));
-    parts.join(" ")
+    let line = parts.join(" ");
+    match cmd.get_current_dir() {
+        Some(dir) => format!("(cd {} && {line})", dir.display()),
+        None => line,
+    }
 }
 
 /// Runs a harness command and requires success.
-fn run(mut cmd: Command) -> Result<Output, HarnessError> {
+pub fn run(mut cmd: Command) -> Result<Output, HarnessError> {
     let output = cmd.output().map_err(|source| HarnessError::Spawn {
         command: render(&cmd),
         source,
@@ -190,7 +211,8 @@ fn run(mut cmd: Command) -> Result<Output, HarnessError> {
     Ok(output)
 }
 
-fn stdout_lines(output: &Output) -> Vec<String> {
+/// The non-empty lines of a command's standard output.
+pub fn stdout_lines(output: &Output) -> Vec<String> {
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .filter(|l| !l.is_empty())
