@@ -5,7 +5,8 @@
 //! 2. `oneline` (one line of one C file changed by `postPatch`, see
 //!    `tests/projects/variant.nix`) with `checkpointBase` = that checkpoint, and the same
 //!    variant clean (no base, same builder, also with a checkpoint output);
-//! 3. `install` (a `postInstall` writing one more file) with the base, and clean.
+//! 3. `header` (one line of one header changed by `postPatch`) with the base, and clean;
+//! 4. `install` (a `postInstall` writing one more file) with the base, and clean.
 //!
 //! and requires: the resumed `oneline` build ran patchPhase (its `postPatch` changed; the
 //! tarball did not, so unpackPhase may be restored), restored configure (decision line;
@@ -13,6 +14,11 @@
 //! changed file as the only change, compiled exactly one object, from that file, and its
 //! `out` is NAR-identical to the clean build's (own output hash and the 10-character seed
 //! prefix normalised, as `tests/reuse.rs` does) and the changed program prints the change;
+//! the resumed `header` build restored configure, resumed buildPhase over the earlier tree,
+//! compiled what includes the header (hello, configured with `--disable-dependency-tracking`:
+//! every object, because no dependency record names the header; lua and zstd: the objects
+//! their Makefile rules or depfiles name it for, fewer than a clean build for zstd), and its
+//! `out` equals the clean build's and differs from the base's;
 //! the `install` build restored every phase up to `buildPhase` (hello: `checkPhase` too), ran
 //! install and fixup, and its `out` equals the clean build's. Every check is made and all
 //! failures are reported together, with the log lines that show them.
@@ -49,6 +55,13 @@ struct Spec {
     before_install: &'static [&'static str],
     /// The program and arguments that show the change, and the text its stdout must contain.
     shows_change: (&'static str, &'static [&'static str], &'static str),
+    /// The header the `header` variant edits, relative to the source root.
+    header: &'static str,
+    /// Whether the earlier build records no dependency on that header (hello: automake with
+    /// `--disable-dependency-tracking`), so the resumed build must recompile every object.
+    header_untracked: bool,
+    /// What shows the `header` change, as `shows_change` (None: only `out` shows it).
+    header_shows: Option<(&'static str, &'static [&'static str], &'static str)>,
 }
 
 const HELLO: Spec = Spec {
@@ -67,6 +80,13 @@ const HELLO: Spec = Spec {
         &["--version"],
         "hello (GNU Hello) 2.10 (one-line change)\n",
     ),
+    header: "src/system.h",
+    header_untracked: true,
+    header_shows: Some((
+        "bin/hello",
+        &["--version"],
+        "hello (GNU Hello) 2.10 (one-line change)\n",
+    )),
 };
 
 const LUA: Spec = Spec {
@@ -79,6 +99,13 @@ const LUA: Spec = Spec {
         &["-v"],
         "Lua 5.4.4  Copyright (C) 1994-2022 Lua.org, PUC-Rio (one-line change)",
     ),
+    header: "src/lua.h",
+    header_untracked: false,
+    header_shows: Some((
+        "bin/lua",
+        &["-v"],
+        "Lua 5.4.4  Copyright (C) 1994-2022 Lua.org, PUC-Rio (one-line change)",
+    )),
 };
 
 const ZSTD: Spec = Spec {
@@ -91,6 +118,9 @@ const ZSTD: Spec = Spec {
         &["--version"],
         "*** Zstandard CLI (one-line change) (64-bit) v1.5.4",
     ),
+    header: "programs/fileio.h",
+    header_untracked: false,
+    header_shows: None,
 };
 
 /// Writes the case file `target/real-reuse/<project>-<label>.nix`.
@@ -277,6 +307,87 @@ fn verify(checkpoint: &Path, problems: &mut Vec<String>, label: &str) {
     }
 }
 
+/// The `header` variant from `base` and clean; adds what is wrong to `problems` and returns
+/// the resumed build's buildPhase decision.
+fn check_header(
+    spec: &Spec,
+    base: &BuildResult,
+    base_ck: &Path,
+    problems: &mut Vec<String>,
+) -> String {
+    let project = spec.project;
+    let name = project.name();
+    let resumed = build(project, "header-from-base", "header", Some(base_ck));
+    let clean = build(project, "header-clean", "header", None);
+    let label = format!("{name} header from base");
+    let configure = decision(&resumed, "configurePhase");
+    if !configure.contains("restored") || resumed.ran_phase("configurePhase") {
+        problems.push(format!(
+            "{label}: configurePhase was not restored: {configure}"
+        ));
+    }
+    let build_decision = decision(&resumed, "buildPhase");
+    if !build_decision.contains("ran incrementally") || !build_decision.contains(spec.header) {
+        problems.push(format!(
+            "{label}: buildPhase did not resume over the earlier tree with {} changed: {build_decision}",
+            spec.header
+        ));
+    }
+    let all_units = build_decision.contains("compile units count as changed");
+    if all_units != spec.header_untracked {
+        problems.push(format!(
+            "{label}: expected the header to be {} by the earlier build's dependency records: \
+             {build_decision}",
+            if spec.header_untracked {
+                "named nowhere"
+            } else {
+                "named"
+            }
+        ));
+    }
+    let objects = object_lines(project, &resumed);
+    let clean_objects = object_lines(project, &clean);
+    let expected = if spec.header_untracked {
+        objects.len() == clean_objects.len()
+    } else if project == Project::Zstd {
+        !objects.is_empty() && objects.len() < clean_objects.len()
+    } else {
+        !objects.is_empty()
+    };
+    if !expected {
+        problems.push(format!(
+            "{label}: compiled {} object(s), the clean build {}:\n  {}",
+            objects.len(),
+            clean_objects.len(),
+            objects.join("\n  ")
+        ));
+    }
+    if normalised_out(base) == normalised_out(&clean) {
+        problems.push(format!(
+            "{name} header clean: `out` equals the base's: the header edit changes nothing, so \
+             this check could not fail"
+        ));
+    }
+    if let Some(d) = out_difference(&format!("{name}-header"), &resumed, &clean) {
+        problems.push(d);
+    }
+    if let Some((program, args, want)) = spec.header_shows {
+        match run(&output(&resumed, false).join(program), args) {
+            Ok(text) if text.contains(want) => {}
+            other => problems.push(format!(
+                "{label}: `{program} {}` should show the change: {other:?}",
+                args.join(" ")
+            )),
+        }
+    }
+    verify(&output(&resumed, true), problems, &label);
+    format!(
+        "{build_decision} ({} objects, clean {})",
+        objects.len(),
+        clean_objects.len()
+    )
+}
+
 /// The whole scenario for one project; panics with every problem found.
 fn check(spec: &Spec) {
     let project = spec.project;
@@ -361,6 +472,8 @@ fn check(spec: &Spec) {
     smoke(project, &output(&resumed, false), &mut problems, &label);
     verify(&output(&resumed, true), &mut problems, &label);
 
+    let header_decision = check_header(spec, &base, &base_ck, &mut problems);
+
     // The installPhase-only change, resumed and clean.
     let install = build(project, "install-from-base", "install", Some(&base_ck));
     let install_clean = build(project, "install-clean", "install", None);
@@ -402,12 +515,13 @@ fn check(spec: &Spec) {
 
     println!(
         "{name}: oneline from base compiled {:?} (clean build: {} objects); install from \
-         base: {}\n  {}\n  {}",
+         base: {}\n  {}\n  {}\n  header: {}",
         objects,
         clean_objects.len(),
         decision(&install, "installPhase"),
         decision(&resumed, "configurePhase"),
-        build_decision
+        build_decision,
+        header_decision
     );
     assert!(
         problems.is_empty(),
@@ -421,16 +535,16 @@ fn check(spec: &Spec) {
 }
 
 #[test]
-fn hello_one_line_change_and_install_change_reuse_the_checkpoint() {
+fn hello_one_line_header_and_install_changes_reuse_the_checkpoint() {
     check(&HELLO);
 }
 
 #[test]
-fn lua_one_line_change_and_install_change_reuse_the_checkpoint() {
+fn lua_one_line_header_and_install_changes_reuse_the_checkpoint() {
     check(&LUA);
 }
 
 #[test]
-fn zstd_one_line_change_and_install_change_reuse_the_checkpoint() {
+fn zstd_one_line_header_and_install_changes_reuse_the_checkpoint() {
     check(&ZSTD);
 }

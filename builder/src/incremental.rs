@@ -9,12 +9,18 @@
 //!   if the source variables (`src`, `srcs`, `curSrc`, `SOURCE_DATE_EPOCH`, `patches`) and the
 //!   unpack and patch phases' own variables (`postPatch`, `patchFlags`, …) were left out of the
 //!   keys: their effect is in the tree, which is compared by content;
-//! - a change to a build description file (Makefiles, `*.mk`, configure and CMake/Meson inputs)
-//!   never resumes: those phases run on the fresh tree, as a clean build would;
+//! - a change to a build description file (Makefiles, `*.mk`, configure and CMake/Meson
+//!   inputs, `*.in` templates) never resumes: those phases run on the fresh tree, as a clean
+//!   build would;
 //! - unchanged files keep the mtimes the earlier build recorded, changed ones get an mtime
-//!   newer than every restored file, so make's timestamp rule sees exactly the change.
+//!   newer than every restored file, so make's timestamp rule sees exactly the change;
+//! - a changed file make would not see (a header no dependency record of the earlier build
+//!   names, see [`crate::dependencies`]) makes every compile unit count as changed.
 
-use crate::checkpoint::{max_mtime, overlay_diff, overlay_state, RewritePair, Timestamp};
+use crate::checkpoint::{
+    floor_after, max_mtime, overlay_diff, overlay_state, RewritePair, Timestamp,
+};
+use crate::dependencies::{compile_units, untracked_changes, Trees};
 use crate::keys::phase_variables;
 use crate::recording::Recorder;
 use crate::resume::BaseCheckpoint;
@@ -41,7 +47,9 @@ pub struct Resumed {
 /// Why an incremental restore was not done (for the explanation lines).
 pub type NotResumed = String;
 
-/// True for files whose change means the build description changed.
+/// True for files whose change means the build description changed. `*.in` templates are
+/// among them: configure (taken over, not rerun) turns them into files the build reads, such
+/// as a `version.h` or a `.pc` file, and only some build systems regenerate those.
 pub fn is_build_description(path: &[u8]) -> bool {
     let name = path.rsplit(|&b| b == b'/').next().unwrap_or(path);
     let name = String::from_utf8_lossy(name);
@@ -63,6 +71,7 @@ pub fn is_build_description(path: &[u8]) -> bool {
         || name.ends_with(".cmake")
         || name.ends_with(".m4")
         || name.ends_with(".am")
+        || name.ends_with(".in")
 }
 
 fn scalar(state: &ShellState, name: &str) -> Option<Vec<u8>> {
@@ -166,6 +175,25 @@ pub fn try_resume(
         .import_base_state(base, (k + b + 1) as u32, rewrites)
         .map_err(|e| e.to_string())?;
     let restored = want.root("build");
+    // Changes make would not see by itself.
+    let untracked = {
+        let build_top_bytes = build_top.as_os_str().as_encoded_bytes();
+        let trees = Trees {
+            old_source: &old_tree,
+            new_source: &new_tree,
+            built: restored,
+            build_top: build_top_bytes,
+        };
+        let recorder: &Recorder = recorder;
+        let read = |p: &crate::checkpoint::RelPath, h: &crate::checkpoint::ContentHash, new| {
+            if new {
+                std::fs::read(build_top.join(p.as_path())).ok()
+            } else {
+                recorder.read_blob(h).ok()
+            }
+        };
+        untracked_changes(&changes, &trees, &read)
+    };
     // Changed files get max(newest restored + 1 ns, now): strictly newer than every restored
     // file, and not in the future (make warns about clock skew and rebuilds again).
     // overlay_state adds one second to the floor it is given.
@@ -191,8 +219,21 @@ pub fn try_resume(
     // The tree the build resumes on: the earlier tree after buildPhase with the source
     // changes laid over it. The live tree (the new source) is brought to it in place: only
     // build products and what differs are written.
-    let (tree, report) =
+    let (mut tree, report) =
         overlay_state(&old_tree, &new_tree, restored, floor).map_err(|e| e.to_string())?;
+    // Untracked changes: every compile unit becomes as new as a changed file.
+    let touched_units = if untracked.is_empty() {
+        0
+    } else {
+        let changed_mtime = floor_after(floor);
+        let units = compile_units(&tree);
+        for p in &units {
+            if let Some(e) = tree.get_mut(p) {
+                e.mtime = e.mtime.max(changed_mtime);
+            }
+        }
+        units.len()
+    };
     want.roots.insert("build".to_owned(), tree);
     recorder
         .bring_trees_to(&want, build_top, outputs)
@@ -233,11 +274,23 @@ pub fn try_resume(
         });
         before = after;
     }
+    let untracked_note = if untracked.is_empty() {
+        String::new()
+    } else {
+        let mut l: Vec<String> = untracked.iter().take(3).map(|p| p.to_string()).collect();
+        if untracked.len() > 3 {
+            l.push("…".into());
+        }
+        format!(
+            "; no dependency record of the earlier build names {} (dependency tracking off?), so all {touched_units} compile units count as changed",
+            l.join(", ")
+        )
+    };
     decisions.push(PhaseDecision {
         phase: "buildPhase".into(),
         reused: false,
         reason: format!(
-            "ran incrementally over the earlier build's tree: {} changed path(s) ({listed}) are newer than every restored file",
+            "ran incrementally over the earlier build's tree: {} changed path(s) ({listed}) are newer than every restored file{untracked_note}",
             changed.len()
         ),
     });
@@ -262,6 +315,8 @@ mod tests {
             "configure.ac",
             "x/common.mk",
             "CMakeLists.txt",
+            "src/version.h.in",
+            "libfoo.pc.in",
         ] {
             assert!(is_build_description(p.as_bytes()), "{p}");
         }
@@ -270,6 +325,7 @@ mod tests {
             "lib/x.h",
             "doc/readme.txt",
             "configure.log.txt",
+            "src/main.in.c",
         ] {
             assert!(!is_build_description(p.as_bytes()), "{p}");
         }

@@ -13,6 +13,7 @@ pub mod cache;
 pub mod capture;
 pub mod checkpoint;
 pub mod cli;
+pub mod dependencies;
 pub mod environment;
 pub mod exit_codes;
 pub mod incremental;

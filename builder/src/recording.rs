@@ -5,7 +5,8 @@
 //! step's shell state and its keyed inputs (see [`crate::keys`]) as attachments.
 
 use crate::checkpoint::{
-    CheckpointError, CheckpointWriter, LayerMeta, LayerSummary, RewritePair, Snapshotter, State,
+    CheckpointError, CheckpointWriter, ContentHash, LayerMeta, LayerSummary, RewritePair,
+    Snapshotter, State,
 };
 use crate::keys::{
     later_phase_variables, layer_inputs, layer_key, phase_variables, LayerInputs, KEY_FORMAT,
@@ -196,6 +197,11 @@ impl Recorder {
             .import_state_rewritten(&base.checkpoint, upto, rewrites);
         self.restore_time += started.elapsed();
         state
+    }
+
+    /// The content of a blob this checkpoint holds (imported or written), verified.
+    pub fn read_blob(&self, hash: &ContentHash) -> Result<Vec<u8>, CheckpointError> {
+        self.writer.blobs().store().read(hash)
     }
 
     /// What the last recorded layer saw of each root.

@@ -2,7 +2,10 @@
 # configure, make, make check, make install) through every default phase.
 # `variant` (see variant.nix): "oneline" appends "(one-line change)" to the
 # first line `hello --version` prints (a string literal concatenated to VERSION
-# in src/hello.c; `make check` tests only the greeting, so it still passes).
+# in src/hello.c; `make check` tests only the greeting, so it still passes);
+# "header" redefines VERSION in src/system.h, which the configure default
+# `--disable-dependency-tracking` leaves out of every rule: make alone would
+# not recompile hello.o.
 { mkDrv, sources, variant ? "base" }:
 mkDrv ({
   name = "hello-2.10";
@@ -23,4 +26,6 @@ mkDrv ({
   inherit variant;
   file = "src/hello.c";
   expression = ''s/PACKAGE, PACKAGE_NAME, VERSION);/PACKAGE, PACKAGE_NAME, VERSION " (one-line change)");/'';
+  header = "src/system.h";
+  headerExpression = ''s/^# define N_(str) gettext_noop (str)$/&\n# undef VERSION\n# define VERSION "2.10 (one-line change)"/'';
 })

@@ -1,7 +1,9 @@
 # zstd from Debian's orig tarball (dfsg repack): the default `make` (libzstd
 # static and shared, and the `zstd` program), installed with PREFIX.
 # `variant` (see variant.nix): "oneline" renames the program in the banner
-# `zstd --version` prints (COMPRESSOR_NAME in programs/zstdcli.c).
+# `zstd --version` prints (COMPRESSOR_NAME in programs/zstdcli.c); "header"
+# changes a file extension in programs/fileio.h (the objects' `-MMD` depfiles
+# list it).
 { mkDrv, sources, variant ? "base" }:
 mkDrv ({
   name = "zstd-1.5.4";
@@ -15,4 +17,6 @@ mkDrv ({
   inherit variant;
   file = "programs/zstdcli.c";
   expression = ''s/^#define COMPRESSOR_NAME "Zstandard CLI"$/#define COMPRESSOR_NAME "Zstandard CLI (one-line change)"/'';
+  header = "programs/fileio.h";
+  headerExpression = ''s|^#define ZSTD_ALT_EXTENSION  ".zstd"|#define ZSTD_ALT_EXTENSION  ".zstd-alt" /* (one-line change) */|'';
 })

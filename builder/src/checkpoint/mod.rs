@@ -78,7 +78,9 @@ pub use manifest::{
     ContentHash, Encoding, Entry, EntryKind, Layer, LayerMeta, LayerRef, PackedBlob, RootDiff,
     Timestamp, Xattrs, FORMAT_VERSION,
 };
-pub use overlay::{overlay_changes, overlay_diff, overlay_state, OverlayChange, OverlayReport};
+pub use overlay::{
+    floor_after, overlay_changes, overlay_diff, overlay_state, OverlayChange, OverlayReport,
+};
 pub use path::RelPath;
 pub use restore::RestoreReport;
 pub use rewrite::{RewritePair, Rewrites};

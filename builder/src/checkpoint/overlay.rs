@@ -128,7 +128,7 @@ fn relisted_dirs(changes: &[(RelPath, OverlayChange)], new: &RootState) -> BTree
 }
 
 /// The least mtime a changed path gets: one second after `min_mtime`.
-fn floor_after(min_mtime: Timestamp) -> Timestamp {
+pub fn floor_after(min_mtime: Timestamp) -> Timestamp {
     Timestamp {
         sec: min_mtime.sec.saturating_add(1),
         nsec: min_mtime.nsec,

@@ -1,0 +1,747 @@
+//! Whether the build tool notices a source change by itself (design §3, issue 4). An
+//! incremental build resumes make over the earlier tree and relies on its timestamp rule,
+//! which sees a changed header only where the earlier build recorded a dependency on it:
+//! compiler depfiles (`-MD`, automake's `.deps/`), rules that list it for an object (Lua's
+//! Makefile), ninja's `.ninja_deps`. nixpkgs configures autotools projects with
+//! `--disable-dependency-tracking`, so there a changed header leaves every object that
+//! includes it stale. The rules:
+//!
+//! - a changed compile unit (`foo.c`) that no include directive names is seen: its object's
+//!   rule lists it;
+//! - a changed file that no include directive names and that is not a header (docs, data,
+//!   scripts) is left to the build tool's own rules;
+//! - anything else (a header, or a file some directive includes, like gnulib's
+//!   `#include "regcomp.c"`) is seen only if a dependency record of the earlier build
+//!   names it for an object, or if all that include it are changed compile units
+//!   themselves; otherwise it is *untracked*, and the caller treats every compile unit as
+//!   changed (make then recompiles all objects over the configured tree).
+//!
+//! Include directives are read from the new source (C-family files, grammars, assembler)
+//! and the earlier build's generated files; names are compared by file name only, which
+//! errs toward "included". A computed include (`#include MACRO`) anywhere makes every
+//! header count as included.
+//!
+//! Pure: the trees are states; file contents come from the caller's readers.
+
+use crate::checkpoint::{ContentHash, Entry, EntryKind, OverlayChange, RelPath, RootState};
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+/// Extensions of files a compiler turns into an object by themselves.
+const COMPILE_UNIT_EXTENSIONS: &[&str] = &[
+    "c", "cc", "cp", "cpp", "cxx", "c++", "C", "CC", "CPP", "m", "mm", "M", "S", "sx", "s", "f",
+    "for", "ftn", "f77", "f90", "f95", "f03", "f08", "F", "FOR", "F77", "F90", "F95", "F03", "F08",
+];
+
+/// Extensions of files meant to be included.
+const HEADER_EXTENSIONS: &[&str] = &[
+    "h", "hh", "hp", "hpp", "hxx", "h++", "H", "HH", "HPP", "inc", "inl", "ipp", "tcc", "tpp",
+    "txx", "def",
+];
+
+/// Other files whose include directives are read: grammars and lexers (their prologue ends
+/// up in generated C), resource scripts, assembler, CUDA, rpcgen sources.
+const OTHER_SCANNED_EXTENSIONS: &[&str] = &[
+    "y", "yy", "ypp", "l", "ll", "lpp", "rc", "asm", "cu", "cuh", "x",
+];
+
+/// Extensions of object files: a rule for one of these names what its compile depends on.
+const OBJECT_SUFFIXES: &[&str] = &[".o", ".lo", ".obj", ".os", ".So", ".$(OBJEXT)", ".@OBJEXT@"];
+
+fn extension(path: &[u8]) -> Option<&str> {
+    let name = file_name(path);
+    let dot = name.iter().rposition(|&b| b == b'.')?;
+    if dot == 0 {
+        return None;
+    }
+    std::str::from_utf8(&name[dot + 1..]).ok()
+}
+
+fn file_name(path: &[u8]) -> &[u8] {
+    path.rsplit(|&b| b == b'/').next().unwrap_or(path)
+}
+
+/// True for files a compiler turns into an object by themselves (`.c`, `.cpp`, `.S`, …).
+pub fn is_compile_unit(path: &[u8]) -> bool {
+    extension(path).is_some_and(|e| COMPILE_UNIT_EXTENSIONS.contains(&e))
+}
+
+fn is_header(path: &[u8]) -> bool {
+    extension(path).is_some_and(|e| HEADER_EXTENSIONS.contains(&e))
+}
+
+fn is_scanned(path: &[u8]) -> bool {
+    is_compile_unit(path)
+        || is_header(path)
+        || extension(path).is_some_and(|e| OTHER_SCANNED_EXTENSIONS.contains(&e))
+}
+
+/// How a file records dependencies, if it does.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum RecordKind {
+    /// Make syntax: Makefiles and compiler depfiles.
+    Make,
+    /// ninja's binary `.ninja_deps` log.
+    NinjaDeps,
+}
+
+fn record_kind(path: &RelPath) -> Option<RecordKind> {
+    let bytes = path.as_bytes();
+    let name = file_name(bytes);
+    if name == b".ninja_deps" {
+        return Some(RecordKind::NinjaDeps);
+    }
+    let in_deps_dir = path
+        .parent()
+        .and_then(|p| p.file_name().map(|n| n == b".deps"))
+        .unwrap_or(false);
+    let make_name = matches!(name, b"Makefile" | b"makefile" | b"GNUmakefile")
+        || [".mk", ".make", ".d", ".Po", ".Plo", ".Tpo", ".dep"]
+            .iter()
+            .any(|s| name.ends_with(s.as_bytes()));
+    (in_deps_dir || make_name).then_some(RecordKind::Make)
+}
+
+fn trim_start(s: &[u8]) -> &[u8] {
+    let n = s.iter().take_while(|b| b.is_ascii_whitespace()).count();
+    &s[n..]
+}
+
+/// Calls `found` with the file name of every file `text`'s include directives name
+/// (`#include "x"`, `#include <x>`, `#include_next`, `#import`, assembler `.include` and
+/// `.incbin`); returns true if a directive names no file literally (`#include MACRO`).
+fn include_directives(text: &[u8], mut found: impl FnMut(&[u8])) -> bool {
+    let mut computed = false;
+    for line in text.split(|&b| b == b'\n') {
+        let l = trim_start(line);
+        let rest = if let Some(r) = l.strip_prefix(b"#") {
+            let r = trim_start(r);
+            let Some(r) = [&b"include_next"[..], b"include", b"import"]
+                .iter()
+                .find_map(|kw| r.strip_prefix(*kw))
+            else {
+                continue;
+            };
+            // `#includes` or `#import_foo` are other words.
+            match r.first() {
+                Some(b) if b.is_ascii_whitespace() || *b == b'"' || *b == b'<' => {}
+                None => {}
+                Some(_) => continue,
+            }
+            r
+        } else if let Some(r) = l
+            .strip_prefix(b".include")
+            .or_else(|| l.strip_prefix(b".incbin"))
+        {
+            r
+        } else {
+            continue;
+        };
+        let r = trim_start(rest);
+        let close = match r.first() {
+            Some(b'"') => b'"',
+            Some(b'<') => b'>',
+            _ => {
+                computed = true;
+                continue;
+            }
+        };
+        match r[1..].iter().position(|&b| b == close) {
+            Some(end) => found(file_name(&r[1..1 + end])),
+            None => computed = true,
+        }
+    }
+    computed
+}
+
+/// Calls `prerequisite` with every literal prerequisite of every rule in `text` (make
+/// syntax) that has an object among its targets. Recipes, assignments, target-specific
+/// variables, order-only prerequisites and names with `$` or `%` are skipped.
+fn object_prerequisites(text: &[u8], mut prerequisite: impl FnMut(&[u8])) {
+    let mut logical: Vec<u8> = Vec::new();
+    let mut lines = text.split(|&b| b == b'\n').peekable();
+    while let Some(line) = lines.next() {
+        let continued = line.ends_with(b"\\");
+        logical.extend_from_slice(if continued {
+            &line[..line.len() - 1]
+        } else {
+            line
+        });
+        if continued && lines.peek().is_some() {
+            logical.push(b' ');
+            continue;
+        }
+        rule_prerequisites(&logical, &mut prerequisite);
+        logical.clear();
+    }
+}
+
+fn rule_prerequisites(line: &[u8], prerequisite: &mut impl FnMut(&[u8])) {
+    if line.first() == Some(&b'\t') {
+        return;
+    }
+    let line = match line.iter().position(|&b| b == b'#') {
+        Some(i) => &line[..i],
+        None => line,
+    };
+    let Some(colon) = line.iter().position(|&b| b == b':') else {
+        return;
+    };
+    let targets = &line[..colon];
+    if targets.contains(&b'=') {
+        return;
+    }
+    let mut rest = &line[colon + 1..];
+    if let Some(r) = rest.strip_prefix(b":") {
+        rest = r;
+    }
+    if rest.first() == Some(&b'=') {
+        return; // `:=`, `::=`
+    }
+    let rest = match rest.iter().position(|&b| b == b';') {
+        Some(i) => &rest[..i],
+        None => rest,
+    };
+    if rest.contains(&b'=') {
+        return; // target-specific variable
+    }
+    let rest = match rest.iter().position(|&b| b == b'|') {
+        Some(i) => &rest[..i],
+        None => rest,
+    };
+    let object_target = targets.split(|b| b.is_ascii_whitespace()).any(|t| {
+        OBJECT_SUFFIXES
+            .iter()
+            .any(|s| t.len() > s.len() && t.ends_with(s.as_bytes()))
+    });
+    if !object_target {
+        return;
+    }
+    for t in rest.split(|b| b.is_ascii_whitespace()) {
+        if !t.is_empty() && !t.contains(&b'$') && !t.contains(&b'%') {
+            prerequisite(t);
+        }
+    }
+}
+
+/// Calls `path` with every path ninja's `.ninja_deps` log records (outputs and the inputs
+/// the compiler reported). An unknown header or version yields nothing.
+fn ninja_deps_paths(data: &[u8], mut path: impl FnMut(&[u8])) {
+    const MAGIC: &[u8] = b"# ninjadeps\n";
+    let Some(rest) = data.strip_prefix(MAGIC) else {
+        return;
+    };
+    let u32_at = |d: &[u8], i: usize| -> Option<u32> {
+        Some(u32::from_le_bytes(d.get(i..i + 4)?.try_into().ok()?))
+    };
+    let Some(version) = u32_at(rest, 0) else {
+        return;
+    };
+    if !(3..=4).contains(&version) {
+        return;
+    }
+    let mut at = 4;
+    while let Some(header) = u32_at(rest, at) {
+        let size = (header & 0x7fff_ffff) as usize;
+        let Some(record) = rest.get(at + 4..at + 4 + size) else {
+            return;
+        };
+        at += 4 + size;
+        if header & 0x8000_0000 != 0 {
+            continue; // a deps record: ids only
+        }
+        let name = if version == 4 {
+            &record[..record.len().saturating_sub(4)]
+        } else {
+            record
+        };
+        let end = name.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+        path(&name[..end]);
+    }
+}
+
+/// `dir/token` with `.` and `..` resolved, or None if it leaves the tree.
+fn join_normalized(dir: &RelPath, token: &[u8]) -> Option<Vec<u8>> {
+    let mut parts: Vec<&[u8]> = dir.components().collect();
+    for c in token.split(|&b| b == b'/') {
+        match c {
+            b"" | b"." => {}
+            b".." => {
+                parts.pop()?;
+            }
+            c => parts.push(c),
+        }
+    }
+    Some(parts.join(&b'/'))
+}
+
+/// The tree paths a record at `record` may mean by `token`: absolute paths below
+/// `build_top`, or the token relative to the record's directory or any directory above it
+/// (make runs from one of them).
+fn candidates(record: &RelPath, token: &[u8], build_top: &[u8]) -> Vec<Vec<u8>> {
+    if token.first() == Some(&b'/') {
+        let mut prefix = build_top.to_vec();
+        prefix.push(b'/');
+        return token
+            .strip_prefix(prefix.as_slice())
+            .and_then(|rel| join_normalized(&RelPath::root(), rel))
+            .into_iter()
+            .collect();
+    }
+    let mut out = Vec::new();
+    let mut dir = record.parent();
+    while let Some(d) = dir {
+        if let Some(p) = join_normalized(&d, token) {
+            out.push(p);
+        }
+        dir = d.parent();
+    }
+    out
+}
+
+/// What [`untracked_changes`] reads.
+pub struct Trees<'a> {
+    /// The earlier build's source after `patchPhase`.
+    pub old_source: &'a RootState,
+    /// This build's source after `patchPhase`.
+    pub new_source: &'a RootState,
+    /// The earlier build's tree after `buildPhase` (with this build's paths).
+    pub built: &'a RootState,
+    /// The build directory's absolute path, as records write absolute paths.
+    pub build_top: &'a [u8],
+}
+
+/// Reads a file's content: `(path, hash, from_new_source)`; None when it cannot be read,
+/// which counts as "may include anything".
+pub type Reader<'a> = dyn Fn(&RelPath, &ContentHash, bool) -> Option<Vec<u8>> + 'a;
+
+fn file_hash(e: &Entry) -> Option<ContentHash> {
+    match &e.kind {
+        EntryKind::File { blake3, .. } => Some(*blake3),
+        _ => None,
+    }
+}
+
+/// The changed paths (files and symlinks among `changes`, `overlay_diff(old_source,
+/// new_source)`) the build tool may miss, by the rules in this module's documentation.
+pub fn untracked_changes(
+    changes: &[(RelPath, OverlayChange)],
+    trees: &Trees,
+    read: &Reader,
+) -> Vec<RelPath> {
+    let is_dir = |p: &RelPath| {
+        trees
+            .new_source
+            .get(p)
+            .or(trees.old_source.get(p))
+            .is_some_and(Entry::is_dir)
+    };
+    let changed: Vec<&RelPath> = changes
+        .iter()
+        .map(|(p, _)| p)
+        .filter(|p| !p.is_root() && !is_dir(p))
+        .collect();
+    if changed.is_empty() {
+        return Vec::new();
+    }
+    let wanted: HashSet<&[u8]> = changed.iter().filter_map(|p| p.file_name()).collect();
+
+    // Who includes the changed files' names: the new source, and what the earlier build
+    // generated (files in neither source tree).
+    let mut includers: HashMap<Vec<u8>, BTreeSet<RelPath>> = HashMap::new();
+    let mut computed = false;
+    let generated = trees
+        .built
+        .iter()
+        .filter(|(p, _)| !trees.old_source.contains_key(*p) && !trees.new_source.contains_key(*p));
+    let scanned = trees
+        .new_source
+        .iter()
+        .map(|(p, e)| (p, e, true))
+        .chain(generated.map(|(p, e)| (p, e, false)));
+    for (path, entry, new) in scanned {
+        let Some(hash) = file_hash(entry) else {
+            continue;
+        };
+        if !is_scanned(path.as_bytes()) {
+            continue;
+        }
+        let Some(text) = read(path, &hash, new) else {
+            computed = true;
+            continue;
+        };
+        computed |= include_directives(&text, |name| {
+            if wanted.contains(name) {
+                includers
+                    .entry(name.to_vec())
+                    .or_default()
+                    .insert(path.clone());
+            }
+        });
+    }
+    let included_by = |p: &RelPath| -> Option<&BTreeSet<RelPath>> {
+        p.file_name().and_then(|n| includers.get(n))
+    };
+
+    // First the changed files the build tool sees by their own rule.
+    let own_rule: HashSet<&RelPath> = changed
+        .iter()
+        .copied()
+        .filter(|p| is_compile_unit(p.as_bytes()) && included_by(p).is_none())
+        .collect();
+    let mut needs_record: Vec<&RelPath> = Vec::new();
+    for p in &changed {
+        if own_rule.contains(p) {
+            continue;
+        }
+        match included_by(p) {
+            None if !(is_header(p.as_bytes()) && computed) => {
+                // Included nowhere: a header nothing uses, or a file make's rules name.
+            }
+            Some(by) if by.iter().all(|i| own_rule.contains(i)) => {
+                // Only changed compile units include it, and they are recompiled anyway.
+            }
+            _ => needs_record.push(p),
+        }
+    }
+    if needs_record.is_empty() {
+        return Vec::new();
+    }
+
+    // Then the earlier build's dependency records.
+    let mut by_name: HashMap<&[u8], Vec<&RelPath>> = HashMap::new();
+    for p in &needs_record {
+        if let Some(n) = p.file_name() {
+            by_name.entry(n).or_default().push(p);
+        }
+    }
+    let mut seen: HashSet<&RelPath> = HashSet::new();
+    for (path, entry) in trees.built {
+        let (Some(kind), Some(hash)) = (record_kind(path), file_hash(entry)) else {
+            continue;
+        };
+        let Some(text) = read(path, &hash, false) else {
+            continue;
+        };
+        let mut check = |token: &[u8]| {
+            let Some(paths) = by_name.get(file_name(token)) else {
+                return;
+            };
+            for c in candidates(path, token, trees.build_top) {
+                if let Some(p) = paths.iter().find(|p| p.as_bytes() == c.as_slice()) {
+                    seen.insert(*p);
+                }
+            }
+        };
+        match kind {
+            RecordKind::Make => object_prerequisites(&text, &mut check),
+            RecordKind::NinjaDeps => ninja_deps_paths(&text, &mut check),
+        }
+    }
+    needs_record
+        .into_iter()
+        .filter(|p| !seen.contains(p))
+        .cloned()
+        .collect()
+}
+
+/// The compile units of `tree` (regular files), as [`is_compile_unit`] names them.
+pub fn compile_units(tree: &RootState) -> Vec<RelPath> {
+    tree.iter()
+        .filter(|(p, e)| file_hash(e).is_some() && is_compile_unit(p.as_bytes()))
+        .map(|(p, _)| p.clone())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::{overlay_diff, Timestamp};
+    use std::collections::BTreeMap;
+
+    fn file(content: &[u8]) -> Entry {
+        Entry {
+            kind: EntryKind::File {
+                size: content.len() as u64,
+                blake3: ContentHash::from(blake3::hash(content)),
+                hardlink: None,
+            },
+            mode: 0o644,
+            mtime: Timestamp { sec: 1, nsec: 0 },
+            xattrs: Default::default(),
+        }
+    }
+
+    fn dir() -> Entry {
+        Entry {
+            kind: EntryKind::Dir,
+            mode: 0o755,
+            mtime: Timestamp { sec: 1, nsec: 0 },
+            xattrs: Default::default(),
+        }
+    }
+
+    /// A tree from (path, content) pairs, directories added; and the contents by hash.
+    fn tree(files: &[(&str, &str)], contents: &mut BTreeMap<ContentHash, Vec<u8>>) -> RootState {
+        let mut t = RootState::new();
+        t.insert(RelPath::root(), dir());
+        for (p, c) in files {
+            let path = RelPath::new(p.as_bytes().to_vec()).unwrap();
+            let mut d = path.parent();
+            while let Some(x) = d {
+                t.entry(x.clone()).or_insert_with(dir);
+                d = x.parent();
+            }
+            let e = file(c.as_bytes());
+            contents.insert(file_hash(&e).unwrap(), c.as_bytes().to_vec());
+            t.insert(path, e);
+        }
+        t
+    }
+
+    /// The untracked changes between two sources, with `built` = the old source plus
+    /// `products`.
+    fn untracked(
+        old: &[(&str, &str)],
+        new: &[(&str, &str)],
+        products: &[(&str, &str)],
+    ) -> Vec<String> {
+        let mut contents = BTreeMap::new();
+        let old_source = tree(old, &mut contents);
+        let new_source = tree(new, &mut contents);
+        let all: Vec<(&str, &str)> = old.iter().chain(products).copied().collect();
+        let built = tree(&all, &mut contents);
+        let changes = overlay_diff(&old_source, &new_source);
+        let read = |_: &RelPath, h: &ContentHash, _: bool| contents.get(h).cloned();
+        let trees = Trees {
+            old_source: &old_source,
+            new_source: &new_source,
+            built: &built,
+            build_top: b"/build",
+        };
+        untracked_changes(&changes, &trees, &read)
+            .iter()
+            .map(|p| p.to_string())
+            .collect()
+    }
+
+    const HELLO_C: &str = "#include <config.h>\n#include \"system.h\"\nint main() {}\n";
+
+    #[test]
+    fn a_changed_compile_unit_is_seen_by_its_own_rule() {
+        let old = [
+            ("p/src/hello.c", HELLO_C),
+            ("p/src/system.h", "#define A 1\n"),
+        ];
+        let new = [
+            (
+                "p/src/hello.c",
+                "#include \"system.h\"\nint main() { return 1; }\n",
+            ),
+            ("p/src/system.h", "#define A 1\n"),
+        ];
+        assert!(untracked(&old, &new, &[("p/src/hello.o", "obj")]).is_empty());
+    }
+
+    #[test]
+    fn a_header_without_dependency_records_is_untracked() {
+        let old = [
+            ("p/src/hello.c", HELLO_C),
+            ("p/src/system.h", "#define A 1\n"),
+        ];
+        let new = [
+            ("p/src/hello.c", HELLO_C),
+            ("p/src/system.h", "#define A 2\n"),
+        ];
+        // automake without dependency tracking: the header is only a listed source.
+        let makefile =
+            "hello_SOURCES = src/hello.c src/system.h\nsrc/hello.$(OBJEXT): src/$(am__dirstamp)\n";
+        assert_eq!(
+            untracked(
+                &old,
+                &new,
+                &[("p/Makefile", makefile), ("p/src/hello.o", "obj")]
+            ),
+            ["p/src/system.h"]
+        );
+    }
+
+    #[test]
+    fn depfiles_and_makefile_rules_track_headers() {
+        let old = [
+            ("z/programs/cli.c", "#include \"fileio.h\"\n"),
+            ("z/programs/fileio.h", "1"),
+        ];
+        let new = [
+            ("z/programs/cli.c", "#include \"fileio.h\"\n"),
+            ("z/programs/fileio.h", "2"),
+        ];
+        // A gcc -MMD -MP depfile, relative to the directory make runs in.
+        let depfile = "obj/conf_1/cli.o: cli.c fileio.h \\\n ../lib/zstd.h\nfileio.h:\n";
+        assert!(untracked(&old, &new, &[("z/programs/obj/conf_1/cli.d", depfile)]).is_empty());
+        // Lua's hand-written rules, with continuation lines.
+        let old = [
+            ("l/src/lapi.c", "#include \"lua.h\"\n"),
+            ("l/src/lua.h", "1"),
+        ];
+        let new = [
+            ("l/src/lapi.c", "#include \"lua.h\"\n"),
+            ("l/src/lua.h", "2"),
+        ];
+        let makefile =
+            "CC= gcc\nlapi.o: lapi.c lprefix.h \\\n lua.h luaconf.h\n\t$(CC) -c lapi.c\n";
+        let with = [("l/src/Makefile", makefile)];
+        assert!(untracked(&old, &new, &with).is_empty());
+        // A rule for a non-object target is no evidence: the objects may not depend on it.
+        let doc_rule = "api.html: lua.h\n";
+        assert_eq!(
+            untracked(&old, &new, &[("l/src/Makefile", doc_rule)]),
+            ["l/src/lua.h"]
+        );
+        // Order-only prerequisites trigger nothing either.
+        let order_only = "lapi.o: lapi.c | lua.h\n";
+        assert_eq!(
+            untracked(&old, &new, &[("l/src/Makefile", order_only)]),
+            ["l/src/lua.h"]
+        );
+        // A record naming another file of the same name elsewhere is no evidence.
+        let elsewhere = "lapi.o: lapi.c other/lua.h\n";
+        assert_eq!(
+            untracked(&old, &new, &[("l/src/Makefile", elsewhere)]),
+            ["l/src/lua.h"]
+        );
+        // Absolute paths below the build directory count.
+        let absolute = "lapi.o: /build/l/src/lapi.c /build/l/src/lua.h\n";
+        assert!(untracked(&old, &new, &[("l/src/.deps/lapi.Po", absolute)]).is_empty());
+    }
+
+    #[test]
+    fn an_included_compile_unit_needs_a_record() {
+        // gnulib's regex.c includes regcomp.c.
+        let old = [
+            ("p/lib/regex.c", "#include \"regcomp.c\"\n"),
+            ("p/lib/regcomp.c", "1"),
+        ];
+        let new = [
+            ("p/lib/regex.c", "#include \"regcomp.c\"\n"),
+            ("p/lib/regcomp.c", "2"),
+        ];
+        assert_eq!(untracked(&old, &new, &[]), ["p/lib/regcomp.c"]);
+        let depfile = "lib/regex.o: lib/regex.c lib/regcomp.c\n";
+        assert!(untracked(&old, &new, &[("p/lib/.deps/regex.Po", depfile)]).is_empty());
+    }
+
+    #[test]
+    fn headers_included_nowhere_or_only_by_changed_units_are_seen() {
+        // A new header used only by the changed file that now includes it.
+        let old = [("p/a.c", "int a;\n"), ("p/b.c", "int b;\n")];
+        let new = [
+            ("p/a.c", "#include \"new.h\"\nint a;\n"),
+            ("p/b.c", "int b;\n"),
+            ("p/new.h", "#define N 1\n"),
+        ];
+        assert!(untracked(&old, &new, &[]).is_empty());
+        // A header nothing includes.
+        let old = [("p/a.c", "int a;\n"), ("p/unused.h", "1")];
+        let new = [("p/a.c", "int a;\n"), ("p/unused.h", "2")];
+        assert!(untracked(&old, &new, &[]).is_empty());
+        // ... unless a computed include could name it.
+        let old = [("p/a.c", "#include PLATFORM_H\n"), ("p/unused.h", "1")];
+        let new = [("p/a.c", "#include PLATFORM_H\n"), ("p/unused.h", "2")];
+        assert_eq!(untracked(&old, &new, &[]), ["p/unused.h"]);
+        // A header an unchanged file includes is not covered by the changed one.
+        let old = [
+            ("p/a.c", "int a;\n"),
+            ("p/b.c", "#include \"x.h\"\n"),
+            ("p/x.h", "1"),
+        ];
+        let new = [
+            ("p/a.c", "#include \"x.h\"\n"),
+            ("p/b.c", "#include \"x.h\"\n"),
+            ("p/x.h", "2"),
+        ];
+        assert_eq!(untracked(&old, &new, &[]), ["p/x.h"]);
+    }
+
+    #[test]
+    fn generated_files_count_as_includers_and_other_files_are_left_to_make() {
+        // The earlier build generated parse.c from parse.y; it includes tokens.def.
+        let old = [("p/parse.y", "%{\n%}\n"), ("p/tokens.def", "1")];
+        let new = [("p/parse.y", "%{\n%}\n"), ("p/tokens.def", "2")];
+        let products = [("p/parse.c", "# include \"tokens.def\"\n")];
+        assert_eq!(untracked(&old, &new, &products), ["p/tokens.def"]);
+        // Documentation is make's business (its rules name it).
+        let old = [("p/doc/hello.texi", "1")];
+        let new = [("p/doc/hello.texi", "2")];
+        assert!(untracked(&old, &new, &[]).is_empty());
+    }
+
+    #[test]
+    fn include_directive_forms() {
+        let text =
+            b"#include <a/b.h>\n  #  include \"c.h\"\n#include_next <d.h>\n#import \"e.h\"\n\
+            .include \"f.inc\"\n\t.incbin \"g.bin\"\n#includes <no.h>\n// #include \"h.h\"\n\
+            /*\n#include \"i.h\"\n*/\n";
+        let mut names = Vec::new();
+        let computed = include_directives(text, |n| {
+            names.push(String::from_utf8_lossy(n).into_owned())
+        });
+        // A directive inside a block comment counts (erring toward "included" is safe); one
+        // after `//` does not start a line with `#`.
+        assert_eq!(names, ["b.h", "c.h", "d.h", "e.h", "f.inc", "g.bin", "i.h"]);
+        assert!(!computed);
+        assert!(include_directives(b"#include FOO\n", |_| {}));
+        assert!(include_directives(b"#include \"unterminated\n", |_| {}));
+    }
+
+    #[test]
+    fn ninja_deps_log() {
+        let mut log = b"# ninjadeps\n".to_vec();
+        log.extend_from_slice(&4u32.to_le_bytes());
+        for p in [&b"foo.o"[..], b"../src/foo.h"] {
+            let padded = p.len().div_ceil(4) * 4;
+            log.extend_from_slice(&((padded + 4) as u32).to_le_bytes());
+            log.extend_from_slice(p);
+            log.resize(log.len() + padded - p.len(), 0);
+            log.extend_from_slice(&0xdead_beefu32.to_le_bytes());
+        }
+        let mut paths = Vec::new();
+        ninja_deps_paths(&log, |p| paths.push(p.to_vec()));
+        assert_eq!(paths, [b"foo.o".to_vec(), b"../src/foo.h".to_vec()]);
+        let old = [
+            ("p/src/foo.c", "#include \"foo.h\"\n"),
+            ("p/src/foo.h", "1"),
+        ];
+        let new = [
+            ("p/src/foo.c", "#include \"foo.h\"\n"),
+            ("p/src/foo.h", "2"),
+        ];
+        let mut contents = BTreeMap::new();
+        let old_source = tree(&old, &mut contents);
+        let new_source = tree(&new, &mut contents);
+        let mut built = tree(&old, &mut contents);
+        let e = file(&log);
+        contents.insert(file_hash(&e).unwrap(), log.clone());
+        built.insert(RelPath::new(b"p/build".to_vec()).unwrap(), dir());
+        built.insert(RelPath::new(b"p/build/.ninja_deps".to_vec()).unwrap(), e);
+        let read = |_: &RelPath, h: &ContentHash, _: bool| contents.get(h).cloned();
+        let trees = Trees {
+            old_source: &old_source,
+            new_source: &new_source,
+            built: &built,
+            build_top: b"/build",
+        };
+        assert!(
+            untracked_changes(&overlay_diff(&old_source, &new_source), &trees, &read).is_empty()
+        );
+    }
+
+    #[test]
+    fn compile_unit_names() {
+        for p in ["a/b.c", "x.cpp", "y.S", "z.f90", "w.cc"] {
+            assert!(is_compile_unit(p.as_bytes()), "{p}");
+        }
+        for p in ["a/b.h", "Makefile", ".c", "c", "x.o", "y.txt"] {
+            assert!(!is_compile_unit(p.as_bytes()), "{p}");
+        }
+    }
+}
