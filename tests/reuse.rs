@@ -309,6 +309,30 @@ fn makefile_change_rebuilds_from_configure() {
     assert!(normalised_out(&b) == normalised_out(&clean));
 }
 
+/// A source file the earlier build edited after patchPhase (preConfigure's `sed -i`) and the
+/// new source changes: the new version laid over the old tree would lack the edit, so
+/// configure and build run on the new tree, and the log says why.
+#[test]
+fn a_source_file_the_earlier_build_edited_is_not_laid_over() {
+    let a = build(10, "edit-base", "edit", None);
+    let b = build(10, "edit-from-a", "edit-source", Some(&output(&a, true)));
+    let clean = build(10, "edit-clean", "edit-source", None);
+    assert!(b.ran_phase("configurePhase"), "{}", b.log_tail(30));
+    assert!(
+        b.log_lines
+            .iter()
+            .any(|l| l.contains("the earlier build changed") && l.contains("text.c")),
+        "{}",
+        b.log_tail(30)
+    );
+    assert!(normalised_out(&b) == normalised_out(&clean));
+    let greet = Command::new(output(&b, false).join("bin/greet"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&greet.stdout).into_owned();
+    assert!(text.starts_with("Howdy, changed world"), "{text}");
+}
+
 /// A checkpoint written by an incremental build: its configure layer holds build products, so
 /// a later build that changes buildFlags must not restore it as configure's result.
 #[test]

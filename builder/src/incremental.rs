@@ -18,7 +18,8 @@
 //!   names, see [`crate::dependencies`]) makes every compile unit count as changed.
 
 use crate::checkpoint::{
-    floor_after, max_mtime, overlay_diff, overlay_state, RewritePair, Timestamp,
+    classify, floor_after, max_mtime, overlay_diff, overlay_state, OverlayChange, RelPath,
+    RewritePair, RootState, Timestamp,
 };
 use crate::dependencies::{compile_units, untracked_changes, Trees};
 use crate::keys::phase_variables;
@@ -72,6 +73,38 @@ pub fn is_build_description(path: &[u8]) -> bool {
         || name.ends_with(".m4")
         || name.ends_with(".am")
         || name.ends_with(".in")
+}
+
+/// The stdenv's own files in the build directory: they change every time and are laid over
+/// like the rest, but are neither source changes worth reporting nor source files.
+const STDENV_FILES: &[&str] = &["env-vars", ".attrs.json", ".attrs.sh"];
+
+fn is_stdenv_file(p: &RelPath) -> bool {
+    STDENV_FILES.iter().any(|f| p.as_bytes() == f.as_bytes())
+}
+
+/// The changed source paths that the earlier build itself changed after `patchPhase`
+/// (`substituteInPlace` in `preConfigure`, a file generated over a source file, a source file
+/// deleted): laying this build's version over the earlier tree would drop that edit, which a
+/// clean build would make again.
+fn edited_by_earlier_build(
+    changes: &[(RelPath, OverlayChange)],
+    old_source: &RootState,
+    built: &RootState,
+) -> Vec<RelPath> {
+    changes
+        .iter()
+        .filter(|(p, _)| !is_stdenv_file(p))
+        .filter(|(p, change)| match (old_source.get(p), built.get(p)) {
+            (Some(o), Some(b)) if o.is_dir() && b.is_dir() => false,
+            (Some(o), Some(b)) => classify(o, b).is_some(),
+            // Deleted by the earlier build and by the new source: nothing to lose.
+            (Some(_), None) => *change != OverlayChange::Removed,
+            (None, Some(_)) => true,
+            (None, None) => false,
+        })
+        .map(|(p, _)| p.clone())
+        .collect()
 }
 
 fn scalar(state: &ShellState, name: &str) -> Option<Vec<u8>> {
@@ -175,6 +208,18 @@ pub fn try_resume(
         .import_base_state(base, (k + b + 1) as u32, rewrites)
         .map_err(|e| e.to_string())?;
     let restored = want.root("build");
+    let edited = edited_by_earlier_build(&changes, &old_tree, restored);
+    if !edited.is_empty() {
+        let mut l: Vec<String> = edited.iter().take(3).map(|p| p.to_string()).collect();
+        if edited.len() > 3 {
+            l.push("…".into());
+        }
+        return Ok(Err(format!(
+            "the earlier build changed {} after patchPhase and the new source changes it too \
+             (laid over, it would lose that edit): configure and build run on the new tree",
+            l.join(", ")
+        )));
+    }
     // Changes make would not see by itself.
     let untracked = {
         let build_top_bytes = build_top.as_os_str().as_encoded_bytes();
@@ -239,13 +284,11 @@ pub fn try_resume(
         .bring_trees_to(&want, build_top, outputs)
         .map_err(|e| e.to_string())?;
 
-    // The stdenv's own files in the build directory change every time; they are laid over like
-    // the rest but are not source changes worth reporting.
     let changed: Vec<String> = report
         .changes
         .iter()
+        .filter(|(p, _)| !is_stdenv_file(p))
         .map(|(p, _)| p.to_string())
-        .filter(|p| !matches!(p.as_str(), "env-vars" | ".attrs.json" | ".attrs.sh"))
         .collect();
     let listed = {
         let mut l: Vec<&str> = changed.iter().take(5).map(String::as_str).collect();
@@ -304,7 +347,69 @@ pub fn try_resume(
 
 #[cfg(test)]
 mod tests {
-    use super::is_build_description;
+    use super::{edited_by_earlier_build, is_build_description};
+    use crate::checkpoint::{overlay_diff, ContentHash, Entry, EntryKind, RelPath, RootState};
+
+    fn tree(files: &[(&str, &str)]) -> RootState {
+        let mut t = RootState::new();
+        let dir = Entry {
+            kind: EntryKind::Dir,
+            mode: 0o755,
+            mtime: Default::default(),
+            xattrs: Default::default(),
+        };
+        t.insert(RelPath::root(), dir.clone());
+        t.insert(RelPath::new(b"p".to_vec()).unwrap(), dir);
+        for (p, c) in files {
+            let e = Entry {
+                kind: EntryKind::File {
+                    size: c.len() as u64,
+                    blake3: ContentHash::from(blake3::hash(c.as_bytes())),
+                    hardlink: None,
+                },
+                mode: 0o644,
+                mtime: Default::default(),
+                xattrs: Default::default(),
+            };
+            t.insert(RelPath::new(p.as_bytes().to_vec()).unwrap(), e);
+        }
+        t
+    }
+
+    fn edited(old: &[(&str, &str)], new: &[(&str, &str)], built: &[(&str, &str)]) -> Vec<String> {
+        let (old, new, built) = (tree(old), tree(new), tree(built));
+        edited_by_earlier_build(&overlay_diff(&old, &new), &old, &built)
+            .iter()
+            .map(|p| p.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn source_files_the_earlier_build_edited() {
+        let old = [("p/a.c", "a"), ("p/b.c", "b"), ("env-vars", "1")];
+        // preConfigure edited b.c; the new source changes a.c: nothing is lost.
+        let built = [
+            ("p/a.c", "a"),
+            ("p/b.c", "B"),
+            ("p/a.o", "o"),
+            ("env-vars", "2"),
+        ];
+        let new = [("p/a.c", "a2"), ("p/b.c", "b"), ("env-vars", "3")];
+        assert!(edited(&old, &new, &built).is_empty());
+        // The new source changes b.c too: laying it over would drop the edit.
+        let new = [("p/a.c", "a"), ("p/b.c", "b2"), ("env-vars", "3")];
+        assert_eq!(edited(&old, &new, &built), ["p/b.c"]);
+        // The new source adds a file where the build generated one.
+        let new = [("p/a.c", "a"), ("p/b.c", "b"), ("p/a.o", "x")];
+        assert_eq!(edited(&old, &new, &built), ["p/a.o"]);
+        // The build deleted a.c; the new source changes it, or deletes it too.
+        let built = [("p/b.c", "b")];
+        assert_eq!(
+            edited(&old, &[("p/a.c", "a2"), ("p/b.c", "b")], &built),
+            ["p/a.c"]
+        );
+        assert!(edited(&old, &[("p/b.c", "b")], &built).is_empty());
+    }
 
     #[test]
     fn build_descriptions() {

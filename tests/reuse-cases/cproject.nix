@@ -3,13 +3,14 @@
 # `variant` changes one thing relative to "a" (install: postInstall; flags: buildFlags;
 # source: one line of text.c; tree: a file added, one deleted, a binary file changed, a symlink
 # retargeted, a mode changed; makefile: Makefile.in; source-flags: source and flags;
-# broken-install: installPhase fails; slow: buildPhase sleeps, to be killed);
+# broken-install: installPhase fails; slow: buildPhase sleeps, to be killed; edit: preConfigure
+# edits text.c in place; edit-source: that, with the source change of "source");
 # `base` is an earlier build's checkpoint, `cache` a development cache directory.
 # Linked without a GNU build-id, as nixpkgs' gcc does by default: Debian's gcc adds one, and a
 # build-id hashes the binary's own store path, which no same-length rewrite can update.
 { mkDrv, variant ? "a", base ? null, name ? "reuse-cproject", cache ? null, salt ? null }:
 let
-  greeting = if variant == "source" || variant == "source-flags" then "Hello, changed world" else "Hello, world";
+  greeting = if variant == "source" || variant == "source-flags" || variant == "edit-source" then "Hello, changed world" else "Hello, world";
   src = derivation {
     name = "cproject-src";
     system = builtins.currentSystem;
@@ -77,5 +78,8 @@ mkDrv {
   # Fresh derivations for every test run (the same within one run).
   testSalt = salt;
   preBuild = if variant == "slow" then "sleep 8" else null;
+  preConfigure = if variant == "edit" || variant == "edit-source" then ''
+    sed -i 's/Hello/Howdy/' text.c
+  '' else null;
   checkpointBase = if base == null then null else builtins.storePath base;
 }

@@ -79,7 +79,8 @@ pub use manifest::{
     Timestamp, Xattrs, FORMAT_VERSION,
 };
 pub use overlay::{
-    floor_after, overlay_changes, overlay_diff, overlay_state, OverlayChange, OverlayReport,
+    classify, floor_after, overlay_changes, overlay_diff, overlay_state, OverlayChange,
+    OverlayReport,
 };
 pub use path::RelPath;
 pub use restore::RestoreReport;

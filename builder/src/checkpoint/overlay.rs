@@ -53,7 +53,9 @@ pub struct OverlayReport {
     pub skipped: Vec<(RelPath, &'static str)>,
 }
 
-fn classify(o: &Entry, n: &Entry) -> Option<OverlayChange> {
+/// How `n` differs from `o` at the same path, if it does (hardlink grouping and mtimes are
+/// not differences).
+pub fn classify(o: &Entry, n: &Entry) -> Option<OverlayChange> {
     if o.kind.name() != n.kind.name() {
         return Some(OverlayChange::Kind);
     }
