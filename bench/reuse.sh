@@ -9,6 +9,9 @@
 #            checkpoint: configure restored, make resumed over the old tree
 #   install  the `install` variant (postInstall only) with the same base:
 #            unpack … build restored, install and fixup run
+#   header   the `header` variant (one line of one header changed) with the
+#            same base: configure restored, make resumed; hello's automake
+#            records no header dependencies, so there every object recompiles
 #   make     the limit outside Nix: the same tarball unpacked into a temporary
 #            directory, configured and built with the derivation's own make
 #            invocation (`make -j2 SHELL=/bin/bash makeFlags buildFlags`,
@@ -25,6 +28,7 @@
 # and prints a table and the ratios the reuse issue targets:
 #   oneline / (warm make + floor)  <= 1.2
 #   install / stock                <= 0.1  (the target is set for zstd)
+# and header / stock (no target: what a header change costs against a full build);
 # and oneline / (warm make + after + floor), which also counts the check and
 # install steps any rebuild in Nix runs after buildPhase.
 #
@@ -256,7 +260,7 @@ timeline() {
 # check PROJECT RUN: notes on the oneline and install builds of one run.
 check() {
   local project=$1 run=$2 n program args
-  local o=$project.oneline.$run i=$project.install.$run
+  local o=$project.oneline.$run i=$project.install.$run h=$project.header.$run
   if ok "$o"; then
     n=$(objects "$work/$o.log" | wc -l)
     echo "$n object(s): $(objects "$work/$o.log" | sed 's/.* -o \([^ ]*\).*/\1/; s/^[A-Z]* //' | tr '\n' ' ')" >"$work/$o.note"
@@ -270,6 +274,13 @@ check() {
     esac
     "$(out_of "$o")/$program" "$args" 2>&1 | grep -q 'one-line change' ||
       echo "the change is NOT visible in $program $args" >>"$work/$o.note"
+  fi
+  if ok "$h"; then
+    n=$(objects "$work/$h.log" | wc -l)
+    echo "$n object(s)" >"$work/$h.note"
+    if grep -q '^Running phase: configurePhase' "$work/$h.log"; then
+      echo "configurePhase RAN" >>"$work/$h.note"
+    fi
   fi
   if ok "$i"; then
     if grep -q '^Running phase: buildPhase' "$work/$i.log"; then
@@ -289,7 +300,7 @@ for project in "${projects[@]}"; do
       --arg builder "$builder" --arg checkpoint true)"
     if ok "$project.full.$run"; then
       base=$(checkpoint_of "$project.full.$run")
-      for variant in oneline install; do
+      for variant in oneline install header; do
         realise "$project.$variant.$run" "$(instantiate "$project" "$salt" \
           --arg builder "$builder" --arg checkpoint true \
           --argstr variant "$variant" --argstr base "$base")"
@@ -330,18 +341,18 @@ echo "== Reuse: incremental and install-only rebuilds ($(date -u +%Y-%m-%dT%H:%M
 echo "stdenv:  $stdenv_nix"
 echo "builder: $builder"
 echo "load:    $load_before (before), $load_after (after)"
-echo "seconds: wall time of nix-store --realise (stock, full, oneline, install, floor), of make"
+echo "seconds: wall time of nix-store --realise (stock, full, oneline, install, header, floor), of make"
 echo "         outside Nix (cold: the first make, configure excluded; warm: make after the"
 echo "         one-line change; after: make check (hello) and make install after it)"
-printf '%-6s %4s %7s %7s %7s %7s %6s %6s %6s %6s | %8s %10s %8s %8s\n' \
-  project run stock full oneline install cold warm after floor \
-  "ol/(w+f)" "ol/(w+a+f)" inst/stk full/stk
+printf '%-6s %4s %7s %7s %7s %7s %7s %6s %6s %6s %6s | %8s %10s %8s %8s %8s\n' \
+  project run stock full oneline install header cold warm after floor \
+  "ol/(w+f)" "ol/(w+a+f)" inst/stk hdr/stk full/stk
 for project in "${projects[@]}"; do
   declare -A col=()
   for run in $(seq 1 "$runs") median; do
     if [ "$run" = median ]; then
       [ "$runs" -gt 1 ] || continue
-      for k in stock full oneline install cold warm after floor; do
+      for k in stock full oneline install header cold warm after floor; do
         # shellcheck disable=SC2086
         col[$k]=$(median ${col[$k.all]})
       done
@@ -350,20 +361,22 @@ for project in "${projects[@]}"; do
       col[full]=$(value "$project.full.$run")
       col[oneline]=$(value "$project.oneline.$run")
       col[install]=$(value "$project.install.$run")
+      col[header]=$(value "$project.header.$run")
       col[cold]=$(file_value "plain-$project-$run.cold.secs")
       col[warm]=$(file_value "plain-$project-$run.warm.secs")
       col[after]=$(file_value "plain-$project-$run.after.secs")
       col[floor]=$(file_value "floor-$project-$run.secs")
-      for k in stock full oneline install cold warm after floor; do
+      for k in stock full oneline install header cold warm after floor; do
         col[$k.all]="${col[$k.all]:-} ${col[$k]}"
       done
     fi
-    printf '%-6s %4s %7s %7s %7s %7s %6s %6s %6s %6s | %8s %10s %8s %8s\n' "$project" "$run" \
-      "${col[stock]}" "${col[full]}" "${col[oneline]}" "${col[install]}" \
+    printf '%-6s %4s %7s %7s %7s %7s %7s %6s %6s %6s %6s | %8s %10s %8s %8s %8s\n' "$project" "$run" \
+      "${col[stock]}" "${col[full]}" "${col[oneline]}" "${col[install]}" "${col[header]}" \
       "${col[cold]}" "${col[warm]}" "${col[after]}" "${col[floor]}" \
       "$(ratio "${col[oneline]}" "$(sum "${col[warm]}" "${col[floor]}")")" \
       "$(ratio "${col[oneline]}" "$(sum "$(sum "${col[warm]}" "${col[after]}")" "${col[floor]}")")" \
       "$(ratio "${col[install]}" "${col[stock]}")" \
+      "$(ratio "${col[header]}" "${col[stock]}")" \
       "$(ratio "${col[full]}" "${col[stock]}")"
   done
   unset col
@@ -375,18 +388,18 @@ echo "ol/(w+a+f) counts what the Nix build also runs after buildPhase (check, in
 echo
 for project in "${projects[@]}"; do
   for run in $(seq 1 "$runs"); do
-    for kind in stock full oneline install; do
+    for kind in stock full oneline install header; do
       status=$(cat "$work/$project.$kind.$run.status" 2>/dev/null || echo missing)
       if [ "$status" != ok ]; then
         echo "== $project $kind (run $run): $status"
         tail -n 30 "$work/$project.$kind.$run.log" 2>/dev/null || true
       fi
     done
-    for kind in oneline install; do
+    for kind in oneline install header; do
       [ ! -f "$work/$project.$kind.$run.note" ] ||
         echo "$project $kind (run $run): $(tr '\n' ';' <"$work/$project.$kind.$run.note")"
     done
-    for kind in full oneline install; do
+    for kind in full oneline install header; do
       ! ok "$project.$kind.$run" ||
         echo "$project $kind (run $run) timeline, s: $(timeline "$project.$kind.$run")"
     done

@@ -121,8 +121,22 @@ extern "C" fn forward_signal(sig: libc::c_int) {
     }
 }
 
+/// Forwards termination signals to the running step's process group. A signal the builder
+/// was started with ignored stays ignored, so every step inherits that as stock's bash does
+/// (it lists such signals as `trap -- '' SIGHUP`); a handler would be reset to the default
+/// action across exec instead.
 fn install_signal_forwarding() {
     for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT] {
+        // SAFETY: sigaction with a null new action only reads the current disposition into
+        // a zeroed struct we own.
+        let ignored = unsafe {
+            let mut current: libc::sigaction = std::mem::zeroed();
+            libc::sigaction(sig, std::ptr::null(), &mut current) == 0
+                && current.sa_sigaction == libc::SIG_IGN
+        };
+        if ignored {
+            continue;
+        }
         // SAFETY: installing a handler that only touches atomics and calls kill.
         unsafe {
             libc::signal(sig, forward_signal as *const () as libc::sighandler_t);

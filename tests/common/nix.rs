@@ -285,6 +285,26 @@ pub fn nix_build_with_paths(
     builder: Option<&Path>,
     sandbox_paths: &[&Path],
 ) -> Result<BuildResult, HarnessError> {
+    build_case(case_file, builder, sandbox_paths, &[])
+}
+
+/// [`nix_build`] with `nix-build` started with `signals` (names as `trap` takes them: `HUP`,
+/// `INT`, …) ignored, as `nohup`, a background job of a non-interactive shell or a CI runner
+/// starts it; the builder inherits that.
+pub fn nix_build_ignoring_signals(
+    case_file: &Path,
+    builder: Option<&Path>,
+    signals: &[&str],
+) -> Result<BuildResult, HarnessError> {
+    build_case(case_file, builder, &[], signals)
+}
+
+fn build_case(
+    case_file: &Path,
+    builder: Option<&Path>,
+    sandbox_paths: &[&Path],
+    ignored_signals: &[&str],
+) -> Result<BuildResult, HarnessError> {
     require_nix()?;
     let mut options: Vec<String> = NIX_BUILD_OPTIONS.iter().map(|s| s.to_string()).collect();
     if !sandbox_paths.is_empty() {
@@ -319,7 +339,18 @@ pub fn nix_build_with_paths(
             std::thread::sleep(std::time::Duration::from_secs(2));
             continue;
         }
-        let mut cmd = Command::new("nix-build");
+        let mut cmd = if ignored_signals.is_empty() {
+            Command::new("nix-build")
+        } else {
+            let mut sh = Command::new("/bin/sh");
+            sh.arg("-c")
+                .arg(format!(
+                    "trap '' {}; exec nix-build \"$@\"",
+                    ignored_signals.join(" ")
+                ))
+                .arg("sh");
+            sh
+        };
         cmd.args(&options)
             .args(["--no-out-link", "--log-format", "internal-json", "-v"])
             .arg(&drv_path);
