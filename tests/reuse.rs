@@ -333,6 +333,28 @@ fn a_source_file_the_earlier_build_edited_is_not_laid_over() {
     assert!(text.starts_with("Howdy, changed world"), "{text}");
 }
 
+/// A deleted compile unit: its object stays in the earlier tree and `ar r` would keep it in
+/// the static library, so configure and build run on the new tree, and the log says why.
+#[test]
+fn a_deleted_source_file_is_not_laid_over() {
+    let a = build(11, "wild-base", "wild", None);
+    let b = build(11, "wild-from-a", "wild-deleted", Some(&output(&a, true)));
+    let clean = build(11, "wild-clean", "wild-deleted", None);
+    assert!(b.ran_phase("configurePhase"), "{}", b.log_tail(30));
+    assert!(
+        b.log_lines
+            .iter()
+            .any(|l| l.contains("source files were deleted") && l.contains("extra.c")),
+        "{}",
+        b.log_tail(30)
+    );
+    assert!(normalised_out(&b) == normalised_out(&clean));
+    assert!(
+        normalised_out(&a) != normalised_out(&clean),
+        "the library should differ without extra.o, or this test proves nothing"
+    );
+}
+
 /// A checkpoint written by an incremental build: its configure layer holds build products, so
 /// a later build that changes buildFlags must not restore it as configure's result.
 #[test]

@@ -11,7 +11,8 @@
 //!   keys: their effect is in the tree, which is compared by content;
 //! - a change to a build description file (Makefiles, `*.mk`, configure and CMake/Meson
 //!   inputs, `*.in` templates) never resumes: those phases run on the fresh tree, as a clean
-//!   build would;
+//!   build would; neither does a deleted compile unit (its object, or an archive member made
+//!   from it, would outlive it);
 //! - unchanged files keep the mtimes the earlier build recorded, changed ones get an mtime
 //!   newer than every restored file, so make's timestamp rule sees exactly the change;
 //! - a changed file make would not see (a header no dependency record of the earlier build
@@ -21,7 +22,7 @@ use crate::checkpoint::{
     classify, floor_after, max_mtime, overlay_diff, overlay_state, OverlayChange, RelPath,
     RewritePair, RootState, Timestamp,
 };
-use crate::dependencies::{compile_units, untracked_changes, Trees};
+use crate::dependencies::{compile_units, is_compile_unit, untracked_changes, Trees};
 use crate::keys::phase_variables;
 use crate::recording::Recorder;
 use crate::resume::BaseCheckpoint;
@@ -201,6 +202,20 @@ pub fn try_resume(
         return Ok(Err(format!(
             "build description files changed ({}): configure and build run on the new tree",
             descriptions.join(", ")
+        )));
+    }
+    // A deleted compile unit leaves its object behind, and `ar r` keeps it in an archive
+    // even when make rebuilds the archive: only a clean build drops it.
+    let deleted_units: Vec<String> = changes
+        .iter()
+        .filter(|(p, c)| *c == OverlayChange::Removed && is_compile_unit(p.as_bytes()))
+        .map(|(p, _)| p.to_string())
+        .collect();
+    if !deleted_units.is_empty() {
+        return Ok(Err(format!(
+            "source files were deleted ({}): their objects could outlive them in the earlier \
+             tree, so configure and build run on the new tree",
+            deleted_units.join(", ")
         )));
     }
 

@@ -4,7 +4,9 @@
 # source: one line of text.c; tree: a file added, one deleted, a binary file changed, a symlink
 # retargeted, a mode changed; makefile: Makefile.in; source-flags: source and flags;
 # broken-install: installPhase fails; slow: buildPhase sleeps, to be killed; edit: preConfigure
-# edits text.c in place; edit-source: that, with the source change of "source");
+# edits text.c in place; edit-source: that, with the source change of "source"; wild: the
+# Makefile takes every *.c into an installed static library, and there is an extra.c;
+# wild-deleted: the same without extra.c);
 # `base` is an earlier build's checkpoint, `cache` a development cache directory.
 # Linked without a GNU build-id, as nixpkgs' gcc does by default: Debian's gcc adds one, and a
 # build-id hashes the binary's own store path, which no same-length rewrite can update.
@@ -60,6 +62,19 @@ let
         chmod 644 data/script.sh
       ''}
       ${if variant == "makefile" then "echo '# a comment' >> Makefile.in" else ""}
+      ${if variant == "wild" || variant == "wild-deleted" then ''
+        cat >> Makefile.in <<'EOS'
+      OBJS := $(patsubst %.c,%.o,$(wildcard *.c))
+      all: libgreet.a
+      libgreet.a: $(OBJS)
+      	ar rc $@ $^
+      install: install-lib
+      install-lib: libgreet.a
+      	mkdir -p $(prefix)/lib
+      	cp libgreet.a $(prefix)/lib/
+      EOS
+      '' else ""}
+      ${if variant == "wild" then "printf 'int extra(void) { return 42; }\n' > extra.c" else ""}
     '' ];
   };
 in
