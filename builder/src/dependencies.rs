@@ -13,13 +13,15 @@
 //! - anything else (a header, or a file some directive includes, like gnulib's
 //!   `#include "regcomp.c"`) is seen only if a dependency record of the earlier build
 //!   names it for an object, or if all that include it are changed compile units
-//!   themselves; otherwise it is *untracked*, and the caller treats every compile unit as
-//!   changed (make then recompiles all objects over the configured tree).
+//!   themselves; otherwise it is *untracked*, and the caller treats the compile units that
+//!   include it, directly or through other files, as changed (make then recompiles their
+//!   objects over the configured tree).
 //!
 //! Include directives are read from the new source (C-family files, grammars, assembler)
 //! and the earlier build's generated files; names are compared by file name only, which
 //! errs toward "included". A computed include (`#include MACRO`) anywhere makes every
-//! header count as included.
+//! header count as included, and it, or a forced include (`-include x` in a makefile or in
+//! the build's variables, which no directive shows), makes every compile unit affected.
 //!
 //! Pure: the trees are states; file contents come from the caller's readers.
 
@@ -308,6 +310,69 @@ pub struct Trees<'a> {
     pub built: &'a RootState,
     /// The build directory's absolute path, as records write absolute paths.
     pub build_top: &'a [u8],
+    /// Whether the build's environment passes the compiler a forced include (`-include`,
+    /// `-imacros`, e.g. in `NIX_CFLAGS_COMPILE`): then no include directive shows it.
+    pub forced_include_in_environment: bool,
+}
+
+/// What [`untracked_changes`] found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tracking {
+    /// Changed paths make may miss, by the rules in this module's documentation.
+    pub untracked: Vec<RelPath>,
+    /// The compile units that include one of them by name, directly or through other files
+    /// (the caller makes them newer than their objects); None when that cannot be bounded:
+    /// a computed include, an unreadable file, or a forced include (`-include`) in the
+    /// build's makefiles or environment — then every compile unit.
+    pub affected_units: Option<BTreeSet<RelPath>>,
+}
+
+/// True if `token` passes the compiler a file to include before the source (`-include x`,
+/// `-imacros x`). The long forms (`--include=x`) are left out: other tools share them
+/// (help2man, grep, rsync), and compilers are hardly given them.
+fn is_forced_include_flag(token: &[u8]) -> bool {
+    token == b"-include" || token == b"-imacros"
+}
+
+/// True if a logical line of make syntax in `text` has a forced-include flag after its first
+/// word (a first word `-include` is make's own directive), comments left out.
+fn has_forced_include(text: &[u8]) -> bool {
+    let mut logical: Vec<u8> = Vec::new();
+    let mut lines = text.split(|&b| b == b'\n').peekable();
+    while let Some(line) = lines.next() {
+        let continued = line.ends_with(b"\\");
+        logical.extend_from_slice(if continued {
+            &line[..line.len() - 1]
+        } else {
+            line
+        });
+        if continued && lines.peek().is_some() {
+            logical.push(b' ');
+            continue;
+        }
+        let code = match logical.iter().position(|&b| b == b'#') {
+            Some(i) => &logical[..i],
+            None => &logical[..],
+        };
+        let found = code
+            .split(|b| b.is_ascii_whitespace())
+            .filter(|t| !t.is_empty())
+            .skip(1)
+            .any(is_forced_include_flag);
+        if found {
+            return true;
+        }
+        logical.clear();
+    }
+    false
+}
+
+/// True if any word of `values` (a build's variable values) is a forced-include flag.
+pub fn forced_include_in<'v>(values: impl IntoIterator<Item = &'v [u8]>) -> bool {
+    values.into_iter().any(|v| {
+        v.split(|b| b.is_ascii_whitespace())
+            .any(is_forced_include_flag)
+    })
 }
 
 /// Reads a file's content: `(path, hash, from_new_source)`; None when it cannot be read,
@@ -322,12 +387,13 @@ fn file_hash(e: &Entry) -> Option<ContentHash> {
 }
 
 /// The changed paths (files and symlinks among `changes`, `overlay_diff(old_source,
-/// new_source)`) the build tool may miss, by the rules in this module's documentation.
+/// new_source)`) the build tool may miss, by the rules in this module's documentation, and
+/// the compile units that include them.
 pub fn untracked_changes(
     changes: &[(RelPath, OverlayChange)],
     trees: &Trees,
     read: &Reader,
-) -> Vec<RelPath> {
+) -> Tracking {
     let is_dir = |p: &RelPath| {
         trees
             .new_source
@@ -341,12 +407,11 @@ pub fn untracked_changes(
         .filter(|p| !p.is_root() && !is_dir(p))
         .collect();
     if changed.is_empty() {
-        return Vec::new();
+        return Tracking::default();
     }
-    let wanted: HashSet<&[u8]> = changed.iter().filter_map(|p| p.file_name()).collect();
 
-    // Who includes the changed files' names: the new source, and what the earlier build
-    // generated (files in neither source tree).
+    // Who includes which file name: the new source, and what the earlier build generated
+    // (files in neither source tree).
     let mut includers: HashMap<Vec<u8>, BTreeSet<RelPath>> = HashMap::new();
     let mut computed = false;
     let generated = trees
@@ -370,12 +435,10 @@ pub fn untracked_changes(
             continue;
         };
         computed |= include_directives(&text, |name| {
-            if wanted.contains(name) {
-                includers
-                    .entry(name.to_vec())
-                    .or_default()
-                    .insert(path.clone());
-            }
+            includers
+                .entry(name.to_vec())
+                .or_default()
+                .insert(path.clone());
         });
     }
     let included_by = |p: &RelPath| -> Option<&BTreeSet<RelPath>> {
@@ -404,7 +467,7 @@ pub fn untracked_changes(
         }
     }
     if needs_record.is_empty() {
-        return Vec::new();
+        return Tracking::default();
     }
 
     // Then the earlier build's dependency records.
@@ -415,6 +478,7 @@ pub fn untracked_changes(
         }
     }
     let mut seen: HashSet<&RelPath> = HashSet::new();
+    let mut forced = trees.forced_include_in_environment;
     for (path, entry) in trees.built {
         let (Some(kind), Some(hash)) = (record_kind(path), file_hash(entry)) else {
             continue;
@@ -433,15 +497,50 @@ pub fn untracked_changes(
             }
         };
         match kind {
-            RecordKind::Make => object_prerequisites(&text, &mut check),
+            RecordKind::Make => {
+                object_prerequisites(&text, &mut check);
+                forced |= has_forced_include(&text);
+            }
             RecordKind::NinjaDeps => ninja_deps_paths(&text, &mut check),
         }
     }
-    needs_record
+    let untracked: Vec<RelPath> = needs_record
         .into_iter()
         .filter(|p| !seen.contains(p))
         .cloned()
-        .collect()
+        .collect();
+    if untracked.is_empty() {
+        return Tracking::default();
+    }
+
+    // The compile units that include an untracked file, through any chain of includes.
+    let affected_units = if computed || forced {
+        None
+    } else {
+        let mut affected = BTreeSet::new();
+        let mut names: Vec<Vec<u8>> = untracked
+            .iter()
+            .filter_map(|p| p.file_name().map(<[u8]>::to_vec))
+            .collect();
+        let mut visited: HashSet<Vec<u8>> = names.iter().cloned().collect();
+        while let Some(name) = names.pop() {
+            for includer in includers.get(&name).into_iter().flatten() {
+                if is_compile_unit(includer.as_bytes()) {
+                    affected.insert(includer.clone());
+                }
+                if let Some(n) = includer.file_name() {
+                    if visited.insert(n.to_vec()) {
+                        names.push(n.to_vec());
+                    }
+                }
+            }
+        }
+        Some(affected)
+    };
+    Tracking {
+        untracked,
+        affected_units,
+    }
 }
 
 /// The compile units of `tree` (regular files), as [`is_compile_unit`] names them.
@@ -517,11 +616,94 @@ mod tests {
             new_source: &new_source,
             built: &built,
             build_top: b"/build",
+            forced_include_in_environment: false,
         };
         untracked_changes(&changes, &trees, &read)
+            .untracked
             .iter()
             .map(|p| p.to_string())
             .collect()
+    }
+
+    /// The compile units an untracked change affects (None: all).
+    fn affected(
+        old: &[(&str, &str)],
+        new: &[(&str, &str)],
+        products: &[(&str, &str)],
+        forced_in_environment: bool,
+    ) -> Option<Vec<String>> {
+        let mut contents = BTreeMap::new();
+        let old_source = tree(old, &mut contents);
+        let new_source = tree(new, &mut contents);
+        let all: Vec<(&str, &str)> = old.iter().chain(products).copied().collect();
+        let built = tree(&all, &mut contents);
+        let changes = overlay_diff(&old_source, &new_source);
+        let read = |_: &RelPath, h: &ContentHash, _: bool| contents.get(h).cloned();
+        let trees = Trees {
+            old_source: &old_source,
+            new_source: &new_source,
+            built: &built,
+            build_top: b"/build",
+            forced_include_in_environment: forced_in_environment,
+        };
+        let tracking = untracked_changes(&changes, &trees, &read);
+        assert!(!tracking.untracked.is_empty());
+        tracking
+            .affected_units
+            .map(|s| s.iter().map(|p| p.to_string()).collect())
+    }
+
+    #[test]
+    fn affected_units_follow_includes_through_headers() {
+        let old = [
+            ("p/src/hello.c", HELLO_C),
+            ("p/src/system.h", "#include \"gettext.h\"\n"),
+            ("p/lib/gettext.h", "1"),
+            ("p/lib/other.c", "#include \"gettext.h\"\n"),
+            ("p/lib/unrelated.c", "#include <stdio.h>\n"),
+        ];
+        let mut new = old;
+        new[2] = ("p/lib/gettext.h", "2");
+        assert_eq!(
+            affected(&old, &new, &[], false),
+            Some(vec!["p/lib/other.c".to_owned(), "p/src/hello.c".to_owned()])
+        );
+        // A generated file in between counts, as a compile unit and as a link.
+        let products = [("p/src/gen.c", "#include \"system.h\"\n")];
+        assert_eq!(
+            affected(&old, &new, &products, false),
+            Some(vec![
+                "p/lib/other.c".to_owned(),
+                "p/src/gen.c".to_owned(),
+                "p/src/hello.c".to_owned()
+            ])
+        );
+        // Forced includes hide the graph: every compile unit.
+        assert_eq!(affected(&old, &new, &[], true), None);
+        let makefile = "CFLAGS = -g -include lib/gettext.h\n";
+        assert_eq!(
+            affected(&old, &new, &[("p/Makefile", makefile)], false),
+            None
+        );
+        // make's own `-include` directive is not one.
+        let makefile = "-include $(DEPS)\n#\t$(CC) -include x.h\n";
+        assert!(affected(&old, &new, &[("p/Makefile", makefile)], false).is_some());
+        // A computed include anywhere hides it too.
+        let mut computed = new;
+        computed[4] = ("p/lib/unrelated.c", "#include HEADER\n");
+        let mut old_computed = old;
+        old_computed[4] = computed[4];
+        assert_eq!(affected(&old_computed, &computed, &[], false), None);
+    }
+
+    #[test]
+    fn forced_include_flags_in_variables() {
+        assert!(forced_include_in([&b"-O2 -include /build/p/compat.h"[..]]));
+        assert!(forced_include_in([&b"-imacros x.h"[..]]));
+        assert!(!forced_include_in([&b"help2man --include=hello.x"[..]]));
+        assert!(!forced_include_in([
+            &b"-I/nix/store/abc-linux-headers-include -O2"[..]
+        ]));
     }
 
     const HELLO_C: &str = "#include <config.h>\n#include \"system.h\"\nint main() {}\n";
@@ -729,10 +911,10 @@ mod tests {
             new_source: &new_source,
             built: &built,
             build_top: b"/build",
+            forced_include_in_environment: false,
         };
-        assert!(
-            untracked_changes(&overlay_diff(&old_source, &new_source), &trees, &read).is_empty()
-        );
+        let tracking = untracked_changes(&overlay_diff(&old_source, &new_source), &trees, &read);
+        assert!(tracking.untracked.is_empty());
     }
 
     #[test]

@@ -16,13 +16,16 @@
 //! - unchanged files keep the mtimes the earlier build recorded, changed ones get an mtime
 //!   newer than every restored file, so make's timestamp rule sees exactly the change;
 //! - a changed file make would not see (a header no dependency record of the earlier build
-//!   names, see [`crate::dependencies`]) makes every compile unit count as changed.
+//!   names, see [`crate::dependencies`]) makes the compile units that include it count as
+//!   changed.
 
 use crate::checkpoint::{
     classify, floor_after, max_mtime, overlay_diff, overlay_state, OverlayChange, RelPath,
     RewritePair, RootState, Timestamp,
 };
-use crate::dependencies::{compile_units, is_compile_unit, untracked_changes, Trees};
+use crate::dependencies::{
+    compile_units, forced_include_in, is_compile_unit, untracked_changes, Trees,
+};
 use crate::keys::phase_variables;
 use crate::recording::Recorder;
 use crate::resume::BaseCheckpoint;
@@ -236,13 +239,20 @@ pub fn try_resume(
         )));
     }
     // Changes make would not see by itself.
-    let untracked = {
+    let tracking = {
         let build_top_bytes = build_top.as_os_str().as_encoded_bytes();
+        let values = after_patch.variables.iter().flat_map(|v| match &v.value {
+            Value::Scalar(s) => vec![s.as_bytes()],
+            Value::Indexed(items) => items.iter().map(|(_, s)| s.as_bytes()).collect(),
+            Value::Assoc(items) => items.iter().map(|(_, s)| s.as_bytes()).collect(),
+            _ => Vec::new(),
+        });
         let trees = Trees {
             old_source: &old_tree,
             new_source: &new_tree,
             built: restored,
             build_top: build_top_bytes,
+            forced_include_in_environment: forced_include_in(values),
         };
         let recorder: &Recorder = recorder;
         let read = |p: &crate::checkpoint::RelPath, h: &crate::checkpoint::ContentHash, new| {
@@ -281,12 +291,17 @@ pub fn try_resume(
     // build products and what differs are written.
     let (mut tree, report) =
         overlay_state(&old_tree, &new_tree, restored, floor).map_err(|e| e.to_string())?;
-    // Untracked changes: every compile unit becomes as new as a changed file.
+    // Untracked changes: the compile units that include them (all of them, when that cannot
+    // be bounded) become as new as a changed file.
+    let untracked = &tracking.untracked;
     let touched_units = if untracked.is_empty() {
         0
     } else {
         let changed_mtime = floor_after(floor);
-        let units = compile_units(&tree);
+        let units: Vec<RelPath> = match &tracking.affected_units {
+            Some(units) => units.iter().cloned().collect(),
+            None => compile_units(&tree),
+        };
         for p in &units {
             if let Some(e) = tree.get_mut(p) {
                 e.mtime = e.mtime.max(changed_mtime);
@@ -339,8 +354,14 @@ pub fn try_resume(
         if untracked.len() > 3 {
             l.push("…".into());
         }
+        let which = match tracking.affected_units {
+            Some(_) => format!("the {touched_units} compile unit(s) that include it"),
+            None => format!(
+                "all {touched_units} compile units (a computed or forced include hides which include it)"
+            ),
+        };
         format!(
-            "; no dependency record of the earlier build names {} (dependency tracking off?), so all {touched_units} compile units count as changed",
+            "; no dependency record of the earlier build names {} (dependency tracking off?), so {which} count as changed",
             l.join(", ")
         )
     };
