@@ -20,8 +20,8 @@
 //!   changed.
 
 use crate::checkpoint::{
-    classify, floor_after, max_mtime, overlay_diff, overlay_state, OverlayChange, RelPath,
-    RewritePair, RootState, Timestamp,
+    classify, floor_after, max_mtime, overlay_diff, overlay_state, ContentHash, OverlayChange,
+    RelPath, RewritePair, RootState, Timestamp,
 };
 use crate::dependencies::{
     compile_units, forced_include_in, is_compile_unit, untracked_changes, Trees,
@@ -109,6 +109,15 @@ fn edited_by_earlier_build(
         })
         .map(|(p, _)| p.clone())
         .collect()
+}
+
+/// The first `max` paths, comma-separated, with `…` when there are more.
+fn short_list<T: std::fmt::Display>(paths: &[T], max: usize) -> String {
+    let mut l: Vec<String> = paths.iter().take(max).map(|p| p.to_string()).collect();
+    if paths.len() > max {
+        l.push("…".into());
+    }
+    l.join(", ")
 }
 
 fn scalar(state: &ShellState, name: &str) -> Option<Vec<u8>> {
@@ -228,14 +237,10 @@ pub fn try_resume(
     let restored = want.root("build");
     let edited = edited_by_earlier_build(&changes, &old_tree, restored);
     if !edited.is_empty() {
-        let mut l: Vec<String> = edited.iter().take(3).map(|p| p.to_string()).collect();
-        if edited.len() > 3 {
-            l.push("…".into());
-        }
         return Ok(Err(format!(
             "the earlier build changed {} after patchPhase and the new source changes it too \
              (laid over, it would lose that edit): configure and build run on the new tree",
-            l.join(", ")
+            short_list(&edited, 3)
         )));
     }
     // Changes make would not see by itself.
@@ -255,7 +260,7 @@ pub fn try_resume(
             forced_include_in_environment: forced_include_in(values),
         };
         let recorder: &Recorder = recorder;
-        let read = |p: &crate::checkpoint::RelPath, h: &crate::checkpoint::ContentHash, new| {
+        let read = |p: &RelPath, h: &ContentHash, new| {
             if new {
                 std::fs::read(build_top.join(p.as_path())).ok()
             } else {
@@ -320,13 +325,7 @@ pub fn try_resume(
         .filter(|(p, _)| !is_stdenv_file(p))
         .map(|(p, _)| p.to_string())
         .collect();
-    let listed = {
-        let mut l: Vec<&str> = changed.iter().take(5).map(String::as_str).collect();
-        if changed.len() > 5 {
-            l.push("…");
-        }
-        l.join(", ")
-    };
+    let listed = short_list(&changed, 5);
     let mut adopted = Vec::new();
     let mut decisions = Vec::new();
     let mut before = after_patch.clone();
@@ -350,10 +349,6 @@ pub fn try_resume(
     let untracked_note = if untracked.is_empty() {
         String::new()
     } else {
-        let mut l: Vec<String> = untracked.iter().take(3).map(|p| p.to_string()).collect();
-        if untracked.len() > 3 {
-            l.push("…".into());
-        }
         let which = match tracking.affected_units {
             Some(_) => format!("the {touched_units} compile unit(s) that include it"),
             None => format!(
@@ -362,7 +357,7 @@ pub fn try_resume(
         };
         format!(
             "; no dependency record of the earlier build names {} (dependency tracking off?), so {which} count as changed",
-            l.join(", ")
+            short_list(untracked, 3)
         )
     };
     decisions.push(PhaseDecision {
