@@ -298,15 +298,25 @@ fn makefile_change_rebuilds_from_configure() {
     let a = build(7, "makefile-base", "a", None);
     let b = build(7, "makefile-from-a", "makefile", Some(&output(&a, true)));
     let clean = build(7, "makefile-clean", "makefile", None);
-    assert!(b.ran_phase("configurePhase") && b.ran_phase("buildPhase"));
+    assert_not_laid_over(&b, &clean, "build description files changed", "Makefile.in");
+}
+
+/// `b` did not resume over the earlier tree: configure and build ran, a log line gives
+/// `reason` and names `file`, and `out` equals the clean build's.
+fn assert_not_laid_over(b: &BuildResult, clean: &BuildResult, reason: &str, file: &str) {
     assert!(
-        b.log_lines
-            .iter()
-            .any(|l| l.contains("build description files changed") && l.contains("Makefile.in")),
+        b.ran_phase("configurePhase") && b.ran_phase("buildPhase"),
         "{}",
         b.log_tail(30)
     );
-    assert!(normalised_out(&b) == normalised_out(&clean));
+    assert!(
+        b.log_lines
+            .iter()
+            .any(|l| l.contains(reason) && l.contains(file)),
+        "no line says {reason:?} about {file}:\n{}",
+        b.log_tail(30)
+    );
+    assert!(normalised_out(b) == normalised_out(clean));
 }
 
 /// A source file the earlier build edited after patchPhase (preConfigure's `sed -i`) and the
@@ -317,15 +327,7 @@ fn a_source_file_the_earlier_build_edited_is_not_laid_over() {
     let a = build(10, "edit-base", "edit", None);
     let b = build(10, "edit-from-a", "edit-source", Some(&output(&a, true)));
     let clean = build(10, "edit-clean", "edit-source", None);
-    assert!(b.ran_phase("configurePhase"), "{}", b.log_tail(30));
-    assert!(
-        b.log_lines
-            .iter()
-            .any(|l| l.contains("the earlier build changed") && l.contains("text.c")),
-        "{}",
-        b.log_tail(30)
-    );
-    assert!(normalised_out(&b) == normalised_out(&clean));
+    assert_not_laid_over(&b, &clean, "the earlier build changed", "text.c");
     let greet = Command::new(output(&b, false).join("bin/greet"))
         .output()
         .unwrap();
@@ -340,15 +342,7 @@ fn a_deleted_source_file_is_not_laid_over() {
     let a = build(11, "wild-base", "wild", None);
     let b = build(11, "wild-from-a", "wild-deleted", Some(&output(&a, true)));
     let clean = build(11, "wild-clean", "wild-deleted", None);
-    assert!(b.ran_phase("configurePhase"), "{}", b.log_tail(30));
-    assert!(
-        b.log_lines
-            .iter()
-            .any(|l| l.contains("source files were deleted") && l.contains("extra.c")),
-        "{}",
-        b.log_tail(30)
-    );
-    assert!(normalised_out(&b) == normalised_out(&clean));
+    assert_not_laid_over(&b, &clean, "source files were deleted", "extra.c");
     assert!(
         normalised_out(&a) != normalised_out(&clean),
         "the library should differ without extra.o, or this test proves nothing"

@@ -159,6 +159,12 @@ fn include_directives(text: &[u8], mut found: impl FnMut(&[u8])) -> bool {
 /// syntax) that has an object among its targets. Recipes, assignments, target-specific
 /// variables, order-only prerequisites and names with `$` or `%` are skipped.
 fn object_prerequisites(text: &[u8], mut prerequisite: impl FnMut(&[u8])) {
+    make_logical_lines(text, |line| rule_prerequisites(line, &mut prerequisite));
+}
+
+/// Calls `each` with every logical line of make syntax in `text`: continuation lines joined
+/// with a space, comments (from `#` on) cut off.
+fn make_logical_lines(text: &[u8], mut each: impl FnMut(&[u8])) {
     let mut logical: Vec<u8> = Vec::new();
     let mut lines = text.split(|&b| b == b'\n').peekable();
     while let Some(line) = lines.next() {
@@ -172,7 +178,10 @@ fn object_prerequisites(text: &[u8], mut prerequisite: impl FnMut(&[u8])) {
             logical.push(b' ');
             continue;
         }
-        rule_prerequisites(&logical, &mut prerequisite);
+        match logical.iter().position(|&b| b == b'#') {
+            Some(i) => each(&logical[..i]),
+            None => each(&logical),
+        }
         logical.clear();
     }
 }
@@ -181,10 +190,6 @@ fn rule_prerequisites(line: &[u8], prerequisite: &mut impl FnMut(&[u8])) {
     if line.first() == Some(&b'\t') {
         return;
     }
-    let line = match line.iter().position(|&b| b == b'#') {
-        Some(i) => &line[..i],
-        None => line,
-    };
     let Some(colon) = line.iter().position(|&b| b == b':') else {
         return;
     };
@@ -337,34 +342,16 @@ fn is_forced_include_flag(token: &[u8]) -> bool {
 /// True if a logical line of make syntax in `text` has a forced-include flag after its first
 /// word (a first word `-include` is make's own directive), comments left out.
 fn has_forced_include(text: &[u8]) -> bool {
-    let mut logical: Vec<u8> = Vec::new();
-    let mut lines = text.split(|&b| b == b'\n').peekable();
-    while let Some(line) = lines.next() {
-        let continued = line.ends_with(b"\\");
-        logical.extend_from_slice(if continued {
-            &line[..line.len() - 1]
-        } else {
-            line
-        });
-        if continued && lines.peek().is_some() {
-            logical.push(b' ');
-            continue;
-        }
-        let code = match logical.iter().position(|&b| b == b'#') {
-            Some(i) => &logical[..i],
-            None => &logical[..],
-        };
-        let found = code
-            .split(|b| b.is_ascii_whitespace())
-            .filter(|t| !t.is_empty())
-            .skip(1)
-            .any(is_forced_include_flag);
-        if found {
-            return true;
-        }
-        logical.clear();
-    }
-    false
+    let mut found = false;
+    make_logical_lines(text, |line| {
+        found = found
+            || line
+                .split(|b| b.is_ascii_whitespace())
+                .filter(|t| !t.is_empty())
+                .skip(1)
+                .any(is_forced_include_flag);
+    });
+    found
 }
 
 /// True if any word of `values` (a build's variable values) is a forced-include flag.
