@@ -11,7 +11,8 @@
 #            unpack … build restored, install and fixup run
 #   header   the `header` variant (one line of one header changed) with the
 #            same base: configure restored, make resumed; hello's automake
-#            records no header dependencies, so there every object recompiles
+#            records no header dependencies, so there the builder itself makes
+#            what includes the header newer than its object
 #   make     the limit outside Nix: the same tarball unpacked into a temporary
 #            directory, configured and built with the derivation's own make
 #            invocation (`make -j2 SHELL=/bin/bash makeFlags buildFlags`,
