@@ -109,7 +109,8 @@ fn trim_start(s: &[u8]) -> &[u8] {
 }
 
 /// Calls `found` with the file name of every file `text`'s include directives name
-/// (`#include "x"`, `#include <x>`, `#include_next`, `#import`, assembler `.include` and
+/// (`#include "x"`, `#include <x>`, `#include_next`, `#import`, C23 `#embed`, assembler
+/// `.include` and
 /// `.incbin`); returns true if a directive names no file literally (`#include MACRO`).
 fn include_directives(text: &[u8], mut found: impl FnMut(&[u8])) -> bool {
     let mut computed = false;
@@ -117,7 +118,7 @@ fn include_directives(text: &[u8], mut found: impl FnMut(&[u8])) -> bool {
         let l = trim_start(line);
         let rest = if let Some(r) = l.strip_prefix(b"#") {
             let r = trim_start(r);
-            let Some(r) = [&b"include_next"[..], b"include", b"import"]
+            let Some(r) = [&b"include_next"[..], b"include", b"import", b"embed"]
                 .iter()
                 .find_map(|kw| r.strip_prefix(*kw))
             else {
@@ -848,6 +849,7 @@ mod tests {
     fn include_directive_forms() {
         let text =
             b"#include <a/b.h>\n  #  include \"c.h\"\n#include_next <d.h>\n#import \"e.h\"\n\
+            #embed \"logo.png\" limit(10)\n\
             .include \"f.inc\"\n\t.incbin \"g.bin\"\n#includes <no.h>\n// #include \"h.h\"\n\
             /*\n#include \"i.h\"\n*/\n";
         let mut names = Vec::new();
@@ -856,7 +858,10 @@ mod tests {
         });
         // A directive inside a block comment counts (erring toward "included" is safe); one
         // after `//` does not start a line with `#`.
-        assert_eq!(names, ["b.h", "c.h", "d.h", "e.h", "f.inc", "g.bin", "i.h"]);
+        assert_eq!(
+            names,
+            ["b.h", "c.h", "d.h", "e.h", "logo.png", "f.inc", "g.bin", "i.h"]
+        );
         assert!(!computed);
         assert!(include_directives(b"#include FOO\n", |_| {}));
         assert!(include_directives(b"#include \"unterminated\n", |_| {}));
