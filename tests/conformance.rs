@@ -112,21 +112,24 @@ fn every_case_file_is_listed() {
 
 /// Signals the build was started with ignored (`nohup`, a background job of a
 /// non-interactive shell, some CI runners) stay ignored in every phase, as they do in the
-/// stock builder's bash, which lists them as `trap -- '' SIGHUP`: the builder's own signal
-/// forwarding must not turn them back to their default action.
+/// stock builder's bash, which lists them as `trap -- '' SIGHUP`: neither the builder's own
+/// signal forwarding nor Rust's reset of SIGPIPE in children may turn them back to their
+/// default action.
 #[test]
 fn signals_ignored_at_start_stay_ignored_in_every_phase() {
     use integration_tests::nix::{builder_binary, nix_build_ignoring_signals, repo_root};
     let case = repo_root().join("tests/signal-cases/inherited-ignored-signals.nix");
-    let signals = ["HUP", "INT", "QUIT"];
+    let signals = ["HUP", "INT", "QUIT", "PIPE"];
     let stock = nix_build_ignoring_signals(&case, None, &signals).unwrap_or_else(|e| panic!("{e}"));
     assert!(stock.success, "stock: {}", stock.log_tail(30));
     let out = stock.out_paths.first().expect("an output").clone();
     let traps = std::fs::read_to_string(out.join("traps-install")).unwrap();
-    assert!(
-        traps.contains("trap -- '' SIGHUP"),
-        "the stock build did not start with SIGHUP ignored, so this test proves nothing:\n{traps}"
-    );
+    for signal in ["SIGHUP", "SIGPIPE"] {
+        assert!(
+            traps.contains(&format!("trap -- '' {signal}")),
+            "the stock build did not start with {signal} ignored, so this test proves nothing:\n{traps}"
+        );
+    }
     let builder = builder_binary().unwrap_or_else(|e| panic!("{e}"));
     let ours = nix_build_ignoring_signals(&case, Some(builder), &signals)
         .unwrap_or_else(|e| panic!("{e}"));

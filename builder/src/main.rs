@@ -1,4 +1,10 @@
 //! The `checkpoint-builder` binary: a derivation builder when Nix runs it, a CLI otherwise.
+//!
+//! It has its own C `main` (`no_main`) so that it sees how SIGPIPE was set when it started:
+//! Rust's runtime would set it to "ignore" before `main`, and a build started with SIGPIPE
+//! ignored must pass that on to its phases, as stock's bash does
+//! ([`checkpoint_builder::runner::note_inherited_signals`]).
+#![no_main]
 
 use checkpoint_builder::cache::{copy_checkpoint, DevCache};
 use checkpoint_builder::environment::BuildEnvironment;
@@ -10,7 +16,9 @@ use checkpoint_builder::runner::{format_report, run_build, BuildOptions};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 
-fn main() {
+#[no_mangle]
+pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
+    checkpoint_builder::runner::note_inherited_signals();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let code = match args.first().map(String::as_str) {
         Some("__capture") => {
@@ -165,7 +173,10 @@ fn build(args: &[String]) -> i32 {
                 "checkpoint-builder: not a generic stdenv build (custom builder script or args); \
                  running bash with the derivation's args unchanged"
             );
-            let err = std::process::Command::new(&env.bash).args(&args).exec();
+            let mut cmd = std::process::Command::new(&env.bash);
+            cmd.args(&args);
+            checkpoint_builder::runner::keep_inherited_signals(&mut cmd);
+            let err = cmd.exec();
             eprintln!(
                 "checkpoint-builder: error: cannot exec {}: {err}",
                 env.bash.display()

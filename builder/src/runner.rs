@@ -20,7 +20,7 @@ use std::ffi::OsString;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 use thiserror::Error;
 
@@ -108,6 +108,38 @@ pub struct BuildOptions {
 }
 
 static CURRENT_GROUP: AtomicI32 = AtomicI32::new(0);
+/// Whether SIGPIPE was ignored when the builder started (see [`note_inherited_signals`]).
+static SIGPIPE_INHERITED_IGNORED: AtomicBool = AtomicBool::new(false);
+
+/// Notes how SIGPIPE was set when the process started, then ignores it (the builder wants
+/// `EPIPE` from a closed pipe, not death). Called first thing in `main`, which is the
+/// binary's own C `main`, so Rust's runtime has not changed SIGPIPE yet.
+pub fn note_inherited_signals() {
+    // SAFETY: reading the disposition into a zeroed struct we own, then setting a constant one.
+    unsafe {
+        let mut current: libc::sigaction = std::mem::zeroed();
+        if libc::sigaction(libc::SIGPIPE, std::ptr::null(), &mut current) == 0 {
+            SIGPIPE_INHERITED_IGNORED
+                .store(current.sa_sigaction == libc::SIG_IGN, Ordering::SeqCst);
+        }
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+}
+
+/// Makes `cmd`'s child start with SIGPIPE ignored if the builder started so (Rust resets it to
+/// the default action in every child it spawns).
+pub fn keep_inherited_signals(cmd: &mut Command) {
+    if !SIGPIPE_INHERITED_IGNORED.load(Ordering::SeqCst) {
+        return;
+    }
+    // SAFETY: the closure only calls signal(2), which is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+}
 static RECEIVED_SIGNAL: AtomicI32 = AtomicI32::new(0);
 
 extern "C" fn forward_signal(sig: libc::c_int) {
@@ -513,6 +545,7 @@ fn run_step(
         }
         None => (None, Vec::new()),
     };
+    keep_inherited_signals(&mut cmd);
     // SAFETY: the closure only makes async-signal-safe syscalls (setpgid, umask, setrlimit).
     unsafe {
         cmd.pre_exec(move || {
