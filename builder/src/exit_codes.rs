@@ -9,7 +9,8 @@ pub const SUCCESS: i32 = 0;
 /// Bad invocation or bad input the builder cannot work with: `$stdenv` missing, no usable
 /// bash, unreadable `.attrs.json`, unknown subcommand or option.
 pub const BUILDER_INPUT: i32 = 2;
-/// The builder itself failed (could not spawn bash, lost a phase's state dump, I/O error).
+/// The builder itself failed (could not spawn bash, lost a phase's state dump, I/O error, a
+/// panic).
 pub const BUILDER_INTERNAL: i32 = 70;
 /// A checkpoint given to a CLI command is unusable (corrupt, foreign, wrong version).
 pub const CHECKPOINT_UNUSABLE: i32 = 65;

@@ -19,8 +19,15 @@ use std::path::Path;
 #[no_mangle]
 pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
     checkpoint_builder::runner::note_inherited_signals();
+    // A panic must not unwind out of this C function (that aborts): it is reported by the
+    // panic hook and becomes the internal-error exit code, as a Rust `main` would exit 101.
+    let code = std::panic::catch_unwind(run).unwrap_or(exit_codes::BUILDER_INTERNAL);
+    std::process::exit(code);
+}
+
+fn run() -> i32 {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let code = match args.first().map(String::as_str) {
+    match args.first().map(String::as_str) {
         Some("__capture") => {
             match checkpoint_builder::capture::run(args.get(1).map_or("", |s| s)) {
                 Ok(()) => exit_codes::SUCCESS,
@@ -41,8 +48,7 @@ pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) ->
         Some("build") => build(&args[1..]),
         Some("inspect" | "verify" | "restore" | "shell" | "diff" | "cache") => command(&args),
         _ => build(&args),
-    };
-    std::process::exit(code);
+    }
 }
 
 const HELP: &str = "\
