@@ -108,6 +108,7 @@ pub struct BuildOptions {
 }
 
 static CURRENT_GROUP: AtomicI32 = AtomicI32::new(0);
+static RECEIVED_SIGNAL: AtomicI32 = AtomicI32::new(0);
 /// Whether SIGPIPE was ignored when the builder started (see [`note_inherited_signals`]).
 static SIGPIPE_INHERITED_IGNORED: AtomicBool = AtomicBool::new(false);
 
@@ -140,7 +141,6 @@ pub fn keep_inherited_signals(cmd: &mut Command) {
         });
     }
 }
-static RECEIVED_SIGNAL: AtomicI32 = AtomicI32::new(0);
 
 extern "C" fn forward_signal(sig: libc::c_int) {
     RECEIVED_SIGNAL.store(sig, Ordering::SeqCst);
