@@ -585,41 +585,14 @@ mod tests {
         t
     }
 
-    /// The untracked changes between two sources, with `built` = the old source plus
+    /// [`untracked_changes`] between two sources, with `built` = the old source plus
     /// `products`.
-    fn untracked(
-        old: &[(&str, &str)],
-        new: &[(&str, &str)],
-        products: &[(&str, &str)],
-    ) -> Vec<String> {
-        let mut contents = BTreeMap::new();
-        let old_source = tree(old, &mut contents);
-        let new_source = tree(new, &mut contents);
-        let all: Vec<(&str, &str)> = old.iter().chain(products).copied().collect();
-        let built = tree(&all, &mut contents);
-        let changes = overlay_diff(&old_source, &new_source);
-        let read = |_: &RelPath, h: &ContentHash, _: bool| contents.get(h).cloned();
-        let trees = Trees {
-            old_source: &old_source,
-            new_source: &new_source,
-            built: &built,
-            build_top: b"/build",
-            forced_include_in_environment: false,
-        };
-        untracked_changes(&changes, &trees, &read)
-            .untracked
-            .iter()
-            .map(|p| p.to_string())
-            .collect()
-    }
-
-    /// The compile units an untracked change affects (None: all).
-    fn affected(
+    fn tracking(
         old: &[(&str, &str)],
         new: &[(&str, &str)],
         products: &[(&str, &str)],
         forced_in_environment: bool,
-    ) -> Option<Vec<String>> {
+    ) -> Tracking {
         let mut contents = BTreeMap::new();
         let old_source = tree(old, &mut contents);
         let new_source = tree(new, &mut contents);
@@ -634,10 +607,32 @@ mod tests {
             build_top: b"/build",
             forced_include_in_environment: forced_in_environment,
         };
-        let tracking = untracked_changes(&changes, &trees, &read);
-        assert!(!tracking.untracked.is_empty());
-        tracking
-            .affected_units
+        untracked_changes(&changes, &trees, &read)
+    }
+
+    /// The untracked changes, as strings.
+    fn untracked(
+        old: &[(&str, &str)],
+        new: &[(&str, &str)],
+        products: &[(&str, &str)],
+    ) -> Vec<String> {
+        tracking(old, new, products, false)
+            .untracked
+            .iter()
+            .map(|p| p.to_string())
+            .collect()
+    }
+
+    /// The compile units an untracked change affects (None: all).
+    fn affected(
+        old: &[(&str, &str)],
+        new: &[(&str, &str)],
+        products: &[(&str, &str)],
+        forced_in_environment: bool,
+    ) -> Option<Vec<String>> {
+        let t = tracking(old, new, products, forced_in_environment);
+        assert!(!t.untracked.is_empty());
+        t.affected_units
             .map(|s| s.iter().map(|p| p.to_string()).collect())
     }
 
