@@ -53,7 +53,7 @@ echo "== checkpoint" >&2
 "$builder" verify "$checkpoint"
 restored=$(mktemp -d -u)
 "$builder" restore "$checkpoint" --after buildPhase "$restored"
-first_c=$(find "$restored/build" -name '*.c' | head -n1)
+first_c=$(find "$restored/build" -name '*.c' -print -quit)
 newer=$(find "$restored/build" -name '*.o' -newer "$first_c" | wc -l)
 objects=$(find "$restored/build" -name '*.o' | wc -l)
 # Bytes of regular files on both sides (what a NAR stores; du would add directory inodes).
