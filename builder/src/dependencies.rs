@@ -160,7 +160,32 @@ fn include_directives(text: &[u8], mut found: impl FnMut(&[u8])) -> bool {
 /// syntax) that has an object among its targets. Recipes, assignments, target-specific
 /// variables, order-only prerequisites and names with `$` or `%` are skipped.
 fn object_prerequisites(text: &[u8], mut prerequisite: impl FnMut(&[u8])) {
-    make_logical_lines(text, |line| rule_prerequisites(line, &mut prerequisite));
+    make_rules(text, |targets, prerequisites| {
+        if targets.iter().any(|t| is_object(t)) {
+            prerequisites.iter().for_each(|p| prerequisite(p));
+        }
+    });
+}
+
+/// Calls `target` with every literal target of every rule in `text` (make syntax).
+fn rule_targets(text: &[u8], mut target: impl FnMut(&[u8])) {
+    make_rules(text, |targets, _| targets.iter().for_each(|t| target(t)));
+}
+
+fn is_object(name: &[u8]) -> bool {
+    OBJECT_SUFFIXES
+        .iter()
+        .any(|s| name.len() > s.len() && name.ends_with(s.as_bytes()))
+}
+
+/// Calls `each(targets, prerequisites)` for every rule of `text` (make syntax), with the
+/// literal names only (no `$` or `%`) and without order-only prerequisites.
+fn make_rules(text: &[u8], mut each: impl FnMut(&[&[u8]], &[&[u8]])) {
+    make_logical_lines(text, |line| {
+        if let Some((targets, prerequisites)) = parse_rule(line) {
+            each(&targets, &prerequisites);
+        }
+    });
 }
 
 /// Calls `each` with every logical line of make syntax in `text`: continuation lines joined
@@ -187,48 +212,49 @@ fn make_logical_lines(text: &[u8], mut each: impl FnMut(&[u8])) {
     }
 }
 
-fn rule_prerequisites(line: &[u8], prerequisite: &mut impl FnMut(&[u8])) {
+/// A rule's literal targets and prerequisites.
+type Rule<'l> = (Vec<&'l [u8]>, Vec<&'l [u8]>);
+
+/// The literal targets and prerequisites of a rule line, or None for anything else
+/// (recipes, assignments, target-specific variables).
+fn parse_rule(line: &[u8]) -> Option<Rule<'_>> {
     if line.first() == Some(&b'\t') {
-        return;
+        return None;
     }
-    let Some(colon) = line.iter().position(|&b| b == b':') else {
-        return;
-    };
+    let colon = line.iter().position(|&b| b == b':')?;
     let targets = &line[..colon];
     if targets.contains(&b'=') {
-        return;
+        return None;
     }
     let mut rest = &line[colon + 1..];
     if let Some(r) = rest.strip_prefix(b":") {
         rest = r;
     }
     if rest.first() == Some(&b'=') {
-        return; // `:=`, `::=`
+        return None; // `:=`, `::=`
     }
     let rest = match rest.iter().position(|&b| b == b';') {
         Some(i) => &rest[..i],
         None => rest,
     };
     if rest.contains(&b'=') {
-        return; // target-specific variable
+        return None; // target-specific variable
     }
     let rest = match rest.iter().position(|&b| b == b'|') {
         Some(i) => &rest[..i],
         None => rest,
     };
-    let object_target = targets.split(|b| b.is_ascii_whitespace()).any(|t| {
-        OBJECT_SUFFIXES
-            .iter()
-            .any(|s| t.len() > s.len() && t.ends_with(s.as_bytes()))
-    });
-    if !object_target {
-        return;
-    }
-    for t in rest.split(|b| b.is_ascii_whitespace()) {
-        if !t.is_empty() && !t.contains(&b'$') && !t.contains(&b'%') {
-            prerequisite(t);
-        }
-    }
+    let literal = |t: &&[u8]| !t.is_empty() && !t.contains(&b'$') && !t.contains(&b'%');
+    let prerequisites: Vec<&[u8]> = rest
+        .split(|b| b.is_ascii_whitespace())
+        .filter(literal)
+        .collect();
+    // Object targets may be written with a variable suffix (`hello.$(OBJEXT)`).
+    let targets: Vec<&[u8]> = targets
+        .split(|b| b.is_ascii_whitespace())
+        .filter(|t| is_object(t) || literal(t))
+        .collect();
+    Some((targets, prerequisites))
 }
 
 /// Calls `path` with every path ninja's `.ninja_deps` log records (outputs and the inputs
@@ -331,6 +357,10 @@ pub struct Tracking {
     /// a computed include, an unreadable file, or a forced include (`-include`) in the
     /// build's makefiles or environment — then every compile unit.
     pub affected_units: Option<BTreeSet<RelPath>>,
+    /// Deleted paths a dependency record of the earlier build names as a prerequisite of an
+    /// object while no rule makes them (a depfile written without `-MP`): make would stop
+    /// with "No rule to make target" where a clean build succeeds.
+    pub missing_prerequisites: Vec<RelPath>,
 }
 
 /// True if `token` passes the compiler a file to include before the source (`-include x`,
@@ -377,9 +407,9 @@ fn file_hash(e: &Entry) -> Option<ContentHash> {
 /// The changed paths (files and symlinks among `changes`, `overlay_diff(old_source,
 /// new_source)`) the build tool may miss, by the rules in this module's documentation, and
 /// the compile units that include them.
-pub fn untracked_changes(
-    changes: &[(RelPath, OverlayChange)],
-    trees: &Trees,
+pub fn untracked_changes<'a>(
+    changes: &'a [(RelPath, OverlayChange)],
+    trees: &Trees<'a>,
     read: &Reader,
 ) -> Tracking {
     let is_dir = |p: &RelPath| {
@@ -454,18 +484,30 @@ pub fn untracked_changes(
             _ => needs_record.push(p),
         }
     }
-    if needs_record.is_empty() {
+    // Deleted files: make stops if a record still names one and nothing makes it.
+    let removed: Vec<&RelPath> = changes
+        .iter()
+        .filter(|(p, c)| *c == OverlayChange::Removed && changed.contains(&p))
+        .map(|(p, _)| p)
+        .collect();
+    if needs_record.is_empty() && removed.is_empty() {
         return Tracking::default();
     }
 
     // Then the earlier build's dependency records.
-    let mut by_name: HashMap<&[u8], Vec<&RelPath>> = HashMap::new();
-    for p in &needs_record {
-        if let Some(n) = p.file_name() {
-            by_name.entry(n).or_default().push(p);
+    let names = |paths: &[&'a RelPath]| {
+        let mut by_name: HashMap<&'a [u8], Vec<&'a RelPath>> = HashMap::new();
+        for p in paths {
+            if let Some(n) = p.file_name() {
+                by_name.entry(n).or_default().push(*p);
+            }
         }
-    }
+        by_name
+    };
+    let (by_name, removed_by_name) = (names(&needs_record), names(&removed));
     let mut seen: HashSet<&RelPath> = HashSet::new();
+    let (mut removed_named, mut removed_made): (HashSet<&RelPath>, HashSet<&RelPath>) =
+        Default::default();
     let mut forced = trees.forced_include_in_environment;
     for (path, entry) in trees.built {
         let (Some(kind), Some(hash)) = (record_kind(path), file_hash(entry)) else {
@@ -474,31 +516,46 @@ pub fn untracked_changes(
         let Some(text) = read(path, &hash, false) else {
             continue;
         };
-        let mut check = |token: &[u8]| {
-            let Some(paths) = by_name.get(file_name(token)) else {
+        let resolve = |map: &HashMap<&[u8], Vec<&'a RelPath>>,
+                       token: &[u8],
+                       found: &mut HashSet<&'a RelPath>| {
+            let Some(paths) = map.get(file_name(token)) else {
                 return;
             };
             for c in candidates(path, token, trees.build_top) {
                 if let Some(p) = paths.iter().find(|p| p.as_bytes() == c.as_slice()) {
-                    seen.insert(*p);
+                    found.insert(*p);
                 }
             }
         };
         match kind {
             RecordKind::Make => {
-                object_prerequisites(&text, &mut check);
+                object_prerequisites(&text, |t| {
+                    resolve(&by_name, t, &mut seen);
+                    resolve(&removed_by_name, t, &mut removed_named);
+                });
+                rule_targets(&text, |t| resolve(&removed_by_name, t, &mut removed_made));
                 forced |= has_forced_include(&text);
             }
-            RecordKind::NinjaDeps => ninja_deps_paths(&text, &mut check),
+            // ninja takes a missing input as dirty and rebuilds: no removed-file check.
+            RecordKind::NinjaDeps => ninja_deps_paths(&text, |t| resolve(&by_name, t, &mut seen)),
         }
     }
+    let missing_prerequisites: Vec<RelPath> = removed
+        .iter()
+        .filter(|p| removed_named.contains(*p) && !removed_made.contains(*p))
+        .map(|p| (*p).clone())
+        .collect();
     let untracked: Vec<RelPath> = needs_record
         .into_iter()
         .filter(|p| !seen.contains(p))
         .cloned()
         .collect();
     if untracked.is_empty() {
-        return Tracking::default();
+        return Tracking {
+            missing_prerequisites,
+            ..Tracking::default()
+        };
     }
 
     // The compile units that include an untracked file, through any chain of includes.
@@ -528,6 +585,7 @@ pub fn untracked_changes(
     Tracking {
         untracked,
         affected_units,
+        missing_prerequisites,
     }
 }
 
@@ -777,6 +835,28 @@ mod tests {
         // Absolute paths below the build directory count.
         let absolute = "lapi.o: /build/l/src/lapi.c /build/l/src/lua.h\n";
         assert!(untracked(&old, &new, &[("l/src/.deps/lapi.Po", absolute)]).is_empty());
+    }
+
+    #[test]
+    fn deleted_prerequisites_without_a_rule() {
+        let missing = |products: &[(&str, &str)]| -> Vec<String> {
+            let old = [("z/p/cli.c", "#include \"old.h\"\n"), ("z/p/old.h", "1")];
+            let new = [("z/p/cli.c", "int main;\n")];
+            tracking(&old, &new, products, false)
+                .missing_prerequisites
+                .iter()
+                .map(|p| p.to_string())
+                .collect()
+        };
+        // A depfile without -MP: make would stop on the missing header.
+        assert_eq!(
+            missing(&[("z/p/obj/cli.d", "obj/cli.o: cli.c old.h\n")]),
+            ["z/p/old.h"]
+        );
+        // With -MP the header has an empty rule, and make goes on.
+        assert!(missing(&[("z/p/obj/cli.d", "obj/cli.o: cli.c old.h\nold.h:\n")]).is_empty());
+        // Named by no record: nothing to stop on.
+        assert!(missing(&[]).is_empty());
     }
 
     #[test]

@@ -269,6 +269,14 @@ pub fn try_resume(
         };
         untracked_changes(&changes, &trees, &read)
     };
+    if !tracking.missing_prerequisites.is_empty() {
+        return Ok(Err(format!(
+            "deleted files are still prerequisites in the earlier build's dependency records ({}), \
+             and nothing makes them: make would stop on them, so configure and build run on the \
+             new tree",
+            short_list(&tracking.missing_prerequisites, 3)
+        )));
+    }
     // Changed files get max(newest restored + 1 ns, now): strictly newer than every restored
     // file, and not in the future (make warns about clock skew and rebuilds again).
     // overlay_state adds one second to the floor it is given.
