@@ -600,47 +600,16 @@ pub fn compile_units(tree: &RootState) -> Vec<RelPath> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checkpoint::{overlay_diff, Timestamp};
+    use crate::checkpoint::overlay_diff;
+    use crate::checkpoint::testutil::{dir_entry, file_entry, tree_of};
     use std::collections::BTreeMap;
 
-    fn file(content: &[u8]) -> Entry {
-        Entry {
-            kind: EntryKind::File {
-                size: content.len() as u64,
-                blake3: ContentHash::from(blake3::hash(content)),
-                hardlink: None,
-            },
-            mode: 0o644,
-            mtime: Timestamp { sec: 1, nsec: 0 },
-            xattrs: Default::default(),
-        }
-    }
-
-    fn dir() -> Entry {
-        Entry {
-            kind: EntryKind::Dir,
-            mode: 0o755,
-            mtime: Timestamp { sec: 1, nsec: 0 },
-            xattrs: Default::default(),
-        }
-    }
-
-    /// A tree from (path, content) pairs, directories added; and the contents by hash.
+    /// [`tree_of`] the files, their contents added to `contents` by hash.
     fn tree(files: &[(&str, &str)], contents: &mut BTreeMap<ContentHash, Vec<u8>>) -> RootState {
-        let mut t = RootState::new();
-        t.insert(RelPath::root(), dir());
-        for (p, c) in files {
-            let path = RelPath::new(p.as_bytes().to_vec()).unwrap();
-            let mut d = path.parent();
-            while let Some(x) = d {
-                t.entry(x.clone()).or_insert_with(dir);
-                d = x.parent();
-            }
-            let e = file(c.as_bytes());
-            contents.insert(file_hash(&e).unwrap(), c.as_bytes().to_vec());
-            t.insert(path, e);
+        for (_, c) in files {
+            contents.insert(ContentHash::of(c.as_bytes()), c.as_bytes().to_vec());
         }
-        t
+        tree_of(files)
     }
 
     /// [`untracked_changes`] between two sources, with `built` = the old source plus
@@ -968,9 +937,9 @@ mod tests {
         let old_source = tree(&old, &mut contents);
         let new_source = tree(&new, &mut contents);
         let mut built = tree(&old, &mut contents);
-        let e = file(&log);
+        let e = file_entry(&log);
         contents.insert(file_hash(&e).unwrap(), log.clone());
-        built.insert(RelPath::new(b"p/build".to_vec()).unwrap(), dir());
+        built.insert(RelPath::new(b"p/build".to_vec()).unwrap(), dir_entry());
         built.insert(RelPath::new(b"p/build/.ninja_deps".to_vec()).unwrap(), e);
         let read = |_: &RelPath, h: &ContentHash, _: bool| contents.get(h).cloned();
         let trees = Trees {

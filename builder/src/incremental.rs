@@ -387,33 +387,8 @@ pub fn try_resume(
 #[cfg(test)]
 mod tests {
     use super::{edited_by_earlier_build, is_build_description};
-    use crate::checkpoint::{overlay_diff, ContentHash, Entry, EntryKind, RelPath, RootState};
-
-    fn tree(files: &[(&str, &str)]) -> RootState {
-        let mut t = RootState::new();
-        let dir = Entry {
-            kind: EntryKind::Dir,
-            mode: 0o755,
-            mtime: Default::default(),
-            xattrs: Default::default(),
-        };
-        t.insert(RelPath::root(), dir.clone());
-        t.insert(RelPath::new(b"p".to_vec()).unwrap(), dir);
-        for (p, c) in files {
-            let e = Entry {
-                kind: EntryKind::File {
-                    size: c.len() as u64,
-                    blake3: ContentHash::from(blake3::hash(c.as_bytes())),
-                    hardlink: None,
-                },
-                mode: 0o644,
-                mtime: Default::default(),
-                xattrs: Default::default(),
-            };
-            t.insert(RelPath::new(p.as_bytes().to_vec()).unwrap(), e);
-        }
-        t
-    }
+    use crate::checkpoint::overlay_diff;
+    use crate::checkpoint::testutil::tree_of as tree;
 
     fn edited(old: &[(&str, &str)], new: &[(&str, &str)], built: &[(&str, &str)]) -> Vec<String> {
         let (old, new, built) = (tree(old), tree(new), tree(built));

@@ -71,7 +71,7 @@ mod reuse_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 
 pub use error::{CheckpointError, IoResultExt, Result};
 pub use manifest::{

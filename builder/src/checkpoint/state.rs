@@ -287,14 +287,8 @@ mod tests {
     fn p(s: &str) -> RelPath {
         RelPath::new(s).unwrap()
     }
-    fn dir() -> Entry {
-        Entry {
-            kind: EntryKind::Dir,
-            mode: 0o755,
-            mtime: Timestamp::default(),
-            xattrs: BTreeMap::new(),
-        }
-    }
+    use crate::checkpoint::testutil::dir_entry as dir;
+
     fn file(c: &[u8], g: Option<&str>) -> Entry {
         Entry {
             kind: EntryKind::File {
