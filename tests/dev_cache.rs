@@ -2,7 +2,7 @@
 //! resume after a failed installPhase, the failed state kept and enterable, concurrent builds
 //! sharing one cache, a build killed with SIGKILL, and corrupt entries.
 
-use integration_tests::nix::{nix_build_with_paths, repo_root};
+use integration_tests::nix::{instantiate, nix_build_with_paths, repo_root};
 use integration_tests::outputs::{normalised_out, run_salt};
 use integration_tests::{builder_binary, BuildResult};
 use std::path::{Path, PathBuf};
@@ -189,21 +189,9 @@ fn a_killed_build_leaves_a_usable_cache_and_corrupt_entries_are_dropped() {
     let name = "cache-cproject-3";
     let builder = builder_binary().unwrap().to_path_buf();
     let file = case("slow", "slow", name, Some(&cache));
-    let drv = String::from_utf8(
-        Command::new("nix-instantiate")
-            .args(["--option", "build-users-group", ""])
-            .arg(repo_root().join("tests/nix/harness.nix"))
-            .arg("--arg")
-            .arg("case")
-            .arg(&file)
-            .arg("--arg")
-            .arg("builder")
-            .arg(&builder)
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
+    // Through the harness, on the stdenv the suite runs on (`CHECKPOINT_TEST_STDENV`), like
+    // every other build of this file.
+    let drv = instantiate(&file, Some(&builder)).unwrap_or_else(|e| panic!("{e}"));
     let mut child = Command::new("nix-build")
         .args([
             "--option",
