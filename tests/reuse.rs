@@ -2,8 +2,9 @@
 //! why the others run, that `out` equals a clean build of the same derivation, and that bad
 //! checkpoints give a clean build with a clear message.
 //!
-//! The project is `tests/reuse-cases/cproject.nix`; each build is a generated case file under
-//! `target/reuse-cases/` naming the variant and the base checkpoint.
+//! The projects are `tests/reuse-cases/cproject.nix` (make) and
+//! `tests/reuse-cases/cmake-project.nix` (CMake and ninja); each build is a generated case
+//! file under `target/reuse-cases/` naming the variant and the base checkpoint.
 
 use integration_tests::checkpoint::FORMAT_VERSION;
 use integration_tests::nix::repo_root;
@@ -12,7 +13,7 @@ use integration_tests::{builder_binary, nix_build, BuildResult};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn case(label: &str, variant: &str, name: &str, base: Option<&Path>) -> PathBuf {
+fn case(project: &str, label: &str, variant: &str, name: &str, base: Option<&Path>) -> PathBuf {
     let dir = repo_root().join("target/reuse-cases");
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join(format!("{label}.nix"));
@@ -22,7 +23,9 @@ fn case(label: &str, variant: &str, name: &str, base: Option<&Path>) -> PathBuf 
     };
     let text = format!(
         "{{ mkDrv }}:\nimport {} {{ inherit mkDrv; variant = \"{variant}\"; name = \"{name}\"; salt = \"{}\"; base = {base}; }}\n",
-        repo_root().join("tests/reuse-cases/cproject.nix").display(),
+        repo_root()
+            .join(format!("tests/reuse-cases/{project}.nix"))
+            .display(),
         run_salt()
     );
     std::fs::write(&file, text).unwrap();
@@ -36,8 +39,18 @@ fn build(test: u32, label: &str, variant: &str, base: Option<&Path>) -> BuildRes
 }
 
 fn build_named(label: &str, variant: &str, name: &str, base: Option<&Path>) -> BuildResult {
+    build_project("cproject", label, variant, name, base)
+}
+
+fn build_project(
+    project: &str,
+    label: &str,
+    variant: &str,
+    name: &str,
+    base: Option<&Path>,
+) -> BuildResult {
     let builder = builder_binary().unwrap_or_else(|e| panic!("{e}"));
-    let result = nix_build(&case(label, variant, name, base), Some(builder))
+    let result = nix_build(&case(project, label, variant, name, base), Some(builder))
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(
         result.success,
@@ -273,6 +286,96 @@ fn one_line_source_change_recompiles_that_file_only() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&greet.stdout).starts_with("Hello, changed world"));
+}
+
+/// The compile command lines a ninja build (`ninja -v`) printed.
+fn ninja_compiles(b: &BuildResult) -> Vec<&String> {
+    b.log_lines
+        .iter()
+        .filter(|l| l.starts_with('[') && l.contains(" -c "))
+        .collect()
+}
+
+/// A CMake project built by ninja whose compile commands name the output path
+/// (`-DPREFIX="$out"`): after the restore, `build.ninja` names this build's path, and ninja
+/// reruns any command whose hash in `.ninja_log` is not its command line's. The builder moves
+/// those hashes with the paths, so a one-line change recompiles that file only, and `out`
+/// equals a clean build.
+#[test]
+fn ninja_reruns_only_the_changed_file_although_its_commands_name_the_output_path() {
+    let name = "reuse-cmake-12";
+    let a = build_project("cmake-project", "cmake-source-base", "a", name, None);
+    assert_eq!(ninja_compiles(&a).len(), 3, "{}", a.log_tail(40));
+    let ck = output(&a, true);
+    let b = build_project(
+        "cmake-project",
+        "cmake-source-from-a",
+        "source",
+        name,
+        Some(&ck),
+    );
+    let clean = build_project("cmake-project", "cmake-source-clean", "source", name, None);
+    assert!(decision(&b, "configurePhase").contains("restored (incremental)"));
+    let compiled = ninja_compiles(&b);
+    assert_eq!(compiled.len(), 1, "{compiled:?}\n{}", b.log_tail(40));
+    assert!(compiled[0].contains("text.c"), "{compiled:?}");
+    assert!(
+        b.log_lines
+            .iter()
+            .any(|l| l.contains(".ninja_log: 3 command hash(es) moved")),
+        "{}",
+        b.log_tail(30)
+    );
+    assert!(normalised_out(&b) == normalised_out(&clean));
+    let greet = Command::new(output(&b, false).join("bin/greet"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&greet.stdout).into_owned();
+    assert_eq!(
+        text,
+        format!(
+            "Hello, changed world from {}\n",
+            output(&b, false).display()
+        )
+    );
+}
+
+/// The same project with an installPhase-only change: build is restored, and `ninja install`
+/// (which first brings `all` up to date) compiles nothing.
+#[test]
+fn ninja_install_after_a_restored_build_compiles_nothing() {
+    let name = "reuse-cmake-13";
+    let a = build_project("cmake-project", "cmake-install-base", "a", name, None);
+    let ck = output(&a, true);
+    let b = build_project(
+        "cmake-project",
+        "cmake-install-from-a",
+        "install",
+        name,
+        Some(&ck),
+    );
+    let clean = build_project(
+        "cmake-project",
+        "cmake-install-clean",
+        "install",
+        name,
+        None,
+    );
+    for phase in ["unpackPhase", "patchPhase", "configurePhase", "buildPhase"] {
+        assert!(
+            decision(&b, phase).contains("restored"),
+            "{}",
+            decision(&b, phase)
+        );
+    }
+    assert!(b.ran_phase("installPhase"));
+    let relinked: Vec<&String> = b
+        .log_lines
+        .iter()
+        .filter(|l| l.starts_with('[') && l.contains("/usr/bin/cc"))
+        .collect();
+    assert!(relinked.is_empty(), "{relinked:?}\n{}", b.log_tail(40));
+    assert!(normalised_out(&b) == normalised_out(&clean));
 }
 
 /// Added, deleted, binary, symlink and mode changes of the source all reach `out` exactly.

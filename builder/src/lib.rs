@@ -20,6 +20,7 @@ pub mod incremental;
 pub mod invocation;
 pub mod keys;
 pub mod memfile;
+pub mod ninja;
 pub mod recording;
 pub mod resume;
 pub mod reuse;

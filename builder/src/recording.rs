@@ -11,10 +11,12 @@ use crate::checkpoint::{
 use crate::keys::{
     later_phase_variables, layer_inputs, layer_key, phase_variables, LayerInputs, KEY_FORMAT,
 };
+use crate::ninja::{LogReport, NinjaLogs};
 use crate::resume::{resume_trees, BaseCheckpoint};
 use crate::shell::{ByteString, ShellState};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The name of the output the builder writes its layers to.
@@ -52,6 +54,8 @@ pub struct Recorder {
     pub snapshot_time: Duration,
     /// Time spent restoring earlier layers (resume, incremental restore), for the report.
     pub restore_time: Duration,
+    /// What imports of an earlier checkpoint did to ninja's build logs.
+    ninja_logs: Arc<NinjaLogs>,
 }
 
 impl Recorder {
@@ -65,6 +69,8 @@ impl Recorder {
     ) -> Result<Self, CheckpointError> {
         let mut writer = CheckpointWriter::create(dir)?;
         writer.set_meta(meta)?;
+        let ninja_logs = Arc::new(NinjaLogs::default());
+        writer.set_translator(ninja_logs.clone());
         let mut roots = vec![("build".to_owned(), build_top.to_path_buf())];
         roots.extend(outputs.iter().cloned());
         let snapshotter = Snapshotter::new(roots)?;
@@ -83,6 +89,7 @@ impl Recorder {
             next_layer_taken_over: false,
             snapshot_time: Duration::ZERO,
             restore_time: Duration::ZERO,
+            ninja_logs,
         })
     }
 
@@ -234,6 +241,11 @@ impl Recorder {
         self.snapshotter.trust(want);
         self.restore_time += started.elapsed();
         Ok(())
+    }
+
+    /// The ninja build logs imports translated or could not, for the build log.
+    pub fn ninja_log_reports(&self) -> Vec<LogReport> {
+        self.ninja_logs.reports()
     }
 
     pub fn strict(&self) -> bool {

@@ -84,7 +84,7 @@ pub use overlay::{
 };
 pub use path::RelPath;
 pub use restore::RestoreReport;
-pub use rewrite::{RewritePair, Rewrites};
+pub use rewrite::{RewritePair, Rewrites, Translator};
 pub use snapshot::{scan_root, LayerSummary, RootSummary, Snapshotter};
 pub use state::{diff, max_mtime, ChangedFields, RootChanges, RootState, State, StateDiff};
 pub use store::{Checkpoint, CheckpointWriter, VerifyReport};

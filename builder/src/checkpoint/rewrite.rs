@@ -304,6 +304,22 @@ impl Rewrites {
     }
 }
 
+/// Files whose rewritten content is not their bytes rewritten: contents that encode other
+/// contents, like a build tool's log of command-line hashes (`crate::ninja`). An import of
+/// an earlier checkpoint calls it for every root state it rewrites; what it returns replaces
+/// the byte-rewritten content of those files (same path, mode and mtime).
+pub trait Translator: Send + Sync + std::fmt::Debug {
+    /// `old`: one root's state before rewriting; `read`: the content of one of its regular
+    /// files (`None` when there is none); `rw`: the rewrites. Returns paths of `old` with
+    /// their new content.
+    fn translate(
+        &self,
+        old: &RootState,
+        read: &mut dyn FnMut(&RelPath) -> Option<Vec<u8>>,
+        rw: &Rewrites,
+    ) -> Vec<(RelPath, Vec<u8>)>;
+}
+
 /// Rewrites content that arrives in chunks, with exactly the result of
 /// [`Rewrites::apply_in_place`] on the whole: bytes that could still start a match are held
 /// back until the next chunk (at most the longest pattern minus one).

@@ -5,14 +5,16 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::blobs::{pack_rel_path, BlobStore, BlobWriter, PACKS, STREAM_THRESHOLD};
 use super::error::{CheckpointError, IoResultExt, Result};
 use super::manifest::{
     layer_file_name, ContentHash, EntryKind, Index, Layer, LayerMeta, LayerRef, FORMAT_VERSION,
 };
+use super::path::RelPath;
 use super::restore::{apply_diff, restore_root, restore_root_into, RestoreReport};
-use super::rewrite::{RewritePair, Rewrites};
+use super::rewrite::{RewritePair, Rewrites, Translator};
 use super::snapshot::run_parallel;
 use super::state::{check_root_state, diff_root, RootState, State};
 
@@ -41,6 +43,8 @@ pub struct CheckpointWriter {
     /// content hash → the hash here. Lets a second import of overlapping states (an
     /// incremental restore after a resume) skip what the first one did.
     imported: Option<(Vec<RewritePair>, HashMap<ContentHash, ContentHash>)>,
+    /// Applied after the byte rewrite by imports (see [`Translator`]).
+    translator: Option<Arc<dyn Translator>>,
 }
 
 impl CheckpointWriter {
@@ -72,9 +76,50 @@ impl CheckpointWriter {
                 layers: Vec::new(),
             },
             imported: None,
+            translator: None,
         };
         w.write_index()?;
         Ok(w)
+    }
+
+    /// Has rewritten imports run `translator` over every root state they rewrite.
+    pub fn set_translator(&mut self, translator: Arc<dyn Translator>) {
+        self.translator = Some(translator);
+    }
+
+    /// Rewrites `old` (one root's state in `from`) with `rw` and the translator, storing the
+    /// contents the translator gives.
+    fn rewrite_root(
+        &self,
+        from: &Checkpoint,
+        rw: &Rewrites,
+        old: &RootState,
+        hashes: &HashMap<ContentHash, ContentHash>,
+    ) -> std::result::Result<RootState, String> {
+        let mut new = rw.apply_root_state(old, hashes)?;
+        let Some(translator) = &self.translator else {
+            return Ok(new);
+        };
+        if rw.is_identity() {
+            return Ok(new);
+        }
+        let mut read = |p: &RelPath| from.blobs().read(&old.get(p)?.blob()?).ok();
+        for (path, bytes) in translator.translate(old, &mut read, rw) {
+            let path = rw
+                .apply_path(&path)
+                .map_err(|e| e.to_string())?
+                .unwrap_or(path);
+            if let Some(EntryKind::File {
+                size,
+                blake3,
+                hardlink: None,
+            }) = new.get_mut(&path).map(|e| &mut e.kind)
+            {
+                *blake3 = self.blobs.put_bytes(&bytes).map_err(|e| e.to_string())?;
+                *size = bytes.len() as u64;
+            }
+        }
+        Ok(new)
     }
 
     fn write_index(&self) -> Result<()> {
@@ -259,8 +304,8 @@ impl CheckpointWriter {
             self.import_blobs(from, &rw, fresh, &mut hashes)?;
             let mut roots = BTreeMap::new();
             for root in l.roots.keys() {
-                let rewritten = rw
-                    .apply_root_state(old_state.root(root), &hashes)
+                let rewritten = self
+                    .rewrite_root(from, &rw, old_state.root(root), &hashes)
                     .map_err(conflict)?;
                 check_root_state(&rewritten)
                     .map_err(|(p, m)| conflict(format!("path {p}: {m}")))?;
@@ -328,12 +373,12 @@ impl CheckpointWriter {
         }
         let mut new_state = State::default();
         for (name, root) in &old_state.roots {
-            let rewritten = rw.apply_root_state(root, &hashes).map_err(|problem| {
-                CheckpointError::RewriteConflict {
+            let rewritten = self
+                .rewrite_root(from, &rw, root, &hashes)
+                .map_err(|problem| CheckpointError::RewriteConflict {
                     layer: upto,
                     problem,
-                }
-            })?;
+                })?;
             check_root_state(&rewritten).map_err(|(p, m)| CheckpointError::RewriteConflict {
                 layer: upto,
                 problem: format!("path {p}: {m}"),
