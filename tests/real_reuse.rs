@@ -1,5 +1,6 @@
 //! Checkpoint reuse on the real projects (GNU hello, Lua 5.4, zstd from Debian's orig
-//! tarballs), with real Nix: one test per project builds
+//! tarballs, and zstd through its CMake build and ninja), with real Nix: one test per project
+//! builds
 //!
 //! 1. `base`: the project with a `checkpoint` output;
 //! 2. `oneline` (one line of one C file changed by `postPatch`, see
@@ -11,15 +12,16 @@
 //! and requires: the resumed `oneline` build ran patchPhase (its `postPatch` changed; the
 //! tarball did not, so unpackPhase may be restored), restored configure (decision line;
 //! `Running phase: configurePhase` absent), resumed buildPhase over the earlier tree with the
-//! changed file as the only change, compiled exactly one object, from that file, and its
+//! changed file as the only change, compiled only the objects of that file (one; two for
+//! zstd-cmake, whose `zstd` and `zstd-frugal` programs each compile `zstdcli.c`), and its
 //! `out` is NAR-identical to the clean build's (own output hash and the 10-character seed
 //! prefix normalised, as `tests/reuse.rs` does) and the changed program prints the change;
 //! the resumed `header` build restored configure, resumed buildPhase over the earlier tree,
 //! compiled what includes the header (hello, configured with `--disable-dependency-tracking`,
 //! so no dependency record names the header: `src/hello.o` alone, found through the include
-//! directives; lua and zstd: the objects their Makefile rules or depfiles name it for, fewer
-//! than a clean build for zstd), and its `out` equals the clean build's and differs from the
-//! base's;
+//! directives; lua and zstd: the objects their Makefile rules or depfiles name it for;
+//! zstd-cmake: those ninja's `.ninja_deps` names it for; fewer than a clean build for both
+//! zstd builds), and its `out` equals the clean build's and differs from the base's;
 //! the `install` build restored every phase up to `buildPhase` (hello: `checkPhase` too), ran
 //! install and fixup, and its `out` equals the clean build's. Every check is made and all
 //! failures are reported together, with the log lines that show them.
@@ -50,6 +52,8 @@ struct Spec {
     project: Project,
     /// The file the `oneline` variant edits, relative to the source root.
     changed_file: &'static str,
+    /// How many objects a build compiles from that file.
+    objects_per_file: usize,
     /// Whether the project has a configure script (hello), so `configurePhase` would run.
     configures: bool,
     /// Phases before `installPhase` that the `install` variant must restore.
@@ -64,11 +68,16 @@ struct Spec {
     header_untracked: bool,
     /// What shows the `header` change, as `shows_change` (None: only `out` shows it).
     header_shows: Option<(&'static str, &'static [&'static str], &'static str)>,
+    /// Whether the earlier build's dependency records name the header for some objects
+    /// only, so the `header` build compiles fewer objects than a clean build (lua's Makefile
+    /// lists `lua.h` for every object).
+    header_in_some_objects: bool,
 }
 
 const HELLO: Spec = Spec {
     project: Project::Hello,
     changed_file: "src/hello.c",
+    objects_per_file: 1,
     configures: true,
     before_install: &[
         "unpackPhase",
@@ -89,11 +98,13 @@ const HELLO: Spec = Spec {
         &["--version"],
         "hello (GNU Hello) 2.10 (one-line change)\n",
     )),
+    header_in_some_objects: true,
 };
 
 const LUA: Spec = Spec {
     project: Project::Lua,
     changed_file: "src/lua.c",
+    objects_per_file: 1,
     configures: false,
     before_install: &["unpackPhase", "patchPhase", "configurePhase", "buildPhase"],
     shows_change: (
@@ -108,11 +119,13 @@ const LUA: Spec = Spec {
         &["-v"],
         "Lua 5.4.4  Copyright (C) 1994-2022 Lua.org, PUC-Rio (one-line change)",
     )),
+    header_in_some_objects: false,
 };
 
 const ZSTD: Spec = Spec {
     project: Project::Zstd,
     changed_file: "programs/zstdcli.c",
+    objects_per_file: 1,
     configures: false,
     before_install: &["unpackPhase", "patchPhase", "configurePhase", "buildPhase"],
     shows_change: (
@@ -123,6 +136,24 @@ const ZSTD: Spec = Spec {
     header: "programs/fileio.h",
     header_untracked: false,
     header_shows: None,
+    header_in_some_objects: true,
+};
+
+const ZSTD_CMAKE: Spec = Spec {
+    project: Project::ZstdCmake,
+    changed_file: "programs/zstdcli.c",
+    objects_per_file: 2,
+    configures: true,
+    before_install: &["unpackPhase", "patchPhase", "configurePhase", "buildPhase"],
+    shows_change: (
+        "bin/zstd",
+        &["--version"],
+        "*** Zstandard CLI (one-line change) (64-bit) v1.5.4",
+    ),
+    header: "programs/fileio.h",
+    header_untracked: false,
+    header_shows: None,
+    header_in_some_objects: true,
 };
 
 /// Writes the case file `target/real-reuse/<project>-<label>.nix`.
@@ -238,7 +269,8 @@ fn decision(result: &BuildResult, phase: &str) -> String {
 
 /// The log lines that compile or assemble one object: the compiler command lines of hello's
 /// automake (`--disable-dependency-tracking`, no silent rules) and Lua's Makefile
-/// (`gcc … -c -o lua.o lua.c`), and zstd's quiet `CC obj/conf_…/zstdcli.o` / `AS …` lines.
+/// (`gcc … -c -o lua.o lua.c`), zstd's quiet `CC obj/conf_…/zstdcli.o` / `AS …` lines, and
+/// the commands `ninja -v` prints (`[3/14] /usr/bin/cc … -c /build/…/programs/zstdcli.c`).
 fn object_lines(project: Project, result: &BuildResult) -> Vec<String> {
     result
         .log_lines
@@ -247,6 +279,7 @@ fn object_lines(project: Project, result: &BuildResult) -> Vec<String> {
             Project::Zstd => {
                 (l.starts_with("CC ") || l.starts_with("AS ")) && l.trim_end().ends_with(".o")
             }
+            Project::ZstdCmake => l.starts_with('[') && l.contains(" -c "),
             _ => l.contains(" -c ") && l.contains(".o "),
         })
         .cloned()
@@ -258,6 +291,7 @@ fn compiles(project: Project, line: &str, file: &str) -> bool {
     let stem = Path::new(file).file_stem().unwrap().to_string_lossy();
     match project {
         Project::Zstd => line.trim_end().ends_with(&format!("/{stem}.o")),
+        Project::ZstdCmake => line.trim_end().ends_with(&format!("/{file}")),
         Project::Lua => line.trim_end().ends_with(&format!(" {stem}.c")),
         Project::Hello => line.trim_end().ends_with(&format!(" {file}")),
     }
@@ -352,7 +386,7 @@ fn check_header(
     let expected = if spec.header_untracked {
         // The include graph bounds it: only hello.c includes src/system.h.
         objects.len() == 1 && compiles(project, &objects[0], spec.changed_file)
-    } else if project == Project::Zstd {
+    } else if spec.header_in_some_objects {
         !objects.is_empty() && objects.len() < clean_objects.len()
     } else {
         !objects.is_empty()
@@ -431,9 +465,14 @@ fn check(spec: &Spec) {
         ));
     }
     let objects = object_lines(project, &resumed);
-    if objects.len() != 1 || !compiles(project, &objects[0], spec.changed_file) {
+    if objects.len() != spec.objects_per_file
+        || !objects
+            .iter()
+            .all(|o| compiles(project, o, spec.changed_file))
+    {
         problems.push(format!(
-            "{label}: expected exactly one object compiled, from {}; got {}:\n  {}",
+            "{label}: expected {} object(s) compiled, from {}; got {}:\n  {}",
+            spec.objects_per_file,
             spec.changed_file,
             objects.len(),
             objects.join("\n  ")
@@ -550,4 +589,9 @@ fn lua_one_line_header_and_install_changes_reuse_the_checkpoint() {
 #[test]
 fn zstd_one_line_header_and_install_changes_reuse_the_checkpoint() {
     check(&ZSTD);
+}
+
+#[test]
+fn zstd_cmake_one_line_header_and_install_changes_reuse_the_checkpoint() {
+    check(&ZSTD_CMAKE);
 }

@@ -1,4 +1,5 @@
-//! Real upstream projects (GNU hello, Lua 5.4, zstd from Debian's orig tarballs) as harness
+//! Real upstream projects (GNU hello, Lua 5.4, zstd from Debian's orig tarballs; zstd also
+//! through its CMake build and ninja) as harness
 //! cases: fetching their sources with `scripts/fetch-sources.sh`, turning
 //! `tests/projects/<name>.nix` into a `{ mkDrv }:` case file for [`crate::nix_build`], and
 //! running the built programs. It never decides whether two builds agree; [`crate::compare`]
@@ -20,10 +21,14 @@ pub enum Project {
     Lua,
     /// zstd: a plain Makefile, a shared library and a program; the largest build.
     Zstd,
+    /// zstd's own CMake build (`build/cmake`), generated for and built by ninja, from the
+    /// same tarball (`tests/projects/zstd-cmake.nix`).
+    ZstdCmake,
 }
 
 impl Project {
-    /// Every project, in build-size order.
+    /// Every project with a source package of its own, in build-size order (`ZstdCmake`
+    /// builds `Zstd`'s tarball).
     pub const ALL: [Project; 3] = [Project::Lua, Project::Hello, Project::Zstd];
 
     /// The attribute name in `tests/projects/default.nix`, also the file's stem.
@@ -32,6 +37,7 @@ impl Project {
             Project::Hello => "hello",
             Project::Lua => "lua",
             Project::Zstd => "zstd",
+            Project::ZstdCmake => "zstd-cmake",
         }
     }
 
@@ -63,7 +69,7 @@ impl Project {
                     Expect::Exactly("ababab\t1024.0\t42\n"),
                 ),
             ],
-            Project::Zstd => vec![
+            Project::Zstd | Project::ZstdCmake => vec![
                 SmokeCheck::new("bin/zstd", &["--version"], Expect::Contains("v1.5.4")),
                 SmokeCheck::new("bin/zstd", &["-q", "-19", "-c"], Expect::RoundTrip),
             ],

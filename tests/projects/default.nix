@@ -39,4 +39,5 @@ in
   hello = project ./hello.nix;
   lua = project ./lua.nix;
   zstd = project ./zstd.nix;
+  zstd-cmake = project ./zstd-cmake.nix;
 }
