@@ -22,7 +22,7 @@
 
 use integration_tests::builder_binary;
 use integration_tests::log::{parse, BuildLog};
-use integration_tests::nix::{dump, render, repo_root};
+use integration_tests::nix::{dump, render, repo_root, stdenv_nix};
 use integration_tests::outputs::normalised_nar;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
@@ -252,6 +252,11 @@ struct Run {
     user: (u32, u32),
     builder: PathBuf,
     name: String,
+    /// The run's world-readable copy of the stdenv the suite runs on
+    /// (`CHECKPOINT_TEST_STDENV`, else tests/stdenv), and of `NIXPKGS_STDENV_FILES` when set
+    /// (the real nixpkgs stdenv reads its shell files from there).
+    stdenv: PathBuf,
+    nixpkgs_files: Option<PathBuf>,
 }
 
 impl Drop for Run {
@@ -312,7 +317,13 @@ impl Run {
     }
 
     fn harness_args(&self, cmd: &mut Command, case: &Path) {
+        if let Some(files) = &self.nixpkgs_files {
+            cmd.env("NIXPKGS_STDENV_FILES", files);
+        }
         cmd.arg(self.path("src/tests/nix/harness.nix"))
+            .arg("--arg")
+            .arg("stdenvNix")
+            .arg(&self.stdenv)
             .arg("--arg")
             .arg("case")
             .arg(case)
@@ -555,15 +566,21 @@ fn daemon_builds_incrementally_and_a_second_store_reuses_the_checkpoint_from_a_c
         user,
         builder: PathBuf::new(),
         name: format!("daemon-cproject-{id}"),
+        stdenv: PathBuf::new(),
+        nixpkgs_files: None,
     };
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     let repo = repo_root();
-    for rel in [
-        "tests/nix/harness.nix",
-        "tests/stdenv",
-        "tests/reuse-cases/cproject.nix",
-    ] {
+    for rel in ["tests/nix/harness.nix", "tests/reuse-cases/cproject.nix"] {
         copy_world_readable(&repo.join(rel), &run.path(&format!("src/{rel}")));
+    }
+    // The stdenv under test, with the directory it imports files from.
+    let stdenv = stdenv_nix();
+    copy_world_readable(stdenv.parent().unwrap(), &run.path("src/stdenv"));
+    run.stdenv = run.path("src/stdenv").join(stdenv.file_name().unwrap());
+    if let Some(files) = std::env::var_os("NIXPKGS_STDENV_FILES").filter(|f| !f.is_empty()) {
+        copy_world_readable(Path::new(&files), &run.path("src/nixpkgs-files"));
+        run.nixpkgs_files = Some(run.path("src/nixpkgs-files"));
     }
     run.builder = run.path("src/checkpoint-builder");
     copy_world_readable(&builder, &run.builder);
