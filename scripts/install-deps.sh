@@ -139,7 +139,7 @@ packages=(
   file            # part of the stdenv's initialPath in nixpkgs
   xz-utils zstd gzip bzip2 # unpacking orig tarballs
   patch diffutils # patchPhase, checkpoint baselines
-  cmake ninja-build # the CMake/ninja projects of the reuse tests
+  cmake meson ninja-build # the CMake, Meson and ninja projects of the tests
   dpkg-dev        # apt-get source
   ca-certificates
   git

@@ -2,9 +2,9 @@
 //! why the others run, that `out` equals a clean build of the same derivation, and that bad
 //! checkpoints give a clean build with a clear message.
 //!
-//! The projects are `tests/reuse-cases/cproject.nix` (make) and
-//! `tests/reuse-cases/cmake-project.nix` (CMake and ninja); each build is a generated case
-//! file under `target/reuse-cases/` naming the variant and the base checkpoint.
+//! The projects are `tests/reuse-cases/cproject.nix` (make), `cmake-project.nix` and
+//! `meson-project.nix` (ninja); each build is a generated case file under
+//! `target/reuse-cases/` naming the variant and the base checkpoint.
 
 use integration_tests::checkpoint::FORMAT_VERSION;
 use integration_tests::nix::repo_root;
@@ -296,25 +296,32 @@ fn ninja_compiles(b: &BuildResult) -> Vec<&String> {
         .collect()
 }
 
-/// A CMake project built by ninja whose compile commands name the output path
-/// (`-DPREFIX="$out"`): after the restore, `build.ninja` names this build's path, and ninja
-/// reruns any command whose hash in `.ninja_log` is not its command line's. The builder moves
-/// those hashes with the paths, so a one-line change recompiles that file only, and `out`
-/// equals a clean build.
-#[test]
-fn ninja_reruns_only_the_changed_file_although_its_commands_name_the_output_path() {
-    let name = "reuse-cmake-12";
-    let a = build_project("cmake-project", "cmake-source-base", "a", name, None);
+/// A project built by ninja whose compile commands name the output path (`-DPREFIX="$out"`,
+/// from CMake or Meson): after the restore, `build.ninja` names this build's path, and ninja
+/// reruns any command whose hash in `.ninja_log` is not its command line's. The builder
+/// moves those hashes with the paths, so
+/// - a one-line change recompiles that file only, and `out` equals a clean build;
+/// - an installPhase-only change restores the build, and `ninja install` (which first
+///   brings `all` up to date) compiles nothing; `out` equals a clean build.
+fn ninja_project_reuses_its_objects(project: &str, name: &str) {
+    let a = build_project(project, &format!("{project}-base"), "a", name, None);
     assert_eq!(ninja_compiles(&a).len(), 3, "{}", a.log_tail(40));
     let ck = output(&a, true);
+
     let b = build_project(
-        "cmake-project",
-        "cmake-source-from-a",
+        project,
+        &format!("{project}-source"),
         "source",
         name,
         Some(&ck),
     );
-    let clean = build_project("cmake-project", "cmake-source-clean", "source", name, None);
+    let clean = build_project(
+        project,
+        &format!("{project}-source-clean"),
+        "source",
+        name,
+        None,
+    );
     assert!(decision(&b, "configurePhase").contains("restored (incremental)"));
     let compiled = ninja_compiles(&b);
     assert_eq!(compiled.len(), 1, "{compiled:?}\n{}", b.log_tail(40));
@@ -330,52 +337,53 @@ fn ninja_reruns_only_the_changed_file_although_its_commands_name_the_output_path
     let greet = Command::new(output(&b, false).join("bin/greet"))
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&greet.stdout).into_owned();
     assert_eq!(
-        text,
+        String::from_utf8_lossy(&greet.stdout),
         format!(
             "Hello, changed world from {}\n",
             output(&b, false).display()
         )
     );
-}
 
-/// The same project with an installPhase-only change: build is restored, and `ninja install`
-/// (which first brings `all` up to date) compiles nothing.
-#[test]
-fn ninja_install_after_a_restored_build_compiles_nothing() {
-    let name = "reuse-cmake-13";
-    let a = build_project("cmake-project", "cmake-install-base", "a", name, None);
-    let ck = output(&a, true);
-    let b = build_project(
-        "cmake-project",
-        "cmake-install-from-a",
+    let i = build_project(
+        project,
+        &format!("{project}-install"),
         "install",
         name,
         Some(&ck),
     );
     let clean = build_project(
-        "cmake-project",
-        "cmake-install-clean",
+        project,
+        &format!("{project}-install-clean"),
         "install",
         name,
         None,
     );
     for phase in ["unpackPhase", "patchPhase", "configurePhase", "buildPhase"] {
         assert!(
-            decision(&b, phase).contains("restored"),
+            decision(&i, phase).contains("restored"),
             "{}",
-            decision(&b, phase)
+            decision(&i, phase)
         );
     }
-    assert!(b.ran_phase("installPhase"));
-    let relinked: Vec<&String> = b
+    assert!(i.ran_phase("installPhase"));
+    let recompiled: Vec<&String> = i
         .log_lines
         .iter()
         .filter(|l| l.starts_with('[') && l.contains("/usr/bin/cc"))
         .collect();
-    assert!(relinked.is_empty(), "{relinked:?}\n{}", b.log_tail(40));
-    assert!(normalised_out(&b) == normalised_out(&clean));
+    assert!(recompiled.is_empty(), "{recompiled:?}\n{}", i.log_tail(40));
+    assert!(normalised_out(&i) == normalised_out(&clean));
+}
+
+#[test]
+fn cmake_ninja_project_reuses_its_objects_although_commands_name_the_output_path() {
+    ninja_project_reuses_its_objects("cmake-project", "reuse-cmake-12");
+}
+
+#[test]
+fn meson_ninja_project_reuses_its_objects_although_commands_name_the_output_path() {
+    ninja_project_reuses_its_objects("meson-project", "reuse-meson-13");
 }
 
 /// Added, deleted, binary, symlink and mode changes of the source all reach `out` exactly.
