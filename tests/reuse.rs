@@ -2,8 +2,8 @@
 //! why the others run, that `out` equals a clean build of the same derivation, and that bad
 //! checkpoints give a clean build with a clear message.
 //!
-//! The projects are `tests/reuse-cases/cproject.nix` (make), `cmake-project.nix` and
-//! `meson-project.nix` (ninja); each build is a generated case file under
+//! The projects are `tests/reuse-cases/cproject.nix` (make) and `ninja-project.nix` (ninja,
+//! configured by CMake or Meson); each build is a generated case file under
 //! `target/reuse-cases/` naming the variant and the base checkpoint.
 
 use integration_tests::checkpoint::FORMAT_VERSION;
@@ -13,7 +13,39 @@ use integration_tests::{builder_binary, nix_build, BuildResult};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn case(project: &str, label: &str, variant: &str, name: &str, base: Option<&Path>) -> PathBuf {
+/// A project of `tests/reuse-cases/`: its file, and the attributes it takes besides
+/// `variant`, `name`, `salt` and `base`.
+#[derive(Clone, Copy)]
+struct ReuseProject {
+    file: &'static str,
+    attrs: &'static str,
+    /// Prefix of its case files' labels.
+    label: &'static str,
+}
+
+const CPROJECT: ReuseProject = ReuseProject {
+    file: "cproject",
+    attrs: "",
+    label: "cproject",
+};
+const CMAKE_PROJECT: ReuseProject = ReuseProject {
+    file: "ninja-project",
+    attrs: "generator = \"cmake\";",
+    label: "cmake",
+};
+const MESON_PROJECT: ReuseProject = ReuseProject {
+    file: "ninja-project",
+    attrs: "generator = \"meson\";",
+    label: "meson",
+};
+
+fn case(
+    project: ReuseProject,
+    label: &str,
+    variant: &str,
+    name: &str,
+    base: Option<&Path>,
+) -> PathBuf {
     let dir = repo_root().join("target/reuse-cases");
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join(format!("{label}.nix"));
@@ -22,11 +54,12 @@ fn case(project: &str, label: &str, variant: &str, name: &str, base: Option<&Pat
         None => "null".into(),
     };
     let text = format!(
-        "{{ mkDrv }}:\nimport {} {{ inherit mkDrv; variant = \"{variant}\"; name = \"{name}\"; salt = \"{}\"; base = {base}; }}\n",
+        "{{ mkDrv }}:\nimport {} {{ inherit mkDrv; variant = \"{variant}\"; name = \"{name}\"; salt = \"{}\"; base = {base}; {} }}\n",
         repo_root()
-            .join(format!("tests/reuse-cases/{project}.nix"))
+            .join(format!("tests/reuse-cases/{}.nix", project.file))
             .display(),
-        run_salt()
+        run_salt(),
+        project.attrs
     );
     std::fs::write(&file, text).unwrap();
     file
@@ -39,11 +72,11 @@ fn build(test: u32, label: &str, variant: &str, base: Option<&Path>) -> BuildRes
 }
 
 fn build_named(label: &str, variant: &str, name: &str, base: Option<&Path>) -> BuildResult {
-    build_project("cproject", label, variant, name, base)
+    build_project(CPROJECT, label, variant, name, base)
 }
 
 fn build_project(
-    project: &str,
+    project: ReuseProject,
     label: &str,
     variant: &str,
     name: &str,
@@ -303,25 +336,14 @@ fn ninja_compiles(b: &BuildResult) -> Vec<&String> {
 /// - a one-line change recompiles that file only, and `out` equals a clean build;
 /// - an installPhase-only change restores the build, and `ninja install` (which first
 ///   brings `all` up to date) compiles nothing; `out` equals a clean build.
-fn ninja_project_reuses_its_objects(project: &str, name: &str) {
-    let a = build_project(project, &format!("{project}-base"), "a", name, None);
+fn ninja_project_reuses_its_objects(project: ReuseProject, name: &str) {
+    let p = project.label;
+    let a = build_project(project, &format!("{p}-base"), "a", name, None);
     assert_eq!(ninja_compiles(&a).len(), 3, "{}", a.log_tail(40));
     let ck = output(&a, true);
 
-    let b = build_project(
-        project,
-        &format!("{project}-source"),
-        "source",
-        name,
-        Some(&ck),
-    );
-    let clean = build_project(
-        project,
-        &format!("{project}-source-clean"),
-        "source",
-        name,
-        None,
-    );
+    let b = build_project(project, &format!("{p}-source"), "source", name, Some(&ck));
+    let clean = build_project(project, &format!("{p}-source-clean"), "source", name, None);
     assert!(decision(&b, "configurePhase").contains("restored (incremental)"));
     let compiled = ninja_compiles(&b);
     assert_eq!(compiled.len(), 1, "{compiled:?}\n{}", b.log_tail(40));
@@ -345,16 +367,10 @@ fn ninja_project_reuses_its_objects(project: &str, name: &str) {
         )
     );
 
-    let i = build_project(
-        project,
-        &format!("{project}-install"),
-        "install",
-        name,
-        Some(&ck),
-    );
+    let i = build_project(project, &format!("{p}-install"), "install", name, Some(&ck));
     let clean = build_project(
         project,
-        &format!("{project}-install-clean"),
+        &format!("{p}-install-clean"),
         "install",
         name,
         None,
@@ -378,12 +394,12 @@ fn ninja_project_reuses_its_objects(project: &str, name: &str) {
 
 #[test]
 fn cmake_ninja_project_reuses_its_objects_although_commands_name_the_output_path() {
-    ninja_project_reuses_its_objects("cmake-project", "reuse-cmake-12");
+    ninja_project_reuses_its_objects(CMAKE_PROJECT, "reuse-cmake-12");
 }
 
 #[test]
 fn meson_ninja_project_reuses_its_objects_although_commands_name_the_output_path() {
-    ninja_project_reuses_its_objects("meson-project", "reuse-meson-13");
+    ninja_project_reuses_its_objects(MESON_PROJECT, "reuse-meson-13");
 }
 
 /// Added, deleted, binary, symlink and mode changes of the source all reach `out` exactly.

@@ -157,7 +157,7 @@ impl Parser<'_> {
                     lx.eat_spaces();
                     lx.end_of_line()?;
                     let mut rule = Rule::default();
-                    while lx.indented()? {
+                    while lx.indented() {
                         let (key, value) = lx.binding()?;
                         rule.bindings.insert(key, value);
                     }
@@ -167,7 +167,7 @@ impl Parser<'_> {
                     lx.ident().ok_or_else(|| lx.error("expected a pool name"))?;
                     lx.eat_spaces();
                     lx.end_of_line()?;
-                    while lx.indented()? {
+                    while lx.indented() {
                         lx.binding()?;
                     }
                 }
@@ -223,7 +223,7 @@ impl Parser<'_> {
         }
         lx.end_of_line()?;
         let mut edge_scope = scope;
-        while lx.indented()? {
+        while lx.indented() {
             let (key, value) = lx.binding()?;
             if edge_scope == scope {
                 self.scopes.push(Scope {
@@ -438,18 +438,26 @@ impl Lexer<'_> {
         }
     }
 
-    /// Moves to the start of the next statement, past blank lines and comments; false at
-    /// the end of the file.
-    fn next_statement(&mut self) -> Result<bool, ManifestError> {
+    /// Skips comment lines (indented or not); returns where the current line starts, with
+    /// the cursor past its indentation.
+    fn past_comments(&mut self) -> usize {
         loop {
             let start = self.pos;
             while self.peek() == Some(b' ') {
                 self.pos += 1;
             }
-            if self.peek() == Some(b'#') {
-                self.skip_line();
-                continue;
+            if self.peek() != Some(b'#') {
+                return start;
             }
+            self.skip_line();
+        }
+    }
+
+    /// Moves to the start of the next statement, past blank lines and comments; false at
+    /// the end of the file.
+    fn next_statement(&mut self) -> Result<bool, ManifestError> {
+        loop {
+            let start = self.past_comments();
             let brk = self.line_break();
             if brk > 0 {
                 self.pos += brk;
@@ -467,22 +475,13 @@ impl Lexer<'_> {
 
     /// Whether the next line is an indented binding (comments skipped); moves past the
     /// indentation if so, else stays at the start of the line.
-    fn indented(&mut self) -> Result<bool, ManifestError> {
-        loop {
-            let start = self.pos;
-            while self.peek() == Some(b' ') {
-                self.pos += 1;
-            }
-            if self.peek() == Some(b'#') {
-                self.skip_line();
-                continue;
-            }
-            if self.pos == start || self.peek().is_none() || self.line_break() > 0 {
-                self.pos = start;
-                return Ok(false);
-            }
-            return Ok(true);
+    fn indented(&mut self) -> bool {
+        let start = self.past_comments();
+        if self.pos == start || self.peek().is_none() || self.line_break() > 0 {
+            self.pos = start;
+            return false;
         }
+        true
     }
 
     /// Spaces, and `$` line continuations with the next line's indentation.

@@ -19,17 +19,7 @@ mkDrv ({
     cd build
     runHook postConfigure
   '';
-  buildPhase = ''
-    runHook preBuild
-    ninja -j"$NIX_BUILD_CORES" -v
-    runHook postBuild
-  '';
-  installPhase = ''
-    runHook preInstall
-    ninja -j"$NIX_BUILD_CORES" install
-    runHook postInstall
-  '';
-} // import ./variant.nix {
+} // import ./ninja-phases.nix // import ./variant.nix {
   inherit variant;
   file = "programs/zstdcli.c";
   expression = ''s/^#define COMPRESSOR_NAME "Zstandard CLI"$/#define COMPRESSOR_NAME "Zstandard CLI (one-line change)"/'';
