@@ -21,7 +21,10 @@
 #            same sed) applied and `make` timed again (a warm make); then
 #            what the Nix build runs after buildPhase, timed as `after`:
 #            `make check` when the derivation sets doCheck (hello), and
-#            `make install` with its installFlags
+#            `make install` with its installFlags. A project that writes its
+#            own phases (zstd-cmake: CMake and ninja) gets them run instead,
+#            in bash with `out` set and runHook a no-op: configurePhase
+#            (untimed), buildPhase (cold, then warm), installPhase (after)
 #   floor    a fresh trivial sandboxed build: `nix-store --realise` of a new
 #            raw derivation whose builder (/bin/sh) only creates $out; the
 #            least any Nix build costs (median of three)
@@ -57,7 +60,7 @@
 #   --runs     repetitions of the whole sequence per project (default 1);
 #              with more than one, a median row per project
 #   --log-lines  lines of the last oneline build's log shown (default 24)
-#   PROJECT    among hello, lua, zstd (default: lua zstd hello)
+#   PROJECT    among hello, lua, zstd, zstd-cmake (default: lua zstd hello)
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -168,6 +171,7 @@ attrs() {
       installFlags = map fix ((a.makeFlags or [ ]) ++ (a.installFlags or [ ]));
       CFLAGS = a.CFLAGS or null;
       LDFLAGS = a.LDFLAGS or null;
+      phases = map (p: a.\${p} or \"\") [ \"configurePhase\" \"buildPhase\" \"installPhase\" ];
     }" | python3 -c '
 import json, shlex, sys
 a = json.load(sys.stdin)
@@ -180,19 +184,52 @@ print("check=" + ("1" if a["checkFlags"] is not None else ""))
 print("checkflags=(" + " ".join(shlex.quote(f) for f in a["checkFlags"] or []) + ")")
 for v in ("CFLAGS", "LDFLAGS"):
     print(v.lower() + "=" + shlex.quote(a[v] if a[v] is not None else ""))
+for name, code in zip(("configure_phase", "build_phase", "install_phase"), a["phases"]):
+    print(name + "=" + shlex.quote(code))
 '
+}
+
+# plain_phases: plain()'s limit for a project with its own phases (variables
+# of plain()): they run in bash as the stdenv would run them, in the unpacked
+# source root, with `out` the temporary prefix and runHook doing nothing.
+plain_phases() {
+  local log=$work/plain-$project-$run
+  (
+    cd "$root"
+    export out=$dir/out NIX_BUILD_CORES=$cores
+    runHook() { :; }
+    eval "$configure_phase" >"$log.configure.log" 2>&1
+    t0=$(now)
+    eval "$build_phase" >"$log.cold.log" 2>&1
+    t1=$(now)
+    secs "$t0" "$t1" >"$log.cold.secs"
+    (cd "$root" && bash -euo pipefail -c "$post_patch")
+    t0=$(now)
+    eval "$build_phase" >"$log.warm.log" 2>&1
+    t1=$(now)
+    secs "$t0" "$t1" >"$log.warm.secs"
+    t0=$(now)
+    eval "$install_phase" >"$log.install.log" 2>&1
+    t1=$(now)
+    secs "$t0" "$t1" >"$log.after.secs"
+  )
 }
 
 # plain PROJECT RUN: the warm-make limit in a temporary directory.
 plain() {
   local project=$1 run=$2 dir src post_patch configure flags installflags check checkflags
-  local cflags ldflags
+  local cflags ldflags configure_phase build_phase install_phase
   local t0 t1 root cfg
   dir=$work/plain-$project-$run
   mkdir -p "$dir"
   eval "$(attrs "$project" "$dir/out")"
   tar -xf "$src" -C "$dir"
   root=$(find "$dir" -mindepth 1 -maxdepth 1 -type d | head -n 1)
+  if [ -n "$build_phase" ]; then
+    plain_phases && return 0
+    echo "reuse.sh: the plain build of $project failed" >&2
+    return 0
+  fi
   (
     cd "$root"
     [ -z "$cflags" ] || export CFLAGS=$cflags
@@ -244,9 +281,9 @@ floor() {
 }
 
 # Objects compiled in a build log: compiler lines of hello/lua, `CC …o` and
-# `AS …o` lines of zstd's quiet Makefile.
+# `AS …o` lines of zstd's quiet Makefile, compile commands `ninja -v` prints.
 objects() {
-  grep -E -- '( -c .*\.o |^(CC|AS) .*\.o$)' "$1" || true
+  grep -E -- '( -c .*\.o |^(CC|AS) .*\.o$|^\[[0-9]+/[0-9]+\] .* -c )' "$1" || true
 }
 
 # timeline NAME: seconds from the start of nix-store --realise to each phase
@@ -271,7 +308,7 @@ check() {
     case $project in
       hello) program=bin/hello args=--version ;;
       lua) program=bin/lua args=-v ;;
-      zstd) program=bin/zstd args=--version ;;
+      zstd | zstd-cmake) program=bin/zstd args=--version ;;
     esac
     "$(out_of "$o")/$program" "$args" 2>&1 | grep -q 'one-line change' ||
       echo "the change is NOT visible in $program $args" >>"$work/$o.note"

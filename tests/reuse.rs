@@ -390,6 +390,15 @@ fn ninja_project_reuses_its_objects(project: ReuseProject, name: &str) {
         .collect();
     assert!(recompiled.is_empty(), "{recompiled:?}\n{}", i.log_tail(40));
     assert!(normalised_out(&i) == normalised_out(&clean));
+    // The checkpoints that hold translated logs verify.
+    for built in [&b, &i] {
+        let verify = cli(&["verify", &output(built, true).to_string_lossy()]);
+        assert!(
+            verify.status.success(),
+            "{}",
+            String::from_utf8_lossy(&verify.stderr)
+        );
+    }
 }
 
 #[test]
