@@ -1,6 +1,6 @@
 //! Checkpoint reuse on the real projects (GNU hello, Lua 5.4, zstd from Debian's orig
-//! tarballs, and zstd through its CMake build and ninja), with real Nix: one test per project
-//! builds
+//! tarballs, and zstd through its CMake build, for ninja and for make), with real Nix: one
+//! test per project builds
 //!
 //! 1. `base`: the project with a `checkpoint` output;
 //! 2. `oneline` (one line of one C file changed by `postPatch`, see
@@ -13,21 +13,22 @@
 //! tarball did not, so unpackPhase may be restored), restored configure (decision line;
 //! `Running phase: configurePhase` absent), resumed buildPhase over the earlier tree with the
 //! changed file as the only change, compiled only the objects of that file (one; two for
-//! zstd-cmake, whose `zstd` and `zstd-frugal` programs each compile `zstdcli.c`), and its
+//! the CMake builds, whose `zstd` and `zstd-frugal` programs each compile `zstdcli.c`), and its
 //! `out` is NAR-identical to the clean build's (own output hash and the 10-character seed
 //! prefix normalised, as `tests/reuse.rs` does) and the changed program prints the change;
 //! the resumed `header` build restored configure, resumed buildPhase over the earlier tree,
 //! compiled what includes the header (hello, configured with `--disable-dependency-tracking`,
 //! so no dependency record names the header: `src/hello.o` alone, found through the include
 //! directives; lua and zstd: the objects their Makefile rules or depfiles name it for;
-//! zstd-cmake: those ninja's `.ninja_deps` names it for; fewer than a clean build for both
-//! zstd builds), and its `out` equals the clean build's and differs from the base's;
+//! the CMake builds: those ninja's `.ninja_deps`, or the dependency files CMake's makefiles
+//! collect, name it for; fewer than a clean build for every zstd build), and its `out`
+//! equals the clean build's and differs from the base's;
 //! the `install` build restored every phase up to `buildPhase` (hello: `checkPhase` too), ran
 //! install and fixup, and its `out` equals the clean build's. Every check is made and all
 //! failures are reported together, with the log lines that show them.
 //!
 //! Case files are generated under `target/real-reuse/` (like `tests/common/projects.rs`
-//! does), importing `tests/projects/<name>.nix` with `tests/projects/mk-drv.nix` for the
+//! does), importing `tests/projects/<file>.nix` with `tests/projects/mk-drv.nix` for the
 //! checkpoint attributes and a salt (`benchSalt = "real-reuse-<run salt>"`): every run builds
 //! new derivations, apart from the other suites' and from earlier runs' (whose outputs stay
 //! referenced by the `.drv` files that named their checkpoint, so could not be deleted for a
@@ -156,6 +157,11 @@ const ZSTD_CMAKE: Spec = Spec {
     header_in_some_objects: true,
 };
 
+const ZSTD_CMAKE_MAKE: Spec = Spec {
+    project: Project::ZstdCmakeMake,
+    ..ZSTD_CMAKE
+};
+
 /// Writes the case file `target/real-reuse/<project>-<label>.nix`.
 fn case(project: Project, label: &str, variant: &str, base: Option<&Path>) -> PathBuf {
     let sources = sources_dir().unwrap_or_else(|e| panic!("{e}"));
@@ -170,11 +176,12 @@ fn case(project: Project, label: &str, variant: &str, base: Option<&Path>) -> Pa
          import (/. + {file}) {{\n  \
            mkDrv = import (/. + {mk}) {{\n    inherit mkDrv;\n    checkpoint = true;\n    \
              base = {base};\n    benchSalt = \"real-reuse-{salt}\";\n  }};\n  \
-           sources = {sources};\n  variant = \"{variant}\";\n}}\n",
-        name = project.name(),
+           sources = {sources};\n  variant = \"{variant}\";\n  {extra}\n}}\n",
+        name = project.file_stem(),
+        extra = project.extra_attrs(),
         file = nix_string(
             &projects
-                .join(format!("{}.nix", project.name()))
+                .join(format!("{}.nix", project.file_stem()))
                 .to_string_lossy()
         ),
         mk = nix_string(&projects.join("mk-drv.nix").to_string_lossy()),
@@ -270,20 +277,41 @@ fn decision(result: &BuildResult, phase: &str) -> String {
 /// The log lines that compile or assemble one object: the compiler command lines of hello's
 /// automake (`--disable-dependency-tracking`, no silent rules) and Lua's Makefile
 /// (`gcc … -c -o lua.o lua.c`), zstd's quiet `CC obj/conf_…/zstdcli.o` / `AS …` lines, and
-/// the commands `ninja -v` prints (`[3/14] /usr/bin/cc … -c /build/…/programs/zstdcli.c`).
+/// the commands `ninja -v` prints (`[3/14] /usr/bin/cc … -c /build/…/programs/zstdcli.c`),
+/// and CMake's makefiles' `[ 81%] Building C object …/programs/zstdcli.c.o` (which CMake
+/// colours: escape sequences are removed).
 fn object_lines(project: Project, result: &BuildResult) -> Vec<String> {
     result
         .log_lines
         .iter()
+        .map(|l| without_colours(l))
         .filter(|l| match project {
             Project::Zstd => {
                 (l.starts_with("CC ") || l.starts_with("AS ")) && l.trim_end().ends_with(".o")
             }
             Project::ZstdCmake => l.starts_with('[') && l.contains(" -c "),
+            Project::ZstdCmakeMake => l.contains("] Building C object "),
             _ => l.contains(" -c ") && l.contains(".o "),
         })
-        .cloned()
         .collect()
+}
+
+/// `line` without ANSI escape sequences (`ESC [ … letter`).
+fn without_colours(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Whether an object line compiles `file` (relative to the source root).
@@ -292,6 +320,7 @@ fn compiles(project: Project, line: &str, file: &str) -> bool {
     match project {
         Project::Zstd => line.trim_end().ends_with(&format!("/{stem}.o")),
         Project::ZstdCmake => line.trim_end().ends_with(&format!("/{file}")),
+        Project::ZstdCmakeMake => line.trim_end().ends_with(&format!("/{file}.o")),
         Project::Lua => line.trim_end().ends_with(&format!(" {stem}.c")),
         Project::Hello => line.trim_end().ends_with(&format!(" {file}")),
     }
@@ -594,4 +623,9 @@ fn zstd_one_line_header_and_install_changes_reuse_the_checkpoint() {
 #[test]
 fn zstd_cmake_one_line_header_and_install_changes_reuse_the_checkpoint() {
     check(&ZSTD_CMAKE);
+}
+
+#[test]
+fn zstd_cmake_make_one_line_header_and_install_changes_reuse_the_checkpoint() {
+    check(&ZSTD_CMAKE_MAKE);
 }

@@ -40,4 +40,8 @@ in
   lua = project ./lua.nix;
   zstd = project ./zstd.nix;
   zstd-cmake = project ./zstd-cmake.nix;
+  zstd-cmake-make = import ./zstd-cmake.nix {
+    inherit mkDrv sources variant;
+    generator = "Unix Makefiles";
+  };
 }
