@@ -192,24 +192,25 @@ for name, code in zip(("configure_phase", "build_phase", "install_phase"), a["ph
 # plain_phases: plain()'s limit for a project with its own phases (variables
 # of plain()): they run in bash as the stdenv would run them, in the unpacked
 # source root, with `out` the temporary prefix and runHook doing nothing.
+# Called in an `&&` list, where errexit does not apply: every step checks.
 plain_phases() {
   local log=$work/plain-$project-$run
   (
     cd "$root"
     export out=$dir/out NIX_BUILD_CORES=$cores
     runHook() { :; }
-    eval "$configure_phase" >"$log.configure.log" 2>&1
+    eval "$configure_phase" >"$log.configure.log" 2>&1 || exit 1
     t0=$(now)
-    eval "$build_phase" >"$log.cold.log" 2>&1
+    eval "$build_phase" >"$log.cold.log" 2>&1 || exit 1
     t1=$(now)
     secs "$t0" "$t1" >"$log.cold.secs"
-    (cd "$root" && bash -euo pipefail -c "$post_patch")
+    (cd "$root" && bash -euo pipefail -c "$post_patch") || exit 1
     t0=$(now)
-    eval "$build_phase" >"$log.warm.log" 2>&1
+    eval "$build_phase" >"$log.warm.log" 2>&1 || exit 1
     t1=$(now)
     secs "$t0" "$t1" >"$log.warm.secs"
     t0=$(now)
-    eval "$install_phase" >"$log.install.log" 2>&1
+    eval "$install_phase" >"$log.install.log" 2>&1 || exit 1
     t1=$(now)
     secs "$t0" "$t1" >"$log.after.secs"
   )

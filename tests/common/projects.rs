@@ -1,5 +1,5 @@
 //! Real upstream projects (GNU hello, Lua 5.4, zstd from Debian's orig tarballs; zstd also
-//! through its CMake build and ninja) as harness
+//! through its CMake build, for ninja and for make) as harness
 //! cases: fetching their sources with `scripts/fetch-sources.sh`, turning
 //! `tests/projects/<name>.nix` into a `{ mkDrv }:` case file for [`crate::nix_build`], and
 //! running the built programs. It never decides whether two builds agree; [`crate::compare`]
@@ -30,11 +30,11 @@ pub enum Project {
 }
 
 impl Project {
-    /// Every project with a source package of its own, in build-size order (`ZstdCmake`
-    /// builds `Zstd`'s tarball).
+    /// Every project with a source package of its own, in build-size order (the CMake
+    /// builds use zstd's tarball).
     pub const ALL: [Project; 3] = [Project::Lua, Project::Hello, Project::Zstd];
 
-    /// The attribute name in `tests/projects/default.nix`, also the file's stem.
+    /// The attribute name in `tests/projects/default.nix` (its file: [`Project::file_stem`]).
     pub fn name(self) -> &'static str {
         match self {
             Project::Hello => "hello",
