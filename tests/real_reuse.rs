@@ -35,6 +35,7 @@
 //! rebuild). `CHECKPOINT_BUILDER`, `CHECKPOINT_TEST_STDENV` and `CHECKPOINT_SOURCES` work as in
 //! the other suites; nothing is skipped.
 
+use integration_tests::log::strip_ansi;
 use integration_tests::nix::{builder_binary, nix_build, repo_root, restore, BuildResult};
 use integration_tests::outputs::{normalised_out, output, run_salt};
 use integration_tests::projects::{nix_string, sources_dir, Project};
@@ -142,19 +143,9 @@ const ZSTD: Spec = Spec {
 
 const ZSTD_CMAKE: Spec = Spec {
     project: Project::ZstdCmake,
-    changed_file: "programs/zstdcli.c",
     objects_per_file: 2,
     configures: true,
-    before_install: &["unpackPhase", "patchPhase", "configurePhase", "buildPhase"],
-    shows_change: (
-        "bin/zstd",
-        &["--version"],
-        "*** Zstandard CLI (one-line change) (64-bit) v1.5.4",
-    ),
-    header: "programs/fileio.h",
-    header_untracked: false,
-    header_shows: None,
-    header_in_some_objects: true,
+    ..ZSTD
 };
 
 const ZSTD_CMAKE_MAKE: Spec = Spec {
@@ -284,7 +275,7 @@ fn object_lines(project: Project, result: &BuildResult) -> Vec<String> {
     result
         .log_lines
         .iter()
-        .map(|l| without_colours(l))
+        .map(|l| strip_ansi(l))
         .filter(|l| match project {
             Project::Zstd => {
                 (l.starts_with("CC ") || l.starts_with("AS ")) && l.trim_end().ends_with(".o")
@@ -294,24 +285,6 @@ fn object_lines(project: Project, result: &BuildResult) -> Vec<String> {
             _ => l.contains(" -c ") && l.contains(".o "),
         })
         .collect()
-}
-
-/// `line` without ANSI escape sequences (`ESC [ … letter`).
-fn without_colours(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// Whether an object line compiles `file` (relative to the source root).
