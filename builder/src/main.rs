@@ -299,20 +299,7 @@ fn build(args: &[String]) -> i32 {
         eprintln!("checkpoint-builder: {:<24} {}", d.phase, d.reason);
     }
     for r in recorder.iter().flat_map(|rec| rec.ninja_log_reports()) {
-        match r.outcome {
-            Ok((moved, 0)) => eprintln!(
-                "checkpoint-builder: ninja log {}: {moved} command hash(es) moved to this build's output paths",
-                r.path
-            ),
-            Ok((moved, unmatched)) => eprintln!(
-                "checkpoint-builder: ninja log {}: {moved} command hash(es) moved to this build's output paths, {unmatched} not recognised (ninja reruns those commands)",
-                r.path
-            ),
-            Err(why) => eprintln!(
-                "checkpoint-builder: ninja log {} left as it is: {why}; ninja reruns the commands that name an output path",
-                r.path
-            ),
-        }
+        eprintln!("checkpoint-builder: {r}");
     }
     if let Some(why) = &outcome.ended_by {
         eprintln!("checkpoint-builder: {why}");

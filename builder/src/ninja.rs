@@ -761,6 +761,33 @@ pub struct LogReport {
     pub outcome: Result<(usize, usize), String>,
 }
 
+/// The line the build log gives it (after `checkpoint-builder: `).
+impl std::fmt::Display for LogReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let path = &self.path;
+        match &self.outcome {
+            Ok((moved, unmatched)) => {
+                write!(
+                    f,
+                    "ninja log {path}: {moved} command hash(es) moved to this build's output paths"
+                )?;
+                if *unmatched > 0 {
+                    write!(
+                        f,
+                        ", {unmatched} not recognised (ninja reruns those commands)"
+                    )?;
+                }
+                Ok(())
+            }
+            Err(why) => write!(
+                f,
+                "ninja log {path} left as it is: {why}; ninja reruns the commands that name an \
+                 output path"
+            ),
+        }
+    }
+}
+
 /// The [`Translator`] for ninja build logs: for each `.ninja_log` with a `build.ninja`
 /// beside it (ninja's default layout, which CMake and Meson use), evaluates the manifest
 /// before and after the rewrite and translates the log. Results are remembered with the
@@ -1205,6 +1232,20 @@ rule ar
             .any(|r| r.path == "src/build/.ninja_log" && r.outcome == Ok((5, 0))));
         assert!(reports.iter().any(|r| r.path == "elsewhere/.ninja_log"
             && r.outcome.as_ref().is_err_and(|e| e.contains("build.ninja"))));
+        let lines: Vec<String> = reports.iter().map(ToString::to_string).collect();
+        assert!(lines.contains(
+            &"ninja log src/build/.ninja_log: 5 command hash(es) moved to this build's output paths"
+                .to_owned()
+        ));
+        let partial = LogReport {
+            path: "b/.ninja_log".into(),
+            outcome: Ok((2, 1)),
+        };
+        assert_eq!(
+            partial.to_string(),
+            "ninja log b/.ninja_log: 2 command hash(es) moved to this build's output paths, 1 not \
+             recognised (ninja reruns those commands)"
+        );
 
         // The same contents again (the next layer of the import): nothing is read.
         let before = reads.get();
