@@ -1,70 +1,127 @@
 #!/usr/bin/env bash
-# Downloads the Debian source packages of the real projects the tests and
-# benchmarks build (GNU hello, Lua 5.4, zstd) with `apt-get source
-# --download-only`, into a cache directory, and records their upstream orig
-# tarballs (`*.orig.tar.*`; Debian's patches are not used).
+# Downloads the upstream orig tarballs of the real projects the tests, the demo and the
+# benchmarks build, exactly as sources.lock pins them: the Debian source package at its pinned
+# version (`apt-get source --print-uris PACKAGE=VERSION` names the file and where it is), the
+# orig tarball alone (Debian's patches are not used), checked against the pinned sha256.
 #
 # Usage: scripts/fetch-sources.sh [DIR]
 #   DIR defaults to $CHECKPOINT_SOURCES, else <repo>/target/sources.
-# Idempotent: a package whose orig tarball is already in DIR is not fetched
-# again.  Needs deb-src in apt's sources (scripts/install-deps.sh adds it).
-# Prints one line per project on stdout, `<project> <absolute tarball path>`,
-# and writes the same lines to DIR/orig-tarballs.txt.
-# tests/projects/*.nix find the same tarballs in DIR by their name prefix.
+#   CHECKPOINT_SOURCES_LOCK names another pin file (default: <repo>/sources.lock).
+#
+# Idempotent: a tarball already in DIR is verified by its sha256, never trusted by its name.
+# A file whose hash does not match is an error (the file is left for you to look at); it is
+# never replaced silently by another download. Needs deb-src in apt's sources
+# (scripts/install-deps.sh adds it) only when something must be downloaded.
+#
+# Prints one line per project on stdout, `<project> <absolute tarball path>`, and writes the
+# same lines to DIR/orig-tarballs.txt.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
+lock=${CHECKPOINT_SOURCES_LOCK:-$repo/sources.lock}
 dir=${1:-${CHECKPOINT_SOURCES:-$repo/target/sources}}
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
-cd "$dir"
 
-# project:binary package to ask apt for:source package (the tarball's prefix).
-projects=(hello:hello:hello lua:lua5.4:lua5.4 zstd:zstd:libzstd)
+die() {
+  echo "fetch-sources.sh: error: $*" >&2
+  exit 1
+}
+
+[ -r "$lock" ] || die "cannot read the pin file $lock"
+
+# Pins: name srcpkg version file sha256, one per line of the lock file.
+pins=()
+while read -r name srcpkg version file sha256 extra; do
+  case "$name" in '' | '#'*) continue ;; esac
+  if [ -z "$sha256" ] || [ -n "${extra:-}" ] || ! [[ "$sha256" =~ ^[0-9a-f]{64}$ ]] ||
+    [[ "$file" == */* ]] || [[ "$file" == .* ]]; then
+    die "$lock: malformed pin line: $name $srcpkg $version $file $sha256 ${extra:-}"
+  fi
+  pins+=("$name $srcpkg $version $file $sha256")
+done <"$lock"
+[ ${#pins[@]} -gt 0 ] || die "$lock pins no source"
 
 # Tests run in parallel; one download at a time per directory.
 exec 9>"$dir/.fetch.lock"
 flock 9
 
-shopt -s nullglob extglob
-# orig_tarballs SRCPKG: sets `tarballs` to the package's orig tarballs in the
-# current directory (the tarball itself, not its detached `.asc` signature).
-orig_tarballs() {
-  tarballs=("$1"_*.orig.tar.@(gz|xz|bz2|zst|lzma))
-}
-missing=()
-for p in "${projects[@]}"; do
-  IFS=: read -r _ bin src <<<"$p"
-  orig_tarballs "$src"
-  [ ${#tarballs[@]} -gt 0 ] || missing+=("$bin")
-done
+sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
 
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "fetch-sources.sh: apt-get source --download-only ${missing[*]} (into $dir)" >&2
-  # As root apt would drop to `_apt`, which may not be able to write DIR.
-  sandbox=()
-  [ "$(id -u)" = 0 ] && sandbox=(-o APT::Sandbox::User=root)
-  if ! apt-get source --download-only -q "${sandbox[@]}" "${missing[@]}" >&2; then
+# check_pinned FILE SRCPKG VERSION SHA256: fails with a message naming all four when FILE's
+# content is not the pinned one.
+check_pinned() {
+  local path=$1 srcpkg=$2 version=$3 want=$4 got
+  got=$(sha256_of "$path")
+  if [ "$got" != "$want" ]; then
     cat >&2 <<EOF
-fetch-sources.sh: error: could not download the source packages ${missing[*]}.
-  apt needs deb-src entries for bookworm and a fresh package index:
-  run scripts/install-deps.sh as root (it enables deb-src and runs apt-get update).
+fetch-sources.sh: error: $path does not match its pin ($srcpkg $version in $lock):
+  expected sha256 $want
+  actual   sha256 $got
+EOF
+    return 1
+  fi
+}
+
+# uri_of SRCPKG VERSION FILE: the URI apt gives for FILE of that exact source version.
+uri_of() {
+  apt-get source --print-uris -q=2 "$1=$2" 2>/dev/null |
+    awk -v f="$3" '$2 == f { u = $1; gsub(/\047/, "", u); print u; exit }'
+}
+
+# download SRCPKG VERSION FILE SHA256: FILE of that exact source version into DIR, checked
+# by apt's own download helper and by us.
+download() {
+  local srcpkg=$1 version=$2 file=$3 sha256=$4 uri partial
+  uri=$(uri_of "$srcpkg" "$version" "$file")
+  if [ -z "$uri" ]; then
+    {
+      echo "fetch-sources.sh: error: apt has no source package $srcpkg at version $version with the file $file."
+      echo "  Versions of $srcpkg apt knows, with the suites they come from:"
+      apt-cache madison "$srcpkg" 2>/dev/null | awk -F'|' '/Sources/ { print "   " $2 "|" $3 }' | sed 's/ *Sources$//' || true
+      echo "  apt needs deb-src entries for bookworm and a fresh package index:"
+      echo "  run scripts/install-deps.sh as root (it enables deb-src and runs apt-get update)."
+      echo "  A source no longer in the archive needs a new pin in $lock (version, file and sha256)."
+    } >&2
+    exit 1
+  fi
+  echo "fetch-sources.sh: $srcpkg=$version: $file (from $uri)" >&2
+  partial=$(mktemp "$dir/.$file.XXXXXX")
+  # apt-helper checks the hash itself while it downloads. As root apt would drop to `_apt`,
+  # which may not be able to write DIR.
+  local sandbox=()
+  [ "$(id -u)" = 0 ] && sandbox=(-o APT::Sandbox::User=root)
+  if ! /usr/lib/apt/apt-helper -q "${sandbox[@]}" download-file "$uri" "$partial" "SHA256:$sha256" >&2; then
+    rm -f "$partial"
+    cat >&2 <<EOF
+fetch-sources.sh: error: could not download $file of $srcpkg $version from $uri
+  with sha256 $sha256 (apt's message above). Nothing was kept.
 EOF
     exit 1
   fi
-fi
+  if ! check_pinned "$partial" "$srcpkg" "$version" "$sha256"; then
+    rm -f "$partial"
+    exit 1
+  fi
+  chmod 0644 "$partial"
+  mv "$partial" "$dir/$file"
+}
 
 manifest=$(mktemp "$dir/.orig-tarballs.XXXXXX")
 trap 'rm -f "$manifest"' EXIT
-for p in "${projects[@]}"; do
-  IFS=: read -r name _ src <<<"$p"
-  orig_tarballs "$src"
-  if [ ${#tarballs[@]} -ne 1 ]; then
-    echo "fetch-sources.sh: error: expected one ${src}_*.orig.tar.* in $dir, found ${#tarballs[@]}: ${tarballs[*]:-none}" >&2
-    exit 1
+for pin in "${pins[@]}"; do
+  read -r name srcpkg version file sha256 <<<"$pin"
+  if [ -e "$dir/$file" ]; then
+    if ! check_pinned "$dir/$file" "$srcpkg" "$version" "$sha256"; then
+      echo "  The file is left as it is; remove it to download the pinned one again." >&2
+      exit 1
+    fi
+  else
+    download "$srcpkg" "$version" "$file" "$sha256"
   fi
-  printf '%s %s\n' "$name" "$dir/${tarballs[0]}" >>"$manifest"
+  printf '%s %s\n' "$name" "$dir/$file" >>"$manifest"
 done
+chmod 0644 "$manifest"
 mv "$manifest" "$dir/orig-tarballs.txt"
 trap - EXIT
 cat "$dir/orig-tarballs.txt"

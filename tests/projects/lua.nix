@@ -7,7 +7,7 @@
 { mkDrv, sources, variant ? "base" }:
 mkDrv ({
   name = "lua-5.4.4";
-  src = import ./orig-tarball.nix sources "lua5.4";
+  src = import ./orig-tarball.nix sources "lua";
   dontConfigure = true;
   # `linux` builds lua, luac and liblua.a without readline (no extra library).
   buildFlags = [ "linux" ];

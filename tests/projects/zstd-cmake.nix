@@ -14,7 +14,7 @@
 assert generator == "Ninja" || generator == "Unix Makefiles";
 mkDrv ({
   name = "zstd-cmake-1.5.4";
-  src = import ./orig-tarball.nix sources "libzstd";
+  src = import ./orig-tarball.nix sources "zstd";
   configurePhase = ''
     runHook preConfigure
     cmake -S build/cmake -B build -G "${generator}" \

@@ -7,7 +7,7 @@
 { mkDrv, sources, variant ? "base" }:
 mkDrv ({
   name = "zstd-1.5.4";
-  src = import ./orig-tarball.nix sources "libzstd";
+  src = import ./orig-tarball.nix sources "zstd";
   dontConfigure = true;
   # The program's Makefile links zlib/lzma/lz4 support when the host happens
   # to have their headers; switch it off so the output depends on no extra
