@@ -485,6 +485,26 @@ fn a_deleted_source_file_is_not_laid_over() {
     );
 }
 
+/// A new source that moves `SOURCE_DATE_EPOCH` (here set by the derivation; Nix's stdenv takes
+/// it from the newest source file): a header generated from it and `__DATE__` carry the earlier
+/// date where make cannot see it, so the new source is not laid over the earlier tree, and
+/// `out` shows the new date as a clean build does (issue 14: a wrong output before).
+#[test]
+fn a_changed_source_date_epoch_is_not_laid_over() {
+    let a = build(30, "date-base", "date", None);
+    let b = build(30, "date-from-a", "date-source", Some(&output(&a, true)));
+    let clean = build(30, "date-clean", "date-source", None);
+    assert_not_laid_over(&b, &clean, "SOURCE_DATE_EPOCH", "changed");
+    let greet = Command::new(output(&b, false).join("bin/greet"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&greet.stdout).into_owned();
+    assert!(
+        text.starts_with("Hello, changed world") && text.contains("built 2023-11-14 (Nov 14 2023)"),
+        "{text}"
+    );
+}
+
 /// A checkpoint written by an incremental build: its configure layer holds build products, so
 /// a later build that changes buildFlags must not restore it as configure's result.
 #[test]
