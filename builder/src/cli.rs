@@ -63,7 +63,7 @@ fn open(path: &Path) -> Result<Checkpoint, CliError> {
 /// Finds the layer called `phase` (the last one of that name).
 /// `failed:PHASE` (the tree a failed build left, kept by the development cache) answers for
 /// PHASE when there is no completed layer of that name.
-fn layer_index(ck: &Checkpoint, path: &Path, phase: &str) -> Result<u32, CliError> {
+pub fn layer_index(ck: &Checkpoint, path: &Path, phase: &str) -> Result<u32, CliError> {
     let find = |name: &str| {
         ck.layers()
             .iter()
