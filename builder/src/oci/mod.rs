@@ -24,3 +24,6 @@ pub mod tar;
 pub use blob::Compression;
 pub use error::{Fault, OciError};
 pub use layout::{check_tag, export, ExportOptions, ExportReport};
+
+#[cfg(test)]
+mod tests;

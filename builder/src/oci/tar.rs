@@ -254,3 +254,27 @@ fn pad(len: u64, out: &mut (impl Write + ?Sized)) -> Result<(), TarError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pax_records_count_their_own_length() {
+        for (k, v) in [("mtime", "1.5"), ("path", &"x".repeat(95)[..]), ("a", "")] {
+            let r = pax_record(k.as_bytes(), v.as_bytes());
+            let text = String::from_utf8(r.clone()).unwrap();
+            let (len, _) = text.split_once(' ').unwrap();
+            assert_eq!(len.parse::<usize>().unwrap(), r.len(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn pax_times_keep_nanoseconds_and_negative_seconds() {
+        let t = |sec, nsec| pax_time(Timestamp { sec, nsec });
+        assert_eq!(t(1, 0), "1");
+        assert_eq!(t(1700000000, 12), "1700000000.000000012");
+        assert_eq!(t(-2, 500_000_000), "-1.500000000");
+        assert_eq!(t(-1, 0), "-1");
+    }
+}
