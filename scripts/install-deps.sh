@@ -145,7 +145,6 @@ packages=(
   git
   skopeo umoci   # tests/oci.rs: inspect and unpack exported images
   podman          # tests/oci.rs: load and mount an exported image
-  attr            # setfattr/getfattr: the user xattrs of tests/checkpoint-cases/oci-layers.nix
 )
 apt-get install -y -q --no-install-recommends "${packages[@]}"
 
