@@ -49,6 +49,9 @@ pub struct Manifest {
 
 #[derive(Serialize, Debug)]
 pub struct Config {
+    /// The last history entry's `created`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
     pub architecture: String,
     pub os: &'static str,
     pub config: RunConfig,
@@ -75,6 +78,10 @@ pub struct RootFs {
 
 #[derive(Serialize, Clone, PartialEq, Debug)]
 pub struct History {
+    /// The newest mtime of the trees after the phase (about when it ended), never the
+    /// time of the export.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
     pub created_by: String,
     pub comment: String,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -139,6 +146,7 @@ pub fn history_entry(
         comment.push_str(&format!(", exit status {st}"));
     }
     History {
+        created: None,
         created_by: format!("checkpoint-builder: {phase}"),
         comment,
         empty_layer: empty,
@@ -163,4 +171,47 @@ pub fn environment(state: &ShellState) -> (Vec<String>, Vec<String>) {
         }
     }
     (env, skipped)
+}
+
+/// `sec` seconds since the epoch as RFC 3339 in UTC (`2026-12-02T07:24:17Z`).
+pub fn rfc3339(sec: i64) -> String {
+    let days = sec.div_euclid(86_400);
+    let rem = sec.rem_euclid(86_400);
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_dates() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1), "1970-01-01T00:00:01Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_796_196_257), "2026-12-02T07:24:17Z");
+        assert_eq!(rfc3339(-1), "1969-12-31T23:59:59Z");
+    }
+
+    #[test]
+    fn nix_systems_map_to_oci_architectures() {
+        assert_eq!(architecture(Some("x86_64-linux")), "amd64");
+        assert_eq!(architecture(Some("aarch64-linux")), "arm64");
+        assert_eq!(architecture(Some("mips64el-linux")), "mips64el");
+    }
 }

@@ -192,12 +192,9 @@ fn write_layout(
         } else {
             Origin::Ran
         };
-        history.push(image::history_entry(
-            &phase,
-            origin,
-            &layer.meta.meta,
-            plan.is_empty(),
-        ));
+        let mut entry = image::history_entry(&phase, origin, &layer.meta.meta, plan.is_empty());
+        entry.created = state.max_mtime().map(|t| image::rfc3339(t.sec));
+        history.push(entry);
         if plan.is_empty() {
             report.layers.push((phase, None));
             continue;
@@ -269,6 +266,7 @@ fn write_layout(
         labels.insert(label("outputs"), outputs.to_string());
     }
     let config = Config {
+        created: history.last().and_then(|h| h.created.clone()),
         architecture: image::architecture(text("system").as_deref()),
         os: "linux",
         config: RunConfig {
