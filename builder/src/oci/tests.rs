@@ -61,6 +61,7 @@ fn make_checkpoint(t: &TempDir) -> std::path::PathBuf {
         "system": "x86_64-linux",
         "build_top": "/build",
         "output_paths": { "out": "/nix/store/h-x" },
+        "restored_layers": 1,
     }))
     .unwrap();
     let mut s = Snapshotter::new(vec![
@@ -139,6 +140,12 @@ fn export_is_deterministic_and_stacks_the_phases() {
     assert_eq!(history.len(), 3);
     assert_eq!(history[2]["empty_layer"], true);
     assert_eq!(history[1]["comment"], "ran in 1.250 s");
+    assert_eq!(
+        history[0]["comment"],
+        "restored from an earlier build's checkpoint (ran there in 1.250 s)"
+    );
+    assert_eq!(history[0]["created_by"], "checkpoint-builder: unpackPhase");
+    assert!(history[0]["created"].as_str().unwrap().ends_with('Z'));
     assert_eq!(manifest["layers"].as_array().unwrap().len(), 2);
     assert_eq!(config["rootfs"]["diff_ids"].as_array().unwrap().len(), 2);
 
