@@ -1,4 +1,5 @@
-//! The inspection commands: `inspect`, `verify`, `restore`, `shell`.
+//! The inspection commands: `inspect`, `verify`, `restore`, `shell`, `diff`, `cache` (`export-oci`
+//! lives in [`crate::oci::command`]).
 //!
 //! People's output goes to stderr, data to stdout (`--json` where a program reads it).
 

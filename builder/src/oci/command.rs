@@ -129,3 +129,44 @@ fn print_data(text: &str) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{text}").and_then(|_| out.flush());
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn arguments() {
+        let a = parse(&args(&["ck", "dir"])).unwrap();
+        assert_eq!(
+            (a.after, a.tag.as_str(), a.compression),
+            (None, "latest", Compression::Gzip)
+        );
+        let a = parse(&args(&[
+            "--after",
+            "buildPhase",
+            "ck",
+            "--tag",
+            "b",
+            "dir",
+            "--compression",
+            "zstd",
+        ]))
+        .unwrap();
+        assert_eq!(a.after.as_deref(), Some("buildPhase"));
+        assert_eq!((a.tag.as_str(), a.compression), ("b", Compression::Zstd));
+        assert_eq!(a.dir, PathBuf::from("dir"));
+        for bad in [
+            &["ck"][..],
+            &["ck", "dir", "extra"],
+            &["ck", "dir", "--after"],
+            &["ck", "dir", "--compression", "xz"],
+            &["ck", "dir", "--json"],
+        ] {
+            assert!(parse(&args(bad)).is_err(), "{bad:?}");
+        }
+    }
+}
