@@ -11,6 +11,8 @@
 //!   deleted files are whiteouts in the `installPhase` layer and absent after unpacking;
 //! - podman (rootful, vfs storage in a scratch root) pulls the layout and `podman image
 //!   mount` shows the same trees;
+//! - a build resumed from an earlier checkpoint (`tests/reuse-cases/cproject.nix`, variant
+//!   `install`) exports a history that says which phases were restored and which ran;
 //! - two exports are byte-identical; a bad target, phase or checkpoint is refused with the
 //!   documented exit codes and leaves nothing behind.
 //!
@@ -592,4 +594,63 @@ fn bad_targets_phases_and_checkpoints_are_refused() {
     let r = export(&[copy.as_os_str(), dir.as_os_str()]);
     assert_eq!(r.code, Some(CHECKPOINT_UNUSABLE), "{}", r.describe());
     assert!(!dir.exists(), "a failed export leaves nothing");
+}
+
+/// A case file of `tests/reuse-cases/cproject.nix` (variant, optional base checkpoint).
+fn reuse_case(label: &str, variant: &str, base: Option<&Path>) -> PathBuf {
+    let dir = integration_tests::nix::repo_root().join("target/oci-cases");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(format!("{label}.nix"));
+    let base = base.map_or("null".to_owned(), |p| format!("\"{}\"", p.display()));
+    let text = format!(
+        "{{ mkDrv }}:\nimport {} {{ inherit mkDrv; variant = \"{variant}\"; name = \"oci-cproject\"; salt = \"{}\"; base = {base}; }}\n",
+        integration_tests::nix::repo_root()
+            .join("tests/reuse-cases/cproject.nix")
+            .display(),
+        integration_tests::outputs::run_salt(),
+    );
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+#[test]
+fn history_says_which_phases_a_resumed_build_restored() {
+    let base =
+        build_with_checkpoint(&reuse_case("oci-base", "a", None)).unwrap_or_else(|e| panic!("{e}"));
+    let resumed = build_with_checkpoint(&reuse_case(
+        "oci-install-from-base",
+        "install",
+        Some(&base.checkpoint),
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let scratch = Scratch::new("oci-resumed").unwrap();
+    let dir = scratch.path().join("image");
+    let r = export(&[resumed.checkpoint.as_os_str(), dir.as_os_str()]);
+    assert_eq!(r.code, Some(0), "{}", r.describe());
+    let (_, config) = manifest_and_config(&dir);
+    let comments: BTreeMap<String, String> = config["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["created_by"]
+                    .as_str()
+                    .unwrap()
+                    .trim_start_matches("checkpoint-builder: ")
+                    .to_owned(),
+                h["comment"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    for phase in ["setup", "unpackPhase", "configurePhase", "buildPhase"] {
+        assert!(
+            comments[phase].starts_with("restored from an earlier build's checkpoint"),
+            "{phase}: {comments:?}"
+        );
+    }
+    assert!(
+        comments["installPhase"].starts_with("ran in "),
+        "{comments:?}"
+    );
 }
