@@ -1,4 +1,5 @@
-//! The inspection commands: `inspect`, `verify`, `restore`, `shell`.
+//! The inspection commands: `inspect`, `verify`, `restore`, `shell`, `diff`, `cache` (`export-oci`
+//! lives in [`crate::oci::command`]).
 //!
 //! People's output goes to stderr, data to stdout (`--json` where a program reads it).
 
@@ -63,7 +64,7 @@ fn open(path: &Path) -> Result<Checkpoint, CliError> {
 /// Finds the layer called `phase` (the last one of that name).
 /// `failed:PHASE` (the tree a failed build left, kept by the development cache) answers for
 /// PHASE when there is no completed layer of that name.
-fn layer_index(ck: &Checkpoint, path: &Path, phase: &str) -> Result<u32, CliError> {
+pub fn layer_index(ck: &Checkpoint, path: &Path, phase: &str) -> Result<u32, CliError> {
     let find = |name: &str| {
         ck.layers()
             .iter()

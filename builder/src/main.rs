@@ -46,6 +46,7 @@ fn run() -> i32 {
             exit_codes::SUCCESS
         }
         Some("build") => build(&args[1..]),
+        Some("export-oci") => export_oci(&args[1..]),
         Some("inspect" | "verify" | "restore" | "shell" | "diff" | "cache") => command(&args),
         _ => build(&args),
     }
@@ -72,6 +73,10 @@ Commands:
   shell CHECKPOINT --after PHASE [--keep DIR]
                                            restore into a temporary directory and open an
                                            interactive bash with the state after PHASE
+  export-oci CHECKPOINT DIR [--after PHASE] [--tag NAME] [--compression gzip|zstd]
+                                           write an OCI image layout into DIR (absent or
+                                           empty): one layer per phase up to PHASE (default:
+                                           all), tagged NAME (default: latest)
   --version                                print the version
 
 Exit codes: 0 success; 2 bad invocation or input; 65 checkpoint unusable; 70 builder error;
@@ -149,6 +154,29 @@ fn command(args: &[String]) -> i32 {
                 exit_codes::CHECKPOINT_UNUSABLE
             } else {
                 exit_codes::BUILDER_INPUT
+            }
+        }
+    }
+}
+
+/// `export-oci`: the checkpoint as an OCI image layout (docs/oci-export.md).
+fn export_oci(args: &[String]) -> i32 {
+    use checkpoint_builder::oci::{command, Fault};
+    let parsed = match command::parse(args) {
+        Ok(a) => a,
+        Err(msg) => {
+            eprintln!("checkpoint-builder export-oci: {msg}\n{}", command::USAGE);
+            return exit_codes::BUILDER_INPUT;
+        }
+    };
+    match command::run(&parsed) {
+        Ok(()) => exit_codes::SUCCESS,
+        Err(e) => {
+            report_error("export-oci failed", &e);
+            match e.fault() {
+                Fault::Checkpoint => exit_codes::CHECKPOINT_UNUSABLE,
+                Fault::Invocation => exit_codes::BUILDER_INPUT,
+                Fault::Io => exit_codes::BUILDER_INTERNAL,
             }
         }
     }
