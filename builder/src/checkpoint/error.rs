@@ -210,6 +210,18 @@ pub enum CheckpointError {
         path: PathBuf,
     },
 
+    /// Content a writer was asked to store is beyond a limit of the format
+    /// (docs/checkpoint-format.md §10); nothing was stored.
+    #[error("{what} of {found} bytes is larger than the limit of {limit} bytes")]
+    TooLarge {
+        /// What was too large ("attachment", ...).
+        what: &'static str,
+        /// Its size.
+        found: u64,
+        /// The limit.
+        limit: u64,
+    },
+
     /// Restoring into an existing directory failed after its previous content was removed:
     /// the directory holds part of the restored tree and must be discarded.
     #[error("restore into {} failed after its previous content was removed; the directory is incomplete", target.display())]

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use xattr::FileExt;
 
-use super::blobs::BlobStore;
+use super::blobs::{BlobStore, Expect};
 use super::error::{CheckpointError, IoResultExt, Result};
 use super::fsops;
 use super::manifest::{ContentHash, Entry, EntryKind, RootDiff, Timestamp, Xattrs};
@@ -124,7 +124,7 @@ fn write_content(
 ) -> Result<u64> {
     let mut pos = 0u64; // logical position
     let mut cursor = 0u64; // file offset
-    let len = blobs.stream(hash, |chunk| {
+    let len = blobs.stream(hash, Expect::Exactly(size), |chunk| {
         let mut run_start: Option<usize> = None;
         let flush = |file: &mut File, cursor: &mut u64, start: usize, end: usize| -> Result<()> {
             let at = pos + start as u64;
@@ -155,14 +155,7 @@ fn write_content(
         pos += chunk.len() as u64;
         Ok(())
     })?;
-    if len != size {
-        return Err(CheckpointError::BlobCorrupt {
-            path: blobs
-                .location(hash)
-                .map_or_else(|| blobs.dir(), |(pack, _)| blobs.pack_path(pack)),
-            problem: format!("blob {hash}: content is {len} bytes but the manifest says {size}"),
-        });
-    }
+    debug_assert_eq!(len, size, "stream checks the claimed size");
     if cursor != pos {
         file.set_len(pos).at("truncate", path)?;
     }
@@ -687,9 +680,9 @@ pub fn apply_diff(
 ) -> Result<RestoreReport> {
     check_root_state(next).map_err(|e| state_error(target, e))?;
     for (p, e) in &diff.changed {
-        if let Some(h) = e.blob() {
-            if prev.get(p).and_then(Entry::blob) != Some(h) {
-                blobs.verify(&h)?;
+        if let EntryKind::File { size, blake3, .. } = &e.kind {
+            if prev.get(p).and_then(Entry::blob) != Some(*blake3) {
+                blobs.verify(blake3, Expect::Exactly(*size))?;
             }
         }
     }

@@ -1,0 +1,312 @@
+//! Hostile checkpoints against the format's limits (docs/checkpoint-format.md §5, §10):
+//! decompression bombs, huge claims, oversized files; every one refused with a typed error,
+//! in bounded time, before anything is written. Tests only.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::error::CheckpointError;
+use super::limits::{MAX_ATTACHMENT, MAX_LAYER_FILE};
+use super::manifest::{ContentHash, Encoding, Entry, EntryKind, Layer, LayerMeta, RootDiff};
+use super::path::RelPath;
+use super::store::{Checkpoint, CheckpointWriter};
+use super::testutil::{dir_entry, file_entry, TempDir};
+
+/// One zstd frame of `blocks` RLE blocks of 128 KiB of zeros each, without a content size:
+/// 4 bytes per 128 KiB, the largest ratio zstd has (`blocks` = 2^23 is 32 MiB → 1 TiB).
+pub(super) fn zstd_rle_bomb(blocks: usize) -> Vec<u8> {
+    // Magic, frame header descriptor (no content size, not single-segment, no checksum),
+    // window descriptor 2^17.
+    let mut v = vec![0x28, 0xb5, 0x2f, 0xfd, 0x00, (17 - 10) << 3];
+    for i in 0..blocks {
+        let last = u32::from(i + 1 == blocks);
+        let header = (128u32 << 10) << 3 | 1 << 1 | last;
+        v.extend_from_slice(&header.to_le_bytes()[..3]);
+        v.push(0);
+    }
+    v
+}
+
+/// One zstd frame that asks for a 2^31-byte window and holds `content` in a raw block.
+fn zstd_huge_window(content: &[u8]) -> Vec<u8> {
+    let mut v = vec![0x28, 0xb5, 0x2f, 0xfd, 0x00, (31 - 10) << 3];
+    let header = (content.len() as u32) << 3 | 1;
+    v.extend_from_slice(&header.to_le_bytes()[..3]);
+    v.extend_from_slice(content);
+    v
+}
+
+/// A blob stored as `stored` (whatever it decodes to) under `hash`.
+struct Forged {
+    hash: ContentHash,
+    stored: Vec<u8>,
+    encoding: Encoding,
+}
+
+/// Writes a one-layer checkpoint `ck` whose root `build` holds `files` (path → entry) and
+/// whose layer has `attachments`; `forged` blobs are stored as given, every other file
+/// content referenced must be in `contents`.
+fn forge(
+    t: &TempDir,
+    files: Vec<(&str, Entry)>,
+    attachments: &[(&str, ContentHash)],
+    forged: &[Forged],
+    contents: &[&[u8]],
+) -> PathBuf {
+    let dir = t.path().join("ck");
+    let mut w = CheckpointWriter::create(&dir).unwrap();
+    w.add_roots(["build".to_string()]).unwrap();
+    for f in forged {
+        w.blobs().put_stored(f.hash, &f.stored, f.encoding).unwrap();
+    }
+    for c in contents {
+        w.blobs().put_bytes(c).unwrap();
+    }
+    let mut changed = vec![(RelPath::root(), dir_entry())];
+    changed.extend(
+        files
+            .into_iter()
+            .map(|(p, e)| (RelPath::new(p.as_bytes().to_vec()).unwrap(), e)),
+    );
+    changed.sort_by(|a, b| a.0.cmp(&b.0));
+    let layer = Layer {
+        index: 0,
+        meta: LayerMeta {
+            name: "p".into(),
+            attachments: attachments
+                .iter()
+                .map(|(n, h)| (n.to_string(), *h))
+                .collect(),
+            meta: serde_json::Value::Null,
+        },
+        roots: BTreeMap::from([(
+            "build".to_string(),
+            RootDiff {
+                changed,
+                deleted: Vec::new(),
+            },
+        )]),
+        blobs: Vec::new(),
+    };
+    w.write_layer(&layer).unwrap();
+    w.finish().unwrap()
+}
+
+fn file_claiming(size: u64, hash: ContentHash) -> Entry {
+    Entry {
+        kind: EntryKind::File {
+            size,
+            blake3: hash,
+            hardlink: None,
+        },
+        ..file_entry(b"")
+    }
+}
+
+/// Runs `f`, which must fail with an error whose text contains `needle`, within `limit`.
+fn refused_quickly<T: std::fmt::Debug>(
+    what: &str,
+    limit: Duration,
+    needle: &str,
+    f: impl FnOnce() -> super::Result<T>,
+) -> CheckpointError {
+    let start = Instant::now();
+    let err = f().expect_err(what);
+    let took = start.elapsed();
+    assert!(took < limit, "{what}: took {took:?}");
+    let text = err.to_string();
+    assert!(text.contains(needle), "{what}: {text:?} lacks {needle:?}");
+    err
+}
+
+fn assert_nothing_written(parent: &Path) {
+    let left: Vec<String> = fs::read_dir(parent)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "ck")
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+/// Issue 12, defect 3: 2 MiB that inflate to 64 GiB of zeros, for an entry claiming 6
+/// bytes. Unbounded, this takes minutes; bounded, decompression stops at the 7th byte.
+#[test]
+fn a_zstd_bomb_stops_at_the_claimed_size() {
+    let t = TempDir::new("bomb");
+    let claimed = b"hello\n";
+    let hash = ContentHash::of(claimed);
+    let ck_dir = forge(
+        &t,
+        vec![("f", file_entry(claimed))],
+        &[],
+        &[Forged {
+            hash,
+            stored: zstd_rle_bomb(1 << 19),
+            encoding: Encoding::Zstd,
+        }],
+        &[],
+    );
+    let ck = Checkpoint::open(&ck_dir).unwrap();
+    let limit = Duration::from_secs(5);
+    let needle = "longer than the 6 bytes claimed";
+    let e = refused_quickly("verify", limit, needle, || ck.verify());
+    assert!(matches!(e, CheckpointError::BlobCorrupt { .. }), "{e:?}");
+    assert!(e.to_string().contains("layer 0, f"), "names the entry: {e}");
+    refused_quickly("restore", limit, needle, || {
+        ck.restore(0, "build", &t.path().join("target"))
+    });
+    assert_nothing_written(t.path());
+}
+
+/// The same bomb as an attachment (no claimed size): stopped at the attachment limit, by
+/// `verify` and by every in-memory read.
+#[test]
+fn a_zstd_bomb_attachment_stops_at_the_attachment_limit() {
+    let t = TempDir::new("bomb-attachment");
+    let hash = ContentHash::of(b"{}");
+    let ck_dir = forge(
+        &t,
+        vec![],
+        &[("shell-state", hash)],
+        &[Forged {
+            hash,
+            stored: zstd_rle_bomb(1 << 19),
+            encoding: Encoding::Zstd,
+        }],
+        &[],
+    );
+    let ck = Checkpoint::open(&ck_dir).unwrap();
+    let limit = Duration::from_secs(10);
+    let needle = format!("longer than the limit of {MAX_ATTACHMENT} bytes");
+    let e = refused_quickly("verify", limit, &needle, || ck.verify());
+    assert!(e.to_string().contains("attachment shell-state"), "{e}");
+    refused_quickly("read_blob", limit, &needle, || ck.read_blob(&hash));
+}
+
+/// A frame asking for a 2 GiB window is refused before the decoder allocates it.
+#[test]
+fn a_zstd_frame_with_a_huge_window_is_refused() {
+    let t = TempDir::new("window");
+    let content = b"hello\n";
+    let hash = ContentHash::of(content);
+    let ck_dir = forge(
+        &t,
+        vec![("f", file_entry(content))],
+        &[],
+        &[Forged {
+            hash,
+            stored: zstd_huge_window(content),
+            encoding: Encoding::Zstd,
+        }],
+        &[],
+    );
+    let ck = Checkpoint::open(&ck_dir).unwrap();
+    let e = refused_quickly("verify", Duration::from_secs(5), "too much memory", || {
+        ck.verify()
+    });
+    assert!(matches!(e, CheckpointError::BlobCorrupt { .. }), "{e:?}");
+}
+
+/// Claims the stored bytes cannot hold are refused without reading: 2^40 bytes from 10
+/// zstd bytes, a raw blob of another length than its entry says.
+#[test]
+fn claims_the_stored_length_cannot_hold_are_refused() {
+    for (size, encoding) in [(1u64 << 40, Encoding::Zstd), (7, Encoding::Raw)] {
+        let t = TempDir::new("claims");
+        let content = b"hello\n";
+        let hash = ContentHash::of(content);
+        let stored = match encoding {
+            Encoding::Zstd => zstd::bulk::compress(content, 3).unwrap(),
+            Encoding::Raw => content.to_vec(),
+        };
+        let ck_dir = forge(
+            &t,
+            vec![("f", file_claiming(size, hash))],
+            &[],
+            &[Forged {
+                hash,
+                stored,
+                encoding,
+            }],
+            &[],
+        );
+        let ck = Checkpoint::open(&ck_dir).unwrap();
+        let needle = format!("cannot hold the {size} bytes claimed");
+        refused_quickly("verify", Duration::from_secs(5), &needle, || ck.verify());
+        refused_quickly("restore", Duration::from_secs(5), &needle, || {
+            ck.restore(0, "build", &t.path().join("target"))
+        });
+        assert_nothing_written(t.path());
+    }
+}
+
+/// A content claimed with two sizes by two entries: `verify` refuses what one of the two
+/// restores would.
+#[test]
+fn one_content_with_two_claimed_sizes_is_refused_by_verify() {
+    let t = TempDir::new("two-sizes");
+    let content = b"some content, long enough to be compressed by the writer: zzzzzzzzzzzzzz";
+    let hash = ContentHash::of(content);
+    let ck_dir = forge(
+        &t,
+        vec![
+            ("a", file_entry(content)),
+            ("b", file_claiming(content.len() as u64 + 1, hash)),
+        ],
+        &[],
+        &[],
+        &[content],
+    );
+    let ck = Checkpoint::open(&ck_dir).unwrap();
+    let e = ck.verify().unwrap_err();
+    match &e {
+        CheckpointError::Manifest { path, problem, .. } => {
+            assert_eq!(path, "b");
+            assert!(problem.contains("a file of 72 bytes"), "{problem}");
+        }
+        other => panic!("{other:?}"),
+    }
+    ck.restore(0, "build", &t.path().join("target"))
+        .expect_err("restore refuses it too");
+    assert_nothing_written(t.path());
+}
+
+/// Writers refuse an attachment readers would not read.
+#[test]
+fn writers_refuse_an_attachment_beyond_the_limit() {
+    let t = TempDir::new("big-attachment");
+    let w = CheckpointWriter::create(&t.path().join("ck")).unwrap();
+    let big = vec![b'x'; MAX_ATTACHMENT as usize + 1];
+    assert!(matches!(
+        w.put_blob(&big),
+        Err(CheckpointError::TooLarge {
+            what: "attachment",
+            ..
+        })
+    ));
+    w.put_blob(&big[..MAX_ATTACHMENT as usize]).unwrap();
+}
+
+/// A layer file larger than the limit is refused from its size, before it is read (it is
+/// sparse here: reading it would still take seconds and 512 MiB).
+#[test]
+fn a_layer_file_beyond_the_limit_is_not_read() {
+    let t = TempDir::new("big-layer");
+    let ck_dir = forge(&t, vec![], &[], &[], &[]);
+    let layer = ck_dir.join("layers/000-p.json");
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&layer)
+        .unwrap()
+        .set_len(MAX_LAYER_FILE + 1)
+        .unwrap();
+    let e = refused_quickly(
+        "open",
+        Duration::from_secs(2),
+        "larger than the limit",
+        || Checkpoint::open(&ck_dir),
+    );
+    assert!(e.to_string().contains("000-p.json"), "{e}");
+}
