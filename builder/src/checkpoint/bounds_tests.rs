@@ -310,3 +310,162 @@ fn a_layer_file_beyond_the_limit_is_not_read() {
     );
     assert!(e.to_string().contains("000-p.json"), "{e}");
 }
+
+// ------------------------------------------------------------------------------------
+// Limits of entries and states (§10): refused by `open`/`verify` exactly as by restore.
+
+/// Replaces `from` by `to` in layer 0's file and fixes its hash in the index, so only the
+/// content is wrong.
+fn retext(ck_dir: &Path, from: &str, to: &str) {
+    let lf = ck_dir.join("layers/000-p.json");
+    let old = fs::read_to_string(&lf).unwrap();
+    assert!(old.contains(from), "{from:?} not in {old}");
+    let new = old.replacen(from, to, 1);
+    fs::write(&lf, &new).unwrap();
+    let idx = ck_dir.join("index.json");
+    let text = fs::read_to_string(&idx).unwrap().replace(
+        &ContentHash::of(old.as_bytes()).to_hex(),
+        &ContentHash::of(new.as_bytes()).to_hex(),
+    );
+    fs::write(idx, text).unwrap();
+}
+
+#[test]
+fn entries_beyond_the_limits_are_refused_when_opening() {
+    let content = b"hello\n";
+    let h = ContentHash::of(content).to_hex();
+    let record = format!(
+        r#"{{"path":"f","kind":"file","mode":"0644","mtime_s":0,"mtime_ns":0,"size":6,"blake3":"{h}"}}"#
+    );
+    let with = |fields: &str| {
+        format!(
+            r#"{{"path":"f","kind":"file","mode":"0644","mtime_s":0,"mtime_ns":0,"size":6,"blake3":"{h}"{fields}}}"#
+        )
+    };
+    let long_value = "v".repeat(65537);
+    let many: Vec<String> = (0..129).map(|i| format!(r#""user.{i:03}":"v""#)).collect();
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "300-byte name",
+            record.replace(r#""path":"f""#, &format!(r#""path":"{}""#, "n".repeat(300))),
+            "NAME_MAX",
+        ),
+        (
+            "path of 3264 bytes",
+            record.replace(
+                r#""path":"f""#,
+                &format!(r#""path":"{}""#, vec!["d".repeat(200); 16].join("/")),
+            ),
+            "longer than 3072 bytes",
+        ),
+        (
+            "257 components",
+            record.replace(
+                r#""path":"f""#,
+                &format!(r#""path":"{}""#, vec!["d"; 257].join("/")),
+            ),
+            "more than 256 components",
+        ),
+        (
+            "size 2^63",
+            record.replace(r#""size":6"#, r#""size":9223372036854775808"#),
+            "larger than 1099511627776 bytes",
+        ),
+        (
+            "mtime in the year 33658",
+            record.replace(r#""mtime_s":0"#, r#""mtime_s":1000000000000"#),
+            "outside -2147483648..=15032385535",
+        ),
+        (
+            "mtime before 1901",
+            record.replace(r#""mtime_s":0"#, r#""mtime_s":-2147483649"#),
+            "outside -2147483648..=15032385535",
+        ),
+        (
+            "1 MiB symlink target",
+            format!(
+                r#"{{"path":"f","kind":"symlink","mode":"0777","mtime_s":0,"mtime_ns":0,"target":"{}"}}"#,
+                "t".repeat(1 << 20)
+            ),
+            "longer than 4095",
+        ),
+        (
+            "xattr value of 65537 bytes",
+            with(&format!(r#","xattrs":{{"user.a":"{long_value}"}}"#)),
+            "more than 65536",
+        ),
+        (
+            "xattr name of 256 bytes",
+            with(&format!(r#","xattrs":{{"user.{}":"v"}}"#, "a".repeat(251))),
+            "longer than 255",
+        ),
+        (
+            "129 xattrs",
+            with(&format!(r#","xattrs":{{{}}}"#, many.join(","))),
+            "more than 128",
+        ),
+    ];
+    for (what, bad, needle) in cases {
+        let t = TempDir::new("limits");
+        let ck_dir = forge(&t, vec![("f", file_entry(content))], &[], &[], &[content]);
+        retext(&ck_dir, &record, &bad);
+        let e = Checkpoint::open(&ck_dir).expect_err(what);
+        assert!(
+            matches!(
+                e,
+                CheckpointError::Manifest { .. } | CheckpointError::InvalidPath { .. }
+            ),
+            "{what}: {e:?}"
+        );
+        let text = e.to_string();
+        assert!(text.contains(needle), "{what}: {text:.300}");
+        assert!(
+            text.contains("layer 0"),
+            "{what} names the layer: {text:.300}"
+        );
+    }
+}
+
+/// Issue 12, defect 5: a character device as a root passed `verify` and failed restore;
+/// both refuse it now, with the same words.
+#[test]
+fn a_device_root_is_refused_by_verify_and_restore() {
+    let t = TempDir::new("device-root");
+    let dir = t.path().join("ck");
+    let mut w = CheckpointWriter::create(&dir).unwrap();
+    w.add_roots(["build".to_string()]).unwrap();
+    let dev = Entry {
+        kind: EntryKind::CharDevice { rdev: 0x0103 },
+        ..dir_entry()
+    };
+    let layer = Layer {
+        index: 0,
+        meta: LayerMeta {
+            name: "p".into(),
+            ..LayerMeta::default()
+        },
+        roots: BTreeMap::from([(
+            "build".to_string(),
+            RootDiff {
+                changed: vec![(RelPath::root(), dev)],
+                deleted: Vec::new(),
+            },
+        )]),
+        blobs: Vec::new(),
+    };
+    w.write_layer(&layer).unwrap();
+    w.finish().unwrap();
+    let ck = Checkpoint::open(&dir).unwrap();
+    let needle = "the root is a char-device, which cannot be restored";
+    let v = ck.verify().unwrap_err();
+    assert!(
+        matches!(v, CheckpointError::Manifest { layer: 0, .. }),
+        "{v:?}"
+    );
+    assert!(v.to_string().contains(needle), "{v}");
+    let r = ck
+        .restore(0, "build", &t.path().join("target"))
+        .unwrap_err();
+    assert!(r.to_string().contains(needle), "{r}");
+    assert_nothing_written(t.path());
+}
