@@ -469,3 +469,103 @@ fn a_device_root_is_refused_by_verify_and_restore() {
     assert!(r.to_string().contains(needle), "{r}");
     assert_nothing_written(t.path());
 }
+
+// ------------------------------------------------------------------------------------
+// Restore: setuid/setgid bits, room below PATH_MAX.
+
+/// Issue 12, defect 6: setuid and setgid bits from a checkpoint are not restored unless
+/// asked for; the report lists the entries that had them.
+#[test]
+fn setid_bits_are_cleared_unless_asked_for() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = TempDir::new("setid");
+    let root = t.path().join("src");
+    fs::create_dir_all(root.join("shared")).unwrap();
+    fs::write(root.join("shared/tool"), b"#!/bin/sh\n").unwrap();
+    let mode = |p: &Path, m: u32| fs::set_permissions(p, fs::Permissions::from_mode(m)).unwrap();
+    mode(&root.join("shared/tool"), 0o4755);
+    mode(&root.join("shared"), 0o2755);
+    let ck_dir = t.path().join("ck");
+    let mut w = CheckpointWriter::create(&ck_dir).unwrap();
+    let mut s = super::Snapshotter::new(vec![("build".into(), root)]).unwrap();
+    s.snapshot(&mut w, LayerMeta::default()).unwrap();
+    w.finish().unwrap();
+    let ck = Checkpoint::open(&ck_dir).unwrap();
+    ck.verify().unwrap();
+    let got = |p: &Path| fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777;
+
+    let plain = t.path().join("plain");
+    let rep = ck.restore(0, "build", &plain).unwrap();
+    assert_eq!(got(&plain.join("shared")), 0o755);
+    assert_eq!(got(&plain.join("shared/tool")), 0o755);
+    let cleared: Vec<String> = rep.setid_cleared.iter().map(|p| p.escaped()).collect();
+    assert_eq!(cleared, ["shared", "shared/tool"]);
+
+    let into = t.path().join("into");
+    fs::create_dir(&into).unwrap();
+    let st = ck.state_after(0).unwrap();
+    let rep = ck.restore_state_into(st.root("build"), &into).unwrap();
+    assert_eq!(got(&into.join("shared/tool")), 0o755);
+    assert_eq!(rep.setid_cleared.len(), 2);
+
+    let kept = t.path().join("kept");
+    let keep = super::RestoreOptions { keep_setid: true };
+    let rep = ck.restore_with(0, "build", &kept, keep).unwrap();
+    assert_eq!(got(&kept.join("shared")), 0o2755);
+    assert_eq!(got(&kept.join("shared/tool")), 0o4755);
+    assert!(rep.setid_cleared.is_empty());
+}
+
+/// Issue 12, defect 6: a tree whose paths would pass `PATH_MAX` under the target is never
+/// written (the builder could not snapshot it again, nor Nix delete it).
+#[test]
+fn a_tree_too_deep_for_its_target_is_never_written() {
+    let t = TempDir::new("path-room");
+    let comps: Vec<String> = (0..12).map(|i| format!("{i:x}").repeat(250)).collect();
+    let mut files: Vec<(String, Entry)> = (1..comps.len())
+        .map(|n| (comps[..n].join("/"), dir_entry()))
+        .collect();
+    let deepest = comps.join("/");
+    assert_eq!(deepest.len(), 3011);
+    files.push((deepest.clone(), file_entry(b"x")));
+    let ck_dir = forge(
+        &t,
+        files.iter().map(|(p, e)| (p.as_str(), e.clone())).collect(),
+        &[],
+        &[],
+        &[b"x"],
+    );
+    let ck = Checkpoint::open(&ck_dir).unwrap();
+    ck.verify().unwrap();
+    // A parent of more than 1100 bytes: target + the deepest path pass 4095 bytes.
+    let mut parent = t.path().join("p");
+    for _ in 0..5 {
+        parent = parent.join("q".repeat(220));
+    }
+    fs::create_dir_all(&parent).unwrap();
+    let target = parent.join("target");
+    let e = ck.restore(0, "build", &target).unwrap_err();
+    assert!(matches!(e, CheckpointError::PathTooLong { .. }), "{e:?}");
+    assert_eq!(
+        fs::read_dir(&parent).unwrap().count(),
+        0,
+        "something was written"
+    );
+    fs::create_dir(&target).unwrap();
+    let st = ck.state_after(0).unwrap();
+    let e = ck
+        .restore_state_into(st.root("build"), &target)
+        .unwrap_err();
+    assert!(matches!(e, CheckpointError::PathTooLong { .. }), "{e:?}");
+    assert_eq!(
+        fs::read_dir(&target).unwrap().count(),
+        0,
+        "something was written"
+    );
+    // A short target takes it.
+    ck.restore(0, "build", &t.path().join("short")).unwrap();
+    assert_eq!(
+        fs::read(t.path().join("short").join(&deepest)).unwrap(),
+        b"x"
+    );
+}

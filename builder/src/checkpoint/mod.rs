@@ -88,7 +88,7 @@ pub use overlay::{
     OverlayReport,
 };
 pub use path::RelPath;
-pub use restore::RestoreReport;
+pub use restore::{RestoreOptions, RestoreReport};
 pub use rewrite::{RewritePair, Rewrites, Translator};
 pub use snapshot::{scan_root, LayerSummary, RootSummary, Snapshotter};
 pub use state::{diff, max_mtime, ChangedFields, RootChanges, RootState, State, StateDiff};

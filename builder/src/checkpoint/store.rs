@@ -14,7 +14,9 @@ use super::manifest::{
     layer_file_name, ContentHash, EntryKind, Index, Layer, LayerMeta, LayerRef, FORMAT_VERSION,
 };
 use super::path::RelPath;
-use super::restore::{apply_diff, restore_root, restore_root_into, RestoreReport};
+use super::restore::{
+    apply_diff, restore_root, restore_root_into, restore_root_with, RestoreOptions, RestoreReport,
+};
 use super::rewrite::{RewritePair, Rewrites, Translator};
 use super::snapshot::run_parallel;
 use super::state::{check_root_state, diff_root, RootState, State};
@@ -890,17 +892,39 @@ impl Checkpoint {
     }
 
     /// Materialises root `root` as it was after layer `index` at `target` (which must not
-    /// exist or be an empty directory); see [`restore_root`].
+    /// exist or be an empty directory), without setuid and setgid bits; see
+    /// [`restore_root`].
     pub fn restore(&self, index: u32, root: &str, target: &Path) -> Result<RestoreReport> {
+        self.restore_with(index, root, target, RestoreOptions::default())
+    }
+
+    /// [`Checkpoint::restore`] with `opts` (e.g. keeping setuid and setgid bits).
+    pub fn restore_with(
+        &self,
+        index: u32,
+        root: &str,
+        target: &Path,
+        opts: RestoreOptions,
+    ) -> Result<RestoreReport> {
         self.root_known(root)?;
         let st = self.state_after(index)?;
-        restore_root(&self.blobs, st.root(root), target)
+        restore_root_with(&self.blobs, st.root(root), target, opts)
     }
 
     /// Like [`Checkpoint::restore`] from a state already folded with
     /// [`Checkpoint::state_after`] (restoring several roots folds once).
     pub fn restore_state(&self, state: &RootState, target: &Path) -> Result<RestoreReport> {
         restore_root(&self.blobs, state, target)
+    }
+
+    /// [`Checkpoint::restore_state`] with `opts`.
+    pub fn restore_state_with(
+        &self,
+        state: &RootState,
+        target: &Path,
+        opts: RestoreOptions,
+    ) -> Result<RestoreReport> {
+        restore_root_with(&self.blobs, state, target, opts)
     }
 
     /// Like [`Checkpoint::restore_state`] into `target`, an existing directory that stays
