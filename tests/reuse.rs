@@ -597,3 +597,34 @@ fn other_format_version_or_system_gives_a_clean_build_with_a_message() {
         assert!(normalised_out(&b) == normalised_out(&clean), "{label}");
     }
 }
+
+/// Issue 12, defect 5: a base whose buildPhase layer claims a file of 2^63 bytes passed
+/// `verify` and failed the build when the layer was restored (exit 70, "cannot record the
+/// layer after restore"); `verify` now checks the format's limits as restore does, so the
+/// base is rejected when it is loaded and the build is clean, saying why.
+#[test]
+fn base_beyond_the_format_limits_gives_a_clean_build_with_a_message() {
+    use integration_tests::checkpoint::{layer_file, rewrite_layer};
+    let a = build(20, "limits-base", "a", None);
+    let clean = build(20, "limits-clean", "install", None);
+    let bad = store_copy(&output(&a, true), "limits-checkpoint", |copy| {
+        let layer = layer_file(copy, "buildPhase").unwrap();
+        let text = std::fs::read_to_string(&layer).unwrap();
+        let at = text.find("\"size\":").expect("buildPhase changes a file") + 7;
+        let end = at + text[at..].find(',').unwrap();
+        let edited = format!("{}9223372036854775808{}", &text[..at], &text[end..]);
+        rewrite_layer(copy, &layer, &edited).unwrap();
+    });
+    let b = build(20, "install-from-limits", "install", Some(&bad));
+    let line = b
+        .log_lines
+        .iter()
+        .find(|l| l.contains("rejected"))
+        .unwrap_or_else(|| panic!("no rejection\n{}", b.log_tail(30)));
+    assert!(
+        line.contains("building from scratch") && line.contains("larger than 1099511627776"),
+        "{line}"
+    );
+    assert!(b.ran_phase("unpackPhase") && b.ran_phase("buildPhase"));
+    assert!(normalised_out(&b) == normalised_out(&clean));
+}

@@ -64,7 +64,9 @@ Commands:
   build [ARGS...]                          run the build in the current environment (what Nix does)
   inspect CHECKPOINT [--json]              layers, phases, durations, sizes, keys
   verify CHECKPOINT [--json]               recheck every hash and the manifest's invariants
-  restore CHECKPOINT --after PHASE DIR     restore each root (build, out, ...) into DIR/<root>
+  restore CHECKPOINT --after PHASE DIR [--keep-setid]
+                                           restore each root (build, out, ...) into DIR/<root>;
+                                           setuid/setgid bits only with --keep-setid
   diff A B [--json]                        why two checkpoints' layers differ, layer by layer
   shell --cache DIR NAME --at PHASE        the same for a development cache entry (NAME: the
                                            derivation name); PHASE may be the one that failed
@@ -92,6 +94,7 @@ fn command(args: &[String]) -> i32 {
     let mut keep = None;
     let mut cache_dir: Option<std::path::PathBuf> = None;
     let mut max_size = None;
+    let mut keep_setid = false;
     let mut it = args[1..].iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -101,6 +104,7 @@ fn command(args: &[String]) -> i32 {
             "--at" => after = it.next().cloned(),
             "--cache" => cache_dir = it.next().map(std::path::PathBuf::from),
             "--max-size" => max_size = it.next().cloned(),
+            "--keep-setid" if args[0] == "restore" => keep_setid = true,
             other if other.starts_with("--") => {
                 eprintln!("checkpoint-builder: unknown option {other}\n\n{HELP}");
                 return exit_codes::BUILDER_INPUT;
@@ -140,9 +144,14 @@ fn command(args: &[String]) -> i32 {
         ("diff", [a, b], None) => cli::diff(a, b, json).map(|_| 0),
         ("diff", _, _) => return usage("usage: diff CHECKPOINT-A CHECKPOINT-B [--json]"),
         ("verify", [ck], None) => cli::verify(ck, json).map(|_| 0),
-        ("restore", [ck, dir], Some(phase)) => cli::restore(ck, phase, dir).map(|_| 0),
+        ("restore", [ck, dir], Some(phase)) => {
+            let opts = checkpoint_builder::checkpoint::RestoreOptions { keep_setid };
+            cli::restore_with(ck, phase, dir, opts).map(|_| 0)
+        }
         ("shell", [ck], Some(phase)) => cli::shell(ck, phase, keep.as_deref()),
-        ("restore", _, _) => return usage("usage: restore CHECKPOINT --after PHASE DIR"),
+        ("restore", _, _) => {
+            return usage("usage: restore CHECKPOINT --after PHASE DIR [--keep-setid]")
+        }
         ("shell", _, _) => return usage("usage: shell CHECKPOINT --after PHASE [--keep DIR]"),
         _ => return usage("expects exactly one CHECKPOINT"),
     };

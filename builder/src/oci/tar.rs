@@ -6,7 +6,7 @@
 
 use super::plan::{lossy, Item, Plan, SYNTHETIC_DIR_MODE};
 use crate::checkpoint::blobs::BlobStore;
-use crate::checkpoint::{CheckpointError, EntryKind, Timestamp, Xattrs};
+use crate::checkpoint::{CheckpointError, EntryKind, Expect, Timestamp, Xattrs};
 use std::io::{self, Write};
 
 const BLOCK: usize = 512;
@@ -153,7 +153,7 @@ fn write_item(
     if let Some(hash) = content {
         let mut written = 0u64;
         let mut write_error = None;
-        let streamed = blobs.stream(hash, |chunk| {
+        let streamed = blobs.stream(hash, Expect::Exactly(size), |chunk| {
             written += chunk.len() as u64;
             if written > size {
                 return Ok(()); // reported below; the tar must not grow past the header
