@@ -25,8 +25,12 @@ pub enum CliError {
     },
     #[error("checkpoint {path} is unusable: {reason}")]
     Unreadable { path: PathBuf, reason: String },
-    #[error("layer `{phase}` has no readable shell state")]
-    NoShellState { phase: String },
+    #[error("layer `{phase}` has no usable shell state: {reason}")]
+    NoShellState { phase: String, reason: String },
+    /// A layer's shell state cannot be restored without running code it carries (or is
+    /// unreadable): the whole checkpoint is refused, whatever the command.
+    #[error("checkpoint {path} is unusable: {reason}")]
+    ShellState { path: PathBuf, reason: String },
     #[error("{what}: {path}")]
     Io {
         what: &'static str,
@@ -41,7 +45,9 @@ impl CliError {
     pub fn is_checkpoint_fault(&self) -> bool {
         matches!(
             self,
-            CliError::Checkpoint { .. } | CliError::NoShellState { .. }
+            CliError::Checkpoint { .. }
+                | CliError::NoShellState { .. }
+                | CliError::ShellState { .. }
         )
     }
 }
@@ -83,6 +89,19 @@ fn layer_index(ck: &Checkpoint, path: &Path, phase: &str) -> Result<u32, CliErro
                 .collect::<Vec<_>>()
                 .join(", "),
         })
+}
+
+/// Reads and validates every layer's shell state ([`crate::shell::validate`]): a checkpoint
+/// with one state that could run code when restored is unusable for every command but
+/// `inspect`.
+fn check_shell_states(ck: &Checkpoint, path: &Path) -> Result<(), CliError> {
+    for layer in ck.layers() {
+        crate::resume::read_shell_state(ck, layer).map_err(|reason| CliError::ShellState {
+            path: path.to_path_buf(),
+            reason,
+        })?;
+    }
+    Ok(())
 }
 
 /// `inspect`: one row per layer.
@@ -144,6 +163,7 @@ pub fn verify(path: &Path, json: bool) -> Result<(), CliError> {
         path: path.to_path_buf(),
         source,
     })?;
+    check_shell_states(&ck, path)?;
     if json {
         print_data(
             &serde_json::json!({
@@ -203,6 +223,7 @@ pub fn restore(path: &Path, phase: &str, dir: &Path) -> Result<(), CliError> {
             path: path.to_path_buf(),
             source,
         })?;
+    check_shell_states(&ck, path)?;
     let state = ck
         .state_after(index)
         .map_err(|source| CliError::Checkpoint {
@@ -250,8 +271,9 @@ fn layer_shell_state(ck: &Checkpoint, index: u32, phase: &str) -> Result<ShellSt
         path: PathBuf::new(),
         source,
     })?;
-    crate::resume::read_shell_state(ck, layer).map_err(|_| CliError::NoShellState {
+    crate::resume::read_shell_state(ck, layer).map_err(|reason| CliError::NoShellState {
         phase: phase.to_owned(),
+        reason,
     })
 }
 
@@ -346,6 +368,8 @@ pub fn shell(path: &Path, phase: &str, keep: Option<&Path>) -> Result<i32, CliEr
 pub fn diff(a: &Path, b: &Path, json: bool) -> Result<(), CliError> {
     let ca = open(a)?;
     let cb = open(b)?;
+    check_shell_states(&ca, a)?;
+    check_shell_states(&cb, b)?;
     let decode = |ck: &Checkpoint, path: &Path| {
         crate::resume::decode_layers(ck).map_err(|reason| CliError::Unreadable {
             path: path.to_path_buf(),
