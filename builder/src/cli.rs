@@ -3,7 +3,7 @@
 //! People's output goes to stderr, data to stdout (`--json` where a program reads it).
 
 use crate::checkpoint::{Checkpoint, CheckpointError};
-use crate::shell::restore::{restore_script, restore_tail};
+use crate::shell::host::{host_rc, host_state};
 use crate::shell::{ByteString, ShellState, Value};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -307,7 +307,8 @@ pub fn relocate(state: &mut ShellState, new_top: &Path) {
 }
 
 /// `shell`: restore the state after `phase` into a temporary directory and open an interactive
-/// bash there with that point's variables, functions, options and cwd.
+/// bash there with that point's variables, functions, options and cwd, minus everything bash
+/// would run by itself ([`crate::shell::host`]; one stderr line lists what was left out).
 pub fn shell(path: &Path, phase: &str, keep: Option<&Path>) -> Result<i32, CliError> {
     let ck = open(path)?;
     let index = layer_index(&ck, path, phase)?;
@@ -321,23 +322,30 @@ pub fn shell(path: &Path, phase: &str, keep: Option<&Path>) -> Result<i32, CliEr
     let mut state = layer_shell_state(&ck, index, phase)?;
     let build = base.join("build");
     relocate(&mut state, &build);
-    // Interactive use: no errexit/nounset (one typo would end the shell), no EXIT trap.
-    state
-        .set_options
-        .retain(|(n, _)| !matches!(n.as_str(), "errexit" | "nounset" | "xtrace"));
-    state.traps = ByteString::default();
-    let rc = base.join("shell-rc.sh");
-    let mut script = restore_script(&state);
-    script.push_str(&restore_tail(&state));
-    script.push_str(&format!(
-        "PS1='[checkpoint {phase}] \\w\\$ '\necho 'checkpoint-builder: state after {phase}; outputs under {}' >&2\n",
-        base.display()
-    ));
-    std::fs::write(&rc, script).map_err(|source| CliError::Io {
-        what: "cannot write the shell's rc file",
-        path: rc.clone(),
-        source,
+    // On the host, outside any sandbox: nothing of the checkpoint may run by itself (traps,
+    // prompt hooks, history files, `BASH_ENV`, `LD_*` …): see `shell::host`.
+    let report = host_state(&mut state).map_err(|e| CliError::NoShellState {
+        phase: phase.to_owned(),
+        reason: e.to_string(),
     })?;
+    eprintln!("{}", report.left_out_line());
+    if let Some(line) = report.functions_line() {
+        eprintln!("{line}");
+    }
+    let rc = base.join("shell-rc.sh");
+    let script = host_rc(&state, phase, &base.display().to_string());
+    // A new file, never through whatever the restored tree put at that name (a root of the
+    // checkpoint could be a symlink called so).
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&rc)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, script.as_bytes()))
+        .map_err(|source| CliError::Io {
+            what: "cannot write the shell's rc file",
+            path: rc.clone(),
+            source,
+        })?;
     let bash = std::env::var_os("CHECKPOINT_SHELL_BASH").unwrap_or_else(|| "bash".into());
     let status = std::process::Command::new(&bash)
         .arg("--rcfile")

@@ -7,6 +7,7 @@ pub mod bytes;
 pub mod declare;
 pub mod driver;
 pub mod funcdef;
+pub mod host;
 pub mod names;
 pub mod quote;
 pub mod restore;
