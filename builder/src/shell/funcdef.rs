@@ -23,10 +23,15 @@ pub enum FunctionError {
         what: &'static str,
         offset: usize,
     },
-    #[error("the function text does not continue with the definition of `{name}` (byte {offset})")]
-    MissingDefinition { name: String, offset: usize },
-    #[error("{bytes} bytes of function text follow the last listed function")]
-    Trailing { bytes: usize },
+    #[error("after {after}, the function text does not continue with the definition of `{name}` (byte {offset})")]
+    MissingDefinition {
+        /// "the definition of `f`", or "the start".
+        after: String,
+        name: String,
+        offset: usize,
+    },
+    #[error("{bytes} bytes of function text follow {after}")]
+    Trailing { after: String, bytes: usize },
     #[error("the function text holds a NUL byte (offset {offset})")]
     Nul { offset: usize },
 }
@@ -41,11 +46,23 @@ pub fn check_definitions<'n>(
         return Err(FunctionError::Nul { offset });
     }
     let mut pos = 0;
+    let mut after = "the start".to_owned();
     for name in names {
-        pos = definition_end(name, text, pos)?;
+        pos = definition_end(name, text, pos).map_err(|e| match e {
+            FunctionError::MissingDefinition { name, offset, .. } => {
+                FunctionError::MissingDefinition {
+                    after: after.clone(),
+                    name,
+                    offset,
+                }
+            }
+            other => other,
+        })?;
+        after = format!("the definition of `{name}`");
     }
     if pos != text.len() {
         return Err(FunctionError::Trailing {
+            after,
             bytes: text.len() - pos,
         });
     }
@@ -58,6 +75,7 @@ pub fn definition_end(name: &str, text: &[u8], start: usize) -> Result<usize, Fu
     let header = format!("{name} () \n{{");
     if !text[start..].starts_with(header.as_bytes()) {
         return Err(FunctionError::MissingDefinition {
+            after: "the start".to_owned(),
             name: name.to_owned(),
             offset: start,
         });
