@@ -310,4 +310,27 @@ mod tests {
         }
         assert!(matches!(load_state(b"{", b""), Err(LoadError::Json(_))));
     }
+
+    /// Why builds validate a base's states again after moving them to this build's paths
+    /// (`runner::safe_after_rewrites`): the earlier paths are the checkpoint's own claim, and
+    /// replacing one that spans a quote turns safe text into a definition plus a command.
+    #[test]
+    fn a_safe_state_can_become_unsafe_when_paths_are_rewritten() {
+        let state = ShellState {
+            function_names: vec![("f".into(), false)],
+            functions: ByteString::from(
+                "f () \n{ \n    echo 'x\n}\ntouch /tmp/PWNED\nf2 () \n{ \n    x'\n}\n",
+            ),
+            ..ShellState::default()
+        };
+        validate_state(&state).unwrap();
+        // "echo 'x" (7 bytes) claimed as the earlier build directory, "/build/" the new one.
+        let moved =
+            crate::reuse::rewrite_state(&state, &[(b"echo 'x".to_vec(), b"/build/".to_vec())]);
+        assert_ne!(moved.functions, state.functions);
+        assert!(matches!(
+            validate_state(&moved),
+            Err(UnsafeState::Function(_))
+        ));
+    }
 }
