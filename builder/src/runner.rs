@@ -511,7 +511,6 @@ fn hide_output(vars: &[(OsString, OsString)], name: &str) -> Vec<(OsString, OsSt
         .collect()
 }
 
-/// True when `runPhase` will find code for `phase`: a non-empty variable or a function.
 /// `rewrites`, when every layer's shell state of `base` is still safe to restore once moved
 /// to this build's paths: the earlier paths being rewritten are the checkpoint's own claim,
 /// and replacing them could change how bash reads a function or trap text that was safe
@@ -532,6 +531,7 @@ fn safe_after_rewrites(
     Ok(rewrites)
 }
 
+/// True when `runPhase` will find code for `phase`: a non-empty variable or a function.
 fn phase_is_defined(state: &ShellState, phase: &str) -> bool {
     let var_nonempty = state.variable(phase).is_some_and(|v| match &v.value {
         Value::Scalar(s) => !s.as_bytes().is_empty(),
