@@ -1185,4 +1185,139 @@ touch /tmp/never
         }
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    /// Property: whatever the lexer accepts, bash only defines functions when it sources it.
+    /// Random splices of dangerous fragments into real definitions; every accepted result is
+    /// sourced by bash (each in a subshell) and must not run the `touch` any of them carries.
+    #[test]
+    fn accepted_mutations_run_nothing_in_bash() {
+        let dir = std::env::temp_dir().join(format!("cpb-funcdef-fuzz-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let touch = |i: usize| format!("touch {}", dir.join(format!("ran-{i}")).display());
+        let seeds = [
+            "f () \n{ \n    echo \"a $(b 'c') ${d:-e}\" 'f' $'g\\'';\n    case $1 in \n        x | y)\n            z\n        ;;\n    esac;\n    cat <<EOF\nbody\nEOF\n\n    [[ $x =~ ^(a|b)$ ]] && { p; q; }\n}\n".to_owned(),
+            "f () \n{ \n    local -a a=(1 \"2\");\n    for ((i=0; i<2; i++))\n    do\n        ( cd / ) || return;\n    done;\n    x=`echo y`;\n    echo $(( i + 1 )) <(true)\n}\n".to_owned(),
+        ];
+        let fragments = [
+            "}\n",
+            "\n}\n",
+            "{ ",
+            " }",
+            "'",
+            "\"",
+            "$(",
+            ")",
+            "(",
+            "`",
+            "<<E\n",
+            "\nE\n",
+            "\\\n",
+            "#",
+            "case x in ",
+            " esac",
+            ";;",
+            "((",
+            "))",
+            "${",
+            "}",
+            "[[ ",
+            " ]]",
+            "=(",
+            "\n",
+            " ",
+            ";",
+            "&",
+            "|",
+            "$'",
+            "\\",
+            "<<-'E'\n",
+            "\tE\n",
+            "function g ",
+            " () ",
+            "!",
+            "then ",
+            "do ",
+            " fi",
+            " done",
+            "@(",
+            "x=1 ",
+        ];
+        let payloads = [
+            "TOUCH",
+            "\nTOUCH\n",
+            ";TOUCH;",
+            "$(TOUCH)",
+            "`TOUCH`",
+            "&& TOUCH",
+            "\n}\nTOUCH\ng () \n{ \n",
+            "; } ; TOUCH ; { ",
+        ];
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: usize| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            (rng % n as u64) as usize
+        };
+        let mut script = String::new();
+        let previous = std::cell::RefCell::new(Vec::new());
+        let (mut accepted, mut tried) = (0, 0);
+        for i in 0..4000 {
+            let mut text = seeds[i % seeds.len()].clone().into_bytes();
+            for _ in 0..1 + next(4) {
+                let piece = if next(3) == 0 {
+                    payloads[next(payloads.len())].replace("TOUCH", &touch(i))
+                } else {
+                    fragments[next(fragments.len())].to_owned()
+                };
+                let at = "f () \n{ \n".len() + next(text.len() - "f () \n{ \n".len());
+                text.splice(at..at, piece.bytes());
+            }
+            tried += 1;
+            if one(std::str::from_utf8(&text).unwrap()).is_ok() {
+                accepted += 1;
+                // Alone, and after the previous accepted text (as the restore file puts
+                // definitions one after another).
+                let mut pair = previous.replace(Vec::new());
+                pair.extend_from_slice(&text);
+                for (name, bytes) in [(format!("t{i}.sh"), &text), (format!("p{i}.sh"), &pair)] {
+                    let file = dir.join(name);
+                    std::fs::write(&file, bytes).unwrap();
+                    script.push_str(&format!(
+                        "( builtin source {} ) >/dev/null 2>&1 </dev/null\n",
+                        crate::shell::quote::quote(file.as_os_str().as_encoded_bytes())
+                    ));
+                }
+                previous.replace(text);
+            }
+        }
+        // Each sourced text may fail (the subshell's status); the driver itself must not.
+        script.push_str("builtin exit 0\n");
+        let driver = dir.join("driver.sh");
+        std::fs::write(&driver, &script).unwrap();
+        let status = Command::new("bash")
+            .args(["--norc", "--noprofile"])
+            .arg(&driver)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .status()
+            .unwrap();
+        let ran: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("ran-"))
+            .collect();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(status.success(), "bash failed: {status}");
+        assert!(
+            ran.is_empty(),
+            "accepted texts ran a command in bash: {ran:?}"
+        );
+        // The mutations must exercise both sides.
+        assert!(
+            accepted > 50 && accepted < tried,
+            "{accepted} of {tried} accepted"
+        );
+        eprintln!("{accepted} of {tried} mutations accepted, none ran anything");
+    }
 }
