@@ -17,8 +17,9 @@ use super::state::ShellState;
 use super::traps::parse_traps;
 use super::ByteString;
 
-/// Variables bash itself reads to run or write something, or that make the host's dynamic
-/// loader or C library load code, left out of the host shell.
+/// Variables bash itself reads to run or write something (or, `histchars`, to rewrite what
+/// the user types), or that make the host's dynamic loader or C library load code, left out
+/// of the host shell.
 pub const HOST_DROPPED_VARIABLES: &[&str] = &[
     "BASH_ENV",
     "BASH_LOADABLES_PATH",
@@ -41,6 +42,7 @@ pub const HOST_DROPPED_VARIABLES: &[&str] = &[
     "TERMINFO",
     "TERMINFO_DIRS",
     "VISUAL",
+    "histchars",
 ];
 
 /// Name prefixes left out the same way: the dynamic loader's `LD_*`, and `HIST*` (`HISTFILE`
