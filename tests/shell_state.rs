@@ -11,6 +11,10 @@
 //!   `restore` accept the checkpoint, `shell` enters the state, says on stderr what it left
 //!   out, runs the commands given on its input, and no canary file appears.
 //!
+//! - a build whose `checkpointBase` carries such a state (`tests/reuse-cases/cproject.nix`):
+//!   the base is rejected with a log line naming the layer and the name, every phase runs,
+//!   and `out` equals a clean build's.
+//!
 //! Nothing is skipped: a missing prerequisite fails the test.
 
 use std::ffi::OsStr;
@@ -21,6 +25,9 @@ use integration_tests::checkpoint::{
     self as ck, build_with_checkpoint, checkpoint_cases_dir, CheckpointBuild, CliRun, Scratch,
     CHECKPOINT_UNUSABLE,
 };
+use integration_tests::nix::repo_root;
+use integration_tests::outputs::{normalised_out, output, run_salt};
+use integration_tests::{builder_binary, nix_build, BuildResult};
 use serde_json::Value;
 
 fn c_build() -> &'static CheckpointBuild {
@@ -389,4 +396,76 @@ fn issue_12_host_shell_runs_nothing_by_itself() {
         run.describe()
     );
     eprintln!("{}", run.describe());
+}
+
+/// A build of `tests/reuse-cases/cproject.nix` (`variant`, optional base) with the builder
+/// under test; the package name is this file's own, so no other suite builds it.
+fn cproject(label: &str, variant: &str, base: Option<&Path>) -> BuildResult {
+    let dir = repo_root().join("target/shell-state-cases");
+    std::fs::create_dir_all(&dir).expect("creating the case directory");
+    let file = dir.join(format!("{label}.nix"));
+    let base = base.map_or("null".to_owned(), |p| format!("\"{}\"", p.display()));
+    std::fs::write(
+        &file,
+        format!(
+            "{{ mkDrv }}:\nimport {} {{ inherit mkDrv; variant = \"{variant}\"; name = \"issue12-cproject\"; salt = \"{}\"; base = {base}; }}\n",
+            repo_root().join("tests/reuse-cases/cproject.nix").display(),
+            run_salt()
+        ),
+    )
+    .expect("writing the case");
+    let builder = builder_binary().unwrap_or_else(|e| panic!("{e}"));
+    let result = nix_build(&file, Some(builder)).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        result.success,
+        "{label}: build failed\n{}\n{}",
+        result.log_tail(60),
+        result.errors.join("\n")
+    );
+    result
+}
+
+#[test]
+fn issue_12_build_with_a_hostile_base_is_a_clean_build() {
+    let a = cproject("issue12-base", "a", None);
+    let copy = repo_root().join("target/shell-state-cases/issue12-hostile-checkpoint");
+    let _ = ck::remove_tree(&copy);
+    ck::copy_checkpoint(&output(&a, true), &copy).expect("copying the checkpoint");
+    let name = "x=1;touch /build/canary;y";
+    let mut state: Value =
+        serde_json::from_slice(&read_attachment(&copy, "setup", "shell-state")).expect("JSON");
+    state["variables"]
+        .as_array_mut()
+        .expect("variables")
+        .push(serde_json::json!({"name": name, "value": {"kind": "scalar", "value": "1"}}));
+    replace_attachment(
+        &copy,
+        "setup",
+        "shell-state",
+        &serde_json::to_vec(&state).expect("JSON"),
+    );
+    let added = std::process::Command::new("nix-store")
+        .arg("--add")
+        .arg(&copy)
+        .output()
+        .expect("nix-store runs");
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let hostile = PathBuf::from(String::from_utf8_lossy(&added.stdout).trim());
+
+    let b = cproject("issue12-from-hostile", "install", Some(&hostile));
+    let clean = cproject("issue12-clean", "install", None);
+    assert!(
+        b.log_lines.iter().any(|l| l.contains("rejected")
+            && l.contains("building from scratch")
+            && l.contains("layer `setup`")
+            && l.contains(name)),
+        "{}",
+        b.log_tail(30)
+    );
+    assert!(b.ran_phase("unpackPhase") && b.ran_phase("buildPhase"));
+    assert!(normalised_out(&b) == normalised_out(&clean));
 }
