@@ -45,9 +45,34 @@ pub const HOST_DROPPED_VARIABLES: &[&str] = &[
     "histchars",
 ];
 
-/// Name prefixes left out the same way: the dynamic loader's `LD_*`, and `HIST*` (`HISTFILE`
-/// names the file bash writes; assigning `HISTFILESIZE` truncates it).
-pub const HOST_DROPPED_PREFIXES: &[&str] = &["HIST", "LD_"];
+/// Variables that make common tools a developer runs to *look* (`less`, `man`, `git`,
+/// `sudo`, `perl`, `python`, `node`, `ruby`) run a command of the checkpoint's choosing, left
+/// out the same way. Not exhaustive: the state's `PATH` stays (see docs/state-carry.md).
+pub const HOST_DROPPED_TOOL_VARIABLES: &[&str] = &[
+    "BROWSER",
+    "GIT_ASKPASS",
+    "GIT_EDITOR",
+    "GIT_EXEC_PATH",
+    "GIT_EXTERNAL_DIFF",
+    "GIT_PAGER",
+    "GIT_SSH",
+    "GIT_SSH_COMMAND",
+    "LESSCLOSE",
+    "LESSOPEN",
+    "MANPAGER",
+    "NODE_OPTIONS",
+    "PAGER",
+    "PERL5OPT",
+    "PYTHONSTARTUP",
+    "RUBYOPT",
+    "SSH_ASKPASS",
+    "SUDO_ASKPASS",
+];
+
+/// Name prefixes left out the same way: the dynamic loader's `LD_*`, `HIST*` (`HISTFILE`
+/// names the file bash writes; assigning `HISTFILESIZE` truncates it), and git's
+/// `GIT_CONFIG*` (a configuration can name commands git runs).
+pub const HOST_DROPPED_PREFIXES: &[&str] = &["GIT_CONFIG", "HIST", "LD_"];
 
 /// `set -o` options the host shell leaves off: errexit/nounset (one typo would end the shell),
 /// xtrace, onecmd (ends the shell after one command).
@@ -105,6 +130,7 @@ impl HostReport {
 
 fn dropped_variable(name: &str) -> bool {
     HOST_DROPPED_VARIABLES.contains(&name)
+        || HOST_DROPPED_TOOL_VARIABLES.contains(&name)
         || HOST_DROPPED_PREFIXES.iter().any(|p| name.starts_with(p))
 }
 
@@ -248,6 +274,8 @@ mod tests {
                 value: Value::Scalar(ByteString::from("/nonexistent/preload.so")),
             },
             var("ordinary", "kept"),
+            var("LESSOPEN", &format!("|{} %s", touch("lessopen"))),
+            var("GIT_CONFIG_COUNT", "1"),
             Variable {
                 name: "PATH".into(),
                 attributes: Attributes {
@@ -308,6 +336,8 @@ mod tests {
             "variable PS1",
             "variable HISTFILE",
             "variable LD_PRELOAD",
+            "variable LESSOPEN",
+            "variable GIT_CONFIG_COUNT",
             "function command_not_found_handle",
             "shopt extdebug",
             "set -o xtrace",
