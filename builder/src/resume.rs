@@ -112,16 +112,24 @@ fn read_attachment(checkpoint: &Checkpoint, layer: &Layer, name: &str) -> Result
     checkpoint.read_blob(hash).map_err(|e| chain(&e))
 }
 
-/// The shell state recorded with `layer` (its JSON and its function definitions).
+/// The shell state recorded with `layer` (its JSON and its function definitions), refused
+/// unless it can be restored without running anything it carries
+/// ([`crate::shell::validate`]).
 pub fn read_shell_state(checkpoint: &Checkpoint, layer: &Layer) -> Result<ShellState, String> {
-    let mut state: ShellState = serde_json::from_slice(&read_attachment(
-        checkpoint,
-        layer,
-        attachment::SHELL_STATE,
-    )?)
-    .map_err(|e| format!("layer `{}`: shell state unreadable: {e}", layer.meta.name))?;
-    state.functions = read_attachment(checkpoint, layer, attachment::SHELL_FUNCTIONS)?.into();
-    Ok(state)
+    use crate::shell::validate::{load_state, LoadError, UnsafeState};
+    let json = read_attachment(checkpoint, layer, attachment::SHELL_STATE)?;
+    let functions = read_attachment(checkpoint, layer, attachment::SHELL_FUNCTIONS)?;
+    load_state(&json, &functions).map_err(|e| {
+        let which = match &e {
+            LoadError::Unsafe(UnsafeState::Function(_)) => attachment::SHELL_FUNCTIONS,
+            _ => attachment::SHELL_STATE,
+        };
+        format!(
+            "layer `{}`: shell state (attachment `{which}`): {}",
+            layer.meta.name,
+            chain(&e)
+        )
+    })
 }
 
 fn chain(e: &dyn std::error::Error) -> String {

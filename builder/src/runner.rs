@@ -244,7 +244,9 @@ pub fn run_build(
         // first) is planned; the deepest reuse wins, the newest on a tie.
         let mut plan: Option<(&BaseCheckpoint, Vec<RewritePair>, reuse::ReusePlan)> = None;
         for base in bases {
-            match path_rewrites(base, &options.outputs, &env.build_top) {
+            match path_rewrites(base, &options.outputs, &env.build_top)
+                .and_then(|rewrites| safe_after_rewrites(base, rewrites))
+            {
                 Err(reason) => {
                     outcome.reuse_note = Some(format!(
                         "checkpoint {} not reused: {reason}",
@@ -507,6 +509,26 @@ fn hide_output(vars: &[(OsString, OsString)], name: &str) -> Vec<(OsString, OsSt
             }
         })
         .collect()
+}
+
+/// `rewrites`, when every layer's shell state of `base` is still safe to restore once moved
+/// to this build's paths: the earlier paths being rewritten are the checkpoint's own claim,
+/// and replacing them could change how bash reads a function or trap text that was safe
+/// before (design §6; see `shell::validate`).
+fn safe_after_rewrites(
+    base: &BaseCheckpoint,
+    rewrites: Vec<RewritePair>,
+) -> Result<Vec<RewritePair>, String> {
+    for layer in &base.layers {
+        crate::shell::validate::validate_state(&reuse::rewrite_state(&layer.state, &rewrites))
+            .map_err(|e| {
+                format!(
+                    "layer `{}`: its shell state moved to this build's paths is unsafe to restore: {e}",
+                    layer.name
+                )
+            })?;
+    }
+    Ok(rewrites)
 }
 
 /// True when `runPhase` will find code for `phase`: a non-empty variable or a function.
