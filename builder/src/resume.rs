@@ -108,6 +108,27 @@ pub fn load_base_with(
     })
 }
 
+/// Why `checkpoint` would not be used as a `checkpointBase` without opting in (its keys or
+/// chain inconsistent, or not at the path its build wrote it to); `None` when it would.
+/// `layers` are its decoded layers. For `diff`, which must not call a forged layer's key the
+/// same as a real one's.
+pub fn trust_problem(checkpoint: &Checkpoint, layers: &[BaseLayer]) -> Option<String> {
+    let meta = checkpoint.meta();
+    let build_top = meta.get("build_top").and_then(|b| b.as_str()).unwrap_or("");
+    if let Err(e) = check_keys_and_chain(checkpoint, layers, build_top.as_bytes()) {
+        return Some(e.to_string());
+    }
+    let recorded = meta
+        .get(trust::meta::CHECKPOINT_PATH)
+        .and_then(|p| p.as_str());
+    let dir = checkpoint.dir();
+    trust::check_provenance(recorded, &dir.to_string_lossy(), BaseTrust::Built, || {
+        crate::store_path::how_added(dir).unwrap_or_default()
+    })
+    .err()
+    .map(|e| e.to_string())
+}
+
 /// Every layer's key recomputed from its recorded inputs and its parent's key, and the chain
 /// of the index checked against the layer files (see [`trust::check_consistency`]).
 pub fn check_keys_and_chain(
