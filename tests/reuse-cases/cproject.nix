@@ -7,10 +7,11 @@
 # edits text.c in place; edit-source: that, with the source change of "source"; wild: the
 # Makefile takes every *.c into an installed static library, and there is an extra.c;
 # wild-deleted: the same without extra.c);
-# `base` is an earlier build's checkpoint, `cache` a development cache directory.
+# `base` is an earlier build's checkpoint, `cache` a development cache directory, `baseTrust`
+# the value of `checkpointBaseTrust` (docs/trust.md; unset when null).
 # Linked without a GNU build-id, as nixpkgs' gcc does by default: Debian's gcc adds one, and a
 # build-id hashes the binary's own store path, which no same-length rewrite can update.
-{ mkDrv, variant ? "a", base ? null, name ? "reuse-cproject", cache ? null, salt ? null }:
+{ mkDrv, variant ? "a", base ? null, name ? "reuse-cproject", cache ? null, salt ? null, baseTrust ? null }:
 let
   greeting = if variant == "source" || variant == "source-flags" || variant == "edit-source" then "Hello, changed world" else "Hello, world";
   src = derivation {
@@ -78,7 +79,7 @@ let
     '' ];
   };
 in
-mkDrv {
+mkDrv ({
   inherit name;
   outputs = [ "out" "checkpoint" ];
   inherit src;
@@ -97,4 +98,4 @@ mkDrv {
     sed -i 's/Hello/Howdy/' text.c
   '' else null;
   checkpointBase = if base == null then null else builtins.storePath base;
-}
+} // (if baseTrust == null then { } else { checkpointBaseTrust = baseTrust; }))
