@@ -91,8 +91,10 @@ pub fn load_base_with(
     }
     if trust == BaseTrust::Any {
         if let Err(e) = trust::check_provenance(recorded, &actual, BaseTrust::Built, hint) {
+            let why = e.to_string();
+            let why = why.split("; a derivation that trusts it").next().unwrap_or(&why);
             trust_note = Some(format!(
-                "checkpoint {} used because {} = \"any\" although {e}",
+                "checkpoint {} used because {} = \"any\" although {why}",
                 dir.display(),
                 trust::TRUST_ATTRIBUTE
             ));
