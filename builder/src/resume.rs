@@ -92,7 +92,10 @@ pub fn load_base_with(
     if trust == BaseTrust::Any {
         if let Err(e) = trust::check_provenance(recorded, &actual, BaseTrust::Built, hint) {
             let why = e.to_string();
-            let why = why.split("; a derivation that trusts it").next().unwrap_or(&why);
+            let why = why
+                .split("; a derivation that trusts it")
+                .next()
+                .unwrap_or(&why);
             trust_note = Some(format!(
                 "checkpoint {} used because {} = \"any\" although {why}",
                 dir.display(),
@@ -422,5 +425,56 @@ impl InitialTree {
                 .map_err(io("chmod", full))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{remove_tree, InitialTree};
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn the_initial_tree_comes_back_and_locked_directories_go() {
+        let top = std::env::temp_dir().join(format!("cpb-initial-{}", std::process::id()));
+        let _ = remove_tree(&top);
+        std::fs::create_dir_all(top.join("sub")).unwrap();
+        std::fs::write(top.join(".attrs.json"), b"{\"a\":1}").unwrap();
+        std::fs::set_permissions(top.join(".attrs.json"), PermissionsExt::from_mode(0o640))
+            .unwrap();
+        std::fs::write(top.join("sub/x"), b"x").unwrap();
+        std::os::unix::fs::symlink("sub/x", top.join("link")).unwrap();
+        let initial = InitialTree::capture(&top).unwrap();
+
+        // What a restore left: changed files, new trees, a directory nobody may enter.
+        std::fs::write(top.join(".attrs.json"), b"restored").unwrap();
+        std::fs::remove_file(top.join("sub/x")).unwrap();
+        std::fs::create_dir_all(top.join("src/locked/deep")).unwrap();
+        std::fs::write(top.join("src/locked/deep/f"), b"f").unwrap();
+        std::fs::set_permissions(top.join("src/locked"), PermissionsExt::from_mode(0o000)).unwrap();
+
+        initial.put_back(&top).unwrap();
+        let mut names: Vec<String> = std::fs::read_dir(&top)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, [".attrs.json", "link", "sub"]);
+        assert_eq!(
+            std::fs::read(top.join(".attrs.json")).unwrap(),
+            b"{\"a\":1}"
+        );
+        let mode = std::fs::metadata(top.join(".attrs.json"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o640);
+        assert_eq!(std::fs::read(top.join("sub/x")).unwrap(), b"x");
+        assert_eq!(
+            std::fs::read_link(top.join("link")).unwrap(),
+            std::path::Path::new("sub/x")
+        );
+        remove_tree(&top).unwrap();
+        assert!(!top.exists());
+        remove_tree(&top).unwrap();
     }
 }
