@@ -75,7 +75,18 @@ pub fn load_base_with(
         .ok_or("it does not record its build directory")?
         .as_bytes()
         .to_vec();
-    let layers = decode_layers(&checkpoint)?;
+    let mut layers = decode_layers(&checkpoint)?;
+    if unfinished {
+        // A build killed between writing a layer and writing the chain that covers it leaves
+        // one layer the chain does not bind: that layer is not used.
+        let chained = meta
+            .get(trust::meta::CHAIN)
+            .and_then(|c| c.as_array())
+            .map_or(0, Vec::len);
+        if chained + 1 == layers.len() {
+            layers.truncate(chained);
+        }
+    }
     if layers.first().map(|l| l.name.as_str()) != Some("setup") {
         return Err("its first layer is not `setup`".into());
     }
