@@ -202,7 +202,7 @@ pub fn run_build(
         _ => None,
     };
     let mut groups = Vec::new();
-    let mut base_used = false;
+    let mut base_used: Option<PathBuf> = None;
     let first = run_steps(
         env,
         options,
@@ -211,16 +211,11 @@ pub fn run_build(
         &mut groups,
         &mut base_used,
     );
-    let error = match first {
-        Err(e) if base_used => e,
-        other => return other,
+    let (error, which) = match (first, base_used) {
+        (Err(e), Some(dir)) => (e, dir.display().to_string()),
+        (other, _) => return other,
     };
     let reason = error_chain(&error);
-    let which = bases
-        .iter()
-        .map(|b| b.dir.display().to_string())
-        .collect::<Vec<_>>()
-        .join(", ");
     eprintln!(
         "checkpoint-builder: checkpoint {which} could not be used: {reason}; discarding what was \
          restored and building from scratch"
@@ -255,7 +250,7 @@ pub fn run_build(
         return Err(error);
     }
     let mut groups = Vec::new();
-    let mut outcome = run_steps(env, options, recorder, &[], &mut groups, &mut false)?;
+    let mut outcome = run_steps(env, options, recorder, &[], &mut groups, &mut None)?;
     outcome.reuse_note = Some(format!(
         "checkpoint {which} not reused: {reason}; built from scratch"
     ));
@@ -276,14 +271,14 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     text
 }
 
-/// One run of every step; `base_used` turns true once content of a base enters the build.
+/// One run of every step; `base_used` names the base once its content enters the build.
 fn run_steps(
     env: &BuildEnvironment,
     options: &BuildOptions,
     mut recorder: Option<&mut Recorder>,
     bases: &[BaseCheckpoint],
     groups: &mut Vec<i32>,
-    base_used: &mut bool,
+    base_used: &mut Option<PathBuf>,
 ) -> Result<BuildOutcome, RunError> {
     let mut dump = MemFile::new("checkpoint-builder-dump").map_err(RunError::MemFile)?;
     let mut restore = MemFile::new("checkpoint-builder-restore").map_err(RunError::MemFile)?;
@@ -377,7 +372,7 @@ fn run_steps(
         }
         match plan {
             Some((base, rewrites, plan)) if plan.depth > 0 => {
-                *base_used = true;
+                *base_used = Some(base.dir.clone());
                 rec.resume(
                     base,
                     plan.depth as u32,
@@ -456,7 +451,7 @@ fn run_steps(
                     if let (Some((base, rewrites)), Some(rec)) =
                         (incremental.take(), recorder.as_deref_mut())
                     {
-                        *base_used = true;
+                        *base_used = Some(base.dir.clone());
                         let resumed = try_resume(
                             base,
                             &rewrites,
