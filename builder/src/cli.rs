@@ -108,11 +108,17 @@ pub fn layer_index(ck: &Checkpoint, path: &Path, phase: &str) -> Result<u32, Cli
         })
 }
 
-/// Reads and validates every layer's shell state ([`crate::shell::validate`]): a checkpoint
-/// with one state that could run code when restored is unusable for every command but
-/// `inspect`.
+/// Reads and validates the shell state of every layer that has one
+/// ([`crate::shell::validate`]): a checkpoint with one state that could run code when restored
+/// is unusable for every command but `inspect`.
 fn check_shell_states(ck: &Checkpoint, path: &Path) -> Result<(), CliError> {
-    for layer in ck.layers() {
+    // A checkpoint the engine wrote for another caller has no shell states: nothing to check
+    // (`shell` itself needs one and says so).
+    for layer in ck.layers().iter().filter(|l| {
+        l.meta
+            .attachments
+            .contains_key(crate::recording::attachment::SHELL_STATE)
+    }) {
         crate::resume::read_shell_state(ck, layer).map_err(|reason| CliError::ShellState {
             path: path.to_path_buf(),
             reason,
