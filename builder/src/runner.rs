@@ -9,6 +9,7 @@ use crate::checkpoint::RewritePair;
 use crate::environment::BuildEnvironment;
 use crate::incremental::try_resume;
 use crate::memfile::MemFile;
+use crate::nix_log;
 use crate::recording::Recorder;
 use crate::resume::{path_rewrites, BaseCheckpoint};
 use crate::reuse::{self, PhaseDecision};
@@ -279,6 +280,7 @@ pub fn run_build(
         }
         match plan {
             Some((base, rewrites, plan)) if plan.depth > 0 => {
+                announce_restore(base, &phases[..plan.depth]);
                 rec.resume(
                     base,
                     plan.depth as u32,
@@ -298,6 +300,7 @@ pub fn run_build(
                 last_status = 0;
                 start = plan.depth;
                 outcome.decisions = plan.decisions;
+                announce_restored_phases(&phases[..start], &outcome.decisions);
             }
             other => {
                 record(rec, "setup", None, &setup_state, setup_status, &outcome)?;
@@ -381,6 +384,10 @@ pub fn run_build(
                                         *slot = d;
                                     }
                                 }
+                                announce_restored_phases(
+                                    &phases[index..resumed.next_phase],
+                                    &outcome.decisions,
+                                );
                                 state = resumed.state;
                                 last_status = 0;
                                 index = resumed.next_phase;
@@ -479,13 +486,52 @@ fn record(
         .last()
         .and_then(|s| s.work)
         .map(|w| w.as_secs_f64());
-    recorder
+    let started = Instant::now();
+    let summary = recorder
         .record(step, before, after, status, seconds)
-        .map(|_| ())
         .map_err(|source| RunError::Checkpoint {
             step: step.to_owned(),
             source,
-        })
+        })?;
+    if started.elapsed() > nix_log::SLOW_SNAPSHOT {
+        eprint!(
+            "{}",
+            nix_log::slow_snapshot_line(
+                step,
+                started.elapsed(),
+                summary.files_hashed,
+                summary.bytes_hashed
+            )
+        );
+    }
+    Ok(())
+}
+
+/// Before restoring `phases` from `base`: what the restore writes, so a wait is explained.
+fn announce_restore(base: &BaseCheckpoint, phases: &[String]) {
+    let (Some(first), Some(last)) = (phases.first(), phases.last()) else {
+        return;
+    };
+    let (files, bytes) = base
+        .checkpoint
+        .state_after(phases.len() as u32)
+        .map(|s| nix_log::tree_size(&s))
+        .unwrap_or_default();
+    eprint!(
+        "{}",
+        nix_log::restoring_line(files, bytes, first, last, &base.dir.to_string_lossy())
+    );
+}
+
+/// After a restore: each restored phase announced as a phase (`@nix setPhase`) with why.
+fn announce_restored_phases(phases: &[String], decisions: &[PhaseDecision]) {
+    for phase in phases {
+        let reason = decisions
+            .iter()
+            .find(|d| &d.phase == phase)
+            .map_or("restored", |d| d.reason.as_str());
+        nix_log::announce_restored(phase, reason);
+    }
 }
 
 /// The environment without output `name`: its variable is dropped and it is removed from
