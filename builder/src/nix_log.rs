@@ -10,6 +10,7 @@
 //! the same line, to the same fd, under the same condition.
 
 use crate::checkpoint::{EntryKind, State};
+use crate::shell::{ShellState, Value};
 use std::io::Write;
 use std::os::fd::{FromRawFd, RawFd};
 use std::time::Duration;
@@ -25,6 +26,38 @@ pub fn set_phase_line(phase: &str) -> String {
 /// The human line for a phase restored instead of run (`reason` as in the final summary).
 pub fn restored_phase_line(phase: &str, reason: &str) -> String {
     format!("Restored phase: {phase} ({reason})\n")
+}
+
+/// Whether stdenv's `runPhase` skips `phase` silently (no header, no `setPhase`) in a
+/// shell whose state was `before`: the `dont*` / `do*` flags nixpkgs' setup.sh reads,
+/// with bash's `${x:-}` meaning (an array's element 0).
+pub fn stdenv_skips(phase: &str, before: &ShellState) -> bool {
+    let set = |name: &str| {
+        before.variable(name).is_some_and(|v| match &v.value {
+            Value::Scalar(s) => !s.as_bytes().is_empty(),
+            Value::Indexed(items) => items
+                .iter()
+                .find(|(i, _)| *i == 0)
+                .is_some_and(|(_, s)| !s.as_bytes().is_empty()),
+            Value::Assoc(items) => items
+                .iter()
+                .find(|(k, _)| k.as_bytes() == b"0")
+                .is_some_and(|(_, s)| !s.as_bytes().is_empty()),
+            _ => false,
+        })
+    };
+    match phase {
+        "unpackPhase" => set("dontUnpack"),
+        "patchPhase" => set("dontPatch"),
+        "configurePhase" => set("dontConfigure"),
+        "buildPhase" => set("dontBuild"),
+        "checkPhase" => !set("doCheck"),
+        "installPhase" => set("dontInstall"),
+        "fixupPhase" => set("dontFixup"),
+        "installCheckPhase" => !set("doInstallCheck"),
+        "distPhase" => !set("doDist"),
+        _ => false,
+    }
 }
 
 /// Regular files and their bytes in every root of `state` (what a restore writes).
@@ -132,6 +165,27 @@ mod tests {
             "checkpoint-builder: restoring 12 files, 3.4 MB (unpackPhase … buildPhase) from the checkpoint /nix/store/x-checkpoint\n"
         );
         assert!(restoring_line(1, 5, "a", "a", "c").contains("1 files, 5 bytes (a) from"));
+    }
+
+    #[test]
+    fn skip_rules_follow_run_phase() {
+        let with = |name: &str, value: &str| ShellState {
+            variables: vec![crate::shell::Variable {
+                name: name.to_owned(),
+                attributes: Default::default(),
+                value: Value::Scalar(value.as_bytes().to_vec().into()),
+            }],
+            ..ShellState::default()
+        };
+        let empty = ShellState::default();
+        assert!(stdenv_skips("checkPhase", &empty));
+        assert!(stdenv_skips("distPhase", &empty));
+        assert!(!stdenv_skips("buildPhase", &empty));
+        assert!(!stdenv_skips("myPhase", &empty));
+        assert!(!stdenv_skips("checkPhase", &with("doCheck", "1")));
+        assert!(stdenv_skips("checkPhase", &with("doCheck", "")));
+        assert!(stdenv_skips("buildPhase", &with("dontBuild", "1")));
+        assert!(!stdenv_skips("buildPhase", &with("dontBuild", "")));
     }
 
     #[test]

@@ -300,7 +300,12 @@ pub fn run_build(
                 last_status = 0;
                 start = plan.depth;
                 outcome.decisions = plan.decisions;
-                announce_restored_phases(&phases[..start], &outcome.decisions);
+                announce_restored_phases(
+                    phases[..start]
+                        .iter()
+                        .zip(base.layers.iter().map(|l| &l.state)),
+                    &outcome.decisions,
+                );
             }
             other => {
                 record(rec, "setup", None, &setup_state, setup_status, &outcome)?;
@@ -385,7 +390,7 @@ pub fn run_build(
                                     }
                                 }
                                 announce_restored_phases(
-                                    &phases[index..resumed.next_phase],
+                                    resumed.adopted.iter().map(|(p, before, _)| (p, before)),
                                     &outcome.decisions,
                                 );
                                 state = resumed.state;
@@ -523,9 +528,16 @@ fn announce_restore(base: &BaseCheckpoint, phases: &[String]) {
     );
 }
 
-/// After a restore: each restored phase announced as a phase (`@nix setPhase`) with why.
-fn announce_restored_phases(phases: &[String], decisions: &[PhaseDecision]) {
-    for phase in phases {
+/// After a restore: each restored phase (with the state it started from) announced as a
+/// phase (`@nix setPhase`) with why, unless stdenv skips it silently (no header when run).
+fn announce_restored_phases<'a>(
+    phases: impl Iterator<Item = (&'a String, &'a ShellState)>,
+    decisions: &[PhaseDecision],
+) {
+    for (phase, before) in phases {
+        if nix_log::stdenv_skips(phase, before) {
+            continue;
+        }
         let reason = decisions
             .iter()
             .find(|d| &d.phase == phase)
