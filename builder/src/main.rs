@@ -289,6 +289,10 @@ fn build(args: &[String]) -> i32 {
             );
             Vec::new()
         }
+        Some(dir) if !Path::new(&dir).exists() => {
+            eprint!("{}", checkpoint_builder::nix_log::missing_base_line(&dir));
+            Vec::new()
+        }
         Some(dir) => match load_base(Path::new(&dir), system.as_deref()) {
             Ok(base) => vec![base],
             Err(reason) => {

@@ -100,6 +100,18 @@ pub fn slow_snapshot_line(
     )
 }
 
+/// The line for a `checkpointBase` that is not there in the build: Nix binds only a
+/// derivation's inputs into the sandbox, so either the path was passed without string
+/// context (not an input), or it was garbage-collected and passed that way because
+/// `builtins.storePath` of a missing path fails at evaluation (docs/nix-tools.md).
+pub fn missing_base_line(dir: &str) -> String {
+    format!(
+        "checkpoint-builder: checkpointBase {dir} is not in the build's store: it was garbage-collected, \
+         or it was passed without string context and so is not an input of this derivation \
+         (pass it with builtins.storePath); building from scratch\n"
+    )
+}
+
 /// `1234567` → `1.2 MB` (decimal units, as `du --si`).
 pub fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 4] = ["kB", "MB", "GB", "TB"];
