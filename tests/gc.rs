@@ -158,24 +158,29 @@ fn checkpoints_come_and_go_like_store_paths() {
     assert!(!gone, "a rooted checkpoint was deleted\n{log}");
     assert!(log.contains("alive"), "{log}");
 
-    // Without its root and with b's outputs rooted (nix-build -o), under Nix's default
-    // keep-derivations = true: b's outputs keep b.drv, and b.drv references a's checkpoint.
+    // Without its root, with only the *next* generation rooted: c reuses b, and c's outputs
+    // are rooted (nix-build -o). Under Nix's default keep-derivations = true that keeps the
+    // whole history: c's outputs keep c.drv, which names b's checkpoint, which keeps b.drv
+    // (its output is alive), which names a's checkpoint.
     roots.remove(&a_root);
-    let _b_out_root = roots.add("b-out", &output(&b, false));
-    let _b_ck_root = roots.add("b-checkpoint", &b_ck);
+    let c = build("c", "install", Some(&b_ck), true);
+    let _c_out_root = roots.add("c-out", &output(&c, false));
+    let _c_ck_root = roots.add("c-checkpoint", &output(&c, true));
     let (gone, log) = delete(&[&a_ck, &b_drv], &[]);
     assert!(
         !gone,
-        "a's checkpoint was collected while b's .drv (alive through b's rooted outputs) names it\n{log}"
+        "a's checkpoint was collected although c.drv -> b's checkpoint -> b.drv -> a's checkpoint is alive\n{log}"
     );
-    // With keep-derivations = false nothing keeps b.drv or a's checkpoint: both are
-    // collected (as `nix-store --gc` would), and b's outputs are untouched.
+    // With keep-derivations = false no rooted output keeps a .drv, so nothing keeps b.drv
+    // or a's checkpoint: both are collected (as `nix-store --gc` would collect them), and
+    // c's outputs are untouched.
     let (gone, log) = delete(&[&a_ck, &b_drv], &["--option", "keep-derivations", "false"]);
     assert!(
         gone,
         "a's checkpoint is still there with nothing rooting it\n{log}"
     );
     assert!(!b_drv.exists(), "b.drv was dead too");
+    assert!(output(&c, false).exists() && output(&c, true).exists());
     assert!(b_ck.exists() && output(&b, false).exists());
 
     // `nix copy` of a checkpoint: its closure is itself and its build's `out`.
