@@ -86,6 +86,15 @@ pub fn restoring_line(files: u64, bytes: u64, first: &str, last: &str, checkpoin
     )
 }
 
+/// The line printed before an incremental restore after `patchPhase` is tried: the new
+/// source is compared with the checkpoint's tree and laid over it (only what differs is
+/// written, so there is no count to give before).
+pub fn incremental_line(checkpoint: &str) -> String {
+    format!(
+        "checkpoint-builder: comparing the unpacked source with the checkpoint {checkpoint} to restore the phases after patchPhase over it\n"
+    )
+}
+
 /// The line printed after a snapshot that took longer than [`SLOW_SNAPSHOT`].
 pub fn slow_snapshot_line(
     step: &str,
@@ -198,6 +207,20 @@ mod tests {
         assert!(stdenv_skips("checkPhase", &with("doCheck", "")));
         assert!(stdenv_skips("buildPhase", &with("dontBuild", "1")));
         assert!(!stdenv_skips("buildPhase", &with("dontBuild", "")));
+    }
+
+    #[test]
+    fn slow_snapshot_and_missing_base_lines() {
+        assert_eq!(
+            slow_snapshot_line("buildPhase", Duration::from_millis(3140), 4210, 812_400_000),
+            "checkpoint-builder: snapshot after buildPhase took 3.1s: hashed 4210 changed files, 812.4 MB\n"
+        );
+        let line = missing_base_line("/nix/store/x-checkpoint");
+        assert!(
+            line.starts_with("checkpoint-builder: checkpointBase /nix/store/x-checkpoint is not")
+        );
+        assert!(line.contains("garbage-collected") && line.contains("string context"));
+        assert!(line.ends_with("building from scratch\n"));
     }
 
     #[test]

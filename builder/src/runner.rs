@@ -365,6 +365,7 @@ pub fn run_build(
                     if let (Some((base, rewrites)), Some(rec)) =
                         (incremental.take(), recorder.as_deref_mut())
                     {
+                        eprint!("{}", nix_log::incremental_line(&base.dir.to_string_lossy()));
                         let resumed = try_resume(
                             base,
                             &rewrites,
