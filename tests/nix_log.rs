@@ -144,4 +144,13 @@ fn restored_phases_are_phases_to_nix_log_readers() {
     // source: unpack and patch run, configure is restored over the new source, build runs.
     let c = build("source-from-a", "source", Some(&a_ck));
     check_phases(&a, &c, &["configurePhase"], "restored (incremental)");
+    // The comparison with the checkpoint's tree is announced before it starts.
+    let compare = format!(
+        "checkpoint-builder: comparing the unpacked source with the checkpoint {} to restore the phases after patchPhase over it",
+        a_ck.display()
+    );
+    assert!(
+        line_index(&c, &compare) < line_index(&c, restored_marker(&c, "configurePhase").unwrap()),
+        "the incremental restore is announced before its phases"
+    );
 }
