@@ -1,18 +1,18 @@
 //! Checkpointed builds on a real remote builder (issue 16): Debian's sshd started by the test
 //! on a free loopback port (own config, host key and client key), a second Nix store in its
-//! own root on the "remote" side (`ssh://…?remote-program=WRAPPER`, the wrapper running
-//! `nix-store --serve --write --store <tmp>/store` with sandbox on), used through
-//! `--builders` and `--max-jobs 0`. Builds remotely a checkpointed build, an incremental one
-//! whose base was built remotely, and one whose base was built locally; each base is deleted
-//! from the remote store first so Nix has to copy it there as an input. Outputs are
-//! compared with local builds of the same derivations. Docs: docs/nix-tools.md.
+//! own root on the "remote" side, reached as `ssh://…?remote-program=WRAPPER` (the wrapper
+//! runs `nix-store --serve --write --store <tmp>/store`) or `ssh-ng://…` (the wrapper runs
+//! `nix-daemon --stdio --store <tmp>/store`), sandbox on, settings given by the wrapper so no
+//! nix.conf is edited; used through `--builders` and `--max-jobs 0`. Builds remotely a
+//! checkpointed build, an incremental one whose base was built remotely, and one whose base
+//! was built locally; each base is deleted from the remote store first so Nix has to copy it
+//! there as an input. Outputs are compared with local builds of the same derivations.
+//! Over `ssh-ng://` the restored phases also reach the local log as `setPhase` results; over
+//! `ssh://` the remote `nix-store --serve` keeps every `@nix` line to itself (run phases'
+//! too), so only the plain lines are checked there. Docs: docs/nix-tools.md.
 //!
-//! `ssh://` (Nix's `nix-store --serve` protocol): what `nix.buildMachines` uses by default
-//! (`protocol = "ssh"`), and it takes the `remote-program` wrapper that points the remote
-//! side at a second store with its own settings without editing any nix.conf. `ssh-ng://`
-//! (a remote `nix-daemon --stdio`) was not tried here. The test cleans up on every exit (sshd
-//! killed by PID, the temporary directory with keys and the remote store removed) through a
-//! guard's `Drop`.
+//! The test cleans up on every exit (sshd killed by its PID, the temporary directory with
+//! keys and the remote store removed) through a guard's `Drop`.
 
 use integration_tests::checkpoint::{remove_tree, Scratch};
 use integration_tests::log;
@@ -49,6 +49,8 @@ struct Remote {
     dir: PathBuf,
     port: u16,
     sshd: Option<Child>,
+    /// `ssh` (`nix-store --serve` remotely) or `ssh-ng` (`nix-daemon --stdio` remotely).
+    protocol: &'static str,
 }
 
 impl Remote {
@@ -56,7 +58,7 @@ impl Remote {
         self.dir.join(name)
     }
 
-    fn start() -> Remote {
+    fn start(protocol: &'static str) -> Remote {
         let scratch = Scratch::new("remote-builder").unwrap();
         let dir = scratch.path().to_path_buf();
         std::mem::forget(scratch); // removed by Remote's Drop, also on panic
@@ -69,6 +71,7 @@ impl Remote {
             dir,
             port,
             sshd: None,
+            protocol,
         };
         for key in ["host_key", "client_key"] {
             run(Command::new("ssh-keygen")
@@ -90,12 +93,18 @@ impl Remote {
         )
         .unwrap();
         std::fs::create_dir(remote.path("store")).unwrap();
-        // The remote side: nix-store --serve on the second store, sandbox on, settings here.
-        let wrapper = remote.path("remote-nix-store");
+        // The remote side: nix-store --serve (ssh) or nix-daemon --stdio (ssh-ng) on the
+        // second store, sandbox on, settings here.
+        let wrapper = remote.path("remote-nix");
+        let program = if protocol == "ssh" {
+            "nix-store"
+        } else {
+            "nix-daemon"
+        };
         std::fs::write(
             &wrapper,
             format!(
-                "#!/bin/sh\nexec /usr/bin/nix-store \"$@\" --store '{}' \
+                "#!/bin/sh\nexec /usr/bin/{program} \"$@\" --store '{}' \
                  --option build-users-group {BUILD_GROUP} --option sandbox true \
                  --option extra-sandbox-paths '{SANDBOX_PATHS}' --option substituters ''\n",
                 remote.path("store").display()
@@ -171,8 +180,9 @@ impl Remote {
     /// The `--builders` line: URI, system, key, jobs, speed, features.
     fn builders(&self) -> String {
         format!(
-            "ssh://root@127.0.0.1?remote-program={} x86_64-linux {} 1 1 - - -",
-            self.path("remote-nix-store").display(),
+            "{}://root@127.0.0.1?remote-program={} x86_64-linux {} 1 1 - - -",
+            self.protocol,
+            self.path("remote-nix").display(),
             self.path("client_key").display()
         )
     }
@@ -205,13 +215,15 @@ impl Drop for Remote {
     }
 }
 
-fn case(label: &str, variant: &str, base: Option<&Path>) -> PathBuf {
+/// A case file; `protocol` makes the package name, so the two tests never share derivations.
+fn case(protocol: &str, label: &str, variant: &str, base: Option<&Path>) -> PathBuf {
     let dir = repo_root().join("target/remote-cases");
     std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join(format!("{label}.nix"));
+    let file = dir.join(format!("{protocol}-{label}.nix"));
     let base = base.map_or_else(|| "null".to_owned(), |p| format!("\"{}\"", p.display()));
+    let name = format!("{NAME}-{}", protocol.replace('-', ""));
     let text = format!(
-        "{{ mkDrv }}:\nimport {} {{ inherit mkDrv; variant = \"{variant}\"; name = \"{NAME}\"; salt = \"{}\"; base = {base}; }}\n",
+        "{{ mkDrv }}:\nimport {} {{ inherit mkDrv; variant = \"{variant}\"; name = \"{name}\"; salt = \"{}\"; base = {base}; }}\n",
         repo_root().join("tests/reuse-cases/cproject.nix").display(),
         run_salt(),
     );
@@ -277,6 +289,15 @@ fn assert_same(remote: &Remote, out: &Path) {
 
 #[test]
 fn checkpointed_builds_run_on_a_remote_builder() {
+    remote_flow("ssh");
+}
+
+#[test]
+fn checkpointed_builds_run_on_an_ssh_ng_remote_builder() {
+    remote_flow("ssh-ng");
+}
+
+fn remote_flow(protocol: &'static str) {
     let group = Command::new("getent")
         .args(["group", BUILD_GROUP])
         .output()
@@ -285,13 +306,13 @@ fn checkpointed_builds_run_on_a_remote_builder() {
         group.status.success(),
         "the `{BUILD_GROUP}` group is missing (nix-bin creates it; tests/daemon.rs too)"
     );
-    let remote = Remote::start();
+    let remote = Remote::start(protocol);
 
     // 1. A checkpointed build, remotely.
-    let a_case = case("a", "a", None);
+    let a_case = case(protocol, "a", "a", None);
     let (a_outs, a_log, a_err) = build_remote(&remote, &a_case);
     assert!(
-        a_err.contains("ssh://root@127.0.0.1"),
+        a_err.contains(&format!("{protocol}://root@127.0.0.1")),
         "the build did not go to the remote builder:\n{a_err}"
     );
     let a_ck = a_outs
@@ -313,7 +334,7 @@ fn checkpointed_builds_run_on_a_remote_builder() {
 
     // 2. Incremental, remotely, from the remote-built base, after removing the base from the
     //    remote store: Nix copies it there from the local store as an input.
-    let b_case = case("b", "source", Some(&a_ck));
+    let b_case = case(protocol, "b", "source", Some(&a_ck));
     let o = remote.remote_store(&["--delete", &a_ck.to_string_lossy()]);
     assert!(!remote.real(&a_ck).exists(), "{}", text(&o));
     let (b_outs, b_log, _) = build_remote(&remote, &b_case);
@@ -335,6 +356,12 @@ fn checkpointed_builds_run_on_a_remote_builder() {
         "{}",
         b_log.lines.join("\n")
     );
+    if protocol == "ssh-ng" {
+        // Through a remote nix-daemon the builder's `@nix` lines reach this side: the
+        // restored phases are phases here too, in a clean build's order.
+        assert_eq!(b_log.phases, a_log.phases, "{}", b_log.lines.join("\n"));
+        assert!(b_log.phases.iter().any(|p| p == "configurePhase"));
+    }
     let b_out = b_outs
         .iter()
         .find(|p| !p.to_string_lossy().ends_with("-checkpoint"))
@@ -351,7 +378,7 @@ fn checkpointed_builds_run_on_a_remote_builder() {
     assert!(!remote.real(&b_ck).exists());
     // Same variant as b, new base. (b's configure and build layers were taken over by an
     // incremental restore, so they are rerun rather than restored; unpack and patch are.)
-    let c_case = case("c", "source", Some(&b_ck));
+    let c_case = case(protocol, "c", "source", Some(&b_ck));
     let (c_outs, c_log, _) = build_remote(&remote, &c_case);
     assert!(
         remote.real(&b_ck).exists(),
