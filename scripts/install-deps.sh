@@ -144,6 +144,7 @@ packages=(
   ca-certificates
   git
   skopeo umoci   # tests/oci.rs: inspect and unpack exported images
+  openssh-server  # tests/remote_builder.rs: sshd on loopback for a remote Nix builder
   podman          # tests/oci.rs: load and mount an exported image
 )
 apt-get install -y -q --no-install-recommends "${packages[@]}"

@@ -10,7 +10,7 @@
 #   CHECKPOINT_BUILDER      a prebuilt builder binary to test instead of building one.
 #   CHECKPOINT_REAL_STDENV  the real nixpkgs stdenv (default: ../shared/realstdenv/stdenv.nix
 #                           beside the repository, as CI has it): the conformance cases, the
-#                           real projects and the daemon test run on it a second time. When
+#                           real projects, the daemon and the log test run on it a second time. When
 #                           it is missing, that second pass is skipped with a message.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,9 +32,9 @@ real_stdenv=${CHECKPOINT_REAL_STDENV:-$(cd .. && pwd)/shared/realstdenv/stdenv.n
 if [ "${CHECKPOINT_TEST_STDENV:-}" = "$real_stdenv" ]; then
   echo "test.sh: the suite already ran on $real_stdenv" >&2
 elif [ -f "$real_stdenv" ]; then
-  echo "test.sh: conformance cases, real projects and the daemon on $real_stdenv" >&2
+  echo "test.sh: conformance cases, real projects, the daemon and the log test on $real_stdenv" >&2
   CHECKPOINT_TEST_STDENV=$real_stdenv cargo test -p integration-tests --locked --release \
-    --test conformance --test real_projects --test daemon -- --test-threads=2
+    --test conformance --test real_projects --test daemon --test nix_log -- --test-threads=2
 else
   echo "test.sh: NOTE: no real nixpkgs stdenv at $real_stdenv (set CHECKPOINT_REAL_STDENV);" \
     "the cases ran on the test stdenv only" >&2

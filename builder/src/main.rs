@@ -314,6 +314,10 @@ fn build(args: &[String]) -> i32 {
             );
             Vec::new()
         }
+        Some(dir) if !Path::new(&dir).exists() => {
+            eprint!("{}", checkpoint_builder::nix_log::missing_base_line(&dir));
+            Vec::new()
+        }
         Some(dir) => match load_base(Path::new(&dir), system.as_deref(), base_trust(&env)) {
             Ok(base) => vec![base],
             Err(reason) => {

@@ -9,6 +9,7 @@ use crate::checkpoint::RewritePair;
 use crate::environment::BuildEnvironment;
 use crate::incremental::try_resume;
 use crate::memfile::MemFile;
+use crate::nix_log;
 use crate::recording::Recorder;
 use crate::resume::{path_rewrites, remove_tree, BaseCheckpoint, InitialTree};
 use crate::reuse::{self, PhaseDecision};
@@ -375,6 +376,7 @@ fn run_steps(
         match plan {
             Some((base, rewrites, plan)) if plan.depth > 0 => {
                 *base_used = Some(base.dir.clone());
+                announce_restore(base, &phases[..plan.depth]);
                 rec.resume(
                     base,
                     plan.depth as u32,
@@ -394,6 +396,12 @@ fn run_steps(
                 last_status = 0;
                 start = plan.depth;
                 outcome.decisions = plan.decisions;
+                announce_restored_phases(
+                    phases[..start]
+                        .iter()
+                        .zip(base.layers.iter().map(|l| &l.state)),
+                    &outcome.decisions,
+                );
             }
             other => {
                 record(rec, "setup", None, &setup_state, setup_status, &outcome)?;
@@ -454,6 +462,7 @@ fn run_steps(
                         (incremental.take(), recorder.as_deref_mut())
                     {
                         *base_used = Some(base.dir.clone());
+                        eprint!("{}", nix_log::incremental_line(&base.dir.to_string_lossy()));
                         let resumed = try_resume(
                             base,
                             &rewrites,
@@ -478,6 +487,10 @@ fn run_steps(
                                         *slot = d;
                                     }
                                 }
+                                announce_restored_phases(
+                                    resumed.adopted.iter().map(|(p, before, _)| (p, before)),
+                                    &outcome.decisions,
+                                );
                                 state = resumed.state;
                                 last_status = 0;
                                 index = resumed.next_phase;
@@ -576,13 +589,59 @@ fn record(
         .last()
         .and_then(|s| s.work)
         .map(|w| w.as_secs_f64());
-    recorder
+    let started = Instant::now();
+    let summary = recorder
         .record(step, before, after, status, seconds)
-        .map(|_| ())
         .map_err(|source| RunError::Checkpoint {
             step: step.to_owned(),
             source,
-        })
+        })?;
+    if started.elapsed() > nix_log::SLOW_SNAPSHOT {
+        eprint!(
+            "{}",
+            nix_log::slow_snapshot_line(
+                step,
+                started.elapsed(),
+                summary.files_hashed,
+                summary.bytes_hashed
+            )
+        );
+    }
+    Ok(())
+}
+
+/// Before restoring `phases` from `base`: what the restore writes, so a wait is explained.
+fn announce_restore(base: &BaseCheckpoint, phases: &[String]) {
+    let (Some(first), Some(last)) = (phases.first(), phases.last()) else {
+        return;
+    };
+    let (files, bytes) = base
+        .checkpoint
+        .state_after(phases.len() as u32)
+        .map(|s| nix_log::tree_size(&s))
+        .unwrap_or_default();
+    eprint!(
+        "{}",
+        nix_log::restoring_line(files, bytes, first, last, &base.dir.to_string_lossy())
+    );
+}
+
+/// After a restore: each restored phase (with the state it started from) announced as a
+/// phase (`@nix setPhase`) with why, unless stdenv skips it silently (no header when run).
+fn announce_restored_phases<'a>(
+    phases: impl Iterator<Item = (&'a String, &'a ShellState)>,
+    decisions: &[PhaseDecision],
+) {
+    for (phase, before) in phases {
+        if nix_log::stdenv_skips(phase, before) {
+            continue;
+        }
+        let reason = decisions
+            .iter()
+            .find(|d| &d.phase == phase)
+            .map_or("restored", |d| d.reason.as_str());
+        nix_log::announce_restored(phase, reason);
+    }
 }
 
 /// The environment without output `name`: its variable is dropped and it is removed from

@@ -9,11 +9,12 @@
 # wild-deleted: the same without extra.c; date: a header generated from SOURCE_DATE_EPOCH and
 # __DATE__ in util.c, with SOURCE_DATE_EPOCH set; date-source: that, with the source change
 # of "source" and a later SOURCE_DATE_EPOCH);
-# `base` is an earlier build's checkpoint, `cache` a development cache directory, `baseTrust`
-# the value of `checkpointBaseTrust` (docs/trust.md; unset when null).
+# `base` is an earlier build's checkpoint (`baseContext = false`: passed without string
+# context), `cache` a development cache directory, `baseTrust` the value of
+# `checkpointBaseTrust` (docs/trust.md; unset when null).
 # Linked without a GNU build-id, as nixpkgs' gcc does by default: Debian's gcc adds one, and a
 # build-id hashes the binary's own store path, which no same-length rewrite can update.
-{ mkDrv, variant ? "a", base ? null, name ? "reuse-cproject", cache ? null, salt ? null, baseTrust ? null }:
+{ mkDrv, variant ? "a", base ? null, name ? "reuse-cproject", cache ? null, salt ? null, baseTrust ? null, baseContext ? true }:
 let
   greeting = if builtins.elem variant [ "source" "source-flags" "edit-source" "date-source" ] then "Hello, changed world" else "Hello, world";
   dated = variant == "date" || variant == "date-source";
@@ -111,5 +112,7 @@ mkDrv ({
   # Nix's stdenv derives it from the newest file of the source (a new tarball moves it); here
   # the derivation sets it, which reaches the build the same way.
   SOURCE_DATE_EPOCH = if variant == "date" then "1600000000" else if variant == "date-source" then "1700000000" else null;
-  checkpointBase = if base == null then null else builtins.storePath base;
+  # baseContext = false: the path as a plain string, not an input (tests/gc.rs: a base that
+  # was collected, or never was an input, is missing in the sandbox).
+  checkpointBase = if base == null then null else if baseContext then builtins.storePath base else base;
 } // (if baseTrust == null then { } else { checkpointBaseTrust = baseTrust; }))
