@@ -146,6 +146,18 @@ fn runner(target: &str, work: &Path) -> (Runner, Vec<Vec<u8>>) {
             let mut t = targets::PackTarget::new(work, files);
             (Box::new(move |d: &[u8]| t.run(d)), seeds)
         }
+        // Not a real target: proves that panics and aborts are caught and saved.
+        "selftest" => (
+            Box::new(|d: &[u8]| {
+                if d.windows(2).any(|w| w == b"!!") {
+                    panic!("selftest panic");
+                }
+                if d.windows(2).any(|w| w == b"@@") {
+                    std::process::abort();
+                }
+            }),
+            vec![b"!@".to_vec(), b"@!".to_vec()],
+        ),
         other => {
             eprintln!(
                 "unknown target {other} (targets: {})",

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use checkpoint_builder::checkpoint::manifest::Index;
 use checkpoint_builder::checkpoint::{
-    Checkpoint, CheckpointWriter, Layer, LayerMeta, Snapshotter, State,
+    Checkpoint, CheckpointWriter, ContentHash, Layer, LayerMeta, Snapshotter, State,
 };
 use checkpoint_builder::ninja;
 use checkpoint_builder::shell::declare::parse_declarations;
@@ -208,6 +208,7 @@ pub struct PackTarget {
     target: PathBuf,
     pristine: BTreeMap<String, Vec<u8>>,
     last: Option<String>,
+    index_dirty: bool,
 }
 
 impl PackTarget {
@@ -225,12 +226,23 @@ impl PackTarget {
             target: work.join("restored"),
             pristine: files,
             last: None,
+            index_dirty: false,
         }
+    }
+
+    /// The position in the index of the layer file `name` (`layers/NNN-….json`).
+    fn layer_position(&self, name: &str) -> Option<usize> {
+        let rest = name.strip_prefix("layers/")?;
+        rest.get(..3)?.parse().ok()
     }
 
     pub fn run(&mut self, data: &[u8]) {
         if let Some(last) = self.last.take() {
             std::fs::write(self.dir.join(&last), &self.pristine[&last]).expect("write");
+        }
+        if std::mem::take(&mut self.index_dirty) {
+            std::fs::write(self.dir.join("index.json"), &self.pristine["index.json"])
+                .expect("write");
         }
         let Some(nl) = data.iter().position(|&b| b == b'\n') else {
             return;
@@ -241,8 +253,19 @@ impl PackTarget {
         if !self.pristine.contains_key(name) {
             return;
         }
-        std::fs::write(self.dir.join(name), &data[nl + 1..]).expect("write");
+        let bytes = &data[nl + 1..];
+        std::fs::write(self.dir.join(name), bytes).expect("write");
         self.last = Some(name.to_owned());
+        // A changed layer file keeps the index naming it, so the input reaches what comes
+        // after the hash check (the index is put back with the layer).
+        if let Some(i) = self.layer_position(name) {
+            let path = Path::new("index.json");
+            let mut index =
+                Index::from_bytes(&self.pristine["index.json"], path).expect("the seed index");
+            index.layers[i].blake3 = ContentHash::of(bytes);
+            std::fs::write(self.dir.join("index.json"), index.to_bytes()).expect("write");
+            self.index_dirty = true;
+        }
         let Ok(ck) = Checkpoint::open(&self.dir) else {
             return;
         };
