@@ -330,6 +330,14 @@ fn mode_of(path: &Path) -> u32 {
         .mode()
 }
 
+/// A checkpoint `verify` accepts, `restore` restores, and the other way round.
+fn verify_and_restore_agree(o: &Outcome) -> Result<(), String> {
+    let (v, r) = (o.run("verify").code, o.run("restore").code);
+    (v == r)
+        .then_some(())
+        .ok_or_else(|| format!("verify exited {v:?} but restore {r:?}"))
+}
+
 const GIB: u64 = 1 << 30;
 /// A decompression bomb's output: far more than any time bound lets a reader inflate.
 const BOMB: u64 = 64 * GIB;
@@ -685,7 +693,7 @@ fn variants() -> Vec<Variant> {
             class: "layout",
             mutate: |c| {
                 std::fs::remove_file(c.copy.pack_path(build_layer(c))).expect("removing");
-                words(&[&["004.pack"]])
+                words(&[&["004.pack", "missing"]])
             },
             expect: CONTENT_UNUSABLE,
             after: None,
@@ -870,7 +878,7 @@ fn variants() -> Vec<Variant> {
             },
             after: None,
         },
-        // ---- huge but valid content
+        // ---- huge content with valid hashes: streamed, or refused at a limit; never allocated
         Variant {
             name: "huge_valid_attachment",
             class: "huge",
@@ -884,10 +892,16 @@ fn variants() -> Vec<Variant> {
                         .attachments
                         .insert("junk".into(), ContentHash::from_hex(&hash).expect("hash"));
                 });
-                vec![]
+                words(&[&["limit", "too large", "longer than"]])
             },
-            expect: ALL_OK,
-            after: None,
+            expect: Expect {
+                verify: OK_OR_UNUSABLE,
+                restore: OK_OR_UNUSABLE,
+                shell: OK_OR_UNUSABLE,
+                inspect: OK_OR_UNUSABLE,
+                diff: OK_OR_UNUSABLE,
+            },
+            after: Some(verify_and_restore_agree),
         },
         Variant {
             name: "huge_valid_shell_state",
@@ -903,13 +917,13 @@ fn variants() -> Vec<Variant> {
                         ContentHash::from_hex(&hash).expect("hash"),
                     );
                 });
-                words(&[&["shell state", "shell-state"]])
+                words(&[&["shell state", "shell-state", "limit", "longer than"]])
             },
             expect: Expect {
                 verify: OK_OR_UNUSABLE,
-                restore: OK,
+                restore: OK_OR_UNUSABLE,
                 shell: UNUSABLE,
-                inspect: OK,
+                inspect: OK_OR_UNUSABLE,
                 diff: OK_OR_UNUSABLE,
             },
             after: None,
@@ -1069,7 +1083,7 @@ fn variants() -> Vec<Variant> {
                         .xattrs
                         .insert(name.into_bytes(), b"v".to_vec());
                 });
-                words(&[&["xxxxxxxxxxxxxxxx"]])
+                words(&[&["xattr"], &["255", "too long", "longer", "limit"]])
             },
             expect: CONTENT_UNUSABLE,
             after: None,
