@@ -10,9 +10,11 @@
 //! partial tree or `.NAME.restore…` is left; and that the injection canary does not exist.
 //!
 //! The second half uses forged copies (`nix-store --add` of an edited copy) as
-//! `checkpointBase` of real builds: each build must succeed, its log must say the base was
-//! not used, `out` must equal (normalised NAR) a build without a base, and the new
-//! checkpoint must not have taken over the forged content.
+//! `checkpointBase` of real builds, once as the default trust has it and once with
+//! `checkpointBaseTrust = "any"` (so the content checks, not only provenance, must refuse
+//! the forgery): each build must succeed, its log must say the base was not used, `out` must
+//! equal (normalised NAR) a build without a base, and the new checkpoint must not have taken
+//! over the forged content.
 //!
 //! Variants are written against the intended behaviour of issue 12; those whose fix has not
 //! landed fail. Nothing is skipped: a missing prerequisite fails the test.
@@ -43,12 +45,25 @@ const GREET: &str = "cproject-src/greet";
 // ---------------------------------------------------------------------------------------
 // Builds
 
-fn case_file(label: &str, variant: &str, base: Option<&Path>) -> PathBuf {
+/// How far a build trusts its base: the default, or `checkpointBaseTrust = "any"` (a copy
+/// added with `nix-store --add` is then used if its content checks out, so the checks
+/// behind provenance are what refuses a forgery).
+#[derive(Clone, Copy, PartialEq)]
+enum Trust {
+    Default,
+    Any,
+}
+
+fn case_file(label: &str, variant: &str, base: Option<&Path>, trust: Trust) -> PathBuf {
     let dir = repo_root().join("target/hostile-cases");
     std::fs::create_dir_all(&dir).expect("creating target/hostile-cases");
     let base = base.map_or("null".to_owned(), |p| format!("\"{}\"", p.display()));
+    let trust = match trust {
+        Trust::Default => "",
+        Trust::Any => ".overrideAttrs (_: { checkpointBaseTrust = \"any\"; })",
+    };
     let text = format!(
-        "{{ mkDrv }}:\nimport {} {{ inherit mkDrv; variant = \"{variant}\"; name = \"{NAME}\"; salt = \"hostile-{}\"; base = {base}; }}\n",
+        "{{ mkDrv }}:\n(import {} {{ inherit mkDrv; variant = \"{variant}\"; name = \"{NAME}\"; salt = \"hostile-{}\"; base = {base}; }}){trust}\n",
         repo_root().join("tests/reuse-cases/cproject.nix").display(),
         run_salt(),
     );
@@ -58,8 +73,12 @@ fn case_file(label: &str, variant: &str, base: Option<&Path>) -> PathBuf {
 }
 
 fn build(label: &str, variant: &str, base: Option<&Path>) -> BuildResult {
+    build_trusting(label, variant, base, Trust::Default)
+}
+
+fn build_trusting(label: &str, variant: &str, base: Option<&Path>, trust: Trust) -> BuildResult {
     let builder = builder_binary().unwrap_or_else(|e| panic!("{e}"));
-    let result = nix_build(&case_file(label, variant, base), Some(builder))
+    let result = nix_build(&case_file(label, variant, base, trust), Some(builder))
         .unwrap_or_else(|e| panic!("{label}: {e}"));
     assert!(
         result.success,
@@ -1764,10 +1783,38 @@ fn forged_base(label: &str, mutate: impl FnOnce(&Ctx) -> Words) -> PathBuf {
     PathBuf::from(String::from_utf8_lossy(&added.stdout).trim())
 }
 
-/// Builds "install" with `base`: it succeeds, says why the base was not used, runs from
-/// scratch, and `out` equals the clean build's.
+/// Builds "install" with `base`, trusting it by default and then with
+/// `checkpointBaseTrust = "any"`: each build succeeds, says why the base was not used,
+/// runs from scratch, and `out` equals the clean build's.
 fn check_base(label: &str, base: &Path, not_in_new_checkpoint: Option<&str>) {
-    let b = build(&format!("from-{label}"), "install", Some(base));
+    let mut problems = Vec::new();
+    for trust in [Trust::Default, Trust::Any] {
+        let suffix = if trust == Trust::Any {
+            "-trust-any"
+        } else {
+            ""
+        };
+        if let Err(e) = check_base_build(
+            &format!("{label}{suffix}"),
+            base,
+            not_in_new_checkpoint,
+            trust,
+        ) {
+            problems.push(e);
+        }
+    }
+    if !problems.is_empty() {
+        panic!("{}", problems.join("\n\n"));
+    }
+}
+
+fn check_base_build(
+    label: &str,
+    base: &Path,
+    not_in_new_checkpoint: Option<&str>,
+    trust: Trust,
+) -> Result<(), String> {
+    let b = build_trusting(&format!("from-{label}"), "install", Some(base), trust);
     let clean = clean_install();
     let mut problems = Vec::new();
     let log = b.log_lines.join("\n");
@@ -1787,6 +1834,13 @@ fn check_base(label: &str, base: &Path, not_in_new_checkpoint: Option<&str>) {
             "the log does not say the base was refused:\n{}",
             b.log_tail(30)
         ));
+    }
+    for line in b
+        .log_lines
+        .iter()
+        .filter(|l| missing_words(l, &[&["rejected", "refused", "trust", "unusable"]]).is_empty())
+    {
+        eprintln!("{label}: {line}");
     }
     if !(b.ran_phase("unpackPhase") && b.ran_phase("buildPhase")) {
         problems.push(format!(
@@ -1816,8 +1870,10 @@ fn check_base(label: &str, base: &Path, not_in_new_checkpoint: Option<&str>) {
             }
         }
     }
-    if !problems.is_empty() {
-        panic!("base variant {label}:\n{}", problems.join("\n\n"));
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("base variant {label}:\n{}", problems.join("\n\n")))
     }
 }
 
