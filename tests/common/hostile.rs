@@ -137,30 +137,47 @@ pub fn run_bounded(args: &[&OsStr], input: &[u8], home: &Path, tmp: &Path) -> Bo
     };
     let out = reader(Box::new(child.stdout.take().expect("piped")));
     let err = reader(Box::new(child.stderr.take().expect("piped")));
-    let (mut status, mut usage) = (0 as libc::c_int, unsafe {
-        std::mem::zeroed::<libc::rusage>()
-    });
     let mut timed_out = false;
     loop {
-        // SAFETY: plain syscall on our own child; `status` and `usage` are valid pointers.
-        let r = unsafe { libc::wait4(pid as libc::pid_t, &mut status, libc::WNOHANG, &mut usage) };
-        if r == pid as libc::pid_t {
-            break;
-        }
+        // Wait for the exit without reaping: while the leader is a zombie its pid (and so
+        // the group's id) cannot be reused, so signalling the group below only reaches
+        // processes this run started.
+        // SAFETY: plain syscall on our own child; `info` is a valid pointer.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let r = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            )
+        };
         if r < 0 {
-            panic!("wait4 on {command}: {}", std::io::Error::last_os_error());
+            panic!("waitid on {command}: {}", std::io::Error::last_os_error());
+        }
+        // SAFETY: `info` was filled by waitid (zeroed when nothing happened).
+        if unsafe { info.si_pid() } == pid as libc::pid_t {
+            break;
         }
         if start.elapsed() > WALL_CLOCK_LIMIT && !timed_out {
             timed_out = true;
-            // SAFETY: signals our own child's process group.
+            // SAFETY: signals our own child's process group (its leader is alive).
             unsafe { libc::killpg(pid as libc::pid_t, libc::SIGKILL) };
         }
         std::thread::sleep(Duration::from_millis(5));
     }
     let elapsed = start.elapsed();
-    // The group may still hold children (bash under `shell`): end them.
-    // SAFETY: signals our own child's process group; ESRCH when it is empty.
+    // The group may still hold children (bash under `shell`): end them, then reap.
+    // SAFETY: the leader is an unreaped zombie, so the group id is still ours.
     unsafe { libc::killpg(pid as libc::pid_t, libc::SIGKILL) };
+    let (mut status, mut usage) = (0 as libc::c_int, unsafe {
+        std::mem::zeroed::<libc::rusage>()
+    });
+    // SAFETY: plain syscall on our own child; `status` and `usage` are valid pointers.
+    if unsafe { libc::wait4(pid as libc::pid_t, &mut status, 0, &mut usage) } != pid as libc::pid_t
+    {
+        panic!("wait4 on {command}: {}", std::io::Error::last_os_error());
+    }
     let _ = writer.join();
     let stdout = String::from_utf8_lossy(&out.join().unwrap_or_default()).into_owned();
     let stderr = String::from_utf8_lossy(&err.join().unwrap_or_default()).into_owned();
