@@ -143,6 +143,8 @@ packages=(
   dpkg-dev        # apt-get source
   ca-certificates
   git
+  skopeo umoci   # tests/oci.rs: inspect and unpack exported images
+  podman          # tests/oci.rs: load and mount an exported image
 )
 apt-get install -y -q --no-install-recommends "${packages[@]}"
 

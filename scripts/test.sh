@@ -8,6 +8,10 @@
 #                           the same cases on (e.g. ../shared/realstdenv/stdenv.nix together
 #                           with NIXPKGS_STDENV_FILES); default: our own test stdenv.
 #   CHECKPOINT_BUILDER      a prebuilt builder binary to test instead of building one.
+#   CHECKPOINT_REAL_STDENV  the real nixpkgs stdenv (default: ../shared/realstdenv/stdenv.nix
+#                           beside the repository, as CI has it): the conformance cases, the
+#                           real projects and the daemon test run on it a second time. When
+#                           it is missing, that second pass is skipped with a message.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,3 +25,17 @@ CHECKPOINT_BUILDER=${CHECKPOINT_BUILDER:-$(scripts/build-static.sh)}
 export CHECKPOINT_BUILDER
 echo "test.sh: testing $CHECKPOINT_BUILDER" >&2
 cargo test --workspace --locked --release -- --test-threads=2
+
+# The stdenv users run: nixpkgs' own setup.sh and default hooks (read from ../shared, never
+# copied into the project).
+real_stdenv=${CHECKPOINT_REAL_STDENV:-$(cd .. && pwd)/shared/realstdenv/stdenv.nix}
+if [ "${CHECKPOINT_TEST_STDENV:-}" = "$real_stdenv" ]; then
+  echo "test.sh: the suite already ran on $real_stdenv" >&2
+elif [ -f "$real_stdenv" ]; then
+  echo "test.sh: conformance cases, real projects and the daemon on $real_stdenv" >&2
+  CHECKPOINT_TEST_STDENV=$real_stdenv cargo test -p integration-tests --locked --release \
+    --test conformance --test real_projects --test daemon -- --test-threads=2
+else
+  echo "test.sh: NOTE: no real nixpkgs stdenv at $real_stdenv (set CHECKPOINT_REAL_STDENV);" \
+    "the cases ran on the test stdenv only" >&2
+fi

@@ -578,8 +578,19 @@ fn daemon_builds_incrementally_and_a_second_store_reuses_the_checkpoint_from_a_c
     let stdenv = stdenv_nix();
     copy_world_readable(stdenv.parent().unwrap(), &run.path("src/stdenv"));
     run.stdenv = run.path("src/stdenv").join(stdenv.file_name().unwrap());
-    if let Some(files) = std::env::var_os("NIXPKGS_STDENV_FILES").filter(|f| !f.is_empty()) {
-        copy_world_readable(Path::new(&files), &run.path("src/nixpkgs-files"));
+    // The real nixpkgs stdenv (shared/realstdenv) reads its shell files from
+    // `NIXPKGS_STDENV_FILES`, else from `../nixpkgs-stdenv` beside its own directory; the
+    // copy must have them too, under either rule.
+    let default_files = stdenv
+        .parent()
+        .and_then(Path::parent)
+        .map(|p| p.join("nixpkgs-stdenv"));
+    let files = std::env::var_os("NIXPKGS_STDENV_FILES")
+        .filter(|f| !f.is_empty())
+        .map(PathBuf::from)
+        .or(default_files.filter(|d| d.is_dir()));
+    if let Some(files) = files {
+        copy_world_readable(&files, &run.path("src/nixpkgs-files"));
         run.nixpkgs_files = Some(run.path("src/nixpkgs-files"));
     }
     run.builder = run.path("src/checkpoint-builder");

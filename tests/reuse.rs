@@ -485,6 +485,26 @@ fn a_deleted_source_file_is_not_laid_over() {
     );
 }
 
+/// A new source that moves `SOURCE_DATE_EPOCH` (here set by the derivation; Nix's stdenv takes
+/// it from the newest source file): a header generated from it and `__DATE__` carry the earlier
+/// date where make cannot see it, so the new source is not laid over the earlier tree, and
+/// `out` shows the new date as a clean build does (issue 14: a wrong output before).
+#[test]
+fn a_changed_source_date_epoch_is_not_laid_over() {
+    let a = build(30, "date-base", "date", None);
+    let b = build(30, "date-from-a", "date-source", Some(&output(&a, true)));
+    let clean = build(30, "date-clean", "date-source", None);
+    assert_not_laid_over(&b, &clean, "SOURCE_DATE_EPOCH", "changed");
+    let greet = Command::new(output(&b, false).join("bin/greet"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&greet.stdout).into_owned();
+    assert!(
+        text.starts_with("Hello, changed world") && text.contains("built 2023-11-14 (Nov 14 2023)"),
+        "{text}"
+    );
+}
+
 /// A checkpoint written by an incremental build: its configure layer holds build products, so
 /// a later build that changes buildFlags must not restore it as configure's result.
 #[test]
@@ -576,4 +596,35 @@ fn other_format_version_or_system_gives_a_clean_build_with_a_message() {
         assert!(b.ran_phase("unpackPhase") && b.ran_phase("buildPhase"));
         assert!(normalised_out(&b) == normalised_out(&clean), "{label}");
     }
+}
+
+/// Issue 12, defect 5: a base whose buildPhase layer claims a file of 2^63 bytes passed
+/// `verify` and failed the build when the layer was restored (exit 70, "cannot record the
+/// layer after restore"); `verify` now checks the format's limits as restore does, so the
+/// base is rejected when it is loaded and the build is clean, saying why.
+#[test]
+fn base_beyond_the_format_limits_gives_a_clean_build_with_a_message() {
+    use integration_tests::checkpoint::{layer_file, rewrite_layer};
+    let a = build(20, "limits-base", "a", None);
+    let clean = build(20, "limits-clean", "install", None);
+    let bad = store_copy(&output(&a, true), "limits-checkpoint", |copy| {
+        let layer = layer_file(copy, "buildPhase").unwrap();
+        let text = std::fs::read_to_string(&layer).unwrap();
+        let at = text.find("\"size\":").expect("buildPhase changes a file") + 7;
+        let end = at + text[at..].find(',').unwrap();
+        let edited = format!("{}9223372036854775808{}", &text[..at], &text[end..]);
+        rewrite_layer(copy, &layer, &edited).unwrap();
+    });
+    let b = build(20, "install-from-limits", "install", Some(&bad));
+    let line = b
+        .log_lines
+        .iter()
+        .find(|l| l.contains("rejected"))
+        .unwrap_or_else(|| panic!("no rejection\n{}", b.log_tail(30)));
+    assert!(
+        line.contains("building from scratch") && line.contains("larger than 1099511627776"),
+        "{line}"
+    );
+    assert!(b.ran_phase("unpackPhase") && b.ran_phase("buildPhase"));
+    assert!(normalised_out(&b) == normalised_out(&clean));
 }

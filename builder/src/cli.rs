@@ -1,8 +1,9 @@
-//! The inspection commands: `inspect`, `verify`, `restore`, `shell`.
+//! The inspection commands: `inspect`, `verify`, `restore`, `shell`, `diff`, `cache` (`export-oci`
+//! lives in [`crate::oci::command`]).
 //!
 //! People's output goes to stderr, data to stdout (`--json` where a program reads it).
 
-use crate::checkpoint::{Checkpoint, CheckpointError};
+use crate::checkpoint::{Checkpoint, CheckpointError, RelPath, RestoreOptions, RestoreReport};
 use crate::shell::restore::{restore_script, restore_tail};
 use crate::shell::{ByteString, ShellState, Value};
 use std::os::unix::ffi::OsStrExt;
@@ -25,6 +26,21 @@ pub enum CliError {
     },
     #[error("checkpoint {path} is unusable: {reason}")]
     Unreadable { path: PathBuf, reason: String },
+    /// A checkpoint whose layers cannot be decoded (attachments, keys).
+    #[error("checkpoint {path} is unusable: {reason}")]
+    Undecodable { path: PathBuf, reason: String },
+    #[error("restore target {path} {problem}")]
+    Target {
+        path: PathBuf,
+        problem: &'static str,
+    },
+    /// The checkpoint's deepest path does not fit below this target (a shorter one works).
+    #[error("restore target {path} is too deep for this checkpoint")]
+    TargetTooDeep {
+        path: PathBuf,
+        #[source]
+        source: CheckpointError,
+    },
     #[error("layer `{phase}` has no readable shell state")]
     NoShellState { phase: String },
     #[error("{what}: {path}")]
@@ -41,7 +57,9 @@ impl CliError {
     pub fn is_checkpoint_fault(&self) -> bool {
         matches!(
             self,
-            CliError::Checkpoint { .. } | CliError::NoShellState { .. }
+            CliError::Checkpoint { .. }
+                | CliError::Undecodable { .. }
+                | CliError::NoShellState { .. }
         )
     }
 }
@@ -63,7 +81,7 @@ fn open(path: &Path) -> Result<Checkpoint, CliError> {
 /// Finds the layer called `phase` (the last one of that name).
 /// `failed:PHASE` (the tree a failed build left, kept by the development cache) answers for
 /// PHASE when there is no completed layer of that name.
-fn layer_index(ck: &Checkpoint, path: &Path, phase: &str) -> Result<u32, CliError> {
+pub fn layer_index(ck: &Checkpoint, path: &Path, phase: &str) -> Result<u32, CliError> {
     let find = |name: &str| {
         ck.layers()
             .iter()
@@ -170,8 +188,20 @@ pub fn verify(path: &Path, json: bool) -> Result<(), CliError> {
 
 /// `restore`: every root of the state after `phase` into `dir/<root>`. All or nothing: the
 /// roots are restored into a temporary sibling of `dir`, renamed into place only when every
-/// one succeeded. `dir` must not exist or be empty.
+/// one succeeded. `dir` must not exist or be an empty directory (not a symlink to one).
+/// Setuid and setgid bits are cleared.
 pub fn restore(path: &Path, phase: &str, dir: &Path) -> Result<(), CliError> {
+    restore_with(path, phase, dir, RestoreOptions::default())
+}
+
+/// [`restore`] with `opts` (`--keep-setid`). Entries that are not recreated (sockets,
+/// devices) and setuid/setgid bits that are not restored are reported on stderr.
+pub fn restore_with(
+    path: &Path,
+    phase: &str,
+    dir: &Path,
+    opts: RestoreOptions,
+) -> Result<(), CliError> {
     let ck = open(path)?;
     let index = layer_index(&ck, path, phase)?;
     let io = |what: &'static str, p: &Path| {
@@ -182,56 +212,72 @@ pub fn restore(path: &Path, phase: &str, dir: &Path) -> Result<(), CliError> {
             source,
         }
     };
-    if dir.exists() {
-        let empty = std::fs::read_dir(dir)
-            .map_err(io("cannot read the target directory", dir))?
-            .next()
-            .is_none();
-        if !empty {
-            return Err(CliError::Io {
-                what: "the target directory is not empty",
-                path: dir.to_path_buf(),
-                source: std::io::Error::from(std::io::ErrorKind::AlreadyExists),
-            });
+    let target = |problem| CliError::Target {
+        path: dir.to_path_buf(),
+        problem,
+    };
+    // The target itself, never followed: a symlink (even to an empty directory) is refused
+    // before anything is created.
+    let exists = match std::fs::symlink_metadata(dir) {
+        Ok(m) if m.file_type().is_symlink() => return Err(target("is a symlink")),
+        Ok(m) if !m.is_dir() => return Err(target("exists and is not a directory")),
+        Ok(_) => {
+            let empty = std::fs::read_dir(dir)
+                .map_err(io("cannot read the target directory", dir))?
+                .next()
+                .is_none();
+            if !empty {
+                return Err(target("is not empty"));
+            }
+            true
         }
-    }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => return Err(io("cannot inspect the target directory", dir)(e)),
+    };
+    let unusable = |source| CliError::Checkpoint {
+        path: path.to_path_buf(),
+        source,
+    };
     // Every hash and invariant first: a corrupt checkpoint is refused before anything is
     // written, not even a temporary directory. (A development cache entry of a failed build
     // is unfinished: its tmp/ is ignored, everything its index lists is checked.)
-    ck.verify_unfinished()
-        .map_err(|source| CliError::Checkpoint {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    let state = ck
-        .state_after(index)
-        .map_err(|source| CliError::Checkpoint {
-            path: path.to_path_buf(),
-            source,
-        })?;
+    ck.verify_unfinished().map_err(unusable)?;
+    let state = ck.state_after(index).map_err(unusable)?;
+    for root in ck.roots() {
+        crate::checkpoint::restore::check_path_room(&dir.join(root), state.root(root)).map_err(
+            |source| CliError::TargetTooDeep {
+                path: dir.to_path_buf(),
+                source,
+            },
+        )?;
+    }
     let name = dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "restore".into());
     let staging = dir.with_file_name(format!(".{name}.restoring-{}", std::process::id()));
-    std::fs::create_dir_all(&staging).map_err(io("cannot create a directory", &staging))?;
-    let result = ck.roots().iter().try_for_each(|root| {
-        ck.restore_state(state.root(root), &staging.join(root))
-            .map(|_| ())
-            .map_err(|source| CliError::Checkpoint {
-                path: path.to_path_buf(),
-                source,
-            })
-    });
+    if let Some(parent) = staging.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(io("cannot create a directory", parent))?;
+    }
+    std::fs::create_dir(&staging).map_err(io("cannot create a directory", &staging))?;
+    let mut reports = Vec::new();
+    let result = (|| {
+        for root in ck.roots() {
+            let report = ck
+                .restore_state_with(state.root(root), &staging.join(root), opts)
+                .map_err(unusable)?;
+            reports.push((root.as_str(), report));
+        }
+        if exists {
+            std::fs::remove_dir(dir).map_err(io("cannot replace the target directory", dir))?;
+        }
+        std::fs::rename(&staging, dir).map_err(io("cannot move the restored tree into place", dir))
+    })();
     if let Err(e) = result {
-        let _ = std::fs::remove_dir_all(&staging);
+        let _ = crate::checkpoint::restore::remove_tree(&staging);
         return Err(e);
     }
-    if dir.exists() {
-        std::fs::remove_dir(dir).map_err(io("cannot replace the target directory", dir))?;
-    }
-    std::fs::rename(&staging, dir).map_err(io("cannot move the restored tree into place", dir))?;
-    for root in ck.roots() {
+    for (root, report) in &reports {
         if state.root(root).is_empty() {
             eprintln!("`{root}` did not exist yet after {phase}");
         } else {
@@ -240,8 +286,42 @@ pub fn restore(path: &Path, phase: &str, dir: &Path) -> Result<(), CliError> {
                 dir.join(root).display()
             );
         }
+        for line in restore_notes(root, report) {
+            eprintln!("{line}");
+        }
     }
     Ok(())
+}
+
+/// The lines that tell a person what a restore of `root` did not recreate.
+pub fn restore_notes(root: &str, report: &RestoreReport) -> Vec<String> {
+    const SHOWN: usize = 10;
+    let list = |paths: &mut dyn Iterator<Item = String>, n: usize| {
+        let mut shown: Vec<String> = paths.take(SHOWN).collect();
+        if n > SHOWN {
+            shown.push(format!("… and {} more", n - SHOWN));
+        }
+        shown.join(", ")
+    };
+    let mut notes = Vec::new();
+    if !report.skipped.is_empty() {
+        let n = report.skipped.len();
+        notes.push(format!(
+            "skipped {n} entries of `{root}` that a restore does not recreate (sockets, devices): {}",
+            list(
+                &mut report.skipped.iter().map(|(p, kind)| format!("{p} ({kind})")),
+                n
+            )
+        ));
+    }
+    if !report.setid_cleared.is_empty() {
+        let n = report.setid_cleared.len();
+        notes.push(format!(
+            "setuid/setgid bits not restored on {n} entries of `{root}` (--keep-setid restores them): {}",
+            list(&mut report.setid_cleared.iter().map(RelPath::escaped), n)
+        ));
+    }
+    notes
 }
 
 /// The shell state recorded with a layer.
@@ -347,7 +427,7 @@ pub fn diff(a: &Path, b: &Path, json: bool) -> Result<(), CliError> {
     let ca = open(a)?;
     let cb = open(b)?;
     let decode = |ck: &Checkpoint, path: &Path| {
-        crate::resume::decode_layers(ck).map_err(|reason| CliError::Unreadable {
+        crate::resume::decode_layers(ck).map_err(|reason| CliError::Undecodable {
             path: path.to_path_buf(),
             reason,
         })

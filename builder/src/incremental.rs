@@ -6,9 +6,10 @@
 //! The rules (also in `docs/keys.md`):
 //! - it applies when the earlier checkpoint has the same phases up to `buildPhase`, the same
 //!   source root name, and every phase after `patchPhase` up to `buildPhase` would be reused
-//!   if the source variables (`src`, `srcs`, `curSrc`, `SOURCE_DATE_EPOCH`, `patches`) and the
-//!   unpack and patch phases' own variables (`postPatch`, `patchFlags`, …) were left out of the
-//!   keys: their effect is in the tree, which is compared by content;
+//!   if the source variables (`src`, `srcs`, `curSrc`, `patches`) and the unpack and patch
+//!   phases' own variables (`postPatch`, `patchFlags`, …) were left out of the keys: their
+//!   effect is in the tree, which is compared by content (`SOURCE_DATE_EPOCH` stays keyed: its
+//!   effect is also in generated files make does not track, see [`reuse::SOURCE_VARIABLES`]);
 //! - a change to a build description file (Makefiles, `*.mk`, configure and CMake/Meson
 //!   inputs, `*.in` templates) never resumes: those phases run on the fresh tree, as a clean
 //!   build would; neither does a deleted compile unit (its object, or an archive member made

@@ -21,6 +21,7 @@ pub mod invocation;
 pub mod keys;
 pub mod memfile;
 pub mod ninja;
+pub mod oci;
 pub mod recording;
 pub mod resume;
 pub mod reuse;

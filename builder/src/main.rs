@@ -46,6 +46,7 @@ fn run() -> i32 {
             exit_codes::SUCCESS
         }
         Some("build") => build(&args[1..]),
+        Some("export-oci") => export_oci(&args[1..]),
         Some("inspect" | "verify" | "restore" | "shell" | "diff" | "cache") => command(&args),
         _ => build(&args),
     }
@@ -63,7 +64,9 @@ Commands:
   build [ARGS...]                          run the build in the current environment (what Nix does)
   inspect CHECKPOINT [--json]              layers, phases, durations, sizes, keys
   verify CHECKPOINT [--json]               recheck every hash and the manifest's invariants
-  restore CHECKPOINT --after PHASE DIR     restore each root (build, out, ...) into DIR/<root>
+  restore CHECKPOINT --after PHASE DIR [--keep-setid]
+                                           restore each root (build, out, ...) into DIR/<root>;
+                                           setuid/setgid bits only with --keep-setid
   diff A B [--json]                        why two checkpoints' layers differ, layer by layer
   shell --cache DIR NAME --at PHASE        the same for a development cache entry (NAME: the
                                            derivation name); PHASE may be the one that failed
@@ -72,6 +75,10 @@ Commands:
   shell CHECKPOINT --after PHASE [--keep DIR]
                                            restore into a temporary directory and open an
                                            interactive bash with the state after PHASE
+  export-oci CHECKPOINT DIR [--after PHASE] [--tag NAME] [--compression gzip|zstd]
+                                           write an OCI image layout into DIR (absent or
+                                           empty): one layer per phase up to PHASE (default:
+                                           all), tagged NAME (default: latest)
   --version                                print the version
 
 Exit codes: 0 success; 2 bad invocation or input; 65 checkpoint unusable; 70 builder error;
@@ -87,6 +94,7 @@ fn command(args: &[String]) -> i32 {
     let mut keep = None;
     let mut cache_dir: Option<std::path::PathBuf> = None;
     let mut max_size = None;
+    let mut keep_setid = false;
     let mut it = args[1..].iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -96,6 +104,7 @@ fn command(args: &[String]) -> i32 {
             "--at" => after = it.next().cloned(),
             "--cache" => cache_dir = it.next().map(std::path::PathBuf::from),
             "--max-size" => max_size = it.next().cloned(),
+            "--keep-setid" if args[0] == "restore" => keep_setid = true,
             other if other.starts_with("--") => {
                 eprintln!("checkpoint-builder: unknown option {other}\n\n{HELP}");
                 return exit_codes::BUILDER_INPUT;
@@ -135,9 +144,14 @@ fn command(args: &[String]) -> i32 {
         ("diff", [a, b], None) => cli::diff(a, b, json).map(|_| 0),
         ("diff", _, _) => return usage("usage: diff CHECKPOINT-A CHECKPOINT-B [--json]"),
         ("verify", [ck], None) => cli::verify(ck, json).map(|_| 0),
-        ("restore", [ck, dir], Some(phase)) => cli::restore(ck, phase, dir).map(|_| 0),
+        ("restore", [ck, dir], Some(phase)) => {
+            let opts = checkpoint_builder::checkpoint::RestoreOptions { keep_setid };
+            cli::restore_with(ck, phase, dir, opts).map(|_| 0)
+        }
         ("shell", [ck], Some(phase)) => cli::shell(ck, phase, keep.as_deref()),
-        ("restore", _, _) => return usage("usage: restore CHECKPOINT --after PHASE DIR"),
+        ("restore", _, _) => {
+            return usage("usage: restore CHECKPOINT --after PHASE DIR [--keep-setid]")
+        }
         ("shell", _, _) => return usage("usage: shell CHECKPOINT --after PHASE [--keep DIR]"),
         _ => return usage("expects exactly one CHECKPOINT"),
     };
@@ -149,6 +163,29 @@ fn command(args: &[String]) -> i32 {
                 exit_codes::CHECKPOINT_UNUSABLE
             } else {
                 exit_codes::BUILDER_INPUT
+            }
+        }
+    }
+}
+
+/// `export-oci`: the checkpoint as an OCI image layout (docs/oci-export.md).
+fn export_oci(args: &[String]) -> i32 {
+    use checkpoint_builder::oci::{command, Fault};
+    let parsed = match command::parse(args) {
+        Ok(a) => a,
+        Err(msg) => {
+            eprintln!("checkpoint-builder export-oci: {msg}\n{}", command::USAGE);
+            return exit_codes::BUILDER_INPUT;
+        }
+    };
+    match command::run(&parsed) {
+        Ok(()) => exit_codes::SUCCESS,
+        Err(e) => {
+            report_error("export-oci failed", &e);
+            match e.fault() {
+                Fault::Checkpoint => exit_codes::CHECKPOINT_UNUSABLE,
+                Fault::Invocation => exit_codes::BUILDER_INPUT,
+                Fault::Io => exit_codes::BUILDER_INTERNAL,
             }
         }
     }

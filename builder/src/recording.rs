@@ -56,6 +56,8 @@ pub struct Recorder {
     pub restore_time: Duration,
     /// What imports of an earlier checkpoint did to ninja's build logs.
     ninja_logs: Arc<NinjaLogs>,
+    /// The checkpoint-wide metadata, kept to add `restored_layers` after a resume.
+    meta: serde_json::Value,
 }
 
 impl Recorder {
@@ -68,7 +70,7 @@ impl Recorder {
         strict: bool,
     ) -> Result<Self, CheckpointError> {
         let mut writer = CheckpointWriter::create(dir)?;
-        writer.set_meta(meta)?;
+        writer.set_meta(meta.clone())?;
         let ninja_logs = Arc::new(NinjaLogs::default());
         writer.set_translator(ninja_logs.clone());
         let mut roots = vec![("build".to_owned(), build_top.to_path_buf())];
@@ -90,6 +92,7 @@ impl Recorder {
             snapshot_time: Duration::ZERO,
             restore_time: Duration::ZERO,
             ninja_logs,
+            meta,
         })
     }
 
@@ -184,6 +187,12 @@ impl Recorder {
             .and_then(|k| k.as_str())
         {
             self.parent_key = key.to_owned();
+        }
+        // Layers 0..=depth were restored, not run: readers (the OCI export's history) can
+        // only tell from here, the imported layers keep the earlier build's meta.
+        if let Some(m) = self.meta.as_object_mut() {
+            m.insert("restored_layers".into(), serde_json::Value::from(depth + 1));
+            self.writer.set_meta(self.meta.clone())?;
         }
         self.restore_time += started.elapsed();
         Ok(())

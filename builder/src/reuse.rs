@@ -203,7 +203,14 @@ pub fn plan(
 /// Variables that describe the source rather than how it is built: an incremental build after
 /// a source change compares the phases after `patchPhase` without them (the new values still
 /// reach the resumed state).
-pub const SOURCE_VARIABLES: &[&str] = &["src", "srcs", "curSrc", "SOURCE_DATE_EPOCH"];
+///
+/// `SOURCE_DATE_EPOCH` is not one of them although a new source moves it (the stdenv takes it
+/// from the newest source file): its effect is not only in the tree. Generated files and
+/// objects carry it (a header written from it, `__DATE__`, which gcc takes from it, man page
+/// dates) and make does not know they depend on it, so laying a source with another value
+/// over the earlier tree would keep the earlier dates. A changed value therefore reruns the
+/// phases from configure on the new tree.
+pub const SOURCE_VARIABLES: &[&str] = &["src", "srcs", "curSrc"];
 
 fn without(inputs: &LayerInputs, ignored: &BTreeSet<String>) -> LayerInputs {
     let mut out = inputs.clone();

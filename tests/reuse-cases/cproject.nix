@@ -6,13 +6,16 @@
 # broken-install: installPhase fails; slow: buildPhase sleeps, to be killed; edit: preConfigure
 # edits text.c in place; edit-source: that, with the source change of "source"; wild: the
 # Makefile takes every *.c into an installed static library, and there is an extra.c;
-# wild-deleted: the same without extra.c);
+# wild-deleted: the same without extra.c; date: a header generated from SOURCE_DATE_EPOCH and
+# __DATE__ in util.c, with SOURCE_DATE_EPOCH set; date-source: that, with the source change
+# of "source" and a later SOURCE_DATE_EPOCH);
 # `base` is an earlier build's checkpoint, `cache` a development cache directory.
 # Linked without a GNU build-id, as nixpkgs' gcc does by default: Debian's gcc adds one, and a
 # build-id hashes the binary's own store path, which no same-length rewrite can update.
 { mkDrv, variant ? "a", base ? null, name ? "reuse-cproject", cache ? null, salt ? null }:
 let
-  greeting = if variant == "source" || variant == "source-flags" || variant == "edit-source" then "Hello, changed world" else "Hello, world";
+  greeting = if builtins.elem variant [ "source" "source-flags" "edit-source" "date-source" ] then "Hello, changed world" else "Hello, world";
+  dated = variant == "date" || variant == "date-source";
   src = derivation {
     name = "cproject-src";
     system = builtins.currentSystem;
@@ -75,6 +78,14 @@ let
       EOS
       '' else ""}
       ${if variant == "wild" then "printf 'int extra(void) { return 42; }\n' > extra.c" else ""}
+      ${if dated then ''
+        cat >> Makefile.in <<'EOS'
+      util.o: built.h
+      built.h:
+      	echo "#define BUILT \"$$(date -u -d @$$SOURCE_DATE_EPOCH +%Y-%m-%d)\"" > $@
+      EOS
+        printf '#include <stdio.h>\n#include "util.h"\n#include "built.h"\nint greet(void) { printf("%%s from %%s, built %%s (%%s)\\n", text(), PREFIX, BUILT, __DATE__); return 0; }\n' > util.c
+      '' else ""}
     '' ];
   };
 in
@@ -96,5 +107,8 @@ mkDrv {
   preConfigure = if variant == "edit" || variant == "edit-source" then ''
     sed -i 's/Hello/Howdy/' text.c
   '' else null;
+  # Nix's stdenv derives it from the newest file of the source (a new tarball moves it); here
+  # the derivation sets it, which reaches the build the same way.
+  SOURCE_DATE_EPOCH = if variant == "date" then "1600000000" else if variant == "date-source" then "1700000000" else null;
   checkpointBase = if base == null then null else builtins.storePath base;
 }

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use super::error::{CheckpointError, IoResultExt, Result};
+use super::limits::{MAX_ATTACHMENT, MAX_ZSTD_RATIO, ZSTD_WINDOW_LOG_MAX};
 use super::manifest::{check_pack_table, ContentHash, Encoding, PackedBlob};
 
 /// Files up to this size are read into memory once (hash, then compress only when the
@@ -232,6 +233,8 @@ impl BlobStore {
     }
 
     /// The stored bytes of `hash` (compressed or raw, as its encoding says), unverified.
+    /// Holds them in memory: at most the blob table's length, and never more than the pack
+    /// file holds.
     pub fn stored_bytes(&self, hash: &ContentHash) -> Result<(Vec<u8>, Encoding)> {
         let (mut reader, l) = self.range(hash)?;
         let mut out = Vec::new();
@@ -244,15 +247,49 @@ impl BlobStore {
         Ok((out, l.blob.encoding))
     }
 
+    /// The most content `hash`'s stored bytes can hold with `expect` (checked against the
+    /// blob table before anything is read): a raw blob is its stored length, a zstd one at
+    /// most [`MAX_ZSTD_RATIO`] times it.
+    fn bound(&self, hash: &ContentHash, l: &Located, expect: Expect) -> Result<u64> {
+        let corrupt = |problem: String| CheckpointError::BlobCorrupt {
+            path: self.pack_path(l.pack),
+            problem: format!("blob {hash}: {problem}"),
+        };
+        let stored = l.blob.length;
+        let implied = match l.blob.encoding {
+            Encoding::Raw => stored,
+            Encoding::Zstd => stored.saturating_mul(MAX_ZSTD_RATIO),
+        };
+        match expect {
+            Expect::Exactly(n)
+                if n > implied || (l.blob.encoding == Encoding::Raw && n != stored) =>
+            {
+                Err(corrupt(format!(
+                    "{stored} stored bytes ({}) cannot hold the {n} bytes claimed for it",
+                    l.blob.encoding.name()
+                )))
+            }
+            Expect::AtMost(n) if l.blob.encoding == Encoding::Raw && stored > n => Err(corrupt(
+                format!("{stored} bytes stored raw, more than the limit of {n} for its use"),
+            )),
+            Expect::Exactly(n) | Expect::AtMost(n) => Ok(n.min(implied)),
+        }
+    }
+
     /// Streams the content of `hash` into `sink` in chunks, then checks that it hashes to
-    /// `hash`. Returns the content length. The sink sees unverified data: callers write
-    /// only into places they discard on error.
+    /// `hash`. Returns the content length. Decompression stops as soon as the content
+    /// passes what `expect` allows (or what the stored length can hold), so a blob that
+    /// inflates beyond its claim costs at most one chunk more than the claim; a claim the
+    /// stored length cannot hold is refused before anything is read. The sink sees
+    /// unverified data: callers write only into places they discard on error.
     pub fn stream(
         &self,
         hash: &ContentHash,
+        expect: Expect,
         mut sink: impl FnMut(&[u8]) -> Result<()>,
     ) -> Result<u64> {
         let (range, l) = self.range(hash)?;
+        let limit = self.bound(hash, &l, expect)?;
         let path = self.pack_path(l.pack);
         let corrupt = |problem: String| CheckpointError::BlobCorrupt {
             path: path.clone(),
@@ -260,24 +297,48 @@ impl BlobStore {
         };
         let mut reader: Box<dyn Read> = match l.blob.encoding {
             Encoding::Raw => Box::new(range),
-            Encoding::Zstd => Box::new(
-                zstd::stream::read::Decoder::new(range)
-                    .map_err(|e| corrupt(format!("zstd: {e}")))?,
-            ),
+            Encoding::Zstd => {
+                let mut d = zstd::stream::read::Decoder::new(range)
+                    .map_err(|e| corrupt(format!("zstd: {e}")))?;
+                d.window_log_max(ZSTD_WINDOW_LOG_MAX)
+                    .map_err(|e| corrupt(format!("zstd: {e}")))?;
+                Box::new(d)
+            }
         };
         let mut hasher = blake3::Hasher::new();
-        let mut buf = vec![0u8; CHUNK];
+        // Never more than the bound plus one byte is asked of the decoder.
+        let cap = usize::try_from(limit.saturating_add(1)).unwrap_or(CHUNK);
+        let mut buf = vec![0u8; CHUNK.min(cap)];
         let mut total = 0u64;
         loop {
-            let n = match reader.read(&mut buf) {
+            let want = usize::try_from((limit - total).saturating_add(1))
+                .map_or(buf.len(), |w| w.min(buf.len()));
+            let n = match reader.read(&mut buf[..want]) {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(corrupt(e.to_string())),
             };
-            hasher.update(&buf[..n]);
             total += n as u64;
+            if total > limit {
+                return Err(corrupt(match expect {
+                    Expect::Exactly(n) => {
+                        format!("the content is longer than the {n} bytes claimed for it")
+                    }
+                    Expect::AtMost(n) => {
+                        format!("the content is longer than the limit of {n} bytes for its use")
+                    }
+                }));
+            }
+            hasher.update(&buf[..n]);
             sink(&buf[..n])?;
+        }
+        if let Expect::Exactly(n) = expect {
+            if total != n {
+                return Err(corrupt(format!(
+                    "the content is {total} bytes but {n} are claimed for it"
+                )));
+            }
         }
         let found = ContentHash::from(hasher.finalize());
         if found != *hash {
@@ -286,19 +347,43 @@ impl BlobStore {
         Ok(total)
     }
 
-    /// Reads and verifies a whole blob into memory.
-    pub fn read(&self, hash: &ContentHash) -> Result<Vec<u8>> {
+    /// Reads and verifies a whole blob into memory; it must fit `expect`. Memory grows with
+    /// the content actually read, never with a claim.
+    pub fn read_expecting(&self, hash: &ContentHash, expect: Expect) -> Result<Vec<u8>> {
         let mut out = Vec::new();
-        self.stream(hash, |c| {
+        self.stream(hash, expect, |c| {
             out.extend_from_slice(c);
             Ok(())
         })?;
         Ok(out)
     }
 
-    /// Verifies one blob; returns its content length.
-    pub fn verify(&self, hash: &ContentHash) -> Result<u64> {
-        self.stream(hash, |_| Ok(()))
+    /// Reads and verifies a whole blob of unknown size into memory (an attachment): at most
+    /// [`MAX_ATTACHMENT`] bytes, a longer one is an error.
+    pub fn read(&self, hash: &ContentHash) -> Result<Vec<u8>> {
+        self.read_expecting(hash, Expect::AtMost(MAX_ATTACHMENT))
+    }
+
+    /// Verifies one blob against `expect`; returns its content length.
+    pub fn verify(&self, hash: &ContentHash, expect: Expect) -> Result<u64> {
+        self.stream(hash, expect, |_| Ok(()))
+    }
+}
+
+/// What a reader knows of a blob's content length before reading it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Expect {
+    /// The size a file entry claims: the content must be exactly this long.
+    Exactly(u64),
+    /// A limit for its use (an attachment read into memory).
+    AtMost(u64),
+}
+
+impl Expect {
+    /// What a blob used as `size` bytes of a file entry (`Some`) or as an attachment
+    /// (`None`) must be.
+    pub fn for_use(size: Option<u64>) -> Self {
+        size.map_or(Expect::AtMost(MAX_ATTACHMENT), Expect::Exactly)
     }
 }
 
@@ -577,6 +662,19 @@ impl BlobWriter {
         }
     }
 
+    /// Stores `bytes` as the stored form of `hash` whatever they decode to: forged blobs
+    /// for hostile-input tests.
+    #[cfg(test)]
+    pub(crate) fn put_stored(
+        &self,
+        hash: ContentHash,
+        bytes: &[u8],
+        encoding: Encoding,
+    ) -> Result<()> {
+        assert!(self.claim(hash), "blob {hash} is already stored");
+        self.append(hash, bytes, encoding)
+    }
+
     /// Stores `data` unless already present; returns its hash.
     pub fn put_bytes(&self, data: &[u8]) -> Result<ContentHash> {
         let hash = ContentHash::of(data);
@@ -660,24 +758,29 @@ impl BlobWriter {
     }
 
     /// Copies blob `hash` from another store byte for byte (no recompression), after
-    /// verifying it. Does nothing if it is already present.
-    pub fn import(&self, from: &BlobStore, hash: &ContentHash) -> Result<()> {
-        self.import_inner(from, hash, true)
+    /// verifying it against `expect`. Does nothing if it is already present.
+    pub fn import(&self, from: &BlobStore, hash: &ContentHash, expect: Expect) -> Result<()> {
+        self.import_inner(from, hash, Some(expect))
     }
 
     /// Like [`BlobWriter::import`] for a blob the caller has just read in full through
     /// [`BlobStore::stream`] (which verified it): copies without rehashing.
     pub(crate) fn import_verified(&self, from: &BlobStore, hash: &ContentHash) -> Result<()> {
-        self.import_inner(from, hash, false)
+        self.import_inner(from, hash, None)
     }
 
-    fn import_inner(&self, from: &BlobStore, hash: &ContentHash, verify: bool) -> Result<()> {
+    fn import_inner(
+        &self,
+        from: &BlobStore,
+        hash: &ContentHash,
+        verify: Option<Expect>,
+    ) -> Result<()> {
         if !self.claim(*hash) {
             return Ok(());
         }
         let result = (|| {
-            if verify {
-                from.verify(hash)?;
+            if let Some(expect) = verify {
+                from.verify(hash, expect)?;
             }
             self.copy_stored(from, hash)
         })();
@@ -870,22 +973,22 @@ mod tests {
         fs::write(&p, bytes).unwrap();
         let open = || BlobStore::open(t.path(), [(0, &table[..])]).unwrap();
         assert!(matches!(
-            open().verify(&h),
+            open().verify(&h, Expect::Exactly(text.len() as u64)),
             Err(CheckpointError::BlobCorrupt { .. })
         ));
         let f = fs::OpenOptions::new().write(true).open(&p).unwrap();
         f.set_len(3).unwrap();
         assert!(matches!(
-            open().verify(&h),
+            open().verify(&h, Expect::Exactly(text.len() as u64)),
             Err(CheckpointError::BlobCorrupt { .. })
         ));
         fs::remove_file(&p).unwrap();
         assert!(matches!(
-            open().verify(&h),
+            open().verify(&h, Expect::Exactly(text.len() as u64)),
             Err(CheckpointError::BlobMissing { .. })
         ));
         assert!(matches!(
-            open().verify(&ContentHash::of(b"other")),
+            open().verify(&ContentHash::of(b"other"), Expect::AtMost(5)),
             Err(CheckpointError::BlobMissing { .. })
         ));
     }

@@ -210,6 +210,31 @@ pub enum CheckpointError {
         path: PathBuf,
     },
 
+    /// A restored path would be too long for the builder (or Nix) to reach it again.
+    #[error("restoring {path:?} under {} would make a path of {length} bytes; paths must stay below PATH_MAX ({limit} bytes with the NUL)", target.display())]
+    PathTooLong {
+        /// The restore target.
+        target: PathBuf,
+        /// The longest path of the state (escaped).
+        path: String,
+        /// The length of target + `/` + path.
+        length: usize,
+        /// `PATH_MAX`.
+        limit: usize,
+    },
+
+    /// Content a writer was asked to store is beyond a limit of the format
+    /// (docs/checkpoint-format.md §10); nothing was stored.
+    #[error("{what} of {found} bytes is larger than the limit of {limit} bytes")]
+    TooLarge {
+        /// What was too large ("attachment", ...).
+        what: &'static str,
+        /// Its size.
+        found: u64,
+        /// The limit.
+        limit: u64,
+    },
+
     /// Restoring into an existing directory failed after its previous content was removed:
     /// the directory holds part of the restored tree and must be discarded.
     #[error("restore into {} failed after its previous content was removed; the directory is incomplete", target.display())]

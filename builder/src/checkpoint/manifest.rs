@@ -12,6 +12,11 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::error::{CheckpointError, Result};
+use super::limits::{
+    mtime_in_range, MAX_ATTACHMENTS, MAX_ENTRIES, MAX_FILE_SIZE, MAX_LAYERS, MAX_MTIME_SEC,
+    MAX_NAME, MAX_ROOTS, MAX_SYMLINK_TARGET, MAX_XATTRS, MAX_XATTR_NAME, MAX_XATTR_VALUE,
+    MIN_MTIME_SEC,
+};
 use super::path::{escape_bytes, unescape_bytes, RelPath};
 
 /// The only format version this code reads and writes.
@@ -449,6 +454,26 @@ pub(crate) fn check_entry(path: &RelPath, e: &Entry) -> std::result::Result<(), 
     if e.mtime.nsec >= 1_000_000_000 {
         return Err("mtime_ns must be below 1e9".into());
     }
+    if !mtime_in_range(e.mtime.sec) {
+        return Err(format!(
+            "mtime_s {} is outside {MIN_MTIME_SEC}..={MAX_MTIME_SEC} (the format's limit, §10)",
+            e.mtime.sec
+        ));
+    }
+    match &e.kind {
+        EntryKind::File { size, .. } if *size > MAX_FILE_SIZE => {
+            return Err(format!(
+                "size {size} is larger than {MAX_FILE_SIZE} bytes (the format's limit, §10)"
+            ));
+        }
+        EntryKind::Symlink { target } if target.len() > MAX_SYMLINK_TARGET => {
+            return Err(format!(
+                "symlink target of {} bytes is longer than {MAX_SYMLINK_TARGET} (the format's limit, §10)",
+                target.len()
+            ));
+        }
+        _ => {}
+    }
     match &e.kind {
         EntryKind::File {
             hardlink: Some(h), ..
@@ -470,11 +495,30 @@ pub(crate) fn check_entry(path: &RelPath, e: &Entry) -> std::result::Result<(), 
     if !e.xattrs.is_empty() && !matches!(e.kind, EntryKind::File { .. } | EntryKind::Dir) {
         return Err("xattrs are only recorded on files and directories".into());
     }
-    for k in e.xattrs.keys() {
+    if e.xattrs.len() > MAX_XATTRS {
+        return Err(format!(
+            "{} xattrs, more than {MAX_XATTRS} (the format's limit, §10)",
+            e.xattrs.len()
+        ));
+    }
+    for (k, v) in &e.xattrs {
         if !k.starts_with(b"user.") || k.len() == 5 || k.contains(&0) {
             return Err(format!(
                 "xattr name {} must be `user.` plus a non-empty name without NUL",
                 escape_bytes(k)
+            ));
+        }
+        if k.len() > MAX_XATTR_NAME {
+            return Err(format!(
+                "xattr name of {} bytes is longer than {MAX_XATTR_NAME} (the format's limit, §10)",
+                k.len()
+            ));
+        }
+        if v.len() > MAX_XATTR_VALUE {
+            return Err(format!(
+                "xattr {} has a value of {} bytes, more than {MAX_XATTR_VALUE} (the format's limit, §10)",
+                escape_bytes(k),
+                v.len()
             ));
         }
     }
@@ -606,10 +650,45 @@ impl Layer {
             path,
             problem,
         };
+        if self.index as usize >= MAX_LAYERS {
+            return Err(err(
+                "",
+                String::new(),
+                format!("more than {MAX_LAYERS} layers (the format's limit, §10)"),
+            ));
+        }
+        if self.meta.attachments.len() > MAX_ATTACHMENTS {
+            return Err(err(
+                "",
+                String::new(),
+                format!("more than {MAX_ATTACHMENTS} attachments (the format's limit, §10)"),
+            ));
+        }
         for name in self.meta.attachments.keys() {
             if name.is_empty() {
                 return Err(err("", String::new(), "empty attachment name".into()));
             }
+            if name.len() > MAX_NAME {
+                return Err(err(
+                    "",
+                    String::new(),
+                    format!(
+                        "attachment name longer than {MAX_NAME} bytes (the format's limit, §10)"
+                    ),
+                ));
+            }
+        }
+        let entries: usize = self
+            .roots
+            .values()
+            .map(|d| d.changed.len() + d.deleted.len())
+            .sum();
+        if entries > MAX_ENTRIES {
+            return Err(err(
+                "",
+                String::new(),
+                format!("{entries} entries, more than {MAX_ENTRIES} (the format's limit, §10)"),
+            ));
         }
         check_pack_table(&self.blobs)
             .map_err(|p| err("", String::new(), format!("blob table: {p}")))?;
@@ -716,7 +795,13 @@ impl Layer {
                 diff.changed.push(pe);
             }
             for p in d.deleted {
-                diff.deleted.push(RelPath::from_escaped(&p)?);
+                let path = RelPath::from_escaped(&p).map_err(|e| CheckpointError::Manifest {
+                    layer: index,
+                    root: name.clone(),
+                    path: p.clone(),
+                    problem: format!("deleted path: {e}"),
+                })?;
+                diff.deleted.push(path);
             }
             roots.insert(name, diff);
         }
@@ -774,6 +859,18 @@ impl Index {
             file: file.to_owned(),
             problem: p,
         };
+        if index.roots.len() > MAX_ROOTS {
+            return Err(problem(format!(
+                "{} roots, more than {MAX_ROOTS} (the format's limit, §10)",
+                index.roots.len()
+            )));
+        }
+        if index.layers.len() > MAX_LAYERS {
+            return Err(problem(format!(
+                "{} layers, more than {MAX_LAYERS} (the format's limit, §10)",
+                index.layers.len()
+            )));
+        }
         for r in &index.roots {
             check_root_name(r)?;
         }

@@ -3,6 +3,7 @@
 //! Layering (pure core at the top, effects at the bottom):
 //!
 //! ```text
+//!   limits     the numbers every reader enforces (§10)                  pure
 //!   path       RelPath (bytes, clean, relative) + byte escaping         pure
 //!   manifest   Entry / Layer / Index + canonical JSON + per-layer rules  pure
 //!   state      fold layers into path → Entry, whole-state rules, diff    pure
@@ -57,6 +58,7 @@
 pub mod blobs;
 pub mod error;
 mod fsops;
+pub mod limits;
 pub mod manifest;
 pub mod overlay;
 pub mod path;
@@ -67,12 +69,15 @@ pub mod state;
 pub mod store;
 
 #[cfg(test)]
+mod bounds_tests;
+#[cfg(test)]
 mod reuse_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 pub(crate) mod testutil;
 
+pub use blobs::Expect;
 pub use error::{CheckpointError, IoResultExt, Result};
 pub use manifest::{
     ContentHash, Encoding, Entry, EntryKind, Layer, LayerMeta, LayerRef, PackedBlob, RootDiff,
@@ -83,7 +88,7 @@ pub use overlay::{
     OverlayReport,
 };
 pub use path::RelPath;
-pub use restore::RestoreReport;
+pub use restore::{RestoreOptions, RestoreReport};
 pub use rewrite::{RewritePair, Rewrites, Translator};
 pub use snapshot::{scan_root, LayerSummary, RootSummary, Snapshotter};
 pub use state::{diff, max_mtime, ChangedFields, RootChanges, RootState, State, StateDiff};

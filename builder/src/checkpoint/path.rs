@@ -6,6 +6,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use super::error::{CheckpointError, Result};
+use super::limits::{MAX_DEPTH, MAX_NAME, MAX_PATH};
 
 /// A clean path relative to a root, kept as raw bytes so non-UTF-8 names survive.
 ///
@@ -130,10 +131,14 @@ impl fmt::Display for RelPath {
     }
 }
 
-/// Checks one path component: non-empty, not `.`/`..`, no `/`, no NUL.
+/// Checks one path component: non-empty, not `.`/`..`, no `/`, no NUL, at most
+/// [`MAX_NAME`] bytes.
 pub(crate) fn check_component(name: &[u8]) -> std::result::Result<(), &'static str> {
     if name.is_empty() {
         return Err("empty path component");
+    }
+    if name.len() > MAX_NAME {
+        return Err("a path component is longer than 255 bytes (NAME_MAX)");
     }
     if name == b"." || name == b".." {
         return Err("`.` or `..` component");
@@ -154,7 +159,13 @@ fn check_rel_path(bytes: &[u8]) -> std::result::Result<(), &'static str> {
     if bytes[0] == b'/' {
         return Err("absolute path");
     }
-    for c in bytes.split(|&b| b == b'/') {
+    if bytes.len() > MAX_PATH {
+        return Err("the path is longer than 3072 bytes (the format's limit, §10)");
+    }
+    for (depth, c) in bytes.split(|&b| b == b'/').enumerate() {
+        if depth >= MAX_DEPTH {
+            return Err("the path has more than 256 components (the format's limit, §10)");
+        }
         check_component(c)?;
     }
     Ok(())

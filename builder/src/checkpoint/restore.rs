@@ -3,6 +3,7 @@
 //! filesystem call is relative to a directory descriptor opened with `O_NOFOLLOW`, so no
 //! symlink is ever followed and nothing is written outside the target.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io::{self, Seek, SeekFrom, Write};
@@ -14,9 +15,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use xattr::FileExt;
 
-use super::blobs::BlobStore;
+use super::blobs::{BlobStore, Expect};
 use super::error::{CheckpointError, IoResultExt, Result};
 use super::fsops;
+use super::limits::PATH_MAX;
 use super::manifest::{ContentHash, Entry, EntryKind, RootDiff, Timestamp, Xattrs};
 use super::path::RelPath;
 use super::state::{check_root_state, RootState};
@@ -38,6 +40,76 @@ pub struct RestoreReport {
     pub bytes_written: u64,
     /// Entries that cannot be recreated (sockets, devices), with their kind.
     pub skipped: Vec<(RelPath, &'static str)>,
+    /// Entries whose setuid or setgid bits were recorded but not restored (see
+    /// [`RestoreOptions::keep_setid`]).
+    pub setid_cleared: Vec<RelPath>,
+}
+
+/// How a restore treats what a checkpoint may record but a restore should not recreate
+/// without being asked.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+pub struct RestoreOptions {
+    /// Restore setuid and setgid bits as recorded. Off by default: a checkpoint is untrusted
+    /// input, and restoring as root would otherwise create setuid-root files from it. Builds
+    /// never need them (the Nix store refuses them in outputs).
+    pub keep_setid: bool,
+}
+
+const SETID: u32 = 0o6000;
+
+/// `state` with setuid and setgid bits removed unless `opts` keeps them, and the paths
+/// that had them (every member of a hardlink group alike, so the group stays consistent).
+fn apply_options(state: &RootState, opts: RestoreOptions) -> (Cow<'_, RootState>, Vec<RelPath>) {
+    if opts.keep_setid {
+        return (Cow::Borrowed(state), Vec::new());
+    }
+    let cleared: Vec<RelPath> = state
+        .iter()
+        .filter(|(_, e)| e.mode & SETID != 0 && !e.kind.is_unsupported_for_restore())
+        .map(|(p, _)| p.clone())
+        .collect();
+    if cleared.is_empty() {
+        return (Cow::Borrowed(state), cleared);
+    }
+    let mut owned = state.clone();
+    for p in &cleared {
+        if let Some(e) = owned.get_mut(p) {
+            e.mode &= !SETID;
+        }
+    }
+    (Cow::Owned(owned), cleared)
+}
+
+/// Refuses to restore `state` at `target` when target + `/` + its longest path would not
+/// fit in `PATH_MAX`: the builder's next snapshot, and Nix deleting the build directory,
+/// reach files by path. Checked before anything is written.
+pub fn check_path_room(target: &Path, state: &RootState) -> Result<()> {
+    let Some(longest) = state.keys().max_by_key(|p| p.as_bytes().len()) else {
+        return Ok(());
+    };
+    let base = if target.is_absolute() {
+        target.as_os_str().len()
+    } else {
+        std::env::current_dir()
+            .map_err(|e| CheckpointError::io("get the current directory for", target, e))?
+            .join(target)
+            .as_os_str()
+            .len()
+    };
+    let length = if longest.is_root() {
+        base
+    } else {
+        base + 1 + longest.as_bytes().len()
+    };
+    if length >= PATH_MAX {
+        return Err(CheckpointError::PathTooLong {
+            target: target.to_owned(),
+            path: longest.escaped(),
+            length,
+            limit: PATH_MAX,
+        });
+    }
+    Ok(())
 }
 
 impl RestoreReport {
@@ -47,6 +119,7 @@ impl RestoreReport {
         self.files_written += part.files_written;
         self.bytes_written += part.bytes_written;
         self.skipped.extend(part.skipped);
+        self.setid_cleared.extend(part.setid_cleared);
     }
 }
 
@@ -124,7 +197,7 @@ fn write_content(
 ) -> Result<u64> {
     let mut pos = 0u64; // logical position
     let mut cursor = 0u64; // file offset
-    let len = blobs.stream(hash, |chunk| {
+    let len = blobs.stream(hash, Expect::Exactly(size), |chunk| {
         let mut run_start: Option<usize> = None;
         let flush = |file: &mut File, cursor: &mut u64, start: usize, end: usize| -> Result<()> {
             let at = pos + start as u64;
@@ -155,14 +228,7 @@ fn write_content(
         pos += chunk.len() as u64;
         Ok(())
     })?;
-    if len != size {
-        return Err(CheckpointError::BlobCorrupt {
-            path: blobs
-                .location(hash)
-                .map_or_else(|| blobs.dir(), |(pack, _)| blobs.pack_path(pack)),
-            problem: format!("blob {hash}: content is {len} bytes but the manifest says {size}"),
-        });
-    }
+    debug_assert_eq!(len, size, "stream checks the claimed size");
     if cursor != pos {
         file.set_len(pos).at("truncate", path)?;
     }
@@ -307,9 +373,23 @@ fn split_target(target: &Path) -> Result<(PathBuf, Vec<u8>)> {
 /// directory. The tree is built in a temporary sibling and renamed into place only when
 /// complete; on error the temporary tree is removed and the target is untouched. Every
 /// blob is verified while it is read. When the state is empty (the root did not exist), an
-/// empty target directory is removed and nothing is created.
+/// empty target directory is removed and nothing is created. Setuid and setgid bits are
+/// not restored ([`restore_root_with`] can keep them).
 pub fn restore_root(blobs: &BlobStore, state: &RootState, target: &Path) -> Result<RestoreReport> {
+    restore_root_with(blobs, state, target, RestoreOptions::default())
+}
+
+/// [`restore_root`] with `opts`.
+pub fn restore_root_with(
+    blobs: &BlobStore,
+    state: &RootState,
+    target: &Path,
+    opts: RestoreOptions,
+) -> Result<RestoreReport> {
     check_root_state(state).map_err(|e| state_error(target, e))?;
+    check_path_room(target, state)?;
+    let (state, setid_cleared) = apply_options(state, opts);
+    let state = state.as_ref();
     let (parent, name) = split_target(target)?;
     let parent_fd = fsops::open_dir(&parent).at("open dir", &parent)?;
     let target_exists = match fsops::lstat_at(parent_fd.as_fd(), &name) {
@@ -332,7 +412,10 @@ pub fn restore_root(blobs: &BlobStore, state: &RootState, target: &Path) -> Resu
         Err(e) if e.kind() == io::ErrorKind::NotFound => false,
         Err(e) => return Err(CheckpointError::io("stat", target, e)),
     };
-    let mut report = RestoreReport::default();
+    let mut report = RestoreReport {
+        setid_cleared,
+        ..RestoreReport::default()
+    };
     let Some((_, root_entry)) = state.iter().next() else {
         if target_exists {
             fsops::unlink_at(parent_fd.as_fd(), &name, true).at("remove", target)?;
@@ -532,6 +615,9 @@ pub fn restore_root_into(
     target: &Path,
 ) -> Result<RestoreReport> {
     check_root_state(state).map_err(|e| state_error(target, e))?;
+    check_path_room(target, state)?;
+    let (state, setid_cleared) = apply_options(state, RestoreOptions::default());
+    let state = state.as_ref();
     let root_entry = match state.get(&RelPath::root()) {
         Some(e) if e.is_dir() => e,
         other => {
@@ -562,6 +648,7 @@ pub fn restore_root_into(
     let tmp_path = target.join(std::ffi::OsStr::from_bytes(&tmp));
     let mut report = RestoreReport {
         root_present: true,
+        setid_cleared,
         ..RestoreReport::default()
     };
     let built =
@@ -686,10 +773,30 @@ pub fn apply_diff(
     target: &Path,
 ) -> Result<RestoreReport> {
     check_root_state(next).map_err(|e| state_error(target, e))?;
+    check_path_room(target, next)?;
+    let (next, cleared) = apply_options(next, RestoreOptions::default());
+    let next = next.as_ref();
+    let diff = if cleared.is_empty() {
+        Cow::Borrowed(diff)
+    } else {
+        Cow::Owned(RootDiff {
+            changed: diff
+                .changed
+                .iter()
+                .map(|(p, e)| (p.clone(), next.get(p).unwrap_or(e).clone()))
+                .collect(),
+            deleted: diff.deleted.clone(),
+        })
+    };
+    let diff = diff.as_ref();
+    let setid_cleared: Vec<RelPath> = cleared
+        .into_iter()
+        .filter(|p| diff.changed.binary_search_by(|(q, _)| q.cmp(p)).is_ok())
+        .collect();
     for (p, e) in &diff.changed {
-        if let Some(h) = e.blob() {
-            if prev.get(p).and_then(Entry::blob) != Some(h) {
-                blobs.verify(&h)?;
+        if let EntryKind::File { size, blake3, .. } = &e.kind {
+            if prev.get(p).and_then(Entry::blob) != Some(*blake3) {
+                blobs.verify(blake3, Expect::Exactly(*size))?;
             }
         }
     }
@@ -701,6 +808,7 @@ pub fn apply_diff(
     }
     let mut report = RestoreReport {
         root_present: true,
+        setid_cleared,
         ..RestoreReport::default()
     };
     let root_fd = fsops::open_dir(target).at("open dir", target)?;

@@ -4,7 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::error::{CheckpointError, Result};
-use super::manifest::{ContentHash, Entry, EntryKind, Layer, RootDiff, Timestamp};
+use super::limits::MAX_ENTRIES;
+use super::manifest::{check_entry, ContentHash, Entry, EntryKind, Layer, RootDiff, Timestamp};
 use super::path::RelPath;
 
 /// Every entry of one root, by path. Empty means the root does not exist.
@@ -24,7 +25,8 @@ impl State {
         self.roots.get(root).unwrap_or(&EMPTY)
     }
 
-    /// Applies one layer's diffs, then checks the invariants of every root it touched.
+    /// Applies one layer's diffs, then checks the invariants of every root it touched
+    /// ([`check_root_state`]) and that the state holds at most [`MAX_ENTRIES`] entries.
     pub fn apply(&mut self, layer: &Layer) -> Result<()> {
         for (root, diff) in &layer.roots {
             let st = self.roots.entry(root.clone()).or_default();
@@ -40,6 +42,17 @@ impl State {
                 path: path.escaped(),
                 problem,
             })?;
+        }
+        let entries: usize = self.roots.values().map(BTreeMap::len).sum();
+        if entries > MAX_ENTRIES {
+            return Err(CheckpointError::Manifest {
+                layer: layer.index,
+                root: String::new(),
+                path: String::new(),
+                problem: format!(
+                    "the state after this layer has {entries} entries, more than {MAX_ENTRIES} (the format's limit, §10)"
+                ),
+            });
         }
         Ok(())
     }
@@ -84,10 +97,13 @@ pub fn apply_root_diff(
     Ok(())
 }
 
-/// Checks the rules that concern a whole root state: the root entry exists when anything
-/// does, a non-directory root stands alone, every parent is a directory in the state,
-/// hardlink groups are consistent (the leader exists, leads itself, shares content and
-/// metadata, and the group has at least two members).
+/// The one validation of a root state that `verify` (through [`State::apply`]), every
+/// restore and every snapshot run, so that whatever passes `verify` restores: every
+/// entry's own fields and the format's limits ([`check_entry`]), at most [`MAX_ENTRIES`]
+/// entries, the root entry exists when anything does and is of a kind restore can create
+/// (not a socket or device), a non-directory root stands alone, every parent is a
+/// directory in the state, hardlink groups are consistent (the leader exists, leads
+/// itself, shares content and metadata, and the group has at least two members).
 pub fn check_root_state(st: &RootState) -> std::result::Result<(), (RelPath, String)> {
     let Some((first, root_entry)) = st.iter().next() else {
         return Ok(());
@@ -97,6 +113,27 @@ pub fn check_root_state(st: &RootState) -> std::result::Result<(), (RelPath, Str
             first.clone(),
             "entries exist but the root entry \"\" does not".into(),
         ));
+    }
+    if st.len() > MAX_ENTRIES {
+        return Err((
+            RelPath::root(),
+            format!(
+                "{} entries, more than {MAX_ENTRIES} (the format's limit, §10)",
+                st.len()
+            ),
+        ));
+    }
+    if root_entry.kind.is_unsupported_for_restore() {
+        return Err((
+            RelPath::root(),
+            format!(
+                "the root is a {}, which cannot be restored (a root must be a directory, file, symlink or fifo)",
+                root_entry.kind.name()
+            ),
+        ));
+    }
+    for (p, e) in st {
+        check_entry(p, e).map_err(|problem| (p.clone(), problem))?;
     }
     if !root_entry.is_dir() && st.len() > 1 {
         return Err((

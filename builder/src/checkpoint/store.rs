@@ -7,13 +7,16 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::blobs::{pack_rel_path, BlobStore, BlobWriter, PACKS, STREAM_THRESHOLD};
+use super::blobs::{pack_rel_path, BlobStore, BlobWriter, Expect, PACKS, STREAM_THRESHOLD};
 use super::error::{CheckpointError, IoResultExt, Result};
+use super::limits::{MAX_ATTACHMENT, MAX_INDEX_FILE, MAX_LAYER_FILE};
 use super::manifest::{
     layer_file_name, ContentHash, EntryKind, Index, Layer, LayerMeta, LayerRef, FORMAT_VERSION,
 };
 use super::path::RelPath;
-use super::restore::{apply_diff, restore_root, restore_root_into, RestoreReport};
+use super::restore::{
+    apply_diff, restore_root, restore_root_into, restore_root_with, RestoreOptions, RestoreReport,
+};
 use super::rewrite::{RewritePair, Rewrites, Translator};
 use super::snapshot::run_parallel;
 use super::state::{check_root_state, diff_root, RootState, State};
@@ -103,7 +106,13 @@ impl CheckpointWriter {
         if rw.is_identity() {
             return Ok(new);
         }
-        let mut read = |p: &RelPath| from.blobs().read(&old.get(p)?.blob()?).ok();
+        let mut read = |p: &RelPath| match &old.get(p)?.kind {
+            EntryKind::File { size, blake3, .. } => from
+                .blobs()
+                .read_expecting(blake3, Expect::Exactly(*size))
+                .ok(),
+            _ => None,
+        };
         for (path, bytes) in translator.translate(old, &mut read, rw) {
             let path = rw
                 .apply_path(&path)
@@ -163,8 +172,16 @@ impl CheckpointWriter {
     }
 
     /// Stores an attachment (e.g. the shell state) and returns its hash, to be named in
-    /// the next layer's `LayerMeta::attachments`.
+    /// the next layer's `LayerMeta::attachments`. Readers hold attachments in memory, so
+    /// one larger than [`MAX_ATTACHMENT`] is refused ([`CheckpointError::TooLarge`]).
     pub fn put_blob(&self, data: &[u8]) -> Result<ContentHash> {
+        if data.len() as u64 > MAX_ATTACHMENT {
+            return Err(CheckpointError::TooLarge {
+                what: "attachment",
+                found: data.len() as u64,
+                limit: MAX_ATTACHMENT,
+            });
+        }
         self.blobs.put_bytes(data)
     }
 
@@ -234,13 +251,8 @@ impl CheckpointWriter {
     pub fn import_layer(&mut self, from: &Checkpoint, index: u32) -> Result<LayerRef> {
         let layer = from.layer(index)?;
         self.add_roots(from.roots().iter().cloned())?;
-        let blobs = layer
-            .roots
-            .values()
-            .flat_map(|d| d.changed.iter().filter_map(|(_, e)| e.blob()))
-            .chain(layer.meta.attachments.values().copied());
-        for h in blobs {
-            self.blobs.import(from.blobs(), &h)?;
+        for (h, expect) in blob_uses(layer) {
+            self.blobs.import(from.blobs(), &h, expect)?;
         }
         self.write_layer(layer)
     }
@@ -454,12 +466,13 @@ fn rewrite_blob(
     hash: &ContentHash,
     size: Option<u64>,
 ) -> Result<ContentHash> {
+    let expect = Expect::for_use(size);
     if rw.is_identity() {
-        to.import(from, hash)?;
+        to.import(from, hash, expect)?;
         return Ok(*hash);
     }
     if size.is_some_and(|s| s <= STREAM_THRESHOLD) {
-        let mut data = from.read(hash)?;
+        let mut data = from.read_expecting(hash, expect)?;
         if rw.apply_in_place(&mut data) == 0 {
             to.import_verified(from, hash)?;
             return Ok(*hash);
@@ -468,17 +481,96 @@ fn rewrite_blob(
     }
     // Large or of unknown size: look first, rewrite in a second streaming pass if needed.
     let mut scan = rw.stream();
-    from.stream(hash, |c| scan.feed(c, |_| Ok(())))?;
+    from.stream(hash, expect, |c| scan.feed(c, |_| Ok(())))?;
     if scan.finish(|_| Ok(()))? == 0 {
         to.import_verified(from, hash)?;
         return Ok(*hash);
     }
     to.put_streamed(|sink| {
         let mut w = rw.stream();
-        from.stream(hash, |c| w.feed(c, &mut *sink))?;
+        from.stream(hash, expect, |c| w.feed(c, &mut *sink))?;
         w.finish(&mut *sink)?;
         Ok(())
     })
+}
+
+/// Every blob `layer` uses (its file entries and attachments) with what its content must
+/// be; a hash used both ways is listed once per use.
+fn blob_uses(layer: &Layer) -> Vec<(ContentHash, Expect)> {
+    let files = layer.roots.values().flat_map(|d| {
+        d.changed.iter().filter_map(|(_, e)| match &e.kind {
+            EntryKind::File { size, blake3, .. } => Some((*blake3, Expect::Exactly(*size))),
+            _ => None,
+        })
+    });
+    let attachments = layer
+        .meta
+        .attachments
+        .values()
+        .map(|h| (*h, Expect::for_use(None)));
+    files.chain(attachments).collect()
+}
+
+/// Reads a checkpoint file that is parsed in memory: it must be a regular file (never
+/// followed through a symlink) of at most `cap` bytes, checked before reading; reading stops
+/// at `cap` even if the file grows meanwhile.
+fn read_capped(path: &Path, cap: u64, what: &str) -> Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                CheckpointError::UnexpectedFile {
+                    path: path.to_owned(),
+                    problem: "a checkpoint file must be a regular file, not a symlink",
+                }
+            } else {
+                CheckpointError::io("open", path, e)
+            }
+        })?;
+    let meta = file.metadata().at("stat", path)?;
+    if !meta.file_type().is_file() {
+        return Err(CheckpointError::UnexpectedFile {
+            path: path.to_owned(),
+            problem: "a checkpoint file must be a regular file",
+        });
+    }
+    let too_big = |len: u64| CheckpointError::Index {
+        file: path.to_owned(),
+        problem: format!("{what} of {len} bytes is larger than the limit of {cap} bytes"),
+    };
+    if meta.len() > cap {
+        return Err(too_big(meta.len()));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(cap + 1)
+        .read_to_end(&mut bytes)
+        .at("read", path)?;
+    if bytes.len() as u64 > cap {
+        return Err(too_big(bytes.len() as u64));
+    }
+    Ok(bytes)
+}
+
+/// What two uses of one blob together require of it; `None` when no content fits both.
+fn combine(a: Expect, b: Expect) -> Option<Expect> {
+    match (a, b) {
+        (Expect::Exactly(x), Expect::Exactly(y)) => (x == y).then_some(a),
+        (Expect::Exactly(x), Expect::AtMost(m)) | (Expect::AtMost(m), Expect::Exactly(x)) => {
+            (x <= m).then_some(Expect::Exactly(x))
+        }
+        (Expect::AtMost(x), Expect::AtMost(y)) => Some(Expect::AtMost(x.min(y))),
+    }
+}
+
+fn describe_use(e: Expect) -> String {
+    match e {
+        Expect::Exactly(n) => format!("a file of {n} bytes"),
+        Expect::AtMost(n) => format!("an attachment (at most {n} bytes)"),
+    }
 }
 
 /// What [`Checkpoint::verify`] checked.
@@ -509,19 +601,12 @@ impl Checkpoint {
     /// Opens the checkpoint in `dir`.
     pub fn open(dir: &Path) -> Result<Self> {
         let index_path = dir.join(INDEX);
-        let bytes = fs::read(&index_path).at("read", &index_path)?;
+        let bytes = read_capped(&index_path, MAX_INDEX_FILE, "index.json")?;
         let index = Index::from_bytes(&bytes, &index_path)?;
         let mut layers = Vec::with_capacity(index.layers.len());
         for r in &index.layers {
             let file = dir.join(layer_file_name(r.index, &r.name));
-            let meta = fs::symlink_metadata(&file).at("stat", &file)?;
-            if !meta.file_type().is_file() {
-                return Err(CheckpointError::UnexpectedFile {
-                    path: file,
-                    problem: "a layer must be a regular file",
-                });
-            }
-            let bytes = fs::read(&file).at("read", &file)?;
+            let bytes = read_capped(&file, MAX_LAYER_FILE, "a layer file")?;
             if ContentHash::of(&bytes) != r.blake3 {
                 return Err(CheckpointError::Index {
                     file,
@@ -594,7 +679,9 @@ impl Checkpoint {
         &self.blobs
     }
 
-    /// Reads and verifies a blob, e.g. a layer attachment.
+    /// Reads and verifies a blob of unknown size into memory, e.g. a layer attachment: at
+    /// most [`MAX_ATTACHMENT`] bytes (a longer one is an error as soon as reading passes
+    /// the limit).
     pub fn read_blob(&self, hash: &ContentHash) -> Result<Vec<u8>> {
         self.blobs.read(hash)
     }
@@ -706,27 +793,39 @@ impl Checkpoint {
             });
         }
         let mut st = State::default();
-        let mut referenced = BTreeSet::new();
+        // Every referenced blob with what its uses require of it, and the first use (for
+        // messages): all file entries of one content must claim one size, and an
+        // attachment must fit in memory.
+        let mut referenced: BTreeMap<ContentHash, (Expect, String)> = BTreeMap::new();
         for l in &self.layers {
             st.apply(l)?;
-            let refs: Vec<ContentHash> = l
+            let uses = l
                 .roots
-                .values()
-                .flat_map(|d| d.changed.iter().filter_map(|(_, e)| e.blob()))
-                .chain(l.meta.attachments.values().copied())
-                .collect();
-            for h in &refs {
-                match self.blobs.location(h) {
+                .iter()
+                .flat_map(|(root, d)| {
+                    d.changed.iter().filter_map(move |(p, e)| match &e.kind {
+                        EntryKind::File { size, blake3, .. } => {
+                            Some((*blake3, Expect::Exactly(*size), root.as_str(), p.escaped()))
+                        }
+                        _ => None,
+                    })
+                })
+                .chain(l.meta.attachments.iter().map(|(name, h)| {
+                    (*h, Expect::for_use(None), "", format!("attachment {name}"))
+                }));
+            for (h, expect, root, what) in uses {
+                let problem = |problem: String| CheckpointError::Manifest {
+                    layer: l.index,
+                    root: root.to_owned(),
+                    path: what.clone(),
+                    problem,
+                };
+                match self.blobs.location(&h) {
                     Some((pack, _)) if pack <= l.index => {}
                     Some((pack, _)) => {
-                        return Err(CheckpointError::Manifest {
-                            layer: l.index,
-                            root: String::new(),
-                            path: String::new(),
-                            problem: format!(
-                                "blob {h} is stored by the later layer {pack}: a layer may only use blobs of itself and earlier layers"
-                            ),
-                        })
+                        return Err(problem(format!(
+                            "blob {h} is stored by the later layer {pack}: a layer may only use blobs of itself and earlier layers"
+                        )))
                     }
                     None => {
                         return Err(CheckpointError::BlobMissing {
@@ -735,24 +834,49 @@ impl Checkpoint {
                         })
                     }
                 }
+                match referenced.get_mut(&h) {
+                    None => {
+                        referenced.insert(h, (expect, format!("layer {}, {what}", l.index)));
+                    }
+                    Some((have, first)) => {
+                        *have = combine(*have, expect).ok_or_else(|| {
+                            problem(format!(
+                                "blob {h} is used as {} here but as {} by {first}",
+                                describe_use(expect),
+                                describe_use(*have)
+                            ))
+                        })?;
+                    }
+                }
             }
-            referenced.extend(refs);
         }
         let mut report = VerifyReport {
             layers: self.layers.len() as u32,
             ..VerifyReport::default()
         };
-        // Rehash every referenced blob, on all cores.
-        let referenced_list: Vec<ContentHash> = referenced.iter().copied().collect();
+        // Rehash every referenced blob, on all cores, each stopped as soon as it passes
+        // what its uses claim.
+        let referenced_list: Vec<(ContentHash, Expect, String)> = referenced
+            .iter()
+            .map(|(h, (e, first))| (*h, *e, first.clone()))
+            .collect();
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let sizes = run_parallel(&referenced_list, threads, |h| self.blobs.verify(h))?;
+        let sizes = run_parallel(&referenced_list, threads, |(h, expect, first)| {
+            self.blobs.verify(h, *expect).map_err(|e| match e {
+                CheckpointError::BlobCorrupt { path, problem } => CheckpointError::BlobCorrupt {
+                    path,
+                    problem: format!("{problem} (used by {first})"),
+                },
+                other => other,
+            })
+        })?;
         report.blobs_verified = sizes.len() as u64;
         report.bytes_verified = sizes.iter().sum();
         report.unreferenced_blobs = self
             .blobs
             .hashes()
             .iter()
-            .filter(|h| !referenced.contains(h))
+            .filter(|h| !referenced.contains_key(h))
             .count() as u64;
         Ok(report)
     }
@@ -768,17 +892,39 @@ impl Checkpoint {
     }
 
     /// Materialises root `root` as it was after layer `index` at `target` (which must not
-    /// exist or be an empty directory); see [`restore_root`].
+    /// exist or be an empty directory), without setuid and setgid bits; see
+    /// [`restore_root`].
     pub fn restore(&self, index: u32, root: &str, target: &Path) -> Result<RestoreReport> {
+        self.restore_with(index, root, target, RestoreOptions::default())
+    }
+
+    /// [`Checkpoint::restore`] with `opts` (e.g. keeping setuid and setgid bits).
+    pub fn restore_with(
+        &self,
+        index: u32,
+        root: &str,
+        target: &Path,
+        opts: RestoreOptions,
+    ) -> Result<RestoreReport> {
         self.root_known(root)?;
         let st = self.state_after(index)?;
-        restore_root(&self.blobs, st.root(root), target)
+        restore_root_with(&self.blobs, st.root(root), target, opts)
     }
 
     /// Like [`Checkpoint::restore`] from a state already folded with
     /// [`Checkpoint::state_after`] (restoring several roots folds once).
     pub fn restore_state(&self, state: &RootState, target: &Path) -> Result<RestoreReport> {
         restore_root(&self.blobs, state, target)
+    }
+
+    /// [`Checkpoint::restore_state`] with `opts`.
+    pub fn restore_state_with(
+        &self,
+        state: &RootState,
+        target: &Path,
+        opts: RestoreOptions,
+    ) -> Result<RestoreReport> {
+        restore_root_with(&self.blobs, state, target, opts)
     }
 
     /// Like [`Checkpoint::restore_state`] into `target`, an existing directory that stays

@@ -13,6 +13,7 @@ use super::error::CheckpointError;
 use super::fsops;
 use super::manifest::{ContentHash, Entry, EntryKind, Layer, LayerMeta, RootDiff, Timestamp};
 use super::path::RelPath;
+use super::restore::RestoreOptions;
 use super::snapshot::Snapshotter;
 use super::store::{Checkpoint, CheckpointWriter};
 use super::testutil::TempDir;
@@ -257,6 +258,18 @@ pub(super) fn open_verified(dir: &Path) -> Checkpoint {
     ck
 }
 
+/// What a restore without `keep_setid` gives of the tree `d` describes: every setuid and
+/// setgid bit cleared, all else equal.
+pub(super) fn without_setid(d: &BTreeMap<Vec<u8>, Desc>) -> BTreeMap<Vec<u8>, Desc> {
+    d.iter()
+        .map(|(k, v)| {
+            let mut v = v.clone();
+            v.mode &= !0o6000;
+            (k.clone(), v)
+        })
+        .collect()
+}
+
 pub(super) fn assert_same(a: &BTreeMap<Vec<u8>, Desc>, b: &BTreeMap<Vec<u8>, Desc>) {
     let keys_a: Vec<_> = a.keys().collect();
     let keys_b: Vec<_> = b.keys().collect();
@@ -301,8 +314,12 @@ fn round_trip_every_kind_of_entry() {
     let ck = open_verified(&ck_dir);
 
     let target = t.path().join("restored");
-    let rep = ck.restore(0, "build", &target).unwrap();
+    // Asked for: setuid and setgid bits restored too (the default clears them, see
+    // bounds_tests::setid_bits_are_cleared_unless_asked_for).
+    let keep = RestoreOptions { keep_setid: true };
+    let rep = ck.restore_with(0, "build", &target, keep).unwrap();
     assert!(rep.skipped.is_empty());
+    assert!(rep.setid_cleared.is_empty());
     assert_same(&before, &describe(&target));
     // Holes were written as holes.
     let m = fs::metadata(target.join("sparse")).unwrap();
@@ -427,8 +444,9 @@ fn multi_layer_restore_and_apply() {
     for (i, (build, outd)) in expected.iter().enumerate() {
         let tb = t.path().join(format!("r{i}/build"));
         fs::create_dir_all(tb.parent().unwrap()).unwrap();
-        ck.restore(i as u32, "build", &tb).unwrap();
-        assert_same(build, &describe(&tb));
+        let rep = ck.restore(i as u32, "build", &tb).unwrap();
+        assert_eq!(rep.setid_cleared, [RelPath::new("setgid").unwrap()]);
+        assert_same(&without_setid(build), &describe(&tb));
         let to = t.path().join(format!("r{i}/out"));
         let rep = ck.restore(i as u32, "out", &to).unwrap();
         match outd {
@@ -446,7 +464,7 @@ fn multi_layer_restore_and_apply() {
     fs::create_dir_all(tb.parent().unwrap()).unwrap();
     for (i, (build, outd)) in expected.iter().enumerate() {
         ck.apply_layer(i as u32, "build", &tb).unwrap();
-        assert_same(build, &describe(&tb));
+        assert_same(&without_setid(build), &describe(&tb));
         ck.apply_layer(i as u32, "out", &to).unwrap();
         match outd {
             Some(d) => assert_same(d, &describe(&to)),
@@ -483,7 +501,13 @@ fn multi_layer_restore_and_apply() {
     s3.adopt(st1, 2).unwrap();
     let l = s3.snapshot(&mut w3, LayerMeta::default()).unwrap();
     assert_eq!(l.files_hashed, 0, "adopted files are trusted");
-    assert!(l.roots.values().all(|r| r.changed == 0 && r.deleted == 0));
+    // The one difference from the adopted state: the setgid bit restore did not recreate.
+    assert!(l.roots["out"].changed == 0 && l.roots["out"].deleted == 0);
+    assert!(l.roots["build"].changed == 1 && l.roots["build"].deleted == 0);
+    assert_eq!(
+        s3.state().root("build")[&RelPath::new("setgid").unwrap()].mode,
+        0o750
+    );
     w3.finish().unwrap();
     open_verified(&ck3);
 }
