@@ -193,6 +193,19 @@ fn insert_bad_path(c: &Ctx, layer_name: &str, path: &str) -> Words {
     vec![vec![path.to_owned()]]
 }
 
+/// Edits layer `index` through its typed form, then replaces `(from, to)` strings in its
+/// canonical text (for what the builder's types refuse to hold); the index names the result.
+fn edit_layer_text(c: &Ctx, index: u32, edit: impl FnOnce(&mut Layer), replace: &[(&str, &str)]) {
+    let mut layer = c.copy.layer(index);
+    edit(&mut layer);
+    let mut text = String::from_utf8(layer.to_bytes()).expect("UTF-8");
+    for (from, to) in replace {
+        assert!(text.contains(from), "{from} is not in the layer");
+        text = text.replace(from, to);
+    }
+    c.copy.write_layer_text(&layer, text.as_bytes());
+}
+
 fn layer_file_stem(c: &Ctx, index: u32) -> String {
     c.copy
         .layer_path(index)
@@ -1004,23 +1017,30 @@ fn variants() -> Vec<Variant> {
             name: "name_300_bytes",
             class: "parity",
             mutate: |c| {
+                // The builder's own types refuse such a path now: a 200-byte name is
+                // written, then lengthened in the text (it sorts the same).
                 let hash = greet_hash(c);
-                let path = format!("cproject-src/{}", "n".repeat(300));
-                c.copy.edit_layer(build_layer(c), |l| {
-                    add_entry(
-                        l,
-                        "build",
-                        &path,
-                        entry(
-                            EntryKind::File {
-                                size: 16000,
-                                blake3: hash,
-                                hardlink: None,
-                            },
-                            0o644,
-                        ),
-                    )
-                });
+                let short = "n".repeat(200);
+                edit_layer_text(
+                    c,
+                    build_layer(c),
+                    |l| {
+                        add_entry(
+                            l,
+                            "build",
+                            &format!("cproject-src/{short}"),
+                            entry(
+                                EntryKind::File {
+                                    size: 16000,
+                                    blake3: hash,
+                                    hardlink: None,
+                                },
+                                0o644,
+                            ),
+                        )
+                    },
+                    &[(&short, &"n".repeat(300))],
+                );
                 words(&[&["nnnnnnnnnnnnnnnn"], &["255", "too long", "name"]])
             },
             expect: CONTENT_UNUSABLE,
@@ -1030,29 +1050,36 @@ fn variants() -> Vec<Variant> {
             name: "path_longer_than_path_max",
             class: "parity",
             mutate: |c| {
+                // 25 levels of 100-byte names (within the builder's own limits), each
+                // doubled in the text: a path of 5038 bytes.
                 let hash = greet_hash(c);
-                let component = "d".repeat(200);
-                c.copy.edit_layer(build_layer(c), |l| {
-                    let mut path = "cproject-src".to_owned();
-                    for _ in 0..25 {
-                        path = format!("{path}/{component}");
-                        add_entry(l, "build", &path, entry(EntryKind::Dir, 0o755));
-                    }
-                    add_entry(
-                        l,
-                        "build",
-                        &format!("{path}/deep"),
-                        entry(
-                            EntryKind::File {
-                                size: 16000,
-                                blake3: hash,
-                                hardlink: None,
-                            },
-                            0o644,
-                        ),
-                    );
-                });
-                words(&[&["PATH_MAX", "4096", "too long"]])
+                let component = "d".repeat(100);
+                edit_layer_text(
+                    c,
+                    build_layer(c),
+                    |l| {
+                        let mut path = "cproject-src".to_owned();
+                        for _ in 0..25 {
+                            path = format!("{path}/{component}");
+                            add_entry(l, "build", &path, entry(EntryKind::Dir, 0o755));
+                        }
+                        add_entry(
+                            l,
+                            "build",
+                            &format!("{path}/deep"),
+                            entry(
+                                EntryKind::File {
+                                    size: 16000,
+                                    blake3: hash,
+                                    hardlink: None,
+                                },
+                                0o644,
+                            ),
+                        );
+                    },
+                    &[(&component, &"d".repeat(200))],
+                );
+                words(&[&["PATH_MAX", "4096", "too long", "longer than"]])
             },
             expect: CONTENT_UNUSABLE,
             after: None,
