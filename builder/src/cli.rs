@@ -464,6 +464,18 @@ pub fn diff(a: &Path, b: &Path, json: bool) -> Result<(), CliError> {
         })
     };
     let (la, lb) = (decode(&ca, a)?, decode(&cb, b)?);
+    // A key only vouches for a layer's content in a checkpoint whose keys, chain and
+    // provenance check (docs/trust.md): a forged copy keeps the real keys.
+    let untrusted: Vec<String> = [(&ca, &la, "the first"), (&cb, &lb, "the second")]
+        .into_iter()
+        .filter_map(|(ck, layers, which)| {
+            crate::resume::trust_problem(ck, layers)
+                .map(|why| format!("{which} ({}) is not trusted: {why}", ck.dir().display()))
+        })
+        .collect();
+    for u in &untrusted {
+        eprintln!("checkpoint-builder diff: {u}");
+    }
     let mut rows = Vec::new();
     for i in 0..la.len().max(lb.len()) {
         let (x, y) = (la.get(i), lb.get(i));
@@ -481,8 +493,16 @@ pub fn diff(a: &Path, b: &Path, json: bool) -> Result<(), CliError> {
                 format!("different phases: `{}` vs `{}`", x.name, y.name)
             }
             (Some(x), Some(y)) if x.inputs == y.inputs => {
-                if key(&ca) == key(&cb) {
+                if key(&ca) == key(&cb) && untrusted.is_empty() {
                     "same key".to_owned()
+                } else if key(&ca) == key(&cb) {
+                    let same_content = ca.index().layers.get(i).map(|r| r.blake3)
+                        == cb.index().layers.get(i).map(|r| r.blake3);
+                    format!(
+                        "same key recorded, {} content, but {}",
+                        if same_content { "same" } else { "different" },
+                        untrusted.join("; ")
+                    )
                 } else {
                     "same inputs, an earlier layer differs".to_owned()
                 }
