@@ -7,6 +7,7 @@
 //! `target/reuse-cases/` naming the variant and the base checkpoint.
 
 use integration_tests::checkpoint::FORMAT_VERSION;
+use integration_tests::forge;
 use integration_tests::nix::repo_root;
 use integration_tests::outputs::{normalised_out, output, run_salt};
 use integration_tests::{builder_binary, nix_build, BuildResult};
@@ -26,6 +27,12 @@ struct ReuseProject {
 const CPROJECT: ReuseProject = ReuseProject {
     file: "cproject",
     attrs: "",
+    label: "cproject",
+};
+/// `cproject` with `checkpointBaseTrust = "any"` (docs/trust.md).
+const CPROJECT_TRUSTING: ReuseProject = ReuseProject {
+    file: "cproject",
+    attrs: "baseTrust = \"any\";",
     label: "cproject",
 };
 const CMAKE_PROJECT: ReuseProject = ReuseProject {
@@ -627,4 +634,186 @@ fn base_beyond_the_format_limits_gives_a_clean_build_with_a_message() {
     );
     assert!(b.ran_phase("unpackPhase") && b.ran_phase("buildPhase"));
     assert!(normalised_out(&b) == normalised_out(&clean));
+// ---------------------------------------------------------------------------------------
+// Trust (issue 12, item 2; docs/trust.md)
+
+/// The log line that says why a base was refused.
+fn rejection(b: &BuildResult) -> String {
+    b.log_lines
+        .iter()
+        .find(|l| l.contains("rejected") && l.contains("building from scratch"))
+        .unwrap_or_else(|| panic!("no rejection in the log\n{}", b.log_tail(40)))
+        .clone()
+}
+
+/// A copy of checkpoint `from` whose `out` file `share/greet/file.txt` ("data\n") says
+/// "EVIL\n" in every layer that records it, every hash fixed so that it verifies, the chain
+/// recomputed when `consistent`; added to the store with `nix-store --add`.
+fn forged(from: &Path, label: &str, consistent: bool) -> PathBuf {
+    let forged = store_copy(from, label, |copy| {
+        let edited = forge::replace_file(copy, "out", "share/greet/file.txt", b"EVIL\n");
+        assert!(edited >= 1, "no layer records share/greet/file.txt");
+        if consistent {
+            forge::reseal(copy);
+        }
+    });
+    let verify = cli(&["verify", &forged.to_string_lossy()]);
+    assert!(
+        verify.status.success(),
+        "the forgery does not even verify: {}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    forged
+}
+
+fn file_txt(b: &BuildResult) -> String {
+    std::fs::read_to_string(output(b, false).join("share/greet/file.txt")).unwrap()
+}
+
+/// A forged checkpoint (`nix-store --add` of an altered copy, consistent as far as the
+/// forger can make it) is refused: the build is clean, says why, and keeps nothing of it.
+/// With `checkpointBaseTrust = "any"` it is used (opting in trusts it), unless it is
+/// inconsistent.
+#[test]
+fn forged_checkpoint_is_refused_and_the_build_is_clean() {
+    let a = build(12, "trust-base", "a", None);
+    let a_ck = output(&a, true);
+    let forged_ck = forged(&a_ck, "trust-forged", true);
+
+    // The same derivation as `a` but for its base: every phase would be restored.
+    let b = build(12, "trust-from-forged", "a", Some(&forged_ck));
+    let line = rejection(&b);
+    assert!(
+        line.contains("did not come out of a build at this path"),
+        "{line}"
+    );
+    assert!(line.contains("nix-store --add"), "{line}");
+    assert!(b.ran_phase("unpackPhase") && b.ran_phase("installPhase"));
+    assert_eq!(file_txt(&b), "data\n");
+    assert!(
+        normalised_out(&b) == normalised_out(&a),
+        "out differs from a clean build"
+    );
+    let b_ck = output(&b, true);
+    assert_eq!(contains_bytes(&b_ck, b"EVIL"), Vec::<PathBuf>::new());
+    assert_eq!(
+        contains_bytes(&output(&b, false), b"EVIL"),
+        Vec::<PathBuf>::new()
+    );
+    let forged_hash = &forged_ck.file_name().unwrap().to_string_lossy()[..32];
+    assert_eq!(
+        contains_bytes(&b_ck, forged_hash.as_bytes()),
+        Vec::<PathBuf>::new()
+    );
+
+    // `diff` does not vouch for the forged layers.
+    let diff = cli(&[
+        "diff",
+        &a_ck.to_string_lossy(),
+        &forged_ck.to_string_lossy(),
+        "--json",
+    ]);
+    let rows: serde_json::Value = serde_json::from_slice(&diff.stdout).unwrap();
+    let install = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["phase"] == "installPhase")
+        .map(|r| r["verdict"].as_str().unwrap().to_owned())
+        .unwrap();
+    assert_ne!(install, "same key");
+    assert!(
+        install.contains("different content") && install.contains("not trusted"),
+        "{install}"
+    );
+
+    // Opting in trusts it: the forged content is what the build gets.
+    let name = "reuse-cproject-12";
+    let any = build_project(
+        CPROJECT_TRUSTING,
+        "trust-any-forged",
+        "a",
+        name,
+        Some(&forged_ck),
+    );
+    assert!(
+        any.log_lines
+            .iter()
+            .any(|l| l.contains("used because checkpointBaseTrust = \"any\"")),
+        "{}",
+        any.log_tail(40)
+    );
+    assert!(decision(&any, "installPhase").contains("restored"));
+    assert_eq!(file_txt(&any), "EVIL\n");
+
+    // Inconsistent (content changed, chain not recomputed): refused even so.
+    let inconsistent = forged(&a_ck, "trust-forged-inconsistent", false);
+    let c = build_project(
+        CPROJECT_TRUSTING,
+        "trust-any-inconsistent",
+        "a",
+        name,
+        Some(&inconsistent),
+    );
+    let line = rejection(&c);
+    assert!(line.contains("inconsistent"), "{line}");
+    assert_eq!(file_txt(&c), "data\n");
+    assert!(normalised_out(&c) == normalised_out(&a));
+}
+
+/// A real checkpoint copied into the store unchanged by `nix-store --add` did not come out
+/// of a build at that path: refused without opting in.
+#[test]
+fn unchanged_copy_added_to_the_store_is_refused() {
+    let a = build(13, "trust-copy-base", "a", None);
+    let copy = store_copy(&output(&a, true), "trust-plain-copy", |_| {});
+    let b = build(13, "trust-from-copy", "a", Some(&copy));
+    let line = rejection(&b);
+    assert!(
+        line.contains("did not come out of a build at this path")
+            && line.contains("nix-store --add"),
+        "{line}"
+    );
+    assert!(b.ran_phase("buildPhase"));
+    assert!(normalised_out(&b) == normalised_out(&a));
+}
+
+/// A base whose content breaks the build after its restore (a directory the next snapshot
+/// cannot read) gives a clean build, exit 0, with the reason in the log and nothing of the
+/// base left.
+#[test]
+fn a_base_that_fails_after_its_restore_gives_a_clean_build() {
+    let a = build(14, "trust-locked-base", "a", None);
+    let clean = build(14, "trust-locked-clean", "install", None);
+    let locked = store_copy(&output(&a, true), "trust-locked", |copy| {
+        forge::append_entry(
+            copy,
+            "buildPhase",
+            "build",
+            r#"{"path":"zzz-locked","kind":"dir","mode":"0000","mtime_s":1,"mtime_ns":0}"#,
+        );
+        forge::reseal(copy);
+    });
+    let b = build_project(
+        CPROJECT_TRUSTING,
+        "trust-from-locked",
+        "install",
+        "reuse-cproject-14",
+        Some(&locked),
+    );
+    assert!(
+        b.log_lines
+            .iter()
+            .any(|l| l.contains("could not be used") && l.contains("building from scratch")),
+        "{}",
+        b.log_tail(40)
+    );
+    assert!(b.ran_phase("unpackPhase") && b.ran_phase("buildPhase"));
+    assert!(normalised_out(&b) == normalised_out(&clean));
+    assert_eq!(
+        contains_bytes(&output(&b, true), b"zzz-locked"),
+        Vec::<PathBuf>::new()
+    );
+    let verify = cli(&["verify", &output(&b, true).to_string_lossy()]);
+    assert!(verify.status.success());
 }

@@ -104,7 +104,7 @@ impl DevCache {
             if dir == exclude || entry_name(&dir).as_deref() != Some(name) {
                 continue;
             }
-            match load_base_with(&dir, system, true) {
+            match load_base_with(&dir, system, true, crate::trust::BaseTrust::OwnCache) {
                 Ok(base) if base.layers.len() > 1 => {
                     let _ = std::fs::write(dir.join(LAST_USED), b"");
                     out.push(base);

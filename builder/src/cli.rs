@@ -4,7 +4,7 @@
 //! People's output goes to stderr, data to stdout (`--json` where a program reads it).
 
 use crate::checkpoint::{Checkpoint, CheckpointError, RelPath, RestoreOptions, RestoreReport};
-use crate::shell::restore::{restore_script, restore_tail};
+use crate::shell::host::{host_rc, host_state};
 use crate::shell::{ByteString, ShellState, Value};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -41,8 +41,12 @@ pub enum CliError {
         #[source]
         source: CheckpointError,
     },
-    #[error("layer `{phase}` has no readable shell state")]
-    NoShellState { phase: String },
+    #[error("layer `{phase}` has no usable shell state: {reason}")]
+    NoShellState { phase: String, reason: String },
+    /// A layer's shell state cannot be restored without running code it carries (or is
+    /// unreadable): the whole checkpoint is refused, whatever the command.
+    #[error("checkpoint {path} is unusable: {reason}")]
+    ShellState { path: PathBuf, reason: String },
     #[error("{what}: {path}")]
     Io {
         what: &'static str,
@@ -60,6 +64,7 @@ impl CliError {
             CliError::Checkpoint { .. }
                 | CliError::Undecodable { .. }
                 | CliError::NoShellState { .. }
+                | CliError::ShellState { .. }
         )
     }
 }
@@ -101,6 +106,19 @@ pub fn layer_index(ck: &Checkpoint, path: &Path, phase: &str) -> Result<u32, Cli
                 .collect::<Vec<_>>()
                 .join(", "),
         })
+}
+
+/// Reads and validates every layer's shell state ([`crate::shell::validate`]): a checkpoint
+/// with one state that could run code when restored is unusable for every command but
+/// `inspect`.
+fn check_shell_states(ck: &Checkpoint, path: &Path) -> Result<(), CliError> {
+    for layer in ck.layers() {
+        crate::resume::read_shell_state(ck, layer).map_err(|reason| CliError::ShellState {
+            path: path.to_path_buf(),
+            reason,
+        })?;
+    }
+    Ok(())
 }
 
 /// `inspect`: one row per layer.
@@ -162,6 +180,7 @@ pub fn verify(path: &Path, json: bool) -> Result<(), CliError> {
         path: path.to_path_buf(),
         source,
     })?;
+    check_shell_states(&ck, path)?;
     if json {
         print_data(
             &serde_json::json!({
@@ -242,6 +261,7 @@ pub fn restore_with(
     // written, not even a temporary directory. (A development cache entry of a failed build
     // is unfinished: its tmp/ is ignored, everything its index lists is checked.)
     ck.verify_unfinished().map_err(unusable)?;
+    check_shell_states(&ck, path)?;
     let state = ck.state_after(index).map_err(unusable)?;
     for root in ck.roots() {
         crate::checkpoint::restore::check_path_room(&dir.join(root), state.root(root)).map_err(
@@ -330,8 +350,9 @@ fn layer_shell_state(ck: &Checkpoint, index: u32, phase: &str) -> Result<ShellSt
         path: PathBuf::new(),
         source,
     })?;
-    crate::resume::read_shell_state(ck, layer).map_err(|_| CliError::NoShellState {
+    crate::resume::read_shell_state(ck, layer).map_err(|reason| CliError::NoShellState {
         phase: phase.to_owned(),
+        reason,
     })
 }
 
@@ -365,7 +386,8 @@ pub fn relocate(state: &mut ShellState, new_top: &Path) {
 }
 
 /// `shell`: restore the state after `phase` into a temporary directory and open an interactive
-/// bash there with that point's variables, functions, options and cwd.
+/// bash there with that point's variables, functions, options and cwd, minus everything bash
+/// would run by itself ([`crate::shell::host`]; one stderr line lists what was left out).
 pub fn shell(path: &Path, phase: &str, keep: Option<&Path>) -> Result<i32, CliError> {
     let ck = open(path)?;
     let index = layer_index(&ck, path, phase)?;
@@ -379,23 +401,30 @@ pub fn shell(path: &Path, phase: &str, keep: Option<&Path>) -> Result<i32, CliEr
     let mut state = layer_shell_state(&ck, index, phase)?;
     let build = base.join("build");
     relocate(&mut state, &build);
-    // Interactive use: no errexit/nounset (one typo would end the shell), no EXIT trap.
-    state
-        .set_options
-        .retain(|(n, _)| !matches!(n.as_str(), "errexit" | "nounset" | "xtrace"));
-    state.traps = ByteString::default();
-    let rc = base.join("shell-rc.sh");
-    let mut script = restore_script(&state);
-    script.push_str(&restore_tail(&state));
-    script.push_str(&format!(
-        "PS1='[checkpoint {phase}] \\w\\$ '\necho 'checkpoint-builder: state after {phase}; outputs under {}' >&2\n",
-        base.display()
-    ));
-    std::fs::write(&rc, script).map_err(|source| CliError::Io {
-        what: "cannot write the shell's rc file",
-        path: rc.clone(),
-        source,
+    // On the host, outside any sandbox: nothing of the checkpoint may run by itself (traps,
+    // prompt hooks, history files, `BASH_ENV`, `LD_*` …): see `shell::host`.
+    let report = host_state(&mut state).map_err(|e| CliError::NoShellState {
+        phase: phase.to_owned(),
+        reason: e.to_string(),
     })?;
+    eprintln!("{}", report.left_out_line());
+    if let Some(line) = report.functions_line() {
+        eprintln!("{line}");
+    }
+    let rc = base.join("shell-rc.sh");
+    let script = host_rc(&state, phase, &base.display().to_string());
+    // A new file, never through whatever the restored tree put at that name (a root of the
+    // checkpoint could be a symlink called so).
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&rc)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, script.as_bytes()))
+        .map_err(|source| CliError::Io {
+            what: "cannot write the shell's rc file",
+            path: rc.clone(),
+            source,
+        })?;
     let bash = std::env::var_os("CHECKPOINT_SHELL_BASH").unwrap_or_else(|| "bash".into());
     let status = std::process::Command::new(&bash)
         .arg("--rcfile")
@@ -426,6 +455,8 @@ pub fn shell(path: &Path, phase: &str, keep: Option<&Path>) -> Result<i32, CliEr
 pub fn diff(a: &Path, b: &Path, json: bool) -> Result<(), CliError> {
     let ca = open(a)?;
     let cb = open(b)?;
+    check_shell_states(&ca, a)?;
+    check_shell_states(&cb, b)?;
     let decode = |ck: &Checkpoint, path: &Path| {
         crate::resume::decode_layers(ck).map_err(|reason| CliError::Undecodable {
             path: path.to_path_buf(),
@@ -433,6 +464,18 @@ pub fn diff(a: &Path, b: &Path, json: bool) -> Result<(), CliError> {
         })
     };
     let (la, lb) = (decode(&ca, a)?, decode(&cb, b)?);
+    // A key only vouches for a layer's content in a checkpoint whose keys, chain and
+    // provenance check (docs/trust.md): a forged copy keeps the real keys.
+    let untrusted: Vec<String> = [(&ca, &la, "the first"), (&cb, &lb, "the second")]
+        .into_iter()
+        .filter_map(|(ck, layers, which)| {
+            crate::resume::trust_problem(ck, layers)
+                .map(|why| format!("{which} ({}) is not trusted: {why}", ck.dir().display()))
+        })
+        .collect();
+    for u in &untrusted {
+        eprintln!("checkpoint-builder diff: {u}");
+    }
     let mut rows = Vec::new();
     for i in 0..la.len().max(lb.len()) {
         let (x, y) = (la.get(i), lb.get(i));
@@ -450,8 +493,16 @@ pub fn diff(a: &Path, b: &Path, json: bool) -> Result<(), CliError> {
                 format!("different phases: `{}` vs `{}`", x.name, y.name)
             }
             (Some(x), Some(y)) if x.inputs == y.inputs => {
-                if key(&ca) == key(&cb) {
+                if key(&ca) == key(&cb) && untrusted.is_empty() {
                     "same key".to_owned()
+                } else if key(&ca) == key(&cb) {
+                    let same_content = ca.index().layers.get(i).map(|r| r.blake3)
+                        == cb.index().layers.get(i).map(|r| r.blake3);
+                    format!(
+                        "same key recorded, {} content, but {}",
+                        if same_content { "same" } else { "different" },
+                        untrusted.join("; ")
+                    )
                 } else {
                     "same inputs, an earlier layer differs".to_owned()
                 }

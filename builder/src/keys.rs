@@ -14,7 +14,8 @@ use serde::Serialize;
 use std::collections::HashSet;
 
 /// Bumped whenever what goes into a key changes: old keys then never match.
-pub const KEY_FORMAT: &str = "checkpoint-builder-key-v1";
+/// (v2: the build directory is masked in the key, see [`layer_key`].)
+pub const KEY_FORMAT: &str = "checkpoint-builder-key-v2";
 
 /// Variables whose value says nothing about the build's result (log plumbing, parallelism).
 /// Strict mode keys on them too.
@@ -28,7 +29,12 @@ pub const VOLATILE: &[&str] = &[
 
 /// The builder's own controls: which checkpoint to reuse and how. Never keyed, not even in
 /// strict mode (a base is given exactly when a build differs from it in this).
-pub const CONTROLS: &[&str] = &["checkpointBase", "checkpointCache", "checkpointStrict"];
+pub const CONTROLS: &[&str] = &[
+    "checkpointBase",
+    "checkpointBaseTrust",
+    "checkpointCache",
+    "checkpointStrict",
+];
 
 /// True when `name` is left out of keys in the given mode (before the later-phase rule).
 pub fn unkeyed(name: &str, strict: bool) -> bool {
@@ -183,12 +189,23 @@ pub fn layer_inputs(
     }
 }
 
-/// The chained key: blake3 over the parent key and the canonical JSON of the inputs.
-pub fn layer_key(parent: &str, inputs: &LayerInputs) -> String {
+/// The chained key: blake3 over the parent key and the canonical JSON of the inputs, with
+/// every occurrence of the build directory `build_top` (the checkpoint's own, as its index
+/// records it) masked by NUL bytes, which canonical JSON never contains.
+///
+/// The mask keeps a key recomputable after an import: importing layers into a build whose
+/// build directory differs rewrites the recorded inputs to the new directory (same length),
+/// and the imported key must still be the hash of what the layer records (docs/trust.md).
+pub fn layer_key(parent: &str, inputs: &LayerInputs, build_top: &[u8]) -> String {
+    let json = serde_json::to_vec(inputs).expect("inputs serialise");
+    let masked = match Rewrites::new(&[(build_top.to_vec(), vec![0u8; build_top.len()])]) {
+        Ok(mask) if !build_top.is_empty() => normalise(&json, &mask),
+        _ => json,
+    };
     let mut hasher = blake3::Hasher::new();
     hasher.update(parent.as_bytes());
     hasher.update(b"\0");
-    hasher.update(&serde_json::to_vec(inputs).expect("inputs serialise"));
+    hasher.update(&masked);
     hasher.finalize().to_hex().to_string()
 }
 
@@ -244,7 +261,30 @@ mod tests {
     #[test]
     fn keys_chain_on_the_parent() {
         let inputs = layer_inputs("setup", None, &[], false, &HashSet::new());
-        assert_ne!(layer_key("a", &inputs), layer_key("b", &inputs));
-        assert_eq!(layer_key("a", &inputs), layer_key("a", &inputs));
+        assert_ne!(
+            layer_key("a", &inputs, b"/build"),
+            layer_key("b", &inputs, b"/build")
+        );
+        assert_eq!(
+            layer_key("a", &inputs, b"/build"),
+            layer_key("a", &inputs, b"/build")
+        );
+    }
+
+    #[test]
+    fn keys_mask_the_build_directory() {
+        let at = |top: &str| LayerInputs {
+            code: ByteString(format!("cd {top}/src").into_bytes()),
+            ..layer_inputs("buildPhase", None, &[], false, &HashSet::new())
+        };
+        let (a, b) = (at("/tmp/nix-build-x-0"), at("/tmp/nix-build-x-1"));
+        assert_eq!(
+            layer_key("p", &a, b"/tmp/nix-build-x-0"),
+            layer_key("p", &b, b"/tmp/nix-build-x-1")
+        );
+        assert_ne!(
+            layer_key("p", &a, b"/tmp/nix-build-x-0"),
+            layer_key("p", &b, b"/tmp/nix-build-x-0")
+        );
     }
 }

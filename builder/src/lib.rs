@@ -27,3 +27,5 @@ pub mod resume;
 pub mod reuse;
 pub mod runner;
 pub mod shell;
+pub mod store_path;
+pub mod trust;

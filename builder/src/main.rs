@@ -13,6 +13,7 @@ use checkpoint_builder::invocation::{classify, stock_positional, Invocation};
 use checkpoint_builder::recording::{declared_outputs, Recorder, CHECKPOINT_OUTPUT};
 use checkpoint_builder::resume::{load_base, BaseCheckpoint};
 use checkpoint_builder::runner::{format_report, run_build, BuildOptions};
+use checkpoint_builder::trust::BaseTrust;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 
@@ -200,6 +201,15 @@ fn report_error(headline: &str, err: &dyn std::error::Error) {
     }
 }
 
+/// The trust a `checkpointBase` gets (docs/trust.md); an unknown value keeps the default.
+fn base_trust(env: &BuildEnvironment) -> BaseTrust {
+    let value = env.attribute(checkpoint_builder::trust::TRUST_ATTRIBUTE);
+    BaseTrust::from_attribute(value.as_deref()).unwrap_or_else(|reason| {
+        eprintln!("checkpoint-builder: {reason}; only a checkpoint built at its path is used");
+        BaseTrust::Built
+    })
+}
+
 fn build(args: &[String]) -> i32 {
     let env = match BuildEnvironment::from_process() {
         Ok(env) => env,
@@ -277,6 +287,12 @@ fn build(args: &[String]) -> i32 {
                     .map(|(n, p)| (n.clone(), serde_json::Value::from(p.to_string_lossy().into_owned())))
                     .collect::<serde_json::Map<_, _>>(),
                 "build_top": env.build_top.to_string_lossy(),
+                // Where this checkpoint will be: a later build uses it as a base only at
+                // this path (docs/trust.md). A cache entry of a build without a checkpoint
+                // output has none.
+                checkpoint_builder::trust::meta::CHECKPOINT_PATH: checkpoint_dir
+                    .as_ref()
+                    .map(|d| d.to_string_lossy().into_owned()),
             });
             let strict = env
                 .attribute("checkpointStrict")
@@ -298,7 +314,7 @@ fn build(args: &[String]) -> i32 {
             );
             Vec::new()
         }
-        Some(dir) => match load_base(Path::new(&dir), system.as_deref()) {
+        Some(dir) => match load_base(Path::new(&dir), system.as_deref(), base_trust(&env)) {
             Ok(base) => vec![base],
             Err(reason) => {
                 eprintln!(

@@ -5,8 +5,8 @@
 //! step's shell state and its keyed inputs (see [`crate::keys`]) as attachments.
 
 use crate::checkpoint::{
-    CheckpointError, CheckpointWriter, ContentHash, LayerMeta, LayerSummary, RewritePair,
-    Snapshotter, State,
+    Checkpoint, CheckpointError, CheckpointWriter, ContentHash, LayerMeta, LayerSummary,
+    RewritePair, Snapshotter, State,
 };
 use crate::keys::{
     later_phase_variables, layer_inputs, layer_key, phase_variables, LayerInputs, KEY_FORMAT,
@@ -14,6 +14,7 @@ use crate::keys::{
 use crate::ninja::{LogReport, NinjaLogs};
 use crate::resume::{resume_trees, BaseCheckpoint};
 use crate::shell::{ByteString, ShellState};
+use crate::trust;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -42,7 +43,15 @@ pub struct Recorder {
     writer: CheckpointWriter,
     snapshotter: Snapshotter,
     output_paths: Vec<Vec<u8>>,
+    /// The build directory, masked in keys ([`layer_key`]).
+    build_top: Vec<u8>,
     parent_key: String,
+    /// The checkpoint-wide metadata, with the chain ([`trust::chain_link`]) of the layers so
+    /// far, rewritten with every layer, and `restored_layers` after a resume.
+    meta: serde_json::Value,
+    chain: Vec<String>,
+    /// What [`Recorder::restart`] needs to start over.
+    roots: Vec<(String, PathBuf)>,
     strict: bool,
     /// The build's phase list (known after setup), for the later-phase exclusion rule.
     pub phases: Vec<String>,
@@ -56,8 +65,6 @@ pub struct Recorder {
     pub restore_time: Duration,
     /// What imports of an earlier checkpoint did to ninja's build logs.
     ninja_logs: Arc<NinjaLogs>,
-    /// The checkpoint-wide metadata, kept to add `restored_layers` after a resume.
-    meta: serde_json::Value,
 }
 
 impl Recorder {
@@ -75,7 +82,7 @@ impl Recorder {
         writer.set_translator(ninja_logs.clone());
         let mut roots = vec![("build".to_owned(), build_top.to_path_buf())];
         roots.extend(outputs.iter().cloned());
-        let snapshotter = Snapshotter::new(roots)?;
+        let snapshotter = Snapshotter::new(roots.clone())?;
         let mut output_paths: Vec<Vec<u8>> = outputs
             .iter()
             .map(|(_, p)| p.as_os_str().as_bytes().to_vec())
@@ -85,14 +92,17 @@ impl Recorder {
             writer,
             snapshotter,
             output_paths,
+            build_top: build_top.as_os_str().as_bytes().to_vec(),
             parent_key: KEY_FORMAT.to_owned(),
+            meta,
+            chain: Vec::new(),
+            roots,
             strict,
             phases: Vec::new(),
             next_layer_taken_over: false,
             snapshot_time: Duration::ZERO,
             restore_time: Duration::ZERO,
             ninja_logs,
-            meta,
         })
     }
 
@@ -116,7 +126,7 @@ impl Recorder {
                 .collect(),
         };
         let inputs = layer_inputs(step, before, &self.output_paths, self.strict, &excluded);
-        let key = layer_key(&self.parent_key, &inputs);
+        let key = layer_key(&self.parent_key, &inputs, &self.build_top);
         let inputs_blob = self.writer.put_blob(
             &serde_json::to_vec(&LayerInputs {
                 functions: ByteString::default(),
@@ -152,9 +162,71 @@ impl Recorder {
             }),
         };
         let summary = self.snapshotter.snapshot(&mut self.writer, meta)?;
+        let link = trust::chain_link(
+            self.chain.last().map_or("", String::as_str),
+            &key,
+            &summary.layer.blake3,
+        );
+        self.chain.push(link);
+        self.write_chain()?;
         self.parent_key = key;
         self.snapshot_time += started.elapsed();
         Ok(summary)
+    }
+
+    /// Writes the chain of the layers so far into the index's meta.
+    fn write_chain(&mut self) -> Result<(), CheckpointError> {
+        if let Some(m) = self.meta.as_object_mut() {
+            m.insert(trust::meta::CHAIN.to_owned(), self.chain.clone().into());
+        }
+        self.writer.set_meta(self.meta.clone())
+    }
+
+    /// Recomputes the chain over every layer written so far (after an import, whose layer
+    /// files are new: rewritten to this build's paths).
+    fn reseal(&mut self) -> Result<(), CheckpointError> {
+        let written = Checkpoint::open(self.writer.dir())?;
+        let keys: Vec<String> = written
+            .layers()
+            .iter()
+            .map(|l| {
+                l.meta
+                    .meta
+                    .get("key")
+                    .and_then(|k| k.as_str())
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect();
+        self.chain = trust::chain_of(
+            keys.iter()
+                .map(String::as_str)
+                .zip(written.index().layers.iter().map(|r| r.blake3)),
+        );
+        self.write_chain()
+    }
+
+    /// Throws away every layer written so far (the checkpoint directory is emptied) and
+    /// starts again with none, as [`Recorder::start`] left it: the fallback to a clean build
+    /// after a problem with an earlier checkpoint (docs/trust.md).
+    pub fn restart(&mut self) -> Result<(), CheckpointError> {
+        let dir = self.writer.dir().to_path_buf();
+        crate::resume::remove_tree(&dir)?;
+        let mut writer = CheckpointWriter::create(&dir)?;
+        let ninja_logs = Arc::new(NinjaLogs::default());
+        writer.set_translator(ninja_logs.clone());
+        if let Some(m) = self.meta.as_object_mut() {
+            m.remove(trust::meta::CHAIN);
+            m.remove("restored_layers");
+        }
+        writer.set_meta(self.meta.clone())?;
+        self.writer = writer;
+        self.snapshotter = Snapshotter::new(self.roots.clone())?;
+        self.ninja_logs = ninja_logs;
+        self.parent_key = KEY_FORMAT.to_owned();
+        self.chain.clear();
+        self.next_layer_taken_over = false;
+        Ok(())
     }
 
     /// Continues from layer `depth` of an earlier build: its layers become this checkpoint's
@@ -189,11 +261,12 @@ impl Recorder {
             self.parent_key = key.to_owned();
         }
         // Layers 0..=depth were restored, not run: readers (the OCI export's history) can
-        // only tell from here, the imported layers keep the earlier build's meta.
+        // only tell from here, the imported layers keep the earlier build's meta. `reseal`
+        // writes the meta with the chain.
         if let Some(m) = self.meta.as_object_mut() {
             m.insert("restored_layers".into(), serde_json::Value::from(depth + 1));
-            self.writer.set_meta(self.meta.clone())?;
         }
+        self.reseal()?;
         self.restore_time += started.elapsed();
         Ok(())
     }

@@ -10,6 +10,7 @@ use crate::keys::{random_seed_of, LayerInputs};
 use crate::recording::attachment;
 use crate::reuse::BaseLayer;
 use crate::shell::ShellState;
+use crate::trust::{self, BaseTrust, LayerRecord, TrustError};
 use std::collections::BTreeMap;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -23,11 +24,19 @@ pub struct BaseCheckpoint {
     pub outputs: BTreeMap<String, Vec<u8>>,
     /// The earlier build's build directory.
     pub build_top: Vec<u8>,
+    /// Said in the log when the base is used: why it is trusted although it did not come
+    /// out of a build at its path (`checkpointBaseTrust = "any"`).
+    pub trust_note: Option<String>,
 }
 
-/// Opens and checks `dir`; `Err` is the reason, for a log line ("checkpoint rejected: …").
-pub fn load_base(dir: &Path, system: Option<&str>) -> Result<BaseCheckpoint, String> {
-    load_base_with(dir, system, false)
+/// Opens and checks `dir` (integrity, system, keys and chain, then provenance under `trust`,
+/// docs/trust.md); `Err` is the reason, for a log line ("checkpoint rejected: …").
+pub fn load_base(
+    dir: &Path,
+    system: Option<&str>,
+    trust: BaseTrust,
+) -> Result<BaseCheckpoint, String> {
+    load_base_with(dir, system, false, trust)
 }
 
 /// [`load_base`], optionally for a checkpoint that may be unfinished (a development cache
@@ -36,6 +45,7 @@ pub fn load_base_with(
     dir: &Path,
     system: Option<&str>,
     unfinished: bool,
+    trust: BaseTrust,
 ) -> Result<BaseCheckpoint, String> {
     let checkpoint = Checkpoint::open(dir).map_err(|e| chain(&e))?;
     if unfinished {
@@ -65,9 +75,44 @@ pub fn load_base_with(
         .ok_or("it does not record its build directory")?
         .as_bytes()
         .to_vec();
-    let layers = decode_layers(&checkpoint)?;
+    let mut layers = decode_layers(&checkpoint)?;
+    if unfinished {
+        // A build killed between writing a layer and writing the chain that covers it leaves
+        // one layer the chain does not bind: that layer is not used.
+        let chained = meta
+            .get(trust::meta::CHAIN)
+            .and_then(|c| c.as_array())
+            .map_or(0, Vec::len);
+        if chained + 1 == layers.len() {
+            layers.truncate(chained);
+        }
+    }
     if layers.first().map(|l| l.name.as_str()) != Some("setup") {
         return Err("its first layer is not `setup`".into());
+    }
+    check_keys_and_chain(&checkpoint, &layers, &build_top).map_err(|e| e.to_string())?;
+    let recorded = meta
+        .get(trust::meta::CHECKPOINT_PATH)
+        .and_then(|p| p.as_str());
+    let actual = dir.to_string_lossy();
+    let hint = || crate::store_path::how_added(dir).unwrap_or_default();
+    let mut trust_note = None;
+    if let Err(e) = trust::check_provenance(recorded, &actual, trust, hint) {
+        return Err(e.to_string());
+    }
+    if trust == BaseTrust::Any {
+        if let Err(e) = trust::check_provenance(recorded, &actual, BaseTrust::Built, hint) {
+            let why = e.to_string();
+            let why = why
+                .split("; a derivation that trusts it")
+                .next()
+                .unwrap_or(&why);
+            trust_note = Some(format!(
+                "checkpoint {} used because {} = \"any\" although {why}",
+                dir.display(),
+                trust::TRUST_ATTRIBUTE
+            ));
+        }
     }
     Ok(BaseCheckpoint {
         dir: dir.to_path_buf(),
@@ -75,7 +120,64 @@ pub fn load_base_with(
         layers,
         outputs,
         build_top,
+        trust_note,
     })
+}
+
+/// Why `checkpoint` would not be used as a `checkpointBase` without opting in (its keys or
+/// chain inconsistent, or not at the path its build wrote it to); `None` when it would.
+/// `layers` are its decoded layers. For `diff`, which must not call a forged layer's key the
+/// same as a real one's.
+pub fn trust_problem(checkpoint: &Checkpoint, layers: &[BaseLayer]) -> Option<String> {
+    let meta = checkpoint.meta();
+    let build_top = meta.get("build_top").and_then(|b| b.as_str()).unwrap_or("");
+    if let Err(e) = check_keys_and_chain(checkpoint, layers, build_top.as_bytes()) {
+        return Some(e.to_string());
+    }
+    let recorded = meta
+        .get(trust::meta::CHECKPOINT_PATH)
+        .and_then(|p| p.as_str());
+    let dir = checkpoint.dir();
+    trust::check_provenance(recorded, &dir.to_string_lossy(), BaseTrust::Built, || {
+        crate::store_path::how_added(dir).unwrap_or_default()
+    })
+    .err()
+    .map(|e| e.to_string())
+}
+
+/// Every layer's key recomputed from its recorded inputs and its parent's key, and the chain
+/// of the index checked against the layer files (see [`trust::check_consistency`]).
+pub fn check_keys_and_chain(
+    checkpoint: &Checkpoint,
+    layers: &[BaseLayer],
+    build_top: &[u8],
+) -> Result<(), TrustError> {
+    fn key_of<'a>(l: &'a Layer, k: &str) -> Option<&'a str> {
+        l.meta.meta.get(k).and_then(|v| v.as_str())
+    }
+    let records: Vec<LayerRecord<'_>> = checkpoint
+        .layers()
+        .iter()
+        .zip(layers)
+        .zip(&checkpoint.index().layers)
+        .map(|((l, decoded), r)| LayerRecord {
+            name: &decoded.name,
+            key: key_of(l, "key"),
+            parent_key: key_of(l, "parent_key"),
+            inputs: &decoded.inputs,
+            file: r.blake3,
+        })
+        .collect();
+    let chain: Option<Vec<String>> = checkpoint
+        .meta()
+        .get(trust::meta::CHAIN)
+        .and_then(|c| c.as_array())
+        .map(|a| {
+            a.iter()
+                .map(|v| v.as_str().unwrap_or_default().to_owned())
+                .collect()
+        });
+    trust::check_consistency(&records, chain.as_deref(), build_top)
 }
 
 /// Every layer's name, shell state and keyed inputs.
@@ -112,16 +214,24 @@ fn read_attachment(checkpoint: &Checkpoint, layer: &Layer, name: &str) -> Result
     checkpoint.read_blob(hash).map_err(|e| chain(&e))
 }
 
-/// The shell state recorded with `layer` (its JSON and its function definitions).
+/// The shell state recorded with `layer` (its JSON and its function definitions), refused
+/// unless it can be restored without running anything it carries
+/// ([`crate::shell::validate`]).
 pub fn read_shell_state(checkpoint: &Checkpoint, layer: &Layer) -> Result<ShellState, String> {
-    let mut state: ShellState = serde_json::from_slice(&read_attachment(
-        checkpoint,
-        layer,
-        attachment::SHELL_STATE,
-    )?)
-    .map_err(|e| format!("layer `{}`: shell state unreadable: {e}", layer.meta.name))?;
-    state.functions = read_attachment(checkpoint, layer, attachment::SHELL_FUNCTIONS)?.into();
-    Ok(state)
+    use crate::shell::validate::{load_state, LoadError, UnsafeState};
+    let json = read_attachment(checkpoint, layer, attachment::SHELL_STATE)?;
+    let functions = read_attachment(checkpoint, layer, attachment::SHELL_FUNCTIONS)?;
+    load_state(&json, &functions).map_err(|e| {
+        let which = match &e {
+            LoadError::Unsafe(UnsafeState::Function(_)) => attachment::SHELL_FUNCTIONS,
+            _ => attachment::SHELL_STATE,
+        };
+        format!(
+            "layer `{}`: shell state (attachment `{which}`): {}",
+            layer.meta.name,
+            chain(&e)
+        )
+    })
 }
 
 fn chain(e: &dyn std::error::Error) -> String {
@@ -210,4 +320,180 @@ pub fn resume_trees(
     }
     snapshotter.adopt(state.clone(), depth + 1)?;
     Ok(state)
+}
+
+/// Removes `path` and everything below it, never following a symlink; directories without
+/// write or search permission (a restored tree may have them) are opened up first. Absent is
+/// fine.
+pub fn remove_tree(path: &Path) -> Result<(), CheckpointError> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(CheckpointError::io("stat", path, e)),
+    };
+    if !meta.file_type().is_dir() {
+        return std::fs::remove_file(path).map_err(|e| CheckpointError::io("remove", path, e));
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| CheckpointError::io("chmod", path, e))?;
+    let entries = std::fs::read_dir(path).map_err(|e| CheckpointError::io("read dir", path, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| CheckpointError::io("read dir", path, e))?;
+        remove_tree(&entry.path())?;
+    }
+    std::fs::remove_dir(path).map_err(|e| CheckpointError::io("remove", path, e))
+}
+
+/// What the build directory held before the first step (what Nix put there: `.attrs.json`,
+/// `.attrs.sh`), kept so that a build that must give up an earlier checkpoint after restoring
+/// from it can start again from exactly that (docs/trust.md, "Falling back").
+#[derive(Debug)]
+pub struct InitialTree {
+    entries: Vec<(PathBuf, InitialEntry)>,
+}
+
+#[derive(Debug)]
+enum InitialEntry {
+    Dir(u32),
+    File(u32, Vec<u8>, std::time::SystemTime),
+    Symlink(PathBuf),
+}
+
+impl InitialTree {
+    /// The most the kept files may hold: Nix puts a few small files there.
+    const MAX_BYTES: u64 = 64 << 20;
+
+    /// Reads the tree at `root` (its entries, not `root` itself).
+    pub fn capture(root: &Path) -> std::io::Result<Self> {
+        use std::os::unix::fs::PermissionsExt;
+        let mut entries = Vec::new();
+        let mut total = 0u64;
+        let mut stack = vec![PathBuf::new()];
+        while let Some(rel) = stack.pop() {
+            let mut names: Vec<_> = std::fs::read_dir(root.join(&rel))?
+                .map(|e| e.map(|e| e.file_name()))
+                .collect::<Result<_, _>>()?;
+            names.sort();
+            for name in names {
+                let rel = rel.join(name);
+                let full = root.join(&rel);
+                let meta = std::fs::symlink_metadata(&full)?;
+                let mode = meta.permissions().mode() & 0o7777;
+                let ft = meta.file_type();
+                let entry = if ft.is_dir() {
+                    stack.push(rel.clone());
+                    InitialEntry::Dir(mode)
+                } else if ft.is_symlink() {
+                    InitialEntry::Symlink(std::fs::read_link(&full)?)
+                } else if ft.is_file() {
+                    total += meta.len();
+                    if total > Self::MAX_BYTES {
+                        return Err(std::io::Error::other("more than 64 MiB"));
+                    }
+                    InitialEntry::File(mode, std::fs::read(&full)?, meta.modified()?)
+                } else {
+                    return Err(std::io::Error::other(format!(
+                        "{} is not a file, directory or symlink",
+                        full.display()
+                    )));
+                };
+                entries.push((rel, entry));
+            }
+        }
+        // Parents before children.
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(InitialTree { entries })
+    }
+
+    /// Empties `root` (it stays: it may be a mount point) and recreates what was captured.
+    pub fn put_back(&self, root: &Path) -> Result<(), CheckpointError> {
+        use std::os::unix::fs::PermissionsExt;
+        let io = |what: &'static str, p: &Path| {
+            let p = p.to_path_buf();
+            move |e| CheckpointError::io(what, &p, e)
+        };
+        for entry in std::fs::read_dir(root).map_err(io("read dir", root))? {
+            remove_tree(&entry.map_err(io("read dir", root))?.path())?;
+        }
+        let mut dirs = Vec::new();
+        for (rel, entry) in &self.entries {
+            let full = root.join(rel);
+            match entry {
+                InitialEntry::Dir(mode) => {
+                    std::fs::create_dir(&full).map_err(io("create dir", &full))?;
+                    dirs.push((full, *mode));
+                }
+                InitialEntry::Symlink(target) => {
+                    std::os::unix::fs::symlink(target, &full).map_err(io("symlink", &full))?;
+                }
+                InitialEntry::File(mode, bytes, mtime) => {
+                    std::fs::write(&full, bytes).map_err(io("write", &full))?;
+                    std::fs::set_permissions(&full, std::fs::Permissions::from_mode(*mode))
+                        .map_err(io("chmod", &full))?;
+                    let f = std::fs::File::options()
+                        .write(true)
+                        .open(&full)
+                        .map_err(io("open", &full))?;
+                    f.set_modified(*mtime).map_err(io("set mtime", &full))?;
+                }
+            }
+        }
+        for (full, mode) in dirs.iter().rev() {
+            std::fs::set_permissions(full, std::fs::Permissions::from_mode(*mode))
+                .map_err(io("chmod", full))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{remove_tree, InitialTree};
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn the_initial_tree_comes_back_and_locked_directories_go() {
+        let top = std::env::temp_dir().join(format!("cpb-initial-{}", std::process::id()));
+        let _ = remove_tree(&top);
+        std::fs::create_dir_all(top.join("sub")).unwrap();
+        std::fs::write(top.join(".attrs.json"), b"{\"a\":1}").unwrap();
+        std::fs::set_permissions(top.join(".attrs.json"), PermissionsExt::from_mode(0o640))
+            .unwrap();
+        std::fs::write(top.join("sub/x"), b"x").unwrap();
+        std::os::unix::fs::symlink("sub/x", top.join("link")).unwrap();
+        let initial = InitialTree::capture(&top).unwrap();
+
+        // What a restore left: changed files, new trees, a directory nobody may enter.
+        std::fs::write(top.join(".attrs.json"), b"restored").unwrap();
+        std::fs::remove_file(top.join("sub/x")).unwrap();
+        std::fs::create_dir_all(top.join("src/locked/deep")).unwrap();
+        std::fs::write(top.join("src/locked/deep/f"), b"f").unwrap();
+        std::fs::set_permissions(top.join("src/locked"), PermissionsExt::from_mode(0o000)).unwrap();
+
+        initial.put_back(&top).unwrap();
+        let mut names: Vec<String> = std::fs::read_dir(&top)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, [".attrs.json", "link", "sub"]);
+        assert_eq!(
+            std::fs::read(top.join(".attrs.json")).unwrap(),
+            b"{\"a\":1}"
+        );
+        let mode = std::fs::metadata(top.join(".attrs.json"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o640);
+        assert_eq!(std::fs::read(top.join("sub/x")).unwrap(), b"x");
+        assert_eq!(
+            std::fs::read_link(top.join("link")).unwrap(),
+            std::path::Path::new("sub/x")
+        );
+        remove_tree(&top).unwrap();
+        assert!(!top.exists());
+        remove_tree(&top).unwrap();
+    }
 }

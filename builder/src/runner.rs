@@ -10,7 +10,7 @@ use crate::environment::BuildEnvironment;
 use crate::incremental::try_resume;
 use crate::memfile::MemFile;
 use crate::recording::Recorder;
-use crate::resume::{path_rewrites, BaseCheckpoint};
+use crate::resume::{path_rewrites, remove_tree, BaseCheckpoint, InitialTree};
 use crate::reuse::{self, PhaseDecision};
 use crate::shell::driver::{self, Channel};
 use crate::shell::restore::{restore_script, restore_tail};
@@ -182,6 +182,13 @@ fn install_signal_forwarding() {
 }
 
 /// Runs every step of the build.
+///
+/// When anything goes wrong once content of an earlier checkpoint has entered the build (an
+/// import, a restore, the incremental restore, a snapshot or a step after them), the build
+/// does not end there: the reason is logged, what was restored is discarded (processes of
+/// the steps so far ended, outputs removed, the build directory put back to what Nix gave,
+/// the checkpoint emptied), and the build runs again from scratch without a base. Only an
+/// error of that clean run is the builder's (docs/trust.md, "Falling back").
 pub fn run_build(
     env: &BuildEnvironment,
     options: &BuildOptions,
@@ -189,6 +196,90 @@ pub fn run_build(
     bases: &[BaseCheckpoint],
 ) -> Result<BuildOutcome, RunError> {
     install_signal_forwarding();
+    // What a clean start has in the build directory, to come back to.
+    let initial = match (&recorder, bases.is_empty()) {
+        (Some(_), false) => Some(InitialTree::capture(&env.build_top)),
+        _ => None,
+    };
+    let mut groups = Vec::new();
+    let mut base_used: Option<PathBuf> = None;
+    let first = run_steps(
+        env,
+        options,
+        recorder.as_deref_mut(),
+        bases,
+        &mut groups,
+        &mut base_used,
+    );
+    let (error, which) = match (first, base_used) {
+        (Err(e), Some(dir)) => (e, dir.display().to_string()),
+        (other, _) => return other,
+    };
+    let reason = error_chain(&error);
+    eprintln!(
+        "checkpoint-builder: checkpoint {which} could not be used: {reason}; discarding what was \
+         restored and building from scratch"
+    );
+    let initial = match initial {
+        Some(Ok(tree)) => tree,
+        Some(Err(e)) => {
+            eprintln!(
+                "checkpoint-builder: cannot build from scratch: the build directory's first \
+                 content was not kept ({e})"
+            );
+            return Err(error);
+        }
+        None => return Err(error),
+    };
+    end_all_groups(&groups);
+    let mut clean_start = || -> Result<(), String> {
+        for (name, path) in &options.outputs {
+            remove_tree(path).map_err(|e| format!("output `{name}`: {}", error_chain(&e)))?;
+        }
+        initial
+            .put_back(&env.build_top)
+            .map_err(|e| format!("the build directory: {e}"))?;
+        if let Some(rec) = recorder.as_deref_mut() {
+            rec.restart()
+                .map_err(|e| format!("the checkpoint: {}", error_chain(&e)))?;
+        }
+        Ok(())
+    };
+    if let Err(why) = clean_start() {
+        eprintln!("checkpoint-builder: cannot discard what was restored: {why}");
+        return Err(error);
+    }
+    let mut groups = Vec::new();
+    let mut outcome = run_steps(env, options, recorder, &[], &mut groups, &mut None)?;
+    outcome.reuse_note = Some(format!(
+        "checkpoint {which} not reused: {reason}; built from scratch"
+    ));
+    for d in &mut outcome.decisions {
+        d.reason = "ran: the checkpoint could not be used (see above), built from scratch".into();
+    }
+    Ok(outcome)
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// One run of every step; `base_used` names the base once its content enters the build.
+fn run_steps(
+    env: &BuildEnvironment,
+    options: &BuildOptions,
+    mut recorder: Option<&mut Recorder>,
+    bases: &[BaseCheckpoint],
+    groups: &mut Vec<i32>,
+    base_used: &mut Option<PathBuf>,
+) -> Result<BuildOutcome, RunError> {
     let mut dump = MemFile::new("checkpoint-builder-dump").map_err(RunError::MemFile)?;
     let mut restore = MemFile::new("checkpoint-builder-restore").map_err(RunError::MemFile)?;
     let mut script_file = MemFile::new("checkpoint-builder-script").map_err(RunError::MemFile)?;
@@ -207,7 +298,6 @@ pub fn run_build(
         decisions: Vec::new(),
         reuse_note: None,
     };
-    let mut groups = Vec::new();
 
     // Setup: exactly stock's environment (less a hidden output) and `bash -e`.
     let setup_env = match &options.hidden_output {
@@ -225,12 +315,12 @@ pub fn run_build(
         args.push(a1.clone().into_os_string());
     }
     dump.clear().map_err(RunError::MemFile)?;
-    let step = run_step(env, "setup", &args, Some(&setup_env), None, &mut groups)?;
+    let step = run_step(env, "setup", &args, Some(&setup_env), None, groups)?;
     let setup = finish_step(&mut dump, "setup", step, &mut outcome)?;
     let Some((setup_state, phases, setup_status)) =
         setup.map(|(s, sections_phases, st)| (s, sections_phases.unwrap_or_default(), st))
     else {
-        end_groups_after_failure(&outcome, &groups);
+        end_groups_after_failure(&outcome, groups);
         return Ok(outcome);
     };
     let mut state = setup_state.clone();
@@ -244,7 +334,9 @@ pub fn run_build(
         // first) is planned; the deepest reuse wins, the newest on a tie.
         let mut plan: Option<(&BaseCheckpoint, Vec<RewritePair>, reuse::ReusePlan)> = None;
         for base in bases {
-            match path_rewrites(base, &options.outputs, &env.build_top) {
+            match path_rewrites(base, &options.outputs, &env.build_top)
+                .and_then(|rewrites| safe_after_rewrites(base, rewrites))
+            {
                 Err(reason) => {
                     outcome.reuse_note = Some(format!(
                         "checkpoint {} not reused: {reason}",
@@ -272,6 +364,9 @@ pub fn run_build(
             }
         }
         if let Some((base, rewrites, _)) = &plan {
+            if let Some(note) = &base.trust_note {
+                eprintln!("checkpoint-builder: {note}");
+            }
             incremental = Some((base, rewrites.clone()));
             if bases.len() > 1 {
                 outcome.reuse_note = Some(format!("base chosen: {}", base.dir.display()));
@@ -279,6 +374,7 @@ pub fn run_build(
         }
         match plan {
             Some((base, rewrites, plan)) if plan.depth > 0 => {
+                *base_used = Some(base.dir.clone());
                 rec.resume(
                     base,
                     plan.depth as u32,
@@ -344,7 +440,7 @@ pub fn run_build(
             &args,
             None,
             Some((&passthrough, &state)),
-            &mut groups,
+            groups,
         )?;
         match finish_step(&mut dump, phase, step, &mut outcome)? {
             Some((next, _, status)) => {
@@ -357,6 +453,7 @@ pub fn run_build(
                     if let (Some((base, rewrites)), Some(rec)) =
                         (incremental.take(), recorder.as_deref_mut())
                     {
+                        *base_used = Some(base.dir.clone());
                         let resumed = try_resume(
                             base,
                             &rewrites,
@@ -403,7 +500,7 @@ pub fn run_build(
                         record(rec, &name, Some(&state), &state, outcome.status, &outcome)?;
                     }
                 }
-                end_groups_after_failure(&outcome, &groups);
+                end_groups_after_failure(&outcome, groups);
                 return Ok(outcome);
             }
         }
@@ -422,7 +519,7 @@ pub fn run_build(
         &args,
         None,
         Some((&passthrough, &state)),
-        &mut groups,
+        groups,
     )?;
     outcome.status = step.status;
     outcome.steps.push(StepReport {
@@ -430,7 +527,7 @@ pub fn run_build(
         wall: step.wall,
         work: None,
     });
-    end_groups_after_failure(&outcome, &groups);
+    end_groups_after_failure(&outcome, groups);
     Ok(outcome)
 }
 
@@ -507,6 +604,26 @@ fn hide_output(vars: &[(OsString, OsString)], name: &str) -> Vec<(OsString, OsSt
             }
         })
         .collect()
+}
+
+/// `rewrites`, when every layer's shell state of `base` is still safe to restore once moved
+/// to this build's paths: the earlier paths being rewritten are the checkpoint's own claim,
+/// and replacing them could change how bash reads a function or trap text that was safe
+/// before (design §6; see `shell::validate`).
+fn safe_after_rewrites(
+    base: &BaseCheckpoint,
+    rewrites: Vec<RewritePair>,
+) -> Result<Vec<RewritePair>, String> {
+    for layer in &base.layers {
+        crate::shell::validate::validate_state(&reuse::rewrite_state(&layer.state, &rewrites))
+            .map_err(|e| {
+                format!(
+                    "layer `{}`: its shell state moved to this build's paths is unsafe to restore: {e}",
+                    layer.name
+                )
+            })?;
+    }
+    Ok(rewrites)
 }
 
 /// True when `runPhase` will find code for `phase`: a non-empty variable or a function.
@@ -718,6 +835,17 @@ fn reap_orphans() {
             break;
         }
     }
+}
+
+/// Ends every process group started so far (before a build starts again from scratch).
+fn end_all_groups(groups: &[i32]) {
+    for &g in groups {
+        // SAFETY: signalling a process group we created; ESRCH when it is gone is fine.
+        unsafe {
+            libc::kill(-g, libc::SIGKILL);
+        }
+    }
+    reap_orphans();
 }
 
 /// After a failed build, ends every process group it started (background jobs included). After

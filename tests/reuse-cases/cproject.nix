@@ -9,10 +9,11 @@
 # wild-deleted: the same without extra.c; date: a header generated from SOURCE_DATE_EPOCH and
 # __DATE__ in util.c, with SOURCE_DATE_EPOCH set; date-source: that, with the source change
 # of "source" and a later SOURCE_DATE_EPOCH);
-# `base` is an earlier build's checkpoint, `cache` a development cache directory.
+# `base` is an earlier build's checkpoint, `cache` a development cache directory, `baseTrust`
+# the value of `checkpointBaseTrust` (docs/trust.md; unset when null).
 # Linked without a GNU build-id, as nixpkgs' gcc does by default: Debian's gcc adds one, and a
 # build-id hashes the binary's own store path, which no same-length rewrite can update.
-{ mkDrv, variant ? "a", base ? null, name ? "reuse-cproject", cache ? null, salt ? null }:
+{ mkDrv, variant ? "a", base ? null, name ? "reuse-cproject", cache ? null, salt ? null, baseTrust ? null }:
 let
   greeting = if builtins.elem variant [ "source" "source-flags" "edit-source" "date-source" ] then "Hello, changed world" else "Hello, world";
   dated = variant == "date" || variant == "date-source";
@@ -89,7 +90,7 @@ let
     '' ];
   };
 in
-mkDrv {
+mkDrv ({
   inherit name;
   outputs = [ "out" "checkpoint" ];
   inherit src;
@@ -111,4 +112,4 @@ mkDrv {
   # the derivation sets it, which reaches the build the same way.
   SOURCE_DATE_EPOCH = if variant == "date" then "1600000000" else if variant == "date-source" then "1700000000" else null;
   checkpointBase = if base == null then null else builtins.storePath base;
-}
+} // (if baseTrust == null then { } else { checkpointBaseTrust = baseTrust; }))

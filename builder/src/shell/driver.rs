@@ -131,10 +131,10 @@ pub fn final_script(
 ) -> String {
     let mut s = restore_head(ch);
     s.push_str(restore_tail);
-    let traps = String::from_utf8_lossy(state.traps.as_bytes());
-    let has_return_trap = traps
-        .lines()
-        .any(|l| l.starts_with("trap -- ") && l.ends_with(" RETURN"));
+    let has_return_trap = super::traps::parse_traps(state.traps.as_bytes())
+        .unwrap_or_default()
+        .iter()
+        .any(|t| t.condition == "RETURN");
     if has_return_trap {
         s.push_str("builtin source /dev/null\n");
     }

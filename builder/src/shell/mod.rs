@@ -6,9 +6,14 @@
 pub mod bytes;
 pub mod declare;
 pub mod driver;
+pub mod funcdef;
+pub mod host;
+pub mod names;
 pub mod quote;
 pub mod restore;
 pub mod state;
+pub mod traps;
+pub mod validate;
 
 pub use bytes::ByteString;
 pub use declare::{Attributes, Value, Variable};

@@ -5,10 +5,16 @@
 //! [`restore_tail`] runs in the driver after the `source` returns (traps, because a `RETURN`
 //! trap set inside a sourced file fires when the `source` ends; then `set -o` options, with
 //! xtrace last so the restore itself is never traced).
+//!
+//! Nothing of the state is written as code except option names (from closed lists), variable
+//! names (identifiers) and the function text, which [`super::validate`] proved to be plain
+//! definitions; every value, key, path, trap handler and exported function name goes through
+//! [`quote`].
 
 use super::declare::{Value, Variable};
 use super::quote::quote;
 use super::state::ShellState;
+use super::traps::{parse_traps, render_traps};
 use std::collections::HashMap;
 use std::fmt::Write;
 
@@ -106,11 +112,11 @@ pub fn restore_script(state: &ShellState) -> String {
     if !out.ends_with('\n') {
         out.push('\n');
     }
-    let exported_functions: Vec<&str> = state
+    let exported_functions: Vec<String> = state
         .function_names
         .iter()
         .filter(|(_, x)| *x)
-        .map(|(n, _)| n.as_str())
+        .map(|(n, _)| quote(n.as_bytes()))
         .collect();
     if !exported_functions.is_empty() {
         writeln!(out, "builtin export -f {}", exported_functions.join(" ")).unwrap();
@@ -121,13 +127,11 @@ pub fn restore_script(state: &ShellState) -> String {
 /// The code run right after the restore script returns: traps, then `set -o` options.
 pub fn restore_tail(state: &ShellState) -> String {
     let mut out = String::new();
-    let traps = String::from_utf8_lossy(state.traps.as_bytes());
-    if !traps.trim().is_empty() {
-        out.push_str(&traps);
-        if !out.ends_with('\n') {
-            out.push('\n');
-        }
-    }
+    // Never the stored `trap -p` text itself: each handler is quoted again here. A state that
+    // does not parse was refused where it was read (`parse_state`, `validate::load_state`).
+    out.push_str(&render_traps(
+        &parse_traps(state.traps.as_bytes()).unwrap_or_default(),
+    ));
     let mut xtrace = false;
     let mut on = Vec::new();
     let mut off = Vec::new();

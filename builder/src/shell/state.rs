@@ -84,7 +84,7 @@ pub struct ShellState {
     pub set_options: Vec<(String, bool)>,
     /// `shopt` options (name, on).
     pub shopt_options: Vec<(String, bool)>,
-    /// `trap -p` output, to be evaluated as is.
+    /// `trap -p` output as bash printed it; never evaluated as is (see [`super::traps`]).
     pub traps: ByteString,
     /// The logical working directory (`$PWD`), or the physical one when `PWD` is unset.
     pub cwd: ByteString,
@@ -351,6 +351,8 @@ pub fn parse_state(sections: &DumpSections<'_>) -> Result<ShellState, DumpError>
             .collect();
     let all = parse_declarations(sections.require("variables")?)?;
     let traps = ByteString(sections.require("traps")?.to_vec());
+    super::traps::parse_traps(traps.as_bytes())
+        .map_err(|e| DumpError::Malformed(format!("traps section: {e}")))?;
     let functions = ByteString(sections.require("functions")?.to_vec());
     let facts = ProcessFacts::parse(sections.require("capture")?)?;
 
