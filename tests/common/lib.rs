@@ -15,6 +15,7 @@ pub mod checkpoint;
 pub mod compare;
 pub mod error;
 pub mod forge;
+pub mod hostile;
 pub mod log;
 pub mod nar;
 pub mod nix;
