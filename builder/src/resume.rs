@@ -47,11 +47,13 @@ pub fn load_base_with(
     unfinished: bool,
     trust: BaseTrust,
 ) -> Result<BaseCheckpoint, String> {
-    let checkpoint = Checkpoint::open(dir).map_err(|e| chain(&e))?;
+    let checkpoint = Checkpoint::open(dir).map_err(|e| error_chain(&e))?;
     if unfinished {
-        checkpoint.verify_unfinished().map_err(|e| chain(&e))?;
+        checkpoint
+            .verify_unfinished()
+            .map_err(|e| error_chain(&e))?;
     } else {
-        checkpoint.verify().map_err(|e| chain(&e))?;
+        checkpoint.verify().map_err(|e| error_chain(&e))?;
     }
     let meta = checkpoint.meta();
     let their_system = meta.get("system").and_then(|s| s.as_str());
@@ -211,7 +213,7 @@ fn read_attachment(checkpoint: &Checkpoint, layer: &Layer, name: &str) -> Result
         .attachments
         .get(name)
         .ok_or_else(|| format!("layer `{}` has no {name}", layer.meta.name))?;
-    checkpoint.read_blob(hash).map_err(|e| chain(&e))
+    checkpoint.read_blob(hash).map_err(|e| error_chain(&e))
 }
 
 /// The shell state recorded with `layer` (its JSON and its function definitions), refused
@@ -229,12 +231,13 @@ pub fn read_shell_state(checkpoint: &Checkpoint, layer: &Layer) -> Result<ShellS
         format!(
             "layer `{}`: shell state (attachment `{which}`): {}",
             layer.meta.name,
-            chain(&e)
+            error_chain(&e)
         )
     })
 }
 
-fn chain(e: &dyn std::error::Error) -> String {
+/// An error and its sources, `: `-separated, for a log line.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

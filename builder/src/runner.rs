@@ -11,7 +11,7 @@ use crate::incremental::try_resume;
 use crate::memfile::MemFile;
 use crate::nix_log;
 use crate::recording::Recorder;
-use crate::resume::{path_rewrites, remove_tree, BaseCheckpoint, InitialTree};
+use crate::resume::{error_chain, path_rewrites, remove_tree, BaseCheckpoint, InitialTree};
 use crate::reuse::{self, PhaseDecision};
 use crate::shell::driver::{self, Channel};
 use crate::shell::restore::{restore_script, restore_tail};
@@ -259,17 +259,6 @@ pub fn run_build(
         d.reason = "ran: the checkpoint could not be used (see above), built from scratch".into();
     }
     Ok(outcome)
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// One run of every step; `base_used` names the base once its content enters the build.
