@@ -9,38 +9,24 @@
 
 use integration_tests::checkpoint::Scratch;
 use integration_tests::nix::repo_root;
-use integration_tests::outputs::{normalised_out, output, run_salt};
-use integration_tests::{builder_binary, nix_build, BuildResult};
+use integration_tests::outputs::{normalised_out, output};
+use integration_tests::reuse_cases::{base_attr, build_ok, case_file};
+use integration_tests::{builder_binary, BuildResult};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 const NAME: &str = "gc-cproject";
 
 fn case(label: &str, variant: &str, base: Option<&Path>, context: bool) -> PathBuf {
-    let dir = repo_root().join("target/gc-cases");
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join(format!("{label}.nix"));
-    let base = base.map_or_else(|| "null".to_owned(), |p| format!("\"{}\"", p.display()));
-    let text = format!(
-        "{{ mkDrv }}:\nimport {} {{ inherit mkDrv; variant = \"{variant}\"; name = \"{NAME}\"; salt = \"{}\"; base = {base}; baseContext = {context}; }}\n",
-        repo_root().join("tests/reuse-cases/cproject.nix").display(),
-        run_salt(),
+    let attrs = format!(
+        "variant = \"{variant}\"; name = \"{NAME}\"; {} baseContext = {context};",
+        base_attr(base)
     );
-    std::fs::write(&file, text).unwrap();
-    file
+    case_file("gc-cases", label, "cproject", &attrs)
 }
 
 fn build(label: &str, variant: &str, base: Option<&Path>, context: bool) -> BuildResult {
-    let builder = builder_binary().unwrap_or_else(|e| panic!("{e}"));
-    let result = nix_build(&case(label, variant, base, context), Some(builder))
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(
-        result.success,
-        "{label}: build failed\n{}\n{}",
-        result.log_tail(60),
-        result.errors.join("\n")
-    );
-    result
+    build_ok(&case(label, variant, base, context), label)
 }
 
 fn nix_store(args: &[&str]) -> Output {

@@ -8,38 +8,22 @@
 //! `install` (restores unpack … build, runs install and fixup) and `source` (runs unpack and
 //! patch, restores configure incrementally, runs build …) with `a`'s checkpoint as base.
 
-use integration_tests::nix::repo_root;
-use integration_tests::outputs::{output, run_salt};
-use integration_tests::{builder_binary, nix_build, BuildResult};
-use std::path::{Path, PathBuf};
+use integration_tests::outputs::output;
+use integration_tests::reuse_cases::{base_attr, build_ok, case_file};
+use integration_tests::BuildResult;
+use std::path::Path;
 
 const NAME: &str = "nixlog-cproject";
 
-fn case(label: &str, variant: &str, base: Option<&Path>) -> PathBuf {
-    let dir = repo_root().join("target/nix-log-cases");
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join(format!("{label}.nix"));
-    let base = base.map_or_else(|| "null".to_owned(), |p| format!("\"{}\"", p.display()));
-    let text = format!(
-        "{{ mkDrv }}:\nimport {} {{ inherit mkDrv; variant = \"{variant}\"; name = \"{NAME}\"; salt = \"{}\"; base = {base}; }}\n",
-        repo_root().join("tests/reuse-cases/cproject.nix").display(),
-        run_salt(),
-    );
-    std::fs::write(&file, text).unwrap();
-    file
-}
-
 fn build(label: &str, variant: &str, base: Option<&Path>) -> BuildResult {
-    let builder = builder_binary().unwrap_or_else(|e| panic!("{e}"));
-    let result =
-        nix_build(&case(label, variant, base), Some(builder)).unwrap_or_else(|e| panic!("{e}"));
-    assert!(
-        result.success,
-        "{label}: build failed\n{}\n{}",
-        result.log_tail(60),
-        result.errors.join("\n")
+    let attrs = format!(
+        "variant = \"{variant}\"; name = \"{NAME}\"; {}",
+        base_attr(base)
     );
-    result
+    build_ok(
+        &case_file("nix-log-cases", label, "cproject", &attrs),
+        label,
+    )
 }
 
 /// Index of the first log line equal to `line` (trimmed), or a panic with the log.

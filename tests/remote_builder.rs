@@ -16,8 +16,9 @@
 
 use integration_tests::checkpoint::{remove_tree, Scratch};
 use integration_tests::log;
-use integration_tests::nix::{instantiate, repo_root};
-use integration_tests::outputs::{normalised_nar, output, run_salt};
+use integration_tests::nix::instantiate;
+use integration_tests::outputs::{normalised_nar, output};
+use integration_tests::reuse_cases::{base_attr, case_file};
 use integration_tests::{builder_binary, nix_build, BuildResult};
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
@@ -217,18 +218,17 @@ impl Drop for Remote {
 
 /// A case file; `protocol` makes the package name, so the two tests never share derivations.
 fn case(protocol: &str, label: &str, variant: &str, base: Option<&Path>) -> PathBuf {
-    let dir = repo_root().join("target/remote-cases");
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join(format!("{protocol}-{label}.nix"));
-    let base = base.map_or_else(|| "null".to_owned(), |p| format!("\"{}\"", p.display()));
     let name = format!("{NAME}-{}", protocol.replace('-', ""));
-    let text = format!(
-        "{{ mkDrv }}:\nimport {} {{ inherit mkDrv; variant = \"{variant}\"; name = \"{name}\"; salt = \"{}\"; base = {base}; }}\n",
-        repo_root().join("tests/reuse-cases/cproject.nix").display(),
-        run_salt(),
+    let attrs = format!(
+        "variant = \"{variant}\"; name = \"{name}\"; {}",
+        base_attr(base)
     );
-    std::fs::write(&file, text).unwrap();
-    file
+    case_file(
+        "remote-cases",
+        &format!("{protocol}-{label}"),
+        "cproject",
+        &attrs,
+    )
 }
 
 /// A remote build of the case: outputs, the log of that derivation, nix-build's stderr.

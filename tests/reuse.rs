@@ -9,8 +9,9 @@
 use integration_tests::checkpoint::FORMAT_VERSION;
 use integration_tests::forge;
 use integration_tests::nix::repo_root;
-use integration_tests::outputs::{normalised_out, output, run_salt};
-use integration_tests::{builder_binary, nix_build, BuildResult};
+use integration_tests::outputs::{normalised_out, output};
+use integration_tests::reuse_cases::{base_attr, build_ok, case_file};
+use integration_tests::{builder_binary, BuildResult};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -46,32 +47,6 @@ const MESON_PROJECT: ReuseProject = ReuseProject {
     label: "meson",
 };
 
-fn case(
-    project: ReuseProject,
-    label: &str,
-    variant: &str,
-    name: &str,
-    base: Option<&Path>,
-) -> PathBuf {
-    let dir = repo_root().join("target/reuse-cases");
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join(format!("{label}.nix"));
-    let base = match base {
-        Some(p) => format!("\"{}\"", p.display()),
-        None => "null".into(),
-    };
-    let text = format!(
-        "{{ mkDrv }}:\nimport {} {{ inherit mkDrv; variant = \"{variant}\"; name = \"{name}\"; salt = \"{}\"; base = {base}; {} }}\n",
-        repo_root()
-            .join(format!("tests/reuse-cases/{}.nix", project.file))
-            .display(),
-        run_salt(),
-        project.attrs
-    );
-    std::fs::write(&file, text).unwrap();
-    file
-}
-
 /// Each test uses its own package name (same length), so tests running in parallel never
 /// build the same derivation.
 fn build(test: u32, label: &str, variant: &str, base: Option<&Path>) -> BuildResult {
@@ -89,16 +64,15 @@ fn build_project(
     name: &str,
     base: Option<&Path>,
 ) -> BuildResult {
-    let builder = builder_binary().unwrap_or_else(|e| panic!("{e}"));
-    let result = nix_build(&case(project, label, variant, name, base), Some(builder))
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(
-        result.success,
-        "{label}: build failed\n{}\n{}",
-        result.log_tail(60),
-        result.errors.join("\n")
+    let attrs = format!(
+        "variant = \"{variant}\"; name = \"{name}\"; {} {}",
+        base_attr(base),
+        project.attrs
     );
-    result
+    build_ok(
+        &case_file("reuse-cases", label, project.file, &attrs),
+        label,
+    )
 }
 
 /// The builder's explanation line for `phase`.

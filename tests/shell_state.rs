@@ -26,8 +26,9 @@ use integration_tests::checkpoint::{
     CHECKPOINT_UNUSABLE,
 };
 use integration_tests::nix::repo_root;
-use integration_tests::outputs::{normalised_out, output, run_salt};
-use integration_tests::{builder_binary, nix_build, BuildResult};
+use integration_tests::outputs::{normalised_out, output};
+use integration_tests::reuse_cases::{base_attr, build_ok, case_file};
+use integration_tests::BuildResult;
 use serde_json::Value;
 
 fn c_build() -> &'static CheckpointBuild {
@@ -401,28 +402,14 @@ fn issue_12_host_shell_runs_nothing_by_itself() {
 /// A build of `tests/reuse-cases/cproject.nix` (`variant`, optional base) with the builder
 /// under test; the package name is this file's own, so no other suite builds it.
 fn cproject(label: &str, variant: &str, base: Option<&Path>) -> BuildResult {
-    let dir = repo_root().join("target/shell-state-cases");
-    std::fs::create_dir_all(&dir).expect("creating the case directory");
-    let file = dir.join(format!("{label}.nix"));
-    let base = base.map_or("null".to_owned(), |p| format!("\"{}\"", p.display()));
-    std::fs::write(
-        &file,
-        format!(
-            "{{ mkDrv }}:\nimport {} {{ inherit mkDrv; variant = \"{variant}\"; name = \"issue12-cproject\"; salt = \"{}\"; base = {base}; }}\n",
-            repo_root().join("tests/reuse-cases/cproject.nix").display(),
-            run_salt()
-        ),
-    )
-    .expect("writing the case");
-    let builder = builder_binary().unwrap_or_else(|e| panic!("{e}"));
-    let result = nix_build(&file, Some(builder)).unwrap_or_else(|e| panic!("{e}"));
-    assert!(
-        result.success,
-        "{label}: build failed\n{}\n{}",
-        result.log_tail(60),
-        result.errors.join("\n")
+    let attrs = format!(
+        "variant = \"{variant}\"; name = \"issue12-cproject\"; {}",
+        base_attr(base)
     );
-    result
+    build_ok(
+        &case_file("shell-state-cases", label, "cproject", &attrs),
+        label,
+    )
 }
 
 #[test]

@@ -21,6 +21,7 @@ pub mod nar;
 pub mod nix;
 pub mod outputs;
 pub mod projects;
+pub mod reuse_cases;
 
 pub use compare::{check_case, compare_builds, Comparison, Expectation, Outcome};
 pub use error::HarnessError;
