@@ -2,9 +2,9 @@
 # Runs the README's two commands (scripts/demo.sh, then scripts/test.sh) on a bare Debian 12
 # made here with debootstrap, to prove they need nothing this machine happens to have. The
 # new root gets only: Debian's minbase (as the debian:bookworm container image), this
-# machine's network settings (resolv.conf, apt's Acquire:: options, *_proxy variables), the
-# Rust toolchain (the invoking user's active rustup toolchain and ~/.cargo/bin, not cargo's
-# download cache), a clone of the repository's committed HEAD and a copy of ../shared beside
+# machine's network settings (resolv.conf, apt's Acquire:: options, *_proxy variables, local
+# certificate authorities in /usr/local/share/ca-certificates), the Rust toolchain (the
+# invoking user's active rustup toolchain and ~/.cargo/bin, not cargo's download cache), a clone of the repository's committed HEAD and a copy of ../shared beside
 # it. It then runs the commands in a chroot and prints each one's exit code and wall time.
 # See docs/fresh-machine.md.
 #
@@ -114,6 +114,12 @@ EOF
 
   # 2. This machine's network settings, nothing else of its configuration.
   cp -L /etc/resolv.conf "$root/etc/resolv.conf"
+  # Locally added certificate authorities (a TLS-intercepting proxy's): the ca-certificates
+  # package that install-deps.sh installs adds them to the system store, as it would here.
+  if [ -d /usr/local/share/ca-certificates ]; then
+    mkdir -p "$root/usr/local/share/ca-certificates"
+    cp -a /usr/local/share/ca-certificates/. "$root/usr/local/share/ca-certificates/"
+  fi
   for f in /etc/apt/apt.conf.d/*; do
     [ -f "$f" ] || continue
     if grep -q '^[[:space:]]*Acquire::' "$f"; then
@@ -209,6 +215,7 @@ remove_root() {
     say "NOT removing $root: still mounted under it: $(mounts_under "$root" | tr '\n' ' ')"
     return 0
   fi
+  say "removing $root"
   rm -rf --one-file-system "$root"
 }
 trap remove_root EXIT
