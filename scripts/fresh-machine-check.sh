@@ -4,8 +4,9 @@
 # new root gets only: Debian's minbase (as the debian:bookworm container image), this
 # machine's network settings (resolv.conf, apt's Acquire:: options, *_proxy variables, local
 # certificate authorities in /usr/local/share/ca-certificates), the Rust toolchain (the
-# invoking user's active rustup toolchain and ~/.cargo/bin, not cargo's download cache), a clone of the repository's committed HEAD and a copy of ../shared beside
-# it. It then runs the commands in a chroot and prints each one's exit code and wall time.
+# invoking user's active rustup toolchain and ~/.cargo/bin, not cargo's download cache), a
+# clone of the repository's committed HEAD and a copy of ../shared beside it. It then runs
+# the commands in a chroot and prints each one's exit code and wall time.
 # See docs/fresh-machine.md.
 #
 # Usage: scripts/fresh-machine-check.sh [options]
