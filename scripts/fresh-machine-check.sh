@@ -6,7 +6,8 @@
 # certificate authorities in /usr/local/share/ca-certificates), the Rust toolchain (the
 # invoking user's active rustup toolchain and ~/.cargo/bin, not cargo's download cache), a
 # clone of the repository's committed HEAD and a copy of ../shared beside it. It then runs
-# the commands in a chroot and prints each one's exit code and wall time.
+# the commands with the new root as the root of a mount namespace of their own (pivot_root,
+# not chroot: see step 5) and prints each one's exit code and wall time.
 # See docs/fresh-machine.md.
 #
 # Usage: scripts/fresh-machine-check.sh [options]
@@ -19,7 +20,7 @@
 #                   (default: PATH/../shared of the repository, if it exists)
 #   --mirror URL    Debian mirror for debootstrap (default http://deb.debian.org/debian)
 #
-# Needs root (debootstrap, chroot, mounts). Every mount is made in a private mount namespace
+# Needs root (debootstrap, mounts, pivot_root). Every mount is made in a private mount namespace
 # (unshare) and also unmounted by a trap, so none is left behind, even on failure; the root
 # is removed only after checking nothing is mounted under it.
 set -euo pipefail
@@ -59,7 +60,7 @@ while [ $# -gt 0 ]; do
   shift
 done
 
-[ "$(id -u)" = 0 ] || die "must run as root (debootstrap, chroot and mounts need it)"
+[ "$(id -u)" = 0 ] || die "must run as root (debootstrap, mounts and pivot_root need it)"
 
 root=$dir/root
 logs=$dir/logs
@@ -161,13 +162,24 @@ EOF
   fi
   echo "repository: $repo at $rev (clone: $clone)" >>"$summary"
 
-  # 5. What Nix's sandbox needs: /proc, /dev, /sys, and the root a mount point of its own,
-  #    so that the sandbox can pivot_root (pivot_root refuses a root that is not a mount
-  #    point, which a plain chroot's is not).
+  # 5. Where the commands run. Not a chroot: Nix 2.8's sandbox makes a user namespace, and
+  #    the kernel refuses one to a chrooted process (EPERM: "the caller is in a chroot
+  #    environment"), so every sandboxed build would fail with "user namespaces are not
+  #    enabled". Instead each command runs in a mount namespace whose root is the new root
+  #    (pivot_root, the host's tree then detached), as a machine's own root is. pivot_root
+  #    needs the new root to be a mount point: it is bind-mounted onto itself. /proc, /sys
+  #    and /dev come from the host (the sandbox binds /dev/null, /dev/pts, ... from there).
   mount --bind "$root" "$root"; mounted+=("$root")
   mount -t proc proc "$root/proc"; mounted+=("$root/proc")
   mount --rbind /sys "$root/sys"; mount --make-rslave "$root/sys"; mounted+=("$root/sys")
   mount --rbind /dev "$root/dev"; mount --make-rslave "$root/dev"; mounted+=("$root/dev")
+
+  # run_in_root CMD...: CMD with the new root as its mount namespace's root.
+  run_in_root() {
+    unshare --mount --propagation private -- /bin/sh -c '
+      cd "$1" && mkdir -p .host-root && pivot_root . .host-root && cd / &&
+      umount -l /.host-root && rmdir /.host-root && shift && exec "$@"' sh "$root" "$@"
+  }
 
   # 6. The README's two commands, as root in the new root, with a clean environment.
   path=/root/.cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
@@ -182,7 +194,7 @@ EOF
     say "running scripts/$c.sh in the fresh root (log: $logs/$c.log)"
     t0=$(date +%s)
     set +e
-    chroot "$root" /usr/bin/env -i "${env_vars[@]}" /bin/bash -c "cd '$clone' && scripts/$c.sh" \
+    run_in_root /usr/bin/env -i "${env_vars[@]}" /bin/bash -c "cd '$clone' && scripts/$c.sh" \
       >"$logs/$c.log" 2>&1 </dev/null
     rc=$?
     set -e
@@ -220,6 +232,7 @@ remove_root() {
   rm -rf --one-file-system "$root"
 }
 trap remove_root EXIT
+trap 'exit 130' INT TERM
 
 t0=$SECONDS
 set +e
