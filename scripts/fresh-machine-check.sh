@@ -167,17 +167,21 @@ EOF
   #    environment"), so every sandboxed build would fail with "user namespaces are not
   #    enabled". Instead each command runs in a mount namespace whose root is the new root
   #    (pivot_root, the host's tree then detached), as a machine's own root is. pivot_root
-  #    needs the new root to be a mount point: it is bind-mounted onto itself. /proc, /sys
-  #    and /dev come from the host (the sandbox binds /dev/null, /dev/pts, ... from there).
+  #    needs the new root to be a mount point: it is bind-mounted onto itself. /sys and /dev
+  #    come from the host (the sandbox binds /dev/null, /dev/pts, ... from there). Each
+  #    command also gets a PID namespace of its own with its own /proc: with the host's, Nix's
+  #    garbage collector counts every store path a host process has open or in its
+  #    environment as a root, and the host's Nix builds use the same store paths.
   mount --bind "$root" "$root"; mounted+=("$root")
-  mount -t proc proc "$root/proc"; mounted+=("$root/proc")
   mount --rbind /sys "$root/sys"; mount --make-rslave "$root/sys"; mounted+=("$root/sys")
   mount --rbind /dev "$root/dev"; mount --make-rslave "$root/dev"; mounted+=("$root/dev")
 
-  # run_in_root CMD...: CMD with the new root as its mount namespace's root.
+  # run_in_root CMD...: CMD with the new root as its mount namespace's root, in a PID
+  # namespace of its own (every process left when CMD ends is killed with it).
   run_in_root() {
-    unshare --mount --propagation private -- /bin/sh -c '
-      cd "$1" && mkdir -p .host-root && pivot_root . .host-root && cd / &&
+    unshare --mount --propagation private --pid --fork -- /bin/sh -c '
+      cd "$1" && mount -t proc proc proc && mkdir -p .host-root &&
+      pivot_root . .host-root && cd / &&
       umount -l /.host-root && rmdir /.host-root && shift && exec "$@"' sh "$root" "$@"
   }
 
