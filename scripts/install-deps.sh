@@ -141,6 +141,7 @@ packages=(
   patch diffutils # patchPhase, checkpoint baselines
   cmake meson ninja-build # the CMake, Meson and ninja projects of the tests
   dpkg-dev        # apt-get source
+  bc              # scripts/demo.sh and bench/resume.sh compute elapsed times with it
   ca-certificates
   git
   skopeo umoci   # tests/oci.rs: inspect and unpack exported images

@@ -1,0 +1,347 @@
+//! The pinned upstream sources, without the network: `scripts/fetch-sources.sh` and
+//! `tests/projects/orig-tarball.nix` given a temporary pin file (`CHECKPOINT_SOURCES_LOCK`,
+//! `{ sources; lock; }`) that pins a made-up package to the sha256 of some bytes, and a
+//! cached tarball holding those bytes or others.
+//!
+//! - a cached file that does not match its pin is an error naming the package, the version,
+//!   the expected and the actual sha256, and the file is left as it was (never replaced);
+//! - a matching one is accepted and listed as `<project> <path>`;
+//! - the Nix side refuses the wrong bytes with both hashes, and adds the right ones to the
+//!   store as the flat fixed-output path of the pinned hash.
+//!
+//! Every run pins bytes of its own (pid and time in them), so the store never already holds
+//! the path the Nix test adds. The sha256 is computed with coreutils' `sha256sum`, not by the
+//! code under test. Nothing here downloads: the pinned file is always in the cache already.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use integration_tests::checkpoint::Scratch;
+use integration_tests::nix::{repo_root, require_nix};
+
+const PROJECT: &str = "fake";
+const PACKAGE: &str = "fake-src";
+const VERSION: &str = "1.2-3+test1";
+const FILE: &str = "fake-src_1.2.orig.tar.xz";
+
+/// Bytes no earlier run (and no other test of this run) produced.
+fn unique_bytes(label: &str) -> Vec<u8> {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!(
+        "checkpoint-builder tests/sources.rs: {label}, pid {}, {nanos} ns\n",
+        std::process::id()
+    )
+    .into_bytes()
+}
+
+/// The sha256 of a file, by coreutils.
+fn sha256_of(path: &Path) -> String {
+    let out = Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run sha256sum: {e}"));
+    assert!(out.status.success(), "sha256sum {} failed", path.display());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let hash = text
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(hash.len(), 64, "sha256sum printed {text:?}");
+    hash
+}
+
+fn sha256_of_bytes(scratch: &Path, bytes: &[u8]) -> String {
+    let path = scratch.join("hash-me");
+    std::fs::write(&path, bytes).unwrap();
+    let hash = sha256_of(&path);
+    std::fs::remove_file(&path).unwrap();
+    hash
+}
+
+/// A scratch directory with a pin file pinning [`FILE`] to `pinned` bytes, and a sources
+/// directory whose [`FILE`] holds `cached` bytes.
+struct Setup {
+    /// Removed when the test ends (kept when it fails).
+    _scratch: Scratch,
+    lock: PathBuf,
+    sources: PathBuf,
+    tarball: PathBuf,
+    expected: String,
+}
+
+fn setup(label: &str, pinned: &[u8], cached: &[u8]) -> Setup {
+    let scratch = Scratch::new(label).unwrap();
+    let expected = sha256_of_bytes(scratch.path(), pinned);
+    let lock = scratch.path().join("test.lock");
+    std::fs::write(
+        &lock,
+        format!(
+            "# A pin file for tests/sources.rs, in the format of sources.lock.\n\
+             #\n\
+             # project source-package version orig-tarball sha256\n\
+             {PROJECT}  {PACKAGE}  {VERSION}  {FILE}  {expected}\n"
+        ),
+    )
+    .unwrap();
+    let sources = scratch.path().join("sources");
+    std::fs::create_dir(&sources).unwrap();
+    let tarball = sources.join(FILE);
+    std::fs::write(&tarball, cached).unwrap();
+    Setup {
+        _scratch: scratch,
+        lock,
+        sources,
+        tarball,
+        expected,
+    }
+}
+
+fn fetch_sources(setup: &Setup) -> Output {
+    let script = repo_root().join("scripts/fetch-sources.sh");
+    Command::new("bash")
+        .arg(&script)
+        .arg(&setup.sources)
+        .env("CHECKPOINT_SOURCES_LOCK", &setup.lock)
+        .env_remove("CHECKPOINT_SOURCES")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()))
+}
+
+fn describe(output: &Output) -> String {
+    format!(
+        "{}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// The files in a directory, sorted.
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The line of `text` that contains `word` contains `hash`.
+fn line_with_has(text: &str, word: &str, hash: &str) -> bool {
+    text.lines().any(|l| l.contains(word) && l.contains(hash))
+}
+
+#[test]
+fn fetch_sources_refuses_a_cached_tarball_that_does_not_match_its_pin() {
+    let cached = unique_bytes("the wrong bytes");
+    let setup = setup("sources-wrong", &unique_bytes("the pinned bytes"), &cached);
+    let actual = sha256_of(&setup.tarball);
+    assert_ne!(actual, setup.expected);
+    let before = listing(&setup.sources);
+
+    let output = fetch_sources(&setup);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "fetch-sources.sh accepted a file that does not match its pin: {}",
+        describe(&output)
+    );
+    for (what, text) in [
+        ("the package", PACKAGE),
+        ("the version", VERSION),
+        ("the file", FILE),
+    ] {
+        assert!(
+            stderr.contains(text),
+            "stderr does not name {what} ({text}): {}",
+            describe(&output)
+        );
+    }
+    assert!(
+        line_with_has(&stderr, "expected", &setup.expected),
+        "stderr has no `expected` line with the pinned sha256 {}: {}",
+        setup.expected,
+        describe(&output)
+    );
+    assert!(
+        line_with_has(&stderr, "actual", &actual),
+        "stderr has no `actual` line with the file's sha256 {actual}: {}",
+        describe(&output)
+    );
+    assert!(
+        output.stdout.is_empty(),
+        "a failed fetch listed tarballs: {}",
+        describe(&output)
+    );
+
+    // The file is left as it was and nothing was added beside it (no download, no list).
+    let now = std::fs::read(&setup.tarball)
+        .unwrap_or_else(|e| panic!("the cached file {} is gone: {e}", setup.tarball.display()));
+    assert_eq!(now, cached, "the cached file was changed");
+    let after: Vec<String> = listing(&setup.sources)
+        .into_iter()
+        .filter(|n| n != ".fetch.lock")
+        .collect();
+    assert_eq!(
+        after,
+        before,
+        "files appeared or vanished in {}",
+        setup.sources.display()
+    );
+}
+
+#[test]
+fn fetch_sources_accepts_a_cached_tarball_that_matches_its_pin() {
+    let bytes = unique_bytes("the pinned bytes");
+    let setup = setup("sources-right", &bytes, &bytes);
+
+    let output = fetch_sources(&setup);
+    assert!(
+        output.status.success(),
+        "fetch-sources.sh failed: {}",
+        describe(&output)
+    );
+    let line = format!("{PROJECT} {}\n", setup.tarball.display());
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        line,
+        "stdout is not the one `<project> <path>` line: {}",
+        describe(&output)
+    );
+    assert_eq!(
+        std::fs::read_to_string(setup.sources.join("orig-tarballs.txt")).unwrap(),
+        line,
+        "orig-tarballs.txt"
+    );
+    assert_eq!(
+        std::fs::read(&setup.tarball).unwrap(),
+        bytes,
+        "the cached file was changed"
+    );
+}
+
+/// `nix-instantiate --eval --read-write-mode` of orig-tarball.nix for [`PROJECT`], with
+/// `{ sources; lock; }`; read-write so that the path really is added to the store.
+fn eval_orig_tarball(setup: &Setup) -> Output {
+    require_nix().unwrap();
+    let expr = format!(
+        "import (/. + \"{}\") {{ sources = \"{}\"; lock = /. + \"{}\"; }} \"{PROJECT}\"",
+        repo_root()
+            .join("tests/projects/orig-tarball.nix")
+            .display(),
+        setup.sources.display(),
+        setup.lock.display()
+    );
+    Command::new("nix-instantiate")
+        .args([
+            "--option",
+            "build-users-group",
+            "",
+            "--option",
+            "substituters",
+            "",
+        ])
+        .args(["--eval", "--read-write-mode", "--expr", &expr])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run nix-instantiate: {e}"))
+}
+
+#[test]
+fn orig_tarball_nix_refuses_the_wrong_bytes_naming_both_hashes() {
+    let setup = setup(
+        "sources-nix-wrong",
+        &unique_bytes("the pinned bytes"),
+        &unique_bytes("the wrong bytes"),
+    );
+    let actual = sha256_of(&setup.tarball);
+
+    let output = eval_orig_tarball(&setup);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "orig-tarball.nix accepted a file that does not match its pin: {}",
+        describe(&output)
+    );
+    assert!(
+        stderr.contains(&format!("expected sha256 {}", setup.expected)),
+        "the error does not give the pinned sha256 {}: {}",
+        setup.expected,
+        describe(&output)
+    );
+    assert!(
+        stderr.contains(&format!("actual sha256 {actual}")),
+        "the error does not give the file's sha256 {actual}: {}",
+        describe(&output)
+    );
+    for text in [PACKAGE, VERSION] {
+        assert!(
+            stderr.contains(text),
+            "the error does not name {text}: {}",
+            describe(&output)
+        );
+    }
+    assert!(output.stdout.is_empty(), "{}", describe(&output));
+}
+
+#[test]
+fn orig_tarball_nix_adds_the_right_bytes_as_the_pinned_fixed_output_path() {
+    let bytes = unique_bytes("the pinned bytes");
+    let setup = setup("sources-nix-right", &bytes, &bytes);
+
+    let output = eval_orig_tarball(&setup);
+    assert!(
+        output.status.success(),
+        "orig-tarball.nix failed: {}",
+        describe(&output)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let path = stdout
+        .trim()
+        .strip_prefix('"')
+        .and_then(|s| s.strip_suffix('"'))
+        .unwrap_or_else(|| panic!("not a string: {}", describe(&output)));
+    let path = Path::new(path);
+
+    // What `fetchurl` with this sha256 and name gives: a flat fixed-output path.
+    let fixed = Command::new("nix-store")
+        .args(["--print-fixed-path", "sha256", &setup.expected, FILE])
+        .output()
+        .unwrap();
+    assert!(
+        fixed.status.success(),
+        "nix-store --print-fixed-path: {}",
+        describe(&fixed)
+    );
+    let fixed = String::from_utf8_lossy(&fixed.stdout);
+    assert_eq!(
+        path,
+        Path::new(fixed.trim()),
+        "not the flat fixed-output path of the pin"
+    );
+
+    let meta = std::fs::symlink_metadata(path)
+        .unwrap_or_else(|e| panic!("{} is not in the store: {e}", path.display()));
+    assert!(meta.is_file(), "{} is not a regular file", path.display());
+    assert_eq!(
+        sha256_of(path),
+        setup.expected,
+        "{}'s content is not the pinned one",
+        path.display()
+    );
+    assert_eq!(std::fs::read(path).unwrap(), bytes);
+    let valid = Command::new("nix-store")
+        .arg("--check-validity")
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        valid.status.success(),
+        "{} is not valid: {}",
+        path.display(),
+        describe(&valid)
+    );
+}
