@@ -99,13 +99,17 @@ pub fn layer_index(ck: &Checkpoint, path: &Path, phase: &str) -> Result<u32, Cli
         .ok_or_else(|| CliError::NoSuchLayer {
             path: path.to_path_buf(),
             phase: phase.to_owned(),
-            available: ck
-                .layers()
-                .iter()
-                .map(|l| l.meta.name.clone())
-                .collect::<Vec<_>>()
-                .join(", "),
+            available: layer_names(ck),
         })
+}
+
+/// The names of a checkpoint's layers, in order, for a "no such layer" message.
+pub fn layer_names(ck: &Checkpoint) -> String {
+    ck.layers()
+        .iter()
+        .map(|l| l.meta.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Reads and validates the shell state of every layer that has one

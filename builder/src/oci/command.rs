@@ -69,12 +69,7 @@ pub fn run(args: &Args) -> Result<(), OciError> {
             crate::cli::layer_index(&ck, path, phase).map_err(|_| OciError::NoSuchLayer {
                 path: path.clone(),
                 phase: phase.clone(),
-                available: ck
-                    .layers()
-                    .iter()
-                    .map(|l| l.meta.name.clone())
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                available: crate::cli::layer_names(&ck),
             })?
         }
         None => match ck.layers().len() {
