@@ -121,9 +121,9 @@ fn check_shell_states(ck: &Checkpoint, path: &Path) -> Result<(), CliError> {
     for layer in ck.layers().iter().filter(|l| {
         l.meta
             .attachments
-            .contains_key(crate::recording::attachment::SHELL_STATE)
+            .contains_key(crate::build::recorder::attachment::SHELL_STATE)
     }) {
-        crate::resume::read_shell_state(ck, layer).map_err(|reason| CliError::ShellState {
+        crate::reuse::base::read_shell_state(ck, layer).map_err(|reason| CliError::ShellState {
             path: path.to_path_buf(),
             reason,
         })?;
@@ -360,7 +360,7 @@ fn layer_shell_state(ck: &Checkpoint, index: u32, phase: &str) -> Result<ShellSt
         path: PathBuf::new(),
         source,
     })?;
-    crate::resume::read_shell_state(ck, layer).map_err(|reason| CliError::NoShellState {
+    crate::reuse::base::read_shell_state(ck, layer).map_err(|reason| CliError::NoShellState {
         phase: phase.to_owned(),
         reason,
     })
@@ -468,7 +468,7 @@ pub fn diff(a: &Path, b: &Path, json: bool) -> Result<(), CliError> {
     // Decoding reads every layer's shell state through `read_shell_state`, which validates
     // it: an unsafe state makes the checkpoint unusable here as in `verify` and `restore`.
     let decode = |ck: &Checkpoint, path: &Path| {
-        crate::resume::decode_layers(ck).map_err(|reason| CliError::Undecodable {
+        crate::reuse::base::decode_layers(ck).map_err(|reason| CliError::Undecodable {
             path: path.to_path_buf(),
             reason,
         })
@@ -479,7 +479,7 @@ pub fn diff(a: &Path, b: &Path, json: bool) -> Result<(), CliError> {
     let untrusted: Vec<String> = [(&ca, &la, "the first"), (&cb, &lb, "the second")]
         .into_iter()
         .filter_map(|(ck, layers, which)| {
-            crate::resume::trust_problem(ck, layers)
+            crate::reuse::base::trust_problem(ck, layers)
                 .map(|why| format!("{which} ({}) is not trusted: {why}", ck.dir().display()))
         })
         .collect();
@@ -517,7 +517,7 @@ pub fn diff(a: &Path, b: &Path, json: bool) -> Result<(), CliError> {
                     "same inputs, an earlier layer differs".to_owned()
                 }
             }
-            (Some(x), Some(y)) => crate::reuse::explain_difference(&x.inputs, &y.inputs),
+            (Some(x), Some(y)) => crate::reuse::plan::explain_difference(&x.inputs, &y.inputs),
             (Some(_), None) => "only in the first".to_owned(),
             (None, Some(_)) => "only in the second".to_owned(),
             (None, None) => unreachable!(),
@@ -542,7 +542,7 @@ pub fn diff(a: &Path, b: &Path, json: bool) -> Result<(), CliError> {
 
 /// `cache ls`: what the development cache keeps.
 pub fn cache_ls(dir: &Path, json: bool) -> Result<(), CliError> {
-    let cache = crate::cache::DevCache::open(dir).map_err(|reason| CliError::Unreadable {
+    let cache = crate::dev_cache::DevCache::open(dir).map_err(|reason| CliError::Unreadable {
         path: dir.to_path_buf(),
         reason,
     })?;
@@ -579,7 +579,7 @@ pub fn cache_ls(dir: &Path, json: bool) -> Result<(), CliError> {
 
 /// `cache gc --max-size`: least recently used entries go first.
 pub fn cache_gc(dir: &Path, max_bytes: u64) -> Result<(), CliError> {
-    let cache = crate::cache::DevCache::open(dir).map_err(|reason| CliError::Unreadable {
+    let cache = crate::dev_cache::DevCache::open(dir).map_err(|reason| CliError::Unreadable {
         path: dir.to_path_buf(),
         reason,
     })?;
@@ -597,7 +597,7 @@ pub fn cache_gc(dir: &Path, max_bytes: u64) -> Result<(), CliError> {
 
 /// The newest cache entry for `name` (a derivation name, or an entry directory's name).
 pub fn cache_entry(dir: &Path, name: &str) -> Result<PathBuf, CliError> {
-    let cache = crate::cache::DevCache::open(dir).map_err(|reason| CliError::Unreadable {
+    let cache = crate::dev_cache::DevCache::open(dir).map_err(|reason| CliError::Unreadable {
         path: dir.to_path_buf(),
         reason,
     })?;

@@ -9,24 +9,11 @@
 //!   [`checkpoint`];
 //! - `main.rs` maps errors to [`exit_codes`] and prints them.
 
-pub mod cache;
-pub mod capture;
+pub mod build;
 pub mod checkpoint;
 pub mod cli;
-pub mod dependencies;
-pub mod environment;
+pub mod dev_cache;
 pub mod exit_codes;
-pub mod incremental;
-pub mod invocation;
-pub mod keys;
-pub mod memfile;
-pub mod ninja;
-pub mod nix_log;
 pub mod oci;
-pub mod recording;
-pub mod resume;
 pub mod reuse;
-pub mod runner;
 pub mod shell;
-pub mod store_path;
-pub mod trust;

@@ -3,23 +3,23 @@
 //! It has its own C `main` (`no_main`) so that it sees how SIGPIPE was set when it started:
 //! Rust's runtime would set it to "ignore" before `main`, and a build started with SIGPIPE
 //! ignored must pass that on to its phases, as stock's bash does
-//! ([`checkpoint_builder::runner::note_inherited_signals`]).
+//! ([`checkpoint_builder::build::runner::note_inherited_signals`]).
 #![no_main]
 
-use checkpoint_builder::cache::{copy_checkpoint, DevCache};
-use checkpoint_builder::environment::BuildEnvironment;
+use checkpoint_builder::build::environment::BuildEnvironment;
+use checkpoint_builder::build::invocation::{classify, stock_positional, Invocation};
+use checkpoint_builder::build::recorder::{declared_outputs, Recorder, CHECKPOINT_OUTPUT};
+use checkpoint_builder::build::runner::{format_report, run_build, BuildOptions};
+use checkpoint_builder::dev_cache::{copy_checkpoint, DevCache};
 use checkpoint_builder::exit_codes;
-use checkpoint_builder::invocation::{classify, stock_positional, Invocation};
-use checkpoint_builder::recording::{declared_outputs, Recorder, CHECKPOINT_OUTPUT};
-use checkpoint_builder::resume::{load_base, BaseCheckpoint};
-use checkpoint_builder::runner::{format_report, run_build, BuildOptions};
-use checkpoint_builder::trust::BaseTrust;
+use checkpoint_builder::reuse::base::{load_base, BaseCheckpoint};
+use checkpoint_builder::reuse::trust::BaseTrust;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 
 #[no_mangle]
 pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
-    checkpoint_builder::runner::note_inherited_signals();
+    checkpoint_builder::build::runner::note_inherited_signals();
     // A panic must not unwind out of this C function (that aborts): it is reported by the
     // panic hook and becomes the internal-error exit code, as a Rust `main` would exit 101.
     let code = std::panic::catch_unwind(run).unwrap_or(exit_codes::BUILDER_INTERNAL);
@@ -30,7 +30,7 @@ fn run() -> i32 {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("__capture") => {
-            match checkpoint_builder::capture::run(args.get(1).map_or("", |s| s)) {
+            match checkpoint_builder::build::capture::run(args.get(1).map_or("", |s| s)) {
                 Ok(()) => exit_codes::SUCCESS,
                 Err(e) => {
                     eprintln!("checkpoint-builder __capture: {e}");
@@ -203,7 +203,7 @@ fn report_error(headline: &str, err: &dyn std::error::Error) {
 
 /// The trust a `checkpointBase` gets (docs/trust.md); an unknown value keeps the default.
 fn base_trust(env: &BuildEnvironment) -> BaseTrust {
-    let value = env.attribute(checkpoint_builder::trust::TRUST_ATTRIBUTE);
+    let value = env.attribute(checkpoint_builder::reuse::trust::TRUST_ATTRIBUTE);
     BaseTrust::from_attribute(value.as_deref()).unwrap_or_else(|reason| {
         eprintln!("checkpoint-builder: {reason}; only a checkpoint built at its path is used");
         BaseTrust::Built
@@ -228,7 +228,7 @@ fn build(args: &[String]) -> i32 {
             );
             let mut cmd = std::process::Command::new(&env.bash);
             cmd.args(&args);
-            checkpoint_builder::runner::keep_inherited_signals(&mut cmd);
+            checkpoint_builder::build::runner::keep_inherited_signals(&mut cmd);
             let err = cmd.exec();
             eprintln!(
                 "checkpoint-builder: error: cannot exec {}: {err}",
@@ -290,7 +290,7 @@ fn build(args: &[String]) -> i32 {
                 // Where this checkpoint will be: a later build uses it as a base only at
                 // this path (docs/trust.md). A cache entry of a build without a checkpoint
                 // output has none.
-                checkpoint_builder::trust::meta::CHECKPOINT_PATH: checkpoint_dir
+                checkpoint_builder::reuse::trust::meta::CHECKPOINT_PATH: checkpoint_dir
                     .as_ref()
                     .map(|d| d.to_string_lossy().into_owned()),
             });
@@ -315,7 +315,10 @@ fn build(args: &[String]) -> i32 {
             Vec::new()
         }
         Some(dir) if !Path::new(&dir).exists() => {
-            eprint!("{}", checkpoint_builder::nix_log::missing_base_line(&dir));
+            eprint!(
+                "{}",
+                checkpoint_builder::build::nix_log::missing_base_line(&dir)
+            );
             Vec::new()
         }
         Some(dir) => match load_base(Path::new(&dir), system.as_deref(), base_trust(&env)) {

@@ -12,7 +12,7 @@ use checkpoint_builder::checkpoint::manifest::Index;
 use checkpoint_builder::checkpoint::{
     Checkpoint, CheckpointWriter, ContentHash, Layer, LayerMeta, Snapshotter, State,
 };
-use checkpoint_builder::ninja;
+use checkpoint_builder::reuse::incremental::ninja;
 use checkpoint_builder::shell::declare::parse_declarations;
 use checkpoint_builder::shell::restore::{restore_script, restore_tail};
 use checkpoint_builder::shell::state::{parse_state, DumpSections, ProcessFacts, ResourceLimit};

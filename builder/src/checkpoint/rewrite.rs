@@ -305,7 +305,7 @@ impl Rewrites {
 }
 
 /// Files whose rewritten content is not their bytes rewritten: contents that encode other
-/// contents, like a build tool's log of command-line hashes (`crate::ninja`). An import of
+/// contents, like a build tool's log of command-line hashes (`crate::reuse::incremental::ninja`). An import of
 /// an earlier checkpoint calls it for every root state it rewrites; what it returns replaces
 /// the byte-rewritten content of those files (same path, mode and mtime).
 pub trait Translator: Send + Sync + std::fmt::Debug {

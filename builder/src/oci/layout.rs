@@ -155,11 +155,12 @@ fn write_layout(
     };
     let last = ck.layer(options.upto).map_err(ck_err)?;
     let mounts = mounts(ck).map_err(meta_err)?;
-    let shell =
-        crate::resume::read_shell_state(ck, last).map_err(|reason| OciError::NoShellState {
+    let shell = crate::reuse::base::read_shell_state(ck, last).map_err(|reason| {
+        OciError::NoShellState {
             phase: last.meta.name.clone(),
             reason,
-        })?;
+        }
+    })?;
     let restored_layers = ck
         .meta()
         .get("restored_layers")

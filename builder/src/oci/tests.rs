@@ -2,9 +2,9 @@
 //! adds a hardlink to a file of the first and changes an xattr; exported twice.
 
 use super::*;
+use crate::build::recorder::attachment;
 use crate::checkpoint::testutil::TempDir;
 use crate::checkpoint::{Checkpoint, CheckpointWriter, LayerMeta, Snapshotter};
-use crate::recording::attachment;
 use crate::shell::{Attributes, ByteString, ShellState, Value, Variable};
 use std::collections::BTreeMap;
 use std::fs;

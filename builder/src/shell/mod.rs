@@ -1,7 +1,7 @@
 //! Bash shell state: capture (`declare -p` parsing), storage form, and restore generation.
 //!
 //! Everything here is pure (bytes and text in, bytes and text out); spawning bash lives in
-//! [`crate::runner`].
+//! [`crate::build::runner`].
 
 pub mod bytes;
 pub mod declare;

@@ -325,8 +325,10 @@ mod tests {
         };
         validate_state(&state).unwrap();
         // "echo 'x" (7 bytes) claimed as the earlier build directory, "/build/" the new one.
-        let moved =
-            crate::reuse::rewrite_state(&state, &[(b"echo 'x".to_vec(), b"/build/".to_vec())]);
+        let moved = crate::reuse::plan::rewrite_state(
+            &state,
+            &[(b"echo 'x".to_vec(), b"/build/".to_vec())],
+        );
         assert_ne!(moved.functions, state.functions);
         assert!(matches!(
             validate_state(&moved),

@@ -2,19 +2,19 @@
 //!
 //! Effectful: owns the checkpoint writer and the snapshotter. The roots are the build
 //! directory (`build`) and every output except `checkpoint` itself. Each layer carries the
-//! step's shell state and its keyed inputs (see [`crate::keys`]) as attachments.
+//! step's shell state and its keyed inputs (see [`crate::reuse::keys`]) as attachments.
 
 use crate::checkpoint::{
     Checkpoint, CheckpointError, CheckpointWriter, ContentHash, LayerMeta, LayerSummary,
     RewritePair, Snapshotter, State,
 };
-use crate::keys::{
+use crate::reuse::base::{resume_trees, BaseCheckpoint};
+use crate::reuse::incremental::ninja::{LogReport, NinjaLogs};
+use crate::reuse::keys::{
     later_phase_variables, layer_inputs, layer_key, phase_variables, LayerInputs, KEY_FORMAT,
 };
-use crate::ninja::{LogReport, NinjaLogs};
-use crate::resume::{resume_trees, BaseCheckpoint};
+use crate::reuse::trust;
 use crate::shell::{ByteString, ShellState};
-use crate::trust;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -32,7 +32,7 @@ pub mod attachment {
     pub const SHELL_STATE: &str = "shell-state";
     /// The state's `functions` (`declare -f` output).
     pub const SHELL_FUNCTIONS: &str = "shell-functions";
-    /// [`crate::keys::LayerInputs`] as JSON, `functions` empty.
+    /// [`crate::reuse::keys::LayerInputs`] as JSON, `functions` empty.
     pub const INPUTS: &str = "inputs";
     /// The inputs' normalised `functions`.
     pub const INPUT_FUNCTIONS: &str = "input-functions";
@@ -211,7 +211,7 @@ impl Recorder {
     /// after a problem with an earlier checkpoint (docs/trust.md).
     pub fn restart(&mut self) -> Result<(), CheckpointError> {
         let dir = self.writer.dir().to_path_buf();
-        crate::resume::remove_tree(&dir)?;
+        crate::reuse::base::remove_tree(&dir)?;
         let mut writer = CheckpointWriter::create(&dir)?;
         let ninja_logs = Arc::new(NinjaLogs::default());
         writer.set_translator(ninja_logs.clone());
@@ -345,7 +345,9 @@ impl Recorder {
 }
 
 /// The derivation's outputs (name, path) as Nix announced them, in declaration order.
-pub fn declared_outputs(env: &crate::environment::BuildEnvironment) -> Vec<(String, PathBuf)> {
+pub fn declared_outputs(
+    env: &crate::build::environment::BuildEnvironment,
+) -> Vec<(String, PathBuf)> {
     if let Some(json) = &env.structured_attrs {
         if let Some(map) = json.get("outputs").and_then(|o| o.as_object()) {
             return map

@@ -15,7 +15,7 @@
 //! between the two setups set to this build's values.
 
 use crate::checkpoint::Rewrites;
-use crate::keys::{
+use crate::reuse::keys::{
     later_phase_variables, layer_inputs, normalise, output_masks, unkeyed, LayerInputs,
 };
 use crate::shell::{ShellState, Variable};

@@ -7,7 +7,7 @@
 //! entry; entries are read after the same checks as a `checkpointBase`, and an entry that
 //! fails them is deleted with a message. `last-used` in an entry orders eviction.
 
-use crate::resume::{load_base_with, BaseCheckpoint};
+use crate::reuse::base::{load_base_with, BaseCheckpoint};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -104,7 +104,7 @@ impl DevCache {
             if dir == exclude || entry_name(&dir).as_deref() != Some(name) {
                 continue;
             }
-            match load_base_with(&dir, system, true, crate::trust::BaseTrust::OwnCache) {
+            match load_base_with(&dir, system, true, crate::reuse::trust::BaseTrust::OwnCache) {
                 Ok(base) if base.layers.len() > 1 => {
                     let _ = std::fs::write(dir.join(LAST_USED), b"");
                     out.push(base);

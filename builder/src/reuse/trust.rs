@@ -4,10 +4,10 @@
 //! of the build that wrote it, unless the derivation opts in).
 //!
 //! Pure: records in, a verdict with a typed reason out. Reading the checkpoint is
-//! [`crate::resume`]'s; writing the chain is [`crate::recording`]'s.
+//! [`crate::reuse::base`]'s; writing the chain is [`crate::build::recorder`]'s.
 
 use crate::checkpoint::ContentHash;
-use crate::keys::{layer_key, LayerInputs, KEY_FORMAT};
+use crate::reuse::keys::{layer_key, LayerInputs, KEY_FORMAT};
 use thiserror::Error;
 
 /// Bumped when what the chain hashes changes.
@@ -223,7 +223,7 @@ pub fn check_provenance(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::layer_inputs;
+    use crate::reuse::keys::layer_inputs;
     use crate::shell::ByteString;
     use std::collections::HashSet;
 

@@ -9,7 +9,7 @@
 //!   if the source variables (`src`, `srcs`, `curSrc`, `patches`) and the unpack and patch
 //!   phases' own variables (`postPatch`, `patchFlags`, …) were left out of the keys: their
 //!   effect is in the tree, which is compared by content (`SOURCE_DATE_EPOCH` stays keyed: its
-//!   effect is also in generated files make does not track, see [`reuse::SOURCE_VARIABLES`]);
+//!   effect is also in generated files make does not track, see [`plan::SOURCE_VARIABLES`]);
 //! - a change to a build description file (Makefiles, `*.mk`, configure and CMake/Meson
 //!   inputs, `*.in` templates) never resumes: those phases run on the fresh tree, as a clean
 //!   build would; neither does a deleted compile unit (its object, or an archive member made
@@ -17,20 +17,23 @@
 //! - unchanged files keep the mtimes the earlier build recorded, changed ones get an mtime
 //!   newer than every restored file, so make's timestamp rule sees exactly the change;
 //! - a changed file make would not see (a header no dependency record of the earlier build
-//!   names, see [`crate::dependencies`]) makes the compile units that include it count as
+//!   names, see [`crate::reuse::incremental::dependencies`]) makes the compile units that include it count as
 //!   changed.
 
+pub mod dependencies;
+pub mod ninja;
+
+use crate::build::recorder::Recorder;
 use crate::checkpoint::{
     classify, floor_after, max_mtime, overlay_diff, overlay_state, ContentHash, OverlayChange,
     RelPath, RewritePair, RootState, Timestamp,
 };
-use crate::dependencies::{
+use crate::reuse::base::BaseCheckpoint;
+use crate::reuse::incremental::dependencies::{
     compile_units, forced_include_in, is_compile_unit, untracked_changes, Trees,
 };
-use crate::keys::phase_variables;
-use crate::recording::Recorder;
-use crate::resume::BaseCheckpoint;
-use crate::reuse::{self, PhaseDecision, SOURCE_VARIABLES};
+use crate::reuse::keys::phase_variables;
+use crate::reuse::plan::{self, PhaseDecision, SOURCE_VARIABLES};
 use crate::shell::declare::Value;
 use crate::shell::ShellState;
 use std::collections::BTreeSet;
@@ -174,7 +177,7 @@ pub fn try_resume(
         .chain(["patches".to_owned()])
         .collect();
     let base_outputs: Vec<Vec<u8>> = base.outputs.values().cloned().collect();
-    let plan = reuse::plan_ignoring(
+    let plan = plan::plan_ignoring(
         &base.layers[k..],
         &base_outputs,
         after_patch,
@@ -339,8 +342,8 @@ pub fn try_resume(
     let mut decisions = Vec::new();
     let mut before = after_patch.clone();
     for (i, phase) in rest[..b].iter().enumerate() {
-        let after = reuse::with_variables_from(
-            &reuse::rewrite_state(&base.layers[k + i + 1].state, rewrites),
+        let after = plan::with_variables_from(
+            &plan::rewrite_state(&base.layers[k + i + 1].state, rewrites),
             &plan.changed_variables,
             after_patch,
         );

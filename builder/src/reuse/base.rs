@@ -1,16 +1,16 @@
 //! Loads an earlier build's checkpoint (untrusted input, design §6) and moves its layers into
 //! this build: layers rewritten to this build's output paths, trees restored, snapshots adopted.
 //!
-//! Effectful. Deciding *what* to reuse is pure and lives in [`crate::reuse`].
+//! Effectful. Deciding *what* to reuse is pure and lives in [`crate::reuse::plan`].
 
+use crate::build::recorder::attachment;
 use crate::checkpoint::{
     Checkpoint, CheckpointError, CheckpointWriter, Layer, RewritePair, Snapshotter, State,
 };
-use crate::keys::{random_seed_of, LayerInputs};
-use crate::recording::attachment;
-use crate::reuse::BaseLayer;
+use crate::reuse::keys::{random_seed_of, LayerInputs};
+use crate::reuse::plan::BaseLayer;
+use crate::reuse::trust::{self, BaseTrust, LayerRecord, TrustError};
 use crate::shell::ShellState;
-use crate::trust::{self, BaseTrust, LayerRecord, TrustError};
 use std::collections::BTreeMap;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -97,7 +97,7 @@ pub fn load_base_with(
         .get(trust::meta::CHECKPOINT_PATH)
         .and_then(|p| p.as_str());
     let actual = dir.to_string_lossy();
-    let hint = || crate::store_path::how_added(dir).unwrap_or_default();
+    let hint = || crate::reuse::store_path::how_added(dir).unwrap_or_default();
     let mut trust_note = None;
     if let Err(e) = trust::check_provenance(recorded, &actual, trust, hint) {
         return Err(e.to_string());
@@ -141,7 +141,7 @@ pub fn trust_problem(checkpoint: &Checkpoint, layers: &[BaseLayer]) -> Option<St
         .and_then(|p| p.as_str());
     let dir = checkpoint.dir();
     trust::check_provenance(recorded, &dir.to_string_lossy(), BaseTrust::Built, || {
-        crate::store_path::how_added(dir).unwrap_or_default()
+        crate::reuse::store_path::how_added(dir).unwrap_or_default()
     })
     .err()
     .map(|e| e.to_string())

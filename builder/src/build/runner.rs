@@ -5,14 +5,14 @@
 //! group, forwards termination signals to it, reads each step's state dump, and reports
 //! per-phase timings.
 
+use crate::build::environment::BuildEnvironment;
+use crate::build::memfile::MemFile;
+use crate::build::nix_log;
+use crate::build::recorder::Recorder;
 use crate::checkpoint::RewritePair;
-use crate::environment::BuildEnvironment;
-use crate::incremental::try_resume;
-use crate::memfile::MemFile;
-use crate::nix_log;
-use crate::recording::Recorder;
-use crate::resume::{error_chain, path_rewrites, remove_tree, BaseCheckpoint, InitialTree};
-use crate::reuse::{self, PhaseDecision};
+use crate::reuse::base::{error_chain, path_rewrites, remove_tree, BaseCheckpoint, InitialTree};
+use crate::reuse::incremental::try_resume;
+use crate::reuse::plan::{self, PhaseDecision};
 use crate::shell::driver::{self, Channel};
 use crate::shell::restore::{restore_script, restore_tail};
 use crate::shell::state::{parse_state, DumpError, DumpSections, ShellState};
@@ -322,7 +322,7 @@ fn run_steps(
         rec.phases = phases.clone();
         // Every candidate base (a given checkpoint, or development cache entries, newest
         // first) is planned; the deepest reuse wins, the newest on a tie.
-        let mut plan: Option<(&BaseCheckpoint, Vec<RewritePair>, reuse::ReusePlan)> = None;
+        let mut plan: Option<(&BaseCheckpoint, Vec<RewritePair>, plan::ReusePlan)> = None;
         for base in bases {
             match path_rewrites(base, &options.outputs, &env.build_top)
                 .and_then(|rewrites| safe_after_rewrites(base, rewrites))
@@ -335,7 +335,7 @@ fn run_steps(
                 }
                 Ok(rewrites) => {
                     let base_outputs: Vec<Vec<u8>> = base.outputs.values().cloned().collect();
-                    let candidate = reuse::plan(
+                    let candidate = plan::plan(
                         &base.layers,
                         &base_outputs,
                         &setup_state,
@@ -377,8 +377,8 @@ fn run_steps(
                     step: format!("restore of {}", phases[plan.depth - 1]),
                     source,
                 })?;
-                state = reuse::with_variables_from(
-                    &reuse::rewrite_state(&base.layers[plan.depth].state, &rewrites),
+                state = plan::with_variables_from(
+                    &plan::rewrite_state(&base.layers[plan.depth].state, &rewrites),
                     &plan.changed_variables,
                     &setup_state,
                 );
@@ -663,7 +663,7 @@ fn safe_after_rewrites(
     rewrites: Vec<RewritePair>,
 ) -> Result<Vec<RewritePair>, String> {
     for layer in &base.layers {
-        crate::shell::validate::validate_state(&reuse::rewrite_state(&layer.state, &rewrites))
+        crate::shell::validate::validate_state(&plan::rewrite_state(&layer.state, &rewrites))
             .map_err(|e| {
                 format!(
                     "layer `{}`: its shell state moved to this build's paths is unsafe to restore: {e}",
