@@ -24,8 +24,10 @@ pub enum CliError {
         phase: String,
         available: String,
     },
-    #[error("checkpoint {path} is unusable: {reason}")]
-    Unreadable { path: PathBuf, reason: String },
+    /// A development cache directory that cannot be used, or has no such entry: a bad
+    /// argument, not a bad checkpoint.
+    #[error("development cache {path}: {reason}")]
+    Cache { path: PathBuf, reason: String },
     /// A checkpoint whose layers cannot be decoded (attachments, keys).
     #[error("checkpoint {path} is unusable: {reason}")]
     Undecodable { path: PathBuf, reason: String },
@@ -66,6 +68,25 @@ impl CliError {
                 | CliError::NoShellState { .. }
                 | CliError::ShellState { .. }
         )
+    }
+
+    /// The status the command exits with: 65 when the checkpoint is at fault, 2 otherwise
+    /// (a bad argument or target; an I/O error on the user's side).
+    pub fn exit_code(&self) -> i32 {
+        if self.is_checkpoint_fault() {
+            crate::exit_codes::CHECKPOINT_UNUSABLE
+        } else {
+            crate::exit_codes::BUILDER_INPUT
+        }
+    }
+
+    /// What to try next, where the error suggests something.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            CliError::TargetTooDeep { .. } => Some("restore into a directory with a shorter path"),
+            CliError::Target { .. } => Some("restore into a new or empty directory"),
+            _ => None,
+        }
     }
 }
 
@@ -542,7 +563,7 @@ pub fn diff(a: &Path, b: &Path, json: bool) -> Result<(), CliError> {
 
 /// `cache ls`: what the development cache keeps.
 pub fn cache_ls(dir: &Path, json: bool) -> Result<(), CliError> {
-    let cache = crate::dev_cache::DevCache::open(dir).map_err(|reason| CliError::Unreadable {
+    let cache = crate::dev_cache::DevCache::open(dir).map_err(|reason| CliError::Cache {
         path: dir.to_path_buf(),
         reason,
     })?;
@@ -579,7 +600,7 @@ pub fn cache_ls(dir: &Path, json: bool) -> Result<(), CliError> {
 
 /// `cache gc --max-size`: least recently used entries go first.
 pub fn cache_gc(dir: &Path, max_bytes: u64) -> Result<(), CliError> {
-    let cache = crate::dev_cache::DevCache::open(dir).map_err(|reason| CliError::Unreadable {
+    let cache = crate::dev_cache::DevCache::open(dir).map_err(|reason| CliError::Cache {
         path: dir.to_path_buf(),
         reason,
     })?;
@@ -597,7 +618,7 @@ pub fn cache_gc(dir: &Path, max_bytes: u64) -> Result<(), CliError> {
 
 /// The newest cache entry for `name` (a derivation name, or an entry directory's name).
 pub fn cache_entry(dir: &Path, name: &str) -> Result<PathBuf, CliError> {
-    let cache = crate::dev_cache::DevCache::open(dir).map_err(|reason| CliError::Unreadable {
+    let cache = crate::dev_cache::DevCache::open(dir).map_err(|reason| CliError::Cache {
         path: dir.to_path_buf(),
         reason,
     })?;
@@ -611,7 +632,7 @@ pub fn cache_entry(dir: &Path, name: &str) -> Result<PathBuf, CliError> {
                     .is_some_and(|f| f.to_string_lossy().starts_with(name))
         })
         .map(|e| e.path)
-        .ok_or_else(|| CliError::Unreadable {
+        .ok_or_else(|| CliError::Cache {
             path: dir.to_path_buf(),
             reason: format!("no cache entry for `{name}`"),
         })

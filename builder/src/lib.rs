@@ -7,13 +7,15 @@
 //! - effectful: [`environment`] (read what Nix gave), [`runner`] (spawn bash per step, process
 //!   groups, signals), [`capture`] (the in-phase helper), [`memfile`], snapshot/restore I/O in
 //!   [`checkpoint`];
-//! - `main.rs` maps errors to [`exit_codes`] and prints them.
+//! - `main.rs` maps every error to its exit code and prints it, in one place ([`error`]).
 
 pub mod build;
 pub mod checkpoint;
 pub mod cli;
 pub mod dev_cache;
+pub mod error;
 pub mod exit_codes;
+pub mod meta;
 pub mod oci;
 pub mod reuse;
 pub mod shell;

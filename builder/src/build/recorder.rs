@@ -8,6 +8,7 @@ use crate::checkpoint::{
     Checkpoint, CheckpointError, CheckpointWriter, ContentHash, LayerMeta, LayerSummary,
     RewritePair, Snapshotter, State,
 };
+use crate::meta::{BuildMeta, LayerInfo};
 use crate::reuse::base::{resume_trees, BaseCheckpoint};
 use crate::reuse::incremental::ninja::{LogReport, NinjaLogs};
 use crate::reuse::keys::{
@@ -48,7 +49,7 @@ pub struct Recorder {
     parent_key: String,
     /// The checkpoint-wide metadata, with the chain ([`trust::chain_link`]) of the layers so
     /// far, rewritten with every layer, and `restored_layers` after a resume.
-    meta: serde_json::Value,
+    meta: BuildMeta,
     chain: Vec<String>,
     /// What [`Recorder::restart`] needs to start over.
     roots: Vec<(String, PathBuf)>,
@@ -73,11 +74,11 @@ impl Recorder {
         dir: &Path,
         build_top: &Path,
         outputs: &[(String, PathBuf)],
-        meta: serde_json::Value,
+        meta: BuildMeta,
         strict: bool,
     ) -> Result<Self, CheckpointError> {
         let mut writer = CheckpointWriter::create(dir)?;
-        writer.set_meta(meta.clone())?;
+        writer.set_meta(meta.to_json())?;
         let ninja_logs = Arc::new(NinjaLogs::default());
         writer.set_translator(ninja_logs.clone());
         let mut roots = vec![("build".to_owned(), build_top.to_path_buf())];
@@ -153,13 +154,14 @@ impl Recorder {
             ]
             .into_iter()
             .collect(),
-            meta: serde_json::json!({
-                "key": key,
-                "parent_key": self.parent_key,
-                "status": status,
-                "seconds": seconds,
-                "taken_over": std::mem::take(&mut self.next_layer_taken_over),
-            }),
+            meta: LayerInfo {
+                key: Some(key.clone()),
+                parent_key: Some(self.parent_key.clone()),
+                status: Some(status),
+                seconds,
+                taken_over: std::mem::take(&mut self.next_layer_taken_over),
+            }
+            .to_json(),
         };
         let summary = self.snapshotter.snapshot(&mut self.writer, meta)?;
         let link = trust::chain_link(
@@ -176,10 +178,8 @@ impl Recorder {
 
     /// Writes the chain of the layers so far into the index's meta.
     fn write_chain(&mut self) -> Result<(), CheckpointError> {
-        if let Some(m) = self.meta.as_object_mut() {
-            m.insert(trust::meta::CHAIN.to_owned(), self.chain.clone().into());
-        }
-        self.writer.set_meta(self.meta.clone())
+        self.meta.chain = Some(self.chain.clone());
+        self.writer.set_meta(self.meta.to_json())
     }
 
     /// Recomputes the chain over every layer written so far (after an import, whose layer
@@ -190,12 +190,10 @@ impl Recorder {
             .layers()
             .iter()
             .map(|l| {
-                l.meta
-                    .meta
-                    .get("key")
-                    .and_then(|k| k.as_str())
+                LayerInfo::of(l)
+                    .ok()
+                    .and_then(|i| i.key)
                     .unwrap_or_default()
-                    .to_owned()
             })
             .collect();
         self.chain = trust::chain_of(
@@ -215,11 +213,9 @@ impl Recorder {
         let mut writer = CheckpointWriter::create(&dir)?;
         let ninja_logs = Arc::new(NinjaLogs::default());
         writer.set_translator(ninja_logs.clone());
-        if let Some(m) = self.meta.as_object_mut() {
-            m.remove(trust::meta::CHAIN);
-            m.remove("restored_layers");
-        }
-        writer.set_meta(self.meta.clone())?;
+        self.meta.chain = None;
+        self.meta.restored_layers = None;
+        writer.set_meta(self.meta.to_json())?;
         self.writer = writer;
         self.snapshotter = Snapshotter::new(self.roots.clone())?;
         self.ninja_logs = ninja_logs;
@@ -252,20 +248,17 @@ impl Recorder {
         )?;
         if let Some(key) = base
             .checkpoint
-            .layer(depth)?
-            .meta
-            .meta
-            .get("key")
-            .and_then(|k| k.as_str())
+            .layer(depth)
+            .map(LayerInfo::of)?
+            .ok()
+            .and_then(|i| i.key)
         {
-            self.parent_key = key.to_owned();
+            self.parent_key = key;
         }
         // Layers 0..=depth were restored, not run: readers (the OCI export's history) can
         // only tell from here, the imported layers keep the earlier build's meta. `reseal`
         // writes the meta with the chain.
-        if let Some(m) = self.meta.as_object_mut() {
-            m.insert("restored_layers".into(), serde_json::Value::from(depth + 1));
-        }
+        self.meta.restored_layers = Some(depth + 1);
         self.reseal()?;
         self.restore_time += started.elapsed();
         Ok(())

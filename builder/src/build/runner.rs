@@ -9,6 +9,7 @@ use crate::build::environment::BuildEnvironment;
 use crate::build::memfile::MemFile;
 use crate::build::nix_log;
 use crate::build::recorder::Recorder;
+use crate::build::signals;
 use crate::checkpoint::RewritePair;
 use crate::reuse::base::{error_chain, path_rewrites, remove_tree, BaseCheckpoint, InitialTree};
 use crate::reuse::incremental::try_resume;
@@ -21,7 +22,6 @@ use std::ffi::OsString;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 use thiserror::Error;
 
@@ -108,80 +108,6 @@ pub struct BuildOptions {
     pub hidden_output: Option<String>,
 }
 
-static CURRENT_GROUP: AtomicI32 = AtomicI32::new(0);
-static RECEIVED_SIGNAL: AtomicI32 = AtomicI32::new(0);
-/// Whether SIGPIPE was ignored when the builder started (see [`note_inherited_signals`]).
-static SIGPIPE_INHERITED_IGNORED: AtomicBool = AtomicBool::new(false);
-
-/// Notes how SIGPIPE was set when the process started, then ignores it (the builder wants
-/// `EPIPE` from a closed pipe, not death). Called first thing in `main`, which is the
-/// binary's own C `main`, so Rust's runtime has not changed SIGPIPE yet.
-pub fn note_inherited_signals() {
-    // SAFETY: reading the disposition into a zeroed struct we own, then setting a constant one.
-    unsafe {
-        let mut current: libc::sigaction = std::mem::zeroed();
-        if libc::sigaction(libc::SIGPIPE, std::ptr::null(), &mut current) == 0 {
-            SIGPIPE_INHERITED_IGNORED
-                .store(current.sa_sigaction == libc::SIG_IGN, Ordering::SeqCst);
-        }
-        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
-    }
-}
-
-/// Makes `cmd`'s child start with SIGPIPE ignored if the builder started so (Rust resets it to
-/// the default action in every child it spawns).
-pub fn keep_inherited_signals(cmd: &mut Command) {
-    if !SIGPIPE_INHERITED_IGNORED.load(Ordering::SeqCst) {
-        return;
-    }
-    // SAFETY: the closure only calls signal(2), which is async-signal-safe.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::signal(libc::SIGPIPE, libc::SIG_IGN);
-            Ok(())
-        });
-    }
-}
-
-extern "C" fn forward_signal(sig: libc::c_int) {
-    RECEIVED_SIGNAL.store(sig, Ordering::SeqCst);
-    let group = CURRENT_GROUP.load(Ordering::SeqCst);
-    if group > 0 {
-        // SAFETY: kill is async-signal-safe.
-        unsafe {
-            libc::kill(-group, sig);
-        }
-    }
-}
-
-/// Forwards termination signals to the running step's process group. A signal the builder
-/// was started with ignored stays ignored, so every step inherits that as stock's bash does
-/// (it lists such signals as `trap -- '' SIGHUP`); a handler would be reset to the default
-/// action across exec instead.
-fn install_signal_forwarding() {
-    for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT] {
-        // SAFETY: sigaction with a null new action only reads the current disposition into
-        // a zeroed struct we own.
-        let ignored = unsafe {
-            let mut current: libc::sigaction = std::mem::zeroed();
-            libc::sigaction(sig, std::ptr::null(), &mut current) == 0
-                && current.sa_sigaction == libc::SIG_IGN
-        };
-        if ignored {
-            continue;
-        }
-        // SAFETY: installing a handler that only touches atomics and calls kill.
-        unsafe {
-            libc::signal(sig, forward_signal as *const () as libc::sighandler_t);
-        }
-    }
-    // Orphaned background jobs of a phase come back to us, so they can be reaped and ended.
-    // SAFETY: prctl with a constant option and argument.
-    unsafe {
-        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-    }
-}
-
 /// Runs every step of the build.
 ///
 /// When anything goes wrong once content of an earlier checkpoint has entered the build (an
@@ -196,7 +122,7 @@ pub fn run_build(
     mut recorder: Option<&mut Recorder>,
     bases: &[BaseCheckpoint],
 ) -> Result<BuildOutcome, RunError> {
-    install_signal_forwarding();
+    signals::install_forwarding();
     // What a clean start has in the build directory, to come back to.
     let initial = match (&recorder, bases.is_empty()) {
         (Some(_), false) => Some(InitialTree::capture(&env.build_top)),
@@ -232,7 +158,7 @@ pub fn run_build(
         }
         None => return Err(error),
     };
-    end_all_groups(&groups);
+    signals::end_groups(&groups);
     let mut clean_start = || -> Result<(), String> {
         for (name, path) in &options.outputs {
             remove_tree(path).map_err(|e| format!("output `{name}`: {}", error_chain(&e)))?;
@@ -310,7 +236,9 @@ fn run_steps(
     let Some((setup_state, phases, setup_status)) =
         setup.map(|(s, sections_phases, st)| (s, sections_phases.unwrap_or_default(), st))
     else {
-        end_groups_after_failure(&outcome, groups);
+        if outcome.status != 0 {
+            signals::end_groups(groups);
+        }
         return Ok(outcome);
     };
     let mut state = setup_state.clone();
@@ -502,7 +430,9 @@ fn run_steps(
                         record(rec, &name, Some(&state), &state, outcome.status, &outcome)?;
                     }
                 }
-                end_groups_after_failure(&outcome, groups);
+                if outcome.status != 0 {
+                    signals::end_groups(groups);
+                }
                 return Ok(outcome);
             }
         }
@@ -529,7 +459,9 @@ fn run_steps(
         wall: step.wall,
         work: None,
     });
-    end_groups_after_failure(&outcome, groups);
+    if outcome.status != 0 {
+        signals::end_groups(groups);
+    }
     Ok(outcome)
 }
 
@@ -710,7 +642,7 @@ fn run_step(
         }
         None => (None, Vec::new()),
     };
-    keep_inherited_signals(&mut cmd);
+    signals::keep_inherited(&mut cmd);
     // SAFETY: the closure only makes async-signal-safe syscalls (setpgid, umask, setrlimit).
     unsafe {
         cmd.pre_exec(move || {
@@ -738,7 +670,7 @@ fn run_step(
     })?;
     let pid = child.id() as i32;
     groups.push(pid);
-    CURRENT_GROUP.store(pid, Ordering::SeqCst);
+    signals::set_current_group(pid);
     let status = loop {
         match child.wait() {
             Ok(s) => break s,
@@ -752,8 +684,8 @@ fn run_step(
             }
         }
     };
-    CURRENT_GROUP.store(0, Ordering::SeqCst);
-    reap_orphans();
+    signals::set_current_group(0);
+    signals::reap_orphans();
     let status = status
         .code()
         .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
@@ -872,43 +804,6 @@ fn nonce() -> String {
         .zip(t.to_le_bytes())
         .for_each(|(b, t)| *b ^= t);
     crate::shell::bytes::to_hex(&buf)
-}
-
-fn reap_orphans() {
-    loop {
-        let mut status = 0;
-        // SAFETY: non-blocking wait for any child; status is a valid out pointer.
-        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
-        if pid <= 0 {
-            break;
-        }
-    }
-}
-
-/// Ends every process group started so far (before a build starts again from scratch).
-fn end_all_groups(groups: &[i32]) {
-    for &g in groups {
-        // SAFETY: signalling a process group we created; ESRCH when it is gone is fine.
-        unsafe {
-            libc::kill(-g, libc::SIGKILL);
-        }
-    }
-    reap_orphans();
-}
-
-/// After a failed build, ends every process group it started (background jobs included). After
-/// a successful one they are left running, as stock leaves them, for Nix to end.
-fn end_groups_after_failure(outcome: &BuildOutcome, groups: &[i32]) {
-    if outcome.status == 0 {
-        return;
-    }
-    for &g in groups {
-        // SAFETY: signalling a process group we created; ESRCH when it is gone is fine.
-        unsafe {
-            libc::kill(-g, libc::SIGKILL);
-        }
-    }
-    reap_orphans();
 }
 
 /// The per-phase table printed on stderr at the end of a build.

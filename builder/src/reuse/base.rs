@@ -7,6 +7,7 @@ use crate::build::recorder::attachment;
 use crate::checkpoint::{
     Checkpoint, CheckpointError, CheckpointWriter, Layer, RewritePair, Snapshotter, State,
 };
+use crate::meta::{BuildMeta, LayerInfo};
 use crate::reuse::keys::{random_seed_of, LayerInputs};
 use crate::reuse::plan::BaseLayer;
 use crate::reuse::trust::{self, BaseTrust, LayerRecord, TrustError};
@@ -55,36 +56,25 @@ pub fn load_base_with(
     } else {
         checkpoint.verify().map_err(|e| error_chain(&e))?;
     }
-    let meta = checkpoint.meta();
-    let their_system = meta.get("system").and_then(|s| s.as_str());
-    if their_system != system {
+    let meta = BuildMeta::from_json(checkpoint.meta()).map_err(|e| e.to_string())?;
+    if meta.system.as_deref() != system {
         return Err(format!(
             "it was made for system {}, this build is for {}",
-            their_system.unwrap_or("(unknown)"),
+            meta.system.as_deref().unwrap_or("(unknown)"),
             system.unwrap_or("(unknown)")
         ));
     }
     let outputs: BTreeMap<String, Vec<u8>> = meta
-        .get("output_paths")
-        .and_then(|o| o.as_object())
-        .ok_or("it does not record its output paths")?
+        .output_paths
         .iter()
-        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.as_bytes().to_vec())))
+        .map(|(k, v)| (k.clone(), v.as_bytes().to_vec()))
         .collect();
-    let build_top = meta
-        .get("build_top")
-        .and_then(|b| b.as_str())
-        .ok_or("it does not record its build directory")?
-        .as_bytes()
-        .to_vec();
+    let build_top = meta.build_top.as_bytes().to_vec();
     let mut layers = decode_layers(&checkpoint)?;
     if unfinished {
         // A build killed between writing a layer and writing the chain that covers it leaves
         // one layer the chain does not bind: that layer is not used.
-        let chained = meta
-            .get(trust::meta::CHAIN)
-            .and_then(|c| c.as_array())
-            .map_or(0, Vec::len);
+        let chained = meta.chain.as_ref().map_or(0, Vec::len);
         if chained + 1 == layers.len() {
             layers.truncate(chained);
         }
@@ -93,9 +83,7 @@ pub fn load_base_with(
         return Err("its first layer is not `setup`".into());
     }
     check_keys_and_chain(&checkpoint, &layers, &build_top).map_err(|e| e.to_string())?;
-    let recorded = meta
-        .get(trust::meta::CHECKPOINT_PATH)
-        .and_then(|p| p.as_str());
+    let recorded = meta.checkpoint_path.as_deref();
     let actual = dir.to_string_lossy();
     let hint = || crate::reuse::store_path::how_added(dir).unwrap_or_default();
     let mut trust_note = None;
@@ -131,14 +119,14 @@ pub fn load_base_with(
 /// `layers` are its decoded layers. For `diff`, which must not call a forged layer's key the
 /// same as a real one's.
 pub fn trust_problem(checkpoint: &Checkpoint, layers: &[BaseLayer]) -> Option<String> {
-    let meta = checkpoint.meta();
-    let build_top = meta.get("build_top").and_then(|b| b.as_str()).unwrap_or("");
-    if let Err(e) = check_keys_and_chain(checkpoint, layers, build_top.as_bytes()) {
+    let meta = match BuildMeta::from_json(checkpoint.meta()) {
+        Ok(meta) => meta,
+        Err(e) => return Some(e.to_string()),
+    };
+    if let Err(e) = check_keys_and_chain(checkpoint, layers, meta.build_top.as_bytes()) {
         return Some(e.to_string());
     }
-    let recorded = meta
-        .get(trust::meta::CHECKPOINT_PATH)
-        .and_then(|p| p.as_str());
+    let recorded = meta.checkpoint_path.as_deref();
     let dir = checkpoint.dir();
     trust::check_provenance(recorded, &dir.to_string_lossy(), BaseTrust::Built, || {
         crate::reuse::store_path::how_added(dir).unwrap_or_default()
@@ -154,31 +142,26 @@ pub fn check_keys_and_chain(
     layers: &[BaseLayer],
     build_top: &[u8],
 ) -> Result<(), TrustError> {
-    fn key_of<'a>(l: &'a Layer, k: &str) -> Option<&'a str> {
-        l.meta.meta.get(k).and_then(|v| v.as_str())
-    }
-    let records: Vec<LayerRecord<'_>> = checkpoint
+    let infos: Vec<LayerInfo> = checkpoint
         .layers()
+        .iter()
+        .map(|l| LayerInfo::of(l).unwrap_or_default())
+        .collect();
+    let records: Vec<LayerRecord<'_>> = infos
         .iter()
         .zip(layers)
         .zip(&checkpoint.index().layers)
-        .map(|((l, decoded), r)| LayerRecord {
+        .map(|((info, decoded), r)| LayerRecord {
             name: &decoded.name,
-            key: key_of(l, "key"),
-            parent_key: key_of(l, "parent_key"),
+            key: info.key.as_deref(),
+            parent_key: info.parent_key.as_deref(),
             inputs: &decoded.inputs,
             file: r.blake3,
         })
         .collect();
-    let chain: Option<Vec<String>> = checkpoint
-        .meta()
-        .get(trust::meta::CHAIN)
-        .and_then(|c| c.as_array())
-        .map(|a| {
-            a.iter()
-                .map(|v| v.as_str().unwrap_or_default().to_owned())
-                .collect()
-        });
+    let chain = BuildMeta::from_json(checkpoint.meta())
+        .ok()
+        .and_then(|m| m.chain);
     trust::check_consistency(&records, chain.as_deref(), build_top)
 }
 
@@ -191,12 +174,7 @@ pub fn decode_layers(checkpoint: &Checkpoint) -> Result<Vec<BaseLayer>, String> 
             serde_json::from_slice(&read_attachment(checkpoint, layer, attachment::INPUTS)?)
                 .map_err(|e| format!("layer `{}`: inputs unreadable: {e}", layer.meta.name))?;
         inputs.functions = read_attachment(checkpoint, layer, attachment::INPUT_FUNCTIONS)?.into();
-        let taken_over = layer
-            .meta
-            .meta
-            .get("taken_over")
-            .and_then(|t| t.as_bool())
-            .unwrap_or(false);
+        let taken_over = LayerInfo::of(layer).map_err(|e| e.to_string())?.taken_over;
         layers.push(BaseLayer {
             name: layer.meta.name.clone(),
             state,

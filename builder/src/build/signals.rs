@@ -1,0 +1,112 @@
+//! Signals and process groups of a build: how SIGPIPE was inherited (passed on to every step
+//! as stock's bash passes it), termination signals forwarded to the running step's process
+//! group, orphans reaped, and the groups ended after a failure.
+
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+
+static CURRENT_GROUP: AtomicI32 = AtomicI32::new(0);
+static RECEIVED_SIGNAL: AtomicI32 = AtomicI32::new(0);
+/// Whether SIGPIPE was ignored when the builder started (see [`note_inherited`]).
+static SIGPIPE_INHERITED_IGNORED: AtomicBool = AtomicBool::new(false);
+
+/// Notes how SIGPIPE was set when the process started, then ignores it (the builder wants
+/// `EPIPE` from a closed pipe, not death). Called first thing in `main`, which is the
+/// binary's own C `main`, so Rust's runtime has not changed SIGPIPE yet.
+pub fn note_inherited() {
+    // SAFETY: reading the disposition into a zeroed struct we own, then setting a constant one.
+    unsafe {
+        let mut current: libc::sigaction = std::mem::zeroed();
+        if libc::sigaction(libc::SIGPIPE, std::ptr::null(), &mut current) == 0 {
+            SIGPIPE_INHERITED_IGNORED
+                .store(current.sa_sigaction == libc::SIG_IGN, Ordering::SeqCst);
+        }
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+}
+
+/// Makes `cmd`'s child start with SIGPIPE ignored if the builder started so (Rust resets it to
+/// the default action in every child it spawns).
+pub fn keep_inherited(cmd: &mut Command) {
+    if !SIGPIPE_INHERITED_IGNORED.load(Ordering::SeqCst) {
+        return;
+    }
+    // SAFETY: the closure only calls signal(2), which is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+}
+
+extern "C" fn forward_signal(sig: libc::c_int) {
+    RECEIVED_SIGNAL.store(sig, Ordering::SeqCst);
+    let group = CURRENT_GROUP.load(Ordering::SeqCst);
+    if group > 0 {
+        // SAFETY: kill is async-signal-safe.
+        unsafe {
+            libc::kill(-group, sig);
+        }
+    }
+}
+
+/// Forwards termination signals to the running step's process group. A signal the builder
+/// was started with ignored stays ignored, so every step inherits that as stock's bash does
+/// (it lists such signals as `trap -- '' SIGHUP`); a handler would be reset to the default
+/// action across exec instead.
+pub fn install_forwarding() {
+    for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT] {
+        // SAFETY: sigaction with a null new action only reads the current disposition into
+        // a zeroed struct we own.
+        let ignored = unsafe {
+            let mut current: libc::sigaction = std::mem::zeroed();
+            libc::sigaction(sig, std::ptr::null(), &mut current) == 0
+                && current.sa_sigaction == libc::SIG_IGN
+        };
+        if ignored {
+            continue;
+        }
+        // SAFETY: installing a handler that only touches atomics and calls kill.
+        unsafe {
+            libc::signal(sig, forward_signal as *const () as libc::sighandler_t);
+        }
+    }
+    // Orphaned background jobs of a phase come back to us, so they can be reaped and ended.
+    // SAFETY: prctl with a constant option and argument.
+    unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    }
+}
+
+/// The process group of the step now running (0: none), which termination signals go to.
+pub fn set_current_group(pid: i32) {
+    CURRENT_GROUP.store(pid, Ordering::SeqCst);
+}
+
+/// Reaps every child that has exited (orphaned background jobs come back to the builder, a
+/// subreaper).
+pub fn reap_orphans() {
+    loop {
+        let mut status = 0;
+        // SAFETY: non-blocking wait for any child; status is a valid out pointer.
+        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        if pid <= 0 {
+            break;
+        }
+    }
+}
+
+/// Ends every process group in `groups` (a failed build's, or before a build starts again
+/// from scratch) and reaps what exited. After a successful build they are left running, as
+/// stock leaves them, for Nix to end.
+pub fn end_groups(groups: &[i32]) {
+    for &g in groups {
+        // SAFETY: signalling a process group we created; ESRCH when it is gone is fine.
+        unsafe {
+            libc::kill(-g, libc::SIGKILL);
+        }
+    }
+    reap_orphans();
+}
