@@ -12,7 +12,7 @@ use crate::build::recorder::Recorder;
 use crate::build::signals;
 use crate::checkpoint::RewritePair;
 use crate::reuse::base::{error_chain, path_rewrites, remove_tree, BaseCheckpoint, InitialTree};
-use crate::reuse::incremental::try_resume;
+use crate::reuse::incremental::{try_resume, ResumeError, Resumption};
 use crate::reuse::plan::{self, PhaseDecision};
 use crate::shell::driver::{self, Channel};
 use crate::shell::restore::{restore_script, restore_tail};
@@ -48,8 +48,8 @@ pub enum RunError {
         #[source]
         source: DumpError,
     },
-    #[error("the incremental restore failed: {reason}")]
-    Incremental { reason: String },
+    #[error("the incremental restore failed")]
+    Incremental(#[source] ResumeError),
     #[error("cannot record the layer after `{step}` in the checkpoint")]
     Checkpoint {
         step: String,
@@ -248,95 +248,58 @@ fn run_steps(
     let mut incremental: Option<(&BaseCheckpoint, Vec<RewritePair>)> = None;
     if let Some(rec) = recorder.as_deref_mut() {
         rec.phases = phases.clone();
-        // Every candidate base (a given checkpoint, or development cache entries, newest
-        // first) is planned; the deepest reuse wins, the newest on a tie.
-        let mut plan: Option<(&BaseCheckpoint, Vec<RewritePair>, plan::ReusePlan)> = None;
-        for base in bases {
-            match path_rewrites(base, &options.outputs, &env.build_top)
-                .and_then(|rewrites| safe_after_rewrites(base, rewrites))
-            {
-                Err(reason) => {
-                    outcome.reuse_note = Some(format!(
-                        "checkpoint {} not reused: {reason}",
-                        base.dir.display()
-                    ));
-                }
-                Ok(rewrites) => {
-                    let base_outputs: Vec<Vec<u8>> = base.outputs.values().cloned().collect();
-                    let candidate = plan::plan(
-                        &base.layers,
-                        &base_outputs,
-                        &setup_state,
-                        rec.output_paths(),
-                        &rewrites,
-                        &phases,
-                        rec.strict(),
-                    );
-                    if plan
-                        .as_ref()
-                        .is_none_or(|(_, _, p)| candidate.depth > p.depth)
-                    {
-                        plan = Some((base, rewrites, candidate));
-                    }
-                }
+        let candidates: Vec<plan::Candidate<'_>> = bases
+            .iter()
+            .map(|base| plan::Candidate {
+                layers: &base.layers,
+                outputs: base.outputs.values().cloned().collect(),
+                rewrites: path_rewrites(base, &options.outputs, &env.build_top)
+                    .and_then(|rewrites| safe_after_rewrites(base, rewrites)),
+            })
+            .collect();
+        let (choice, skipped) = plan::choose_base(
+            &candidates,
+            &setup_state,
+            rec.output_paths(),
+            &phases,
+            rec.strict(),
+        );
+        if let Some(reason) = skipped {
+            let base = candidates
+                .iter()
+                .rposition(|c| c.rewrites.is_err())
+                .map(|i| &bases[i]);
+            if let Some(base) = base {
+                outcome.reuse_note = Some(format!(
+                    "checkpoint {} not reused: {reason}",
+                    base.dir.display()
+                ));
             }
         }
-        if let Some((base, rewrites, _)) = &plan {
-            if let Some(note) = &base.trust_note {
-                eprintln!("checkpoint-builder: {note}");
+        match choice {
+            Some(choice) => {
+                let base = &bases[choice.index];
+                if let Some(note) = &base.trust_note {
+                    eprintln!("checkpoint-builder: {note}");
+                }
+                if bases.len() > 1 {
+                    outcome.reuse_note = Some(format!("base chosen: {}", base.dir.display()));
+                }
+                incremental = Some((base, choice.rewrites.clone()));
+                if choice.plan.depth > 0 {
+                    *base_used = Some(base.dir.clone());
+                    start = choice.plan.depth;
+                    (state, outcome.decisions) =
+                        resume_from(rec, env, options, base, choice, &phases, &setup_state)?;
+                    last_status = 0;
+                } else {
+                    record(rec, "setup", None, &setup_state, setup_status, &outcome)?;
+                    outcome.decisions = choice.plan.decisions;
+                }
             }
-            incremental = Some((base, rewrites.clone()));
-            if bases.len() > 1 {
-                outcome.reuse_note = Some(format!("base chosen: {}", base.dir.display()));
-            }
-        }
-        match plan {
-            Some((base, rewrites, plan)) if plan.depth > 0 => {
-                *base_used = Some(base.dir.clone());
-                announce_restore(base, &phases[..plan.depth]);
-                rec.resume(
-                    base,
-                    plan.depth as u32,
-                    &rewrites,
-                    &env.build_top,
-                    &options.outputs,
-                )
-                .map_err(|source| RunError::Checkpoint {
-                    step: format!("restore of {}", phases[plan.depth - 1]),
-                    source,
-                })?;
-                state = plan::with_variables_from(
-                    &plan::rewrite_state(&base.layers[plan.depth].state, &rewrites),
-                    &plan.changed_variables,
-                    &setup_state,
-                );
-                last_status = 0;
-                start = plan.depth;
-                outcome.decisions = plan.decisions;
-                announce_restored_phases(
-                    phases[..start]
-                        .iter()
-                        .zip(base.layers.iter().map(|l| &l.state)),
-                    &outcome.decisions,
-                );
-            }
-            other => {
+            None => {
                 record(rec, "setup", None, &setup_state, setup_status, &outcome)?;
-                outcome.decisions = match other {
-                    Some((_, _, plan)) => plan.decisions,
-                    None => phases
-                        .iter()
-                        .map(|p| PhaseDecision {
-                            phase: p.clone(),
-                            reused: false,
-                            reason: if !bases.is_empty() {
-                                "ran: checkpoint not reused".into()
-                            } else {
-                                "ran: no earlier checkpoint to reuse".into()
-                            },
-                        })
-                        .collect(),
-                };
+                outcome.decisions = plan::no_base_decisions(&phases, !bases.is_empty());
             }
         }
     }
@@ -379,44 +342,21 @@ fn run_steps(
                         (incremental.take(), recorder.as_deref_mut())
                     {
                         *base_used = Some(base.dir.clone());
-                        eprint!("{}", nix_log::incremental_line(&base.dir.to_string_lossy()));
-                        let resumed = try_resume(
+                        let resumption = resume_after_patch(
+                            rec,
+                            env,
+                            options,
                             base,
                             &rewrites,
                             &phases,
                             index - 1,
                             &state,
-                            rec,
-                            &env.build_top,
-                            &options.outputs,
-                        )
-                        .map_err(|reason| RunError::Incremental { reason })?;
-                        match resumed {
-                            Ok(resumed) => {
-                                for (p, before, after) in &resumed.adopted {
-                                    rec.next_layer_taken_over = true;
-                                    record(rec, p, Some(before), after, 0, &outcome)?;
-                                }
-                                for d in resumed.decisions {
-                                    if let Some(slot) =
-                                        outcome.decisions.iter_mut().find(|x| x.phase == d.phase)
-                                    {
-                                        *slot = d;
-                                    }
-                                }
-                                announce_restored_phases(
-                                    resumed.adopted.iter().map(|(p, before, _)| (p, before)),
-                                    &outcome.decisions,
-                                );
-                                state = resumed.state;
-                                last_status = 0;
-                                index = resumed.next_phase;
-                            }
-                            Err(reason) => {
-                                outcome.reuse_note = Some(format!(
-                                    "no incremental restore after patchPhase: {reason}"
-                                ));
-                            }
+                            &mut outcome,
+                        )?;
+                        if let Some((next_state, next_phase)) = resumption {
+                            state = next_state;
+                            last_status = 0;
+                            index = next_phase;
                         }
                     }
                 }
@@ -463,6 +403,96 @@ fn run_steps(
         signals::end_groups(groups);
     }
     Ok(outcome)
+}
+
+/// Restores layers `0..=depth` of `base` (the plan in `choice`) into this build and returns
+/// the state the next phase starts from, with the plan's decisions; the restored phases are
+/// announced as phases.
+fn resume_from(
+    rec: &mut Recorder,
+    env: &BuildEnvironment,
+    options: &BuildOptions,
+    base: &BaseCheckpoint,
+    choice: plan::Choice,
+    phases: &[String],
+    setup_state: &ShellState,
+) -> Result<(ShellState, Vec<PhaseDecision>), RunError> {
+    let plan = choice.plan;
+    announce_restore(base, &phases[..plan.depth]);
+    rec.resume(
+        base,
+        plan.depth as u32,
+        &choice.rewrites,
+        &env.build_top,
+        &options.outputs,
+    )
+    .map_err(|source| RunError::Checkpoint {
+        step: format!("restore of {}", phases[plan.depth - 1]),
+        source,
+    })?;
+    let state = plan::with_variables_from(
+        &plan::rewrite_state(&base.layers[plan.depth].state, &choice.rewrites),
+        &plan.changed_variables,
+        setup_state,
+    );
+    announce_restored_phases(
+        phases[..plan.depth]
+            .iter()
+            .zip(base.layers.iter().map(|l| &l.state)),
+        &plan.decisions,
+    );
+    Ok((state, plan.decisions))
+}
+
+/// After `patchPhase` (at `patch_index`): the incremental restore from `base` when its rules
+/// allow it. On a resume the adopted phases are recorded as taken-over layers and announced,
+/// their decisions replace the planned ones, and the state and index of the phase to run next
+/// are returned; otherwise the reason goes to the log and the build goes on.
+#[allow(clippy::too_many_arguments)]
+fn resume_after_patch(
+    rec: &mut Recorder,
+    env: &BuildEnvironment,
+    options: &BuildOptions,
+    base: &BaseCheckpoint,
+    rewrites: &[RewritePair],
+    phases: &[String],
+    patch_index: usize,
+    after_patch: &ShellState,
+    outcome: &mut BuildOutcome,
+) -> Result<Option<(ShellState, usize)>, RunError> {
+    eprint!("{}", nix_log::incremental_line(&base.dir.to_string_lossy()));
+    let resumption = try_resume(
+        base,
+        rewrites,
+        phases,
+        patch_index,
+        after_patch,
+        rec,
+        &env.build_top,
+        &options.outputs,
+    )
+    .map_err(RunError::Incremental)?;
+    let resumed = match resumption {
+        Resumption::Resumed(resumed) => resumed,
+        Resumption::NotResumed(reason) => {
+            outcome.reuse_note = Some(format!("no incremental restore after patchPhase: {reason}"));
+            return Ok(None);
+        }
+    };
+    for (p, before, after) in &resumed.adopted {
+        rec.next_layer_taken_over = true;
+        record(rec, p, Some(before), after, 0, outcome)?;
+    }
+    for d in resumed.decisions {
+        if let Some(slot) = outcome.decisions.iter_mut().find(|x| x.phase == d.phase) {
+            *slot = d;
+        }
+    }
+    announce_restored_phases(
+        resumed.adopted.iter().map(|(p, before, _)| (p, before)),
+        &outcome.decisions,
+    );
+    Ok(Some((resumed.state, resumed.next_phase)))
 }
 
 /// Arguments that make bash run `script` as a script file (not `-c`, which would add `c` to

@@ -14,7 +14,7 @@
 //! compared for phases after the first are the earlier build's, with the variables that differ
 //! between the two setups set to this build's values.
 
-use crate::checkpoint::Rewrites;
+use crate::checkpoint::{RewritePair, Rewrites};
 use crate::reuse::keys::{
     later_phase_variables, layer_inputs, normalise, output_masks, unkeyed, LayerInputs,
 };
@@ -334,6 +334,76 @@ pub fn plan_ignoring(
     }
 }
 
+/// One earlier checkpoint as [`choose_base`] sees it.
+#[derive(Debug)]
+pub struct Candidate<'a> {
+    pub layers: &'a [BaseLayer],
+    /// Its output paths.
+    pub outputs: Vec<Vec<u8>>,
+    /// The path rewrites that move it to this build, or why it cannot be moved.
+    pub rewrites: Result<Vec<RewritePair>, String>,
+}
+
+/// The base a build continues and how far.
+#[derive(Debug)]
+pub struct Choice {
+    /// Index of the chosen candidate.
+    pub index: usize,
+    pub rewrites: Vec<RewritePair>,
+    pub plan: ReusePlan,
+}
+
+/// Plans every candidate (a given checkpoint, or development cache entries, newest first)
+/// and keeps the deepest reuse, the newest on a tie. Also returns the reason the last
+/// candidate that could not be moved to this build was skipped.
+pub fn choose_base(
+    candidates: &[Candidate<'_>],
+    setup: &ShellState,
+    outputs: &[Vec<u8>],
+    phases: &[String],
+    strict: bool,
+) -> (Option<Choice>, Option<String>) {
+    let mut best: Option<Choice> = None;
+    let mut skipped = None;
+    for (index, c) in candidates.iter().enumerate() {
+        let rewrites = match &c.rewrites {
+            Ok(r) => r,
+            Err(reason) => {
+                skipped = Some(reason.clone());
+                continue;
+            }
+        };
+        let plan = plan(
+            c.layers, &c.outputs, setup, outputs, rewrites, phases, strict,
+        );
+        if best.as_ref().is_none_or(|b| plan.depth > b.plan.depth) {
+            best = Some(Choice {
+                index,
+                rewrites: rewrites.clone(),
+                plan,
+            });
+        }
+    }
+    (best, skipped)
+}
+
+/// The decisions when no base is used: every phase runs.
+pub fn no_base_decisions(phases: &[String], had_candidates: bool) -> Vec<PhaseDecision> {
+    let reason = if had_candidates {
+        "ran: checkpoint not reused"
+    } else {
+        "ran: no earlier checkpoint to reuse"
+    };
+    phases
+        .iter()
+        .map(|p| PhaseDecision {
+            phase: p.clone(),
+            reused: false,
+            reason: reason.into(),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -467,5 +537,59 @@ mod tests {
         let a = state(&[("x", "1")]);
         let p = plan(&base_from(&a, &out), &out, &a, &out, &[], &phases(), false);
         assert_eq!(p.depth, 3);
+    }
+
+    #[test]
+    fn the_deepest_base_wins_and_the_newest_on_a_tie() {
+        let out_a = vec![b"/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-x".to_vec()];
+        let setup = state(&[
+            ("out", "/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-x"),
+            ("installPhase", "make install"),
+            ("buildFlags", "-O2"),
+        ]);
+        let other_flags = state(&[
+            ("out", "/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-x"),
+            ("installPhase", "make install"),
+            ("buildFlags", "-O0"),
+        ]);
+        let shallow = base_from(&other_flags, &out_a);
+        let deep = base_from(&setup, &out_a);
+        let candidate = |layers| Candidate {
+            layers,
+            outputs: out_a.clone(),
+            rewrites: Ok(Vec::new()),
+        };
+        let moved_away = Candidate {
+            layers: &deep,
+            outputs: out_a.clone(),
+            rewrites: Err("it cannot move".into()),
+        };
+        let list = [
+            moved_away,
+            candidate(&shallow),
+            candidate(&deep),
+            candidate(&deep),
+        ];
+        let (choice, skipped) = choose_base(&list, &setup, &out_a, &phases(), false);
+        let choice = choice.expect("a base");
+        assert_eq!(
+            choice.index, 2,
+            "deepest, and the first of two equally deep"
+        );
+        assert_eq!(choice.plan.depth, 3);
+        assert_eq!(skipped.as_deref(), Some("it cannot move"));
+        let (none, _) = choose_base(&[], &setup, &out_a, &phases(), false);
+        assert!(none.is_none());
+    }
+
+    #[test]
+    fn without_a_base_every_phase_runs_and_says_why() {
+        let d = no_base_decisions(&phases(), true);
+        assert!(d
+            .iter()
+            .all(|d| !d.reused && d.reason == "ran: checkpoint not reused"));
+        let d = no_base_decisions(&phases(), false);
+        assert_eq!(d[0].reason, "ran: no earlier checkpoint to reuse");
+        assert_eq!(d.len(), 3);
     }
 }

@@ -1,0 +1,617 @@
+//! The rules of the incremental rebuild, pure: whether an earlier build's tree may be resumed
+//! over after this build's `patchPhase` ([`check_phases`], [`check_source_changes`],
+//! [`check_earlier_edits`]), with a typed reason when not ([`NoResume`]); the mtime changed
+//! files get ([`resume_floor`]); and what the log says for each phase ([`resumed_decisions`]).
+
+use crate::checkpoint::{classify, OverlayChange, RelPath, RewritePair, RootState, Timestamp};
+use crate::reuse::keys::phase_variables;
+use crate::reuse::plan::{self, BaseLayer, PhaseDecision, ReusePlan, SOURCE_VARIABLES};
+use crate::shell::declare::Value;
+use crate::shell::ShellState;
+use std::collections::BTreeSet;
+use thiserror::Error;
+
+/// Why an incremental restore was not done: the build runs on the new tree instead. Each is a
+/// line in the log.
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+pub enum NoResume {
+    #[error("the checkpoint's phases up to patchPhase differ")]
+    PhasesDiffer,
+    #[error(
+        "the source root changed ({old} → {new}: a new version?), so the earlier tree does not fit"
+    )]
+    SourceRootChanged { old: String, new: String },
+    #[error("the build has no buildPhase")]
+    NoBuildPhase,
+    /// `first` is the first phase that would not be reused, with the reason.
+    #[error("the phases up to buildPhase do not match: {first}")]
+    PhasesMismatch { first: String },
+    #[error(
+        "build description files changed ({}): configure and build run on the new tree",
+        .files.join(", ")
+    )]
+    BuildDescriptionChanged { files: Vec<String> },
+    #[error(
+        "source files were deleted ({}): their objects could outlive them in the earlier \
+         tree, so configure and build run on the new tree",
+        .files.join(", ")
+    )]
+    CompileUnitsDeleted { files: Vec<String> },
+    #[error(
+        "the earlier build changed {files} after patchPhase and the new source changes it too \
+         (laid over, it would lose that edit): configure and build run on the new tree"
+    )]
+    EditedByEarlierBuild { files: String },
+    #[error(
+        "deleted files are still prerequisites in the earlier build's dependency records \
+         ({files}), and nothing makes them: make would stop on them, so configure and build \
+         run on the new tree"
+    )]
+    MissingPrerequisites { files: String },
+}
+
+/// The phases of a resume: base layer `patch_layer` is the earlier `patchPhase`'s, and
+/// `build_offset` is `buildPhase`'s position among the phases after it.
+#[derive(Debug)]
+pub struct PhaseMatch {
+    pub patch_layer: usize,
+    pub build_offset: usize,
+    /// The reuse plan of the phases after `patchPhase` with the source variables left out.
+    pub plan: ReusePlan,
+}
+
+/// True for files whose change means the build description changed. `*.in` templates are
+/// among them: configure (taken over, not rerun) turns them into files the build reads, such
+/// as a `version.h` or a `.pc` file, and only some build systems regenerate those.
+pub fn is_build_description(path: &[u8]) -> bool {
+    let name = path.rsplit(|&b| b == b'/').next().unwrap_or(path);
+    let name = String::from_utf8_lossy(name);
+    matches!(
+        name.as_ref(),
+        "configure"
+            | "configure.ac"
+            | "configure.in"
+            | "aclocal.m4"
+            | "config.h.in"
+            | "CMakeLists.txt"
+            | "meson.build"
+            | "meson_options.txt"
+            | "meson.options"
+            | "GNUmakefile"
+            | "makefile"
+    ) || name.starts_with("Makefile")
+        || name.ends_with(".mk")
+        || name.ends_with(".cmake")
+        || name.ends_with(".m4")
+        || name.ends_with(".am")
+        || name.ends_with(".in")
+}
+
+/// The stdenv's own files in the build directory: they change every time and are laid over
+/// like the rest, but are neither source changes worth reporting nor source files.
+const STDENV_FILES: &[&str] = &["env-vars", ".attrs.json", ".attrs.sh"];
+
+pub fn is_stdenv_file(p: &RelPath) -> bool {
+    STDENV_FILES.iter().any(|f| p.as_bytes() == f.as_bytes())
+}
+
+/// The first `max` items, comma-separated, with `…` when there are more.
+pub fn short_list<T: std::fmt::Display>(items: &[T], max: usize) -> String {
+    let mut l: Vec<String> = items.iter().take(max).map(|p| p.to_string()).collect();
+    if items.len() > max {
+        l.push("…".into());
+    }
+    l.join(", ")
+}
+
+fn scalar(state: &ShellState, name: &str) -> Option<Vec<u8>> {
+    match &state.variable(name)?.value {
+        Value::Scalar(s) => Some(s.as_bytes().to_vec()),
+        _ => None,
+    }
+}
+
+/// Whether the earlier build ran the same phases up to `patchPhase` (at `patch_index` in
+/// `phases`) on a source root of the same name, and would be reused from there up to
+/// `buildPhase` if what unpack and patch were told to do were left out of the keys (its effect
+/// is in the tree, which is compared by content).
+#[allow(clippy::too_many_arguments)]
+pub fn check_phases(
+    base: &[BaseLayer],
+    base_outputs: &[Vec<u8>],
+    phases: &[String],
+    patch_index: usize,
+    after_patch: &ShellState,
+    outputs: &[Vec<u8>],
+    rewrites: &[RewritePair],
+    strict: bool,
+) -> Result<PhaseMatch, NoResume> {
+    let k = patch_index + 1;
+    let same_prefix = base.len() > k
+        && base[1..=k]
+            .iter()
+            .map(|l| &l.name)
+            .eq(phases[..=patch_index].iter());
+    if !same_prefix {
+        return Err(NoResume::PhasesDiffer);
+    }
+    let (old_root, new_root) = (
+        scalar(&base[k].state, "sourceRoot"),
+        scalar(after_patch, "sourceRoot"),
+    );
+    if old_root != new_root {
+        return Err(NoResume::SourceRootChanged {
+            old: String::from_utf8_lossy(&old_root.unwrap_or_default()).into_owned(),
+            new: String::from_utf8_lossy(&new_root.unwrap_or_default()).into_owned(),
+        });
+    }
+    let rest = &phases[patch_index + 1..];
+    let b = rest
+        .iter()
+        .position(|p| p == "buildPhase")
+        .ok_or(NoResume::NoBuildPhase)?;
+    let ignored: BTreeSet<String> = SOURCE_VARIABLES
+        .iter()
+        .map(|s| s.to_string())
+        .chain(phase_variables("unpackPhase"))
+        .chain(phase_variables("patchPhase"))
+        .chain(["patches".to_owned()])
+        .collect();
+    let plan = plan::plan_ignoring(
+        &base[k..],
+        base_outputs,
+        after_patch,
+        outputs,
+        rewrites,
+        rest,
+        strict,
+        &ignored,
+    );
+    if plan.depth < b + 1 {
+        let first = plan
+            .decisions
+            .iter()
+            .find(|d| !d.reused)
+            .map(|d| format!("{} {}", d.phase, d.reason))
+            .unwrap_or_default();
+        return Err(NoResume::PhasesMismatch { first });
+    }
+    Ok(PhaseMatch {
+        patch_layer: k,
+        build_offset: b,
+        plan,
+    })
+}
+
+/// The source changes (earlier source → this source, both after `patchPhase`) that rule a
+/// resume out: a build description changed (configure and build must see it), or a compile
+/// unit was deleted (its object, or an archive member made from it, would outlive it; `ar r`
+/// keeps members, only a clean build drops them).
+pub fn check_source_changes(changes: &[(RelPath, OverlayChange)]) -> Result<(), NoResume> {
+    let descriptions: Vec<String> = changes
+        .iter()
+        .filter(|(p, _)| is_build_description(p.as_bytes()))
+        .map(|(p, _)| p.to_string())
+        .collect();
+    if !descriptions.is_empty() {
+        return Err(NoResume::BuildDescriptionChanged {
+            files: descriptions,
+        });
+    }
+    let deleted: Vec<String> = changes
+        .iter()
+        .filter(|(p, c)| {
+            *c == OverlayChange::Removed && super::dependencies::is_compile_unit(p.as_bytes())
+        })
+        .map(|(p, _)| p.to_string())
+        .collect();
+    if !deleted.is_empty() {
+        return Err(NoResume::CompileUnitsDeleted { files: deleted });
+    }
+    Ok(())
+}
+
+/// Refuses a resume when the earlier build itself changed, after `patchPhase`, a path the new
+/// source changes too (`substituteInPlace` in `preConfigure`, a file generated over a source
+/// file, a source file deleted): laying this build's version over the earlier tree would drop
+/// that edit, which a clean build would make again.
+pub fn check_earlier_edits(
+    changes: &[(RelPath, OverlayChange)],
+    old_source: &RootState,
+    built: &RootState,
+) -> Result<(), NoResume> {
+    let edited = edited_by_earlier_build(changes, old_source, built);
+    if edited.is_empty() {
+        Ok(())
+    } else {
+        Err(NoResume::EditedByEarlierBuild {
+            files: short_list(&edited, 3),
+        })
+    }
+}
+
+fn edited_by_earlier_build(
+    changes: &[(RelPath, OverlayChange)],
+    old_source: &RootState,
+    built: &RootState,
+) -> Vec<RelPath> {
+    changes
+        .iter()
+        .filter(|(p, _)| !is_stdenv_file(p))
+        .filter(|(p, change)| match (old_source.get(p), built.get(p)) {
+            (Some(o), Some(b)) if o.is_dir() && b.is_dir() => false,
+            (Some(o), Some(b)) => classify(o, b).is_some(),
+            // Deleted by the earlier build and by the new source: nothing to lose.
+            (Some(_), None) => *change != OverlayChange::Removed,
+            (None, Some(_)) => true,
+            (None, None) => false,
+        })
+        .map(|(p, _)| p.clone())
+        .collect()
+}
+
+/// The floor for changed files' mtimes: max(newest restored + 1 ns, now), minus the one
+/// second [`crate::checkpoint::overlay_state`] adds. Strictly newer than every restored file,
+/// and not in the future (make warns about clock skew and rebuilds again).
+pub fn resume_floor(newest_restored: Timestamp, now: std::time::Duration) -> Timestamp {
+    let floor = std::cmp::max(
+        (newest_restored.sec - 1, newest_restored.nsec + 1),
+        (now.as_secs() as i64 - 1, now.subsec_nanos()),
+    );
+    if floor.1 >= 1_000_000_000 {
+        Timestamp {
+            sec: floor.0 + 1,
+            nsec: floor.1 - 1_000_000_000,
+        }
+    } else {
+        Timestamp {
+            sec: floor.0,
+            nsec: floor.1,
+        }
+    }
+}
+
+/// The phases after `patchPhase` up to `buildPhase` (`rest[..build_offset]`), taken over from
+/// the earlier build: (phase, state before, state after) for each, each state the earlier one
+/// moved to this build's paths with this build's values of the variables that changed, and
+/// the state `buildPhase` starts from.
+pub fn adopted_phases(
+    base: &[BaseLayer],
+    found: &PhaseMatch,
+    rest: &[String],
+    after_patch: &ShellState,
+    rewrites: &[RewritePair],
+) -> (Vec<(String, ShellState, ShellState)>, ShellState) {
+    let mut adopted = Vec::new();
+    let mut before = after_patch.clone();
+    for (i, phase) in rest[..found.build_offset].iter().enumerate() {
+        let after = plan::with_variables_from(
+            &plan::rewrite_state(&base[found.patch_layer + i + 1].state, rewrites),
+            &found.plan.changed_variables,
+            after_patch,
+        );
+        adopted.push((phase.clone(), before.clone(), after.clone()));
+        before = after;
+    }
+    (adopted, before)
+}
+
+/// What the log says of each adopted phase and of `buildPhase`: how many source paths
+/// changed (`changed`, stdenv files left out) and which compile units count as changed
+/// because make would not see a change (`untracked`, `touched_units`, `bounded`: whether the
+/// includes could be followed).
+pub fn resumed_decisions(
+    adopted: &[(String, ShellState, ShellState)],
+    changed: &[String],
+    untracked: &[RelPath],
+    touched_units: usize,
+    bounded: bool,
+) -> Vec<PhaseDecision> {
+    let mut decisions: Vec<PhaseDecision> = adopted
+        .iter()
+        .map(|(phase, _, _)| PhaseDecision {
+            phase: phase.clone(),
+            reused: true,
+            reason: format!(
+                "restored (incremental): {} source file(s) changed since the checkpoint",
+                changed.len()
+            ),
+        })
+        .collect();
+    let untracked_note = if untracked.is_empty() {
+        String::new()
+    } else {
+        let which = if bounded {
+            format!("the {touched_units} compile unit(s) that include it")
+        } else {
+            format!(
+                "all {touched_units} compile units (a computed or forced include hides which include it)"
+            )
+        };
+        format!(
+            "; no dependency record of the earlier build names {} (dependency tracking off?), so {which} count as changed",
+            short_list(untracked, 3)
+        )
+    };
+    decisions.push(PhaseDecision {
+        phase: "buildPhase".into(),
+        reused: false,
+        reason: format!(
+            "ran incrementally over the earlier build's tree: {} changed path(s) ({}) are newer than every restored file{untracked_note}",
+            changed.len(),
+            short_list(changed, 5)
+        ),
+    });
+    decisions
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::overlay_diff;
+    use crate::checkpoint::testutil::tree_of as tree;
+    use crate::reuse::keys::{later_phase_variables, layer_inputs};
+    use crate::shell::declare::Attributes;
+    use crate::shell::{ByteString, Variable};
+    use std::collections::HashSet;
+
+    fn state(vars: &[(&str, &str)]) -> ShellState {
+        let mut variables: Vec<Variable> = vars
+            .iter()
+            .map(|(n, v)| Variable {
+                name: (*n).into(),
+                attributes: Attributes::default(),
+                value: Value::Scalar(ByteString::from(*v)),
+            })
+            .collect();
+        variables.sort_by(|a, b| a.name.cmp(&b.name));
+        ShellState {
+            variables,
+            ..ShellState::default()
+        }
+    }
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    const OUT: &[u8] = b"/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-x";
+
+    /// An earlier build of `phases` whose states are all `after` (setup's too).
+    fn base(phases: &[String], after: &ShellState) -> Vec<BaseLayer> {
+        let out = vec![OUT.to_vec()];
+        let mut layers = vec![BaseLayer {
+            name: "setup".into(),
+            state: after.clone(),
+            inputs: layer_inputs("setup", None, &out, false, &HashSet::new()),
+            taken_over: false,
+        }];
+        for (i, p) in phases.iter().enumerate() {
+            layers.push(BaseLayer {
+                name: p.clone(),
+                state: after.clone(),
+                inputs: layer_inputs(
+                    p,
+                    Some(after),
+                    &out,
+                    false,
+                    &later_phase_variables(phases, i),
+                ),
+                taken_over: false,
+            });
+        }
+        layers
+    }
+
+    fn check(
+        base_phases: &[&str],
+        phases: &[&str],
+        old: &ShellState,
+        new: &ShellState,
+    ) -> Result<PhaseMatch, NoResume> {
+        let layers = base(&names(base_phases), old);
+        let phases = names(phases);
+        let patch = phases.iter().position(|p| p == "patchPhase").unwrap();
+        check_phases(
+            &layers,
+            &[OUT.to_vec()],
+            &phases,
+            patch,
+            new,
+            &[OUT.to_vec()],
+            &[],
+            false,
+        )
+    }
+
+    const PHASES: &[&str] = &[
+        "unpackPhase",
+        "patchPhase",
+        "configurePhase",
+        "buildPhase",
+        "installPhase",
+    ];
+
+    fn vars(src: &str, root: &str, flags: &str) -> ShellState {
+        state(&[
+            ("out", std::str::from_utf8(OUT).unwrap()),
+            ("src", src),
+            ("sourceRoot", root),
+            ("configureFlags", flags),
+        ])
+    }
+
+    #[test]
+    fn a_changed_source_alone_resumes_at_build() {
+        let found = check(
+            PHASES,
+            PHASES,
+            &vars("/s/a", "p-1", ""),
+            &vars("/s/b", "p-1", ""),
+        )
+        .unwrap();
+        assert_eq!((found.patch_layer, found.build_offset), (2, 1));
+    }
+
+    #[test]
+    fn each_phase_rule_names_its_reason() {
+        let old = vars("/s/a", "p-1", "");
+        assert_eq!(
+            check(PHASES, PHASES, &old, &vars("/s/b", "p-2", "")).unwrap_err(),
+            NoResume::SourceRootChanged {
+                old: "p-1".into(),
+                new: "p-2".into()
+            }
+        );
+        let without_patch = ["unpackPhase", "configurePhase", "buildPhase"];
+        assert_eq!(
+            check(&without_patch, PHASES, &old, &old).unwrap_err(),
+            NoResume::PhasesDiffer
+        );
+        let no_build = ["unpackPhase", "patchPhase", "installPhase"];
+        assert_eq!(
+            check(&no_build, &no_build, &old, &old).unwrap_err(),
+            NoResume::NoBuildPhase
+        );
+        match check(PHASES, PHASES, &old, &vars("/s/b", "p-1", "--enable-x")).unwrap_err() {
+            NoResume::PhasesMismatch { first } => {
+                assert!(first.starts_with("configurePhase"), "{first}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn source_changes_that_rule_a_resume_out() {
+        let old = tree(&[("p/a.c", "a"), ("p/Makefile.in", "m"), ("p/b.c", "b")]);
+        let edit = tree(&[("p/a.c", "a2"), ("p/Makefile.in", "m"), ("p/b.c", "b")]);
+        assert_eq!(check_source_changes(&overlay_diff(&old, &edit)), Ok(()));
+        let described = tree(&[("p/a.c", "a"), ("p/Makefile.in", "m2"), ("p/b.c", "b")]);
+        assert_eq!(
+            check_source_changes(&overlay_diff(&old, &described)),
+            Err(NoResume::BuildDescriptionChanged {
+                files: vec!["p/Makefile.in".into()]
+            })
+        );
+        let deleted = tree(&[("p/a.c", "a"), ("p/Makefile.in", "m")]);
+        let err = check_source_changes(&overlay_diff(&old, &deleted)).unwrap_err();
+        assert_eq!(
+            err,
+            NoResume::CompileUnitsDeleted {
+                files: vec!["p/b.c".into()]
+            }
+        );
+        assert!(
+            err.to_string()
+                .starts_with("source files were deleted (p/b.c)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_floor_is_after_the_newest_restored_file_and_not_in_the_future() {
+        let now = std::time::Duration::new(1_000, 5);
+        // Restored files older than now: now (minus the second overlay_state adds).
+        assert_eq!(
+            resume_floor(Timestamp { sec: 10, nsec: 0 }, now),
+            Timestamp { sec: 999, nsec: 5 }
+        );
+        // A restored file from the future: one nanosecond after it, carried into seconds.
+        assert_eq!(
+            resume_floor(
+                Timestamp {
+                    sec: 5_000,
+                    nsec: 999_999_999
+                },
+                now
+            ),
+            Timestamp {
+                sec: 5_000,
+                nsec: 0
+            }
+        );
+    }
+
+    #[test]
+    fn decisions_name_the_changes_and_the_untracked_units() {
+        let s = ShellState::default();
+        let adopted = vec![("configurePhase".to_owned(), s.clone(), s)];
+        let changed: Vec<String> = (0..7).map(|i| format!("f{i}.c")).collect();
+        let d = resumed_decisions(&adopted, &changed, &[], 0, true);
+        assert_eq!(d.len(), 2);
+        assert!(d[0].reused && d[0].reason.contains("7 source file(s) changed"));
+        assert!(!d[1].reused);
+        assert!(
+            d[1].reason.contains("(f0.c, f1.c, f2.c, f3.c, f4.c, …)"),
+            "{}",
+            d[1].reason
+        );
+        let h = RelPath::from_escaped("p/x.h").unwrap();
+        let d = resumed_decisions(&adopted, &changed[..1], &[h], 12, false);
+        assert!(
+            d[1].reason.contains("names p/x.h") && d[1].reason.contains("all 12 compile units"),
+            "{}",
+            d[1].reason
+        );
+    }
+
+    fn edited(old: &[(&str, &str)], new: &[(&str, &str)], built: &[(&str, &str)]) -> Vec<String> {
+        let (old, new, built) = (tree(old), tree(new), tree(built));
+        edited_by_earlier_build(&overlay_diff(&old, &new), &old, &built)
+            .iter()
+            .map(|p| p.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn source_files_the_earlier_build_edited() {
+        let old = [("p/a.c", "a"), ("p/b.c", "b"), ("env-vars", "1")];
+        // preConfigure edited b.c; the new source changes a.c: nothing is lost.
+        let built = [
+            ("p/a.c", "a"),
+            ("p/b.c", "B"),
+            ("p/a.o", "o"),
+            ("env-vars", "2"),
+        ];
+        let new = [("p/a.c", "a2"), ("p/b.c", "b"), ("env-vars", "3")];
+        assert!(edited(&old, &new, &built).is_empty());
+        // The new source changes b.c too: laying it over would drop the edit.
+        let new = [("p/a.c", "a"), ("p/b.c", "b2"), ("env-vars", "3")];
+        assert_eq!(edited(&old, &new, &built), ["p/b.c"]);
+        // The new source adds a file where the build generated one.
+        let new = [("p/a.c", "a"), ("p/b.c", "b"), ("p/a.o", "x")];
+        assert_eq!(edited(&old, &new, &built), ["p/a.o"]);
+        // The build deleted a.c; the new source changes it, or deletes it too.
+        let built = [("p/b.c", "b")];
+        assert_eq!(
+            edited(&old, &[("p/a.c", "a2"), ("p/b.c", "b")], &built),
+            ["p/a.c"]
+        );
+        assert!(edited(&old, &[("p/b.c", "b")], &built).is_empty());
+    }
+
+    #[test]
+    fn build_descriptions() {
+        for p in [
+            "Makefile",
+            "src/Makefile.in",
+            "lib/Makefile.am",
+            "configure.ac",
+            "x/common.mk",
+            "CMakeLists.txt",
+            "src/version.h.in",
+            "libfoo.pc.in",
+        ] {
+            assert!(is_build_description(p.as_bytes()), "{p}");
+        }
+        for p in [
+            "src/main.c",
+            "lib/x.h",
+            "doc/readme.txt",
+            "configure.log.txt",
+            "src/main.in.c",
+        ] {
+            assert!(!is_build_description(p.as_bytes()), "{p}");
+        }
+    }
+}
