@@ -142,7 +142,7 @@ fn check_shell_states(ck: &Checkpoint, path: &Path) -> Result<(), CliError> {
     for layer in ck.layers().iter().filter(|l| {
         l.meta
             .attachments
-            .contains_key(crate::build::recorder::attachment::SHELL_STATE)
+            .contains_key(crate::meta::attachment::SHELL_STATE)
     }) {
         crate::reuse::base::read_shell_state(ck, layer).map_err(|reason| CliError::ShellState {
             path: path.to_path_buf(),

@@ -1,5 +1,6 @@
 //! What the builder writes into a checkpoint's metadata, typed: [`BuildMeta`] for the whole
-//! checkpoint (`index.json`'s `meta`) and [`LayerInfo`] for each layer (its `meta`). The
+//! checkpoint (`index.json`'s `meta`), [`LayerInfo`] for each layer (its `meta`) and the
+//! names of each layer's [`attachment`]s. The
 //! engine in [`crate::checkpoint`] treats both as opaque JSON; reuse, `inspect`, `diff` and
 //! the OCI export read them through these types only (docs/checkpoint-format.md §3, §4).
 //!
@@ -9,6 +10,21 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use thiserror::Error;
+
+/// The attachments of every layer: the shell state after the step and the step's keyed
+/// inputs, each as JSON without its function definitions, which are stored apart. Those
+/// rarely change from one phase to the next, so one blob serves every layer instead of
+/// being repeated in each (about 9 KB compressed, twice, per layer).
+pub mod attachment {
+    /// [`crate::shell::ShellState`] as JSON, `functions` empty.
+    pub const SHELL_STATE: &str = "shell-state";
+    /// The state's `functions` (`declare -f` output).
+    pub const SHELL_FUNCTIONS: &str = "shell-functions";
+    /// [`crate::reuse::keys::LayerInputs`] as JSON, `functions` empty.
+    pub const INPUTS: &str = "inputs";
+    /// The inputs' normalised `functions`.
+    pub const INPUT_FUNCTIONS: &str = "input-functions";
+}
 
 /// The checkpoint-wide metadata of a checkpoint written by a build.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -8,7 +8,7 @@ use crate::checkpoint::{
     Checkpoint, CheckpointError, CheckpointWriter, ContentHash, LayerMeta, LayerSummary,
     RewritePair, Snapshotter, State,
 };
-use crate::meta::{BuildMeta, LayerInfo};
+use crate::meta::{attachment, BuildMeta, LayerInfo};
 use crate::reuse::base::{resume_trees, BaseCheckpoint};
 use crate::reuse::incremental::ninja::{LogReport, NinjaLogs};
 use crate::reuse::keys::{
@@ -23,21 +23,6 @@ use std::time::Duration;
 
 /// The name of the output the builder writes its layers to.
 pub const CHECKPOINT_OUTPUT: &str = "checkpoint";
-
-/// The attachments of every layer: the shell state after the step and the step's keyed
-/// inputs, each as JSON without its function definitions, which are stored apart. Those
-/// rarely change from one phase to the next, so one blob serves every layer instead of
-/// being repeated in each (about 9 KB compressed, twice, per layer).
-pub mod attachment {
-    /// [`crate::shell::ShellState`] as JSON, `functions` empty.
-    pub const SHELL_STATE: &str = "shell-state";
-    /// The state's `functions` (`declare -f` output).
-    pub const SHELL_FUNCTIONS: &str = "shell-functions";
-    /// [`crate::reuse::keys::LayerInputs`] as JSON, `functions` empty.
-    pub const INPUTS: &str = "inputs";
-    /// The inputs' normalised `functions`.
-    pub const INPUT_FUNCTIONS: &str = "input-functions";
-}
 
 /// Writes one layer per step.
 pub struct Recorder {

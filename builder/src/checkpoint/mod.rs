@@ -61,6 +61,7 @@ mod fsops;
 pub mod limits;
 pub mod manifest;
 pub mod overlay;
+mod parallel;
 pub mod path;
 pub mod restore;
 pub mod rewrite;

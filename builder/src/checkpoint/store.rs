@@ -13,12 +13,12 @@ use super::limits::{MAX_ATTACHMENT, MAX_INDEX_FILE, MAX_LAYER_FILE};
 use super::manifest::{
     layer_file_name, ContentHash, EntryKind, Index, Layer, LayerMeta, LayerRef, FORMAT_VERSION,
 };
+use super::parallel::run_parallel;
 use super::path::RelPath;
 use super::restore::{
     apply_diff, restore_root, restore_root_into, restore_root_with, RestoreOptions, RestoreReport,
 };
 use super::rewrite::{RewritePair, Rewrites, Translator};
-use super::snapshot::run_parallel;
 use super::state::{check_root_state, diff_root, RootState, State};
 
 const INDEX: &str = "index.json";

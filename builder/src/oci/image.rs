@@ -124,11 +124,10 @@ pub enum Origin {
 pub fn history_entry(
     phase: &str,
     origin: Origin,
-    meta: &serde_json::Value,
+    info: &crate::meta::LayerInfo,
     empty: bool,
 ) -> History {
-    let seconds = meta.get("seconds").and_then(|s| s.as_f64());
-    let status = meta.get("status").and_then(|s| s.as_i64());
+    let (seconds, status) = (info.seconds, info.status);
     let took = match seconds {
         Some(s) => format!("{s:.3} s"),
         None => "unknown time".to_owned(),

@@ -8,6 +8,7 @@ use super::image::{self, Config, Descriptor, Index, Manifest, Origin, RootFs, Ru
 use super::plan::{check_disjoint, lossy, plan_layer, Mount};
 use super::tar::{write_plan, TarError};
 use crate::checkpoint::{Checkpoint, State};
+use crate::meta::{BuildMeta, LayerInfo};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -60,19 +61,14 @@ pub fn check_tag(tag: &str) -> Result<(), OciError> {
 
 /// Where each root lived: `build` at the recorded build directory, every other root at the
 /// output path the checkpoint's metadata records for it.
-pub fn mounts(ck: &Checkpoint) -> Result<Vec<Mount>, String> {
-    let meta = ck.meta();
-    let outputs = meta.get("output_paths").and_then(|o| o.as_object());
+pub fn mounts(ck: &Checkpoint, meta: &BuildMeta) -> Result<Vec<Mount>, String> {
     let mut mounts = Vec::new();
     for root in ck.roots() {
         let abs = if root == "build" {
-            meta.get("build_top")
-                .and_then(|b| b.as_str())
-                .ok_or("the metadata records no build directory (`build_top`)")?
+            meta.build_top.as_str()
         } else {
-            outputs
-                .and_then(|o| o.get(root))
-                .and_then(|p| p.as_str())
+            meta.output_paths
+                .get(root)
                 .ok_or_else(|| format!("the metadata records no path for output `{root}`"))?
         };
         mounts.push(Mount::new(root, abs.as_bytes())?);
@@ -154,18 +150,15 @@ fn write_layout(
         problem,
     };
     let last = ck.layer(options.upto).map_err(ck_err)?;
-    let mounts = mounts(ck).map_err(meta_err)?;
+    let meta = BuildMeta::from_json(ck.meta()).map_err(|e| meta_err(e.to_string()))?;
+    let mounts = mounts(ck, &meta).map_err(meta_err)?;
     let shell = crate::reuse::base::read_shell_state(ck, last).map_err(|reason| {
         OciError::NoShellState {
             phase: last.meta.name.clone(),
             reason,
         }
     })?;
-    let restored_layers = ck
-        .meta()
-        .get("restored_layers")
-        .and_then(|n| n.as_u64())
-        .unwrap_or(0);
+    let restored_layers = u64::from(meta.restored_layers.unwrap_or(0));
 
     let mut blobs = BlobDir::create(dir)?;
     let mut report = ExportReport::default();
@@ -176,6 +169,7 @@ fn write_layout(
     for layer in &ck.layers()[..=options.upto as usize] {
         state.apply(layer).map_err(ck_err)?;
         let phase = layer.meta.name.clone();
+        let info = LayerInfo::of(layer).map_err(|e| meta_err(e.to_string()))?;
         let (plan, sockets) =
             plan_layer(layer, &state, &mounts).map_err(|u| OciError::Unrepresentable {
                 layer: layer.index,
@@ -188,12 +182,12 @@ fn write_layout(
             .extend(sockets.iter().map(|s| lossy(s)));
         let origin = if u64::from(layer.index) < restored_layers {
             Origin::Restored
-        } else if layer.meta.meta.get("taken_over").and_then(|t| t.as_bool()) == Some(true) {
+        } else if info.taken_over {
             Origin::TakenOver
         } else {
             Origin::Ran
         };
-        let mut entry = image::history_entry(&phase, origin, &layer.meta.meta, plan.is_empty());
+        let mut entry = image::history_entry(&phase, origin, &info, plan.is_empty());
         entry.created = state.max_mtime().map(|t| image::rfc3339(t.sec));
         history.push(entry);
         if plan.is_empty() {
@@ -244,16 +238,10 @@ fn write_layout(
 
     let (env, skipped) = image::environment(&shell);
     report.skipped_variables = skipped;
-    let meta = ck.meta();
-    let text = |k: &str| meta.get(k).and_then(|v| v.as_str()).map(str::to_owned);
     let mut labels = BTreeMap::new();
     let label = |k: &str| format!("{}{k}", image::LABEL_PREFIX);
-    if let Some(name) = text("name") {
-        labels.insert(label("derivation"), name);
-    }
-    if let Some(builder) = text("builder") {
-        labels.insert(label("built-by"), builder);
-    }
+    labels.insert(label("derivation"), meta.name.clone());
+    labels.insert(label("built-by"), meta.builder.clone());
     labels.insert(
         label("exported-by"),
         format!("checkpoint-builder {}", env!("CARGO_PKG_VERSION")),
@@ -263,12 +251,13 @@ fn write_layout(
         checkpoint_path.to_string_lossy().into_owned(),
     );
     labels.insert(label("phase"), last.meta.name.clone());
-    if let Some(outputs) = meta.get("output_paths") {
-        labels.insert(label("outputs"), outputs.to_string());
-    }
+    labels.insert(
+        label("outputs"),
+        serde_json::to_string(&meta.output_paths).expect("output paths serialise"),
+    );
     let config = Config {
         created: history.last().and_then(|h| h.created.clone()),
-        architecture: image::architecture(text("system").as_deref()),
+        architecture: image::architecture(meta.system.as_deref()),
         os: "linux",
         config: RunConfig {
             env,

@@ -2,9 +2,9 @@
 //! adds a hardlink to a file of the first and changes an xattr; exported twice.
 
 use super::*;
-use crate::build::recorder::attachment;
 use crate::checkpoint::testutil::TempDir;
 use crate::checkpoint::{Checkpoint, CheckpointWriter, LayerMeta, Snapshotter};
+use crate::meta::attachment;
 use crate::shell::{Attributes, ByteString, ShellState, Value, Variable};
 use std::collections::BTreeMap;
 use std::fs;
@@ -56,13 +56,20 @@ fn make_checkpoint(t: &TempDir) -> std::path::PathBuf {
     let xattrs = xattr::set(build.join("src/main.c"), "user.mime", b"text/x-c").is_ok();
     let ck = t.path().join("ck");
     let mut w = CheckpointWriter::create(&ck).unwrap();
-    w.set_meta(serde_json::json!({
-        "name": "demo",
-        "system": "x86_64-linux",
-        "build_top": "/build",
-        "output_paths": { "out": "/nix/store/h-x" },
-        "restored_layers": 1,
-    }))
+    w.set_meta(
+        crate::meta::BuildMeta {
+            builder: "checkpoint-builder test".into(),
+            name: "demo".into(),
+            system: Some("x86_64-linux".into()),
+            outputs: vec!["out".into()],
+            output_paths: [("out".into(), "/nix/store/h-x".into())].into(),
+            build_top: "/build".into(),
+            checkpoint_path: None,
+            chain: None,
+            restored_layers: Some(1),
+        }
+        .to_json(),
+    )
     .unwrap();
     let mut s = Snapshotter::new(vec![
         ("build".into(), build.clone()),

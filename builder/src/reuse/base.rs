@@ -3,10 +3,10 @@
 //!
 //! Effectful. Deciding *what* to reuse is pure and lives in [`crate::reuse::plan`].
 
-use crate::build::recorder::attachment;
 use crate::checkpoint::{
     Checkpoint, CheckpointError, CheckpointWriter, Layer, RewritePair, Snapshotter, State,
 };
+use crate::meta::attachment;
 use crate::meta::{BuildMeta, LayerInfo};
 use crate::reuse::keys::{random_seed_of, LayerInputs};
 use crate::reuse::plan::BaseLayer;
