@@ -89,6 +89,7 @@ cases! {
     case_34_patches, "34-patches.nix", Success, Identical;
     case_35_unpack_hooks_srcs, "35-unpack-hooks-srcs.nix", Success, Identical;
     case_36_make_flags, "36-make-flags.nix", Success, Identical;
+    case_37a_bash_compat, "37a-bash-compat.nix", Success, Identical;
 }
 
 /// Every `tests/cases/*.nix` has a test above, and every listed file exists.
