@@ -144,14 +144,25 @@ fn compat_needs_option(state: &ShellState, name: &str) -> bool {
         && state.variable("BASH_COMPAT").is_none()
 }
 
-/// The code run right after the restore script returns: traps, then `set -o` options.
+/// The code run right after the restore script returns: traps, then `set -o` options (the
+/// host shell's order; a build's steps set the traps inside a `genericBuild` frame, see
+/// [`super::driver`]).
 pub fn restore_tail(state: &ShellState) -> String {
+    let mut out = restore_traps(state.traps.as_bytes());
+    out.push_str(&restore_options(state));
+    out
+}
+
+/// The commands that set the traps of `trap -p` text again. Never the stored text itself:
+/// each handler is quoted again here. A state that does not parse was refused where it was
+/// read (`parse_state`, `validate::load_state`).
+pub fn restore_traps(traps: &[u8]) -> String {
+    render_traps(&parse_traps(traps).unwrap_or_default())
+}
+
+/// The `set -o` options, xtrace last so that nothing before is traced.
+pub fn restore_options(state: &ShellState) -> String {
     let mut out = String::new();
-    // Never the stored `trap -p` text itself: each handler is quoted again here. A state that
-    // does not parse was refused where it was read (`parse_state`, `validate::load_state`).
-    out.push_str(&render_traps(
-        &parse_traps(state.traps.as_bytes()).unwrap_or_default(),
-    ));
     let mut xtrace = false;
     let mut on = Vec::new();
     let mut off = Vec::new();
