@@ -138,7 +138,9 @@ pub fn setup_script(ch: &Channel, hidden_output: Option<&str>) -> StepCode {
     // replaces itself by the plain recorder.
     let body = format!(
         concat!(
-            "if builtin declare -F runPhase >/dev/null; then\n",
+            "{reads_source}",
+            "if [[ -z $__cpb_whole ]] && builtin declare -F runPhase >/dev/null; then\n",
+            "builtin unset -v __cpb_whole\n",
             "builtin eval \"__cpb_saved_$(builtin declare -f runPhase)\"\n",
             "runPhase() {{ {{ builtin printf {it}; builtin trap -p; builtin printf {m}; ",
             "builtin printf '%s\\0' \"$1\"; }} >>{d}; ",
@@ -149,11 +151,13 @@ pub fn setup_script(ch: &Channel, hidden_output: Option<&str>) -> StepCode {
             "builtin eval \"${{__cpb_def#__cpb_saved_}}\"\n",
             "builtin unset -v __cpb_def; builtin unset -f __cpb_saved_runPhase\n",
             "else\n",
+            "builtin unset -v __cpb_whole\n",
             "genericBuild\n",
             "{ep_status}",
             "fi\n",
             "{epilogue}",
         ),
+        reads_source = READS_BASH_SOURCE,
         d = d,
         it = ch.marker("inner-traps"),
         m = ch.marker("phases"),
@@ -162,6 +166,21 @@ pub fn setup_script(ch: &Channel, hidden_output: Option<&str>) -> StepCode {
     );
     ch.nest(s, body)
 }
+
+/// Sets `__cpb_whole` when a function defined by the end of setup (a setup hook's) reads
+/// `BASH_SOURCE`: restored functions would see the restore file there, not the hook's own
+/// path (docs/state-carry.md), so the build then runs whole in the setup step, like a
+/// `buildCommand`, and says so. Run with xtrace off (the function text would be traced).
+const READS_BASH_SOURCE: &str = concat!(
+    "{ __cpb_xt=${-//[^x]/}; builtin set +x; } 2>/dev/null\n",
+    "__cpb_whole=$(builtin declare -f)\n",
+    "if [[ $__cpb_whole == *BASH_SOURCE* ]]; then __cpb_whole=1; builtin echo ",
+    "'checkpoint-builder: a function defined at setup reads BASH_SOURCE, which phase processes ",
+    "cannot reproduce; running all phases in one process (no per-phase checkpoints)' >&2; ",
+    "else __cpb_whole=; fi\n",
+    "if [[ -n $__cpb_xt ]]; then builtin unset -v __cpb_xt; builtin set -x; ",
+    "else builtin unset -v __cpb_xt; fi\n",
+);
 
 /// The top level of a restored step: the restore file, then the traps stock's outer levels
 /// hold while `genericBuild` runs.
