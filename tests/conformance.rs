@@ -93,6 +93,7 @@ cases! {
     case_38b_xtrace_nesting_build_command, "38b-xtrace-nesting-build-command.nix", Success, Identical;
     case_39a_setup_time_traps, "39a-setup-time-traps.nix", Success, Identical;
     case_40_funcname_frames, "40-funcname-frames.nix", Success, Identical;
+    case_40b_frames_unnested_builder, "40b-frames-unnested-builder.nix", Success, Identical;
     case_41_bash_source_in_hook_function, "41-bash-source-in-hook-function.nix", Success, Identical;
 }
 
