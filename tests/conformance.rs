@@ -70,8 +70,7 @@ cases! {
     case_22_pipefail, "22-pipefail.nix", Success, Identical;
     case_23_umask_ulimit, "23-umask-ulimit.nix", Success, Identical;
     case_24_traps, "24-traps.nix", Success, Identical;
-    case_24b_return_trap_after_last_phase, "24b-return-trap-after-last-phase.nix", Success,
-        Divergent("a RETURN trap does not run when genericBuild returns: there is no genericBuild frame around the phases");
+    case_24b_return_trap_after_last_phase, "24b-return-trap-after-last-phase.nix", Success, Identical;
     case_25_exec_redirect, "25-exec-redirect.nix", Success, Identical;
     case_26_source_date_epoch_home, "26-source-date-epoch-home.nix", Success, Identical;
     case_27a_nix_debug_6, "27a-nix-debug-6.nix", Success, Identical;
@@ -89,6 +88,13 @@ cases! {
     case_34_patches, "34-patches.nix", Success, Identical;
     case_35_unpack_hooks_srcs, "35-unpack-hooks-srcs.nix", Success, Identical;
     case_36_make_flags, "36-make-flags.nix", Success, Identical;
+    case_37a_bash_compat, "37a-bash-compat.nix", Success, Identical;
+    case_38a_xtrace_nesting, "38a-xtrace-nesting.nix", Success, Identical;
+    case_38b_xtrace_nesting_build_command, "38b-xtrace-nesting-build-command.nix", Success, Identical;
+    case_39a_setup_time_traps, "39a-setup-time-traps.nix", Success, Identical;
+    case_40_funcname_frames, "40-funcname-frames.nix", Success, Identical;
+    case_40b_frames_unnested_builder, "40b-frames-unnested-builder.nix", Success, Identical;
+    case_41_bash_source_in_hook_function, "41-bash-source-in-hook-function.nix", Success, Identical;
 }
 
 /// Every `tests/cases/*.nix` has a test above, and every listed file exists.

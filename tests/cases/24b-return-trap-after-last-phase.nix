@@ -1,7 +1,6 @@
-# A RETURN trap set by a phase and left until the end: stock runs it once more when
-# genericBuild returns (the trap was set while genericBuild ran); the builder has no
-# genericBuild frame around the phases. A documented divergence (docs/state-carry.md),
-# reported by the test, not failed.
+# A RETURN trap set by a phase and left until the end: it fires when the phase's
+# runPhase returns, again when genericBuild returns after the last phase (the trap
+# was set while genericBuild ran), and when the sourced builder script ends.
 { mkDrv, ... }:
 mkDrv {
   name = "case-24b";

@@ -15,7 +15,7 @@ use crate::reuse::base::{error_chain, path_rewrites, remove_tree, BaseCheckpoint
 use crate::reuse::incremental::{try_resume, ResumeError, Resumption};
 use crate::reuse::plan::{self, PhaseDecision};
 use crate::shell::driver::{self, Channel};
-use crate::shell::restore::{restore_script, restore_tail};
+use crate::shell::restore::restore_script;
 use crate::shell::state::{parse_state, DumpError, DumpSections, ShellState};
 use crate::shell::Value;
 use std::ffi::OsString;
@@ -199,11 +199,15 @@ fn run_steps(
     let mut dump = MemFile::new("checkpoint-builder-dump").map_err(RunError::MemFile)?;
     let mut restore = MemFile::new("checkpoint-builder-restore").map_err(RunError::MemFile)?;
     let mut script_file = MemFile::new("checkpoint-builder-script").map_err(RunError::MemFile)?;
+    let mut step_file = MemFile::new("checkpoint-builder-step").map_err(RunError::MemFile)?;
     let channel = Channel {
         nonce: nonce(),
         dump_fd: dump.fd(),
         restore_fd: restore.fd(),
+        step_fd: step_file.fd(),
         helper: options.helper.to_string_lossy().into_owned(),
+        // Stock's `source-stdenv.sh` sources the builder script (`$1`).
+        nested: options.arg1.is_some(),
     };
     let passthrough = env.non_identifier_vars();
     let mut outcome = BuildOutcome {
@@ -226,7 +230,7 @@ fn run_steps(
         .unwrap_or_else(|| env.bash.clone())
         .into_os_string();
     let setup_script = driver::setup_script(&channel, options.hidden_output.as_deref());
-    let mut args = script_args(&mut script_file, true, &arg0, &setup_script)?;
+    let mut args = script_args(&mut script_file, &mut step_file, true, &arg0, &setup_script)?;
     if let Some(a1) = &options.arg1 {
         args.push(a1.clone().into_os_string());
     }
@@ -320,8 +324,8 @@ fn run_steps(
             .map_err(RunError::MemFile)?;
         dump.clear().map_err(RunError::MemFile)?;
         trace_file(&format!("{phase}.restore.sh"), restore_text.as_bytes());
-        let script = driver::phase_script(&channel, &restore_tail(&state), phase);
-        let args = script_args(&mut script_file, false, &arg0, &script)?;
+        let script = driver::phase_script(&channel, &state, phase);
+        let args = script_args(&mut script_file, &mut step_file, false, &arg0, &script)?;
         let step = run_step(
             env,
             phase,
@@ -331,7 +335,9 @@ fn run_steps(
             groups,
         )?;
         match finish_step(&mut dump, phase, step, &mut outcome)? {
-            Some((next, _, status)) => {
+            Some((mut next, _, status)) => {
+                // Nothing runs at the levels around genericBuild while the phases do.
+                next.outer_traps = state.outer_traps.clone();
                 if let Some(rec) = recorder.as_deref_mut() {
                     record(rec, phase, Some(&state), &next, status, &outcome)?;
                 }
@@ -383,8 +389,8 @@ fn run_steps(
         .set(restore_script(&state).as_bytes())
         .map_err(RunError::MemFile)?;
     dump.clear().map_err(RunError::MemFile)?;
-    let script = driver::final_script(&channel, &restore_tail(&state), last_status, &state);
-    let args = script_args(&mut script_file, false, &arg0, &script)?;
+    let script = driver::final_script(&channel, &state, last_status, !phases.is_empty());
+    let args = script_args(&mut script_file, &mut step_file, false, &arg0, &script)?;
     let step = run_step(
         env,
         "exit",
@@ -499,17 +505,21 @@ fn resume_after_patch(
 /// `$-`), with `$0` set to what stock's `$0` is (`BASH_ARGV0` assigns `$0`).
 fn script_args(
     file: &mut MemFile,
+    step_file: &mut MemFile,
     errexit: bool,
     arg0: &OsString,
-    script: &str,
+    script: &driver::StepCode,
 ) -> Result<Vec<OsString>, RunError> {
     use std::os::unix::ffi::OsStrExt;
     let mut text = format!(
         "BASH_ARGV0={}\n",
         crate::shell::quote::quote(arg0.as_bytes())
     );
-    text.push_str(script);
+    text.push_str(&script.main);
     file.set(text.as_bytes()).map_err(RunError::MemFile)?;
+    step_file
+        .set(script.inner.as_deref().unwrap_or("").as_bytes())
+        .map_err(RunError::MemFile)?;
     let path = format!("/proc/{}/fd/{}", std::process::id(), file.fd());
     let mut args: Vec<OsString> = Vec::new();
     if errexit {

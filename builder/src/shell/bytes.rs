@@ -14,6 +14,10 @@ impl ByteString {
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 impl From<&[u8]> for ByteString {

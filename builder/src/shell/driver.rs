@@ -17,8 +17,20 @@
 //!
 //! Steps 1–2 end with the epilogue (state dump, then `trap - EXIT; exit 0`). A process that ends
 //! without writing the `end` marker ended the build: a failure, or `exit` inside a phase.
+//!
+//! Stock calls `genericBuild` from the builder script, which `source-stdenv.sh` sources
+//! (`source "$1"`), and `genericBuild` calls `runPhase`. Every step keeps those frames
+//! ([`Channel::nested`]): what follows `$stdenv/setup` runs in a second file that the step's
+//! script sources (the *step* memory file), and a phase runs inside a function named
+//! `genericBuild` (which first puts the stdenv's own definition back). So `FUNCNAME`, the
+//! depth of xtrace's `+` prefix, and where bash saves, clears and fires the `DEBUG`,
+//! `RETURN` and `ERR` traps (on entry to and return from a function or sourced file) are
+//! those of stock. The traps of the state are set inside that `genericBuild` frame; the ones
+//! stock's outer levels hold while `genericBuild` runs ([`ShellState::outer_traps`]) are set
+//! before, at the top level.
 
 use super::quote::quote;
+use super::restore::{restore_options, restore_traps};
 use super::state::ShellState;
 
 /// Names and numbers a script needs to reach the builder.
@@ -30,8 +42,23 @@ pub struct Channel {
     pub dump_fd: i32,
     /// The builder's fd of the restore memory file.
     pub restore_fd: i32,
+    /// The builder's fd of the step memory file (the part of a step that stock runs inside
+    /// the sourced builder script).
+    pub step_fd: i32,
     /// Absolute path of the builder binary (runs the `__capture` helper).
     pub helper: String,
+    /// Stock sources the builder script (`bash -e source-stdenv.sh default-builder.sh`), so
+    /// `genericBuild` runs one `source` deeper than the top level; `false` for the older
+    /// `bash -e default-builder.sh`, which calls it at the top level.
+    pub nested: bool,
+}
+
+/// The code of one step: `main` is the script bash runs; `inner`, when set, is the content
+/// of the step memory file, which `main` sources last.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StepCode {
+    pub main: String,
+    pub inner: Option<String>,
 }
 
 impl Channel {
@@ -41,6 +68,27 @@ impl Channel {
 
     fn marker(&self, name: &str) -> String {
         format!("'\\n#CPB-{} {}\\n'", self.nonce, name)
+    }
+
+    /// `outer` then `body`: `body` in the step file, sourced at the end of `outer`, when
+    /// stock runs it one `source` deeper; appended to `outer` otherwise.
+    fn nest(&self, mut outer: String, body: String) -> StepCode {
+        if self.nested {
+            outer.push_str(&format!(
+                "builtin source \"/proc/$PPID/fd/{}\"\n",
+                self.step_fd
+            ));
+            StepCode {
+                main: outer,
+                inner: Some(body),
+            }
+        } else {
+            outer.push_str(&body);
+            StepCode {
+                main: outer,
+                inner: None,
+            }
+        }
     }
 }
 
@@ -63,7 +111,13 @@ fn source_stdenv(hidden_output: Option<&str>) -> String {
 }
 
 /// The setup step.
-pub fn setup_script(ch: &Channel, hidden_output: Option<&str>) -> String {
+///
+/// Besides the state, it records the traps the first phase starts with (`inner-traps`, as
+/// the recorder sees them inside `genericBuild`'s dynamic scope) and the top level's `DEBUG`
+/// trap (`outer-debug`; a sourced file runs with it cleared), from which
+/// [`super::state::parse_state`] tells the traps of `genericBuild`'s frame from those of the
+/// levels around it.
+pub fn setup_script(ch: &Channel, hidden_output: Option<&str>) -> StepCode {
     let d = ch.dump();
     let mut s = String::new();
     s.push_str(&format!(
@@ -77,71 +131,147 @@ pub fn setup_script(ch: &Channel, hidden_output: Option<&str>) -> String {
         ch.marker("pre-generic")
     ));
     s.push_str(&format!(
+        "{{ builtin printf {}; builtin trap -p DEBUG; }} >>{d}\n",
+        ch.marker("outer-debug")
+    ));
+    // The recorder writes the traps it sees and the phases marker on its first call, then
+    // replaces itself by the plain recorder.
+    let body = format!(
         concat!(
-            "if builtin declare -F runPhase >/dev/null; then\n",
+            "{reads_source}",
+            "if [[ -z $__cpb_whole ]] && builtin declare -F runPhase >/dev/null; then\n",
+            "builtin unset -v __cpb_whole\n",
             "builtin eval \"__cpb_saved_$(builtin declare -f runPhase)\"\n",
-            "runPhase() {{ builtin printf '%s\\0' \"$1\" >>{d}; }}\n",
-            "builtin printf {m} >>{d}\n",
+            "runPhase() {{ {{ builtin printf {it}; builtin trap -p; builtin printf {m}; ",
+            "builtin printf '%s\\0' \"$1\"; }} >>{d}; ",
+            "runPhase() {{ builtin printf '%s\\0' \"$1\" >>{d}; }}; }}\n",
             "genericBuild\n",
             "{ep_status}",
             "__cpb_def=$(builtin declare -f __cpb_saved_runPhase)\n",
             "builtin eval \"${{__cpb_def#__cpb_saved_}}\"\n",
             "builtin unset -v __cpb_def; builtin unset -f __cpb_saved_runPhase\n",
             "else\n",
+            "builtin unset -v __cpb_whole\n",
             "genericBuild\n",
             "{ep_status}",
             "fi\n",
+            "{epilogue}",
         ),
+        reads_source = READS_BASH_SOURCE,
         d = d,
+        it = ch.marker("inner-traps"),
         m = ch.marker("phases"),
         ep_status = status_line(ch),
-    ));
-    s.push_str(&epilogue(ch));
+        epilogue = epilogue(ch),
+    );
+    ch.nest(s, body)
+}
+
+/// Sets `__cpb_whole` when a function defined by the end of setup (a setup hook's) reads
+/// `BASH_SOURCE`: restored functions would see the restore file there, not the hook's own
+/// path (docs/state-carry.md), so the build then runs whole in the setup step, like a
+/// `buildCommand`, and says so. Run with xtrace off (the function text would be traced).
+const READS_BASH_SOURCE: &str = concat!(
+    "{ __cpb_xt=${-//[^x]/}; builtin set +x; } 2>/dev/null\n",
+    "__cpb_whole=$(builtin declare -f)\n",
+    "if [[ $__cpb_whole == *BASH_SOURCE* ]]; then __cpb_whole=1; builtin echo ",
+    "'checkpoint-builder: a function defined at setup reads BASH_SOURCE, which phase processes ",
+    "cannot reproduce; running all phases in one process (no per-phase checkpoints)' >&2; ",
+    "else __cpb_whole=; fi\n",
+    "if [[ -n $__cpb_xt ]]; then builtin unset -v __cpb_xt; builtin set -x; ",
+    "else builtin unset -v __cpb_xt; fi\n",
+);
+
+/// The top level of a restored step: the restore file, then the traps stock's outer levels
+/// hold while `genericBuild` runs.
+fn restored_top(ch: &Channel, state: &ShellState) -> String {
+    let mut s = restore_head(ch);
+    s.push_str(&restore_traps(state.outer_traps.as_bytes()));
     s
 }
 
-/// A phase step: restore, run the phase through the stdenv's `runPhase`, dump.
-pub fn phase_script(ch: &Channel, restore_tail: &str, phase: &str) -> String {
+/// The start of the `genericBuild` frame: the stdenv's own definition is put back (bash runs
+/// a copy of the executing function, so this one goes on), or the name removed when the
+/// state has no such function.
+fn generic_build_frame(state: &ShellState) -> String {
+    let mut s = String::from("genericBuild () \n{ \n");
+    match state.function_text("genericBuild") {
+        Some(text) => {
+            s.push_str(&String::from_utf8_lossy(text));
+            if !s.ends_with('\n') {
+                s.push('\n');
+            }
+        }
+        None => s.push_str("builtin unset -f genericBuild\n"),
+    }
+    s
+}
+
+/// Traps and options inside the `genericBuild` frame: the outer levels' `DEBUG`, `RETURN`
+/// and `ERR` traps are cleared first (bash only keeps them there under `functrace` or
+/// `errtrace`, and then the state lists them again).
+fn frame_traps_and_options(state: &ShellState) -> String {
+    let mut s = String::new();
+    if !state.outer_traps.as_bytes().is_empty() {
+        s.push_str("builtin trap - DEBUG RETURN ERR\n");
+    }
+    s.push_str(&restore_traps(state.traps.as_bytes()));
+    s.push_str(&restore_options(state));
+    s
+}
+
+/// A phase step: restore, run the phase through the stdenv's `runPhase` inside a
+/// `genericBuild` frame, dump.
+pub fn phase_script(ch: &Channel, state: &ShellState, phase: &str) -> StepCode {
     let d = ch.dump();
-    let mut s = restore_head(ch);
-    s.push_str(restore_tail);
-    s.push_str(&format!(
+    let mut body = generic_build_frame(state);
+    body.push_str(&format!(
         "builtin printf {}'%s\\n' \"$EPOCHREALTIME\" >>{d}\n",
         ch.marker("t0")
     ));
-    s.push_str(&format!(
-        "curPhase={}\nrunPhase \"$curPhase\"\n",
-        quote(phase.as_bytes())
-    ));
-    s.push_str(&status_line(ch));
-    s.push_str(&epilogue(ch));
-    s
+    body.push_str(&format!("curPhase={}\n", quote(phase.as_bytes())));
+    body.push_str(&frame_traps_and_options(state));
+    body.push_str("runPhase \"$curPhase\"\n");
+    body.push_str(&status_line(ch));
+    body.push_str(&epilogue(ch));
+    body.push_str("}\ngenericBuild\n");
+    ch.nest(restored_top(ch, state), body)
 }
 
 /// The final step: restore, give `$?` the last step's status, end normally (EXIT trap runs).
 ///
-/// When a `RETURN` trap is set, stock runs it once more when the sourced builder script
-/// returns at top level; sourcing an empty file gives the trap that return. (Its run when
-/// `genericBuild` returns cannot be reproduced: see docs/state-carry.md.)
+/// When phases ran as steps, `genericBuild` returns here, with the last status: a `RETURN`
+/// trap a phase set fires, as in stock, and so do the `ERR` traps for a failing status (in
+/// stock, for `genericBuild` and for `source "$1"`). A build that ran whole in the setup step
+/// (`buildCommand`) already returned from `genericBuild` there; only the sourced builder
+/// script still ends here.
 pub fn final_script(
     ch: &Channel,
-    restore_tail: &str,
-    last_status: i32,
     state: &ShellState,
-) -> String {
-    let mut s = restore_head(ch);
-    s.push_str(restore_tail);
-    let has_return_trap = super::traps::parse_traps(state.traps.as_bytes())
-        .unwrap_or_default()
-        .iter()
-        .any(|t| t.condition == "RETURN");
-    if has_return_trap {
-        s.push_str("builtin source /dev/null\n");
+    last_status: i32,
+    phases_ran: bool,
+) -> StepCode {
+    let mut body = String::new();
+    if phases_ran {
+        body.push_str(&generic_build_frame(state));
+        body.push_str(&frame_traps_and_options(state));
+        if last_status != 0 {
+            body.push_str(&format!("builtin return {last_status}\n"));
+        }
+        body.push_str("}\ngenericBuild\n");
+    } else {
+        body.push_str(&restore_traps(state.traps.as_bytes()));
+        body.push_str(&restore_options(state));
+        if last_status != 0 {
+            if ch.nested {
+                body.push_str(&format!("builtin return {last_status}\n"));
+            } else {
+                // `&&`: the status without running the ERR trap (it ran in the setup step).
+                body.push_str(&format!("(builtin exit {last_status}) && builtin :\n"));
+            }
+        }
     }
-    if last_status != 0 {
-        s.push_str(&format!("(builtin exit {last_status})\n"));
-    }
-    s
+    ch.nest(restored_top(ch, state), body)
 }
 
 fn restore_head(ch: &Channel) -> String {

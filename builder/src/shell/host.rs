@@ -141,7 +141,14 @@ pub fn host_state(state: &mut ShellState) -> Result<HostReport, FunctionError> {
     for t in parse_traps(state.traps.as_bytes()).unwrap_or_default() {
         report.left_out.push(format!("trap {}", t.condition));
     }
+    for t in parse_traps(state.outer_traps.as_bytes()).unwrap_or_default() {
+        let item = format!("trap {}", t.condition);
+        if !report.left_out.contains(&item) {
+            report.left_out.push(item);
+        }
+    }
     state.traps = ByteString::default();
+    state.outer_traps = ByteString::default();
     state.variables.retain(|v| {
         let drop = dropped_variable(&v.name);
         if drop {

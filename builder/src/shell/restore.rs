@@ -28,6 +28,17 @@ const STARTUP_VARIABLES: &[&str] = &[
 /// `shopt` options bash refuses to set.
 const READONLY_SHOPT: &[&str] = &["login_shell", "restricted_shell"];
 
+/// Whether `name` is one of the `compatNN` options. Bash 5 derives them from the
+/// compatibility level, and setting or unsetting any of them assigns `BASH_COMPAT` (even
+/// `shopt -u compat31` in a fresh shell sets it to the current version). They are off in the
+/// fresh bash a phase starts in; when the build turned one on, `BASH_COMPAT` holds the level
+/// and is restored as a variable, which sets the option again. So they are never set here,
+/// and `BASH_COMPAT` exists in a phase exactly when the build made it.
+fn is_compat_option(name: &str) -> bool {
+    name.strip_prefix("compat")
+        .is_some_and(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// The code sourced at the start of a phase process.
 pub fn restore_script(state: &ShellState) -> String {
     let mut out = String::with_capacity(16 * 1024 + state.functions.as_bytes().len());
@@ -36,6 +47,7 @@ pub fn restore_script(state: &ShellState) -> String {
         .shopt_options
         .iter()
         .filter(|(name, _)| !READONLY_SHOPT.contains(&name.as_str()))
+        .filter(|(name, _)| !is_compat_option(name) || compat_needs_option(state, name))
         .partition(|(_, enabled)| *enabled);
     if !on.is_empty() {
         out.push_str("builtin shopt -s");
@@ -124,14 +136,33 @@ pub fn restore_script(state: &ShellState) -> String {
     out
 }
 
-/// The code run right after the restore script returns: traps, then `set -o` options.
+/// A `compatNN` option the state has on while it has no `BASH_COMPAT` variable (a bash whose
+/// options do not follow the variable): the option alone carries the level, so it is set.
+/// With the variable present, restoring it sets the level and the option.
+fn compat_needs_option(state: &ShellState, name: &str) -> bool {
+    state.shopt_options.iter().any(|(n, on)| n == name && *on)
+        && state.variable("BASH_COMPAT").is_none()
+}
+
+/// The code run right after the restore script returns: traps, then `set -o` options (the
+/// host shell's order; a build's steps set the traps inside a `genericBuild` frame, see
+/// [`super::driver`]).
 pub fn restore_tail(state: &ShellState) -> String {
+    let mut out = restore_traps(state.traps.as_bytes());
+    out.push_str(&restore_options(state));
+    out
+}
+
+/// The commands that set the traps of `trap -p` text again. Never the stored text itself:
+/// each handler is quoted again here. A state that does not parse was refused where it was
+/// read (`parse_state`, `validate::load_state`).
+pub fn restore_traps(traps: &[u8]) -> String {
+    render_traps(&parse_traps(traps).unwrap_or_default())
+}
+
+/// The `set -o` options, xtrace last so that nothing before is traced.
+pub fn restore_options(state: &ShellState) -> String {
     let mut out = String::new();
-    // Never the stored `trap -p` text itself: each handler is quoted again here. A state that
-    // does not parse was refused where it was read (`parse_state`, `validate::load_state`).
-    out.push_str(&render_traps(
-        &parse_traps(state.traps.as_bytes()).unwrap_or_default(),
-    ));
     let mut xtrace = false;
     let mut on = Vec::new();
     let mut off = Vec::new();
@@ -216,4 +247,42 @@ fn declare(out: &mut String, var: &Variable) {
         }
     }
     out.push('\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shell::declare::parse_declarations;
+
+    fn state(shopt: &[(&str, bool)], declarations: &[u8]) -> ShellState {
+        ShellState {
+            shopt_options: shopt.iter().map(|(n, on)| ((*n).to_owned(), *on)).collect(),
+            variables: parse_declarations(declarations).unwrap(),
+            cwd: "/".into(),
+            ..ShellState::default()
+        }
+    }
+
+    /// Any `shopt` of a `compatNN` option assigns `BASH_COMPAT`: none may be written unless
+    /// the option alone carries the level.
+    #[test]
+    fn compat_options_are_carried_by_bash_compat() {
+        let script = restore_script(&state(
+            &[("compat43", false), ("compat44", false), ("extglob", true)],
+            b"",
+        ));
+        assert!(!script.contains("compat4"), "{script}");
+        assert!(script.contains("shopt -s extglob"), "{script}");
+        let script = restore_script(&state(
+            &[("compat44", true)],
+            b"declare -- BASH_COMPAT=\"44\"\n",
+        ));
+        assert!(!script.contains("compat44"), "{script}");
+        assert!(
+            script.contains("BASH_COMPAT='44'") || script.contains("BASH_COMPAT=44"),
+            "{script}"
+        );
+        let script = restore_script(&state(&[("compat44", true)], b""));
+        assert!(script.contains("shopt -s compat44"), "{script}");
+    }
 }

@@ -7,6 +7,7 @@
 
 use super::bytes::ByteString;
 use super::declare::{parse_declarations, DeclareParseError, Variable};
+use super::traps::Trap;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use thiserror::Error;
@@ -85,7 +86,16 @@ pub struct ShellState {
     /// `shopt` options (name, on).
     pub shopt_options: Vec<(String, bool)>,
     /// `trap -p` output as bash printed it; never evaluated as is (see [`super::traps`]).
+    /// After the setup step of a build that runs phases, and after each phase, the traps of
+    /// `genericBuild`'s frame; after a build that ran whole in the setup step, those of the
+    /// sourced builder script.
     pub traps: ByteString,
+    /// The `DEBUG`, `RETURN` and `ERR` traps (`trap -p` text) that stock's levels around
+    /// `genericBuild` hold while it runs: bash clears them on entry to a function (and
+    /// `DEBUG` on entry to a sourced file) and restores them on return. Set by the setup
+    /// step, carried unchanged by the phases (nothing runs at those levels meanwhile).
+    #[serde(default, skip_serializing_if = "ByteString::is_empty")]
+    pub outer_traps: ByteString,
     /// The logical working directory (`$PWD`), or the physical one when `PWD` is unset.
     pub cwd: ByteString,
     /// `DIRSTACK` entries after the first (the first is the cwd).
@@ -350,9 +360,36 @@ pub fn parse_state(sections: &DumpSections<'_>) -> Result<ShellState, DumpError>
             })
             .collect();
     let all = parse_declarations(sections.require("variables")?)?;
-    let traps = ByteString(sections.require("traps")?.to_vec());
-    super::traps::parse_traps(traps.as_bytes())
-        .map_err(|e| DumpError::Malformed(format!("traps section: {e}")))?;
+    let traps_of = |section: &str, body: &[u8]| {
+        super::traps::parse_traps(body)
+            .map_err(|e| DumpError::Malformed(format!("{section} section: {e}")))
+    };
+    let level_traps = traps_of("traps", sections.require("traps")?)?;
+    // The setup step: the top level's DEBUG trap, which the sourced builder script ran without.
+    let top_debug: Vec<Trap> = match sections.get("outer-debug") {
+        Some(body) => traps_of("outer-debug", body)?,
+        None => Vec::new(),
+    };
+    let has_debug = level_traps.iter().any(|t| t.condition == "DEBUG");
+    let outer_debug = top_debug
+        .into_iter()
+        .filter(|t| t.condition == "DEBUG" && !has_debug);
+    let (traps, outer_traps) = match sections.get("inner-traps") {
+        // The recorder ran inside genericBuild: its traps are the frame's, and the setup
+        // step's own DEBUG/RETURN/ERR are the outer levels'.
+        Some(body) => {
+            let inner = traps_of("inner-traps", body)?;
+            let outer: Vec<Trap> = level_traps
+                .into_iter()
+                .filter(|t| super::traps::is_frame_scoped(&t.condition))
+                .chain(outer_debug)
+                .collect();
+            (inner, outer)
+        }
+        None => (level_traps, outer_debug.collect()),
+    };
+    let traps = ByteString(super::traps::format_traps(&traps));
+    let outer_traps = ByteString(super::traps::format_traps(&outer_traps));
     let functions = ByteString(sections.require("functions")?.to_vec());
     let facts = ProcessFacts::parse(sections.require("capture")?)?;
 
@@ -405,6 +442,7 @@ pub fn parse_state(sections: &DumpSections<'_>) -> Result<ShellState, DumpError>
         set_options,
         shopt_options,
         traps,
+        outer_traps,
         cwd,
         dir_stack,
         umask: facts.umask,

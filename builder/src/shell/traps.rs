@@ -75,6 +75,32 @@ pub fn parse_traps(text: &[u8]) -> Result<Vec<Trap>, TrapError> {
     Ok(traps)
 }
 
+/// `trap -p` text for `traps`, as bash prints it (the handler quoted as `sh_single_quote`
+/// does), which [`parse_traps`] reads back.
+pub fn format_traps(traps: &[Trap]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for t in traps {
+        out.extend_from_slice(b"trap -- '");
+        for &b in &t.handler {
+            if b == b'\'' {
+                out.extend_from_slice(b"'\\''");
+            } else {
+                out.push(b);
+            }
+        }
+        out.extend_from_slice(b"' ");
+        out.extend_from_slice(t.condition.as_bytes());
+        out.push(b'\n');
+    }
+    out
+}
+
+/// Whether bash saves and clears a trap of `condition` on entry to a function (without
+/// `functrace`/`errtrace`) and restores it on return: `DEBUG`, `RETURN` and `ERR`.
+pub fn is_frame_scoped(condition: &str) -> bool {
+    matches!(condition, "DEBUG" | "RETURN" | "ERR")
+}
+
 /// The commands that set `traps` again, one line each.
 pub fn render_traps(traps: &[Trap]) -> String {
     let mut out = String::new();
@@ -91,6 +117,19 @@ pub fn render_traps(traps: &[Trap]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `format_traps` writes what bash's `trap -p` writes, so the text reads back the same.
+    #[test]
+    fn formatted_traps_are_bash_own_text() {
+        let script = "trap -- \"echo 'a'\\''b\" RETURN\ntrap '' PIPE\ntrap -p\n";
+        let out = std::process::Command::new("bash")
+            .args(["--norc", "-c", script])
+            .output()
+            .expect("bash runs");
+        let traps = parse_traps(&out.stdout).unwrap();
+        assert_eq!(format_traps(&traps), out.stdout);
+        assert_eq!(parse_traps(&format_traps(&traps)).unwrap(), traps);
+    }
 
     #[test]
     fn bash_trap_output_round_trips_through_bash() {

@@ -43,6 +43,8 @@ pub enum UnsafeState {
     Function(#[from] FunctionError),
     #[error(transparent)]
     Trap(#[from] TrapError),
+    #[error("outer trap {0:?} is not DEBUG, RETURN or ERR")]
+    OuterTrap(String),
 }
 
 /// Reading a stored state failed.
@@ -95,6 +97,11 @@ pub fn validate_state(state: &ShellState) -> Result<(), UnsafeState> {
         state.function_names.iter().map(|(n, _)| n.as_str()),
     )?;
     parse_traps(state.traps.as_bytes())?;
+    for t in parse_traps(state.outer_traps.as_bytes())? {
+        if !super::traps::is_frame_scoped(&t.condition) {
+            return Err(UnsafeState::OuterTrap(t.condition));
+        }
+    }
     Ok(())
 }
 
@@ -297,6 +304,16 @@ mod tests {
         let mut s = base();
         s.traps = ByteString::from("trap -- 'x' EXIT\ntouch /tmp/PWNED\n");
         assert!(matches!(validate_state(&s), Err(UnsafeState::Trap(_))));
+        let mut s = base();
+        s.outer_traps = ByteString::from("trap -- 'x' RETURN\ntouch /tmp/PWNED\n");
+        assert!(matches!(validate_state(&s), Err(UnsafeState::Trap(_))));
+        // Outer levels only ever hold the traps bash clears on entry to a function.
+        let mut s = base();
+        s.outer_traps = ByteString::from("trap -- 'x' EXIT\n");
+        assert!(matches!(validate_state(&s), Err(UnsafeState::OuterTrap(_))));
+        let mut s = base();
+        s.outer_traps = ByteString::from("trap -- 'x' RETURN\ntrap -- 'y' DEBUG\n");
+        assert!(validate_state(&s).is_ok());
     }
 
     #[test]
