@@ -1,6 +1,7 @@
-//! The compiler wrapper (`tests/nix/cc-wrapper`) acts in the builds the suites make: a probe
-//! (`tests/nix/cc-wrapper-probe.nix`) built through the harness, with the stock builder and
-//! with checkpoint-builder, must show NIX_CFLAGS_COMPILE in its object (`-frandom-seed=` and
+//! The compiler wrapper (`tests/nix/cc-wrapper`) acts: a probe
+//! (`tests/nix/cc-wrapper-probe.nix`, which names the wrapper itself, so this runs on either
+//! stdenv) built through the harness, with the stock builder and with checkpoint-builder,
+//! must show NIX_CFLAGS_COMPILE in its object (`-frandom-seed=` and
 //! the first ten characters of `$out`'s hash in `DW_AT_producer`), the stdenv's
 //! `-rpath $out/lib` and the linker wrapper's run path for the store dependency it links, in
 //! that order, as its program's RUNPATH (and not the build tree's library directory), no

@@ -2,8 +2,9 @@
 //! `scripts/fetch-sources.sh`) built from scratch with the stock builder and with
 //! checkpoint-builder: both must succeed, announce the same phases and give NAR-identical
 //! outputs once each build's own store-path hashes are placeholders, and the programs
-//! built by each must run and carry `$out/lib` in their RUNPATH (the compiler wrapper gave
-//! the link the stdenv's `-rpath $out/lib`, as in nixpkgs).
+//! built by each must run and, on a stdenv that gets the compiler wrapper (every one but
+//! tests/stdenv), carry `$out/lib` in their RUNPATH (the stdenv's `-rpath $out/lib`, as in
+//! nixpkgs).
 //!
 //! `CHECKPOINT_BUILDER` names the binary under test (default: `scripts/build-static.sh`),
 //! `CHECKPOINT_TEST_STDENV` the stdenv (default: `tests/stdenv/stdenv.nix`),
@@ -11,7 +12,7 @@
 //! be fetched fail the tests; they are never skipped.
 
 use integration_tests::elf;
-use integration_tests::nix::{builder_binary, nix_build, BuildResult};
+use integration_tests::nix::{builder_binary, nix_build, repo_root, stdenv_nix, BuildResult};
 use integration_tests::projects::{case_file, Project};
 use integration_tests::{compare_builds, HarnessError};
 
@@ -31,24 +32,45 @@ fn run_programs(project: Project, build: &BuildResult) -> Result<Vec<String>, St
         .collect()
 }
 
-/// The RUNPATH of each program `project` runs from `build`'s first output must list that
-/// output's `lib`: the stdenv's `-rpath $out/lib` reached the link through the wrapper.
+/// Whether the builds get the compiler wrapper: on every stdenv but tests/stdenv, which
+/// declines it (`testCcWrapper = false`, see tests/projects/README.md).
+fn wrapper_expected() -> bool {
+    stdenv_nix() != repo_root().join("tests/stdenv/stdenv.nix")
+}
+
+/// With the compiler wrapper among `build`'s inputs (and it must be there exactly when
+/// [`wrapper_expected`]), each program `project` runs from the first output must list that
+/// output's `lib` in its RUNPATH (the stdenv's `-rpath $out/lib` reached the link); without
+/// it, none may (Debian's gcc ignores NIX_LDFLAGS).
 fn require_self_runpath(project: Project, build: &BuildResult) -> Result<(), String> {
     let out = build
         .out_paths
         .first()
         .ok_or_else(|| format!("{} has no output path", build.drv_path))?;
+    let wrapped = build
+        .closure_outputs
+        .iter()
+        .any(|p| p.ends_with("-checkpoint-test-cc-wrapper"));
+    if wrapped != wrapper_expected() {
+        return Err(format!(
+            "the compiler wrapper is {}among the inputs of {} on {}",
+            if wrapped { "" } else { "not " },
+            build.drv_path,
+            stdenv_nix().display()
+        ));
+    }
     let want = format!("{}/lib", out.display());
     for check in project.smoke_checks() {
         let program = out.join(check.program);
         let runpath = elf::runpath(&program).map_err(|e| e.to_string())?;
-        if !runpath
+        let has = runpath
             .as_deref()
-            .is_some_and(|r| r.split(':').any(|d| d == want))
-        {
+            .is_some_and(|r| r.split(':').any(|d| d == want));
+        if has != wrapped {
             return Err(format!(
-                "RUNPATH of {} is {runpath:?}, without {want}",
-                program.display()
+                "RUNPATH of {} is {runpath:?}: {want} should be there exactly when the compiler wrapper is (it is {})",
+                program.display(),
+                if wrapped { "there" } else { "not" }
             ));
         }
     }

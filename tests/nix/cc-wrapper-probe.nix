@@ -3,11 +3,15 @@
 # dependency in the store (found through the wrapper's env hook), and an object compiled
 # with -g kept unstripped in share/. From the output one can tell whether NIX_CFLAGS_COMPILE
 # reached the compile (the object's DW_AT_producer carries -frandom-seed) and whether
-# NIX_LDFLAGS and the linker wrapper reached the link (the program's RUNPATH).
+# NIX_LDFLAGS and the linker wrapper reached the link (the program's RUNPATH). Both
+# derivations name the wrapper themselves, so the probe checks it on either stdenv (the
+# harness adds it only on those that want it, tests/nix/with-cc-wrapper.nix).
 { mkDrv }:
 let
+  ccWrapper = import ./cc-wrapper { };
   dep = mkDrv {
     name = "cc-wrapper-probe-dep";
+    nativeBuildInputs = [ ccWrapper ];
     dontUnpack = true;
     buildPhase = ''
       printf 'int probe_dep(void) { return 30; }\n' > dep.c
@@ -21,6 +25,7 @@ let
 in
 mkDrv {
   name = "cc-wrapper-probe";
+  nativeBuildInputs = [ ccWrapper ];
   dontUnpack = true;
   buildInputs = [ dep ];
   buildPhase = ''
