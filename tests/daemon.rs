@@ -571,7 +571,7 @@ fn daemon_builds_incrementally_and_a_second_store_reuses_the_checkpoint_from_a_c
     };
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     let repo = repo_root();
-    for rel in ["tests/nix/harness.nix", "tests/reuse-cases/cproject.nix"] {
+    for rel in ["tests/nix", "tests/reuse-cases/cproject.nix"] {
         copy_world_readable(&repo.join(rel), &run.path(&format!("src/{rel}")));
     }
     // The stdenv under test, with the directory it imports files from.

@@ -13,6 +13,7 @@
 
 pub mod checkpoint;
 pub mod compare;
+pub mod elf;
 pub mod error;
 pub mod forge;
 pub mod hostile;

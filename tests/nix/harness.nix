@@ -1,7 +1,8 @@
 # Entry point of the conformance tests: one case built on one stdenv with one
 # builder.  `builder` is the checkpoint-builder binary (a path) or null for the
 # stock bash builder; `stdenvNix` is tests/stdenv/stdenv.nix or a stdenv with
-# the same interface (shared/realstdenv/stdenv.nix); `case` is a case file.
+# the same interface (shared/realstdenv/stdenv.nix); `case` is a case file. Every
+# derivation gets the compiler wrapper (with-cc-wrapper.nix).
 { stdenvNix ? ../stdenv/stdenv.nix
 , builder ? null
 , case
@@ -18,7 +19,7 @@ let
     ''export NIX_ATTRS_SH_FILE="$NIX_BUILD_TOP/.attrs.sh" NIX_ATTRS_JSON_FILE="$NIX_BUILD_TOP/.attrs.json"; exec /bin/bash "$@"''
     "stock-bash"
   ];
-  stdenv = import stdenvNix (if builder != null then {
+  stdenv = import ./with-cc-wrapper.nix { stdenv = import stdenvNix (if builder != null then {
     # A string with context (the binary copied into the store): under structured
     # attrs Nix wants `builder` to be a string, not a path.
     realBuilder = "${builder}";
@@ -27,6 +28,6 @@ let
     realBuilder = "/bin/bash";
     builderArgs = { attrs, stockArgs }:
       if attrs.__structuredAttrs or false then nixAttrsAsNewerNix ++ stockArgs else stockArgs;
-  });
+  }); };
 in
 import case { inherit (stdenv) mkDrv; }

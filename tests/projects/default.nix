@@ -22,12 +22,12 @@
 { stdenvNix, builder ? null, sources, benchSalt ? null, checkpoint ? false
 , variant ? "base", base ? null }:
 let
-  stdenv = import stdenvNix {
+  stdenv = import ../nix/with-cc-wrapper.nix { stdenv = import stdenvNix {
     # A string with context (the binary copied into the store), as
     # tests/nix/harness.nix passes it.
     realBuilder = if builder == null then null else "${builder}";
     builderArgs = { attrs, stockArgs }: stockArgs;
-  };
+  }; };
   mkDrv = import ./mk-drv.nix {
     inherit (stdenv) mkDrv;
     inherit benchSalt base;
