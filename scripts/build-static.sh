@@ -6,4 +6,4 @@ cd "$(dirname "$0")/.."
 target=x86_64-unknown-linux-gnu
 RUSTFLAGS="-C target-feature=+crt-static" cargo build --quiet --release --locked \
   --target "$target" -p checkpoint-builder >&2
-echo "$PWD/target/$target/release/checkpoint-builder"
+echo "${CARGO_TARGET_DIR:-$PWD/target}/$target/release/checkpoint-builder"

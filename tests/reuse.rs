@@ -486,6 +486,52 @@ fn a_changed_source_date_epoch_is_not_laid_over() {
     );
 }
 
+/// Objects compiled with -g keep the -frandom-seed flag (derived from $out) in their debug
+/// strings, in an order gcc takes from the seed: reused across a change of $out, they would
+/// give an unstripped output that differs from a clean build's. The builder finds this
+/// build's seed in an installed object and builds again from scratch; a stripped output keeps
+/// the reuse.
+#[test]
+fn debug_information_reused_across_a_seed_change_is_built_again() {
+    let compiles = |r: &BuildResult| r.log_lines.iter().filter(|l| l.contains(" -c -o ")).count();
+    let a = build(31, "debug-base", "debug", None);
+    let b = build(31, "debug-from-a", "debug-install", Some(&output(&a, true)));
+    let log = b.log_tail(60);
+    assert!(
+        log.contains("keeps gcc's debug information") && log.contains("building from scratch"),
+        "{log}"
+    );
+    // The install-only change restored buildPhase (no compile), then the clean run compiled
+    // all three units with this build's seed.
+    assert_eq!(compiles(&b), 3, "{log}");
+    let out = output(&b, false);
+    let strings = Command::new("strings")
+        .arg("-a")
+        .arg(out.join("bin/greet"))
+        .output()
+        .unwrap();
+    let seed = out.file_name().unwrap().to_string_lossy()[..10].to_owned();
+    assert!(
+        String::from_utf8_lossy(&strings.stdout).contains(&format!("-frandom-seed={seed}")),
+        "the clean run's objects carry this build's seed"
+    );
+
+    let a = build(31, "debug-stripped-base", "debug-stripped", None);
+    let b = build(
+        31,
+        "debug-stripped-from-a",
+        "debug-stripped-install",
+        Some(&output(&a, true)),
+    );
+    assert!(
+        decision(&b, "buildPhase").contains("restored"),
+        "{}",
+        b.log_tail(40)
+    );
+    assert_eq!(compiles(&b), 0, "{}", b.log_tail(40));
+    assert!(!b.log_tail(60).contains("keeps gcc's debug information"));
+}
+
 /// A checkpoint written by an incremental build: its configure layer holds build products, so
 /// a later build that changes buildFlags must not restore it as configure's result.
 #[test]

@@ -8,7 +8,10 @@
 # Makefile takes every *.c into an installed static library, and there is an extra.c;
 # wild-deleted: the same without extra.c; date: a header generated from SOURCE_DATE_EPOCH and
 # __DATE__ in util.c, with SOURCE_DATE_EPOCH set; date-source: that, with the source change
-# of "source" and a later SOURCE_DATE_EPOCH);
+# of "source" and a later SOURCE_DATE_EPOCH; debug: compiled with -g and the -frandom-seed
+# nixpkgs derives from $out, no strip; debug-install: that, with the postInstall of "install";
+# debug-stripped and debug-stripped-install: the same with the debug sections stripped from
+# the installed program);
 # `base` is an earlier build's checkpoint (`baseContext = false`: passed without string
 # context), `cache` a development cache directory, `baseTrust` the value of
 # `checkpointBaseTrust` (docs/trust.md; unset when null).
@@ -18,6 +21,8 @@
 let
   greeting = if builtins.elem variant [ "source" "source-flags" "edit-source" "date-source" ] then "Hello, changed world" else "Hello, world";
   dated = variant == "date" || variant == "date-source";
+  debug = builtins.elem variant [ "debug" "debug-install" "debug-stripped" "debug-stripped-install" ];
+  stripped = builtins.elem variant [ "debug-stripped" "debug-stripped-install" ];
   src = derivation {
     name = "cproject-src";
     system = builtins.currentSystem;
@@ -96,8 +101,11 @@ mkDrv ({
   outputs = [ "out" "checkpoint" ];
   inherit src;
   buildFlags = if variant == "flags" || variant == "source-flags" then [ "CFLAGS=-O2" ] else [ ];
-  postInstall = if variant == "install" then ''
+  postInstall = if builtins.elem variant [ "install" "debug-install" "debug-stripped-install" ] then ''
+    ${if stripped then "strip -S $out/bin/greet" else ""}
     echo "installed differently" > $out/share/greet/extra.txt
+  '' else if stripped then ''
+    strip -S $out/bin/greet
   '' else if variant == "broken-install" then ''
     echo "this installPhase fails"
     false
@@ -105,7 +113,11 @@ mkDrv ({
   checkpointCache = cache;
   # Fresh derivations for every test run (the same within one run).
   testSalt = salt;
-  preBuild = if variant == "slow" then "sleep 8" else null;
+  preBuild = if variant == "slow" then "sleep 8"
+    # What nixpkgs' compiler wrapper passes on every compile (reproducible-builds.sh derives
+    # the seed from $out), with debug information as an autotools default gives.
+    else if debug then ''buildFlagsArray+=("CFLAGS=-g -O1 -frandom-seed=''${out:11:10}")''
+    else null;
   preConfigure = if variant == "edit" || variant == "edit-source" then ''
     sed -i 's/Hello/Howdy/' text.c
   '' else null;

@@ -12,6 +12,7 @@ use crate::build::recorder::Recorder;
 use crate::build::signals;
 use crate::checkpoint::RewritePair;
 use crate::reuse::base::{error_chain, path_rewrites, remove_tree, BaseCheckpoint, InitialTree};
+use crate::reuse::debug_info;
 use crate::reuse::incremental::{try_resume, ResumeError, Resumption};
 use crate::reuse::plan::{self, PhaseDecision};
 use crate::shell::driver::{self, Channel};
@@ -48,6 +49,15 @@ pub enum RunError {
         #[source]
         source: DumpError,
     },
+    #[error(
+        "{} keeps gcc's debug information with this build's -frandom-seed, and objects compiled \
+         with the earlier build's seed were reused: their debug strings' order would differ \
+         from a clean build's",
+        file.display()
+    )]
+    DebugInfoAcrossSeeds { file: PathBuf },
+    #[error("cannot scan the outputs for debug information")]
+    OutputScan(#[source] std::io::Error),
     #[error("the incremental restore failed")]
     Incremental(#[source] ResumeError),
     #[error("cannot record the layer after `{step}` in the checkpoint")]
@@ -250,6 +260,9 @@ fn run_steps(
     let mut start = 0;
     // The base and its path rewrites, for an incremental restore after patchPhase.
     let mut incremental: Option<(&BaseCheckpoint, Vec<RewritePair>)> = None;
+    // Set once objects an earlier build compiled may reach the outputs (buildPhase restored or
+    // resumed over): the seed flags of this build's outputs that differ from that build's.
+    let mut reused_objects_seeds: Vec<Vec<u8>> = Vec::new();
     if let Some(rec) = recorder.as_deref_mut() {
         rec.phases = phases.clone();
         let candidates: Vec<plan::Candidate<'_>> = bases
@@ -293,6 +306,13 @@ fn run_steps(
                 if choice.plan.depth > 0 {
                     *base_used = Some(base.dir.clone());
                     start = choice.plan.depth;
+                    let restored = &phases[..start];
+                    if restored.iter().any(|p| p == "buildPhase")
+                        || !phases.iter().any(|p| p == "buildPhase")
+                    {
+                        reused_objects_seeds =
+                            debug_info::changed_seeds(&base.outputs, &options.outputs);
+                    }
                     (state, outcome.decisions) =
                         resume_from(rec, env, options, base, choice, &phases, &setup_state)?;
                     last_status = 0;
@@ -360,6 +380,8 @@ fn run_steps(
                             &mut outcome,
                         )?;
                         if let Some((next_state, next_phase)) = resumption {
+                            reused_objects_seeds =
+                                debug_info::changed_seeds(&base.outputs, &options.outputs);
                             state = next_state;
                             last_status = 0;
                             index = next_phase;
@@ -407,6 +429,14 @@ fn run_steps(
     });
     if outcome.status != 0 {
         signals::end_groups(groups);
+    }
+    if outcome.status == 0 && !reused_objects_seeds.is_empty() {
+        let roots: Vec<PathBuf> = options.outputs.iter().map(|(_, p)| p.clone()).collect();
+        let found = debug_info::find_object_with(&roots, &reused_objects_seeds)
+            .map_err(RunError::OutputScan)?;
+        if let Some(file) = found {
+            return Err(RunError::DebugInfoAcrossSeeds { file });
+        }
     }
     Ok(outcome)
 }

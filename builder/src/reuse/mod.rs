@@ -3,6 +3,7 @@
 //! ([`plan`]) and the incremental rebuild after a source change ([`incremental`]).
 
 pub mod base;
+pub mod debug_info;
 pub mod incremental;
 pub mod keys;
 pub mod plan;
