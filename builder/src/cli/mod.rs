@@ -120,6 +120,8 @@ pub fn classify(args: &[OsString]) -> Invocation {
 }
 
 /// Runs a build with `args` as Nix gave them.
+// One error per process, reported once: its size does not matter.
+#[allow(clippy::result_large_err)]
 pub fn build(args: Vec<OsString>) -> Result<i32, Error> {
     let args = args
         .into_iter()
@@ -134,6 +136,7 @@ pub fn build(args: Vec<OsString>) -> Result<i32, Error> {
 /// Parses a command line (`args` with the program name first) and runs the command: its exit
 /// status, or the error `main` reports. `--help` and `--version` print and succeed; a usage
 /// error is [`Error::Usage`] (exit code 2).
+#[allow(clippy::result_large_err)]
 pub fn run(args: Vec<OsString>) -> Result<i32, Error> {
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
