@@ -12,7 +12,6 @@ use std::ffi::OsStr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
@@ -597,16 +596,18 @@ pub struct Scratch {
 }
 
 impl Scratch {
-    /// Creates `$TMPDIR/checkpoint-tests-<label>-<pid>-<ns>`.
+    /// Creates `$TMPDIR/checkpoint-tests-<label>-<random>` (mode 755, as before: some
+    /// tests hand it to other users).
     pub fn new(label: &str) -> Result<Self, HarnessError> {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let path = std::env::temp_dir().join(format!(
-            "checkpoint-tests-{label}-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&path).io_context("creating", &path)?;
+        let base = std::env::temp_dir();
+        let path = tempfile::Builder::new()
+            .prefix(&format!("checkpoint-tests-{label}-"))
+            .tempdir_in(&base)
+            .io_context("creating a directory in", &base)?
+            // Removed by our own Drop: kept on a panic; restored trees hold read-only dirs.
+            .keep();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+            .io_context("chmod", &path)?;
         Ok(Scratch { path })
     }
 
