@@ -12,6 +12,7 @@ use std::ffi::OsStr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
@@ -596,18 +597,18 @@ pub struct Scratch {
 }
 
 impl Scratch {
-    /// Creates `$TMPDIR/checkpoint-tests-<label>-<random>` (mode 755, as before: some
-    /// tests hand it to other users).
+    /// Creates `$TMPDIR/checkpoint-tests-<label>-<pid>-<ns>`.
+    /// (Not `tempfile`: its random names have capitals, and podman derives a repository
+    /// name, which must be lowercase, from an `oci:` layout path inside a scratch directory.)
     pub fn new(label: &str) -> Result<Self, HarnessError> {
-        let base = std::env::temp_dir();
-        let path = tempfile::Builder::new()
-            .prefix(&format!("checkpoint-tests-{label}-"))
-            .tempdir_in(&base)
-            .io_context("creating a directory in", &base)?
-            // Removed by our own Drop: kept on a panic; restored trees hold read-only dirs.
-            .keep();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
-            .io_context("chmod", &path)?;
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let path = std::env::temp_dir().join(format!(
+            "checkpoint-tests-{label}-{}-{nanos}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&path).io_context("creating", &path)?;
         Ok(Scratch { path })
     }
 
