@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian 12 machine as root: installs what it needs (Nix,
-# host toolchain, deb-src sources), builds the static builder, then runs the unit tests and
+# host toolchain, deb-src sources), checks formatting and lints (rustfmt, clippy -D warnings),
+# builds the static builder, then runs the unit tests and
 # the real-Nix integration tests (conformance cases, real projects).
 #
 # Environment:
@@ -20,6 +21,14 @@ if ! command -v cargo >/dev/null; then
   echo "test.sh: cargo is required (rustup's stable toolchain)" >&2
   exit 1
 fi
+# Formatting and lints first ([workspace.lints] in Cargo.toml): a warning fails the run.
+if command -v rustup >/dev/null; then
+  for component in rustfmt clippy; do
+    rustup component list --installed | grep -q "^$component" || rustup component add "$component"
+  done
+fi
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
 scripts/fetch-sources.sh >/dev/null
 CHECKPOINT_BUILDER=${CHECKPOINT_BUILDER:-$(scripts/build-static.sh)}
 export CHECKPOINT_BUILDER

@@ -598,6 +598,8 @@ pub struct Scratch {
 
 impl Scratch {
     /// Creates `$TMPDIR/checkpoint-tests-<label>-<pid>-<ns>`.
+    /// (Not `tempfile`: its random names have capitals, and podman derives a repository
+    /// name, which must be lowercase, from an `oci:` layout path inside a scratch directory.)
     pub fn new(label: &str) -> Result<Self, HarnessError> {
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)

@@ -5,7 +5,6 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::{HarnessError, IoContext};
 use crate::nar;
@@ -176,15 +175,13 @@ fn compare_outputs(stock: &BuildResult, ours: &BuildResult) -> Result<Vec<String
 }
 
 fn scratch_dir(label: &str) -> Result<PathBuf, HarnessError> {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let dir = std::env::temp_dir().join(format!(
-        "checkpoint-conformance-{label}-{}-{nanos}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).io_context("creating", &dir)?;
-    Ok(dir)
+    let base = std::env::temp_dir();
+    // Kept: the report names it for inspection.
+    Ok(tempfile::Builder::new()
+        .prefix(&format!("checkpoint-conformance-{label}-"))
+        .tempdir_in(&base)
+        .io_context("creating a directory in", &base)?
+        .keep())
 }
 
 /// Keeps both NARs, unpacks them and returns a report with `diff -r` (and `diff -u` of

@@ -102,38 +102,14 @@ mod tests {
     use super::*;
     use std::io::Write;
 
-    fn script(text: &str) -> (tempdir::Dir, String) {
-        let dir = tempdir::Dir::new();
-        let path = dir.path.join("s.sh");
+    fn script(text: &str) -> (tempfile::TempDir, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sh");
         std::fs::File::create(&path)
             .unwrap()
             .write_all(text.as_bytes())
             .unwrap();
         (dir, path.to_string_lossy().into_owned())
-    }
-
-    mod tempdir {
-        pub struct Dir {
-            pub path: std::path::PathBuf,
-        }
-        impl Dir {
-            pub fn new() -> Self {
-                use std::sync::atomic::{AtomicUsize, Ordering};
-                static N: AtomicUsize = AtomicUsize::new(0);
-                let path = std::env::temp_dir().join(format!(
-                    "cpb-inv-{}-{}",
-                    std::process::id(),
-                    N.fetch_add(1, Ordering::SeqCst)
-                ));
-                std::fs::create_dir_all(&path).unwrap();
-                Dir { path }
-            }
-        }
-        impl Drop for Dir {
-            fn drop(&mut self) {
-                let _ = std::fs::remove_dir_all(&self.path);
-            }
-        }
     }
 
     #[test]

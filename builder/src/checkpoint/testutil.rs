@@ -5,7 +5,6 @@ use super::manifest::{ContentHash, Entry, EntryKind, Timestamp};
 use super::path::RelPath;
 use super::state::RootState;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A directory entry: mode 755, mtime 0.
 pub fn dir_entry() -> Entry {
@@ -53,17 +52,18 @@ pub struct TempDir(PathBuf);
 
 impl TempDir {
     pub fn new(tag: &str) -> Self {
-        static N: AtomicU64 = AtomicU64::new(0);
         let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/checkpoint-tests");
         std::fs::create_dir_all(&base).unwrap();
-        let p = base.join(format!(
-            "{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir(&p).unwrap();
-        TempDir(p.canonicalize().unwrap())
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("{tag}-"))
+            .tempdir_in(&base)
+            .unwrap()
+            // Removed by our own Drop: restored trees can hold read-only directories.
+            .keep();
+        // As `create_dir` made it before (tempfile's are private, 0700).
+        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        TempDir(dir.canonicalize().unwrap())
     }
 
     pub fn path(&self) -> &Path {

@@ -1,4 +1,4 @@
-//! The `export-oci` command: parses its arguments, opens the checkpoint, runs the export
+//! The `export-oci` command: opens the checkpoint, runs the export
 //! and tells people what it wrote (stderr); the manifest digest is the data (stdout).
 
 use super::blob::Compression;
@@ -7,7 +7,7 @@ use super::layout::{export, ExportOptions};
 use crate::checkpoint::Checkpoint;
 use std::path::PathBuf;
 
-/// `export-oci CHECKPOINT DIR [--after PHASE] [--tag NAME] [--compression gzip|zstd]`.
+/// What `export-oci` was asked for (parsed by [`crate::cli::export_oci`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Args {
     pub checkpoint: PathBuf,
@@ -15,45 +15,6 @@ pub struct Args {
     pub after: Option<String>,
     pub tag: String,
     pub compression: Compression,
-}
-
-pub const USAGE: &str =
-    "usage: export-oci CHECKPOINT DIR [--after PHASE] [--tag NAME] [--compression gzip|zstd]";
-
-/// Parses the arguments after `export-oci`; `Err` is a message for a usage error.
-pub fn parse(args: &[String]) -> Result<Args, String> {
-    let mut positional = Vec::new();
-    let mut after = None;
-    let mut tag = "latest".to_owned();
-    let mut compression = Compression::Gzip;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = |name: &str| {
-            it.next()
-                .cloned()
-                .ok_or_else(|| format!("{name} needs a value"))
-        };
-        match a.as_str() {
-            "--after" => after = Some(value("--after")?),
-            "--tag" => tag = value("--tag")?,
-            "--compression" => {
-                let v = value("--compression")?;
-                compression = Compression::parse(&v)
-                    .ok_or_else(|| format!("--compression {v:?}: expected gzip or zstd"))?;
-            }
-            other if other.starts_with("--") => return Err(format!("unknown option {other}")),
-            other => positional.push(PathBuf::from(other)),
-        }
-    }
-    let [checkpoint, dir] = <[PathBuf; 2]>::try_from(positional)
-        .map_err(|_| "expects a CHECKPOINT and a DIR".to_owned())?;
-    Ok(Args {
-        checkpoint,
-        dir,
-        after,
-        tag,
-        compression,
-    })
 }
 
 /// Runs the export.
@@ -115,53 +76,6 @@ pub fn run(args: &Args) -> Result<(), OciError> {
         started.elapsed().as_secs_f64(),
         report.layers.iter().filter(|(_, l)| l.is_some()).count()
     );
-    print_data(&manifest.digest);
+    crate::cli::print_data(&manifest.digest);
     Ok(())
-}
-
-fn print_data(text: &str) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{text}").and_then(|_| out.flush());
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn args(a: &[&str]) -> Vec<String> {
-        a.iter().map(|s| s.to_string()).collect()
-    }
-
-    #[test]
-    fn arguments() {
-        let a = parse(&args(&["ck", "dir"])).unwrap();
-        assert_eq!(
-            (a.after, a.tag.as_str(), a.compression),
-            (None, "latest", Compression::Gzip)
-        );
-        let a = parse(&args(&[
-            "--after",
-            "buildPhase",
-            "ck",
-            "--tag",
-            "b",
-            "dir",
-            "--compression",
-            "zstd",
-        ]))
-        .unwrap();
-        assert_eq!(a.after.as_deref(), Some("buildPhase"));
-        assert_eq!((a.tag.as_str(), a.compression), ("b", Compression::Zstd));
-        assert_eq!(a.dir, PathBuf::from("dir"));
-        for bad in [
-            &["ck"][..],
-            &["ck", "dir", "extra"],
-            &["ck", "dir", "--after"],
-            &["ck", "dir", "--compression", "xz"],
-            &["ck", "dir", "--json"],
-        ] {
-            assert!(parse(&args(bad)).is_err(), "{bad:?}");
-        }
-    }
 }

@@ -1158,8 +1158,8 @@ touch /tmp/never
     /// really does run that something in bash (so the corpus tests what matters).
     #[test]
     fn the_early_close_corpus_runs_code_in_bash() {
-        let dir = std::env::temp_dir().join(format!("cpb-funcdef-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
         let canary = dir.join("canary");
         for text in [
             "f () \n{ \n    :\n}\ntouch \"$CANARY\"\n",
@@ -1183,7 +1183,6 @@ touch /tmp/never
                 "bash did not run the payload of {text:?}"
             );
         }
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// Property: whatever the lexer accepts, bash only defines functions when it sources it.
@@ -1191,8 +1190,8 @@ touch /tmp/never
     /// sourced by bash (each in a subshell) and must not run the `touch` any of them carries.
     #[test]
     fn accepted_mutations_run_nothing_in_bash() {
-        let dir = std::env::temp_dir().join(format!("cpb-funcdef-fuzz-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
         // Relative, run in `dir`: a splice inside the payload still creates its file there.
         let touch = |i: usize| format!("touch ran-{i}");
         let seeds = [
@@ -1299,12 +1298,12 @@ touch /tmp/never
         let status = Command::new("bash")
             .args(["--norc", "--noprofile"])
             .arg(&driver)
-            .current_dir(&dir)
+            .current_dir(dir)
             .env_clear()
             .env("PATH", "/usr/bin:/bin")
             .status()
             .unwrap();
-        let ran: Vec<String> = std::fs::read_dir(&dir)
+        let ran: Vec<String> = std::fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .filter(|n| {
@@ -1312,7 +1311,6 @@ touch /tmp/never
                     || (n.ends_with(".sh") && (n.starts_with('t') || n.starts_with('p'))))
             })
             .collect();
-        let _ = std::fs::remove_dir_all(&dir);
         assert!(status.success(), "bash failed: {status}");
         assert!(
             ran.is_empty(),

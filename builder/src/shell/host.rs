@@ -325,8 +325,8 @@ mod tests {
 
     #[test]
     fn host_shell_runs_nothing_the_state_carries() {
-        let dir = std::env::temp_dir().join(format!("cpb-host-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
         let canary = dir.join("canary").display().to_string();
         std::fs::write(
             format!("{canary}.bashenv"),
@@ -382,12 +382,11 @@ mod tests {
         let out = child.wait_with_output().unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
-        let ran: Vec<String> = std::fs::read_dir(&dir)
+        let ran: Vec<String> = std::fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .filter(|n| n != "rc" && n != "canary.bashenv")
             .collect();
-        let _ = std::fs::remove_dir_all(&dir);
         assert!(
             ran.is_empty(),
             "ran: {ran:?}\nstdout: {stdout}\nstderr: {stderr}"
