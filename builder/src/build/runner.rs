@@ -255,78 +255,32 @@ fn run_steps(
         }
         return Ok(outcome);
     };
-    let mut state = setup_state.clone();
-    let mut last_status = setup_status;
-    let mut start = 0;
-    // The base and its path rewrites, for an incremental restore after patchPhase.
-    let mut incremental: Option<(&BaseCheckpoint, Vec<RewritePair>)> = None;
-    // Set once objects an earlier build compiled may reach the outputs (buildPhase restored or
-    // resumed over): the seed flags of this build's outputs that differ from that build's.
-    let mut reused_objects_seeds: Vec<Vec<u8>> = Vec::new();
+    let mut start = Start {
+        state: setup_state.clone(),
+        index: 0,
+        last_status: setup_status,
+        incremental: None,
+        reused_objects_seeds: Vec::new(),
+    };
     if let Some(rec) = recorder.as_deref_mut() {
-        rec.phases = phases.clone();
-        let candidates: Vec<plan::Candidate<'_>> = bases
-            .iter()
-            .map(|base| plan::Candidate {
-                layers: &base.layers,
-                outputs: base.outputs.values().cloned().collect(),
-                rewrites: path_rewrites(base, &options.outputs, &env.build_top)
-                    .and_then(|rewrites| safe_after_rewrites(base, rewrites)),
-            })
-            .collect();
-        let (choice, skipped) = plan::choose_base(
-            &candidates,
-            &setup_state,
-            rec.output_paths(),
+        start = start_from_bases(
+            rec,
+            env,
+            options,
+            bases,
+            (&setup_state, setup_status),
             &phases,
-            rec.strict(),
-        );
-        if let Some(reason) = skipped {
-            let base = candidates
-                .iter()
-                .rposition(|c| c.rewrites.is_err())
-                .map(|i| &bases[i]);
-            if let Some(base) = base {
-                outcome.reuse_note = Some(format!(
-                    "checkpoint {} not reused: {reason}",
-                    base.dir.display()
-                ));
-            }
-        }
-        match choice {
-            Some(choice) => {
-                let base = &bases[choice.index];
-                if let Some(note) = &base.trust_note {
-                    eprintln!("checkpoint-builder: {note}");
-                }
-                if bases.len() > 1 {
-                    outcome.reuse_note = Some(format!("base chosen: {}", base.dir.display()));
-                }
-                incremental = Some((base, choice.rewrites.clone()));
-                if choice.plan.depth > 0 {
-                    *base_used = Some(base.dir.clone());
-                    start = choice.plan.depth;
-                    let restored = &phases[..start];
-                    if restored.iter().any(|p| p == "buildPhase")
-                        || !phases.iter().any(|p| p == "buildPhase")
-                    {
-                        reused_objects_seeds =
-                            debug_info::changed_seeds(&base.outputs, &options.outputs);
-                    }
-                    (state, outcome.decisions) =
-                        resume_from(rec, env, options, base, choice, &phases, &setup_state)?;
-                    last_status = 0;
-                } else {
-                    record(rec, "setup", None, &setup_state, setup_status, &outcome)?;
-                    outcome.decisions = choice.plan.decisions;
-                }
-            }
-            None => {
-                record(rec, "setup", None, &setup_state, setup_status, &outcome)?;
-                outcome.decisions = plan::no_base_decisions(&phases, !bases.is_empty());
-            }
-        }
+            &mut outcome,
+            base_used,
+        )?;
     }
+    let Start {
+        mut state,
+        index: start,
+        mut last_status,
+        mut incremental,
+        mut reused_objects_seeds,
+    } = start;
 
     let mut index = start;
     while index < phases.len() {
@@ -439,6 +393,110 @@ fn run_steps(
         }
     }
     Ok(outcome)
+}
+
+/// Where the phases begin after setup: the first phase, or the one after the phases an
+/// earlier checkpoint gives.
+struct Start<'b> {
+    state: ShellState,
+    /// Index of the first phase to run.
+    index: usize,
+    last_status: i32,
+    /// The base and its path rewrites, for an incremental restore after patchPhase.
+    incremental: Option<(&'b BaseCheckpoint, Vec<RewritePair>)>,
+    /// Set once objects an earlier build compiled may reach the outputs (buildPhase restored
+    /// or resumed over): the seed flags of this build's outputs that differ from that build's.
+    reused_objects_seeds: Vec<Vec<u8>>,
+}
+
+/// After setup, with a checkpoint being written: chooses among the candidate bases (pure,
+/// [`plan::choose_base`]), restores the chosen one's layers as far as they are reused, or
+/// records setup when none is; the decisions and notes go to `outcome`.
+#[allow(clippy::too_many_arguments)]
+fn start_from_bases<'b>(
+    rec: &mut Recorder,
+    env: &BuildEnvironment,
+    options: &BuildOptions,
+    bases: &'b [BaseCheckpoint],
+    (setup_state, setup_status): (&ShellState, i32),
+    phases: &[String],
+    outcome: &mut BuildOutcome,
+    base_used: &mut Option<PathBuf>,
+) -> Result<Start<'b>, RunError> {
+    let mut state = setup_state.clone();
+    let mut last_status = setup_status;
+    let mut start = 0;
+    let mut incremental = None;
+    let mut reused_objects_seeds = Vec::new();
+    rec.phases = phases.to_vec();
+    let candidates: Vec<plan::Candidate<'_>> = bases
+        .iter()
+        .map(|base| plan::Candidate {
+            layers: &base.layers,
+            outputs: base.outputs.values().cloned().collect(),
+            rewrites: path_rewrites(base, &options.outputs, &env.build_top)
+                .and_then(|rewrites| safe_after_rewrites(base, rewrites)),
+        })
+        .collect();
+    let (choice, skipped) = plan::choose_base(
+        &candidates,
+        setup_state,
+        rec.output_paths(),
+        phases,
+        rec.strict(),
+    );
+    if let Some(reason) = skipped {
+        let base = candidates
+            .iter()
+            .rposition(|c| c.rewrites.is_err())
+            .map(|i| &bases[i]);
+        if let Some(base) = base {
+            outcome.reuse_note = Some(format!(
+                "checkpoint {} not reused: {reason}",
+                base.dir.display()
+            ));
+        }
+    }
+    match choice {
+        Some(choice) => {
+            let base = &bases[choice.index];
+            if let Some(note) = &base.trust_note {
+                eprintln!("checkpoint-builder: {note}");
+            }
+            if bases.len() > 1 {
+                outcome.reuse_note = Some(format!("base chosen: {}", base.dir.display()));
+            }
+            incremental = Some((base, choice.rewrites.clone()));
+            if choice.plan.depth > 0 {
+                *base_used = Some(base.dir.clone());
+                start = choice.plan.depth;
+                let restored = &phases[..start];
+                if restored.iter().any(|p| p == "buildPhase")
+                    || !phases.iter().any(|p| p == "buildPhase")
+                {
+                    reused_objects_seeds =
+                        debug_info::changed_seeds(&base.outputs, &options.outputs);
+                }
+                (state, outcome.decisions) =
+                    resume_from(rec, env, options, base, choice, phases, setup_state)?;
+                last_status = 0;
+            } else {
+                record(rec, "setup", None, setup_state, setup_status, outcome)?;
+                outcome.decisions = choice.plan.decisions;
+            }
+        }
+        None => {
+            record(rec, "setup", None, setup_state, setup_status, outcome)?;
+            outcome.decisions = plan::no_base_decisions(phases, !bases.is_empty());
+        }
+    }
+    Ok(Start {
+        state,
+        index: start,
+        last_status,
+        incremental,
+        reused_objects_seeds,
+    })
 }
 
 /// Restores layers `0..=depth` of `base` (the plan in `choice`) into this build and returns
