@@ -9,7 +9,7 @@
 use checkpoint_builder::build::environment::BuildEnvironment;
 use checkpoint_builder::build::invocation::{classify, stock_positional, Invocation};
 use checkpoint_builder::build::recorder::{declared_outputs, Recorder, CHECKPOINT_OUTPUT};
-use checkpoint_builder::build::runner::{format_report, run_build, BuildOptions};
+use checkpoint_builder::build::runner::{format_report, run_build, BuildOptions, StepReport};
 use checkpoint_builder::dev_cache::{copy_checkpoint, DevCache};
 use checkpoint_builder::exit_codes;
 use checkpoint_builder::reuse::base::{load_base, BaseCheckpoint};
@@ -381,6 +381,29 @@ fn build(args: &[String]) -> i32 {
         rec.snapshot_time.as_secs_f64(),
         rec.restore_time.as_secs_f64()
     );
+    let seconds = |f: fn(&StepReport) -> Option<std::time::Duration>| -> f64 {
+        outcome
+            .steps
+            .iter()
+            .filter_map(f)
+            .map(|d| d.as_secs_f64())
+            .sum()
+    };
+    eprintln!(
+        "checkpoint-builder: own time: restore {:.3}s, snapshot {:.3}s, carry {:.3}s; phases {:.3}s",
+        rec.restore_time.as_secs_f64(),
+        rec.snapshot_time.as_secs_f64(),
+        seconds(StepReport::carry),
+        seconds(|s: &StepReport| s.work)
+    );
+    eprintln!(
+        "checkpoint-builder: own CPU time: restore {:.3}s, snapshot {:.3}s",
+        rec.restore_cpu.as_secs_f64(),
+        rec.snapshot_cpu.as_secs_f64()
+    );
+    for note in rec.restore_notes.iter().chain(&rec.snapshot_notes) {
+        eprintln!("checkpoint-builder:   {note}");
+    }
     let finished = match rec.finish() {
         Ok(dir) => dir,
         Err(e) => {

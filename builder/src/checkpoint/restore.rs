@@ -38,6 +38,8 @@ pub struct RestoreReport {
     pub files_written: usize,
     /// Content bytes written (holes included).
     pub bytes_written: u64,
+    /// Entries already as wanted in a live tree, left alone (an in-place restore).
+    pub kept: usize,
     /// Entries that cannot be recreated (sockets, devices), with their kind.
     pub skipped: Vec<(RelPath, &'static str)>,
     /// Entries whose setuid or setgid bits were recorded but not restored (see
@@ -113,9 +115,12 @@ pub fn check_path_room(target: &Path, state: &RootState) -> Result<()> {
 }
 
 impl RestoreReport {
-    /// Adds the counts and skipped entries of a part of the same restore.
-    fn absorb(&mut self, part: RestoreReport) {
+    /// Adds the counts and skipped entries of a part of the same restore (or of another
+    /// restore, for a total).
+    pub fn absorb(&mut self, part: RestoreReport) {
+        self.root_present |= part.root_present;
         self.entries += part.entries;
+        self.kept += part.kept;
         self.files_written += part.files_written;
         self.bytes_written += part.bytes_written;
         self.skipped.extend(part.skipped);

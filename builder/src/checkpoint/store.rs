@@ -413,7 +413,9 @@ impl CheckpointWriter {
         target: &Path,
     ) -> Result<RestoreReport> {
         let diff = diff_root(live, want);
-        apply_diff(self.blobs.store(), live, want, &diff, target)
+        let mut report = apply_diff(self.blobs.store(), live, want, &diff, target)?;
+        report.kept = want.len().saturating_sub(diff.changed.len());
+        Ok(report)
     }
 
     /// Restores `state` from this checkpoint's blobs at `target`, which must not exist.
