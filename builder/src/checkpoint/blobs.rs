@@ -295,56 +295,37 @@ impl BlobStore {
             path: path.clone(),
             problem: format!("blob {hash}: {problem}"),
         };
-        let mut reader: Box<dyn Read> = match l.blob.encoding {
-            Encoding::Raw => Box::new(range),
-            Encoding::Zstd => {
-                let mut d = zstd::stream::read::Decoder::new(range)
-                    .map_err(|e| corrupt(format!("zstd: {e}")))?;
-                d.window_log_max(ZSTD_WINDOW_LOG_MAX)
-                    .map_err(|e| corrupt(format!("zstd: {e}")))?;
-                Box::new(d)
-            }
-        };
-        let mut hasher = blake3::Hasher::new();
-        // Never more than the bound plus one byte is asked of the decoder.
-        let cap = usize::try_from(limit.saturating_add(1)).unwrap_or(CHUNK);
-        let mut buf = vec![0u8; CHUNK.min(cap)];
-        let mut total = 0u64;
-        loop {
-            let want = usize::try_from((limit - total).saturating_add(1))
-                .map_or(buf.len(), |w| w.min(buf.len()));
-            let n = match reader.read(&mut buf[..want]) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(corrupt(e.to_string())),
-            };
-            total += n as u64;
-            if total > limit {
-                return Err(corrupt(match expect {
-                    Expect::Exactly(n) => {
-                        format!("the content is longer than the {n} bytes claimed for it")
+        match l.blob.encoding {
+            Encoding::Raw => pump(range, hash, expect, limit, &corrupt, &mut sink),
+            Encoding::Zstd => DCTX.with(|cell| {
+                let input = io::BufReader::with_capacity(zstd::zstd_safe::DCtx::in_size(), range);
+                match cell.try_borrow_mut() {
+                    Ok(mut slot) => {
+                        if slot.is_none() {
+                            let mut dctx = zstd::zstd_safe::DCtx::create();
+                            dctx.set_parameter(zstd::zstd_safe::DParameter::WindowLogMax(
+                                ZSTD_WINDOW_LOG_MAX,
+                            ))
+                            .map_err(|c| {
+                                corrupt(format!("zstd: {}", zstd::zstd_safe::get_error_name(c)))
+                            })?;
+                            *slot = Some(dctx);
+                        }
+                        let dctx = slot.as_mut().expect("just set");
+                        let d = zstd::stream::read::Decoder::with_context(input, dctx);
+                        pump(d, hash, expect, limit, &corrupt, &mut sink)
                     }
-                    Expect::AtMost(n) => {
-                        format!("the content is longer than the limit of {n} bytes for its use")
+                    // A sink that streams another blob on this thread: a context of its own.
+                    Err(_) => {
+                        let mut d = zstd::stream::read::Decoder::with_buffer(input)
+                            .map_err(|e| corrupt(format!("zstd: {e}")))?;
+                        d.window_log_max(ZSTD_WINDOW_LOG_MAX)
+                            .map_err(|e| corrupt(format!("zstd: {e}")))?;
+                        pump(d, hash, expect, limit, &corrupt, &mut sink)
                     }
-                }));
-            }
-            hasher.update(&buf[..n]);
-            sink(&buf[..n])?;
+                }
+            }),
         }
-        if let Expect::Exactly(n) = expect {
-            if total != n {
-                return Err(corrupt(format!(
-                    "the content is {total} bytes but {n} are claimed for it"
-                )));
-            }
-        }
-        let found = ContentHash::from(hasher.finalize());
-        if found != *hash {
-            return Err(corrupt(format!("content hashes to {found}")));
-        }
-        Ok(total)
     }
 
     /// Reads and verifies a whole blob into memory; it must fit `expect`. Memory grows with
@@ -368,6 +349,64 @@ impl BlobStore {
     pub fn verify(&self, hash: &ContentHash, expect: Expect) -> Result<u64> {
         self.stream(hash, expect, |_| Ok(()))
     }
+}
+
+thread_local! {
+    /// This thread's zstd decompression context, reused blob after blob (creating one per
+    /// blob was a tenth of a restore's CPU time); its window limit is set once.
+    static DCTX: std::cell::RefCell<Option<zstd::zstd_safe::DCtx<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// The loop of [`BlobStore::stream`] over the decoded content: sink, length limit, hash.
+fn pump(
+    mut reader: impl Read,
+    hash: &ContentHash,
+    expect: Expect,
+    limit: u64,
+    corrupt: &dyn Fn(String) -> CheckpointError,
+    sink: &mut dyn FnMut(&[u8]) -> Result<()>,
+) -> Result<u64> {
+    let mut hasher = blake3::Hasher::new();
+    // Never more than the bound plus one byte is asked of the decoder.
+    let cap = usize::try_from(limit.saturating_add(1)).unwrap_or(CHUNK);
+    let mut buf = vec![0u8; CHUNK.min(cap)];
+    let mut total = 0u64;
+    loop {
+        let want = usize::try_from((limit - total).saturating_add(1))
+            .map_or(buf.len(), |w| w.min(buf.len()));
+        let n = match reader.read(&mut buf[..want]) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(corrupt(e.to_string())),
+        };
+        total += n as u64;
+        if total > limit {
+            return Err(corrupt(match expect {
+                Expect::Exactly(n) => {
+                    format!("the content is longer than the {n} bytes claimed for it")
+                }
+                Expect::AtMost(n) => {
+                    format!("the content is longer than the limit of {n} bytes for its use")
+                }
+            }));
+        }
+        hasher.update(&buf[..n]);
+        sink(&buf[..n])?;
+    }
+    if let Expect::Exactly(n) = expect {
+        if total != n {
+            return Err(corrupt(format!(
+                "the content is {total} bytes but {n} are claimed for it"
+            )));
+        }
+    }
+    let found = ContentHash::from(hasher.finalize());
+    if found != *hash {
+        return Err(corrupt(format!("content hashes to {found}")));
+    }
+    Ok(total)
 }
 
 /// What a reader knows of a blob's content length before reading it.
