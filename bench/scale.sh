@@ -16,7 +16,12 @@
 # the ratios: oneline / (warm + after + floor), install / full, and each builder's own
 # time against the baseline's.
 #
-# Usage: bench/scale.sh [--stdenv FILE] [--builder BIN] [--baseline BIN] [PROJECT...]
+# --tmpdir DIR: the directory Nix builds in (TMPDIR of nix-store), e.g. a tmpfs: on this
+# machine's ext4 (no journal) creating files right after Nix deleted the previous build
+# directory is slow enough to hide everything else.
+#
+# Usage: bench/scale.sh [--stdenv FILE] [--builder BIN] [--baseline BIN] [--tmpdir DIR]
+#                       [PROJECT...]
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -29,6 +34,7 @@ while [ $# -gt 0 ]; do
     --stdenv) stdenv_nix=$2; shift 2 ;;
     --builder) builder=$2; shift 2 ;;
     --baseline) baseline=$2; shift 2 ;;
+    --tmpdir) export TMPDIR=$2; shift 2 ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     -*) echo "scale.sh: unknown option $1" >&2; exit 2 ;;
     *) projects+=("$1"); shift ;;
@@ -153,6 +159,7 @@ f=$(cat "$work/floor")
 echo
 echo "== Scale: the builder's own time against the build directory ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores)"
 echo "stdenv: $stdenv_nix"
+echo "builds in: ${TMPDIR:-/tmp}"
 for b in "${builders[@]}"; do echo "$b: ${bin[$b]}"; done
 echo "floor (trivial sandboxed build): $f s"
 printf '%-16s %-8s %6s %7s %7s %7s %6s %6s | %9s %9s\n' project builder dir_MB full oneline install warm after \

@@ -6,7 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, Write};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,7 +17,8 @@ use super::limits::{MAX_ATTACHMENT, MAX_ZSTD_RATIO, ZSTD_WINDOW_LOG_MAX};
 use super::manifest::{check_pack_table, ContentHash, Encoding, PackedBlob};
 
 /// Files up to this size are read into memory once (hash, then compress only when the
-/// blob is new); larger files are hashed and compressed in one streaming pass.
+/// blob is new); larger files are hashed in one streaming pass and compressed in a second
+/// one only when new.
 pub const STREAM_THRESHOLD: u64 = 4 << 20;
 /// zstd level used for blobs.
 pub const ZSTD_LEVEL: i32 = 3;
@@ -728,7 +729,8 @@ impl BlobWriter {
 
     /// Reads the regular file at `path` once (never following a symlink), hashing it and,
     /// when its content is new, storing it. Small files are read into memory and compressed
-    /// only if new; large ones are hashed and compressed in the same streaming pass.
+    /// only if new; large ones are hashed in a streaming pass and, only if new, read again
+    /// through zstd.
     /// Fails with [`CheckpointError::ChangedDuringSnapshot`] if the file's size or times
     /// change while it is read.
     pub fn put_file(&self, path: &Path) -> Result<PutFile> {
@@ -751,7 +753,25 @@ impl BlobWriter {
             }
             hash
         } else {
-            self.put_streamed(|sink| read_exactly(&mut file, path, size, sink))?
+            // Hashed first: a large content that is already stored (an installed copy of a
+            // library the build directory holds) is not compressed again for nothing. A new
+            // one is read a second time, through zstd, and must hash the same.
+            let mut hasher = blake3::Hasher::new();
+            read_exactly(&mut file, path, size, &mut |c| {
+                hasher.update(c);
+                Ok(())
+            })?;
+            let hash = ContentHash::from(hasher.finalize());
+            if !self.contains(&hash) {
+                file.seek(io::SeekFrom::Start(0)).at("seek", path)?;
+                let stored = self.put_streamed(|sink| read_exactly(&mut file, path, size, sink))?;
+                if stored != hash {
+                    return Err(CheckpointError::ChangedDuringSnapshot {
+                        path: path.to_owned(),
+                    });
+                }
+            }
+            hash
         };
         check_unchanged(&file, &metadata, path)?;
         Ok(PutFile { hash, metadata })
