@@ -40,6 +40,10 @@ in
   lua = project ./lua.nix;
   zstd = project ./zstd.nix;
   zstd-cmake = project ./zstd-cmake.nix;
+  # The scale benchmark's synthetic projects (bench/scale.sh): about 400 MB of build
+  # directory, and ten times less.
+  synthetic = project ./synthetic.nix;
+  synthetic-small = import ./synthetic.nix { inherit mkDrv sources variant; units = 250; };
   zstd-cmake-make = import ./zstd-cmake.nix {
     inherit mkDrv sources variant;
     generator = "Unix Makefiles";

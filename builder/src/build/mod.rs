@@ -21,7 +21,7 @@ use crate::reuse::trust::{BaseTrust, TRUST_ATTRIBUTE};
 use environment::{BuildEnvironment, EnvironmentError};
 use invocation::{classify, stock_positional, Invocation};
 use recorder::{declared_outputs, Recorder, CHECKPOINT_OUTPUT};
-use runner::{format_report, run_build, BuildOptions, BuildOutcome, RunError};
+use runner::{format_report, run_build, BuildOptions, BuildOutcome, RunError, StepReport};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
@@ -217,6 +217,7 @@ pub fn run(args: &[String]) -> Result<i32, BuildError> {
         rec.snapshot_time.as_secs_f64(),
         rec.restore_time.as_secs_f64()
     );
+    report_own_time(&outcome, &rec);
     let finished = rec.finish().map_err(BuildError::FinishCheckpoint)?;
     if let (Some(_), Some(out)) = (&cache, &plan.checkpoint_dir) {
         copy_checkpoint(&finished, out).map_err(BuildError::CopyCacheEntry)?;
@@ -294,5 +295,33 @@ fn report_outcome(outcome: &BuildOutcome, recorder: Option<&Recorder>) {
     }
     if let Some(why) = &outcome.ended_by {
         eprintln!("checkpoint-builder: {why}");
+    }
+}
+
+/// The builder's own time (restore, snapshot, carry) beside the phases', its CPU time, and
+/// one line per restore and snapshot (docs/benchmarks.md, "Scale").
+fn report_own_time(outcome: &BuildOutcome, rec: &Recorder) {
+    let seconds = |f: fn(&StepReport) -> Option<std::time::Duration>| -> f64 {
+        outcome
+            .steps
+            .iter()
+            .filter_map(f)
+            .map(|d| d.as_secs_f64())
+            .sum()
+    };
+    eprintln!(
+        "checkpoint-builder: own time: restore {:.3}s, snapshot {:.3}s, carry {:.3}s; phases {:.3}s",
+        rec.restore_time.as_secs_f64(),
+        rec.snapshot_time.as_secs_f64(),
+        seconds(StepReport::carry),
+        seconds(|s: &StepReport| s.work)
+    );
+    eprintln!(
+        "checkpoint-builder: own CPU time: restore {:.3}s, snapshot {:.3}s",
+        rec.restore_cpu.as_secs_f64(),
+        rec.snapshot_cpu.as_secs_f64()
+    );
+    for note in rec.restore_notes.iter().chain(&rec.snapshot_notes) {
+        eprintln!("checkpoint-builder:   {note}");
     }
 }

@@ -6,7 +6,7 @@
 
 use crate::checkpoint::{
     Checkpoint, CheckpointError, CheckpointWriter, ContentHash, LayerMeta, LayerSummary,
-    RewritePair, Snapshotter, State,
+    RestoreReport, RewritePair, Snapshotter, State,
 };
 use crate::meta::{attachment, BuildMeta, LayerInfo};
 use crate::reuse::base::{resume_trees, BaseCheckpoint};
@@ -49,8 +49,39 @@ pub struct Recorder {
     pub snapshot_time: Duration,
     /// Time spent restoring earlier layers (resume, incremental restore), for the report.
     pub restore_time: Duration,
+    /// CPU time ([`cpu_time`]) of the snapshots and of the restores.
+    pub snapshot_cpu: Duration,
+    pub restore_cpu: Duration,
     /// What imports of an earlier checkpoint did to ninja's build logs.
     ninja_logs: Arc<NinjaLogs>,
+    /// One line per restore of earlier layers (what it imported, wrote and kept, and how
+    /// long each part took), for the builder's own-time report.
+    pub restore_notes: Vec<String>,
+    /// One line per snapshot (its time, what it hashed), for the same report.
+    pub snapshot_notes: Vec<String>,
+}
+
+/// The CPU time this process (every thread of the builder, not its children) has used so
+/// far: on a loaded machine it measures the builder's own work where wall time does not.
+pub fn cpu_time() -> Duration {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return Duration::ZERO;
+    }
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// What a restore wrote, for [`Recorder::restore_notes`].
+fn written(report: &RestoreReport) -> String {
+    format!(
+        "{} entries set, {} files / {:.1} MB written, {} entries kept",
+        report.entries,
+        report.files_written,
+        report.bytes_written as f64 / 1e6,
+        report.kept
+    )
 }
 
 impl Recorder {
@@ -88,7 +119,11 @@ impl Recorder {
             next_layer_taken_over: false,
             snapshot_time: Duration::ZERO,
             restore_time: Duration::ZERO,
+            snapshot_cpu: Duration::ZERO,
+            restore_cpu: Duration::ZERO,
             ninja_logs,
+            restore_notes: Vec::new(),
+            snapshot_notes: Vec::new(),
         })
     }
 
@@ -102,6 +137,7 @@ impl Recorder {
         seconds: Option<f64>,
     ) -> Result<LayerSummary, CheckpointError> {
         let started = std::time::Instant::now();
+        let cpu = cpu_time();
         let excluded = match self.phases.iter().position(|p| p == step) {
             Some(i) => later_phase_variables(&self.phases, i),
             // setup: every phase is later.
@@ -158,6 +194,16 @@ impl Recorder {
         self.write_chain()?;
         self.parent_key = key;
         self.snapshot_time += started.elapsed();
+        let cpu = cpu_time().saturating_sub(cpu);
+        self.snapshot_cpu += cpu;
+        self.snapshot_notes.push(format!(
+            "snapshot after {step}: {:.3}s, CPU {:.3}s ({} files / {:.1} MB hashed, {} reused)",
+            started.elapsed().as_secs_f64(),
+            cpu.as_secs_f64(),
+            summary.files_hashed,
+            summary.bytes_hashed as f64 / 1e6,
+            summary.files_reused
+        ));
         Ok(summary)
     }
 
@@ -222,7 +268,8 @@ impl Recorder {
         outputs: &[(String, PathBuf)],
     ) -> Result<(), CheckpointError> {
         let started = std::time::Instant::now();
-        resume_trees(
+        let cpu = cpu_time();
+        let (_, cost) = resume_trees(
             base,
             depth,
             rewrites,
@@ -231,6 +278,15 @@ impl Recorder {
             build_top,
             outputs,
         )?;
+        let cpu = cpu_time().saturating_sub(cpu);
+        self.restore_cpu += cpu;
+        self.restore_notes.push(format!(
+            "resume at layer {depth}: import {:.3}s, restore {:.3}s, CPU {:.3}s in all ({})",
+            cost.import.as_secs_f64(),
+            cost.write.as_secs_f64(),
+            cpu.as_secs_f64(),
+            written(&cost.report)
+        ));
         if let Some(key) = base
             .checkpoint
             .layer(depth)
@@ -259,10 +315,18 @@ impl Recorder {
         rewrites: &[RewritePair],
     ) -> Result<State, CheckpointError> {
         let started = std::time::Instant::now();
+        let cpu = cpu_time();
         let state = self
             .writer
             .import_state_rewritten(&base.checkpoint, upto, rewrites);
         self.restore_time += started.elapsed();
+        let cpu = cpu_time().saturating_sub(cpu);
+        self.restore_cpu += cpu;
+        self.restore_notes.push(format!(
+            "import of the state after layer {upto}: {:.3}s, CPU {:.3}s",
+            started.elapsed().as_secs_f64(),
+            cpu.as_secs_f64()
+        ));
         state
     }
 
@@ -287,7 +351,8 @@ impl Recorder {
         outputs: &[(String, PathBuf)],
     ) -> Result<(), CheckpointError> {
         let started = std::time::Instant::now();
-        self.writer.apply_state_over(
+        let cpu = cpu_time();
+        let mut report = self.writer.apply_state_over(
             self.snapshotter.state().root("build"),
             want.root("build"),
             build_top,
@@ -295,11 +360,19 @@ impl Recorder {
         for (name, path) in outputs {
             let root = want.root(name);
             if !root.is_empty() && !path.exists() {
-                self.writer.restore_state(root, path)?;
+                report.absorb(self.writer.restore_state(root, path)?);
             }
         }
         self.snapshotter.trust(want);
         self.restore_time += started.elapsed();
+        let cpu = cpu_time().saturating_sub(cpu);
+        self.restore_cpu += cpu;
+        self.restore_notes.push(format!(
+            "in-place restore over the live tree: {:.3}s, CPU {:.3}s ({})",
+            started.elapsed().as_secs_f64(),
+            cpu.as_secs_f64(),
+            written(&report)
+        ));
         Ok(())
     }
 

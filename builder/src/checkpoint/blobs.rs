@@ -6,7 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, Write};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,7 +17,8 @@ use super::limits::{MAX_ATTACHMENT, MAX_ZSTD_RATIO, ZSTD_WINDOW_LOG_MAX};
 use super::manifest::{check_pack_table, ContentHash, Encoding, PackedBlob};
 
 /// Files up to this size are read into memory once (hash, then compress only when the
-/// blob is new); larger files are hashed and compressed in one streaming pass.
+/// blob is new); larger files are hashed in one streaming pass and compressed in a second
+/// one only when new.
 pub const STREAM_THRESHOLD: u64 = 4 << 20;
 /// zstd level used for blobs.
 pub const ZSTD_LEVEL: i32 = 3;
@@ -295,56 +296,37 @@ impl BlobStore {
             path: path.clone(),
             problem: format!("blob {hash}: {problem}"),
         };
-        let mut reader: Box<dyn Read> = match l.blob.encoding {
-            Encoding::Raw => Box::new(range),
-            Encoding::Zstd => {
-                let mut d = zstd::stream::read::Decoder::new(range)
-                    .map_err(|e| corrupt(format!("zstd: {e}")))?;
-                d.window_log_max(ZSTD_WINDOW_LOG_MAX)
-                    .map_err(|e| corrupt(format!("zstd: {e}")))?;
-                Box::new(d)
-            }
-        };
-        let mut hasher = blake3::Hasher::new();
-        // Never more than the bound plus one byte is asked of the decoder.
-        let cap = usize::try_from(limit.saturating_add(1)).unwrap_or(CHUNK);
-        let mut buf = vec![0u8; CHUNK.min(cap)];
-        let mut total = 0u64;
-        loop {
-            let want = usize::try_from((limit - total).saturating_add(1))
-                .map_or(buf.len(), |w| w.min(buf.len()));
-            let n = match reader.read(&mut buf[..want]) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(corrupt(e.to_string())),
-            };
-            total += n as u64;
-            if total > limit {
-                return Err(corrupt(match expect {
-                    Expect::Exactly(n) => {
-                        format!("the content is longer than the {n} bytes claimed for it")
+        match l.blob.encoding {
+            Encoding::Raw => pump(range, hash, expect, limit, &corrupt, &mut sink),
+            Encoding::Zstd => DCTX.with(|cell| {
+                let input = io::BufReader::with_capacity(zstd::zstd_safe::DCtx::in_size(), range);
+                match cell.try_borrow_mut() {
+                    Ok(mut slot) => {
+                        if slot.is_none() {
+                            let mut dctx = zstd::zstd_safe::DCtx::create();
+                            dctx.set_parameter(zstd::zstd_safe::DParameter::WindowLogMax(
+                                ZSTD_WINDOW_LOG_MAX,
+                            ))
+                            .map_err(|c| {
+                                corrupt(format!("zstd: {}", zstd::zstd_safe::get_error_name(c)))
+                            })?;
+                            *slot = Some(dctx);
+                        }
+                        let dctx = slot.as_mut().expect("just set");
+                        let d = zstd::stream::read::Decoder::with_context(input, dctx);
+                        pump(d, hash, expect, limit, &corrupt, &mut sink)
                     }
-                    Expect::AtMost(n) => {
-                        format!("the content is longer than the limit of {n} bytes for its use")
+                    // A sink that streams another blob on this thread: a context of its own.
+                    Err(_) => {
+                        let mut d = zstd::stream::read::Decoder::with_buffer(input)
+                            .map_err(|e| corrupt(format!("zstd: {e}")))?;
+                        d.window_log_max(ZSTD_WINDOW_LOG_MAX)
+                            .map_err(|e| corrupt(format!("zstd: {e}")))?;
+                        pump(d, hash, expect, limit, &corrupt, &mut sink)
                     }
-                }));
-            }
-            hasher.update(&buf[..n]);
-            sink(&buf[..n])?;
+                }
+            }),
         }
-        if let Expect::Exactly(n) = expect {
-            if total != n {
-                return Err(corrupt(format!(
-                    "the content is {total} bytes but {n} are claimed for it"
-                )));
-            }
-        }
-        let found = ContentHash::from(hasher.finalize());
-        if found != *hash {
-            return Err(corrupt(format!("content hashes to {found}")));
-        }
-        Ok(total)
     }
 
     /// Reads and verifies a whole blob into memory; it must fit `expect`. Memory grows with
@@ -368,6 +350,64 @@ impl BlobStore {
     pub fn verify(&self, hash: &ContentHash, expect: Expect) -> Result<u64> {
         self.stream(hash, expect, |_| Ok(()))
     }
+}
+
+thread_local! {
+    /// This thread's zstd decompression context, reused blob after blob (creating one per
+    /// blob was a tenth of a restore's CPU time); its window limit is set once.
+    static DCTX: std::cell::RefCell<Option<zstd::zstd_safe::DCtx<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// The loop of [`BlobStore::stream`] over the decoded content: sink, length limit, hash.
+fn pump(
+    mut reader: impl Read,
+    hash: &ContentHash,
+    expect: Expect,
+    limit: u64,
+    corrupt: &dyn Fn(String) -> CheckpointError,
+    sink: &mut dyn FnMut(&[u8]) -> Result<()>,
+) -> Result<u64> {
+    let mut hasher = blake3::Hasher::new();
+    // Never more than the bound plus one byte is asked of the decoder.
+    let cap = usize::try_from(limit.saturating_add(1)).unwrap_or(CHUNK);
+    let mut buf = vec![0u8; CHUNK.min(cap)];
+    let mut total = 0u64;
+    loop {
+        let want = usize::try_from((limit - total).saturating_add(1))
+            .map_or(buf.len(), |w| w.min(buf.len()));
+        let n = match reader.read(&mut buf[..want]) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(corrupt(e.to_string())),
+        };
+        total += n as u64;
+        if total > limit {
+            return Err(corrupt(match expect {
+                Expect::Exactly(n) => {
+                    format!("the content is longer than the {n} bytes claimed for it")
+                }
+                Expect::AtMost(n) => {
+                    format!("the content is longer than the limit of {n} bytes for its use")
+                }
+            }));
+        }
+        hasher.update(&buf[..n]);
+        sink(&buf[..n])?;
+    }
+    if let Expect::Exactly(n) = expect {
+        if total != n {
+            return Err(corrupt(format!(
+                "the content is {total} bytes but {n} are claimed for it"
+            )));
+        }
+    }
+    let found = ContentHash::from(hasher.finalize());
+    if found != *hash {
+        return Err(corrupt(format!("content hashes to {found}")));
+    }
+    Ok(total)
 }
 
 /// What a reader knows of a blob's content length before reading it.
@@ -689,7 +729,8 @@ impl BlobWriter {
 
     /// Reads the regular file at `path` once (never following a symlink), hashing it and,
     /// when its content is new, storing it. Small files are read into memory and compressed
-    /// only if new; large ones are hashed and compressed in the same streaming pass.
+    /// only if new; large ones are hashed in a streaming pass and, only if new, read again
+    /// through zstd.
     /// Fails with [`CheckpointError::ChangedDuringSnapshot`] if the file's size or times
     /// change while it is read.
     pub fn put_file(&self, path: &Path) -> Result<PutFile> {
@@ -712,7 +753,25 @@ impl BlobWriter {
             }
             hash
         } else {
-            self.put_streamed(|sink| read_exactly(&mut file, path, size, sink))?
+            // Hashed first: a large content that is already stored (an installed copy of a
+            // library the build directory holds) is not compressed again for nothing. A new
+            // one is read a second time, through zstd, and must hash the same.
+            let mut hasher = blake3::Hasher::new();
+            read_exactly(&mut file, path, size, &mut |c| {
+                hasher.update(c);
+                Ok(())
+            })?;
+            let hash = ContentHash::from(hasher.finalize());
+            if !self.contains(&hash) {
+                file.seek(io::SeekFrom::Start(0)).at("seek", path)?;
+                let stored = self.put_streamed(|sink| read_exactly(&mut file, path, size, sink))?;
+                if stored != hash {
+                    return Err(CheckpointError::ChangedDuringSnapshot {
+                        path: path.to_owned(),
+                    });
+                }
+            }
+            hash
         };
         check_unchanged(&file, &metadata, path)?;
         Ok(PutFile { hash, metadata })

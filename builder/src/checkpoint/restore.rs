@@ -38,6 +38,8 @@ pub struct RestoreReport {
     pub files_written: usize,
     /// Content bytes written (holes included).
     pub bytes_written: u64,
+    /// Entries already as wanted in a live tree, left alone (an in-place restore).
+    pub kept: usize,
     /// Entries that cannot be recreated (sockets, devices), with their kind.
     pub skipped: Vec<(RelPath, &'static str)>,
     /// Entries whose setuid or setgid bits were recorded but not restored (see
@@ -113,9 +115,12 @@ pub fn check_path_room(target: &Path, state: &RootState) -> Result<()> {
 }
 
 impl RestoreReport {
-    /// Adds the counts and skipped entries of a part of the same restore.
-    fn absorb(&mut self, part: RestoreReport) {
+    /// Adds the counts and skipped entries of a part of the same restore (or of another
+    /// restore, for a total).
+    pub fn absorb(&mut self, part: RestoreReport) {
+        self.root_present |= part.root_present;
         self.entries += part.entries;
+        self.kept += part.kept;
         self.files_written += part.files_written;
         self.bytes_written += part.bytes_written;
         self.skipped.extend(part.skipped);
@@ -498,6 +503,15 @@ fn build_tree(
     )
 }
 
+/// True for a regular file whose content is written from a blob (not a hardlink to another
+/// member of its group).
+fn carries_content(path: &RelPath, e: &Entry) -> bool {
+    match &e.kind {
+        EntryKind::File { hardlink, .. } => hardlink.as_ref().is_none_or(|g| g == path),
+        _ => false,
+    }
+}
+
 /// Creates every entry of `state` but the root inside the empty directory `root_fd`
 /// (directories get a temporary 0700 mode; the caller finishes them).
 fn build_children(
@@ -517,10 +531,6 @@ fn build_children(
         let pfd = cur.dir(&path.parent().unwrap_or_default())?;
         create_entry(blobs, pfd, &mut link_cur, path, e, root_path, report)?;
     }
-    let carries_content = |path: &RelPath, e: &Entry| match &e.kind {
-        EntryKind::File { hardlink, .. } => hardlink.as_ref().is_none_or(|g| g == path),
-        _ => false,
-    };
     let files: Vec<(&RelPath, &Entry)> =
         children().filter(|(p, e)| carries_content(p, e)).collect();
     write_files(blobs, &files, root_fd, root_path, report)?;
@@ -772,6 +782,31 @@ pub fn apply_diff(
     diff: &RootDiff,
     target: &Path,
 ) -> Result<RestoreReport> {
+    apply_diff_with(blobs, prev, next, diff, target, true)
+}
+
+/// [`apply_diff`], but a blob is verified only while it is written (a corrupt one stops the
+/// restore with the tree partly changed, which [`apply_diff`] never leaves for a corrupt
+/// blob): for a caller that discards the tree on any error, it saves reading every new
+/// blob twice.
+pub fn apply_diff_verifying_on_write(
+    blobs: &BlobStore,
+    prev: &RootState,
+    next: &RootState,
+    diff: &RootDiff,
+    target: &Path,
+) -> Result<RestoreReport> {
+    apply_diff_with(blobs, prev, next, diff, target, false)
+}
+
+fn apply_diff_with(
+    blobs: &BlobStore,
+    prev: &RootState,
+    next: &RootState,
+    diff: &RootDiff,
+    target: &Path,
+    verify_first: bool,
+) -> Result<RestoreReport> {
     check_root_state(next).map_err(|e| state_error(target, e))?;
     check_path_room(target, next)?;
     let (next, cleared) = apply_options(next, RestoreOptions::default());
@@ -793,7 +828,7 @@ pub fn apply_diff(
         .into_iter()
         .filter(|p| diff.changed.binary_search_by(|(q, _)| q.cmp(p)).is_ok())
         .collect();
-    for (p, e) in &diff.changed {
+    for (p, e) in diff.changed.iter().filter(|_| verify_first) {
         if let EntryKind::File { size, blake3, .. } = &e.kind {
             if prev.get(p).and_then(Entry::blob) != Some(*blake3) {
                 blobs.verify(blake3, Expect::Exactly(*size))?;
@@ -815,6 +850,10 @@ pub fn apply_diff(
     let mut cur = Cursor::new(root_fd.as_fd(), target);
     let mut link_cur = Cursor::new(root_fd.as_fd(), target);
     let mut touched: BTreeSet<RelPath> = BTreeSet::new();
+    // Entries to create once the loop has made every directory: regular files that carry
+    // content, then the rest (hardlinks, symlinks, fifos).
+    let mut files: Vec<(&RelPath, &Entry)> = Vec::new();
+    let mut names: Vec<(&RelPath, &Entry)> = Vec::new();
     let mismatch = |p: &RelPath, problem: &str| CheckpointError::TreeMismatch {
         target: target.to_owned(),
         path: p.escaped(),
@@ -940,13 +979,30 @@ pub fn apply_diff(
                 }
             })?;
         }
+        touched.insert(parent.clone());
+        // Regular files with content are written after the loop, on all cores; what links
+        // to them (or needs only a name) after those. Directories now: what follows may
+        // go into them.
+        if !e.is_dir() {
+            if carries_content(p, e) {
+                files.push((p, e));
+            } else {
+                names.push((p, e));
+            }
+            continue;
+        }
         // `cur` may have been invalidated for this path's subtree; the parent stays valid.
         let pfd = cur.dir(&parent)?;
         create_entry(blobs, pfd, &mut link_cur, p, e, target, &mut report)?;
-        touched.insert(parent);
         if e.is_dir() {
             touched.insert(p.clone());
         }
+    }
+
+    write_files(blobs, &files, root_fd.as_fd(), target, &mut report)?;
+    for (p, e) in names {
+        let pfd = cur.dir(&p.parent().unwrap_or_default())?;
+        create_entry(blobs, pfd, &mut link_cur, p, e, target, &mut report)?;
     }
 
     // Directories deleted by this layer were touched too; they have nothing to finish.

@@ -16,7 +16,8 @@ use super::manifest::{
 use super::parallel::run_parallel;
 use super::path::RelPath;
 use super::restore::{
-    apply_diff, restore_root, restore_root_into, restore_root_with, RestoreOptions, RestoreReport,
+    apply_diff, apply_diff_verifying_on_write, restore_root, restore_root_into, restore_root_with,
+    RestoreOptions, RestoreReport,
 };
 use super::rewrite::{RewritePair, Rewrites, Translator};
 use super::state::{check_root_state, diff_root, RootState, State};
@@ -404,8 +405,9 @@ impl CheckpointWriter {
     /// Turns the tree at `target`, which is in state `live`, into state `want` in place,
     /// writing only what differs: entries whose content and kind match keep their inode and
     /// get `want`'s mode, mtime and xattrs; the rest is created from this checkpoint's blobs
-    /// (which must hold every content `want` has and `live` lacks). As
-    /// [`super::restore::apply_diff`]: not atomic, nothing written outside `target`.
+    /// (which must hold every content `want` has and `live` lacks), each verified while it is
+    /// written. As [`super::restore::apply_diff`]: not atomic (here even for a corrupt blob:
+    /// the caller discards the tree on error), nothing written outside `target`.
     pub fn apply_state_over(
         &self,
         live: &RootState,
@@ -413,7 +415,10 @@ impl CheckpointWriter {
         target: &Path,
     ) -> Result<RestoreReport> {
         let diff = diff_root(live, want);
-        apply_diff(self.blobs.store(), live, want, &diff, target)
+        let mut report =
+            apply_diff_verifying_on_write(self.blobs.store(), live, want, &diff, target)?;
+        report.kept = want.len().saturating_sub(diff.changed.len());
+        Ok(report)
     }
 
     /// Restores `state` from this checkpoint's blobs at `target`, which must not exist.

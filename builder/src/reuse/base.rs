@@ -4,7 +4,8 @@
 //! Effectful. Deciding *what* to reuse is pure and lives in [`crate::reuse::plan`].
 
 use crate::checkpoint::{
-    Checkpoint, CheckpointError, CheckpointWriter, Layer, RewritePair, Snapshotter, State,
+    Checkpoint, CheckpointError, CheckpointWriter, Layer, RestoreReport, RewritePair, Snapshotter,
+    State,
 };
 use crate::meta::attachment;
 use crate::meta::{BuildMeta, LayerInfo};
@@ -271,6 +272,17 @@ pub fn path_rewrites(
 /// across the restore (structured attributes carry this derivation's values).
 const OWN_BUILD_FILES: &[&str] = &[".attrs.json", ".attrs.sh"];
 
+/// What [`resume_trees`] spent its time on and wrote, for the builder's own-time report.
+#[derive(Debug, Default, Clone)]
+pub struct ResumeCost {
+    /// Importing the layers (reading, verifying and rewriting their blobs).
+    pub import: std::time::Duration,
+    /// Restoring the trees from the imported layers.
+    pub write: std::time::Duration,
+    /// What the restores wrote (every root added up).
+    pub report: RestoreReport,
+}
+
 /// Imports layers `0..=depth` of the base into `writer` (rewritten), restores their trees into
 /// the build directory and the outputs, and hands the state to `snapshotter`.
 pub fn resume_trees(
@@ -281,26 +293,32 @@ pub fn resume_trees(
     snapshotter: &mut Snapshotter,
     build_top: &Path,
     outputs: &[(String, PathBuf)],
-) -> Result<State, CheckpointError> {
+) -> Result<(State, ResumeCost), CheckpointError> {
+    let started = std::time::Instant::now();
+    let mut cost = ResumeCost::default();
     let state = writer.import_layers_rewritten(&base.checkpoint, depth, rewrites)?;
+    cost.import = started.elapsed();
+    let started = std::time::Instant::now();
     let imported = Checkpoint::open(writer.dir())?;
     let kept: Vec<(PathBuf, Vec<u8>)> = OWN_BUILD_FILES
         .iter()
         .map(|f| build_top.join(f))
         .filter_map(|p| std::fs::read(&p).ok().map(|b| (p, b)))
         .collect();
-    imported.restore_state_into(state.root("build"), build_top)?;
+    cost.report
+        .absorb(imported.restore_state_into(state.root("build"), build_top)?);
     for (path, bytes) in kept {
         std::fs::write(&path, bytes).map_err(|e| CheckpointError::io("write", &path, e))?;
     }
     for (name, path) in outputs {
         let root = state.root(name);
         if !root.is_empty() && !path.exists() {
-            imported.restore_state(root, path)?;
+            cost.report.absorb(imported.restore_state(root, path)?);
         }
     }
+    cost.write = started.elapsed();
     snapshotter.adopt(state.clone(), depth + 1)?;
-    Ok(state)
+    Ok((state, cost))
 }
 
 /// Removes `path` and everything below it, never following a symlink; directories without

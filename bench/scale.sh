@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# Scale benchmark: what the builder itself costs on a large build directory, and how that
+# grows with the build directory (issue 19). For each project (default: synthetic-small
+# synthetic, tests/projects/synthetic.nix: about 40 and 400 MB of build directory) and each
+# builder given (--baseline first, when given, then --builder), in one run:
+#
+#   full     full build with a `checkpoint` output (the base)
+#   oneline  the `oneline` variant (one line of one C file) over full's checkpoint
+#   install  the `install` variant (postInstall only) over full's checkpoint
+#
+# then the limit outside Nix: the tarball unpacked into a temporary directory, `make -j2`,
+# the one-line edit, `make -j2` again (warm) and `make install` (after), and the floor (a
+# trivial sandboxed build, median of three). Prints the wall times, the builder's own time
+# of each build as its log reports it (restore, snapshot, carry, phases; a builder without
+# that line shows its older "snapshots took … restores …" line), each restore's line, and
+# the ratios: oneline / (warm + after + floor), install / full, and each builder's own
+# time against the baseline's.
+#
+# --tmpdir DIR: the directory Nix builds in (TMPDIR of nix-store), e.g. a tmpfs: on this
+# machine's ext4 (no journal) creating files right after Nix deleted the previous build
+# directory is slow enough to hide everything else.
+#
+# Usage: bench/scale.sh [--stdenv FILE] [--builder BIN] [--baseline BIN] [--tmpdir DIR]
+#                       [PROJECT...]
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+stdenv_nix=$repo/tests/stdenv/stdenv.nix
+builder=${CHECKPOINT_BUILDER:-}
+baseline=""
+projects=()
+while [ $# -gt 0 ]; do
+  case $1 in
+    --stdenv) stdenv_nix=$2; shift 2 ;;
+    --builder) builder=$2; shift 2 ;;
+    --baseline) baseline=$2; shift 2 ;;
+    --tmpdir) export TMPDIR=$2; shift 2 ;;
+    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    -*) echo "scale.sh: unknown option $1" >&2; exit 2 ;;
+    *) projects+=("$1"); shift ;;
+  esac
+done
+[ ${#projects[@]} -gt 0 ] || projects=(synthetic-small synthetic)
+stdenv_nix=$(realpath "$stdenv_nix")
+[ -n "$builder" ] || builder=$("$repo/scripts/build-static.sh")
+builder=$(realpath "$builder")
+builders=(new)
+declare -A bin=([new]=$builder)
+if [ -n "$baseline" ]; then
+  builders=(baseline new)
+  bin[baseline]=$(realpath "$baseline")
+fi
+
+nix_opts=(
+  --option build-users-group '' --option sandbox true
+  --option extra-sandbox-paths '/bin /usr /lib /lib64 /etc/alternatives'
+  --option substituters '' --cores 2 --max-jobs 1
+)
+work=$(mktemp -d "${TMPDIR:-/tmp}/scale-bench.XXXXXX")
+trap 'chmod -R u+w "$work" 2>/dev/null || true; rm -rf "$work"' EXIT
+now() { date +%s.%N; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f\n", b - a }'; }
+
+instantiate() {
+  local project=$1 salt=$2
+  shift 2
+  nix-instantiate "$repo/tests/projects" -A "$project" --arg stdenvNix "$stdenv_nix" \
+    --arg sources "$work" --argstr benchSalt "$salt" "$@" 2>"$work/eval.err" ||
+    { cat "$work/eval.err" >&2; return 1; }
+}
+
+# realise NAME DRV: inputs untimed, then DRV timed; $work/NAME.{secs,out,log,status}.
+realise() {
+  local name=$1 drv=$2 inputs t0 t1 status=0
+  mapfile -t inputs < <(nix-store -q --references "$drv" | grep '\.drv$' || true)
+  [ ${#inputs[@]} -eq 0 ] || nix-store --realise "${nix_opts[@]}" "${inputs[@]}" >/dev/null 2>&1
+  echo "scale.sh: $name" >&2
+  t0=$(now)
+  nix-store --realise "${nix_opts[@]}" "$drv" >"$work/$name.out" 2>"$work/$name.log" || status=$?
+  t1=$(now)
+  secs "$t0" "$t1" >"$work/$name.secs"
+  if [ "$status" = 0 ]; then echo ok >"$work/$name.status"; else echo "failed($status)" >"$work/$name.status"; fi
+}
+ok() { [ "$(cat "$work/$1.status" 2>/dev/null)" = ok ]; }
+value() { if ok "$1"; then cat "$work/$1.secs"; else echo -; fi; }
+checkpoint_of() { grep -- '-checkpoint$' "$work/$1.out" | head -n 1; }
+out_of() { grep -v -- '-checkpoint$' "$work/$1.out" | head -n 1; }
+
+# plain PROJECT: warm make and install outside Nix; $work/plain-PROJECT.{warm,after}.
+plain() {
+  local project=$1 dir=$work/plain-$1 src root t0 t1
+  src=$(nix-store --realise "${nix_opts[@]}" "$(nix-instantiate "$repo/tests/projects" -A "$project.src" \
+    --arg stdenvNix "$stdenv_nix" --arg sources "$work" 2>/dev/null)" 2>/dev/null)
+  mkdir -p "$dir"
+  tar -xzf "$src" -C "$dir"
+  root=$(find "$dir" -mindepth 1 -maxdepth 1 -type d | head -n 1)
+  (
+    cd "$root"
+    make -j2 SHELL=/bin/bash PREFIX="$dir/out" >"$dir.cold.log" 2>&1
+    sed -i 's/"synthetic project"/"synthetic project (one-line change)"/' src/u00000.c
+    t0=$(now)
+    make -j2 SHELL=/bin/bash PREFIX="$dir/out" >"$dir.warm.log" 2>&1
+    t1=$(now)
+    secs "$t0" "$t1" >"$dir.warm"
+    t0=$(now)
+    make SHELL=/bin/bash PREFIX="$dir/out" install >"$dir.install.log" 2>&1
+    t1=$(now)
+    secs "$t0" "$t1" >"$dir.after"
+  ) || echo "scale.sh: the plain build of $project failed" >&2
+  du -sm "$root" | cut -f1 >"$dir.mb"
+}
+
+floor() {
+  local i drv t0 t1 values=()
+  for i in 1 2 3; do
+    drv=$(nix-instantiate --expr "derivation { name = \"scale-bench-floor\";
+      system = builtins.currentSystem; builder = \"/bin/sh\"; args = [ \"-c\" \"echo > \$out\" ];
+      salt = \"$(date +%s%N)-$$-$RANDOM\"; }" 2>/dev/null)
+    t0=$(now)
+    nix-store --realise "${nix_opts[@]}" "$drv" >/dev/null 2>&1
+    t1=$(now)
+    values+=("$(secs "$t0" "$t1")")
+  done
+  printf '%s\n' "${values[@]}" | sort -n | sed -n 2p >"$work/floor"
+}
+
+# own NAME: the builder's own-time line of a build's log.
+own() {
+  grep -o 'own CPU time: .*' "$work/$1.log" 2>/dev/null | sed 's/^/(CPU) /' || true
+  grep -o 'own time: .*' "$work/$1.log" 2>/dev/null ||
+    grep -o 'snapshots took .*' "$work/$1.log" 2>/dev/null || echo -
+}
+
+for project in "${projects[@]}"; do
+  for b in "${builders[@]}"; do
+    salt="scale-bench-$(date +%s%N)-$$-$RANDOM"
+    echo "$salt" >"$work/$project.$b.salt"
+    realise "$project.$b.full" "$(instantiate "$project" "$salt" --arg builder "${bin[$b]}" --arg checkpoint true)"
+  done
+  for variant in oneline install; do
+    for b in "${builders[@]}"; do
+      ok "$project.$b.full" || continue
+      realise "$project.$b.$variant" "$(instantiate "$project" "$(cat "$work/$project.$b.salt")" \
+        --arg builder "${bin[$b]}" --arg checkpoint true --argstr variant "$variant" \
+        --argstr base "$(checkpoint_of "$project.$b.full")")"
+    done
+  done
+  for b in "${builders[@]}"; do
+    if ok "$project.$b.oneline"; then
+      "$(out_of "$project.$b.oneline")/bin/synth" | grep -q 'one-line change' ||
+        echo "      the change is NOT visible" >"$work/$project.$b.oneline.note"
+    fi
+  done
+  plain "$project"
+done
+floor
+
+f=$(cat "$work/floor")
+echo
+echo "== Scale: the builder's own time against the build directory ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores)"
+echo "stdenv: $stdenv_nix"
+echo "builds in: ${TMPDIR:-/tmp}"
+for b in "${builders[@]}"; do echo "$b: ${bin[$b]}"; done
+echo "floor (trivial sandboxed build): $f s"
+printf '%-16s %-8s %6s %7s %7s %7s %6s %6s | %9s %9s\n' project builder dir_MB full oneline install warm after \
+  "ol/limit" "inst/full"
+for project in "${projects[@]}"; do
+  warm=$(cat "$work/plain-$project.warm" 2>/dev/null || echo -)
+  after=$(cat "$work/plain-$project.after" 2>/dev/null || echo -)
+  mb=$(cat "$work/plain-$project.mb" 2>/dev/null || echo -)
+  for b in "${builders[@]}"; do
+    full=$(value "$project.$b.full") ol=$(value "$project.$b.oneline") inst=$(value "$project.$b.install")
+    printf '%-16s %-8s %6s %7s %7s %7s %6s %6s | %9s %9s\n' "$project" "$b" "$mb" "$full" "$ol" "$inst" \
+      "$warm" "$after" \
+      "$(awk -v o="$ol" -v w="$warm" -v a="$after" -v f="$f" 'BEGIN { if (o == "-" || w == "-") print "-"; else printf "%.2f", o / (w + a + f) }')" \
+      "$(awk -v i="$inst" -v s="$full" 'BEGIN { if (i == "-" || s == "-") print "-"; else printf "%.3f", i / s }')"
+  done
+done
+echo
+echo "builder's own time, per build (from its log):"
+for project in "${projects[@]}"; do
+  for variant in full oneline install; do
+    for b in "${builders[@]}"; do
+      printf '  %-16s %-8s %-8s %s\n' "$project" "$variant" "$b" "$(own "$project.$b.$variant")"
+      grep -E 'checkpoint-builder:   (resume|import|in-place|snapshot)' "$work/$project.$b.$variant.log" 2>/dev/null |
+        sed 's/^checkpoint-builder:  /      /' || true
+      cat "$work/$project.$b.$variant.note" 2>/dev/null || true
+    done
+  done
+done

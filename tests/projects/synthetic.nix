@@ -1,0 +1,37 @@
+# A synthetic C project for the scale benchmark (bench/scale.sh): `units` generated compile
+# units (synthetic-gen.py: each with a 4096-entry table and a few functions, built with -g and
+# dependency files) in one static library and a program. About 165 KB of build directory per
+# unit: 2500 units (`synthetic`) make a build directory of about 400 MB, 250
+# (`synthetic-small`) one ten times smaller. The source is a tarball generated once per
+# `units` by a raw derivation (python3 and tar from the host), so it is the same for every
+# variant. `variant` (see variant.nix): "oneline" appends "(one-line change)" to the banner
+# in src/u00000.c that `synth` prints; "header" changes a constant in include/g000.h (the
+# objects record it in their .d files).
+{ mkDrv, sources, variant ? "base", units ? 2500 }:
+let
+  src = derivation {
+    name = "synthetic-${toString units}.tar.gz";
+    system = builtins.currentSystem;
+    builder = "/bin/sh";
+    args = [ "-c" ''
+      set -e
+      export PATH=/usr/bin:/bin
+      mkdir synthetic-${toString units}
+      python3 ${./synthetic-gen.py} ${toString units} synthetic-${toString units}
+      tar --sort=name --mtime=@1 --owner=0 --group=0 --numeric-owner \
+        -czf "$out" synthetic-${toString units}
+    '' ];
+  };
+in
+mkDrv ({
+  name = "synthetic-${toString units}";
+  inherit src;
+  dontConfigure = true;
+  makeFlags = [ "PREFIX=${placeholder "out"}" ];
+} // import ./variant.nix {
+  inherit variant;
+  file = "src/u00000.c";
+  expression = ''s/"synthetic project"/"synthetic project (one-line change)"/'';
+  header = "include/g000.h";
+  headerExpression = ''s/^#define G0_SCALE .*/& + 1 \/* (one-line change) *\//'';
+})
