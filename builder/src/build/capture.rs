@@ -3,55 +3,52 @@
 
 use crate::shell::state::{ProcessFacts, ResourceLimit};
 use crate::shell::ByteString;
+use rustix::fs::Mode;
+use rustix::process::{getrlimit, umask, Resource};
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 
-/// Resources carried between phases (what `ulimit` can change).
-pub const RESOURCES: &[libc::__rlimit_resource_t] = &[
-    libc::RLIMIT_CPU,
-    libc::RLIMIT_FSIZE,
-    libc::RLIMIT_DATA,
-    libc::RLIMIT_STACK,
-    libc::RLIMIT_CORE,
-    libc::RLIMIT_NPROC,
-    libc::RLIMIT_NOFILE,
-    libc::RLIMIT_MEMLOCK,
-    libc::RLIMIT_AS,
-    libc::RLIMIT_LOCKS,
-    libc::RLIMIT_SIGPENDING,
-    libc::RLIMIT_MSGQUEUE,
-    libc::RLIMIT_NICE,
-    libc::RLIMIT_RTPRIO,
-    libc::RLIMIT_RTTIME,
+/// Resources carried between phases (what `ulimit` can change). Recorded by their Linux
+/// numbers, which rustix's `Resource` has as its values.
+pub const RESOURCES: &[Resource] = &[
+    Resource::Cpu,
+    Resource::Fsize,
+    Resource::Data,
+    Resource::Stack,
+    Resource::Core,
+    Resource::Nproc,
+    Resource::Nofile,
+    Resource::Memlock,
+    Resource::As,
+    Resource::Locks,
+    Resource::Sigpending,
+    Resource::Msgqueue,
+    Resource::Nice,
+    Resource::Rtprio,
+    Resource::Rttime,
 ];
 
-/// The current process's resource limits.
+/// The current process's resource limits (`RLIM_INFINITY` for an unlimited one, as the
+/// kernel reports it).
 pub fn current_limits() -> Vec<ResourceLimit> {
     RESOURCES
         .iter()
-        .filter_map(|&r| {
-            let mut lim = libc::rlimit {
-                rlim_cur: 0,
-                rlim_max: 0,
-            };
-            // SAFETY: getrlimit writes into a valid, owned struct.
-            (unsafe { libc::getrlimit(r, &mut lim) } == 0).then_some(ResourceLimit {
+        .map(|&r| {
+            let lim = getrlimit(r);
+            ResourceLimit {
                 resource: r as i32,
-                soft: lim.rlim_cur,
-                hard: lim.rlim_max,
-            })
+                soft: lim.current.unwrap_or(libc::RLIM_INFINITY),
+                hard: lim.maximum.unwrap_or(libc::RLIM_INFINITY),
+            }
         })
         .collect()
 }
 
 /// The current umask (read without changing it for longer than one syscall pair).
 pub fn current_umask() -> u32 {
-    // SAFETY: umask cannot fail; the old value is put back at once.
-    unsafe {
-        let old = libc::umask(0o022);
-        libc::umask(old);
-        old as u32
-    }
+    let old = umask(Mode::from_raw_mode(0o022));
+    umask(old);
+    old.as_raw_mode()
 }
 
 /// Where `/proc/<pid>/fd/<fd>` points, when that is a path (not a pipe or socket).
@@ -63,9 +60,8 @@ fn fd_target(pid: i32, fd: i32) -> Option<ByteString> {
 
 /// Runs the helper: writes the `capture` section for the dump to stdout.
 pub fn run(nonce: &str) -> std::io::Result<()> {
-    // SAFETY: getppid cannot fail.
-    let bash = unsafe { libc::getppid() };
-    // SAFETY: as above; the builder is bash's parent.
+    let bash = std::os::unix::process::parent_id() as i32;
+    // The builder is bash's parent.
     let builder = std::fs::read_to_string(format!("/proc/{bash}/stat"))
         .ok()
         .and_then(|s| {

@@ -2,7 +2,7 @@
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::AsRawFd;
 
 /// A memory-backed file owned by the builder; close-on-exec, so children never inherit it.
 pub struct MemFile {
@@ -11,15 +11,9 @@ pub struct MemFile {
 
 impl MemFile {
     pub fn new(name: &str) -> std::io::Result<Self> {
-        let cname = std::ffi::CString::new(name).expect("no NUL in memfd name");
-        // SAFETY: memfd_create with a valid C string; the returned fd is owned by the File.
-        let fd = unsafe { libc::memfd_create(cname.as_ptr(), libc::MFD_CLOEXEC) };
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        // SAFETY: fd is a fresh, valid descriptor that nothing else owns.
+        let fd = rustix::fs::memfd_create(name, rustix::fs::MemfdFlags::CLOEXEC)?;
         Ok(MemFile {
-            file: unsafe { File::from_raw_fd(fd) },
+            file: File::from(fd),
         })
     }
 
