@@ -116,7 +116,8 @@ mod tests {
 
     #[test]
     fn only_object_files_are_searched_across_chunk_ends() {
-        let dir = tempdir();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
         let needle = b"-frandom-seed=bbbbbbbbbb".to_vec();
         // An ELF file with the needle across the first chunk's end.
         let mut elf = b"\x7fELF".to_vec();
@@ -136,13 +137,5 @@ mod tests {
             None,
             "a text file is not an object"
         );
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    fn tempdir() -> PathBuf {
-        let d = std::env::temp_dir().join(format!("cpb-debug-info-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
     }
 }
