@@ -110,6 +110,9 @@ mkDrv ({
     echo "this installPhase fails"
     false
   '' else null;
+  # The debug variants keep gcc's debug information unless they strip it themselves: the real
+  # stdenv's fixupPhase would strip it (`strip -S`), tests/stdenv has no strip step.
+  dontStrip = if debug then true else null;
   checkpointCache = cache;
   # Fresh derivations for every test run (the same within one run).
   testSalt = salt;
