@@ -14,8 +14,9 @@ use serde::Serialize;
 use std::collections::HashSet;
 
 /// Bumped whenever what goes into a key changes: old keys then never match.
-/// (v2: the build directory is masked in the key, see [`layer_key`].)
-pub const KEY_FORMAT: &str = "checkpoint-builder-key-v2";
+/// (v2: the build directory is masked in the key, see [`layer_key`]; v3: an output path's
+/// name part is masked too, see [`output_masks`].)
+pub const KEY_FORMAT: &str = "checkpoint-builder-key-v3";
 
 /// Variables whose value says nothing about the build's result (log plumbing, parallelism).
 /// Strict mode keys on them too.
@@ -71,22 +72,38 @@ pub fn phase_code(state: &ShellState, phase: &str) -> Vec<u8> {
 }
 
 /// The masks that normalise bytes for keys: every output path replaced by a placeholder of
-/// the same length (`/nix/store/` + the hash part masked), so the same derivation change
-/// pattern gives the same key, and the first ten characters of each output's hash wherever
-/// they appear: that is the `-frandom-seed` nixpkgs derives from `$out` (see `docs/keys.md`).
-/// Built once per set of outputs; applied with [`normalise`].
+/// the same length (`/nix/store/`, the hash part masked, and the name part masked but for
+/// the output's position in `output_paths`), so a new hash or a same-length rename (a
+/// version bump) gives the same key, and the first ten characters of each output's hash
+/// wherever they appear: that is the `-frandom-seed` nixpkgs derives from `$out` (see
+/// `docs/keys.md`). Built once per set of outputs; applied with [`normalise`].
 pub fn output_masks(output_paths: &[Vec<u8>]) -> Rewrites {
-    let seeds = output_paths.iter().filter_map(|p| random_seed_of(p));
-    let pairs: Vec<RewritePair> = output_paths
+    let seeds: Vec<Vec<u8>> = output_paths
         .iter()
-        .filter(|p| !p.is_empty())
-        .cloned()
-        .chain(seeds)
-        .map(|p| {
-            let placeholder = placeholder_for(&p);
-            (p, placeholder)
-        })
+        .filter_map(|p| random_seed_of(p))
         .collect();
+    let mut paths: Vec<RewritePair> = output_paths
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| !p.is_empty())
+        .map(|(i, p)| (p.clone(), path_placeholder(p, i)))
+        .collect();
+    // Two outputs whose placeholders would coincide (a name part too short to hold the
+    // position) keep their names: distinct outputs must stay distinct in a key.
+    let collide = paths
+        .iter()
+        .enumerate()
+        .any(|(i, (_, a))| paths[..i].iter().any(|(_, b)| a == b));
+    if collide {
+        for (path, placeholder) in &mut paths {
+            *placeholder = hash_placeholder(path);
+        }
+    }
+    let seeds = seeds.into_iter().map(|s| {
+        let placeholder = vec![b'0'; s.len()];
+        (s, placeholder)
+    });
+    let pairs: Vec<RewritePair> = paths.into_iter().chain(seeds).collect();
     Rewrites::new(&pairs).expect("masks are non-empty and as long as what they replace")
 }
 
@@ -103,18 +120,38 @@ pub fn random_seed_of(path: &[u8]) -> Option<Vec<u8>> {
     (name.len() >= 33 && name[32] == b'-').then(|| name[..10].to_vec())
 }
 
-fn placeholder_for(path: &[u8]) -> Vec<u8> {
-    // Keep the name (after the hash) so outputs stay distinguishable; mask the hash part.
-    let base = path
-        .iter()
-        .rposition(|&b| b == b'/')
-        .map(|p| p + 1)
-        .unwrap_or(0);
+/// `path` with its base name's hash part (its first 32 bytes) masked.
+fn hash_placeholder(path: &[u8]) -> Vec<u8> {
+    let base = base_name_start(path);
     let mut p = path.to_vec();
     for b in p[base..].iter_mut().take(32) {
         *b = b'0';
     }
     p
+}
+
+/// `path` with its whole base name masked (hash and name part), the name part ending in
+/// `@` and the output's `position` where it has room for them.
+fn path_placeholder(path: &[u8], position: usize) -> Vec<u8> {
+    let base = base_name_start(path);
+    let mut p = path.to_vec();
+    for b in p[base..].iter_mut() {
+        *b = b'0';
+    }
+    let tag = format!("@{position}").into_bytes();
+    let name_start = base + 33;
+    if p.len() >= name_start + tag.len() {
+        let at = p.len() - tag.len();
+        p[at..].copy_from_slice(&tag);
+    }
+    p
+}
+
+fn base_name_start(path: &[u8]) -> usize {
+    path.iter()
+        .rposition(|&b| b == b'/')
+        .map(|p| p + 1)
+        .unwrap_or(0)
 }
 
 /// The variables that belong to `phase` and that no earlier phase reads: the phase variable
@@ -214,14 +251,56 @@ mod tests {
     use super::*;
 
     #[test]
-    fn placeholders_keep_length_and_name() {
+    fn placeholders_keep_length_and_mask_hash_and_name() {
         let out = b"/nix/store/abcdefghijklmnopqrstuvwxyz012345-hello".to_vec();
         let text = b"prefix=/nix/store/abcdefghijklmnopqrstuvwxyz012345-hello/bin".to_vec();
         let n = normalise(&text, &output_masks(std::slice::from_ref(&out)));
         assert_eq!(n.len(), text.len());
         assert_eq!(
             n,
-            b"prefix=/nix/store/00000000000000000000000000000000-hello/bin".to_vec()
+            format!("prefix=/nix/store/{}@0/bin", "0".repeat(36)).into_bytes()
+        );
+    }
+
+    #[test]
+    fn a_same_length_rename_normalises_alike_and_outputs_stay_distinct() {
+        let a = [
+            b"/nix/store/abcdefghijklmnopqrstuvwxyz012345-lua-5.4.4".to_vec(),
+            b"/nix/store/bbcdefghijklmnopqrstuvwxyz012345-lua-5.4.4-dev".to_vec(),
+        ];
+        let b = [
+            b"/nix/store/zzcdefghijklmnopqrstuvwxyz012345-lua-5.4.9".to_vec(),
+            b"/nix/store/yycdefghijklmnopqrstuvwxyz012345-lua-5.4.9-dev".to_vec(),
+        ];
+        let text = |o: &[Vec<u8>]| [o[0].as_slice(), b" ", o[1].as_slice()].concat();
+        let (na, nb) = (
+            normalise(&text(&a), &output_masks(&a)),
+            normalise(&text(&b), &output_masks(&b)),
+        );
+        assert_eq!(na, nb);
+        // Swapped outputs do not normalise alike.
+        let swapped = [b[1].clone(), b[0].clone()];
+        assert_ne!(na, normalise(&text(&b), &output_masks(&swapped)));
+        // A rename of another length does not either.
+        let longer = [
+            b"/nix/store/zzcdefghijklmnopqrstuvwxyz012345-lua-5.4.10".to_vec(),
+            b[1].clone(),
+        ];
+        assert_ne!(na, normalise(&text(&longer), &output_masks(&longer)));
+    }
+
+    #[test]
+    fn outputs_whose_placeholders_would_coincide_keep_their_names() {
+        // Name parts of one byte: no room for the position.
+        let a = [
+            b"/nix/store/abcdefghijklmnopqrstuvwxyz012345-a".to_vec(),
+            b"/nix/store/bbcdefghijklmnopqrstuvwxyz012345-b".to_vec(),
+        ];
+        let n = normalise(&[a[0].as_slice(), b" ", &a[1]].concat(), &output_masks(&a));
+        assert_eq!(
+            n,
+            b"/nix/store/00000000000000000000000000000000-a /nix/store/00000000000000000000000000000000-b"
+                .to_vec()
         );
     }
 
