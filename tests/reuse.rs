@@ -847,3 +847,155 @@ fn a_base_that_fails_after_its_restore_gives_a_clean_build() {
     let verify = cli(&["verify", &output(&b, true).to_string_lossy()]);
     assert!(verify.status.success());
 }
+
+/// The compile lines of a cproject build (make echoes each command).
+fn make_compiles(b: &BuildResult) -> Vec<&String> {
+    b.log_lines
+        .iter()
+        .filter(|l| l.contains(" -c -o "))
+        .collect()
+}
+
+/// A version bump that keeps the name's length and the source (issue 14): the phases from
+/// configure rerun over the earlier build's tree, configure writes the Makefile as it was
+/// (its mtime comes back), and make compiles nothing; `out` equals a clean build of the new
+/// name. With a flag the compiler reads besides, configure and build run on the new tree.
+#[test]
+fn a_same_length_rename_reruns_configure_over_the_earlier_tree_and_compiles_nothing() {
+    let a = build_named("rename-base", "a", "reuse-cproject-40", None);
+    let ck = output(&a, true);
+    let b = build_named("rename-from-a", "a", "reuse-cproject-49", Some(&ck));
+    let clean = build_named("rename-clean", "a", "reuse-cproject-49", None);
+    let configure = decision(&b, "configurePhase");
+    assert!(
+        configure.contains("ran over the earlier build's tree") && configure.contains("name"),
+        "{configure}\n{}",
+        b.log_tail(40)
+    );
+    assert!(
+        decision(&b, "buildPhase").contains("ran incrementally over the earlier build's tree"),
+        "{}",
+        decision(&b, "buildPhase")
+    );
+    assert_eq!(
+        make_compiles(&b),
+        Vec::<&String>::new(),
+        "{}",
+        b.log_tail(40)
+    );
+    assert_eq!(make_compiles(&clean).len(), 3);
+    assert!(normalised_out(&b) == normalised_out(&clean));
+    let greet = Command::new(output(&b, false).join("bin/greet"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&greet.stdout),
+        format!("Hello, world from {}\n", output(&b, false).display())
+    );
+
+    let f = build_named("rename-flags", "flags", "reuse-cproject-49", Some(&ck));
+    let clean = build_named("rename-flags-clean", "flags", "reuse-cproject-49", None);
+    assert!(
+        f.log_lines
+            .iter()
+            .any(|l| l.contains("not rerun over the earlier tree because variable buildFlags")),
+        "{}",
+        f.log_tail(40)
+    );
+    assert_eq!(make_compiles(&f).len(), 3, "{}", f.log_tail(40));
+    assert!(normalised_out(&f) == normalised_out(&clean));
+}
+
+/// A changed configure flag that changes only `config.h`: configure reruns over the earlier
+/// tree, and since no rule names `config.h` (dependency tracking off), the compile unit that
+/// includes it counts as changed; the other objects are kept.
+#[test]
+fn a_changed_configure_flag_recompiles_what_includes_the_changed_header() {
+    let a = build(41, "configured-base", "configured", None);
+    let b = build(
+        41,
+        "configured-loud",
+        "configured-loud",
+        Some(&output(&a, true)),
+    );
+    let clean = build(41, "configured-loud-clean", "configured-loud", None);
+    assert!(
+        decision(&b, "configurePhase").contains("ran over the earlier build's tree"),
+        "{}",
+        b.log_tail(40)
+    );
+    let build_line = decision(&b, "buildPhase");
+    assert!(
+        build_line.contains("config.h") && build_line.contains("1 compile unit(s)"),
+        "{build_line}"
+    );
+    let compiled = make_compiles(&b);
+    assert_eq!(compiled.len(), 1, "{compiled:?}\n{}", b.log_tail(40));
+    assert!(compiled[0].contains("-o util.o util.c"), "{compiled:?}");
+    assert!(normalised_out(&b) == normalised_out(&clean));
+    let greet = Command::new(output(&b, false).join("bin/greet"))
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&greet.stdout).ends_with("!\n"));
+}
+
+/// A changed configure flag that changes the Makefile's compile flags: make would keep the
+/// objects compiled with the old ones, so the build starts again from scratch, and says why.
+#[test]
+fn a_configure_flag_that_changes_the_makefile_builds_from_scratch() {
+    let a = build(42, "configured-o2-base", "configured", None);
+    let b = build(
+        42,
+        "configured-o2",
+        "configured-o2",
+        Some(&output(&a, true)),
+    );
+    let clean = build(42, "configured-o2-clean", "configured-o2", None);
+    assert!(
+        b.log_lines.iter().any(|l| l.contains("Makefile with new content")
+            && l.contains("building from scratch")),
+        "{}",
+        b.log_tail(40)
+    );
+    assert_eq!(make_compiles(&b).len(), 3, "{}", b.log_tail(40));
+    assert!(normalised_out(&b) == normalised_out(&clean));
+}
+
+/// A same-length rename of a CMake or Meson project: configure reruns over the earlier tree
+/// without its cache, writes what it wrote before, and ninja compiles nothing.
+fn ninja_project_renamed_compiles_nothing(project: ReuseProject, names: [&str; 2]) {
+    let p = project.label;
+    let a = build_project(project, &format!("{p}-rename-base"), "a", names[0], None);
+    let b = build_project(
+        project,
+        &format!("{p}-rename"),
+        "a",
+        names[1],
+        Some(&output(&a, true)),
+    );
+    let clean = build_project(project, &format!("{p}-rename-clean"), "a", names[1], None);
+    let configure = decision(&b, "configurePhase");
+    assert!(
+        configure.contains("ran over the earlier build's tree"),
+        "{configure}\n{}",
+        b.log_tail(40)
+    );
+    assert_eq!(
+        ninja_compiles(&b),
+        Vec::<&String>::new(),
+        "{}",
+        b.log_tail(40)
+    );
+    assert_eq!(ninja_compiles(&clean).len(), 3);
+    assert!(normalised_out(&b) == normalised_out(&clean));
+}
+
+#[test]
+fn cmake_ninja_project_renamed_compiles_nothing() {
+    ninja_project_renamed_compiles_nothing(CMAKE_PROJECT, ["reuse-cmake-43", "reuse-cmake-44"]);
+}
+
+#[test]
+fn meson_ninja_project_renamed_compiles_nothing() {
+    ninja_project_renamed_compiles_nothing(MESON_PROJECT, ["reuse-meson-45", "reuse-meson-46"]);
+}

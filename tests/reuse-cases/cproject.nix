@@ -11,7 +11,10 @@
 # of "source" and a later SOURCE_DATE_EPOCH; debug: compiled with -g and the -frandom-seed
 # nixpkgs derives from $out, no strip; debug-install: that, with the postInstall of "install";
 # debug-stripped and debug-stripped-install: the same with the debug sections stripped from
-# the installed program);
+# the installed program; configured: the Makefile takes CFLAGS from configure, util.c
+# includes the config.h configure writes; configured-loud: that, with a configure flag that
+# changes config.h; configured-o2: that, with a configure flag that changes CFLAGS in the
+# Makefile);
 # `base` is an earlier build's checkpoint (`baseContext = false`: passed without string
 # context), `cache` a development cache directory, `baseTrust` the value of
 # `checkpointBaseTrust` (docs/trust.md; unset when null).
@@ -23,6 +26,7 @@ let
   dated = variant == "date" || variant == "date-source";
   debug = builtins.elem variant [ "debug" "debug-install" "debug-stripped" "debug-stripped-install" ];
   stripped = builtins.elem variant [ "debug-stripped" "debug-stripped-install" ];
+  configured = builtins.elem variant [ "configured" "configured-loud" "configured-o2" ];
   src = derivation {
     name = "cproject-src";
     system = builtins.currentSystem;
@@ -35,8 +39,15 @@ let
       cat > configure <<'EOS'
       #!/bin/sh
       prefix=/usr/local
-      for a in "$@"; do case "$a" in --prefix=*) prefix="''${a#--prefix=}";; esac; done
-      sed "s|@prefix@|$prefix|g" Makefile.in > Makefile
+      loud=0
+      cflags=-O1
+      for a in "$@"; do case "$a" in
+        --prefix=*) prefix="''${a#--prefix=}";;
+        --enable-loud) loud=1;;
+        --cflags=*) cflags="''${a#--cflags=}";;
+      esac; done
+      sed -e "s|@prefix@|$prefix|g" -e "s|@cflags@|$cflags|g" Makefile.in > Makefile
+      printf '#define LOUD %s\n' "$loud" > config.h
       echo "configured for $prefix"
       EOS
       chmod +x configure
@@ -72,6 +83,10 @@ let
         chmod 644 data/script.sh
       ''}
       ${if variant == "makefile" then "echo '# a comment' >> Makefile.in" else ""}
+      ${if configured then ''
+        sed -i 's/^CFLAGS ?= -O1$/CFLAGS = @cflags@/' Makefile.in
+        printf '#include <stdio.h>\n#include "util.h"\n#include "config.h"\nint greet(void) { printf("%%s from %%s%%s\\n", text(), PREFIX, LOUD ? "!" : ""); return 0; }\n' > util.c
+      '' else ""}
       ${if variant == "wild" || variant == "wild-deleted" then ''
         cat >> Makefile.in <<'EOS'
       OBJS := $(patsubst %.c,%.o,$(wildcard *.c))
@@ -101,6 +116,8 @@ mkDrv ({
   outputs = [ "out" "checkpoint" ];
   inherit src;
   buildFlags = if variant == "flags" || variant == "source-flags" then [ "CFLAGS=-O2" ] else [ ];
+  configureFlags = if variant == "configured-loud" then [ "--enable-loud" ]
+    else if variant == "configured-o2" then [ "--cflags=-O2" ] else null;
   postInstall = if builtins.elem variant [ "install" "debug-install" "debug-stripped-install" ] then ''
     ${if stripped then "strip -S $out/bin/greet" else ""}
     echo "installed differently" > $out/share/greet/extra.txt

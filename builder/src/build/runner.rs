@@ -13,6 +13,7 @@ use crate::build::signals;
 use crate::checkpoint::RewritePair;
 use crate::reuse::base::{error_chain, path_rewrites, remove_tree, BaseCheckpoint, InitialTree};
 use crate::reuse::debug_info;
+use crate::reuse::incremental::working_copy::{self, WorkingCopy};
 use crate::reuse::incremental::{try_resume, ResumeError, Resumption};
 use crate::reuse::plan::{self, PhaseDecision};
 use crate::shell::driver::{self, Channel};
@@ -261,6 +262,7 @@ fn run_steps(
         last_status: setup_status,
         incremental: None,
         reused_objects_seeds: Vec::new(),
+        working_copy: None,
     };
     if let Some(rec) = recorder.as_deref_mut() {
         start = start_from_bases(
@@ -280,6 +282,7 @@ fn run_steps(
         mut last_status,
         mut incremental,
         mut reused_objects_seeds,
+        mut working_copy,
     } = start;
 
     let mut index = start;
@@ -313,7 +316,14 @@ fn run_steps(
                 // Nothing runs at the levels around genericBuild while the phases do.
                 next.outer_traps = state.outer_traps.clone();
                 if let Some(rec) = recorder.as_deref_mut() {
+                    // Phases rerun over the earlier tree leave its build products in theirs.
+                    rec.next_layer_taken_over |= working_copy
+                        .as_ref()
+                        .is_some_and(|c| index <= c.build_phase);
                     record(rec, phase, Some(&state), &next, status, &outcome)?;
+                    if let Some(copy) = working_copy.take_if(|c| index == c.build_phase) {
+                        settle_rerun(rec, &copy, &next, env, options, &mut outcome)?;
+                    }
                 }
                 state = next;
                 last_status = status;
@@ -333,12 +343,13 @@ fn run_steps(
                             &state,
                             &mut outcome,
                         )?;
-                        if let Some((next_state, next_phase)) = resumption {
+                        if let Some((next_state, next_phase, copy)) = resumption {
                             reused_objects_seeds =
                                 debug_info::changed_seeds(&base.outputs, &options.outputs);
                             state = next_state;
                             last_status = 0;
                             index = next_phase;
+                            working_copy = copy;
                         }
                     }
                 }
@@ -407,6 +418,8 @@ struct Start<'b> {
     /// Set once objects an earlier build compiled may reach the outputs (buildPhase restored
     /// or resumed over): the seed flags of this build's outputs that differ from that build's.
     reused_objects_seeds: Vec<Vec<u8>>,
+    /// Phases before buildPhase rerun over the earlier tree (restored through patchPhase).
+    working_copy: Option<WorkingCopy>,
 }
 
 /// After setup, with a checkpoint being written: chooses among the candidate bases (pure,
@@ -428,6 +441,7 @@ fn start_from_bases<'b>(
     let mut start = 0;
     let mut incremental = None;
     let mut reused_objects_seeds = Vec::new();
+    let mut working_copy = None;
     rec.phases = phases.to_vec();
     let candidates: Vec<plan::Candidate<'_>> = bases
         .iter()
@@ -477,9 +491,33 @@ fn start_from_bases<'b>(
                     reused_objects_seeds =
                         debug_info::changed_seeds(&base.outputs, &options.outputs);
                 }
+                let rewrites = choice.rewrites.clone();
                 (state, outcome.decisions) =
                     resume_from(rec, env, options, base, choice, phases, setup_state)?;
                 last_status = 0;
+                // Restored exactly through patchPhase (the source is the same, a later phase
+                // differs): the phases before buildPhase may rerun over the earlier tree.
+                if phases[start - 1] == "patchPhase" {
+                    incremental = None;
+                    let resumed = resume_after_patch(
+                        rec,
+                        env,
+                        options,
+                        base,
+                        &rewrites,
+                        phases,
+                        start - 1,
+                        &state,
+                        outcome,
+                    )?;
+                    if let Some((next_state, next_phase, copy)) = resumed {
+                        reused_objects_seeds =
+                            debug_info::changed_seeds(&base.outputs, &options.outputs);
+                        state = next_state;
+                        start = next_phase;
+                        working_copy = copy;
+                    }
+                }
             } else {
                 record(rec, "setup", None, setup_state, setup_status, outcome)?;
                 outcome.decisions = choice.plan.decisions;
@@ -496,6 +534,7 @@ fn start_from_bases<'b>(
         last_status,
         incremental,
         reused_objects_seeds,
+        working_copy,
     })
 }
 
@@ -553,7 +592,7 @@ fn resume_after_patch(
     patch_index: usize,
     after_patch: &ShellState,
     outcome: &mut BuildOutcome,
-) -> Result<Option<(ShellState, usize)>, RunError> {
+) -> Result<Option<(ShellState, usize, Option<WorkingCopy>)>, RunError> {
     eprint!("{}", nix_log::incremental_line(&base.dir.to_string_lossy()));
     let resumption = try_resume(
         base,
@@ -586,7 +625,34 @@ fn resume_after_patch(
         resumed.adopted.iter().map(|(p, before, _)| (p, before)),
         &outcome.decisions,
     );
-    Ok(Some((resumed.state, resumed.next_phase)))
+    Ok(Some((
+        resumed.state,
+        resumed.next_phase,
+        resumed.working_copy,
+    )))
+}
+
+/// After the phases rerun over the earlier tree (`state` is the one after the last of them):
+/// settles the tree ([`working_copy::settle`]) and adds what it did to buildPhase's line. A
+/// refusal falls back to a clean build (the rerun phases already ran over the earlier tree).
+fn settle_rerun(
+    rec: &mut Recorder,
+    copy: &WorkingCopy,
+    state: &ShellState,
+    env: &BuildEnvironment,
+    options: &BuildOptions,
+    outcome: &mut BuildOutcome,
+) -> Result<(), RunError> {
+    let settled = working_copy::settle(copy, rec, state, &env.build_top, &options.outputs)
+        .map_err(|e| RunError::Incremental(ResumeError::Settle(e)))?;
+    if let Some(d) = outcome
+        .decisions
+        .iter_mut()
+        .find(|d| d.phase == "buildPhase")
+    {
+        d.reason.push_str(&settled.note());
+    }
+    Ok(())
 }
 
 /// Arguments that make bash run `script` as a script file (not `-c`, which would add `c` to

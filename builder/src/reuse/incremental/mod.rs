@@ -10,10 +10,13 @@
 //!   phases' own variables (`postPatch`, `patchFlags`, …) were left out of the keys: their
 //!   effect is in the tree, which is compared by content (`SOURCE_DATE_EPOCH` stays keyed: its
 //!   effect is also in generated files make does not track, see [`plan::SOURCE_VARIABLES`]);
+//! - when the phases before `buildPhase` do not match, they may rerun over the earlier tree
+//!   instead ([`working_copy`]: a version bump, a changed configure flag, a changed build
+//!   description under ninja);
 //! - a change to a build description file (Makefiles, `*.mk`, configure and CMake/Meson
-//!   inputs, `*.in` templates) never resumes: those phases run on the fresh tree, as a clean
-//!   build would; neither does a deleted compile unit (its object, or an archive member made
-//!   from it, would outlive it);
+//!   inputs, `*.in` templates) under make never resumes: those phases run on the fresh tree,
+//!   as a clean build would; neither does a deleted compile unit (its object, or an archive
+//!   member made from it, would outlive it);
 //! - unchanged files keep the mtimes the earlier build recorded, changed ones get an mtime
 //!   newer than every restored file, so make's timestamp rule sees exactly the change;
 //! - a changed file make would not see (a header no dependency record of the earlier build
@@ -23,6 +26,7 @@
 pub mod dependencies;
 pub mod ninja;
 pub mod rules;
+pub mod working_copy;
 
 use crate::build::recorder::Recorder;
 use crate::checkpoint::{
@@ -38,6 +42,9 @@ pub use rules::{is_build_description, NoResume};
 use rules::{is_stdenv_file, PhaseMatch};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
+use working_copy::{
+    ran_ninja, read_by_makefiles, revert_rerun_edits, without_configure_caches, WorkingCopy,
+};
 
 /// Where the build goes on after an incremental restore.
 #[derive(Debug)]
@@ -52,6 +59,9 @@ pub struct Resumed {
     /// (phase, state before, state after) of each phase taken over from the earlier build, for
     /// the caller to record as layers.
     pub adopted: Vec<(String, ShellState, ShellState)>,
+    /// Set when phases before `buildPhase` rerun over the earlier tree: the runner settles
+    /// the tree after them ([`working_copy::settle`]).
+    pub working_copy: Option<WorkingCopy>,
 }
 
 /// What an attempt to resume after `patchPhase` came to.
@@ -77,6 +87,8 @@ pub enum ResumeError {
     Overlay(#[source] CheckpointError),
     #[error("cannot bring the build directory and outputs to the resumed tree")]
     Restore(#[source] CheckpointError),
+    #[error("after the phases rerun over the earlier tree")]
+    Settle(#[source] working_copy::SettleError),
 }
 
 /// Tries to resume after `patchPhase` (at `patch_index` in `phases`) from `base`: the rules
@@ -111,6 +123,7 @@ pub fn try_resume(
     let PhaseMatch {
         patch_layer: k,
         build_offset: b,
+        build_layer,
         ..
     } = found;
     let import = |recorder: &mut Recorder, layer: usize| {
@@ -128,14 +141,67 @@ pub fn try_resume(
     let new_tree = recorder.recorded_state().root("build").clone();
     let old_tree = import(recorder, k)?.root("build").clone();
     let changes = overlay_diff(&old_tree, &new_tree);
-    if let Err(no) = rules::check_source_changes(&changes) {
+    let mut want = import(recorder, build_layer)?;
+    let ninja = ran_ninja(want.root("build"));
+    let mut found = found;
+    match rules::check_source_changes(&changes) {
+        Ok(()) => {}
+        // Under ninja, a changed build description reruns configure over the earlier tree:
+        // ninja then rebuilds what the new commands and dependencies say.
+        Err(NoResume::BuildDescriptionChanged { files }) if ninja => {
+            if found.rerun_from.is_none() {
+                found.first_mismatch = Some(format!(
+                    "build description files changed ({})",
+                    rules::short_list(&files, 3)
+                ));
+            }
+            found.rerun_from = Some(0);
+        }
+        Err(no) => return Ok(Resumption::NotResumed(no)),
+    }
+    let restored = want.root("build").clone();
+    // What the rerun phases, if any, start from: the earlier tree with their own edits
+    // undone (they make them again).
+    let rerun_base = match found.rerun_from {
+        Some(f) => {
+            let before = import(recorder, k + f)?.root("build").clone();
+            let after = import(recorder, build_layer - 1)?.root("build").clone();
+            Some(revert_rerun_edits(&restored, &before, &after))
+        }
+        None => None,
+    };
+    if let Err(no) = rules::check_earlier_edits(
+        &changes,
+        &old_tree,
+        rerun_base.as_ref().unwrap_or(&restored),
+    ) {
         return Ok(Resumption::NotResumed(no));
     }
-    let mut want = import(recorder, k + b + 1)?;
-    let restored = want.root("build");
-    if let Err(no) = rules::check_earlier_edits(&changes, &old_tree, restored) {
-        return Ok(Resumption::NotResumed(no));
+    if found.rerun_from.is_some() && !ninja {
+        let changed: Vec<String> = found
+            .plan
+            .changed_variables
+            .iter()
+            .filter(|v| !crate::reuse::plan::SOURCE_VARIABLES.contains(&v.as_str()))
+            .cloned()
+            .collect();
+        let makefiles: Vec<(RelPath, Vec<u8>)> = restored
+            .iter()
+            .filter(|(p, _)| working_copy::is_make_input(p.as_bytes()))
+            .filter_map(|(p, e)| Some((p.clone(), recorder.read_blob(&e.blob()?).ok()?)))
+            .collect();
+        let read = read_by_makefiles(&changed, &makefiles);
+        if !read.is_empty() {
+            return Ok(Resumption::NotResumed(NoResume::NotRerunnable {
+                first: found.first_mismatch.clone().unwrap_or_default(),
+                why: format!(
+                    "a makefile of the earlier tree reads {} (make imports the environment)",
+                    rules::short_list(&read, 3)
+                ),
+            }));
+        }
     }
+    let restored = &restored;
     // Changes make would not see by itself.
     let tracking = {
         let values = after_patch.variables.iter().flat_map(|v| match &v.value {
@@ -176,8 +242,27 @@ pub fn try_resume(
     // The tree the build resumes on: the earlier tree after buildPhase with the source
     // changes laid over it. The live tree (the new source) is brought to it in place: only
     // build products and what differs are written.
-    let (mut tree, report) =
+    let (expected, report) =
         overlay_state(&old_tree, &new_tree, restored, floor).map_err(ResumeError::Overlay)?;
+    let (mut tree, working_copy, caches) = match &rerun_base {
+        Some(reverted) => {
+            let (mut tree, _) = overlay_state(&old_tree, &new_tree, reverted, floor)
+                .map_err(ResumeError::Overlay)?;
+            let rerun_phases = found.rerun_from.map_or(0, |f| b - f);
+            let caches = if rerun_phases > 0 {
+                without_configure_caches(&mut tree, &new_tree)
+            } else {
+                Vec::new()
+            };
+            let copy = WorkingCopy {
+                build_phase: patch_index + 1 + b,
+                expected,
+                ninja,
+            };
+            (tree, Some(copy), caches)
+        }
+        None => (expected, None, Vec::new()),
+    };
     // Untracked changes: the compile units that include them (all of them, when that cannot
     // be bounded) become as new as a changed file.
     let touched_units = if tracking.untracked.is_empty() {
@@ -208,17 +293,32 @@ pub fn try_resume(
         .collect();
     let rest = &phases[patch_index + 1..];
     let (adopted, state) = rules::adopted_phases(&base.layers, &found, rest, after_patch, rewrites);
-    let decisions = rules::resumed_decisions(
+    let mut decisions = rules::resumed_decisions(
         &adopted,
         &changed,
         &tracking.untracked,
         touched_units,
         tracking.affected_units.is_some(),
     );
+    let next_phase = match found.rerun_from {
+        Some(f) => {
+            let rerun = rules::rerun_decisions(
+                &rest[f..b],
+                found.first_mismatch.as_deref().unwrap_or_default(),
+                &caches,
+            );
+            let build = decisions.pop();
+            decisions.extend(rerun);
+            decisions.extend(build);
+            patch_index + 1 + f
+        }
+        None => patch_index + 1 + b,
+    };
     Ok(Resumption::Resumed(Box::new(Resumed {
-        next_phase: patch_index + 1 + b,
+        next_phase,
         state,
         decisions,
         adopted,
+        working_copy,
     })))
 }

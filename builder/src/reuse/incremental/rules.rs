@@ -48,6 +48,12 @@ pub enum NoResume {
          run on the new tree"
     )]
     MissingPrerequisites { files: String },
+    /// The phases up to buildPhase differ and cannot be rerun over the earlier tree.
+    #[error(
+        "the phases up to buildPhase do not match: {first}; they are not rerun over the \
+         earlier tree because {why}"
+    )]
+    NotRerunnable { first: String, why: String },
 }
 
 /// The phases of a resume: base layer `patch_layer` is the earlier `patchPhase`'s, and
@@ -56,8 +62,66 @@ pub enum NoResume {
 pub struct PhaseMatch {
     pub patch_layer: usize,
     pub build_offset: usize,
+    /// The base layer of the earlier `buildPhase`: the tree the build resumes over.
+    pub build_layer: usize,
     /// The reuse plan of the phases after `patchPhase` with the source variables left out.
     pub plan: ReusePlan,
+    /// Where the phases after `patchPhase` stop matching before `buildPhase`, as a position
+    /// among them: those phases rerun over the earlier tree ([`check_rerun`]). `None` when
+    /// every phase up to `buildPhase` matches.
+    pub rerun_from: Option<usize>,
+    /// The first phase that did not match, with the reason (for the log).
+    pub first_mismatch: Option<String>,
+}
+
+/// Variables that name the package rather than say how it is built: `name`, `pname`,
+/// `version`. They differ after a version bump that keeps the source (or in a renamed
+/// package), and the phases rerun over the earlier tree see their new values.
+pub const IDENTITY_VARIABLES: &[&str] = &["name", "pname", "version"];
+
+/// Variables the configure hooks of nixpkgs read (besides `configurePhase`'s own, see
+/// [`phase_variables`]): a change reaches the build only through what configure writes,
+/// which the rerun compares file by file.
+pub const CONFIGURE_VARIABLES: &[&str] = &[
+    "cmakeFlags",
+    "cmakeFlagsArray",
+    "mesonFlags",
+    "mesonFlagsArray",
+    "configureScript",
+    "configurePlatforms",
+    "prefixKey",
+    "dontAddPrefix",
+    "dontDisableStatic",
+    "dontAddDisableDepTrack",
+    "dontFixLibtool",
+    "dontAddStaticConfigureFlags",
+];
+
+/// Whether the phases `rerun` (after `patchPhase`, before `buildPhase`) may rerun over the
+/// earlier tree when the variables `changed` (keyed by those phases or by `buildPhase`)
+/// differ from the earlier build's: each must name the package
+/// ([`IDENTITY_VARIABLES`]) or belong to a rerun phase ([`phase_variables`],
+/// [`CONFIGURE_VARIABLES`]). Anything else (flags the compiler wrapper reads from the
+/// environment, `buildFlags`, `makeFlags`, `SOURCE_DATE_EPOCH`, `PATH`) may reach the
+/// build where no build tool sees it, so the phases run on the new tree instead.
+pub fn check_rerun(changed: &BTreeSet<String>, rerun: &[String]) -> Result<(), String> {
+    let own: BTreeSet<String> = rerun.iter().flat_map(|p| phase_variables(p)).collect();
+    let unsafe_ones: Vec<&str> = changed
+        .iter()
+        .map(String::as_str)
+        .filter(|v| !IDENTITY_VARIABLES.contains(v))
+        .filter(|v| !CONFIGURE_VARIABLES.contains(v) || rerun.is_empty())
+        .filter(|v| !own.contains(*v))
+        .collect();
+    if unsafe_ones.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "variable{} {} may reach the build where make or ninja would not see it",
+            if unsafe_ones.len() > 1 { "s" } else { "" },
+            short_list(&unsafe_ones, 6)
+        ))
+    }
 }
 
 /// True for files whose change means the build description changed. `*.in` templates are
@@ -167,19 +231,64 @@ pub fn check_phases(
         strict,
         &ignored,
     );
-    if plan.depth < b + 1 {
-        let first = plan
-            .decisions
-            .iter()
-            .find(|d| !d.reused)
-            .map(|d| format!("{} {}", d.phase, d.reason))
-            .unwrap_or_default();
-        return Err(NoResume::PhasesMismatch { first });
+    if plan.depth > b {
+        return Ok(PhaseMatch {
+            patch_layer: k,
+            build_offset: b,
+            build_layer: k + b + 1,
+            plan,
+            rerun_from: None,
+            first_mismatch: None,
+        });
     }
+    let first = plan
+        .decisions
+        .iter()
+        .find(|d| !d.reused)
+        .map(|d| format!("{} {}", d.phase, d.reason))
+        .unwrap_or_default();
+    // Rerun the phases from the first that differs over the earlier tree, when it has a
+    // finished buildPhase and what changed is safe to rerun over (check_rerun).
+    let not_rerunnable = |why: String| NoResume::NotRerunnable {
+        first: first.clone(),
+        why,
+    };
+    let Some(build_layer) = base
+        .iter()
+        .skip(k + 1)
+        .position(|l| l.name == "buildPhase")
+        .map(|i| k + 1 + i)
+    else {
+        return Err(NoResume::PhasesMismatch { first });
+    };
+    let base_masks = crate::reuse::keys::output_masks(base_outputs);
+    let masks = crate::reuse::keys::output_masks(outputs);
+    let (old_functions, new_functions) = (
+        crate::reuse::keys::normalise(base[k].state.functions.as_bytes(), &base_masks),
+        crate::reuse::keys::normalise(after_patch.functions.as_bytes(), &masks),
+    );
+    if old_functions != new_functions {
+        return Err(not_rerunnable("shell functions changed".into()));
+    }
+    let later = crate::reuse::keys::later_phase_variables(rest, b);
+    let keyed: BTreeSet<String> = plan
+        .changed_variables
+        .iter()
+        .filter(|v| !ignored.contains(*v) && !later.contains(*v))
+        .filter(|v| !crate::reuse::keys::unkeyed(v, strict))
+        .cloned()
+        .collect();
+    if strict {
+        return Err(not_rerunnable("checkpointStrict is set".into()));
+    }
+    check_rerun(&keyed, &rest[plan.depth..b]).map_err(not_rerunnable)?;
     Ok(PhaseMatch {
         patch_layer: k,
         build_offset: b,
+        build_layer,
+        rerun_from: Some(plan.depth),
         plan,
+        first_mismatch: Some(first),
     })
 }
 
@@ -284,7 +393,8 @@ pub fn adopted_phases(
 ) -> (Vec<(String, ShellState, ShellState)>, ShellState) {
     let mut adopted = Vec::new();
     let mut before = after_patch.clone();
-    for (i, phase) in rest[..found.build_offset].iter().enumerate() {
+    let count = found.rerun_from.unwrap_or(found.build_offset);
+    for (i, phase) in rest[..count].iter().enumerate() {
         let after = plan::with_variables_from(
             &plan::rewrite_state(&base[found.patch_layer + i + 1].state, rewrites),
             &found.plan.changed_variables,
@@ -294,6 +404,29 @@ pub fn adopted_phases(
         before = after;
     }
     (adopted, before)
+}
+
+/// What the log says of the phases `rerun` over the earlier tree: the first phase that did
+/// not match (`first`, with its reason) and the configure caches left out (`caches`).
+pub fn rerun_decisions(rerun: &[String], first: &str, caches: &[RelPath]) -> Vec<PhaseDecision> {
+    let caches = if caches.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; left out so that configure starts afresh: {}",
+            short_list(caches, 3)
+        )
+    };
+    rerun
+        .iter()
+        .map(|phase| PhaseDecision {
+            phase: phase.clone(),
+            reused: false,
+            reason: format!(
+                "ran over the earlier build's tree (a working copy; its own earlier edits undone): {first}{caches}"
+            ),
+        })
+        .collect()
 }
 
 /// What the log says of each adopted phase and of `buildPhase`: how many source paths
@@ -473,12 +606,62 @@ mod tests {
             check(&no_build, &no_build, &old, &old).unwrap_err(),
             NoResume::NoBuildPhase
         );
-        match check(PHASES, PHASES, &old, &vars("/s/b", "p-1", "--enable-x")).unwrap_err() {
-            NoResume::PhasesMismatch { first } => {
-                assert!(first.starts_with("configurePhase"), "{first}")
+        // A changed configure flag reruns configure over the earlier tree.
+        let found = check(PHASES, PHASES, &old, &vars("/s/b", "p-1", "--enable-x")).unwrap();
+        assert_eq!(found.rerun_from, Some(0));
+        assert!(found.first_mismatch.unwrap().starts_with("configurePhase"));
+        // A flag the compiler reads from the environment does not.
+        let with = |extra: &[(&str, &str)]| {
+            let mut vars = vec![
+                ("out", std::str::from_utf8(OUT).unwrap()),
+                ("src", "/s/a"),
+                ("sourceRoot", "p-1"),
+            ];
+            vars.extend_from_slice(extra);
+            state(&vars)
+        };
+        let cflags = with(&[("NIX_CFLAGS_COMPILE", "-O2")]);
+        match check(PHASES, PHASES, &with(&[]), &cflags).unwrap_err() {
+            NoResume::NotRerunnable { first, why } => {
+                assert!(first.starts_with("configurePhase"), "{first}");
+                assert!(why.contains("NIX_CFLAGS_COMPILE"), "{why}");
             }
             other => panic!("{other:?}"),
         }
+        // A new version: `name` and `version` are the package's, not the build's.
+        let bumped = with(&[("name", "p-2"), ("version", "2")]);
+        let found = check(
+            PHASES,
+            PHASES,
+            &with(&[("name", "p-1"), ("version", "1")]),
+            &bumped,
+        )
+        .unwrap();
+        assert_eq!(found.rerun_from, Some(0));
+    }
+
+    #[test]
+    fn rerun_rules() {
+        let configure = names(&["configurePhase"]);
+        let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+        assert!(check_rerun(
+            &set(&["name", "version", "configureFlags", "cmakeFlags"]),
+            &configure
+        )
+        .is_ok());
+        assert!(check_rerun(&set(&["preConfigure"]), &configure).is_ok());
+        for v in [
+            "buildFlags",
+            "makeFlags",
+            "NIX_CFLAGS_COMPILE",
+            "SOURCE_DATE_EPOCH",
+            "PATH",
+        ] {
+            let why = check_rerun(&set(&[v]), &configure).unwrap_err();
+            assert!(why.contains(v), "{why}");
+        }
+        // Configure's variables are not safe when configure does not rerun.
+        assert!(check_rerun(&set(&["configureFlags"]), &[]).is_err());
     }
 
     #[test]

@@ -1,0 +1,390 @@
+//! Reruns over the earlier tree (issue 14): when the phases between `patchPhase` and
+//! `buildPhase` must rerun (a version bump, a changed configure flag, a changed build
+//! description under ninja), they rerun over the earlier build's tree after `buildPhase`, as
+//! a developer reruns configure in a working copy, and the build tool then rebuilds only what
+//! their new output changed.
+//!
+//! Pure but for [`settle`], which moves mtimes in the live tree. The rules (`docs/keys.md`):
+//! - the earlier build's edits to files that were there before the rerun phases (a
+//!   `substituteInPlace` in `preConfigure`) are undone first: the rerun phases edit the files
+//!   they saw ([`revert_rerun_edits`]); configure caches that would stand in for a fresh
+//!   configure (`CMakeCache.txt`, meson's `coredata.dat`) are left out
+//!   ([`without_configure_caches`]);
+//! - after the rerun phases, a file they rewrote with the content it had in the earlier tree
+//!   gets its recorded mtime back (design §3), so make and ninja see only real changes;
+//! - under make, a changed variable a makefile reads ([`read_by_makefiles`]: make imports
+//!   the environment) rules the rerun out, and so does a makefile or `libtool` that the rerun
+//!   wrote with new content ([`is_make_input`]): make does not track its own rules' text, so
+//!   objects compiled under the old one would be kept. ninja tracks command lines itself;
+//! - a changed header make would not see makes the compile units that include it count as
+//!   changed, as after a source change ([`crate::reuse::incremental::dependencies`]).
+
+use crate::build::recorder::Recorder;
+use crate::checkpoint::{
+    floor_after, max_mtime, overlay_diff, CheckpointError, ContentHash, EntryKind, OverlayChange,
+    RelPath, RootState, Timestamp,
+};
+use crate::reuse::incremental::dependencies::{
+    compile_units, forced_include_in, untracked_changes, Trees,
+};
+use crate::reuse::incremental::rules::{is_stdenv_file, resume_floor, short_list};
+use crate::shell::declare::Value;
+use crate::shell::ShellState;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+/// A rerun over the earlier tree in progress: what the runner needs once the rerun phases
+/// are done.
+#[derive(Debug, Clone)]
+pub struct WorkingCopy {
+    /// Index (in the phase list) of `buildPhase`: the rerun phases are the ones before it.
+    pub build_phase: usize,
+    /// The earlier tree after `buildPhase` with the source changes laid over, as an
+    /// incremental build without a rerun would resume on: the contents and mtimes a rerun
+    /// phase's output is compared with.
+    pub expected: RootState,
+    /// Whether the earlier build ran ninja (it tracks command lines; make does not).
+    pub ninja: bool,
+}
+
+/// The rerun phases wrote something make would build on without seeing it.
+#[derive(Debug, Error)]
+pub enum SettleError {
+    #[error(
+        "the phases rerun over the earlier tree wrote {files} with new content, and make does \
+         not rebuild what a changed makefile compiles differently"
+    )]
+    MakeInputsChanged { files: String },
+    #[error("cannot move the unchanged files' mtimes back")]
+    Restore(#[source] CheckpointError),
+}
+
+/// What [`settle`] did, for the buildPhase line of the log.
+#[derive(Debug, Default)]
+pub struct Settled {
+    /// Files rewritten with their earlier content, whose recorded mtime came back.
+    pub mtimes_restored: usize,
+    /// Paths the rerun phases changed (content, kind or presence), stdenv files left out.
+    pub changed: Vec<RelPath>,
+    /// Changed files make would not see, and how many compile units count as changed.
+    pub untracked: Vec<RelPath>,
+    pub touched_units: usize,
+}
+
+impl Settled {
+    /// The sentence the buildPhase decision gets.
+    pub fn note(&self) -> String {
+        let mut text = format!(
+            "; the phases rerun over it changed {} path(s){} and rewrote {} unchanged file(s), \
+             which kept their earlier mtimes",
+            self.changed.len(),
+            if self.changed.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", short_list(&self.changed, 5))
+            },
+            self.mtimes_restored
+        );
+        if !self.untracked.is_empty() {
+            text.push_str(&format!(
+                "; no dependency record names {}, so the {} compile unit(s) that include it count as changed",
+                short_list(&self.untracked, 3),
+                self.touched_units
+            ));
+        }
+        text
+    }
+}
+
+/// True for the files whose text make runs: makefiles and libtool's script.
+pub fn is_make_input(path: &[u8]) -> bool {
+    let name = path.rsplit(|&b| b == b'/').next().unwrap_or(path);
+    name.starts_with(b"Makefile")
+        || name == b"GNUmakefile"
+        || name == b"makefile"
+        || name == b"libtool"
+        || name.ends_with(b".mk")
+        || name.ends_with(b".make")
+}
+
+/// True when the tree holds ninja's log: the earlier build ran ninja.
+pub fn ran_ninja(tree: &RootState) -> bool {
+    tree.keys()
+        .any(|p| p.file_name() == Some(b".ninja_log".as_slice()))
+}
+
+/// `built` (the earlier tree after `buildPhase`) with every path that the rerun phases
+/// changed undone: `before` is the earlier tree before the first rerun phase, `after` the
+/// one after the last (before `buildPhase`). Paths they added stay (build products).
+pub fn revert_rerun_edits(built: &RootState, before: &RootState, after: &RootState) -> RootState {
+    let mut out = built.clone();
+    for (p, change) in overlay_diff(before, after) {
+        if change == OverlayChange::Added || p.is_root() || is_stdenv_file(&p) {
+            continue;
+        }
+        let Some(entry) = before.get(&p) else {
+            continue;
+        };
+        if out.get(&p).is_some_and(|e| e.is_dir() != entry.is_dir()) || !entry.is_dir() {
+            out.retain(|k, _| !k.starts_with(&p) || k == &p);
+        }
+        // Parents the rerun phases removed come back from `before`.
+        let mut cur = RelPath::root();
+        for comp in p.parent().unwrap_or_default().components() {
+            let Ok(next) = cur.join(comp) else { break };
+            cur = next;
+            if !out.get(&cur).is_some_and(|e| e.is_dir()) {
+                if let Some(d) = before.get(&cur) {
+                    out.retain(|k, _| !k.starts_with(&cur));
+                    out.insert(cur.clone(), d.clone());
+                }
+            }
+        }
+        let mut entry = entry.clone();
+        if let EntryKind::File { size, blake3, .. } = entry.kind {
+            entry.kind = EntryKind::File {
+                size,
+                blake3,
+                hardlink: None,
+            };
+        }
+        out.insert(p, entry);
+    }
+    out
+}
+
+/// `tree` without the configure caches a rerun must not start from (`CMakeCache.txt`,
+/// meson's `meson-private/coredata.dat`) among the paths `source` (this build's source after
+/// `patchPhase`) does not have; returns the paths left out too.
+pub fn without_configure_caches(tree: &mut RootState, source: &RootState) -> Vec<RelPath> {
+    let caches: Vec<RelPath> = tree
+        .keys()
+        .filter(|p| !source.contains_key(*p))
+        .filter(|p| {
+            let b = p.as_bytes();
+            p.file_name() == Some(b"CMakeCache.txt".as_slice())
+                || b == b"meson-private/coredata.dat"
+                || b.ends_with(b"/meson-private/coredata.dat")
+        })
+        .cloned()
+        .collect();
+    for p in &caches {
+        tree.remove(p);
+    }
+    caches
+}
+
+/// The names among `changed` that a makefile of `makefiles` (path, text) refers to as
+/// `$(name)` or `${name}`: make imports the environment, so a makefile may read a
+/// derivation variable.
+pub fn read_by_makefiles<'v>(
+    changed: impl IntoIterator<Item = &'v String>,
+    makefiles: &[(RelPath, Vec<u8>)],
+) -> Vec<String> {
+    changed
+        .into_iter()
+        .filter(|v| {
+            let (paren, brace) = (format!("$({v})"), format!("${{{v}}}"));
+            let (paren, brace) = (paren.as_bytes(), brace.as_bytes());
+            makefiles.iter().any(|(_, text)| {
+                text.windows(paren.len()).any(|w| w == paren)
+                    || text.windows(brace.len()).any(|w| w == brace)
+            })
+        })
+        .cloned()
+        .collect()
+}
+
+/// After the rerun phases (the live tree as the last layer recorded it): moves back the mtime
+/// of every file they rewrote with its earlier content, refuses under make when a makefile
+/// changed, and makes the compile units that include a changed header make would not see
+/// newer than every restored file. `state` is the shell state after the last rerun phase
+/// (for forced includes in the build's flags).
+pub fn settle(
+    copy: &WorkingCopy,
+    recorder: &mut Recorder,
+    state: &ShellState,
+    build_top: &Path,
+    outputs: &[(String, PathBuf)],
+) -> Result<Settled, SettleError> {
+    let mut want = recorder.recorded_state().clone();
+    let live = want.root("build").clone();
+    let changes: Vec<(RelPath, OverlayChange)> = overlay_diff(&copy.expected, &live)
+        .into_iter()
+        .filter(|(p, _)| !is_stdenv_file(p))
+        .collect();
+    let mut settled = Settled {
+        changed: changes
+            .iter()
+            .filter(|(p, _)| {
+                !live
+                    .get(p)
+                    .or(copy.expected.get(p))
+                    .is_some_and(|e| e.is_dir())
+            })
+            .map(|(p, _)| p.clone())
+            .collect(),
+        ..Settled::default()
+    };
+    if !copy.ninja {
+        let makefiles: Vec<RelPath> = settled
+            .changed
+            .iter()
+            .filter(|p| is_make_input(p.as_bytes()))
+            .cloned()
+            .collect();
+        if !makefiles.is_empty() {
+            return Err(SettleError::MakeInputsChanged {
+                files: short_list(&makefiles, 3),
+            });
+        }
+    }
+    let mut tree = live.clone();
+    for (p, e) in tree.iter_mut() {
+        let Some(x) = copy.expected.get(p) else {
+            continue;
+        };
+        let same_file = matches!(
+            (&e.kind, &x.kind),
+            (EntryKind::File { blake3: a, .. }, EntryKind::File { blake3: b, .. }) if a == b
+        ) && e.mode == x.mode
+            && e.xattrs == x.xattrs;
+        if same_file && e.mtime != x.mtime {
+            e.mtime = x.mtime;
+            settled.mtimes_restored += 1;
+        }
+    }
+    // Changed files make would not see: the units that include them become newer than
+    // everything restored.
+    let values = state.variables.iter().flat_map(|v| match &v.value {
+        Value::Scalar(s) => vec![s.as_bytes()],
+        Value::Indexed(items) => items.iter().map(|(_, s)| s.as_bytes()).collect(),
+        Value::Assoc(items) => items.iter().map(|(_, s)| s.as_bytes()).collect(),
+        _ => Vec::new(),
+    });
+    let trees = Trees {
+        old_source: &copy.expected,
+        new_source: &live,
+        built: &copy.expected,
+        build_top: build_top.as_os_str().as_encoded_bytes(),
+        forced_include_in_environment: forced_include_in(values),
+    };
+    let read = |p: &RelPath, h: &ContentHash, new| {
+        if new {
+            std::fs::read(build_top.join(p.as_path())).ok()
+        } else {
+            recorder.read_blob(h).ok()
+        }
+    };
+    let tracking = untracked_changes(&changes, &trees, &read);
+    if !tracking.untracked.is_empty() {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let newest = max_mtime(&tree).unwrap_or(Timestamp { sec: 0, nsec: 0 });
+        let changed_mtime = floor_after(resume_floor(newest, now));
+        let units: Vec<RelPath> = match &tracking.affected_units {
+            Some(units) => units.iter().cloned().collect(),
+            None => compile_units(&tree),
+        };
+        for p in &units {
+            if let Some(e) = tree.get_mut(p) {
+                e.mtime = e.mtime.max(changed_mtime);
+            }
+        }
+        settled.untracked = tracking.untracked;
+        settled.touched_units = units.len();
+    }
+    want.roots.insert("build".to_owned(), tree);
+    recorder
+        .bring_trees_to(&want, build_top, outputs)
+        .map_err(SettleError::Restore)?;
+    Ok(settled)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::testutil::tree_of as tree;
+
+    fn rp(p: &str) -> RelPath {
+        RelPath::new(p.as_bytes().to_vec()).unwrap()
+    }
+
+    fn paths(t: &RootState) -> Vec<String> {
+        t.keys().map(|p| p.to_string()).collect()
+    }
+
+    #[test]
+    fn edits_of_the_rerun_phases_are_undone_and_their_products_kept() {
+        let before = tree(&[
+            ("src/a.c", "a"),
+            ("Makefile.in", "@prefix@"),
+            ("gone.txt", "g"),
+        ]);
+        let after = tree(&[
+            ("src/a.c", "a"),
+            ("Makefile.in", "/nix/store/x"),
+            ("Makefile", "generated"),
+        ]);
+        let built = tree(&[
+            ("src/a.c", "a"),
+            ("src/a.o", "object"),
+            ("Makefile.in", "/nix/store/x"),
+            ("Makefile", "generated"),
+        ]);
+        let out = revert_rerun_edits(&built, &before, &after);
+        assert_eq!(out.get(&rp("Makefile.in")), before.get(&rp("Makefile.in")));
+        assert_eq!(out.get(&rp("gone.txt")), before.get(&rp("gone.txt")));
+        assert!(out.contains_key(&rp("Makefile")));
+        assert!(out.contains_key(&rp("src/a.o")));
+    }
+
+    #[test]
+    fn configure_caches_outside_the_source_are_left_out() {
+        let mut t = tree(&[
+            ("build/CMakeCache.txt", "cache"),
+            ("build/meson-private/coredata.dat", "pickle"),
+            ("build/CMakeFiles/x.dir/a.c.o", "object"),
+            ("CMakeCache.txt", "shipped"),
+        ]);
+        let source = tree(&[("CMakeCache.txt", "shipped")]);
+        let left_out = without_configure_caches(&mut t, &source);
+        assert_eq!(left_out.len(), 2);
+        assert!(paths(&t).contains(&"build/CMakeFiles/x.dir/a.c.o".to_owned()));
+        assert!(paths(&t).contains(&"CMakeCache.txt".to_owned()));
+    }
+
+    #[test]
+    fn makefiles_that_read_a_changed_variable() {
+        let makefiles = vec![(
+            rp("Makefile"),
+            b"V = $(version)\nall:\n\techo ${pname}\n".to_vec(),
+        )];
+        let changed: Vec<String> = ["name", "version", "pname"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(
+            read_by_makefiles(&changed, &makefiles),
+            ["version", "pname"]
+        );
+    }
+
+    #[test]
+    fn make_inputs() {
+        for p in [
+            "Makefile",
+            "src/Makefile",
+            "GNUmakefile",
+            "libtool",
+            "rules.mk",
+            "x/flags.make",
+        ] {
+            assert!(is_make_input(p.as_bytes()), "{p}");
+        }
+        for p in ["config.h", "build.ninja", "src/make.c"] {
+            assert!(!is_make_input(p.as_bytes()), "{p}");
+        }
+    }
+}
