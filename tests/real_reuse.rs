@@ -602,3 +602,53 @@ fn zstd_cmake_one_line_header_and_install_changes_reuse_the_checkpoint() {
 fn zstd_cmake_make_one_line_header_and_install_changes_reuse_the_checkpoint() {
     check(&ZSTD_CMAKE_MAKE);
 }
+
+/// A version bump of `name` that keeps its length, same source (issue 14): the phases from
+/// configure rerun over the earlier build's tree and the build tool compiles nothing; `out`
+/// equals a clean build of the new name.
+fn rename_compiles_nothing(spec: &Spec) {
+    let project = spec.project;
+    let base = build(project, "rename-base", "base", None);
+    let renamed = build(project, "rename", "rename", Some(&output(&base, true)));
+    let clean = build(project, "rename-clean", "rename", None);
+    let compiled = object_lines(project, &renamed);
+    assert!(
+        compiled.is_empty(),
+        "{}: {} object(s) compiled after a rename:\n{}\n--- log (tail)\n{}",
+        project.name(),
+        compiled.len(),
+        compiled.join("\n"),
+        renamed.log_tail(LOG_TAIL)
+    );
+    assert!(
+        !object_lines(project, &clean).is_empty(),
+        "the clean build's compiles are not recognised"
+    );
+    if let Some(difference) = out_difference("rename", &renamed, &clean) {
+        panic!(
+            "{}: out differs from a clean build: {difference}\n--- log (tail)\n{}",
+            project.name(),
+            renamed.log_tail(LOG_TAIL)
+        );
+    }
+}
+
+#[test]
+fn hello_rename_compiles_nothing() {
+    rename_compiles_nothing(&HELLO);
+}
+
+#[test]
+fn lua_rename_compiles_nothing() {
+    rename_compiles_nothing(&LUA);
+}
+
+#[test]
+fn zstd_rename_compiles_nothing() {
+    rename_compiles_nothing(&ZSTD);
+}
+
+#[test]
+fn zstd_cmake_rename_compiles_nothing() {
+    rename_compiles_nothing(&ZSTD_CMAKE);
+}

@@ -7,8 +7,9 @@
 # `--disable-dependency-tracking` leaves out of every rule: make alone would
 # not recompile hello.o.
 { mkDrv, sources, variant ? "base" }:
+let name = "hello-2.10"; in
 mkDrv ({
-  name = "hello-2.10";
+  inherit name;
   src = import ./orig-tarball.nix sources "hello";
   doCheck = true;
   # The binary embeds $out (LOCALEDIR, and gnulib's LIBDIR for
@@ -23,7 +24,7 @@ mkDrv ({
   LDFLAGS = "-Wl,--build-id=none";
   CFLAGS = "-g -O2 -fno-builtin-memcpy";
 } // import ./variant.nix {
-  inherit variant;
+  inherit variant name;
   file = "src/hello.c";
   expression = ''s/PACKAGE, PACKAGE_NAME, VERSION);/PACKAGE, PACKAGE_NAME, VERSION " (one-line change)");/'';
   header = "src/system.h";

@@ -5,15 +5,16 @@
 # that line where src/lua.h defines it (the Makefile lists lua.h among each
 # object's prerequisites).
 { mkDrv, sources, variant ? "base" }:
+let name = "lua-5.4.4"; in
 mkDrv ({
-  name = "lua-5.4.4";
+  inherit name;
   src = import ./orig-tarball.nix sources "lua";
   dontConfigure = true;
   # `linux` builds lua, luac and liblua.a without readline (no extra library).
   buildFlags = [ "linux" ];
   installFlags = [ "INSTALL_TOP=${placeholder "out"}" ];
 } // import ./variant.nix {
-  inherit variant;
+  inherit variant name;
   file = "src/lua.c";
   expression = ''/lua_writestring(LUA_COPYRIGHT/s/LUA_COPYRIGHT/LUA_COPYRIGHT " (one-line change)"/g'';
   header = "src/lua.h";

@@ -22,14 +22,15 @@ let
         -czf "$out" synthetic-${toString units}
     '' ];
   };
+  name = "synthetic-${toString units}";
 in
 mkDrv ({
-  name = "synthetic-${toString units}";
+  inherit name;
   inherit src;
   dontConfigure = true;
   makeFlags = [ "PREFIX=${placeholder "out"}" ];
 } // import ./variant.nix {
-  inherit variant;
+  inherit variant name;
   file = "src/u00000.c";
   expression = ''s/"synthetic project"/"synthetic project (one-line change)"/'';
   header = "include/g000.h";

@@ -6,11 +6,12 @@
 #   "header"   one line of one header changed by `postPatch` (`headerExpression` on
 #              `header`), checked the same way: the objects that include it must be
 #              recompiled, whether or not the build records header dependencies;
-#   "install"  an installPhase-only change: `postInstall` writes one extra file.
-# The package name never changes, so every variant's output paths have the same length (a
+#   "install"  an installPhase-only change: `postInstall` writes one extra file;
+#   "rename"   a version bump of `name` (its last character changed), same source.
+# The package name keeps its length, so every variant's output paths have the same length (a
 # checkpoint is reused only across same-length paths). Every edit adds the text
 # "(one-line change)", which the changed program then prints.
-{ variant, file, expression, header, headerExpression }:
+{ variant, name, file, expression, header, headerExpression }:
 let
   edit = name: file: expression: {
     postPatch = ''
@@ -25,10 +26,14 @@ in
 if variant == "base" then { }
 else if variant == "oneline" then edit "oneline" file expression
 else if variant == "header" then edit "header" header headerExpression
+else if variant == "rename" then {
+  name = let n = builtins.stringLength name; last = builtins.substring (n - 1) 1 name;
+    in builtins.substring 0 (n - 1) name + (if last == "9" then "8" else "9");
+}
 else if variant == "install" then {
   postInstall = ''
     mkdir -p $out/share
     echo "installed by the install variant" > $out/share/checkpoint-install-variant.txt
   '';
 }
-else throw "unknown variant ${variant} (base, oneline, header, install)"
+else throw "unknown variant ${variant} (base, oneline, header, install, rename)"

@@ -12,8 +12,9 @@
 # `variant` (see variant.nix): the same edits as zstd.nix.
 { mkDrv, sources, variant ? "base", generator ? "Ninja" }:
 assert generator == "Ninja" || generator == "Unix Makefiles";
+let name = "zstd-cmake-1.5.4"; in
 mkDrv ({
-  name = "zstd-cmake-1.5.4";
+  inherit name;
   src = import ./orig-tarball.nix sources "zstd";
   configurePhase = ''
     runHook preConfigure
@@ -27,7 +28,7 @@ mkDrv ({
   # The stdenv's make-based build and install phases, on CMake's makefiles.
   enableParallelBuilding = true;
 }) // import ./variant.nix {
-  inherit variant;
+  inherit variant name;
   file = "programs/zstdcli.c";
   expression = ''s/^#define COMPRESSOR_NAME "Zstandard CLI"$/#define COMPRESSOR_NAME "Zstandard CLI (one-line change)"/'';
   header = "programs/fileio.h";

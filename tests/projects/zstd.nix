@@ -5,8 +5,9 @@
 # changes a file extension in programs/fileio.h (the objects' `-MMD` depfiles
 # list it).
 { mkDrv, sources, variant ? "base" }:
+let name = "zstd-1.5.4"; in
 mkDrv ({
-  name = "zstd-1.5.4";
+  inherit name;
   src = import ./orig-tarball.nix sources "zstd";
   dontConfigure = true;
   # The program's Makefile links zlib/lzma/lz4 support when the host happens
@@ -14,7 +15,7 @@ mkDrv ({
   # host library.
   makeFlags = [ "PREFIX=${placeholder "out"}" "HAVE_ZLIB=0" "HAVE_LZMA=0" "HAVE_LZ4=0" ];
 } // import ./variant.nix {
-  inherit variant;
+  inherit variant name;
   file = "programs/zstdcli.c";
   expression = ''s/^#define COMPRESSOR_NAME "Zstandard CLI"$/#define COMPRESSOR_NAME "Zstandard CLI (one-line change)"/'';
   header = "programs/fileio.h";
