@@ -468,14 +468,32 @@ fn a_deleted_source_file_is_not_laid_over() {
 
 /// A new source that moves `SOURCE_DATE_EPOCH` (here set by the derivation; Nix's stdenv takes
 /// it from the newest source file): a header generated from it and `__DATE__` carry the earlier
-/// date where make cannot see it, so the new source is not laid over the earlier tree, and
-/// `out` shows the new date as a clean build does (issue 14: a wrong output before).
+/// date where make cannot see it (issue 14: a wrong output once). Configure reruns over the
+/// earlier tree, the products that hold a rendering of the earlier date (the header, the
+/// object that uses `__DATE__`, the program) are left out and remade, and `out` shows the new
+/// date as a clean build does; the object that holds no date is kept.
 #[test]
-fn a_changed_source_date_epoch_is_not_laid_over() {
+fn a_changed_source_date_epoch_remakes_what_holds_the_earlier_date() {
     let a = build(30, "date-base", "date", None);
     let b = build(30, "date-from-a", "date-source", Some(&output(&a, true)));
     let clean = build(30, "date-clean", "date-source", None);
-    assert_not_laid_over(&b, &clean, "SOURCE_DATE_EPOCH", "changed");
+    let configure = decision(&b, "configurePhase");
+    assert!(
+        configure.contains("ran over the earlier build's tree")
+            && configure.contains("SOURCE_DATE_EPOCH 1600000000")
+            && configure.contains("built.h")
+            && configure.contains("util.o"),
+        "{configure}\n{}",
+        b.log_tail(40)
+    );
+    let compiled = make_compiles(&b);
+    assert_eq!(compiled.len(), 2, "{compiled:?}\n{}", b.log_tail(40));
+    assert!(
+        compiled.iter().any(|l| l.contains("-o util.o util.c"))
+            && compiled.iter().any(|l| l.contains("-o text.o text.c")),
+        "{compiled:?}"
+    );
+    assert!(normalised_out(&b) == normalised_out(&clean));
     let greet = Command::new(output(&b, false).join("bin/greet"))
         .output()
         .unwrap();
@@ -483,6 +501,39 @@ fn a_changed_source_date_epoch_is_not_laid_over() {
     assert!(
         text.starts_with("Hello, changed world") && text.contains("built 2023-11-14 (Nov 14 2023)"),
         "{text}"
+    );
+}
+
+/// A rename that changes the name's length (`…-50` → `…-500`): no path can be rewritten in
+/// place, so configure reruns over the earlier tree with every product that still holds the
+/// earlier output path left out (the object compiled with `-DPREFIX`, the program, the
+/// Makefile, which configure writes again); make compiles that object only, and `out`
+/// equals a clean build of the new name.
+#[test]
+fn a_rename_of_another_length_remakes_what_holds_the_earlier_path() {
+    let a = build_named("long-rename-base", "a", "reuse-cproject-50", None);
+    let b = build_named(
+        "long-rename",
+        "a",
+        "reuse-cproject-500",
+        Some(&output(&a, true)),
+    );
+    let clean = build_named("long-rename-clean", "a", "reuse-cproject-500", None);
+    let configure = decision(&b, "configurePhase");
+    assert!(
+        configure.contains("left out because they hold the earlier build's output `out`")
+            && configure.contains("util.o"),
+        "{configure}\n{}",
+        b.log_tail(40)
+    );
+    let compiled = make_compiles(&b);
+    assert_eq!(compiled.len(), 1, "{compiled:?}\n{}", b.log_tail(40));
+    assert!(compiled[0].contains("-o util.o util.c"), "{compiled:?}");
+    assert!(normalised_out(&b) == normalised_out(&clean));
+    let out = output(&b, false);
+    assert!(
+        contains_bytes(&out, output(&a, false).as_os_str().as_encoded_bytes()).is_empty(),
+        "the earlier output path reached out"
     );
 }
 

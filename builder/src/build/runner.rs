@@ -11,11 +11,14 @@ use crate::build::nix_log;
 use crate::build::recorder::Recorder;
 use crate::build::signals;
 use crate::checkpoint::RewritePair;
-use crate::reuse::base::{error_chain, path_rewrites, remove_tree, BaseCheckpoint, InitialTree};
+use crate::reuse::base::{
+    error_chain, path_rewrites, remove_tree, BaseCheckpoint, InitialTree, PathMoves,
+};
 use crate::reuse::debug_info;
 use crate::reuse::incremental::working_copy::{self, WorkingCopy};
 use crate::reuse::incremental::{try_resume, ResumeError, Resumption};
 use crate::reuse::plan::{self, PhaseDecision};
+use crate::reuse::stale;
 use crate::shell::driver::{self, Channel};
 use crate::shell::restore::restore_script;
 use crate::shell::state::{parse_state, DumpError, DumpSections, ShellState};
@@ -61,6 +64,11 @@ pub enum RunError {
     OutputScan(#[source] std::io::Error),
     #[error("the incremental restore failed")]
     Incremental(#[source] ResumeError),
+    #[error(
+        "{phase} failed (status {status}) after build products that held the earlier build's \
+         values were left out; one may be something the build does not remake"
+    )]
+    FailedAfterLeavingOut { phase: String, status: i32 },
     #[error("cannot record the layer after `{step}` in the checkpoint")]
     Checkpoint {
         step: String,
@@ -284,6 +292,9 @@ fn run_steps(
         mut reused_objects_seeds,
         mut working_copy,
     } = start;
+    // Set once build products were left out of a rerun's tree: a phase that then fails may
+    // have missed one nothing remakes, and the build tries again from scratch.
+    let mut left_out = working_copy.as_ref().is_some_and(|c| c.left_out > 0);
 
     let mut index = start;
     while index < phases.len() {
@@ -328,7 +339,7 @@ fn run_steps(
                 state = next;
                 last_status = status;
                 if phase == "patchPhase" {
-                    if let (Some((base, rewrites)), Some(rec)) =
+                    if let (Some((base, moves)), Some(rec)) =
                         (incremental.take(), recorder.as_deref_mut())
                     {
                         *base_used = Some(base.dir.clone());
@@ -337,7 +348,7 @@ fn run_steps(
                             env,
                             options,
                             base,
-                            &rewrites,
+                            &moves,
                             &phases,
                             index - 1,
                             &state,
@@ -349,12 +360,19 @@ fn run_steps(
                             state = next_state;
                             last_status = 0;
                             index = next_phase;
+                            left_out = copy.as_ref().is_some_and(|c| c.left_out > 0);
                             working_copy = copy;
                         }
                     }
                 }
             }
             None => {
+                if outcome.status != 0 && left_out {
+                    return Err(RunError::FailedAfterLeavingOut {
+                        phase: phase.clone(),
+                        status: outcome.status,
+                    });
+                }
                 if outcome.status != 0 {
                     if let Some(rec) = recorder.as_deref_mut() {
                         // The tree as the failing phase left it, with the state it started
@@ -413,8 +431,8 @@ struct Start<'b> {
     /// Index of the first phase to run.
     index: usize,
     last_status: i32,
-    /// The base and its path rewrites, for an incremental restore after patchPhase.
-    incremental: Option<(&'b BaseCheckpoint, Vec<RewritePair>)>,
+    /// The base and how its paths move, for an incremental restore after patchPhase.
+    incremental: Option<(&'b BaseCheckpoint, PathMoves)>,
     /// Set once objects an earlier build compiled may reach the outputs (buildPhase restored
     /// or resumed over): the seed flags of this build's outputs that differ from that build's.
     reused_objects_seeds: Vec<Vec<u8>>,
@@ -443,13 +461,28 @@ fn start_from_bases<'b>(
     let mut reused_objects_seeds = Vec::new();
     let mut working_copy = None;
     rec.phases = phases.to_vec();
+    let moves: Vec<Result<PathMoves, String>> = bases
+        .iter()
+        .map(|base| {
+            let moves = path_rewrites(base, &options.outputs, &env.build_top)?;
+            safe_after_rewrites(base, &moves.rewrites)?;
+            Ok(moves)
+        })
+        .collect();
     let candidates: Vec<plan::Candidate<'_>> = bases
         .iter()
-        .map(|base| plan::Candidate {
+        .zip(&moves)
+        .map(|(base, moves)| plan::Candidate {
             layers: &base.layers,
             outputs: base.outputs.values().cloned().collect(),
-            rewrites: path_rewrites(base, &options.outputs, &env.build_top)
-                .and_then(|rewrites| safe_after_rewrites(base, rewrites)),
+            rewrites: moves
+                .as_ref()
+                .map(|m| m.rewrites.clone())
+                .map_err(Clone::clone),
+            unmovable: moves
+                .as_ref()
+                .ok()
+                .and_then(|m| stale::describe_moved_paths(&m.stale)),
         })
         .collect();
     let (choice, skipped) = plan::choose_base(
@@ -480,7 +513,8 @@ fn start_from_bases<'b>(
             if bases.len() > 1 {
                 outcome.reuse_note = Some(format!("base chosen: {}", base.dir.display()));
             }
-            incremental = Some((base, choice.rewrites.clone()));
+            let moves = moves[choice.index].clone().unwrap_or_default();
+            incremental = Some((base, moves.clone()));
             if choice.plan.depth > 0 {
                 *base_used = Some(base.dir.clone());
                 start = choice.plan.depth;
@@ -491,7 +525,6 @@ fn start_from_bases<'b>(
                     reused_objects_seeds =
                         debug_info::changed_seeds(&base.outputs, &options.outputs);
                 }
-                let rewrites = choice.rewrites.clone();
                 (state, outcome.decisions) =
                     resume_from(rec, env, options, base, choice, phases, setup_state)?;
                 last_status = 0;
@@ -504,7 +537,7 @@ fn start_from_bases<'b>(
                         env,
                         options,
                         base,
-                        &rewrites,
+                        &moves,
                         phases,
                         start - 1,
                         &state,
@@ -587,7 +620,7 @@ fn resume_after_patch(
     env: &BuildEnvironment,
     options: &BuildOptions,
     base: &BaseCheckpoint,
-    rewrites: &[RewritePair],
+    moves: &PathMoves,
     phases: &[String],
     patch_index: usize,
     after_patch: &ShellState,
@@ -596,7 +629,7 @@ fn resume_after_patch(
     eprint!("{}", nix_log::incremental_line(&base.dir.to_string_lossy()));
     let resumption = try_resume(
         base,
-        rewrites,
+        moves,
         phases,
         patch_index,
         after_patch,
@@ -784,12 +817,9 @@ fn hide_output(vars: &[(OsString, OsString)], name: &str) -> Vec<(OsString, OsSt
 /// to this build's paths: the earlier paths being rewritten are the checkpoint's own claim,
 /// and replacing them could change how bash reads a function or trap text that was safe
 /// before (design §6; see `shell::validate`).
-fn safe_after_rewrites(
-    base: &BaseCheckpoint,
-    rewrites: Vec<RewritePair>,
-) -> Result<Vec<RewritePair>, String> {
+fn safe_after_rewrites(base: &BaseCheckpoint, rewrites: &[RewritePair]) -> Result<(), String> {
     for layer in &base.layers {
-        crate::shell::validate::validate_state(&plan::rewrite_state(&layer.state, &rewrites))
+        crate::shell::validate::validate_state(&plan::rewrite_state(&layer.state, rewrites))
             .map_err(|e| {
                 format!(
                     "layer `{}`: its shell state moved to this build's paths is unsafe to restore: {e}",
@@ -797,7 +827,7 @@ fn safe_after_rewrites(
                 )
             })?;
     }
-    Ok(rewrites)
+    Ok(())
 }
 
 /// True when `runPhase` will find code for `phase`: a non-empty variable or a function.

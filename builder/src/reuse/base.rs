@@ -11,6 +11,7 @@ use crate::meta::attachment;
 use crate::meta::{BuildMeta, LayerInfo};
 use crate::reuse::keys::{random_seed_of, LayerInputs};
 use crate::reuse::plan::BaseLayer;
+use crate::reuse::stale::StaleValue;
 use crate::reuse::trust::{self, BaseTrust, LayerRecord, TrustError};
 use crate::shell::ShellState;
 use std::collections::BTreeMap;
@@ -227,45 +228,71 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     text
 }
 
+/// How the earlier build's paths move to this build's.
+#[derive(Debug, Clone, Default)]
+pub struct PathMoves {
+    /// Old → new byte strings of the same length (output paths, their `-frandom-seed`s, the
+    /// build directory), rewritten in place wherever the earlier build's content is reused.
+    pub rewrites: Vec<RewritePair>,
+    /// Paths whose length changed (a rename: `hello-2.9` → `hello-2.10`): no layer can be
+    /// restored as it is, and a rerun over the earlier tree leaves out what holds them
+    /// ([`crate::reuse::stale`]).
+    pub stale: Vec<StaleValue>,
+}
+
 /// Old → new byte strings for the earlier build's output paths and build directory. `Err`
-/// when an output is missing here or a path's length differs (a renamed package): such
-/// references cannot be rewritten in place, so nothing is reused.
+/// when an output is missing here. A path whose length differs cannot be rewritten in place
+/// and is returned as stale instead.
 pub fn path_rewrites(
     base: &BaseCheckpoint,
     outputs: &[(String, PathBuf)],
     build_top: &Path,
-) -> Result<Vec<RewritePair>, String> {
-    let mut rewrites = Vec::new();
+) -> Result<PathMoves, String> {
+    let mut moves = PathMoves::default();
     for (name, old) in &base.outputs {
         let new = outputs
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, p)| p.as_os_str().as_bytes().to_vec())
             .ok_or_else(|| format!("this build has no output `{name}`"))?;
+        let seeds = random_seed_of(old)
+            .zip(random_seed_of(&new))
+            .filter(|(a, b)| a != b);
         if new.len() != old.len() {
-            return Err(format!(
-                "output `{name}` changed length ({} → {} bytes: a renamed package), so paths baked into files cannot be rewritten",
-                old.len(),
-                new.len()
-            ));
-        }
-        if &new != old {
-            if let (Some(a), Some(b)) = (random_seed_of(old), random_seed_of(&new)) {
-                rewrites.push((old.clone(), new.clone()));
-                rewrites.push((a, b));
-            } else {
-                rewrites.push((old.clone(), new));
+            // No seed rewrite either: it would also rewrite the seed inside the old path,
+            // which then could no longer be found. What carries the seed flag (gcc's debug
+            // information) is left out like what carries the path.
+            moves.stale.push(StaleValue {
+                old: old.clone(),
+                new: Some(new),
+                what: format!("output `{name}`"),
+            });
+            if let Some((a, b)) = seeds {
+                moves.stale.push(StaleValue {
+                    old: [b"-frandom-seed=".as_slice(), &a].concat(),
+                    new: Some([b"-frandom-seed=".as_slice(), &b].concat()),
+                    what: format!("output `{name}`'s -frandom-seed"),
+                });
             }
+        } else if &new != old {
+            // The full path first: it wins over its seed where both match.
+            moves.rewrites.insert(0, (old.clone(), new));
+            moves.rewrites.extend(seeds);
         }
     }
     let top = build_top.as_os_str().as_bytes().to_vec();
     if top != base.build_top {
         if top.len() != base.build_top.len() {
-            return Err("the build directory's path changed length".into());
+            moves.stale.push(StaleValue {
+                old: base.build_top.clone(),
+                new: Some(top),
+                what: "the build directory".into(),
+            });
+        } else {
+            moves.rewrites.push((base.build_top.clone(), top));
         }
-        rewrites.push((base.build_top.clone(), top));
     }
-    Ok(rewrites)
+    Ok(moves)
 }
 
 /// Files of the build directory that belong to this build, not to the restored one: kept

@@ -16,7 +16,7 @@
 
 use crate::checkpoint::{RewritePair, Rewrites};
 use crate::reuse::keys::{
-    later_phase_variables, layer_inputs, normalise, output_masks, unkeyed, LayerInputs,
+    later_phase_variables, layer_inputs, normalise, output_masks, unkeyed, LayerInputs, Masks,
 };
 use crate::shell::{ShellState, Variable};
 use std::collections::{BTreeMap, BTreeSet};
@@ -52,7 +52,7 @@ pub struct ReusePlan {
     pub changed_variables: BTreeSet<String>,
 }
 
-fn normalised_value(var: Option<&Variable>, masks: &Rewrites) -> Option<Vec<u8>> {
+fn normalised_value(var: Option<&Variable>, masks: &Masks) -> Option<Vec<u8>> {
     var.map(|v| {
         let mut bytes = serde_json::to_vec(&v.attributes).unwrap_or_default();
         bytes.extend(serde_json::to_vec(&v.value).unwrap_or_default());
@@ -342,6 +342,9 @@ pub struct Candidate<'a> {
     pub outputs: Vec<Vec<u8>>,
     /// The path rewrites that move it to this build, or why it cannot be moved.
     pub rewrites: Result<Vec<RewritePair>, String>,
+    /// Why its layers cannot be restored as they are although it can be moved (an output
+    /// path whose length changed): only a rerun over its tree may use it.
+    pub unmovable: Option<String>,
 }
 
 /// The base a build continues and how far.
@@ -373,9 +376,18 @@ pub fn choose_base(
                 continue;
             }
         };
-        let plan = plan(
+        let mut plan = plan(
             c.layers, &c.outputs, setup, outputs, rewrites, phases, strict,
         );
+        if let Some(why) = &c.unmovable {
+            plan.depth = 0;
+            for (i, d) in plan.decisions.iter_mut().enumerate() {
+                d.reused = false;
+                if i == 0 || d.reason.starts_with("restored") {
+                    d.reason = format!("ran: {why}, so no layer is restored as it is");
+                }
+            }
+        }
         if best.as_ref().is_none_or(|b| plan.depth > b.plan.depth) {
             best = Some(Choice {
                 index,
@@ -558,11 +570,13 @@ mod tests {
             layers,
             outputs: out_a.clone(),
             rewrites: Ok(Vec::new()),
+            unmovable: None,
         };
         let moved_away = Candidate {
             layers: &deep,
             outputs: out_a.clone(),
             rewrites: Err("it cannot move".into()),
+            unmovable: None,
         };
         let list = [
             moved_away,

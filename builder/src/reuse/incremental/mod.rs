@@ -30,11 +30,12 @@ pub mod working_copy;
 
 use crate::build::recorder::Recorder;
 use crate::checkpoint::{
-    floor_after, max_mtime, overlay_diff, overlay_state, CheckpointError, ContentHash, RelPath,
-    RewritePair, Timestamp,
+    floor_after, max_mtime, overlay_diff, overlay_state, CheckpointError, ContentHash, EntryKind,
+    RelPath, RootState, Timestamp,
 };
-use crate::reuse::base::BaseCheckpoint;
+use crate::reuse::base::{BaseCheckpoint, PathMoves};
 use crate::reuse::plan::PhaseDecision;
+use crate::reuse::stale::{self, StaleValue};
 use crate::shell::declare::Value;
 use crate::shell::ShellState;
 use dependencies::{compile_units, forced_include_in, untracked_changes, Trees};
@@ -98,7 +99,7 @@ pub enum ResumeError {
 #[allow(clippy::too_many_arguments)]
 pub fn try_resume(
     base: &BaseCheckpoint,
-    rewrites: &[RewritePair],
+    moves: &PathMoves,
     phases: &[String],
     patch_index: usize,
     after_patch: &ShellState,
@@ -106,6 +107,7 @@ pub fn try_resume(
     build_top: &Path,
     outputs: &[(String, PathBuf)],
 ) -> Result<Resumption, ResumeError> {
+    let rewrites = moves.rewrites.as_slice();
     let base_outputs: Vec<Vec<u8>> = base.outputs.values().cloned().collect();
     let found = match rules::check_phases(
         &base.layers,
@@ -144,6 +146,30 @@ pub fn try_resume(
     let mut want = import(recorder, build_layer)?;
     let ninja = ran_ninja(want.root("build"));
     let mut found = found;
+    // What no rewrite moves: paths that changed length, and the renderings of a moved
+    // SOURCE_DATE_EPOCH. No earlier state can be taken over then (it holds them too): every
+    // phase after patchPhase reruns.
+    let mut stale_values = moves.stale.clone();
+    if let Some(epoch) = rules::moved_source_date_epoch(&base.layers[k].state, after_patch) {
+        stale_values.extend(
+            stale::epoch_renderings(epoch)
+                .into_iter()
+                .map(|old| StaleValue {
+                    old,
+                    new: None,
+                    what: format!("SOURCE_DATE_EPOCH {epoch}"),
+                }),
+        );
+    }
+    if !stale_values.is_empty() {
+        if found.rerun_from.is_none() {
+            found.first_mismatch = Some(
+                stale::describe_moved_paths(&stale_values)
+                    .unwrap_or_else(|| "SOURCE_DATE_EPOCH moved".to_owned()),
+            );
+        }
+        found.rerun_from = Some(0);
+    }
     match rules::check_source_changes(&changes) {
         Ok(()) => {}
         // Under ninja, a changed build description reruns configure over the earlier tree:
@@ -244,7 +270,7 @@ pub fn try_resume(
     // build products and what differs are written.
     let (expected, report) =
         overlay_state(&old_tree, &new_tree, restored, floor).map_err(ResumeError::Overlay)?;
-    let (mut tree, working_copy, caches) = match &rerun_base {
+    let (mut tree, mut working_copy, caches) = match &rerun_base {
         Some(reverted) => {
             let (mut tree, _) = overlay_state(&old_tree, &new_tree, reverted, floor)
                 .map_err(ResumeError::Overlay)?;
@@ -258,10 +284,18 @@ pub fn try_resume(
                 build_phase: patch_index + 1 + b,
                 expected,
                 ninja,
+                left_out: 0,
             };
             (tree, Some(copy), caches)
         }
         None => (expected, None, Vec::new()),
+    };
+    // Build products that hold a stale value are left out: the build remakes them.
+    let left_out = match working_copy.as_mut() {
+        Some(copy) if !stale_values.is_empty() => {
+            leave_out_stale(&mut tree, copy, &new_tree, &stale_values, recorder)
+        }
+        _ => Vec::new(),
     };
     // Untracked changes: the compile units that include them (all of them, when that cannot
     // be bounded) become as new as a changed file.
@@ -306,6 +340,7 @@ pub fn try_resume(
                 &rest[f..b],
                 found.first_mismatch.as_deref().unwrap_or_default(),
                 &caches,
+                &left_out,
             );
             let build = decisions.pop();
             decisions.extend(rerun);
@@ -321,4 +356,47 @@ pub fn try_resume(
         adopted,
         working_copy,
     })))
+}
+
+/// Leaves out of `tree` (the tree the rerun resumes over) every file or symlink that holds a
+/// stale value and is not this build's own source (`source`), and puts in the expected tree
+/// what it would hold with this build's values (or nothing, for a value without one), so
+/// that a rerun phase that writes it again counts as unchanged. Returns (path, what it held).
+fn leave_out_stale(
+    tree: &mut RootState,
+    copy: &mut WorkingCopy,
+    source: &RootState,
+    values: &[StaleValue],
+    recorder: &Recorder,
+) -> Vec<(RelPath, String)> {
+    let own_source = |p: &RelPath| match (source.get(p), tree.get(p)) {
+        (Some(s), Some(t)) => crate::checkpoint::classify(s, t).is_none(),
+        _ => false,
+    };
+    let read = |h: &ContentHash| recorder.read_blob(h).ok();
+    let held = stale::holding(tree, values, own_source, read);
+    let mut left_out = Vec::new();
+    for (path, value) in held {
+        tree.remove(&path);
+        let moved = copy.expected.get(&path).and_then(|e| {
+            let mut e = e.clone();
+            match &mut e.kind {
+                EntryKind::File { size, blake3, .. } => {
+                    let content = stale::substituted(&recorder.read_blob(blake3).ok()?, values)?;
+                    *size = content.len() as u64;
+                    *blake3 = ContentHash::of(&content);
+                }
+                EntryKind::Symlink { target } => *target = stale::substituted(target, values)?,
+                _ => return None,
+            }
+            Some(e)
+        });
+        match moved {
+            Some(e) => copy.expected.insert(path.clone(), e),
+            None => copy.expected.remove(&path),
+        };
+        left_out.push((path, value.what.clone()));
+    }
+    copy.left_out = left_out.len();
+    left_out
 }

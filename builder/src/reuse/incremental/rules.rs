@@ -271,11 +271,15 @@ pub fn check_phases(
         return Err(not_rerunnable("shell functions changed".into()));
     }
     let later = crate::reuse::keys::later_phase_variables(rest, b);
+    // A moved SOURCE_DATE_EPOCH is handled: what renders the earlier value is left out of
+    // the tree (crate::reuse::stale).
+    let epoch_moved = moved_source_date_epoch(&base[k].state, after_patch).is_some();
     let keyed: BTreeSet<String> = plan
         .changed_variables
         .iter()
         .filter(|v| !ignored.contains(*v) && !later.contains(*v))
         .filter(|v| !crate::reuse::keys::unkeyed(v, strict))
+        .filter(|v| !(epoch_moved && *v == "SOURCE_DATE_EPOCH"))
         .cloned()
         .collect();
     if strict {
@@ -290,6 +294,20 @@ pub fn check_phases(
         plan,
         first_mismatch: Some(first),
     })
+}
+
+/// The earlier build's `SOURCE_DATE_EPOCH` (after `patchPhase`, `before`) when this build's
+/// (`after`) differs and both are whole numbers of seconds.
+pub fn moved_source_date_epoch(before: &ShellState, after: &ShellState) -> Option<i64> {
+    let value = |s: &ShellState| -> Option<i64> {
+        String::from_utf8(scalar(s, "SOURCE_DATE_EPOCH")?)
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    let (old, new) = (value(before)?, value(after)?);
+    (old != new).then_some(old)
 }
 
 /// The source changes (earlier source → this source, both after `patchPhase`) that rule a
@@ -408,8 +426,13 @@ pub fn adopted_phases(
 
 /// What the log says of the phases `rerun` over the earlier tree: the first phase that did
 /// not match (`first`, with its reason) and the configure caches left out (`caches`).
-pub fn rerun_decisions(rerun: &[String], first: &str, caches: &[RelPath]) -> Vec<PhaseDecision> {
-    let caches = if caches.is_empty() {
+pub fn rerun_decisions(
+    rerun: &[String],
+    first: &str,
+    caches: &[RelPath],
+    left_out: &[(RelPath, String)],
+) -> Vec<PhaseDecision> {
+    let mut caches = if caches.is_empty() {
         String::new()
     } else {
         format!(
@@ -417,6 +440,18 @@ pub fn rerun_decisions(rerun: &[String], first: &str, caches: &[RelPath]) -> Vec
             short_list(caches, 3)
         )
     };
+    if !left_out.is_empty() {
+        let mut what: Vec<&str> = left_out.iter().map(|(_, w)| w.as_str()).collect();
+        what.sort_unstable();
+        what.dedup();
+        let paths: Vec<&RelPath> = left_out.iter().map(|(p, _)| p).collect();
+        caches.push_str(&format!(
+            "; left out because they hold the earlier build's {} (the build remakes them): {} file(s), {}",
+            what.join(", "),
+            left_out.len(),
+            short_list(&paths, 5)
+        ));
+    }
     rerun
         .iter()
         .map(|phase| PhaseDecision {

@@ -45,6 +45,9 @@ pub struct WorkingCopy {
     pub expected: RootState,
     /// Whether the earlier build ran ninja (it tracks command lines; make does not).
     pub ninja: bool,
+    /// How many build products were left out because they held a stale value
+    /// ([`crate::reuse::stale`]): the build must remake them.
+    pub left_out: usize,
 }
 
 /// The rerun phases wrote something make would build on without seeing it.

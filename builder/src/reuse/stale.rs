@@ -1,0 +1,254 @@
+//! Values of the earlier build that cannot be rewritten in place (issue 14): an output path or
+//! build directory whose length changed (a rename such as `hello-2.9` → `hello-2.10`), and
+//! the renderings of an earlier `SOURCE_DATE_EPOCH` (a generated header's date, `__DATE__`).
+//! A build product that still holds one is left out of the tree a rerun resumes over, so the
+//! build remakes it and no stale value reaches an output.
+//!
+//! Pure: patterns in, the paths that hold them out ([`holding`]).
+
+use crate::checkpoint::{ContentHash, EntryKind, RelPath, RootState};
+use memchr::memmem;
+
+/// A byte string of the earlier build and what this build has in its place (`None` when it
+/// has nothing that corresponds, like a date).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaleValue {
+    pub old: Vec<u8>,
+    pub new: Option<Vec<u8>>,
+    /// What it is, for the log (`output out`, `SOURCE_DATE_EPOCH 1600000000`).
+    pub what: String,
+}
+
+/// Why moved paths keep an earlier build's layers from being restored as they are (`None`
+/// when nothing moved in length): for the log.
+pub fn describe_moved_paths(stale: &[StaleValue]) -> Option<String> {
+    let what: Vec<&str> = stale
+        .iter()
+        .filter(|v| !v.what.contains("seed"))
+        .map(|v| v.what.as_str())
+        .collect();
+    (!what.is_empty()).then(|| {
+        format!(
+            "{} changed length since the checkpoint (a rename), so paths in its files cannot be rewritten in place",
+            what.join(", ")
+        )
+    })
+}
+
+/// The renderings of `epoch` (seconds, UTC) that tools derive from `SOURCE_DATE_EPOCH`: the
+/// decimal value; `date +%F` and ISO 8601 (`2020-09-13`, also `20200913`); gcc's `__DATE__`
+/// (`Sep 13 2020`, the day padded with a space) and `__TIME__` (`12:26:40`); `ctime` and
+/// `date`'s default (`Sep 13 12:26:40`); RFC 2822 (`13 Sep 2020`); and the long forms
+/// documentation tools write (`13 September 2020`, `September 13, 2020`, `September 2020`).
+pub fn epoch_renderings(epoch: i64) -> Vec<Vec<u8>> {
+    const MONTHS: [&str; 12] = [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ];
+    let days = epoch.div_euclid(86_400);
+    let secs = epoch.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    let (hh, mm, ss) = (secs / 3600, secs / 60 % 60, secs % 60);
+    let long = MONTHS[(m - 1) as usize];
+    let short = &long[..3];
+    let time = format!("{hh:02}:{mm:02}:{ss:02}");
+    [
+        epoch.to_string(),
+        format!("{y:04}-{m:02}-{d:02}"),
+        format!("{y:04}{m:02}{d:02}"),
+        format!("{short} {d:>2} {y}"),
+        time.clone(),
+        format!("{short} {d:>2} {time}"),
+        format!("{d} {short} {y}"),
+        format!("{d} {long} {y}"),
+        format!("{long} {d}, {y}"),
+        format!("{long} {y}"),
+    ]
+    .into_iter()
+    .map(String::into_bytes)
+    .collect()
+}
+
+/// (year, month 1–12, day 1–31) of a day count since 1970-01-01 (proleptic Gregorian).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// The paths of `tree` that hold one of `values`: files whose content (read with `read`)
+/// contains an `old` byte string, and symlinks whose target does. Paths `keep` accepts (this
+/// build's own source, whose content is what it is) are not looked at. With the first value
+/// found in each.
+pub fn holding<'v>(
+    tree: &RootState,
+    values: &'v [StaleValue],
+    keep: impl Fn(&RelPath) -> bool,
+    read: impl Fn(&ContentHash) -> Option<Vec<u8>>,
+) -> Vec<(RelPath, &'v StaleValue)> {
+    let finders: Vec<(memmem::Finder<'_>, &StaleValue)> = values
+        .iter()
+        .filter(|v| !v.old.is_empty())
+        .map(|v| (memmem::Finder::new(&v.old), v))
+        .collect();
+    if finders.is_empty() {
+        return Vec::new();
+    }
+    let found_in = |bytes: &[u8]| {
+        finders
+            .iter()
+            .find(|(f, _)| f.find(bytes).is_some())
+            .map(|(_, v)| *v)
+    };
+    let mut held = Vec::new();
+    for (path, entry) in tree {
+        if keep(path) {
+            continue;
+        }
+        let value = match &entry.kind {
+            EntryKind::File { blake3, .. } => match read(blake3) {
+                Some(content) => found_in(&content),
+                // Unreadable: it cannot be shown clean, so it is left out.
+                None => finders.first().map(|(_, v)| *v),
+            },
+            EntryKind::Symlink { target } => found_in(target),
+            _ => None,
+        };
+        if let Some(v) = value {
+            held.push((path.clone(), v));
+        }
+    }
+    held
+}
+
+/// `content` with every `old` of `values` replaced by its `new` (lengths may differ); `None`
+/// when a value held has no `new`.
+pub fn substituted(content: &[u8], values: &[StaleValue]) -> Option<Vec<u8>> {
+    let mut out = content.to_vec();
+    for v in values.iter().filter(|v| !v.old.is_empty()) {
+        if memmem::find(&out, &v.old).is_none() {
+            continue;
+        }
+        let new = v.new.as_ref()?;
+        let mut next = Vec::with_capacity(out.len());
+        let mut rest = out.as_slice();
+        while let Some(i) = memmem::find(rest, &v.old) {
+            next.extend_from_slice(&rest[..i]);
+            next.extend_from_slice(new);
+            rest = &rest[i + v.old.len()..];
+        }
+        next.extend_from_slice(rest);
+        out = next;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::testutil::tree_of;
+    use std::collections::BTreeMap;
+
+    fn strings(epoch: i64) -> Vec<String> {
+        epoch_renderings(epoch)
+            .into_iter()
+            .map(|b| String::from_utf8(b).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn renderings_of_an_epoch() {
+        // 1600000000 = 2020-09-13T12:26:40Z; `date -u -d @1600000000`.
+        let r = strings(1_600_000_000);
+        for want in [
+            "1600000000",
+            "2020-09-13",
+            "20200913",
+            "Sep 13 2020",
+            "12:26:40",
+            "Sep 13 12:26:40",
+            "13 Sep 2020",
+            "13 September 2020",
+            "September 13, 2020",
+            "September 2020",
+        ] {
+            assert!(r.contains(&want.to_owned()), "{want} not in {r:?}");
+        }
+        // gcc pads a one-digit day with a space: 1980-01-01 is "Jan  1 1980".
+        assert!(strings(315_532_800).contains(&"Jan  1 1980".to_owned()));
+        assert!(strings(951_782_400).contains(&"2000-02-29".to_owned()));
+    }
+
+    #[test]
+    fn products_that_hold_a_value_and_not_the_kept_source() {
+        let files = [
+            ("src/a.c", "#include \"built.h\""),
+            ("src/ChangeLog", "2020-09-13 release"),
+            ("built.h", "#define BUILT \"2020-09-13\""),
+            ("a.o", "... Sep 13 2020 ..."),
+            ("b.o", "nothing"),
+        ];
+        let tree = tree_of(&files);
+        let contents: BTreeMap<ContentHash, Vec<u8>> = files
+            .iter()
+            .map(|(_, c)| (ContentHash::of(c.as_bytes()), c.as_bytes().to_vec()))
+            .collect();
+        let values: Vec<StaleValue> = epoch_renderings(1_600_000_000)
+            .into_iter()
+            .map(|old| StaleValue {
+                old,
+                new: None,
+                what: "SOURCE_DATE_EPOCH".into(),
+            })
+            .collect();
+        let held = holding(
+            &tree,
+            &values,
+            |p| p.as_bytes().starts_with(b"src/"),
+            |h| contents.get(h).cloned(),
+        );
+        let paths: Vec<String> = held.iter().map(|(p, _)| p.to_string()).collect();
+        assert_eq!(paths, ["a.o", "built.h"]);
+    }
+
+    #[test]
+    fn substitution_of_values_of_another_length() {
+        let v = [StaleValue {
+            old: b"/nix/store/h-hello-2.9".to_vec(),
+            new: Some(b"/nix/store/i-hello-2.10".to_vec()),
+            what: "output out".into(),
+        }];
+        assert_eq!(
+            substituted(
+                b"prefix=/nix/store/h-hello-2.9 x /nix/store/h-hello-2.9/bin",
+                &v
+            )
+            .unwrap(),
+            b"prefix=/nix/store/i-hello-2.10 x /nix/store/i-hello-2.10/bin".to_vec()
+        );
+        let date = [StaleValue {
+            old: b"2020".to_vec(),
+            new: None,
+            what: "SOURCE_DATE_EPOCH".into(),
+        }];
+        assert_eq!(substituted(b"no date", &date).unwrap(), b"no date".to_vec());
+        assert!(substituted(b"in 2020", &date).is_none());
+    }
+}
