@@ -64,13 +64,10 @@ pub struct Recorder {
 /// The CPU time this process (every thread of the builder, not its children) has used so
 /// far: on a loaded machine it measures the builder's own work where wall time does not.
 pub fn cpu_time() -> Duration {
-    // SAFETY: getrusage only writes the struct it is given.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
-        return Duration::ZERO;
-    }
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(usage.ru_utime) + tv(usage.ru_stime)
+    // The process CPU-time clock: user plus system time of every thread, as getrusage's
+    // `RUSAGE_SELF` sums them.
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
 }
 
 /// What a restore wrote, for [`Recorder::restore_notes`].
