@@ -24,10 +24,9 @@ pub mod dependencies;
 pub mod ninja;
 pub mod rules;
 
-use crate::build::recorder::Recorder;
 use crate::checkpoint::{
     floor_after, max_mtime, overlay_diff, overlay_state, CheckpointError, ContentHash, RelPath,
-    RewritePair, Timestamp,
+    RewritePair, State, Timestamp,
 };
 use crate::reuse::base::BaseCheckpoint;
 use crate::reuse::plan::PhaseDecision;
@@ -52,6 +51,35 @@ pub struct Resumed {
     /// (phase, state before, state after) of each phase taken over from the earlier build, for
     /// the caller to record as layers.
     pub adopted: Vec<(String, ShellState, ShellState)>,
+}
+
+/// The checkpoint this build is recording, as an incremental restore reads and writes it
+/// (the build's recorder implements it; reuse does not depend on the build).
+pub trait Recording {
+    /// This build's output paths (and the checkpoint's), as normalisation masks them.
+    fn output_paths(&self) -> &[Vec<u8>];
+    /// Whether reuse is strict (every key must match exactly).
+    fn strict(&self) -> bool;
+    /// The earlier build's state after its layer `upto`, rewritten to this build's paths,
+    /// with every blob it references brought into this checkpoint.
+    fn import_base_state(
+        &mut self,
+        base: &BaseCheckpoint,
+        upto: u32,
+        rewrites: &[RewritePair],
+    ) -> Result<State, CheckpointError>;
+    /// The content of a blob this checkpoint holds, verified.
+    fn read_blob(&self, hash: &ContentHash) -> Result<Vec<u8>, CheckpointError>;
+    /// What the last recorded layer saw of each root.
+    fn recorded_state(&self) -> &State;
+    /// Brings the build directory (at `build_top`) and the missing outputs to `want` in
+    /// place.
+    fn bring_trees_to(
+        &mut self,
+        want: &State,
+        build_top: &Path,
+        outputs: &[(String, PathBuf)],
+    ) -> Result<(), CheckpointError>;
 }
 
 /// What an attempt to resume after `patchPhase` came to.
@@ -90,7 +118,7 @@ pub fn try_resume(
     phases: &[String],
     patch_index: usize,
     after_patch: &ShellState,
-    recorder: &mut Recorder,
+    recorder: &mut dyn Recording,
     build_top: &Path,
     outputs: &[(String, PathBuf)],
 ) -> Result<Resumption, ResumeError> {
@@ -113,7 +141,7 @@ pub fn try_resume(
         build_offset: b,
         ..
     } = found;
-    let import = |recorder: &mut Recorder, layer: usize| {
+    let import = |recorder: &mut dyn Recording, layer: usize| {
         recorder
             .import_base_state(base, layer as u32, rewrites)
             .map_err(|source| ResumeError::Import {
@@ -151,7 +179,7 @@ pub fn try_resume(
             build_top: build_top.as_os_str().as_encoded_bytes(),
             forced_include_in_environment: forced_include_in(values),
         };
-        let recorder: &Recorder = recorder;
+        let recorder: &dyn Recording = recorder;
         let read = |p: &RelPath, h: &ContentHash, new| {
             if new {
                 std::fs::read(build_top.join(p.as_path())).ok()
