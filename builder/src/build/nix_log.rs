@@ -157,6 +157,8 @@ fn write_fd(fd: RawFd, bytes: &[u8]) {
     }
     // SAFETY: the fd is borrowed for one write and never closed (ManuallyDrop); if it is not
     // open the write fails and the line is dropped, as bash's `>&$NIX_LOG_FD` would fail.
+    // Stays `unsafe`: a descriptor known only by its number from the environment has no safe
+    // handle (rustix's `BorrowedFd::borrow_raw` is unsafe for the same reason).
     let mut file = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(fd) });
     let _ = file.write_all(bytes);
 }

@@ -11,6 +11,7 @@ use crate::checkpoint::{
 use crate::meta::{attachment, BuildMeta, LayerInfo};
 use crate::reuse::base::{resume_trees, BaseCheckpoint};
 use crate::reuse::incremental::ninja::{LogReport, NinjaLogs};
+use crate::reuse::incremental::Recording;
 use crate::reuse::keys::{
     later_phase_variables, layer_inputs, layer_key, phase_variables, LayerInputs, KEY_FORMAT,
 };
@@ -64,13 +65,10 @@ pub struct Recorder {
 /// The CPU time this process (every thread of the builder, not its children) has used so
 /// far: on a loaded machine it measures the builder's own work where wall time does not.
 pub fn cpu_time() -> Duration {
-    // SAFETY: getrusage only writes the struct it is given.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
-        return Duration::ZERO;
-    }
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(usage.ru_utime) + tv(usage.ru_stime)
+    // The process CPU-time clock: user plus system time of every thread, as getrusage's
+    // `RUSAGE_SELF` sums them.
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
 }
 
 /// What a restore wrote, for [`Recorder::restore_notes`].
@@ -304,11 +302,23 @@ impl Recorder {
         self.restore_time += started.elapsed();
         Ok(())
     }
+}
+
+/// What an incremental restore ([`crate::reuse::incremental`]) reads and writes of the
+/// checkpoint being recorded.
+impl Recording for Recorder {
+    fn output_paths(&self) -> &[Vec<u8>] {
+        Recorder::output_paths(self)
+    }
+
+    fn strict(&self) -> bool {
+        Recorder::strict(self)
+    }
 
     /// The earlier build's state after its layer `upto`, rewritten to this build's paths,
     /// with every blob it references brought into this checkpoint (so that it can be
     /// restored from here and the next snapshots find its contents already stored).
-    pub fn import_base_state(
+    fn import_base_state(
         &mut self,
         base: &BaseCheckpoint,
         upto: u32,
@@ -331,12 +341,12 @@ impl Recorder {
     }
 
     /// The content of a blob this checkpoint holds (imported or written), verified.
-    pub fn read_blob(&self, hash: &ContentHash) -> Result<Vec<u8>, CheckpointError> {
+    fn read_blob(&self, hash: &ContentHash) -> Result<Vec<u8>, CheckpointError> {
         self.writer.blobs().store().read(hash)
     }
 
     /// What the last recorded layer saw of each root.
-    pub fn recorded_state(&self) -> &State {
+    fn recorded_state(&self) -> &State {
         self.snapshotter.state()
     }
 
@@ -344,7 +354,7 @@ impl Recorder {
     /// root in place (writing only what differs, contents from this checkpoint's blobs),
     /// restores every output root of `want` that does not exist yet, and lets the next
     /// snapshot trust what was written instead of rehashing it.
-    pub fn bring_trees_to(
+    fn bring_trees_to(
         &mut self,
         want: &State,
         build_top: &Path,
@@ -375,7 +385,9 @@ impl Recorder {
         ));
         Ok(())
     }
+}
 
+impl Recorder {
     /// The ninja build logs imports translated or could not, for the build log.
     pub fn ninja_log_reports(&self) -> Vec<LogReport> {
         self.ninja_logs.reports()

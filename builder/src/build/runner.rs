@@ -868,6 +868,7 @@ fn run_step(
     };
     signals::keep_inherited(&mut cmd);
     // SAFETY: the closure only makes async-signal-safe syscalls (setpgid, umask, setrlimit).
+    // Stays `unsafe`: `pre_exec` itself is an unsafe fn.
     unsafe {
         cmd.pre_exec(move || {
             if libc::setpgid(0, 0) != 0 {

@@ -6,6 +6,8 @@ use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
+use rustix::process::{Pid, Signal, WaitOptions};
+
 static CURRENT_GROUP: AtomicI32 = AtomicI32::new(0);
 static RECEIVED_SIGNAL: AtomicI32 = AtomicI32::new(0);
 /// Whether SIGPIPE was ignored when the builder started (see [`note_inherited`]).
@@ -16,6 +18,7 @@ static SIGPIPE_INHERITED_IGNORED: AtomicBool = AtomicBool::new(false);
 /// binary's own C `main`, so Rust's runtime has not changed SIGPIPE yet.
 pub fn note_inherited() {
     // SAFETY: reading the disposition into a zeroed struct we own, then setting a constant one.
+    // Stays `unsafe`: rustix offers sigaction only as an unsafe call for runtimes.
     unsafe {
         let mut current: libc::sigaction = std::mem::zeroed();
         if libc::sigaction(libc::SIGPIPE, std::ptr::null(), &mut current) == 0 {
@@ -32,7 +35,8 @@ pub fn keep_inherited(cmd: &mut Command) {
     if !SIGPIPE_INHERITED_IGNORED.load(Ordering::SeqCst) {
         return;
     }
-    // SAFETY: the closure only calls signal(2), which is async-signal-safe.
+    // SAFETY: the closure only calls signal(2), which is async-signal-safe. Stays `unsafe`:
+    // `pre_exec` itself is an unsafe fn.
     unsafe {
         cmd.pre_exec(|| {
             libc::signal(libc::SIGPIPE, libc::SIG_IGN);
@@ -41,14 +45,24 @@ pub fn keep_inherited(cmd: &mut Command) {
     }
 }
 
+/// The process group led by `pid`, if it names one (0 and below name none).
+fn group(pid: i32) -> Option<Pid> {
+    if pid > 0 {
+        Pid::from_raw(pid)
+    } else {
+        None
+    }
+}
+
 extern "C" fn forward_signal(sig: libc::c_int) {
     RECEIVED_SIGNAL.store(sig, Ordering::SeqCst);
-    let group = CURRENT_GROUP.load(Ordering::SeqCst);
-    if group > 0 {
-        // SAFETY: kill is async-signal-safe.
-        unsafe {
-            libc::kill(-group, sig);
-        }
+    // rustix's kill is the bare system call, so async-signal-safe; only the signals
+    // installed below (all named) reach this handler.
+    if let (Some(pgid), Some(sig)) = (
+        group(CURRENT_GROUP.load(Ordering::SeqCst)),
+        Signal::from_named_raw(sig),
+    ) {
+        let _ = rustix::process::kill_process_group(pgid, sig);
     }
 }
 
@@ -59,7 +73,7 @@ extern "C" fn forward_signal(sig: libc::c_int) {
 pub fn install_forwarding() {
     for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT] {
         // SAFETY: sigaction with a null new action only reads the current disposition into
-        // a zeroed struct we own.
+        // a zeroed struct we own. Stays `unsafe`, as in `note_inherited`.
         let ignored = unsafe {
             let mut current: libc::sigaction = std::mem::zeroed();
             libc::sigaction(sig, std::ptr::null(), &mut current) == 0
@@ -68,16 +82,15 @@ pub fn install_forwarding() {
         if ignored {
             continue;
         }
-        // SAFETY: installing a handler that only touches atomics and calls kill.
+        // SAFETY: installing a handler that only touches atomics and calls kill. Stays
+        // `unsafe`: installing a handler has no safe form.
         unsafe {
             libc::signal(sig, forward_signal as *const () as libc::sighandler_t);
         }
     }
     // Orphaned background jobs of a phase come back to us, so they can be reaped and ended.
-    // SAFETY: prctl with a constant option and argument.
-    unsafe {
-        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-    }
+    // The kernel reads the argument as a flag; `Pid::INIT` passes 1, as before.
+    let _ = rustix::process::set_child_subreaper(Some(Pid::INIT));
 }
 
 /// The process group of the step now running (0: none), which termination signals go to.
@@ -88,25 +101,18 @@ pub fn set_current_group(pid: i32) {
 /// Reaps every child that has exited (orphaned background jobs come back to the builder, a
 /// subreaper).
 pub fn reap_orphans() {
-    loop {
-        let mut status = 0;
-        // SAFETY: non-blocking wait for any child; status is a valid out pointer.
-        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
-        if pid <= 0 {
-            break;
-        }
-    }
+    // `wait` is waitpid(-1, …): any child. It stops at none left to reap (`Ok(None)`) and at
+    // no children at all or an interruption (`Err`).
+    while let Ok(Some(_)) = rustix::process::wait(WaitOptions::NOHANG) {}
 }
 
 /// Ends every process group in `groups` (a failed build's, or before a build starts again
 /// from scratch) and reaps what exited. After a successful build they are left running, as
 /// stock leaves them, for Nix to end.
 pub fn end_groups(groups: &[i32]) {
-    for &g in groups {
-        // SAFETY: signalling a process group we created; ESRCH when it is gone is fine.
-        unsafe {
-            libc::kill(-g, libc::SIGKILL);
-        }
+    // ESRCH when a group is gone is fine.
+    for g in groups.iter().filter_map(|&g| group(g)) {
+        let _ = rustix::process::kill_process_group(g, Signal::KILL);
     }
     reap_orphans();
 }

@@ -17,7 +17,7 @@
 //!              (or compute the resulting state: overlay_state, pure)
 //!   store      CheckpointWriter / Checkpoint: the directory as a whole,  disk
 //!              imports (verbatim or rewritten)
-//!   fsops      the only `unsafe`: thin libc *at wrappers                 syscalls
+//!   fsops      thin rustix *at wrappers, no `unsafe`                    syscalls
 //! ```
 //!
 //! Continuing an earlier build (see `docs/checkpoint-format.md` §9): import its layers with

@@ -208,9 +208,12 @@ pub(super) fn generate(root: &Path) -> bool {
     fs::create_dir_all(root.join("links/deeper")).unwrap();
     fs::hard_link(root.join("links/a"), root.join("links/deeper/b")).unwrap();
     fs::hard_link(root.join("links/a"), root.join("0first")).unwrap();
-    let c = std::ffi::CString::new(root.join("pipe").as_os_str().as_bytes()).unwrap();
-    // SAFETY: valid C string.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o640) }, 0);
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        root.join("pipe"),
+        rustix::fs::Mode::from_raw_mode(0o640),
+    )
+    .unwrap();
     let mut deep = root.join("deep");
     for i in 0..60 {
         deep.push(format!("d{i}"));

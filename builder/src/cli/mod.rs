@@ -17,7 +17,6 @@ pub mod verify;
 #[cfg(test)]
 mod tests;
 
-pub use common::{layer_index, layer_names, print_data};
 pub use error::CliError;
 
 use crate::error::Error;

@@ -7,14 +7,13 @@
 //!   tar      tar items → ustar/PAX stream, contents streamed from verified blobs
 //!   blob     stream → sha256 (diff_id) → gzip|zstd → sha256 → blobs/sha256/<hex>  disk
 //!   layout   the directory as a whole; removes what it wrote on error            disk
-//!   command  `export-oci` arguments, report on stderr, manifest digest on stdout
 //! ```
 //!
 //! Reads the checkpoint only through [`crate::checkpoint::Checkpoint`]: folded states
-//! (checked by the engine) and blobs verified while they stream.
+//! (checked by the engine) and blobs verified while they stream. The `export-oci` command
+//! around it is the CLI's (`cli/export_oci.rs`).
 
 pub mod blob;
-pub mod command;
 pub mod error;
 pub mod image;
 pub mod layout;

@@ -28,10 +28,9 @@ pub mod ninja;
 pub mod rules;
 pub mod working_copy;
 
-use crate::build::recorder::Recorder;
 use crate::checkpoint::{
     floor_after, max_mtime, overlay_diff, overlay_state, CheckpointError, ContentHash, EntryKind,
-    RelPath, RootState, Timestamp,
+    RelPath, RewritePair, RootState, State, Timestamp,
 };
 use crate::reuse::base::{BaseCheckpoint, PathMoves};
 use crate::reuse::plan::PhaseDecision;
@@ -63,6 +62,35 @@ pub struct Resumed {
     /// Set when phases before `buildPhase` rerun over the earlier tree: the runner settles
     /// the tree after them ([`working_copy::settle`]).
     pub working_copy: Option<WorkingCopy>,
+}
+
+/// The checkpoint this build is recording, as an incremental restore reads and writes it
+/// (the build's recorder implements it; reuse does not depend on the build).
+pub trait Recording {
+    /// This build's output paths (and the checkpoint's), as normalisation masks them.
+    fn output_paths(&self) -> &[Vec<u8>];
+    /// Whether reuse is strict (every key must match exactly).
+    fn strict(&self) -> bool;
+    /// The earlier build's state after its layer `upto`, rewritten to this build's paths,
+    /// with every blob it references brought into this checkpoint.
+    fn import_base_state(
+        &mut self,
+        base: &BaseCheckpoint,
+        upto: u32,
+        rewrites: &[RewritePair],
+    ) -> Result<State, CheckpointError>;
+    /// The content of a blob this checkpoint holds, verified.
+    fn read_blob(&self, hash: &ContentHash) -> Result<Vec<u8>, CheckpointError>;
+    /// What the last recorded layer saw of each root.
+    fn recorded_state(&self) -> &State;
+    /// Brings the build directory (at `build_top`) and the missing outputs to `want` in
+    /// place.
+    fn bring_trees_to(
+        &mut self,
+        want: &State,
+        build_top: &Path,
+        outputs: &[(String, PathBuf)],
+    ) -> Result<(), CheckpointError>;
 }
 
 /// What an attempt to resume after `patchPhase` came to.
@@ -103,7 +131,7 @@ pub fn try_resume(
     phases: &[String],
     patch_index: usize,
     after_patch: &ShellState,
-    recorder: &mut Recorder,
+    recorder: &mut dyn Recording,
     build_top: &Path,
     outputs: &[(String, PathBuf)],
 ) -> Result<Resumption, ResumeError> {
@@ -128,7 +156,7 @@ pub fn try_resume(
         build_layer,
         ..
     } = found;
-    let import = |recorder: &mut Recorder, layer: usize| {
+    let import = |recorder: &mut dyn Recording, layer: usize| {
         recorder
             .import_base_state(base, layer as u32, rewrites)
             .map_err(|source| ResumeError::Import {
@@ -243,7 +271,7 @@ pub fn try_resume(
             build_top: build_top.as_os_str().as_encoded_bytes(),
             forced_include_in_environment: forced_include_in(values),
         };
-        let recorder: &Recorder = recorder;
+        let recorder: &dyn Recording = recorder;
         let read = |p: &RelPath, h: &ContentHash, new| {
             if new {
                 std::fs::read(build_top.join(p.as_path())).ok()
@@ -367,7 +395,7 @@ fn leave_out_stale(
     copy: &mut WorkingCopy,
     source: &RootState,
     values: &[StaleValue],
-    recorder: &Recorder,
+    recorder: &dyn Recording,
 ) -> Vec<(RelPath, String)> {
     let own_source = |p: &RelPath| match (source.get(p), tree.get(p)) {
         (Some(s), Some(t)) => crate::checkpoint::classify(s, t).is_none(),

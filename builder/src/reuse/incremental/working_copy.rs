@@ -19,7 +19,6 @@
 //! - a changed header make would not see makes the compile units that include it count as
 //!   changed, as after a source change ([`crate::reuse::incremental::dependencies`]).
 
-use crate::build::recorder::Recorder;
 use crate::checkpoint::{
     floor_after, max_mtime, overlay_diff, CheckpointError, ContentHash, EntryKind, OverlayChange,
     RelPath, RootState, Timestamp,
@@ -28,6 +27,7 @@ use crate::reuse::incremental::dependencies::{
     compile_units, forced_include_in, untracked_changes, Trees,
 };
 use crate::reuse::incremental::rules::{is_stdenv_file, resume_floor, short_list};
+use crate::reuse::incremental::Recording;
 use crate::shell::declare::Value;
 use crate::shell::ShellState;
 use std::path::{Path, PathBuf};
@@ -205,7 +205,7 @@ pub fn read_by_makefiles<'v>(
 /// (for forced includes in the build's flags).
 pub fn settle(
     copy: &WorkingCopy,
-    recorder: &mut Recorder,
+    recorder: &mut dyn Recording,
     state: &ShellState,
     build_top: &Path,
     outputs: &[(String, PathBuf)],
