@@ -1050,3 +1050,84 @@ fn cmake_ninja_project_renamed_compiles_nothing() {
 fn meson_ninja_project_renamed_compiles_nothing() {
     ninja_project_renamed_compiles_nothing(MESON_PROJECT, ["reuse-meson-45", "reuse-meson-46"]);
 }
+
+/// Build description changes under ninja (issue 14): a source file added to the program, and
+/// a version given to `project()`. Configure reruns over the earlier tree (without its
+/// cache); ninja compiles the new file and relinks, and for the version compiles nothing.
+/// `out` equals a clean build each time.
+fn ninja_project_description_changes(project: ReuseProject, name: &str) {
+    let p = project.label;
+    let a = build_project(project, &format!("{p}-desc-base"), "a", name, None);
+    let ck = output(&a, true);
+    for (variant, compiled_files) in [("added", vec!["extra.c"]), ("version", vec![])] {
+        let b = build_project(project, &format!("{p}-{variant}"), variant, name, Some(&ck));
+        let clean = build_project(
+            project,
+            &format!("{p}-{variant}-clean"),
+            variant,
+            name,
+            None,
+        );
+        let configure = decision(&b, "configurePhase");
+        assert!(
+            configure.contains("ran over the earlier build's tree")
+                && configure.contains("build description files changed"),
+            "{variant}: {configure}\n{}",
+            b.log_tail(40)
+        );
+        let compiled = ninja_compiles(&b);
+        assert_eq!(
+            compiled.len(),
+            compiled_files.len(),
+            "{variant}: {compiled:?}\n{}",
+            b.log_tail(40)
+        );
+        for (line, file) in compiled.iter().zip(&compiled_files) {
+            assert!(line.contains(file), "{variant}: {compiled:?}");
+        }
+        assert!(
+            normalised_out(&b) == normalised_out(&clean),
+            "{variant}: out differs from a clean build"
+        );
+    }
+}
+
+#[test]
+fn cmake_ninja_project_description_changes_compile_what_they_add() {
+    ninja_project_description_changes(CMAKE_PROJECT, "reuse-cmake-47");
+}
+
+#[test]
+fn meson_ninja_project_description_changes_compile_what_they_add() {
+    ninja_project_description_changes(MESON_PROJECT, "reuse-meson-48");
+}
+
+/// A new source whose root directory has another name (a new tarball's `hello-2.12/`, here of
+/// another length too): the earlier tree moves to the new name, the phases after patchPhase
+/// rerun over it, and make compiles the changed file only; `out` equals a clean build.
+#[test]
+fn a_renamed_source_root_is_laid_over_under_its_new_name() {
+    let a = build(43, "renamed-base", "a", None);
+    let b = build(
+        43,
+        "renamed-from-a",
+        "renamed-source",
+        Some(&output(&a, true)),
+    );
+    let clean = build(43, "renamed-clean", "renamed-source", None);
+    let configure = decision(&b, "configurePhase");
+    assert!(
+        configure.contains("ran over the earlier build's tree")
+            && configure.contains("the source root changed (cproject-src → cproject-src-2"),
+        "{configure}\n{}",
+        b.log_tail(40)
+    );
+    let compiled = make_compiles(&b);
+    assert_eq!(compiled.len(), 1, "{compiled:?}\n{}", b.log_tail(40));
+    assert!(compiled[0].contains("-o text.o text.c"), "{compiled:?}");
+    assert!(normalised_out(&b) == normalised_out(&clean));
+    let greet = Command::new(output(&b, false).join("bin/greet"))
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&greet.stdout).starts_with("Hello, changed world"));
+}

@@ -11,7 +11,8 @@
 # of "source" and a later SOURCE_DATE_EPOCH; debug: compiled with -g and the -frandom-seed
 # nixpkgs derives from $out, no strip; debug-install: that, with the postInstall of "install";
 # debug-stripped and debug-stripped-install: the same with the debug sections stripped from
-# the installed program; configured: the Makefile takes CFLAGS from configure, util.c
+# the installed program; renamed-source: the change of "source" in a source whose root
+# directory is named cproject-src-2, not cproject-src; configured: the Makefile takes CFLAGS from configure, util.c
 # includes the config.h configure writes; configured-loud: that, with a configure flag that
 # changes config.h; configured-o2: that, with a configure flag that changes CFLAGS in the
 # Makefile);
@@ -22,13 +23,13 @@
 # build-id hashes the binary's own store path, which no same-length rewrite can update.
 { mkDrv, variant ? "a", base ? null, name ? "reuse-cproject", cache ? null, salt ? null, baseTrust ? null, baseContext ? true }:
 let
-  greeting = if builtins.elem variant [ "source" "source-flags" "edit-source" "date-source" ] then "Hello, changed world" else "Hello, world";
+  greeting = if builtins.elem variant [ "source" "source-flags" "edit-source" "date-source" "renamed-source" ] then "Hello, changed world" else "Hello, world";
   dated = variant == "date" || variant == "date-source";
   debug = builtins.elem variant [ "debug" "debug-install" "debug-stripped" "debug-stripped-install" ];
   stripped = builtins.elem variant [ "debug-stripped" "debug-stripped-install" ];
   configured = builtins.elem variant [ "configured" "configured-loud" "configured-o2" ];
   src = derivation {
-    name = "cproject-src";
+    name = if variant == "renamed-source" then "cproject-src-2" else "cproject-src";
     system = builtins.currentSystem;
     builder = "/bin/bash";
     args = [ "-c" ''

@@ -3,7 +3,9 @@
 # (CMake's `target_compile_definitions(… PREFIX="${CMAKE_INSTALL_PREFIX}")`, Meson's
 # `add_project_arguments('-DPREFIX="…"')`, common idioms of both), so ninja reruns a command
 # whose hash in `.ninja_log` is not that of its command line. `variant`: "a", "source" (one
-# line of text.c changed) or "install" (postInstall writes one more file). The phases are
+# line of text.c changed), "install" (postInstall writes one more file), "added" (a new
+# source file, extra.c, added to the program in CMakeLists.txt and meson.build) or
+# "version" (a version given to `project()`). The phases are
 # written out as nixpkgs' cmake, meson and ninja setup hooks would provide them; cmake, meson
 # and ninja come from the host (Debian's `cmake`, `meson`, `ninja-build`). Linked without a
 # GNU build-id, as in cproject.nix.
@@ -22,22 +24,23 @@ let
       cd $out
       cat > CMakeLists.txt <<'EOS'
       cmake_minimum_required(VERSION 3.13)
-      project(greet C)
-      add_executable(greet main.c util.c text.c)
+      project(greet ${if variant == "version" then "VERSION 1.1 LANGUAGES " else ""}C)
+      add_executable(greet main.c util.c text.c${if variant == "added" then " extra.c" else ""})
       target_compile_definitions(greet PRIVATE PREFIX="''${CMAKE_INSTALL_PREFIX}")
       target_link_options(greet PRIVATE -Wl,--build-id=none)
       install(TARGETS greet DESTINATION bin)
       EOS
       cat > meson.build <<'EOS'
-      project('greet', 'c')
+      project('greet', 'c'${if variant == "version" then ", version: '1.1'" else ""})
       add_project_arguments('-DPREFIX="@0@"'.format(get_option('prefix')), language: 'c')
-      executable('greet', 'main.c', 'util.c', 'text.c',
+      executable('greet', 'main.c', 'util.c', 'text.c',${if variant == "added" then " 'extra.c'," else ""}
         link_args: ['-Wl,--build-id=none'], install: true)
       EOS
       printf '#include "util.h"\nint main(void) { return greet(); }\n' > main.c
       printf '#include <stdio.h>\n#include "util.h"\nint greet(void) { printf("%%s from %%s\\n", text(), PREFIX); return 0; }\n' > util.c
       printf '#include "util.h"\nconst char *text(void) { return "${greeting}"; }\n' > text.c
       printf 'int greet(void);\nconst char *text(void);\n' > util.h
+      ${if variant == "added" then "printf 'int extra(void) { return 42; }\\n' > extra.c" else ""}
     '' ];
   };
 in

@@ -156,9 +156,46 @@ pub fn try_resume(
         build_layer,
         ..
     } = found;
+    // A renamed source root: the earlier tree's paths move to the new name, and the
+    // absolute path of the earlier root in its files is rewritten (same length) or left out
+    // (stale::holding).
+    let mut rewrites = rewrites.to_vec();
+    let mut root_stale = None;
+    if let Some((old, new)) = &found.renamed_root {
+        let top = build_top.as_os_str().as_encoded_bytes();
+        let imported_top = if rewrites.iter().any(|(o, _)| *o == base.build_top) {
+            top
+        } else {
+            &base.build_top
+        };
+        let old_abs = [&base.build_top, b"/".as_slice(), old].concat();
+        let new_abs = [top, b"/".as_slice(), new].concat();
+        if old_abs.len() == new_abs.len() {
+            rewrites.insert(0, (old_abs, new_abs));
+        } else {
+            root_stale = Some(StaleValue {
+                old: [imported_top, b"/".as_slice(), old].concat(),
+                new: Some(new_abs),
+                what: "source root".into(),
+            });
+        }
+    }
+    let rewrites = rewrites.as_slice();
+    let renamed_root = found.renamed_root.clone();
+    let renamed = |tree: &RootState| match &renamed_root {
+        Some((old, new)) => working_copy::rename_root(tree, old, new),
+        None => tree.clone(),
+    };
     let import = |recorder: &mut dyn Recording, layer: usize| {
         recorder
             .import_base_state(base, layer as u32, rewrites)
+            .map(|mut state| {
+                if let Some(tree) = state.roots.get("build") {
+                    let moved = renamed(tree);
+                    state.roots.insert("build".to_owned(), moved);
+                }
+                state
+            })
             .map_err(|source| ResumeError::Import {
                 layer: layer as u32,
                 source,
@@ -178,6 +215,7 @@ pub fn try_resume(
     // SOURCE_DATE_EPOCH. No earlier state can be taken over then (it holds them too): every
     // phase after patchPhase reruns.
     let mut stale_values = moves.stale.clone();
+    stale_values.extend(root_stale);
     if let Some(epoch) = rules::moved_source_date_epoch(&base.layers[k].state, after_patch) {
         stale_values.extend(
             stale::epoch_renderings(epoch)

@@ -72,6 +72,9 @@ pub struct PhaseMatch {
     pub rerun_from: Option<usize>,
     /// The first phase that did not match, with the reason (for the log).
     pub first_mismatch: Option<String>,
+    /// (earlier, this build's) source root names, when they differ: the earlier tree is
+    /// moved to the new name.
+    pub renamed_root: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 /// Variables that name the package rather than say how it is built: `name`, `pname`,
@@ -203,12 +206,29 @@ pub fn check_phases(
         scalar(&base[k].state, "sourceRoot"),
         scalar(after_patch, "sourceRoot"),
     );
-    if old_root != new_root {
-        return Err(NoResume::SourceRootChanged {
-            old: String::from_utf8_lossy(&old_root.unwrap_or_default()).into_owned(),
-            new: String::from_utf8_lossy(&new_root.unwrap_or_default()).into_owned(),
-        });
-    }
+    // A renamed source root (a new tarball's `hello-2.12/`) is laid over under its new name:
+    // the earlier tree moves, and every phase after patchPhase reruns over it.
+    let renamed_root = match (&old_root, &new_root) {
+        (Some(o), Some(n)) if o != n => {
+            let plain = |r: &[u8]| {
+                !r.is_empty() && !r.contains(&b'/') && r != b"." && r != b".." && !r.contains(&0)
+            };
+            if !plain(o) || !plain(n) {
+                return Err(NoResume::SourceRootChanged {
+                    old: String::from_utf8_lossy(o).into_owned(),
+                    new: String::from_utf8_lossy(n).into_owned(),
+                });
+            }
+            Some((o.clone(), n.clone()))
+        }
+        _ if old_root != new_root => {
+            return Err(NoResume::SourceRootChanged {
+                old: String::from_utf8_lossy(&old_root.unwrap_or_default()).into_owned(),
+                new: String::from_utf8_lossy(&new_root.unwrap_or_default()).into_owned(),
+            });
+        }
+        _ => None,
+    };
     let rest = &phases[patch_index + 1..];
     let b = rest
         .iter()
@@ -231,7 +251,7 @@ pub fn check_phases(
         strict,
         &ignored,
     );
-    if plan.depth > b {
+    if plan.depth > b && renamed_root.is_none() {
         return Ok(PhaseMatch {
             patch_layer: k,
             build_offset: b,
@@ -239,14 +259,22 @@ pub fn check_phases(
             plan,
             rerun_from: None,
             first_mismatch: None,
+            renamed_root: None,
         });
     }
-    let first = plan
-        .decisions
-        .iter()
-        .find(|d| !d.reused)
-        .map(|d| format!("{} {}", d.phase, d.reason))
-        .unwrap_or_default();
+    let first = match &renamed_root {
+        Some((o, n)) => format!(
+            "the source root changed ({} → {}: a new version?)",
+            String::from_utf8_lossy(o),
+            String::from_utf8_lossy(n)
+        ),
+        None => plan
+            .decisions
+            .iter()
+            .find(|d| !d.reused)
+            .map(|d| format!("{} {}", d.phase, d.reason))
+            .unwrap_or_default(),
+    };
     // Rerun the phases from the first that differs over the earlier tree, when it has a
     // finished buildPhase and what changed is safe to rerun over (check_rerun).
     let not_rerunnable = |why: String| NoResume::NotRerunnable {
@@ -280,19 +308,29 @@ pub fn check_phases(
         .filter(|v| !ignored.contains(*v) && !later.contains(*v))
         .filter(|v| !crate::reuse::keys::unkeyed(v, strict))
         .filter(|v| !(epoch_moved && *v == "SOURCE_DATE_EPOCH"))
+        // The working directory and sourceRoot name the renamed root, which is moved.
+        .filter(|v| {
+            renamed_root.is_none() || !["sourceRoot", "PWD", "OLDPWD"].contains(&v.as_str())
+        })
         .cloned()
         .collect();
     if strict {
         return Err(not_rerunnable("checkpointStrict is set".into()));
     }
-    check_rerun(&keyed, &rest[plan.depth..b]).map_err(not_rerunnable)?;
+    let rerun_from = if renamed_root.is_some() {
+        0
+    } else {
+        plan.depth
+    };
+    check_rerun(&keyed, &rest[rerun_from..b]).map_err(not_rerunnable)?;
     Ok(PhaseMatch {
         patch_layer: k,
         build_offset: b,
         build_layer,
-        rerun_from: Some(plan.depth),
+        rerun_from: Some(rerun_from),
         plan,
         first_mismatch: Some(first),
+        renamed_root,
     })
 }
 
@@ -624,11 +662,16 @@ mod tests {
     #[test]
     fn each_phase_rule_names_its_reason() {
         let old = vars("/s/a", "p-1", "");
+        // A renamed source root reruns everything after patchPhase over the moved tree.
+        let found = check(PHASES, PHASES, &old, &vars("/s/b", "p-2", "")).unwrap();
+        assert_eq!(found.rerun_from, Some(0));
+        assert_eq!(found.renamed_root, Some((b"p-1".to_vec(), b"p-2".to_vec())));
+        // One that is not a plain directory name is not moved.
         assert_eq!(
-            check(PHASES, PHASES, &old, &vars("/s/b", "p-2", "")).unwrap_err(),
+            check(PHASES, PHASES, &old, &vars("/s/b", "p/2", "")).unwrap_err(),
             NoResume::SourceRootChanged {
                 old: "p-1".into(),
-                new: "p-2".into()
+                new: "p/2".into()
             }
         );
         let without_patch = ["unpackPhase", "configurePhase", "buildPhase"];

@@ -156,6 +156,24 @@ pub fn revert_rerun_edits(built: &RootState, before: &RootState, after: &RootSta
     out
 }
 
+/// `tree` with the directory `old` (a source root, one component) renamed to `new`: every
+/// path under it moved, entries kept as they are.
+pub fn rename_root(tree: &RootState, old: &[u8], new: &[u8]) -> RootState {
+    tree.iter()
+        .map(|(p, e)| {
+            let b = p.as_bytes();
+            let moved = if b == old {
+                RelPath::new(new.to_vec()).ok()
+            } else if b.len() > old.len() && b.starts_with(old) && b[old.len()] == b'/' {
+                RelPath::new([new, &b[old.len()..]].concat()).ok()
+            } else {
+                None
+            };
+            (moved.unwrap_or_else(|| p.clone()), e.clone())
+        })
+        .collect()
+}
+
 /// `tree` without the configure caches a rerun must not start from (`CMakeCache.txt`,
 /// meson's `meson-private/coredata.dat`) among the paths `source` (this build's source after
 /// `patchPhase`) does not have; returns the paths left out too.
@@ -341,6 +359,28 @@ mod tests {
         assert_eq!(out.get(&rp("gone.txt")), before.get(&rp("gone.txt")));
         assert!(out.contains_key(&rp("Makefile")));
         assert!(out.contains_key(&rp("src/a.o")));
+    }
+
+    #[test]
+    fn a_renamed_root_moves_what_is_below_it() {
+        let t = tree(&[
+            ("hello-2.10/src/a.c", "a"),
+            ("hello-2.100/x", "x"),
+            ("env-vars", "e"),
+        ]);
+        let moved = rename_root(&t, b"hello-2.10", b"hello-2.12");
+        assert_eq!(
+            paths(&moved),
+            [
+                "",
+                "env-vars",
+                "hello-2.100",
+                "hello-2.100/x",
+                "hello-2.12",
+                "hello-2.12/src",
+                "hello-2.12/src/a.c"
+            ]
+        );
     }
 
     #[test]
