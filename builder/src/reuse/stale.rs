@@ -35,6 +35,19 @@ pub fn describe_moved_paths(stale: &[StaleValue]) -> Option<String> {
     })
 }
 
+/// The stale values of an earlier `SOURCE_DATE_EPOCH` (its renderings, nothing in their
+/// place).
+pub fn epoch_values(epoch: i64) -> Vec<StaleValue> {
+    epoch_renderings(epoch)
+        .into_iter()
+        .map(|old| StaleValue {
+            old,
+            new: None,
+            what: format!("SOURCE_DATE_EPOCH {epoch}"),
+        })
+        .collect()
+}
+
 /// The renderings of `epoch` (seconds, UTC) that tools derive from `SOURCE_DATE_EPOCH`: the
 /// decimal value; `date +%F` and ISO 8601 (`2020-09-13`, also `20200913`); gcc's `__DATE__`
 /// (`Sep 13 2020`, the day padded with a space) and `__TIME__` (`12:26:40`); `ctime` and

@@ -156,30 +156,7 @@ pub fn try_resume(
         build_layer,
         ..
     } = found;
-    // A renamed source root: the earlier tree's paths move to the new name, and the
-    // absolute path of the earlier root in its files is rewritten (same length) or left out
-    // (stale::holding).
-    let mut rewrites = rewrites.to_vec();
-    let mut root_stale = None;
-    if let Some((old, new)) = &found.renamed_root {
-        let top = build_top.as_os_str().as_encoded_bytes();
-        let imported_top = if rewrites.iter().any(|(o, _)| *o == base.build_top) {
-            top
-        } else {
-            &base.build_top
-        };
-        let old_abs = [&base.build_top, b"/".as_slice(), old].concat();
-        let new_abs = [top, b"/".as_slice(), new].concat();
-        if old_abs.len() == new_abs.len() {
-            rewrites.insert(0, (old_abs, new_abs));
-        } else {
-            root_stale = Some(StaleValue {
-                old: [imported_top, b"/".as_slice(), old].concat(),
-                new: Some(new_abs),
-                what: "source root".into(),
-            });
-        }
-    }
+    let (rewrites, root_stale) = root_move(&found, base, rewrites, build_top);
     let rewrites = rewrites.as_slice();
     let renamed_root = found.renamed_root.clone();
     let renamed = |tree: &RootState| match &renamed_root {
@@ -217,37 +194,25 @@ pub fn try_resume(
     let mut stale_values = moves.stale.clone();
     stale_values.extend(root_stale);
     if let Some(epoch) = rules::moved_source_date_epoch(&base.layers[k].state, after_patch) {
-        stale_values.extend(
-            stale::epoch_renderings(epoch)
-                .into_iter()
-                .map(|old| StaleValue {
-                    old,
-                    new: None,
-                    what: format!("SOURCE_DATE_EPOCH {epoch}"),
-                }),
-        );
+        stale_values.extend(stale::epoch_values(epoch));
     }
     if !stale_values.is_empty() {
-        if found.rerun_from.is_none() {
-            found.first_mismatch = Some(
-                stale::describe_moved_paths(&stale_values)
-                    .unwrap_or_else(|| "SOURCE_DATE_EPOCH moved".to_owned()),
-            );
-        }
-        found.rerun_from = Some(0);
+        rerun_all(&mut found, || {
+            stale::describe_moved_paths(&stale_values)
+                .unwrap_or_else(|| "SOURCE_DATE_EPOCH moved".to_owned())
+        });
     }
     match rules::check_source_changes(&changes) {
         Ok(()) => {}
         // Under ninja, a changed build description reruns configure over the earlier tree:
         // ninja then rebuilds what the new commands and dependencies say.
         Err(NoResume::BuildDescriptionChanged { files }) if ninja => {
-            if found.rerun_from.is_none() {
-                found.first_mismatch = Some(format!(
+            rerun_all(&mut found, || {
+                format!(
                     "build description files changed ({})",
                     rules::short_list(&files, 3)
-                ));
-            }
-            found.rerun_from = Some(0);
+                )
+            });
         }
         Err(no) => return Ok(Resumption::NotResumed(no)),
     }
@@ -270,55 +235,20 @@ pub fn try_resume(
         return Ok(Resumption::NotResumed(no));
     }
     if found.rerun_from.is_some() && !ninja {
-        let changed: Vec<String> = found
-            .plan
-            .changed_variables
-            .iter()
-            .filter(|v| !crate::reuse::plan::SOURCE_VARIABLES.contains(&v.as_str()))
-            .cloned()
-            .collect();
-        let makefiles: Vec<(RelPath, Vec<u8>)> = restored
-            .iter()
-            .filter(|(p, _)| working_copy::is_make_input(p.as_bytes()))
-            .filter_map(|(p, e)| Some((p.clone(), recorder.read_blob(&e.blob()?).ok()?)))
-            .collect();
-        let read = read_by_makefiles(&changed, &makefiles);
-        if !read.is_empty() {
-            return Ok(Resumption::NotResumed(NoResume::NotRerunnable {
-                first: found.first_mismatch.clone().unwrap_or_default(),
-                why: format!(
-                    "a makefile of the earlier tree reads {} (make imports the environment)",
-                    rules::short_list(&read, 3)
-                ),
-            }));
+        if let Err(no) = check_makefiles_read(&found, &restored, recorder) {
+            return Ok(Resumption::NotResumed(no));
         }
     }
     let restored = &restored;
     // Changes make would not see by itself.
-    let tracking = {
-        let values = after_patch.variables.iter().flat_map(|v| match &v.value {
-            Value::Scalar(s) => vec![s.as_bytes()],
-            Value::Indexed(items) => items.iter().map(|(_, s)| s.as_bytes()).collect(),
-            Value::Assoc(items) => items.iter().map(|(_, s)| s.as_bytes()).collect(),
-            _ => Vec::new(),
-        });
-        let trees = Trees {
-            old_source: &old_tree,
-            new_source: &new_tree,
-            built: restored,
-            build_top: build_top.as_os_str().as_encoded_bytes(),
-            forced_include_in_environment: forced_include_in(values),
-        };
-        let recorder: &dyn Recording = recorder;
-        let read = |p: &RelPath, h: &ContentHash, new| {
-            if new {
-                std::fs::read(build_top.join(p.as_path())).ok()
-            } else {
-                recorder.read_blob(h).ok()
-            }
-        };
-        untracked_changes(&changes, &trees, &read)
+    let trees = Trees {
+        old_source: &old_tree,
+        new_source: &new_tree,
+        built: restored,
+        build_top: build_top.as_os_str().as_encoded_bytes(),
+        forced_include_in_environment: forced_include_in(scalar_values(after_patch)),
     };
+    let tracking = source_tracking(&changes, &trees, recorder, build_top);
     if !tracking.missing_prerequisites.is_empty() {
         return Ok(Resumption::NotResumed(NoResume::MissingPrerequisites {
             files: rules::short_list(&tracking.missing_prerequisites, 3),
@@ -363,23 +293,7 @@ pub fn try_resume(
         }
         _ => Vec::new(),
     };
-    // Untracked changes: the compile units that include them (all of them, when that cannot
-    // be bounded) become as new as a changed file.
-    let touched_units = if tracking.untracked.is_empty() {
-        0
-    } else {
-        let changed_mtime = floor_after(floor);
-        let units: Vec<RelPath> = match &tracking.affected_units {
-            Some(units) => units.iter().cloned().collect(),
-            None => compile_units(&tree),
-        };
-        for p in &units {
-            if let Some(e) = tree.get_mut(p) {
-                e.mtime = e.mtime.max(changed_mtime);
-            }
-        }
-        units.len()
-    };
+    let touched_units = touch_includers(&mut tree, &tracking, floor);
     want.roots.insert("build".to_owned(), tree);
     recorder
         .bring_trees_to(&want, build_top, outputs)
@@ -465,4 +379,131 @@ fn leave_out_stale(
     }
     copy.left_out = left_out.len();
     left_out
+}
+
+/// How the earlier tree moves for a renamed source root (`found.renamed_root`): `rewrites`
+/// with the earlier root's absolute path rewritten to the new one when both have the same
+/// length, else a stale value for it (stale::holding).
+fn root_move(
+    found: &PhaseMatch,
+    base: &BaseCheckpoint,
+    rewrites: &[RewritePair],
+    build_top: &Path,
+) -> (Vec<RewritePair>, Option<StaleValue>) {
+    let mut rewrites = rewrites.to_vec();
+    let Some((old, new)) = &found.renamed_root else {
+        return (rewrites, None);
+    };
+    let top = build_top.as_os_str().as_encoded_bytes();
+    // The earlier build directory as imported files hold it (rewritten when it could be).
+    let imported_top = if rewrites.iter().any(|(o, _)| *o == base.build_top) {
+        top
+    } else {
+        &base.build_top
+    };
+    let old_abs = [&base.build_top, b"/".as_slice(), old].concat();
+    let new_abs = [top, b"/".as_slice(), new].concat();
+    if old_abs.len() == new_abs.len() {
+        // First: it wins over the build directory's own rewrite.
+        rewrites.insert(0, (old_abs, new_abs));
+        return (rewrites, None);
+    }
+    let stale = StaleValue {
+        old: [imported_top, b"/".as_slice(), old].concat(),
+        new: Some(new_abs),
+        what: "source root".into(),
+    };
+    (rewrites, Some(stale))
+}
+
+/// Makes every phase after patchPhase rerun over the earlier tree; `why` names the reason
+/// when nothing else did.
+fn rerun_all(found: &mut PhaseMatch, why: impl FnOnce() -> String) {
+    if found.rerun_from.is_none() {
+        found.first_mismatch = Some(why());
+    }
+    found.rerun_from = Some(0);
+}
+
+/// Under make: refuses a rerun when a makefile of the earlier tree (`restored`) reads a
+/// changed variable (make imports the environment).
+fn check_makefiles_read(
+    found: &PhaseMatch,
+    restored: &RootState,
+    recorder: &dyn Recording,
+) -> Result<(), NoResume> {
+    let changed: Vec<String> = found
+        .plan
+        .changed_variables
+        .iter()
+        .filter(|v| !crate::reuse::plan::SOURCE_VARIABLES.contains(&v.as_str()))
+        .cloned()
+        .collect();
+    let makefiles: Vec<(RelPath, Vec<u8>)> = restored
+        .iter()
+        .filter(|(p, _)| working_copy::is_make_input(p.as_bytes()))
+        .filter_map(|(p, e)| Some((p.clone(), recorder.read_blob(&e.blob()?).ok()?)))
+        .collect();
+    let read = read_by_makefiles(&changed, &makefiles);
+    if read.is_empty() {
+        return Ok(());
+    }
+    Err(NoResume::NotRerunnable {
+        first: found.first_mismatch.clone().unwrap_or_default(),
+        why: format!(
+            "a makefile of the earlier tree reads {} (make imports the environment)",
+            rules::short_list(&read, 3)
+        ),
+    })
+}
+
+/// Every value of `state`'s variables, as bytes (for forced-include flags).
+pub(crate) fn scalar_values(state: &ShellState) -> impl Iterator<Item = &[u8]> {
+    state.variables.iter().flat_map(|v| match &v.value {
+        Value::Scalar(s) => vec![s.as_bytes()],
+        Value::Indexed(items) => items.iter().map(|(_, s)| s.as_bytes()).collect(),
+        Value::Assoc(items) => items.iter().map(|(_, s)| s.as_bytes()).collect(),
+        _ => Vec::new(),
+    })
+}
+
+/// The source changes make would not see by itself (dependencies::untracked_changes), new
+/// files read from the build directory, earlier ones from the checkpoint.
+fn source_tracking(
+    changes: &[(RelPath, crate::checkpoint::OverlayChange)],
+    trees: &Trees<'_>,
+    recorder: &dyn Recording,
+    build_top: &Path,
+) -> dependencies::Tracking {
+    let read = |p: &RelPath, h: &ContentHash, new| {
+        if new {
+            std::fs::read(build_top.join(p.as_path())).ok()
+        } else {
+            recorder.read_blob(h).ok()
+        }
+    };
+    untracked_changes(changes, trees, &read)
+}
+
+/// Untracked changes: the compile units that include them (all of them, when that cannot be
+/// bounded) become as new as a changed file (after `floor`). Returns how many.
+fn touch_includers(
+    tree: &mut RootState,
+    tracking: &dependencies::Tracking,
+    floor: Timestamp,
+) -> usize {
+    if tracking.untracked.is_empty() {
+        return 0;
+    }
+    let changed_mtime = floor_after(floor);
+    let units: Vec<RelPath> = match &tracking.affected_units {
+        Some(units) => units.iter().cloned().collect(),
+        None => compile_units(tree),
+    };
+    for p in &units {
+        if let Some(e) = tree.get_mut(p) {
+            e.mtime = e.mtime.max(changed_mtime);
+        }
+    }
+    units.len()
 }

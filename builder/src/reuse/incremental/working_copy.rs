@@ -28,7 +28,6 @@ use crate::reuse::incremental::dependencies::{
 };
 use crate::reuse::incremental::rules::{is_stdenv_file, resume_floor, short_list};
 use crate::reuse::incremental::Recording;
-use crate::shell::declare::Value;
 use crate::shell::ShellState;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
@@ -277,12 +276,7 @@ pub fn settle(
     }
     // Changed files make would not see: the units that include them become newer than
     // everything restored.
-    let values = state.variables.iter().flat_map(|v| match &v.value {
-        Value::Scalar(s) => vec![s.as_bytes()],
-        Value::Indexed(items) => items.iter().map(|(_, s)| s.as_bytes()).collect(),
-        Value::Assoc(items) => items.iter().map(|(_, s)| s.as_bytes()).collect(),
-        _ => Vec::new(),
-    });
+    let values = crate::reuse::incremental::scalar_values(state);
     let trees = Trees {
         old_source: &copy.expected,
         new_source: &live,
