@@ -604,16 +604,17 @@ fn zstd_cmake_make_one_line_header_and_install_changes_reuse_the_checkpoint() {
 }
 
 /// A version bump of `name` that keeps its length, same source (issue 14): the phases from
-/// configure rerun over the earlier build's tree and the build tool compiles nothing; `out`
-/// equals a clean build of the new name.
-fn rename_compiles_nothing(spec: &Spec) {
+/// configure rerun over the earlier build's tree and the build tool compiles at most
+/// `holding_path` objects (those whose object holds the output path, which a rename leaves
+/// out); `out` equals a clean build of the new name.
+fn rename_compiles_at_most(spec: &Spec, holding_path: usize) {
     let project = spec.project;
     let base = build(project, "rename-base", "base", None);
     let renamed = build(project, "rename", "rename", Some(&output(&base, true)));
     let clean = build(project, "rename-clean", "rename", None);
     let compiled = object_lines(project, &renamed);
     assert!(
-        compiled.is_empty(),
+        compiled.len() <= holding_path,
         "{}: {} object(s) compiled after a rename:\n{}\n--- log (tail)\n{}",
         project.name(),
         compiled.len(),
@@ -633,22 +634,23 @@ fn rename_compiles_nothing(spec: &Spec) {
     }
 }
 
+/// hello's `hello.o` and gnulib's `localcharset.o` hold `$out/share/locale` or `$out/lib`.
 #[test]
-fn hello_rename_compiles_nothing() {
-    rename_compiles_nothing(&HELLO);
+fn hello_rename_compiles_what_holds_the_path() {
+    rename_compiles_at_most(&HELLO, 2);
 }
 
 #[test]
 fn lua_rename_compiles_nothing() {
-    rename_compiles_nothing(&LUA);
+    rename_compiles_at_most(&LUA, 0);
 }
 
 #[test]
 fn zstd_rename_compiles_nothing() {
-    rename_compiles_nothing(&ZSTD);
+    rename_compiles_at_most(&ZSTD, 0);
 }
 
 #[test]
 fn zstd_cmake_rename_compiles_nothing() {
-    rename_compiles_nothing(&ZSTD_CMAKE);
+    rename_compiles_at_most(&ZSTD_CMAKE, 0);
 }

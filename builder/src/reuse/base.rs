@@ -258,15 +258,29 @@ pub fn path_rewrites(
         let seeds = random_seed_of(old)
             .zip(random_seed_of(&new))
             .filter(|(a, b)| a != b);
-        if new.len() != old.len() {
-            // No seed rewrite either: it would also rewrite the seed inside the old path,
-            // which then could no longer be found. What carries the seed flag (gcc's debug
-            // information) is left out like what carries the path.
+        let hashes = store_hash_of(old)
+            .zip(store_hash_of(&new))
+            .filter(|(a, b)| a != b);
+        let renamed = new.len() != old.len()
+            || old[old.len() - name_part(old).len()..] != new[new.len() - name_part(&new).len()..];
+        if renamed {
+            // A rename (the name part changed, whatever the length): a path a compiler
+            // stored in pieces (below) holds part of the old name where no rewrite can find
+            // it, so what holds the old hash is left out instead of rewritten. No hash or
+            // seed rewrite either: it would hide the old hash and seed from that search. What
+            // carries the seed flag (gcc's debug information) is left out like the path.
             moves.stale.push(StaleValue {
                 old: old.clone(),
                 new: Some(new),
                 what: format!("output `{name}`"),
             });
+            if let Some((a, b)) = hashes {
+                moves.stale.push(StaleValue {
+                    old: a,
+                    new: Some(b),
+                    what: format!("output `{name}`"),
+                });
+            }
             if let Some((a, b)) = seeds {
                 moves.stale.push(StaleValue {
                     old: [b"-frandom-seed=".as_slice(), &a].concat(),
@@ -275,8 +289,14 @@ pub fn path_rewrites(
                 });
             }
         } else if &new != old {
-            // The full path first: it wins over its seed where both match.
+            // The whole path, then its hash part alone, then the seed (earlier pairs win
+            // where several match). The hash alone matters where a compiler stored the path
+            // in pieces: gcc expands `memcpy (buf, "/nix/store/<hash>-name/lib", n)` into
+            // overlapping 16-byte stores, so `.rodata` holds `/nix/store/<hash>-na` and a
+            // later piece, never the whole path (found by bench/corpus.sh in GNU patch's
+            // gnulib `LIBDIR`, docs/corpus.md).
             moves.rewrites.insert(0, (old.clone(), new));
+            moves.rewrites.extend(hashes);
             moves.rewrites.extend(seeds);
         }
     }
@@ -293,6 +313,24 @@ pub fn path_rewrites(
         }
     }
     Ok(moves)
+}
+
+/// The 32-character hash part of a store path's base name (`<hash>-<name>`), if it has one.
+fn store_hash_of(path: &[u8]) -> Option<Vec<u8>> {
+    let base = path.iter().rposition(|&b| b == b'/').map_or(0, |p| p + 1);
+    let name = &path[base..];
+    (name.len() >= 33 && name[32] == b'-').then(|| name[..32].to_vec())
+}
+
+/// What follows the hash in a store path's base name (`-<name>`), or the whole base name.
+fn name_part(path: &[u8]) -> &[u8] {
+    let base = path.iter().rposition(|&b| b == b'/').map_or(0, |p| p + 1);
+    let name = &path[base..];
+    if name.len() >= 33 && name[32] == b'-' {
+        &name[32..]
+    } else {
+        name
+    }
 }
 
 /// Files of the build directory that belong to this build, not to the restored one: kept

@@ -22,14 +22,15 @@ pub struct StaleValue {
 /// Why moved paths keep an earlier build's layers from being restored as they are (`None`
 /// when nothing moved in length): for the log.
 pub fn describe_moved_paths(stale: &[StaleValue]) -> Option<String> {
-    let what: Vec<&str> = stale
+    let mut what: Vec<&str> = stale
         .iter()
         .filter(|v| !v.what.contains("seed"))
         .map(|v| v.what.as_str())
         .collect();
+    what.dedup();
     (!what.is_empty()).then(|| {
         format!(
-            "{} changed length since the checkpoint (a rename), so paths in its files cannot be rewritten in place",
+            "{} renamed since the checkpoint, so paths in its files are not rewritten in place",
             what.join(", ")
         )
     })
