@@ -547,6 +547,34 @@ fn a_staged_import_restores_each_content_once_and_the_same() {
         );
     }
 
+    // In place: a live tree in the state after layer 0 brought to the state after layer 1
+    // with the contents staged by the import of that state.
+    let mut wi = CheckpointWriter::create(&t.path().join("ck-i")).unwrap();
+    let st0 = wi.import_layers_rewritten(&ck_a, 0, &rewrites()).unwrap();
+    let (ib, io) = (t.path().join("i-build"), t.path().join("i-out"));
+    fs::create_dir(&ib).unwrap();
+    wi.restore_state_into(st0.root("build"), &ib).unwrap();
+    wi.stage_in(&ib).unwrap();
+    let want = wi.import_state_rewritten(&ck_a, 1, &rewrites()).unwrap();
+    assert_eq!(want, st_u);
+    let staged = ib.join(staging_leftovers(&ib).pop().unwrap());
+    let fresh: std::collections::BTreeSet<_> = fs::read_dir(&staged)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let configured = ContentHash::of(b"int configured;\n").to_hex();
+    assert!(fresh.contains(&configured), "{fresh:?}");
+    let rep = wi
+        .apply_state_over(st0.root("build"), want.root("build"), &ib)
+        .unwrap();
+    assert!(rep.files_written >= 2);
+    wi.restore_state(want.root("out"), &io).unwrap();
+    wi.end_staging().unwrap();
+    assert!(staging_leftovers(&ib).is_empty());
+    assert_same(&describe(&ub), &describe(&ib));
+    assert_same(&describe(&uo), &describe(&io));
+    assert!(extra_links(&ib, &describe(&ib)).is_empty());
+
     // A state that uses the staging directory's name is refused before anything is written.
     let target = t.path().join("named");
     fs::create_dir(&target).unwrap();

@@ -34,6 +34,8 @@ pub struct Staging {
     staged: Mutex<HashMap<ContentHash, bool>>,
     counter: AtomicU64,
     removed: bool,
+    /// The parent's mtime before and after the staging directory was made in it.
+    parent_mtimes: (Timestamp, Timestamp),
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -46,6 +48,7 @@ impl Staging {
     pub fn create(parent: &Path) -> Result<Staging> {
         static N: AtomicU64 = AtomicU64::new(0);
         let parent_fd = fsops::open_dir(parent).at("open dir", parent)?;
+        let before = mtime_of(parent_fd.as_fd(), parent)?;
         loop {
             let name = format!(
                 "{STAGING_PREFIX}{}-{}",
@@ -60,6 +63,7 @@ impl Staging {
                 Err(e) => return Err(CheckpointError::io("mkdir", path, e)),
             }
             let fd = fsops::open_dir_at(parent_fd.as_fd(), &name).at("open dir", &path)?;
+            let after = mtime_of(parent_fd.as_fd(), parent)?;
             return Ok(Staging {
                 parent: parent.to_owned(),
                 parent_fd,
@@ -69,6 +73,7 @@ impl Staging {
                 staged: Mutex::new(HashMap::new()),
                 counter: AtomicU64::new(0),
                 removed: false,
+                parent_mtimes: (before, after),
             });
         }
     }
@@ -145,23 +150,30 @@ impl Staging {
     }
 
     /// Removes the directory and everything staged in it (files linked into a tree stay
-    /// there); the parent keeps the mtime it has now (a restore set it).
+    /// there). The parent keeps the mtime a restore gave it since, or else the one it had
+    /// before the staging directory was made.
     pub fn remove(mut self) -> Result<()> {
         self.removed = true;
         let parent = self.parent_fd.as_fd();
-        let st = fsops::fstat(parent).at("stat", &self.parent)?;
+        let now = mtime_of(parent, &self.parent)?;
         remove_at(parent, &self.name, &self.path)?;
-        let mtime = Timestamp {
-            sec: st.st_mtime,
-            nsec: st.st_mtime_nsec as u32,
-        };
-        fsops::set_mtime_fd(parent, mtime).at("set mtime of", &self.parent)
+        let (before, after) = self.parent_mtimes;
+        let keep = if now == after { before } else { now };
+        fsops::set_mtime_fd(parent, keep).at("set mtime of", &self.parent)
     }
 
     /// The directory the staging directory is in.
     pub fn parent(&self) -> &Path {
         &self.parent
     }
+}
+
+fn mtime_of(fd: BorrowedFd<'_>, path: &Path) -> Result<Timestamp> {
+    let st = fsops::fstat(fd).at("stat", path)?;
+    Ok(Timestamp {
+        sec: st.st_mtime,
+        nsec: st.st_mtime_nsec as u32,
+    })
 }
 
 impl Drop for Staging {

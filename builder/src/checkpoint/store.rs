@@ -112,6 +112,11 @@ impl CheckpointWriter {
         }
     }
 
+    /// True between [`Self::stage_in`] and [`Self::end_staging`].
+    pub fn is_staging(&self) -> bool {
+        self.staging.is_some()
+    }
+
     fn contents(&self) -> Contents<'_> {
         Contents {
             blobs: self.blobs.store(),
