@@ -25,6 +25,10 @@
 #            own phases (zstd-cmake: CMake and ninja) gets them run instead,
 #            in bash with `out` set and runHook a no-op: configurePhase
 #            (untimed), buildPhase (cold, then warm), installPhase (after)
+#   theirs   nixpkgs' checkpointBuildTools flow on the same project, stock builder
+#            (tests/projects/checkpoint-build-tools.nix; needs rsync on the host):
+#            its prepare build (untimed here), then the `oneline` variant through
+#            it, timed; --no-theirs skips both
 #   floor    a fresh trivial sandboxed build: `nix-store --realise` of a new
 #            raw derivation whose builder (/bin/sh) only creates $out; the
 #            least any Nix build costs (median of three)
@@ -34,7 +38,8 @@
 #   install / stock                <= 0.1  (the target is set for zstd)
 # and header / stock (no target: what a header change costs against a full build);
 # and oneline / (warm make + after + floor), which also counts the check and
-# install steps any rebuild in Nix runs after buildPhase.
+# install steps any rebuild in Nix runs after buildPhase; and oneline / theirs
+# (issue 19: below 1 on every project).
 #
 # Every Nix build is a fresh derivation: one `benchSalt` per project and run,
 # shared by full, oneline and install (the salt is part of the layer keys, so
@@ -52,7 +57,7 @@
 # with a clean build is what tests/real_reuse.rs asserts, not this script.
 #
 # Usage: bench/reuse.sh [--stdenv FILE] [--builder BIN] [--sources DIR]
-#                       [--runs N] [--log-lines N] [PROJECT...]
+#                       [--runs N] [--log-lines N] [--no-theirs] [PROJECT...]
 #   --stdenv   the stdenv.nix to build on (default: tests/stdenv/stdenv.nix)
 #   --builder  checkpoint-builder binary (default: $CHECKPOINT_BUILDER, else
 #              the output of scripts/build-static.sh)
@@ -69,6 +74,7 @@ builder=${CHECKPOINT_BUILDER:-}
 sources=""
 runs=1
 log_lines=24
+theirs=1
 projects=()
 while [ $# -gt 0 ]; do
   case $1 in
@@ -77,6 +83,7 @@ while [ $# -gt 0 ]; do
     --sources) sources=$2; shift 2 ;;
     --runs) runs=$2; shift 2 ;;
     --log-lines) log_lines=$2; shift 2 ;;
+    --no-theirs) theirs=""; shift ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     -*) echo "reuse.sh: unknown option $1" >&2; exit 2 ;;
     *) projects+=("$1"); shift ;;
@@ -300,6 +307,7 @@ timeline() {
 check() {
   local project=$1 run=$2 n program args
   local o=$project.oneline.$run i=$project.install.$run h=$project.header.$run
+  local t=$project.theirs.$run
   if ok "$o"; then
     n=$(objects "$work/$o.log" | wc -l)
     echo "$n object(s): $(objects "$work/$o.log" | sed 's/.* -o \([^ ]*\).*/\1/; s/^[A-Z]* //' | tr '\n' ' ')" >"$work/$o.note"
@@ -313,6 +321,11 @@ check() {
     esac
     "$(out_of "$o")/$program" "$args" 2>&1 | grep -q 'one-line change' ||
       echo "the change is NOT visible in $program $args" >>"$work/$o.note"
+  fi
+  if ok "$t"; then
+    echo "$(objects "$work/$t.log" | wc -l) object(s)" >"$work/$t.note"
+    "$(out_of "$t")/$program" "$args" 2>&1 | grep -q 'one-line change' ||
+      echo "the change is NOT visible in $program $args" >>"$work/$t.note"
   fi
   if ok "$h"; then
     n=$(objects "$work/$h.log" | wc -l)
@@ -344,6 +357,13 @@ for project in "${projects[@]}"; do
           --arg builder "$builder" --arg checkpoint true \
           --argstr variant "$variant" --argstr base "$base")"
       done
+    fi
+    if [ -n "$theirs" ]; then
+      realise "$project.prepare.$run" "$(instantiate "$project" "$salt-theirs" --argstr theirs prepare)"
+      if ok "$project.prepare.$run"; then
+        realise "$project.theirs.$run" "$(instantiate "$project" "$salt-theirs" \
+          --argstr theirs "$(out_of "$project.prepare.$run")" --argstr variant oneline)"
+      fi
     fi
     plain "$project" "$run"
     floor "$project" "$run"
@@ -383,15 +403,15 @@ echo "load:    $load_before (before), $load_after (after)"
 echo "seconds: wall time of nix-store --realise (stock, full, oneline, install, header, floor), of make"
 echo "         outside Nix (cold: the first make, configure excluded; warm: make after the"
 echo "         one-line change; after: make check (hello) and make install after it)"
-printf '%-6s %4s %7s %7s %7s %7s %7s %6s %6s %6s %6s | %8s %10s %8s %8s %8s\n' \
-  project run stock full oneline install header cold warm after floor \
-  "ol/(w+f)" "ol/(w+a+f)" inst/stk hdr/stk full/stk
+printf '%-6s %4s %7s %7s %7s %7s %7s %7s %6s %6s %6s %6s | %8s %10s %8s %8s %8s %8s\n' \
+  project run stock full oneline install header theirs cold warm after floor \
+  "ol/(w+f)" "ol/(w+a+f)" inst/stk hdr/stk full/stk ol/thr
 for project in "${projects[@]}"; do
   declare -A col=()
   for run in $(seq 1 "$runs") median; do
     if [ "$run" = median ]; then
       [ "$runs" -gt 1 ] || continue
-      for k in stock full oneline install header cold warm after floor; do
+      for k in stock full oneline install header theirs cold warm after floor; do
         # shellcheck disable=SC2086
         col[$k]=$(median ${col[$k.all]})
       done
@@ -401,40 +421,44 @@ for project in "${projects[@]}"; do
       col[oneline]=$(value "$project.oneline.$run")
       col[install]=$(value "$project.install.$run")
       col[header]=$(value "$project.header.$run")
+      col[theirs]=$(value "$project.theirs.$run")
       col[cold]=$(file_value "plain-$project-$run.cold.secs")
       col[warm]=$(file_value "plain-$project-$run.warm.secs")
       col[after]=$(file_value "plain-$project-$run.after.secs")
       col[floor]=$(file_value "floor-$project-$run.secs")
-      for k in stock full oneline install header cold warm after floor; do
+      for k in stock full oneline install header theirs cold warm after floor; do
         col[$k.all]="${col[$k.all]:-} ${col[$k]}"
       done
     fi
-    printf '%-6s %4s %7s %7s %7s %7s %7s %6s %6s %6s %6s | %8s %10s %8s %8s %8s\n' "$project" "$run" \
-      "${col[stock]}" "${col[full]}" "${col[oneline]}" "${col[install]}" "${col[header]}" \
+    printf '%-6s %4s %7s %7s %7s %7s %7s %7s %6s %6s %6s %6s | %8s %10s %8s %8s %8s %8s\n' "$project" "$run" \
+      "${col[stock]}" "${col[full]}" "${col[oneline]}" "${col[install]}" "${col[header]}" "${col[theirs]}" \
       "${col[cold]}" "${col[warm]}" "${col[after]}" "${col[floor]}" \
       "$(ratio "${col[oneline]}" "$(sum "${col[warm]}" "${col[floor]}")")" \
       "$(ratio "${col[oneline]}" "$(sum "$(sum "${col[warm]}" "${col[after]}")" "${col[floor]}")")" \
       "$(ratio "${col[install]}" "${col[stock]}")" \
       "$(ratio "${col[header]}" "${col[stock]}")" \
-      "$(ratio "${col[full]}" "${col[stock]}")"
+      "$(ratio "${col[full]}" "${col[stock]}")" \
+      "$(ratio "${col[oneline]}" "${col[theirs]}")"
   done
   unset col
 done
 echo
 echo "targets: ol/(w+f) = oneline / (warm make + floor) <= 1.2; inst/stk = install / stock <= 0.1 (zstd)"
 echo "ol/(w+a+f) counts what the Nix build also runs after buildPhase (check, install)"
+echo "theirs: the oneline change through nixpkgs' checkpointBuildTools flow (stock builder);"
+echo "        ol/thr = oneline / theirs (issue 19: below 1)"
 
 echo
 for project in "${projects[@]}"; do
   for run in $(seq 1 "$runs"); do
-    for kind in stock full oneline install header; do
+    for kind in stock full oneline install header ${theirs:+prepare theirs}; do
       status=$(cat "$work/$project.$kind.$run.status" 2>/dev/null || echo missing)
       if [ "$status" != ok ]; then
         echo "== $project $kind (run $run): $status"
         tail -n 30 "$work/$project.$kind.$run.log" 2>/dev/null || true
       fi
     done
-    for kind in oneline install header; do
+    for kind in oneline install header theirs; do
       [ ! -f "$work/$project.$kind.$run.note" ] ||
         echo "$project $kind (run $run): $(tr '\n' ';' <"$work/$project.$kind.$run.note")"
     done

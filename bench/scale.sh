@@ -8,6 +8,12 @@
 #   oneline  the `oneline` variant (one line of one C file) over full's checkpoint
 #   install  the `install` variant (postInstall only) over full's checkpoint
 #
+# then nixpkgs' checkpointBuildTools flow on the same project with the stock builder
+# (tests/projects/checkpoint-build-tools.nix, needs rsync on the host; --no-theirs skips it):
+#
+#   theirs-prepare  the build that keeps the sources and the built tree (its `full` column)
+#   theirs          the `oneline` variant through that flow (its `oneline` column)
+#
 # then the limit outside Nix: the tarball unpacked into a temporary directory, `make -j2`,
 # the one-line edit, `make -j2` again (warm) and `make install` (after), and the floor (a
 # trivial sandboxed build, median of three). Prints the wall times, the builder's own time
@@ -21,13 +27,14 @@
 # directory is slow enough to hide everything else.
 #
 # Usage: bench/scale.sh [--stdenv FILE] [--builder BIN] [--baseline BIN] [--tmpdir DIR]
-#                       [PROJECT...]
+#                       [--no-theirs] [PROJECT...]
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 stdenv_nix=$repo/tests/stdenv/stdenv.nix
 builder=${CHECKPOINT_BUILDER:-}
 baseline=""
+theirs=1
 projects=()
 while [ $# -gt 0 ]; do
   case $1 in
@@ -35,6 +42,7 @@ while [ $# -gt 0 ]; do
     --builder) builder=$2; shift 2 ;;
     --baseline) baseline=$2; shift 2 ;;
     --tmpdir) export TMPDIR=$2; shift 2 ;;
+    --no-theirs) theirs=""; shift ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     -*) echo "scale.sh: unknown option $1" >&2; exit 2 ;;
     *) projects+=("$1"); shift ;;
@@ -145,7 +153,15 @@ for project in "${projects[@]}"; do
         --argstr base "$(checkpoint_of "$project.$b.full")")"
     done
   done
-  for b in "${builders[@]}"; do
+  if [ -n "$theirs" ]; then
+    salt="scale-bench-theirs-$(date +%s%N)-$$-$RANDOM"
+    realise "$project.theirs.full" "$(instantiate "$project" "$salt" --argstr theirs prepare)"
+    if ok "$project.theirs.full"; then
+      realise "$project.theirs.oneline" "$(instantiate "$project" "$salt" \
+        --argstr theirs "$(out_of "$project.theirs.full")" --argstr variant oneline)"
+    fi
+  fi
+  for b in "${builders[@]}" ${theirs:+theirs}; do
     if ok "$project.$b.oneline"; then
       "$(out_of "$project.$b.oneline")/bin/synth" | grep -q 'one-line change' ||
         echo "      the change is NOT visible" >"$work/$project.$b.oneline.note"
@@ -168,7 +184,7 @@ for project in "${projects[@]}"; do
   warm=$(cat "$work/plain-$project.warm" 2>/dev/null || echo -)
   after=$(cat "$work/plain-$project.after" 2>/dev/null || echo -)
   mb=$(cat "$work/plain-$project.mb" 2>/dev/null || echo -)
-  for b in "${builders[@]}"; do
+  for b in "${builders[@]}" ${theirs:+theirs}; do
     full=$(value "$project.$b.full") ol=$(value "$project.$b.oneline") inst=$(value "$project.$b.install")
     printf '%-16s %-8s %6s %7s %7s %7s %6s %6s | %9s %9s\n' "$project" "$b" "$mb" "$full" "$ol" "$inst" \
       "$warm" "$after" \
@@ -176,6 +192,17 @@ for project in "${projects[@]}"; do
       "$(awk -v i="$inst" -v s="$full" 'BEGIN { if (i == "-" || s == "-") print "-"; else printf "%.3f", i / s }')"
   done
 done
+if [ -n "$theirs" ]; then
+  echo "theirs: nixpkgs' checkpointBuildTools flow, stock builder (full = its prepare build)"
+  for project in "${projects[@]}"; do
+    for b in "${builders[@]}"; do
+      printf '  %-16s oneline %-8s / theirs: %s\n' "$project" "$b" \
+        "$(awk -v o="$(value "$project.$b.oneline")" -v t="$(value "$project.theirs.oneline")" \
+          'BEGIN { if (o == "-" || t == "-") print "-"; else printf "%.2f", o / t }')"
+    done
+    cat "$work/$project.theirs.oneline.note" 2>/dev/null || true
+  done
+fi
 echo
 echo "builder's own time, per build (from its log):"
 for project in "${projects[@]}"; do

@@ -142,6 +142,7 @@ packages=(
   cmake meson ninja-build # the CMake, Meson and ninja projects of the tests
   dpkg-dev        # apt-get source
   bc              # scripts/demo.sh and bench/resume.sh compute elapsed times with it
+  rsync           # bench/reuse.sh and bench/scale.sh run nixpkgs' checkpointBuildTools flow
   ca-certificates
   git
   skopeo umoci   # tests/oci.rs: inspect and unpack exported images

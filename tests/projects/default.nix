@@ -16,11 +16,14 @@
 # variant.nix.
 # `base`: an earlier build's checkpoint (a store path string), reused through
 # `checkpointBase`; needs `builder` and `checkpoint = true`.
+# `theirs`: the flow of nixpkgs' checkpointBuildTools instead (stock builder, see
+# checkpoint-build-tools.nix): "prepare" for the build that keeps the artifacts, or the
+# store path (a string) of such a build for the incremental one.
 #
 #   nix-build tests/projects -A zstd ... --arg builder "$bin" --arg checkpoint true \
 #     --argstr variant oneline --argstr base /nix/store/…-zstd-1.5.4-checkpoint
 { stdenvNix, builder ? null, sources, benchSalt ? null, checkpoint ? false
-, variant ? "base", base ? null }:
+, variant ? "base", base ? null, theirs ? null }:
 let
   stdenv = import ../nix/with-cc-wrapper.nix { stdenv = import stdenvNix {
     # A string with context (the binary copied into the store), as
@@ -28,11 +31,13 @@ let
     realBuilder = if builder == null then null else "${builder}";
     builderArgs = { attrs, stockArgs }: stockArgs;
   }; };
-  mkDrv = import ./mk-drv.nix {
+  mkDrv' = import ./mk-drv.nix {
     inherit (stdenv) mkDrv;
     inherit benchSalt base;
     checkpoint = checkpoint && builder != null;
   };
+  mkDrv = if theirs == null then mkDrv'
+    else attrs: mkDrv' (import ./checkpoint-build-tools.nix theirs attrs);
   project = file: import file { inherit mkDrv sources variant; };
 in
 {

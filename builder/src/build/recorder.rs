@@ -182,6 +182,8 @@ impl Recorder {
             }
             .to_json(),
         };
+        // Never a staging directory in a layer (each restore removes its own).
+        self.writer.end_staging()?;
         let summary = self.snapshotter.snapshot(&mut self.writer, meta)?;
         let link = trust::chain_link(
             self.chain.last().map_or("", String::as_str),
@@ -326,6 +328,12 @@ impl Recording for Recorder {
     ) -> Result<State, CheckpointError> {
         let started = std::time::Instant::now();
         let cpu = cpu_time();
+        // The contents read are staged in the build directory for `bring_trees_to`, which
+        // links them into place (or `end_staging` drops them).
+        if !self.writer.is_staging() {
+            let build = &self.roots[0].1;
+            self.writer.stage_in(build)?;
+        }
         let state = self
             .writer
             .import_state_rewritten(&base.checkpoint, upto, rewrites);
@@ -362,17 +370,23 @@ impl Recording for Recorder {
     ) -> Result<(), CheckpointError> {
         let started = std::time::Instant::now();
         let cpu = cpu_time();
-        let mut report = self.writer.apply_state_over(
-            self.snapshotter.state().root("build"),
-            want.root("build"),
-            build_top,
-        )?;
-        for (name, path) in outputs {
-            let root = want.root(name);
-            if !root.is_empty() && !path.exists() {
-                report.absorb(self.writer.restore_state(root, path)?);
+        let applied = (|| {
+            let mut report = self.writer.apply_state_over(
+                self.snapshotter.state().root("build"),
+                want.root("build"),
+                build_top,
+            )?;
+            for (name, path) in outputs {
+                let root = want.root(name);
+                if !root.is_empty() && !path.exists() {
+                    report.absorb(self.writer.restore_state(root, path)?);
+                }
             }
-        }
+            Ok(report)
+        })();
+        let ended = self.writer.end_staging();
+        let report = applied?;
+        ended?;
         self.snapshotter.trust(want);
         self.restore_time += started.elapsed();
         let cpu = cpu_time().saturating_sub(cpu);
@@ -388,6 +402,13 @@ impl Recording for Recorder {
 }
 
 impl Recorder {
+    /// Removes what the imports staged for a restore that did not come (see
+    /// [`CheckpointWriter::stage_in`]): nothing may be left in the build directory when a
+    /// phase runs or a snapshot is taken.
+    pub fn end_staging(&mut self) -> Result<(), CheckpointError> {
+        self.writer.end_staging()
+    }
+
     /// The ninja build logs imports translated or could not, for the build log.
     pub fn ninja_log_reports(&self) -> Vec<LogReport> {
         self.ninja_logs.reports()

@@ -638,6 +638,10 @@ fn resume_after_patch(
         &options.outputs,
     )
     .map_err(RunError::Incremental)?;
+    rec.end_staging().map_err(|source| RunError::Checkpoint {
+        step: "incremental restore".into(),
+        source,
+    })?;
     let resumed = match resumption {
         Resumption::Resumed(resumed) => resumed,
         Resumption::NotResumed(reason) => {

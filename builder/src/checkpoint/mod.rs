@@ -15,6 +15,8 @@
 //!              (or into an existing directory that must stay in place)
 //!   overlay    carry old → new source changes into a restored tree       disk
 //!              (or compute the resulting state: overlay_state, pure)
+//!   staging    contents an import just read, kept as files for the       disk
+//!              restore that follows (linked into place, not decompressed again)
 //!   store      CheckpointWriter / Checkpoint: the directory as a whole,  disk
 //!              imports (verbatim or rewritten)
 //!   fsops      thin rustix *at wrappers, no `unsafe`                    syscalls
@@ -66,6 +68,7 @@ pub mod path;
 pub mod restore;
 pub mod rewrite;
 pub mod snapshot;
+pub mod staging;
 pub mod state;
 pub mod store;
 

@@ -21,6 +21,7 @@ use super::fsops;
 use super::limits::PATH_MAX;
 use super::manifest::{ContentHash, Entry, EntryKind, RootDiff, Timestamp, Xattrs};
 use super::path::RelPath;
+use super::staging::Staging;
 use super::state::{check_root_state, RootState};
 
 /// Blocks of zeros this long (or the tail of a chunk) are written as holes.
@@ -58,6 +59,24 @@ pub struct RestoreOptions {
 }
 
 const SETID: u32 = 0o6000;
+
+/// Where a restore takes file contents from: the blobs, each verified while it is written,
+/// or, for the contents an import has just read and verified, their staged copies (see
+/// [`Staging`]), linked into place instead of being decompressed a second time.
+#[derive(Clone, Copy)]
+pub(super) struct Contents<'a> {
+    pub blobs: &'a BlobStore,
+    pub staged: Option<&'a Staging>,
+}
+
+impl<'a> Contents<'a> {
+    pub fn of(blobs: &'a BlobStore) -> Self {
+        Contents {
+            blobs,
+            staged: None,
+        }
+    }
+}
 
 /// `state` with setuid and setgid bits removed unless `opts` keeps them, and the paths
 /// that had them (every member of a hardlink group alike, so the group stays consistent).
@@ -200,19 +219,36 @@ fn write_content(
     size: u64,
     path: &Path,
 ) -> Result<u64> {
-    let mut pos = 0u64; // logical position
-    let mut cursor = 0u64; // file offset
-    let len = blobs.stream(hash, Expect::Exactly(size), |chunk| {
+    let mut w = SparseWriter::new(file, path);
+    let len = blobs.stream(hash, Expect::Exactly(size), |chunk| w.write(chunk))?;
+    debug_assert_eq!(len, size, "stream checks the claimed size");
+    w.finish()?;
+    Ok(len)
+}
+
+/// Writes content chunk by chunk into a new file, leaving holes for blocks of zeros.
+pub(super) struct SparseWriter<'a> {
+    file: &'a mut File,
+    path: &'a Path,
+    /// Logical position (bytes of content so far).
+    pos: u64,
+    /// The file offset.
+    cursor: u64,
+}
+
+impl<'a> SparseWriter<'a> {
+    pub(super) fn new(file: &'a mut File, path: &'a Path) -> Self {
+        SparseWriter {
+            file,
+            path,
+            pos: 0,
+            cursor: 0,
+        }
+    }
+
+    /// Appends `chunk` to the content.
+    pub(super) fn write(&mut self, chunk: &[u8]) -> Result<()> {
         let mut run_start: Option<usize> = None;
-        let flush = |file: &mut File, cursor: &mut u64, start: usize, end: usize| -> Result<()> {
-            let at = pos + start as u64;
-            if *cursor != at {
-                file.seek(SeekFrom::Start(at)).at("seek", path)?;
-            }
-            file.write_all(&chunk[start..end]).at("write", path)?;
-            *cursor = at + (end - start) as u64;
-            Ok(())
-        };
         let mut off = 0;
         while off < chunk.len() {
             let end = (off + HOLE_BLOCK).min(chunk.len());
@@ -220,7 +256,7 @@ fn write_content(
             match (zero, run_start) {
                 (false, None) => run_start = Some(off),
                 (true, Some(s)) => {
-                    flush(file, &mut cursor, s, off)?;
+                    self.flush(&chunk[s..off], s)?;
                     run_start = None;
                 }
                 _ => {}
@@ -228,16 +264,29 @@ fn write_content(
             off = end;
         }
         if let Some(s) = run_start {
-            flush(file, &mut cursor, s, chunk.len())?;
+            self.flush(&chunk[s..], s)?;
         }
-        pos += chunk.len() as u64;
+        self.pos += chunk.len() as u64;
         Ok(())
-    })?;
-    debug_assert_eq!(len, size, "stream checks the claimed size");
-    if cursor != pos {
-        file.set_len(pos).at("truncate", path)?;
     }
-    Ok(len)
+
+    fn flush(&mut self, bytes: &[u8], start: usize) -> Result<()> {
+        let at = self.pos + start as u64;
+        if self.cursor != at {
+            self.file.seek(SeekFrom::Start(at)).at("seek", self.path)?;
+        }
+        self.file.write_all(bytes).at("write", self.path)?;
+        self.cursor = at + bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Extends the file over a trailing hole; returns the content length.
+    pub(super) fn finish(self) -> Result<u64> {
+        if self.cursor != self.pos {
+            self.file.set_len(self.pos).at("truncate", self.path)?;
+        }
+        Ok(self.pos)
+    }
 }
 
 /// Replaces the `user.*` xattrs of an open file or directory by `want`.
@@ -267,7 +316,7 @@ pub(super) fn sync_xattrs(f: &File, want: &Xattrs, path: &Path, fresh: bool) -> 
 /// `pfd/name`. Returns the content bytes written when a file was written from a blob.
 #[allow(clippy::too_many_arguments)]
 fn create_entry(
-    blobs: &BlobStore,
+    src: Contents<'_>,
     pfd: BorrowedFd<'_>,
     link_cur: &mut Cursor<'_>,
     path: &RelPath,
@@ -294,8 +343,18 @@ fn create_entry(
             fsops::link_at(gfd, &gname, pfd, name).at("hardlink", &fp)?;
         }
         EntryKind::File { size, blake3, .. } => {
-            let mut f = fsops::create_file_at(pfd, name, 0o600).at("create", &fp)?;
-            let n = write_content(blobs, &mut f, blake3, *size, &fp)?;
+            let staged = match src.staged {
+                Some(s) => s.place(blake3, pfd, name).at("place", &fp)?,
+                None => None,
+            };
+            let (f, n) = match staged {
+                Some(f) => (f, *size),
+                None => {
+                    let mut f = fsops::create_file_at(pfd, name, 0o600).at("create", &fp)?;
+                    let n = write_content(src.blobs, &mut f, blake3, *size, &fp)?;
+                    (f, n)
+                }
+            };
             sync_xattrs(&f, &e.xattrs, &fp, true)?;
             fsops::chmod_fd(f.as_fd(), e.mode).at("chmod", &fp)?;
             fsops::set_mtime_fd(f.as_fd(), e.mtime).at("set mtime of", &fp)?;
@@ -391,6 +450,16 @@ pub fn restore_root_with(
     target: &Path,
     opts: RestoreOptions,
 ) -> Result<RestoreReport> {
+    restore_root_from(Contents::of(blobs), state, target, opts)
+}
+
+/// [`restore_root_with`], contents from `src`.
+pub(super) fn restore_root_from(
+    src: Contents<'_>,
+    state: &RootState,
+    target: &Path,
+    opts: RestoreOptions,
+) -> Result<RestoreReport> {
     check_root_state(state).map_err(|e| state_error(target, e))?;
     check_path_room(target, state)?;
     let (state, setid_cleared) = apply_options(state, opts);
@@ -440,14 +509,7 @@ pub fn restore_root_with(
     report.root_present = true;
     let tmp = tmp_sibling_name(&name);
     let tmp_path = parent.join(std::ffi::OsStr::from_bytes(&tmp));
-    let result = build_tree(
-        blobs,
-        state,
-        parent_fd.as_fd(),
-        &tmp,
-        &tmp_path,
-        &mut report,
-    );
+    let result = build_tree(src, state, parent_fd.as_fd(), &tmp, &tmp_path, &mut report);
     let result = result.and_then(|()| {
         if target_exists && !root_entry.is_dir() {
             fsops::unlink_at(parent_fd.as_fd(), &name, true).at("remove", target)?;
@@ -463,7 +525,7 @@ pub fn restore_root_with(
 }
 
 fn build_tree(
-    blobs: &BlobStore,
+    src: Contents<'_>,
     state: &RootState,
     parent_fd: BorrowedFd<'_>,
     tmp: &[u8],
@@ -476,7 +538,7 @@ fn build_tree(
         let mut dummy = Cursor::new(parent_fd, tmp_path);
         let tmp_rel = RelPath::new(tmp.to_vec())?;
         return create_entry(
-            blobs,
+            src,
             parent_fd,
             &mut dummy,
             &tmp_rel,
@@ -493,7 +555,7 @@ fn build_tree(
         sync_xattrs(&f, &root_entry.xattrs, tmp_path, true)?;
     }
     report.entries += 1;
-    build_children(blobs, state, root_fd.as_fd(), tmp_path, report)?;
+    build_children(src, state, root_fd.as_fd(), tmp_path, report)?;
     let mut cur = Cursor::new(root_fd.as_fd(), tmp_path);
     finish_dirs(
         &mut cur,
@@ -515,7 +577,7 @@ fn carries_content(path: &RelPath, e: &Entry) -> bool {
 /// Creates every entry of `state` but the root inside the empty directory `root_fd`
 /// (directories get a temporary 0700 mode; the caller finishes them).
 fn build_children(
-    blobs: &BlobStore,
+    src: Contents<'_>,
     state: &RootState,
     root_fd: BorrowedFd<'_>,
     root_path: &Path,
@@ -529,14 +591,14 @@ fn build_children(
     let children = || state.iter().skip(1);
     for (path, e) in children().filter(|(_, e)| e.is_dir()) {
         let pfd = cur.dir(&path.parent().unwrap_or_default())?;
-        create_entry(blobs, pfd, &mut link_cur, path, e, root_path, report)?;
+        create_entry(src, pfd, &mut link_cur, path, e, root_path, report)?;
     }
     let files: Vec<(&RelPath, &Entry)> =
         children().filter(|(p, e)| carries_content(p, e)).collect();
-    write_files(blobs, &files, root_fd, root_path, report)?;
+    write_files(src, &files, root_fd, root_path, report)?;
     for (path, e) in children().filter(|(p, e)| !e.is_dir() && !carries_content(p, e)) {
         let pfd = cur.dir(&path.parent().unwrap_or_default())?;
-        create_entry(blobs, pfd, &mut link_cur, path, e, root_path, report)?;
+        create_entry(src, pfd, &mut link_cur, path, e, root_path, report)?;
     }
     Ok(())
 }
@@ -545,7 +607,7 @@ fn build_children(
 /// `root_fd`, split into contiguous runs of about equal size, one per core. Each run walks
 /// with its own descriptors; the first error is returned once every run has stopped.
 fn write_files(
-    blobs: &BlobStore,
+    src: Contents<'_>,
     files: &[(&RelPath, &Entry)],
     root_fd: BorrowedFd<'_>,
     root_path: &Path,
@@ -560,7 +622,7 @@ fn write_files(
                 break;
             }
             let pfd = cur.dir(&path.parent().unwrap_or_default())?;
-            create_entry(blobs, pfd, &mut link_cur, path, e, root_path, &mut rep)
+            create_entry(src, pfd, &mut link_cur, path, e, root_path, &mut rep)
                 .inspect_err(|_| failed.store(true, Ordering::Relaxed))?;
         }
         Ok(rep)
@@ -624,10 +686,30 @@ pub fn restore_root_into(
     state: &RootState,
     target: &Path,
 ) -> Result<RestoreReport> {
+    restore_root_into_from(Contents::of(blobs), state, target)
+}
+
+/// [`restore_root_into`], contents from `src`. A staging directory inside `target` is left
+/// in place (its owner removes it); the state must not use its name.
+pub(super) fn restore_root_into_from(
+    src: Contents<'_>,
+    state: &RootState,
+    target: &Path,
+) -> Result<RestoreReport> {
     check_root_state(state).map_err(|e| state_error(target, e))?;
     check_path_room(target, state)?;
     let (state, setid_cleared) = apply_options(state, RestoreOptions::default());
     let state = state.as_ref();
+    let kept = src.staged.filter(|s| s.is_in(target)).map(Staging::name);
+    if let Some(name) = kept {
+        if state.contains_key(&RelPath::new(name.to_vec())?) {
+            return Err(CheckpointError::UnsafeRestore {
+                target: target.to_owned(),
+                path: RelPath::new(name.to_vec())?.escaped(),
+                problem: "the restored state uses the name of the staging directory".into(),
+            });
+        }
+    }
     let root_entry = match state.get(&RelPath::root()) {
         Some(e) if e.is_dir() => e,
         other => {
@@ -661,14 +743,13 @@ pub fn restore_root_into(
         setid_cleared,
         ..RestoreReport::default()
     };
-    let built =
-        build_children(blobs, state, tmp_fd.as_fd(), &tmp_path, &mut report).and_then(|()| {
-            // Top-level directories stay writable until they are moved: moving a directory
-            // to another parent needs write access to it (its `..` changes).
-            let mut cur = Cursor::new(tmp_fd.as_fd(), &tmp_path);
-            let deep = state.iter().filter(|(p, e)| e.is_dir() && p.depth() >= 2);
-            finish_dirs(&mut cur, tmp_fd.as_fd(), deep, &tmp_path)
-        });
+    let built = build_children(src, state, tmp_fd.as_fd(), &tmp_path, &mut report).and_then(|()| {
+        // Top-level directories stay writable until they are moved: moving a directory
+        // to another parent needs write access to it (its `..` changes).
+        let mut cur = Cursor::new(tmp_fd.as_fd(), &tmp_path);
+        let deep = state.iter().filter(|(p, e)| e.is_dir() && p.depth() >= 2);
+        finish_dirs(&mut cur, tmp_fd.as_fd(), deep, &tmp_path)
+    });
     if let Err(e) = built {
         // Leave the target as it was, its own mode and mtime included (best effort: the
         // error that matters is `e`).
@@ -685,7 +766,7 @@ pub fn restore_root_into(
     }
     let swapped = (|| {
         for name in fsops::read_dir_names(tfd).at("read dir", target)? {
-            if name != tmp {
+            if name != tmp && Some(&name[..]) != kept {
                 remove_at(tfd, &name, &target.join(std::ffi::OsStr::from_bytes(&name)))?;
             }
         }
@@ -782,7 +863,7 @@ pub fn apply_diff(
     diff: &RootDiff,
     target: &Path,
 ) -> Result<RestoreReport> {
-    apply_diff_with(blobs, prev, next, diff, target, true)
+    apply_diff_with(Contents::of(blobs), prev, next, diff, target, true)
 }
 
 /// [`apply_diff`], but a blob is verified only while it is written (a corrupt one stops the
@@ -796,11 +877,22 @@ pub fn apply_diff_verifying_on_write(
     diff: &RootDiff,
     target: &Path,
 ) -> Result<RestoreReport> {
-    apply_diff_with(blobs, prev, next, diff, target, false)
+    apply_diff_with(Contents::of(blobs), prev, next, diff, target, false)
+}
+
+/// [`apply_diff_verifying_on_write`], contents from `src`.
+pub(super) fn apply_diff_from(
+    src: Contents<'_>,
+    prev: &RootState,
+    next: &RootState,
+    diff: &RootDiff,
+    target: &Path,
+) -> Result<RestoreReport> {
+    apply_diff_with(src, prev, next, diff, target, false)
 }
 
 fn apply_diff_with(
-    blobs: &BlobStore,
+    src: Contents<'_>,
     prev: &RootState,
     next: &RootState,
     diff: &RootDiff,
@@ -831,7 +923,7 @@ fn apply_diff_with(
     for (p, e) in diff.changed.iter().filter(|_| verify_first) {
         if let EntryKind::File { size, blake3, .. } = &e.kind {
             if prev.get(p).and_then(Entry::blob) != Some(*blake3) {
-                blobs.verify(blake3, Expect::Exactly(*size))?;
+                src.blobs.verify(blake3, Expect::Exactly(*size))?;
             }
         }
     }
@@ -839,7 +931,7 @@ fn apply_diff_with(
     let root_dir_both =
         prev.get(&root).is_some_and(Entry::is_dir) && next.get(&root).is_some_and(Entry::is_dir);
     if !root_dir_both {
-        return replace_whole(blobs, next, target);
+        return replace_whole(src, next, target);
     }
     let mut report = RestoreReport {
         root_present: true,
@@ -993,16 +1085,16 @@ fn apply_diff_with(
         }
         // `cur` may have been invalidated for this path's subtree; the parent stays valid.
         let pfd = cur.dir(&parent)?;
-        create_entry(blobs, pfd, &mut link_cur, p, e, target, &mut report)?;
+        create_entry(src, pfd, &mut link_cur, p, e, target, &mut report)?;
         if e.is_dir() {
             touched.insert(p.clone());
         }
     }
 
-    write_files(blobs, &files, root_fd.as_fd(), target, &mut report)?;
+    write_files(src, &files, root_fd.as_fd(), target, &mut report)?;
     for (p, e) in names {
         let pfd = cur.dir(&p.parent().unwrap_or_default())?;
-        create_entry(blobs, pfd, &mut link_cur, p, e, target, &mut report)?;
+        create_entry(src, pfd, &mut link_cur, p, e, target, &mut report)?;
     }
 
     // Directories deleted by this layer were touched too; they have nothing to finish.
@@ -1027,10 +1119,10 @@ pub(super) fn make_writable(fd: BorrowedFd<'_>, path: &Path) -> Result<()> {
 
 /// Restores `next` into a sibling, then swaps it with `target` (root created, deleted or
 /// re-kinded by the layer).
-fn replace_whole(blobs: &BlobStore, next: &RootState, target: &Path) -> Result<RestoreReport> {
+fn replace_whole(src: Contents<'_>, next: &RootState, target: &Path) -> Result<RestoreReport> {
     let (parent, name) = split_target(target)?;
     let fresh = parent.join(std::ffi::OsStr::from_bytes(&tmp_sibling_name(&name)));
-    let report = restore_root(blobs, next, &fresh)?;
+    let report = restore_root_from(src, next, &fresh, RestoreOptions::default())?;
     let old = parent.join(std::ffi::OsStr::from_bytes(&tmp_sibling_name(&name)));
     match fs::symlink_metadata(target) {
         Ok(_) => fs::rename(target, &old).at("rename", target)?,

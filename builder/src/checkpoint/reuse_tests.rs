@@ -417,6 +417,201 @@ fn rewriting_nothing_is_a_verbatim_import() {
     }
 }
 
+fn staging_leftovers(dir: &Path) -> Vec<String> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(super::staging::STAGING_PREFIX))
+        .collect()
+}
+
+/// Regular files with more than one name that are not hardlinked in `d` (a staged file still
+/// linked from the staging directory).
+fn extra_links(root: &Path, d: &BTreeMap<Vec<u8>, Desc>) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    d.iter()
+        .filter(|(k, v)| v.kind == "file" && v.group.is_none() && !k.is_empty())
+        .filter(|(k, _)| {
+            fs::symlink_metadata(root.join(OsStr::from_bytes(k)))
+                .unwrap()
+                .nlink()
+                != 1
+        })
+        .map(|(k, _)| String::from_utf8_lossy(k).into_owned())
+        .collect()
+}
+
+#[test]
+fn a_staged_import_restores_each_content_once_and_the_same() {
+    let t = TempDir::new("staged");
+    let root = t.path().join("build");
+    let out = t.path().join("out");
+    fs::create_dir(&root).unwrap();
+    build_tree(&root);
+    let old_out = out_path(H_OUT_OLD);
+    // The earlier build: a content replaced by its second layer (never restored), one used
+    // twice in the build directory and once more in an output (copies), a rewritten large one
+    // in the output.
+    let a_dir = t.path().join("ck-a");
+    let mut wa = CheckpointWriter::create(&a_dir).unwrap();
+    let mut sa = Snapshotter::new(vec![
+        ("build".into(), root.clone()),
+        ("out".into(), out.clone()),
+    ])
+    .unwrap();
+    sa.snapshot(&mut wa, LayerMeta::default()).unwrap();
+    fs::write(root.join("src/plain.c"), b"int configured;\n").unwrap();
+    fs::write(root.join("src/again.c"), b"int configured;\n").unwrap();
+    fs::create_dir_all(out.join("lib")).unwrap();
+    fs::copy(root.join("big-clean.bin"), out.join("lib/clean.bin")).unwrap();
+    fs::copy(root.join("big.bin"), out.join("lib/big.bin")).unwrap();
+    fs::write(out.join("lib/ro"), cat(&[b"prefix=", &old_out, b"\n"])).unwrap();
+    fs::set_permissions(out.join("lib/ro"), fs::Permissions::from_mode(0o444)).unwrap();
+    sa.snapshot(&mut wa, LayerMeta::default()).unwrap();
+    wa.finish().unwrap();
+    let ck_a = open_verified(&a_dir);
+
+    // Unstaged: import, then restore from the new checkpoint.
+    let u_dir = t.path().join("ck-u");
+    let mut wu = CheckpointWriter::create(&u_dir).unwrap();
+    let st_u = wu.import_layers_rewritten(&ck_a, 1, &rewrites()).unwrap();
+    wu.finish().unwrap();
+    let ck_u = open_verified(&u_dir);
+    let (ub, uo) = (t.path().join("u-build"), t.path().join("u-out"));
+    fs::create_dir(&ub).unwrap();
+    ck_u.restore_state_into(st_u.root("build"), &ub).unwrap();
+    ck_u.restore_state(st_u.root("out"), &uo).unwrap();
+
+    // Staged: the import leaves the contents in the build directory (which holds junk), the
+    // restores link or copy them into place.
+    let s_dir = t.path().join("ck-s");
+    let mut ws = CheckpointWriter::create(&s_dir).unwrap();
+    let (sb, so) = (t.path().join("s-build"), t.path().join("s-out"));
+    fs::create_dir(&sb).unwrap();
+    fs::write(sb.join("junk"), b"junk").unwrap();
+    ws.stage_in(&sb).unwrap();
+    let st_s = ws.import_layers_rewritten(&ck_a, 1, &rewrites()).unwrap();
+    assert_eq!(st_s, st_u);
+    let staged = sb.join(staging_leftovers(&sb).pop().unwrap());
+    // Every content of the final state, the replaced `int x;` not.
+    let contents: std::collections::BTreeSet<_> = ["build", "out"]
+        .iter()
+        .flat_map(|r| st_s.root(r).values().filter_map(|e| e.blob()))
+        .map(|h| h.to_hex())
+        .collect();
+    let files: std::collections::BTreeSet<_> = fs::read_dir(&staged)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(files, contents);
+    let rb = ws.restore_state_into(st_s.root("build"), &sb).unwrap();
+    let ro = ws.restore_state(st_s.root("out"), &so).unwrap();
+    assert_eq!(staging_leftovers(&sb).len(), 1, "the restore keeps it");
+    ws.end_staging().unwrap();
+    assert!(staging_leftovers(&sb).is_empty());
+    ws.finish().unwrap();
+    open_verified(&s_dir);
+    assert!(rb.files_written > 0 && ro.files_written > 0);
+
+    // Same trees, same checkpoint bytes, and no file keeps a second name.
+    assert_same(&describe(&ub), &describe(&sb));
+    assert_same(&describe(&uo), &describe(&so));
+    assert!(extra_links(&sb, &describe(&sb)).is_empty());
+    assert!(extra_links(&so, &describe(&so)).is_empty());
+    let blobs = |dir: &Path| {
+        let ck = Checkpoint::open(dir).unwrap();
+        let hashes = ck.blobs().hashes();
+        let stored: Vec<_> = hashes
+            .iter()
+            .map(|h| ck.blobs().stored_bytes(h).unwrap())
+            .collect();
+        (hashes, stored)
+    };
+    assert!(
+        blobs(&u_dir) == blobs(&s_dir),
+        "the same blobs, stored alike"
+    );
+    for rel in ["index.json", "layers/000-.json", "layers/001-.json"] {
+        assert_eq!(
+            fs::read(u_dir.join(rel)).unwrap(),
+            fs::read(s_dir.join(rel)).unwrap(),
+            "{rel}"
+        );
+    }
+    for e in fs::read_dir(u_dir.join("packs")).unwrap() {
+        let name = e.unwrap().file_name();
+        assert_eq!(
+            fs::read(u_dir.join("packs").join(&name)).unwrap(),
+            fs::read(s_dir.join("packs").join(&name)).unwrap(),
+            "{name:?}"
+        );
+    }
+
+    // In place: a live tree in the state after layer 0 brought to the state after layer 1
+    // with the contents staged by the import of that state.
+    let mut wi = CheckpointWriter::create(&t.path().join("ck-i")).unwrap();
+    let st0 = wi.import_layers_rewritten(&ck_a, 0, &rewrites()).unwrap();
+    let (ib, io) = (t.path().join("i-build"), t.path().join("i-out"));
+    fs::create_dir(&ib).unwrap();
+    wi.restore_state_into(st0.root("build"), &ib).unwrap();
+    wi.stage_in(&ib).unwrap();
+    let want = wi.import_state_rewritten(&ck_a, 1, &rewrites()).unwrap();
+    assert_eq!(want, st_u);
+    let staged = ib.join(staging_leftovers(&ib).pop().unwrap());
+    let fresh: std::collections::BTreeSet<_> = fs::read_dir(&staged)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let configured = ContentHash::of(b"int configured;\n").to_hex();
+    assert!(fresh.contains(&configured), "{fresh:?}");
+    let rep = wi
+        .apply_state_over(st0.root("build"), want.root("build"), &ib)
+        .unwrap();
+    assert!(rep.files_written >= 2);
+    wi.restore_state(want.root("out"), &io).unwrap();
+    wi.end_staging().unwrap();
+    assert!(staging_leftovers(&ib).is_empty());
+    assert_same(&describe(&ub), &describe(&ib));
+    assert_same(&describe(&uo), &describe(&io));
+    assert!(extra_links(&ib, &describe(&ib)).is_empty());
+
+    // A state that uses the staging directory's name is refused before anything is written.
+    let target = t.path().join("named");
+    fs::create_dir(&target).unwrap();
+    let mut wn = CheckpointWriter::create(&t.path().join("ck-n")).unwrap();
+    wn.stage_in(&target).unwrap();
+    let st_n = wn.import_layers_rewritten(&ck_a, 1, &rewrites()).unwrap();
+    let name = staging_leftovers(&target).pop().unwrap();
+    let mut hostile = st_n.root("build").clone();
+    let file = hostile[&RelPath::new("src/plain.c").unwrap()].clone();
+    hostile.insert(RelPath::new(name.as_bytes()).unwrap(), file);
+    let err = wn.restore_state_into(&hostile, &target).unwrap_err();
+    assert!(
+        matches!(err, CheckpointError::UnsafeRestore { .. }),
+        "{err}"
+    );
+    assert_eq!(fs::read_dir(&target).unwrap().count(), 1);
+    drop(wn);
+    assert_eq!(fs::read_dir(&target).unwrap().count(), 0, "removed on drop");
+
+    // A corrupt blob stops the staged import; nothing is left staged.
+    let h = ck_a.state_after(1).unwrap().root("out")[&RelPath::new("lib/ro").unwrap()]
+        .blob()
+        .unwrap();
+    damage_blob(&ck_a, &h, 0x20);
+    let c_dir = t.path().join("ck-c");
+    let mut wc = CheckpointWriter::create(&c_dir).unwrap();
+    let cb = t.path().join("c-build");
+    fs::create_dir(&cb).unwrap();
+    wc.stage_in(&cb).unwrap();
+    let err = wc
+        .import_layers_rewritten(&ck_a, 1, &rewrites())
+        .unwrap_err();
+    assert!(matches!(err, CheckpointError::BlobCorrupt { .. }), "{err}");
+    wc.end_staging().unwrap();
+    assert_eq!(fs::read_dir(&cb).unwrap().count(), 0);
+}
+
 // ------------------------------------------------------------------------------------
 // Restoring into a directory that stays in place.
 

@@ -24,6 +24,8 @@ pub struct Rewrites {
     pairs: Vec<(Vec<u8>, Vec<u8>)>,
     /// `first[b]`: some `old` starts with byte `b` (positions with other bytes are skipped).
     first: [bool; 256],
+    /// The bytes `first` holds, when there are at most three (searched with `memchr`).
+    firsts: Option<Vec<u8>>,
     max_len: usize,
 }
 
@@ -51,9 +53,11 @@ impl Rewrites {
             first[old[0] as usize] = true;
             max_len = max_len.max(old.len());
         }
+        let bytes: Vec<u8> = (0..=255u8).filter(|&b| first[b as usize]).collect();
         Ok(Rewrites {
             pairs: pairs.to_vec(),
             first,
+            firsts: (bytes.len() <= 3).then_some(bytes),
             max_len,
         })
     }
@@ -80,6 +84,10 @@ impl Rewrites {
         let mut i = from;
         let mut n = 0;
         while i < limit {
+            i = match self.next_candidate(&data[..limit], i) {
+                Some(j) => j,
+                None => break,
+            };
             match self.match_at(data, i) {
                 Some((old, new)) => {
                     let len = new.len();
@@ -93,6 +101,20 @@ impl Rewrites {
             }
         }
         (i.max(limit), n)
+    }
+
+    /// The first position from `i` in `data` where some pattern could start (its byte starts
+    /// one); what lies between can hold no match.
+    fn next_candidate(&self, data: &[u8], i: usize) -> Option<usize> {
+        let rest = data.get(i..)?;
+        let found = match self.firsts.as_deref() {
+            Some([]) => None,
+            Some(&[a]) => memchr::memchr(a, rest),
+            Some(&[a, b]) => memchr::memchr2(a, b, rest),
+            Some(&[a, b, c]) => memchr::memchr3(a, b, c, rest),
+            _ => rest.iter().position(|&b| self.first[b as usize]),
+        };
+        found.map(|j| i + j)
     }
 
     /// Rewrites `data` in place; returns the number of replacements that changed bytes
@@ -422,12 +444,13 @@ mod tests {
             x
         };
         for round in 0..300 {
-            // Small alphabet so patterns occur often and overlap.
-            let np = 1 + (next() % 4) as usize;
+            // Small alphabet so patterns occur often and overlap; up to four first bytes
+            // (more than three are not searched with memchr).
+            let np = 1 + (next() % 5) as usize;
             let pairs: Vec<(Vec<u8>, Vec<u8>)> = (0..np)
                 .map(|_| {
                     let len = 1 + (next() % 5) as usize;
-                    let o: Vec<u8> = (0..len).map(|_| b'a' + (next() % 3) as u8).collect();
+                    let o: Vec<u8> = (0..len).map(|_| b'a' + (next() % 4) as u8).collect();
                     let n: Vec<u8> = (0..len).map(|_| b'A' + (next() % 3) as u8).collect();
                     (o, n)
                 })

@@ -1,7 +1,7 @@
 //! A checkpoint directory (`index.json`, `layers/`, `blobs/`): writing it layer by layer,
 //! opening and verifying it, folding states and restoring from it.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -16,10 +16,11 @@ use super::manifest::{
 use super::parallel::run_parallel;
 use super::path::RelPath;
 use super::restore::{
-    apply_diff, apply_diff_verifying_on_write, restore_root, restore_root_into, restore_root_with,
-    RestoreOptions, RestoreReport,
+    apply_diff, apply_diff_from, restore_root, restore_root_from, restore_root_into,
+    restore_root_into_from, restore_root_with, Contents, RestoreOptions, RestoreReport,
 };
 use super::rewrite::{RewritePair, Rewrites, Translator};
+use super::staging::Staging;
 use super::state::{check_root_state, diff_root, RootState, State};
 
 const INDEX: &str = "index.json";
@@ -49,6 +50,9 @@ pub struct CheckpointWriter {
     imported: Option<(Vec<RewritePair>, HashMap<ContentHash, ContentHash>)>,
     /// Applied after the byte rewrite by imports (see [`Translator`]).
     translator: Option<Arc<dyn Translator>>,
+    /// Where imports leave the file contents they read, for the restores from this writer
+    /// that follow (see [`CheckpointWriter::stage_in`]).
+    staging: Option<Staging>,
 }
 
 impl CheckpointWriter {
@@ -81,9 +85,55 @@ impl CheckpointWriter {
             },
             imported: None,
             translator: None,
+            staging: None,
         };
         w.write_index()?;
         Ok(w)
+    }
+
+    /// From now on, the imports leave every file content they read (rewritten) in a staging
+    /// directory created in `dir`, and the restores from this writer into `dir` (or below it,
+    /// or, copied, elsewhere) take those contents from there instead of decompressing their
+    /// blobs again; [`Self::end_staging`] removes the directory. `dir` is trusted (the build
+    /// directory); the restored states must not use the staging directory's name
+    /// (`.checkpoint-staging-…`), which [`Self::restore_state_into`] checks.
+    pub fn stage_in(&mut self, dir: &Path) -> Result<()> {
+        self.end_staging()?;
+        self.staging = Some(Staging::create(dir)?);
+        Ok(())
+    }
+
+    /// Removes the staging directory of [`Self::stage_in`], if any: before anything looks at
+    /// the restored trees (the staged files linked into them have a second name until then).
+    pub fn end_staging(&mut self) -> Result<()> {
+        match self.staging.take() {
+            Some(s) => s.remove(),
+            None => Ok(()),
+        }
+    }
+
+    /// True between [`Self::stage_in`] and [`Self::end_staging`].
+    pub fn is_staging(&self) -> bool {
+        self.staging.is_some()
+    }
+
+    fn contents(&self) -> Contents<'_> {
+        Contents {
+            blobs: self.blobs.store(),
+            staged: self.staging.as_ref(),
+        }
+    }
+
+    /// The hashes of `state`'s file contents, when the imports stage (else none).
+    fn to_stage(&self, state: &State) -> HashSet<ContentHash> {
+        if self.staging.is_none() {
+            return HashSet::new();
+        }
+        state
+            .roots
+            .values()
+            .flat_map(|r| r.values().filter_map(|e| e.blob()))
+            .collect()
     }
 
     /// Has rewritten imports run `translator` over every root state they rewrite.
@@ -286,6 +336,7 @@ impl CheckpointWriter {
         let rw = Rewrites::new(rewrites)?;
         from.layer(upto)?;
         let layers = &from.layers()[..=upto as usize];
+        let stage = self.to_stage(&from.state_after(upto)?);
 
         let mut hashes = self.take_imported(rewrites);
         self.add_roots(from.roots().iter().cloned())?;
@@ -314,7 +365,7 @@ impl CheckpointWriter {
                     fresh.entry(*h).or_insert(None);
                 }
             }
-            self.import_blobs(from, &rw, fresh, &mut hashes)?;
+            self.import_blobs(from, &rw, fresh, &stage, &mut hashes)?;
             let mut roots = BTreeMap::new();
             for root in l.roots.keys() {
                 let rewritten = self
@@ -379,7 +430,8 @@ impl CheckpointWriter {
                 }
             }
         }
-        let imported = self.import_blobs(from, &rw, fresh, &mut hashes);
+        let stage = self.to_stage(&old_state);
+        let imported = self.import_blobs(from, &rw, fresh, &stage, &mut hashes);
         if let Err(e) = imported {
             self.imported = Some((rewrites.to_vec(), hashes));
             return Err(e);
@@ -415,30 +467,40 @@ impl CheckpointWriter {
         target: &Path,
     ) -> Result<RestoreReport> {
         let diff = diff_root(live, want);
-        let mut report =
-            apply_diff_verifying_on_write(self.blobs.store(), live, want, &diff, target)?;
+        let mut report = apply_diff_from(self.contents(), live, want, &diff, target)?;
         report.kept = want.len().saturating_sub(diff.changed.len());
         Ok(report)
     }
 
     /// Restores `state` from this checkpoint's blobs at `target`, which must not exist.
     pub fn restore_state(&self, state: &RootState, target: &Path) -> Result<RestoreReport> {
-        restore_root(self.blobs.store(), state, target)
+        restore_root_from(self.contents(), state, target, RestoreOptions::default())
+    }
+
+    /// Restores `state` from this checkpoint's blobs into the existing directory `target`,
+    /// as [`Checkpoint::restore_state_into`] does; a staging directory there stays.
+    pub fn restore_state_into(&self, state: &RootState, target: &Path) -> Result<RestoreReport> {
+        restore_root_into_from(self.contents(), state, target)
     }
 
     /// Brings the blobs `wanted` of `from` (hash → size, when an entry gives it) into this
     /// checkpoint with `rw` applied, on all cores, and records old → new hashes in `hashes`.
+    /// The file contents of `stage` are left in the staging directory on the way.
     fn import_blobs(
         &self,
         from: &Checkpoint,
         rw: &Rewrites,
         wanted: BTreeMap<ContentHash, Option<u64>>,
+        stage: &HashSet<ContentHash>,
         hashes: &mut HashMap<ContentHash, ContentHash>,
     ) -> Result<()> {
         let jobs: Vec<(ContentHash, Option<u64>)> = wanted.into_iter().collect();
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let done = run_parallel(&jobs, threads, |(h, size)| {
-            rewrite_blob(from.blobs(), &self.blobs, rw, h, *size)
+        let done = run_parallel(&jobs, threads, |(h, size)| match (&self.staging, size) {
+            (Some(staging), Some(size)) if stage.contains(h) => {
+                stage_blob(from.blobs(), &self.blobs, staging, rw, h, *size)
+            }
+            _ => rewrite_blob(from.blobs(), &self.blobs, rw, h, *size),
         })?;
         hashes.extend(jobs.iter().map(|(h, _)| *h).zip(done));
         Ok(())
@@ -497,6 +559,54 @@ fn rewrite_blob(
         w.finish(&mut *sink)?;
         Ok(())
     })
+}
+
+/// [`rewrite_blob`] for a file content that a restore will want: read once, rewritten, written
+/// to a staged file and hashed on the way; stored as it was (without occurrences) or from
+/// the staged file.
+fn stage_blob(
+    from: &BlobStore,
+    to: &BlobWriter,
+    staging: &Staging,
+    rw: &Rewrites,
+    hash: &ContentHash,
+    size: u64,
+) -> Result<ContentHash> {
+    let mut staged = staging.begin()?;
+    let mut hasher = blake3::Hasher::new();
+    let mut replaced = 0;
+    staged.fill(|sink| {
+        let mut scan = rw.stream();
+        let mut out = |c: &[u8]| {
+            hasher.update(c);
+            sink(c)
+        };
+        from.stream(hash, Expect::Exactly(size), |c| scan.feed(c, &mut out))?;
+        replaced = scan.finish(&mut out)?;
+        Ok(())
+    })?;
+    let new = if replaced == 0 {
+        to.import_verified(from, hash)?;
+        *hash
+    } else if size <= STREAM_THRESHOLD {
+        // As `rewrite_blob` stores it: from memory (raw when compression does not pay).
+        let mut data = Vec::with_capacity(size as usize);
+        staged.read_back(&mut |c| {
+            data.extend_from_slice(c);
+            Ok(())
+        })?;
+        to.put_bytes(&data)?
+    } else {
+        to.put_streamed(|sink| staged.read_back(sink))?
+    };
+    if new != *hash && new != ContentHash::from(hasher.finalize()) {
+        return Err(CheckpointError::BlobCorrupt {
+            path: to.store().dir(),
+            problem: format!("the rewritten content of blob {hash} changed while it was stored"),
+        });
+    }
+    staged.publish(&new)?;
+    Ok(new)
 }
 
 /// Every blob `layer` uses (its file entries and attachments) with what its content must

@@ -361,27 +361,35 @@ pub fn resume_trees(
 ) -> Result<(State, ResumeCost), CheckpointError> {
     let started = std::time::Instant::now();
     let mut cost = ResumeCost::default();
-    let state = writer.import_layers_rewritten(&base.checkpoint, depth, rewrites)?;
-    cost.import = started.elapsed();
-    let started = std::time::Instant::now();
-    let imported = Checkpoint::open(writer.dir())?;
-    let kept: Vec<(PathBuf, Vec<u8>)> = OWN_BUILD_FILES
-        .iter()
-        .map(|f| build_top.join(f))
-        .filter_map(|p| std::fs::read(&p).ok().map(|b| (p, b)))
-        .collect();
-    cost.report
-        .absorb(imported.restore_state_into(state.root("build"), build_top)?);
-    for (path, bytes) in kept {
-        std::fs::write(&path, bytes).map_err(|e| CheckpointError::io("write", &path, e))?;
-    }
-    for (name, path) in outputs {
-        let root = state.root(name);
-        if !root.is_empty() && !path.exists() {
-            cost.report.absorb(imported.restore_state(root, path)?);
+    // The import leaves every file content it reads in the build directory, where the
+    // restore links it into place: each blob is decompressed once.
+    writer.stage_in(build_top)?;
+    let restored = (|| {
+        let state = writer.import_layers_rewritten(&base.checkpoint, depth, rewrites)?;
+        cost.import = started.elapsed();
+        let started = std::time::Instant::now();
+        let kept: Vec<(PathBuf, Vec<u8>)> = OWN_BUILD_FILES
+            .iter()
+            .map(|f| build_top.join(f))
+            .filter_map(|p| std::fs::read(&p).ok().map(|b| (p, b)))
+            .collect();
+        cost.report
+            .absorb(writer.restore_state_into(state.root("build"), build_top)?);
+        for (path, bytes) in kept {
+            std::fs::write(&path, bytes).map_err(|e| CheckpointError::io("write", &path, e))?;
         }
-    }
-    cost.write = started.elapsed();
+        for (name, path) in outputs {
+            let root = state.root(name);
+            if !root.is_empty() && !path.exists() {
+                cost.report.absorb(writer.restore_state(root, path)?);
+            }
+        }
+        cost.write = started.elapsed();
+        Ok(state)
+    })();
+    let ended = writer.end_staging();
+    let state = restored?;
+    ended?;
     snapshotter.adopt(state.clone(), depth + 1)?;
     Ok((state, cost))
 }
