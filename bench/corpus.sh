@@ -28,6 +28,8 @@
 #
 # Usage: bench/corpus.sh [--ci] [--stdenv FILE] [--builder BIN] [--sources DIR] [--out DIR]
 #                        [PROJECT...]
+#        bench/corpus.sh --report [--out DIR]   the table and summary of an earlier run's
+#                                               results.tsv (also of an unfinished run)
 #   --ci       the subset CI runs (zlib ed cmark); the exit status is 1 when a build fails,
 #              a comparison differs, a variant has no effect, verify fails, or an
 #              incremental build compiles as much as the clean one (oneline, header) or at
@@ -44,10 +46,12 @@ builder=${CHECKPOINT_BUILDER:-}
 sources=""
 out_dir=$repo/target/corpus
 ci=""
+report_only=""
 projects=()
 while [ $# -gt 0 ]; do
   case $1 in
     --ci) ci=1; shift ;;
+    --report) report_only=1; shift ;;
     --stdenv) stdenv_nix=$2; shift 2 ;;
     --builder) builder=$2; shift 2 ;;
     --sources) sources=$2; shift 2 ;;
@@ -59,6 +63,48 @@ while [ $# -gt 0 ]; do
 done
 stdenv_nix=$(realpath "$stdenv_nix")
 
+# report TSV: the Markdown table, one row per project, and the summary.
+report() {
+  python3 - "$1" <<'EOF'
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
+def mb(x):
+    return "-" if x == "-" else f"{int(x) / 1048576:.1f}"
+def ratio(a, b):
+    try:
+        return f"{float(a) / float(b):.2f}"
+    except (ValueError, ZeroDivisionError):
+        return "-"
+def res(r):
+    return {"identical": "identical", "DIFFERS": "**differs**", "-": "failed"}.get(r, r)
+print("| project | build system | stock s | full s (ours/stock) | full = stock | verify | checkpoint MB / build dir MB | "
+      "oneline: result, compiles inc/clean, s inc/stock | header: result, compiles inc/clean, s inc/stock | "
+      "install: result, compiles inc/clean, s inc/stock |")
+print("|---|---|---|---|---|---|---|---|---|---|")
+for r in rows:
+    cells = [r["project"], r["system"], r["stock_s"], f'{r["full_s"]} ({ratio(r["full_s"], r["stock_s"])})',
+             res(r["full_vs_stock"]), r["verify"],
+             f'{mb(r["checkpoint_bytes"])} / {mb(r["builddir_bytes"])} ({ratio(r["checkpoint_bytes"], r["builddir_bytes"])})']
+    for v in ("oneline", "header", "install"):
+        note = "" if r[f"{v}_effect"] == "changed" else f' ({r[v + "_effect"]})'
+        cells.append(f'{res(r[v + "_result"])}{note}, {r[v + "_compiles"]}/{r[v + "_clean_compiles"]}, '
+                     f'{r[v + "_s"]}/{r[v + "_stock_s"]} ({ratio(r[v + "_s"], r[v + "_stock_s"])})')
+    print("| " + " | ".join(cells) + " |")
+print()
+n = len(rows)
+for key, label in (("full_vs_stock", "full build = stock"), ("oneline_result", "oneline incremental = stock clean"),
+                   ("header_result", "header incremental = stock clean"), ("install_result", "install incremental = stock clean")):
+    print(f"- {label}: {sum(1 for r in rows if r[key] == 'identical')} of {n}")
+print(f"- verify passes: {sum(1 for r in rows if r['verify'] == 'ok')} of {n}")
+EOF
+}
+
+if [ -n "$report_only" ]; then
+  report "$out_dir/results.tsv"
+  exit 0
+fi
+
+
 fetch_out=$("$repo/scripts/fetch-sources.sh" ${sources:+"$sources"})
 sources=$(dirname "$(awk '$1 ~ /^corpus-/ {print $2; exit}' <<<"$fetch_out")")
 
@@ -66,7 +112,7 @@ if [ ${#projects[@]} -eq 0 ]; then
   if [ -n "$ci" ]; then
     projects=(zlib ed cmark)
   else
-    mapfile -t projects < <(sed -n 's/^  \([a-z0-9-]*\) = project "[a-z0-9-]*" {$/\1/p' \
+    mapfile -t projects < <(sed -n 's/^  \([a-z0-9-]*\) = project "[a-z0-9-]*" (\{0,1\}{$/\1/p' \
       "$repo/tests/projects/corpus/default.nix")
   fi
 fi
@@ -85,6 +131,7 @@ nix_opts=(
 
 mkdir -p "$out_dir"
 out_dir=$(cd "$out_dir" && pwd)
+
 tsv=$out_dir/results.tsv
 work=$(mktemp -d "${TMPDIR:-/tmp}/corpus.XXXXXX")
 trap 'chmod -R u+w "$work" 2>/dev/null || true; rm -rf "$work"' EXIT
@@ -215,38 +262,7 @@ echo "## Corpus run $(date -u +%Y-%m-%dT%H:%MZ) ($(nproc) cores; load $load_befo
 echo
 echo "stdenv: \`$stdenv_nix\`, builder: \`$builder\`"
 echo
-python3 - "$tsv" <<'EOF'
-import csv, sys
-rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
-def mb(x):
-    return "-" if x == "-" else f"{int(x) / 1048576:.1f}"
-def ratio(a, b):
-    try:
-        return f"{float(a) / float(b):.2f}"
-    except (ValueError, ZeroDivisionError):
-        return "-"
-def res(r):
-    return {"identical": "identical", "DIFFERS": "**differs**", "-": "failed"}.get(r, r)
-print("| project | build system | stock s | full s (ours/stock) | full = stock | verify | checkpoint MB / build dir MB | "
-      "oneline: result, compiles inc/clean, s inc/stock | header: result, compiles inc/clean, s inc/stock | "
-      "install: result, compiles inc/clean, s inc/stock |")
-print("|---|---|---|---|---|---|---|---|---|---|")
-for r in rows:
-    cells = [r["project"], r["system"], r["stock_s"], f'{r["full_s"]} ({ratio(r["full_s"], r["stock_s"])})',
-             res(r["full_vs_stock"]), r["verify"],
-             f'{mb(r["checkpoint_bytes"])} / {mb(r["builddir_bytes"])} ({ratio(r["checkpoint_bytes"], r["builddir_bytes"])})']
-    for v in ("oneline", "header", "install"):
-        note = "" if r[f"{v}_effect"] == "changed" else f' ({r[v + "_effect"]})'
-        cells.append(f'{res(r[v + "_result"])}{note}, {r[v + "_compiles"]}/{r[v + "_clean_compiles"]}, '
-                     f'{r[v + "_s"]}/{r[v + "_stock_s"]} ({ratio(r[v + "_s"], r[v + "_stock_s"])})')
-    print("| " + " | ".join(cells) + " |")
-print()
-n = len(rows)
-for key, label in (("full_vs_stock", "full build = stock"), ("oneline_result", "oneline incremental = stock clean"),
-                   ("header_result", "header incremental = stock clean"), ("install_result", "install incremental = stock clean")):
-    print(f"- {label}: {sum(1 for r in rows if r[key] == 'identical')} of {n}")
-print(f"- verify passes: {sum(1 for r in rows if r['verify'] == 'ok')} of {n}")
-EOF
+report "$tsv"
 
 if [ "$failures" -gt 0 ]; then
   echo "corpus.sh: $failures check(s) failed; logs and comparisons in $out_dir" >&2

@@ -167,7 +167,7 @@ in
     file = "pngread.c"; header = "pngstruct.h";
   };
   # CMake for ninja, with its test suite (ctest).
-  expat = project "expat" {
+  expat = project "expat" ({
     name = "expat-2.5.0"; system = "CMake (ninja), ctest";
     doCheck = true;
     checkPhase = ''
@@ -176,37 +176,37 @@ in
       runHook postCheck
     '';
     file = "expat/xmlwf/xmlwf.c"; header = "expat/lib/xmltok.h";
-  } // cmake { dir = "expat"; flags = [ "-DEXPAT_BUILD_DOCS=OFF" ]; };
-  cmark = project "cmark" {
+  } // cmake { dir = "expat"; flags = [ "-DEXPAT_BUILD_DOCS=OFF" ]; });
+  cmark = project "cmark" ({
     name = "cmark-0.30.2"; system = "CMake (ninja)";
     file = "src/main.c"; header = "src/houdini.h";
-  } // cmake { flags = [ "-DCMARK_TESTS=OFF" ]; };
-  libyaml = project "libyaml" {
+  } // cmake { flags = [ "-DCMARK_TESTS=OFF" ]; });
+  libyaml = project "libyaml" ({
     name = "libyaml-0.2.5"; system = "CMake (make)";
     enableParallelBuilding = true;
     file = "src/api.c"; header = "src/yaml_private.h";
-  } // cmake { generator = "Unix Makefiles"; flags = [ "-DBUILD_SHARED_LIBS=ON" ]; };
-  json-c = project "json-c" {
+  } // cmake { generator = "Unix Makefiles"; flags = [ "-DBUILD_SHARED_LIBS=ON" ]; });
+  json-c = project "json-c" ({
     name = "json-c-0.16"; system = "CMake (make)";
     enableParallelBuilding = true;
     file = "json_util.c"; header = "printbuf.h";
-  } // cmake { generator = "Unix Makefiles"; flags = [ "-DBUILD_TESTING=OFF" ]; };
+  } // cmake { generator = "Unix Makefiles"; flags = [ "-DBUILD_TESTING=OFF" ]; });
   # C++ (a shared library).
-  fmt = project "fmt" {
+  fmt = project "fmt" ({
     name = "fmt-9.1.0"; system = "CMake (ninja), C++";
     file = "src/os.cc"; header = "include/fmt/os.h";
-  } // cmake { flags = [ "-DFMT_TEST=OFF" "-DFMT_DOC=OFF" "-DBUILD_SHARED_LIBS=ON" ]; };
+  } // cmake { flags = [ "-DFMT_TEST=OFF" "-DFMT_DOC=OFF" "-DBUILD_SHARED_LIBS=ON" ]; });
   # Meson; tables generated at build time by programs it builds first; `meson test`.
-  fribidi = project "fribidi" {
+  fribidi = project "fribidi" ({
     name = "fribidi-1.0.8"; system = "Meson, generated sources, meson test";
     doCheck = true;
     file = "bin/fribidi-main.c"; header = "lib/common.h";
-  } // meson [ "-Ddocs=false" ];
-  pixman = project "pixman" {
+  } // meson [ "-Ddocs=false" ]);
+  pixman = project "pixman" ({
     name = "pixman-0.42.2"; system = "Meson";
     file = "pixman/pixman-region16.c"; header = "pixman/pixman-combine32.h";
   } // meson [ "-Dtests=disabled" "-Ddemos=disabled" "-Dgtk=disabled" "-Dlibpng=disabled"
-    "-Dopenmp=disabled" ];
+    "-Dopenmp=disabled" ]);
   # A Perl XS module: `perl Makefile.PL` (ExtUtils::MakeMaker) writes the Makefile, as
   # nixpkgs' buildPerlPackage runs it; the compiler is the wrapper's, not Perl's own.
   xsaccessor = project "xsaccessor" {
