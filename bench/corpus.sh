@@ -30,7 +30,7 @@
 #                        [PROJECT...]
 #        bench/corpus.sh --report [--out DIR]   the table and summary of an earlier run's
 #                                               results.tsv (also of an unfinished run)
-#   --ci       the subset CI runs (zlib ed cmark); the exit status is 1 when a build fails,
+#   --ci       the subset CI runs (zlib ed fmt); the exit status is 1 when a build fails,
 #              a comparison differs, a variant has no effect, verify fails, or an
 #              incremental build compiles as much as the clean one (oneline, header) or at
 #              all (install)
@@ -110,7 +110,7 @@ sources=$(dirname "$(awk '$1 ~ /^corpus-/ {print $2; exit}' <<<"$fetch_out")")
 
 if [ ${#projects[@]} -eq 0 ]; then
   if [ -n "$ci" ]; then
-    projects=(zlib ed cmark)
+    projects=(zlib ed fmt)
   else
     mapfile -t projects < <(sed -n 's/^  \([a-z0-9-]*\) = project "[a-z0-9-]*" (\{0,1\}{$/\1/p' \
       "$repo/tests/projects/corpus/default.nix")

@@ -45,7 +45,7 @@ elif [ -f "$real_stdenv" ]; then
   CHECKPOINT_TEST_STDENV=$real_stdenv cargo test -p integration-tests --locked --release \
     --test conformance --test real_projects --test daemon --test nix_log -- --test-threads=2
 fi
-# The corpus's CI subset (bench/corpus.sh --ci: zlib, ed, cmark from sources.lock) on the real
+# The corpus's CI subset (bench/corpus.sh --ci: zlib, ed and fmt from sources.lock) on the real
 # stdenv: full build = stock, verify, and one-line, header and install-only changes built
 # incrementally = stock clean builds, with fewer compiler runs.
 if [ -f "$real_stdenv" ]; then
