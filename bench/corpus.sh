@@ -96,6 +96,28 @@ for key, label in (("full_vs_stock", "full build = stock"), ("oneline_result", "
                    ("header_result", "header incremental = stock clean"), ("install_result", "install incremental = stock clean")):
     print(f"- {label}: {sum(1 for r in rows if r[key] == 'identical')} of {n}")
 print(f"- verify passes: {sum(1 for r in rows if r['verify'] == 'ok')} of {n}")
+noeffect = [f"{r['project']} {v}" for r in rows for v in ("oneline", "header", "install") if r[v + "_effect"] == "no effect"]
+print(f"- variants whose outputs equal the base's (the edit reached no output): {len(noeffect)}" + (f" ({', '.join(noeffect)})" if noeffect else ""))
+def median(values):
+    v = sorted(values)
+    return "-" if not v else f"{(v[len(v) // 2] + v[(len(v) - 1) // 2]) / 2:.2f}"
+def num(x):
+    try:
+        return float(x)
+    except ValueError:
+        return None
+for key, base, label in (("full_s", "stock_s", "full build, ours / stock"),
+                         ("oneline_s", "oneline_stock_s", "oneline incremental / stock clean"),
+                         ("header_s", "header_stock_s", "header incremental / stock clean"),
+                         ("install_s", "install_stock_s", "install incremental / stock clean")):
+    vals = [num(r[key]) / num(r[base]) for r in rows if num(r[key]) and num(r[base])]
+    print(f"- median time, {label}: {median(vals)}")
+for v in ("oneline", "header", "install"):
+    inc = sum(int(r[v + "_compiles"]) for r in rows if r[v + "_compiles"] != "-")
+    clean = sum(int(r[v + "_clean_compiles"]) for r in rows if r[v + "_compiles"] != "-")
+    print(f"- compiler runs, {v}: {inc} incremental against {clean} clean, in all")
+vals = [num(r["checkpoint_bytes"]) / num(r["builddir_bytes"]) for r in rows if num(r["checkpoint_bytes"]) and num(r["builddir_bytes"])]
+print(f"- median checkpoint size / build directory size: {median(vals)}")
 EOF
 }
 
