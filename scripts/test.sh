@@ -2,7 +2,7 @@
 # The whole test suite, on a fresh Debian 12 machine as root: installs what it needs (Nix,
 # host toolchain, deb-src sources), checks formatting and lints (rustfmt, clippy -D warnings),
 # builds the static builder, then runs the unit tests and
-# the real-Nix integration tests (conformance cases, real projects).
+# the real-Nix integration tests (conformance cases, real projects), and the corpus's CI subset.
 #
 # Environment:
 #   CHECKPOINT_TEST_STDENV  a stdenv .nix with the interface of tests/stdenv/stdenv.nix to run
@@ -44,6 +44,13 @@ elif [ -f "$real_stdenv" ]; then
   echo "test.sh: conformance cases, real projects, the daemon and the log test on $real_stdenv" >&2
   CHECKPOINT_TEST_STDENV=$real_stdenv cargo test -p integration-tests --locked --release \
     --test conformance --test real_projects --test daemon --test nix_log -- --test-threads=2
+fi
+# The corpus's CI subset (bench/corpus.sh --ci: zlib, ed and fmt from sources.lock) on the real
+# stdenv: full build = stock, verify, and one-line, header and install-only changes built
+# incrementally = stock clean builds, with fewer compiler runs.
+if [ -f "$real_stdenv" ]; then
+  echo "test.sh: the corpus's CI subset on $real_stdenv" >&2
+  bench/corpus.sh --ci --stdenv "$real_stdenv" --out target/corpus-ci
 else
   echo "test.sh: NOTE: no real nixpkgs stdenv at $real_stdenv (set CHECKPOINT_REAL_STDENV);" \
     "the cases ran on the test stdenv only" >&2

@@ -289,15 +289,7 @@ pub fn path_rewrites(
                 });
             }
         } else if &new != old {
-            // The whole path, then its hash part alone, then the seed (earlier pairs win
-            // where several match). The hash alone matters where a compiler stored the path
-            // in pieces: gcc expands `memcpy (buf, "/nix/store/<hash>-name/lib", n)` into
-            // overlapping 16-byte stores, so `.rodata` holds `/nix/store/<hash>-na` and a
-            // later piece, never the whole path (found by bench/corpus.sh in GNU patch's
-            // gnulib `LIBDIR`, docs/corpus.md).
-            moves.rewrites.insert(0, (old.clone(), new));
-            moves.rewrites.extend(hashes);
-            moves.rewrites.extend(seeds);
+            moves.rewrites.extend(output_rewrites(old, &new));
         }
     }
     let top = build_top.as_os_str().as_bytes().to_vec();
@@ -331,6 +323,25 @@ fn name_part(path: &[u8]) -> &[u8] {
     } else {
         name
     }
+}
+
+/// The rewrites for one output moved from `old` to `new` (same length, different): the whole
+/// path; then its hash part alone, wherever it stands; then the random seed (the hash's
+/// first ten characters, see docs/keys.md). The hash alone matters where a compiler stored
+/// the path in pieces: gcc expands `memcpy (buf, "/nix/store/<hash>-name/lib", n)` into
+/// overlapping 16-byte stores, so `.rodata` holds `/nix/store/<hash>-na` and a later piece,
+/// never the whole path, and without the hash pair only the seed pair would match there,
+/// leaving ten new characters before twenty-two old ones (found by bench/corpus.sh: gnulib's
+/// `LIBDIR` in GNU patch, docs/corpus.md). Earlier pairs win where several match.
+fn output_rewrites(old: &[u8], new: &[u8]) -> Vec<RewritePair> {
+    let mut rewrites = vec![(old.to_vec(), new.to_vec())];
+    if let (Some(a), Some(b)) = (store_hash_of(old), store_hash_of(new)) {
+        rewrites.push((a, b));
+    }
+    if let (Some(a), Some(b)) = (random_seed_of(old), random_seed_of(new)) {
+        rewrites.push((a, b));
+    }
+    rewrites
 }
 
 /// Files of the build directory that belong to this build, not to the restored one: kept
@@ -521,8 +532,37 @@ impl InitialTree {
 
 #[cfg(test)]
 mod tests {
-    use super::{remove_tree, InitialTree};
+    use super::{output_rewrites, remove_tree, InitialTree};
+    use crate::checkpoint::Rewrites;
     use std::os::unix::fs::PermissionsExt;
+
+    const OLD: &[u8] = b"/nix/store/l9i65cwnhjb8g9c53ii6hl9mzdgppjcp-patch-2.7.6";
+    const NEW: &[u8] = b"/nix/store/fnw1a3kysnpaa8m6lxgivbf1xvqpchmd-patch-2.7.6";
+
+    fn rewritten(data: &[u8]) -> Vec<u8> {
+        let rw = Rewrites::new(&output_rewrites(OLD, NEW)).unwrap();
+        let mut v = data.to_vec();
+        rw.apply_in_place(&mut v);
+        v
+    }
+
+    #[test]
+    fn a_path_stored_in_pieces_gets_the_whole_new_hash() {
+        // What gcc left in GNU patch's .rodata for `memcpy (…, LIBDIR, …)`: the path up to
+        // 16-byte boundaries, then an overlapping last piece.
+        let old = b"/nix/store/l9i65cwnhjb8g9c53ii6hl9mzdgppjcp-patc-patch-2.7.6/lib";
+        let new = b"/nix/store/fnw1a3kysnpaa8m6lxgivbf1xvqpchmd-patc-patch-2.7.6/lib";
+        assert_eq!(rewritten(old), new);
+    }
+
+    #[test]
+    fn whole_paths_and_seeds_are_rewritten_as_before() {
+        let mut old = OLD.to_vec();
+        old.extend_from_slice(b"/lib -frandom-seed=l9i65cwnhj");
+        let mut new = NEW.to_vec();
+        new.extend_from_slice(b"/lib -frandom-seed=fnw1a3kysn");
+        assert_eq!(rewritten(&old), new);
+    }
 
     #[test]
     fn the_initial_tree_comes_back_and_locked_directories_go() {

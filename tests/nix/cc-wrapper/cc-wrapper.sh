@@ -75,5 +75,12 @@ if [[ $* == -v ]]; then
     after=()
 fi
 
+# NIX_CC_WRAPPER_TRACE=1 (bench/corpus.sh counts compiler runs): one line per compile
+# (-c or -S) on the build log, which the sandbox's process 1 (the builder) holds as stderr;
+# not on the compiler's own stderr, which configure checks capture and compare.
+if [[ ${NIX_CC_WRAPPER_TRACE-} == 1 ]] && ((!links && operands)) && [[ " $* " == *" -c "* || " $* " == *" -S "* ]]; then
+    echo "cc-wrapper-trace: compile $*" >/proc/1/fd/2 2>/dev/null || true
+fi
+
 debugWrapper @prog@ ${before[@]+"${before[@]}"} ${args[@]+"${args[@]}"} ${after[@]+"${after[@]}"}
 exec @prog@ ${before[@]+"${before[@]}"} ${args[@]+"${args[@]}"} ${after[@]+"${after[@]}"}
