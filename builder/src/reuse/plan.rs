@@ -381,11 +381,9 @@ pub fn choose_base(
         );
         if let Some(why) = &c.unmovable {
             plan.depth = 0;
-            for (i, d) in plan.decisions.iter_mut().enumerate() {
+            for d in plan.decisions.iter_mut().filter(|d| d.reused) {
                 d.reused = false;
-                if i == 0 || d.reason.starts_with("restored") {
-                    d.reason = format!("ran: {why}, so no layer is restored as it is");
-                }
+                d.reason = format!("ran: {why}, so no layer is restored as it is");
             }
         }
         if best.as_ref().is_none_or(|b| plan.depth > b.plan.depth) {
