@@ -542,11 +542,15 @@ pub fn resumed_decisions(
     decisions.push(PhaseDecision {
         phase: "buildPhase".into(),
         reused: false,
-        reason: format!(
-            "ran incrementally over the earlier build's tree: {} changed path(s) ({}) are newer than every restored file{untracked_note}",
-            changed.len(),
-            short_list(changed, 5)
-        ),
+        reason: if changed.is_empty() {
+            format!("ran incrementally over the earlier build's tree: no source path changed{untracked_note}")
+        } else {
+            format!(
+                "ran incrementally over the earlier build's tree: {} changed path(s) ({}) are newer than every restored file{untracked_note}",
+                changed.len(),
+                short_list(changed, 5)
+            )
+        },
     });
     decisions
 }
