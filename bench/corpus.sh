@@ -34,14 +34,14 @@
 #              a comparison differs, a variant has no effect, verify fails, or an
 #              incremental build compiles as much as the clean one (oneline, header) or at
 #              all (install)
-#   --stdenv   default /work/shared/realstdenv/stdenv.nix, else $CHECKPOINT_TEST_STDENV
+#   --stdenv   default $CHECKPOINT_TEST_STDENV, else ../shared/realstdenv/stdenv.nix beside the repo
 #   --builder  default $CHECKPOINT_BUILDER, else scripts/build-static.sh's binary
 #   --sources  orig tarball cache (default: as scripts/fetch-sources.sh)
 #   PROJECT    names in tests/projects/corpus (default: all, in the file's order)
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
-stdenv_nix=${CHECKPOINT_TEST_STDENV:-/work/shared/realstdenv/stdenv.nix}
+stdenv_nix=${CHECKPOINT_TEST_STDENV:-$repo/../shared/realstdenv/stdenv.nix}
 builder=${CHECKPOINT_BUILDER:-}
 sources=""
 out_dir=$repo/target/corpus
