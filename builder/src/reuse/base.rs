@@ -266,28 +266,37 @@ pub fn path_rewrites(
         if renamed {
             // A rename (the name part changed, whatever the length): a path a compiler
             // stored in pieces (below) holds part of the old name where no rewrite can find
-            // it, so what holds the old hash is left out instead of rewritten. No hash or
-            // seed rewrite either: it would hide the old hash and seed from that search. What
-            // carries the seed flag (gcc's debug information) is left out like the path.
+            // it, so what holds the old hash is left out instead of rewritten. Only the seed
+            // is rewritten in place, as for a new hash (gcc's debug information records it;
+            // debug_info checks the outputs), so the old path and hash are looked for as the
+            // seed rewrite leaves them: the new seed, then the rest of the old hash.
+            let (seeded_path, seeded_hash) = match (&seeds, &hashes) {
+                (Some((_, new_seed)), Some((old_hash, _))) => {
+                    let seeded_hash = [new_seed.as_slice(), &old_hash[new_seed.len()..]].concat();
+                    let at = old.len() - name_part(old).len() - old_hash.len();
+                    let seeded_path = [
+                        &old[..at],
+                        seeded_hash.as_slice(),
+                        &old[at + old_hash.len()..],
+                    ]
+                    .concat();
+                    (seeded_path, Some(seeded_hash))
+                }
+                _ => (old.clone(), hashes.as_ref().map(|(a, _)| a.clone())),
+            };
             moves.stale.push(StaleValue {
-                old: old.clone(),
-                new: Some(new),
+                old: seeded_path,
+                new: Some(new.clone()),
                 what: format!("output `{name}`"),
             });
-            if let Some((a, b)) = hashes {
+            if let (Some(old_hash), Some((_, new_hash))) = (seeded_hash, &hashes) {
                 moves.stale.push(StaleValue {
-                    old: a,
-                    new: Some(b),
+                    old: old_hash,
+                    new: Some(new_hash.clone()),
                     what: format!("output `{name}`"),
                 });
             }
-            if let Some((a, b)) = seeds {
-                moves.stale.push(StaleValue {
-                    old: [b"-frandom-seed=".as_slice(), &a].concat(),
-                    new: Some([b"-frandom-seed=".as_slice(), &b].concat()),
-                    what: format!("output `{name}`'s -frandom-seed"),
-                });
-            }
+            moves.rewrites.extend(seeds);
         } else if &new != old {
             moves.rewrites.extend(output_rewrites(old, &new));
         }
