@@ -526,9 +526,7 @@ fn a_rename_of_another_length_remakes_what_holds_the_earlier_path() {
         "{configure}\n{}",
         b.log_tail(40)
     );
-    let compiled = make_compiles(&b);
-    assert_eq!(compiled.len(), 1, "{compiled:?}\n{}", b.log_tail(40));
-    assert!(compiled[0].contains("-o util.o util.c"), "{compiled:?}");
+    assert_compiled_only(&b, "util");
     assert!(normalised_out(&b) == normalised_out(&clean));
     let out = output(&b, false);
     assert!(
@@ -899,6 +897,16 @@ fn a_base_that_fails_after_its_restore_gives_a_clean_build() {
     assert!(verify.status.success());
 }
 
+/// `b` compiled exactly one object, `<unit>.o` from `<unit>.c`.
+fn assert_compiled_only(b: &BuildResult, unit: &str) {
+    let compiled = make_compiles(b);
+    assert_eq!(compiled.len(), 1, "{compiled:?}\n{}", b.log_tail(40));
+    assert!(
+        compiled[0].contains(&format!("-o {unit}.o {unit}.c")),
+        "{compiled:?}"
+    );
+}
+
 /// The compile lines of a cproject build (make echoes each command).
 fn make_compiles(b: &BuildResult) -> Vec<&String> {
     b.log_lines
@@ -931,9 +939,7 @@ fn a_same_length_rename_reruns_configure_over_the_earlier_tree_and_compiles_what
     );
     // util.o holds the output path (-DPREFIX): a rename leaves it out, since a compiler may
     // store a path in pieces no rewrite finds; the other objects are kept.
-    let compiled = make_compiles(&b);
-    assert_eq!(compiled.len(), 1, "{compiled:?}\n{}", b.log_tail(40));
-    assert!(compiled[0].contains("-o util.o util.c"), "{compiled:?}");
+    assert_compiled_only(&b, "util");
     assert_eq!(make_compiles(&clean).len(), 3);
     assert!(normalised_out(&b) == normalised_out(&clean));
     let greet = Command::new(output(&b, false).join("bin/greet"))
@@ -980,9 +986,7 @@ fn a_changed_configure_flag_recompiles_what_includes_the_changed_header() {
         build_line.contains("config.h") && build_line.contains("1 compile unit(s)"),
         "{build_line}"
     );
-    let compiled = make_compiles(&b);
-    assert_eq!(compiled.len(), 1, "{compiled:?}\n{}", b.log_tail(40));
-    assert!(compiled[0].contains("-o util.o util.c"), "{compiled:?}");
+    assert_compiled_only(&b, "util");
     assert!(normalised_out(&b) == normalised_out(&clean));
     let greet = Command::new(output(&b, false).join("bin/greet"))
         .output()
@@ -1122,9 +1126,7 @@ fn a_renamed_source_root_is_laid_over_under_its_new_name() {
         "{configure}\n{}",
         b.log_tail(40)
     );
-    let compiled = make_compiles(&b);
-    assert_eq!(compiled.len(), 1, "{compiled:?}\n{}", b.log_tail(40));
-    assert!(compiled[0].contains("-o text.o text.c"), "{compiled:?}");
+    assert_compiled_only(&b, "text");
     assert!(normalised_out(&b) == normalised_out(&clean));
     let greet = Command::new(output(&b, false).join("bin/greet"))
         .output()

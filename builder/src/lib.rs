@@ -11,6 +11,7 @@
 
 pub mod build;
 pub mod checkpoint;
+pub mod civil_date;
 pub mod cli;
 pub mod dev_cache;
 pub mod error;

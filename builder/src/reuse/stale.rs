@@ -7,6 +7,7 @@
 //! Pure: patterns in, the paths that hold them out ([`holding`]).
 
 use crate::checkpoint::{ContentHash, EntryKind, RelPath, RootState};
+use crate::civil_date::civil_from_days;
 use memchr::memmem;
 
 /// A byte string of the earlier build and what this build has in its place (`None` when it
@@ -91,20 +92,6 @@ pub fn epoch_renderings(epoch: i64) -> Vec<Vec<u8>> {
     .into_iter()
     .map(String::into_bytes)
     .collect()
-}
-
-/// (year, month 1–12, day 1–31) of a day count since 1970-01-01 (proleptic Gregorian).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 /// The paths of `tree` that hold one of `values`: files whose content (read with `read`)
