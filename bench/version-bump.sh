@@ -4,7 +4,8 @@
 # For each project (default: lua zstd zstd-cmake):
 #
 #   stock    full build, stock builder (bash + genericBuild), no checkpoint
-#   full     full build, checkpoint-builder with a `checkpoint` output: the base
+#   full     full build, checkpoint-builder with a `checkpoint` output: the base (variant
+#            `rename-base`: the project as is, with the marker the `rename` variant keeps)
 #   rename   the `rename` variant (tests/projects/variant.nix: the last character of
 #            `name` changed, nothing else) with checkpointBase = full's checkpoint:
 #            configure reruns over the earlier tree, the build tool finds nothing to do
@@ -12,7 +13,7 @@
 # and prints the seconds (wall time of `nix-store --realise`, inputs realised first, untimed),
 # the compiler runs of full and rename (from the build log), and rename / stock (goal: at
 # most 0.1 where the version does not reach the code). `out` equality with a clean build is
-# what tests/real_reuse.rs asserts (`*_rename_compiles_nothing`), not this script.
+# what tests/real_reuse.rs asserts (`*_rename_*`), not this script.
 #
 # Usage: bench/version-bump.sh [--stdenv FILE] [--builder BIN] [--sources DIR] [PROJECT...]
 #   --stdenv   the stdenv.nix to build on (default: tests/stdenv/stdenv.nix)
@@ -105,7 +106,7 @@ for project in "${projects[@]}"; do
   salt="version-bump-$(date +%s%N)-$$-$RANDOM"
   realise "$project.stock" "$(instantiate "$project" "$salt-stock")"
   realise "$project.full" "$(instantiate "$project" "$salt" \
-    --arg builder "$builder" --arg checkpoint true)"
+    --arg builder "$builder" --arg checkpoint true --argstr variant rename-base)"
   if ok "$project.full"; then
     realise "$project.rename" "$(instantiate "$project" "$salt" \
       --arg builder "$builder" --arg checkpoint true \

@@ -609,7 +609,7 @@ fn zstd_cmake_make_one_line_header_and_install_changes_reuse_the_checkpoint() {
 /// out); `out` equals a clean build of the new name.
 fn rename_compiles_at_most(spec: &Spec, holding_path: usize) {
     let project = spec.project;
-    let base = build(project, "rename-base", "base", None);
+    let base = build(project, "rename-base", "rename-base", None);
     let renamed = build(project, "rename", "rename", Some(&output(&base, true)));
     let clean = build(project, "rename-clean", "rename", None);
     let compiled = object_lines(project, &renamed);

@@ -7,7 +7,8 @@
 #              `header`), checked the same way: the objects that include it must be
 #              recompiled, whether or not the build records header dependencies;
 #   "install"  an installPhase-only change: `postInstall` writes one extra file;
-#   "rename"   a version bump of `name` (its last character changed), same source.
+#   "rename"   a version bump of `name` (its last character changed), same source;
+#   "rename-base" the base of "rename" (the project as is, as a derivation of its own).
 # The package name keeps its length, so every variant's output paths have the same length (a
 # checkpoint is reused only across same-length paths). Every edit adds the text
 # "(one-line change)", which the changed program then prints.
@@ -26,7 +27,12 @@ in
 if variant == "base" then { }
 else if variant == "oneline" then edit "oneline" file expression
 else if variant == "header" then edit "header" header headerExpression
+else if variant == "rename-base" then {
+  # A derivation of its own, so the rename tests never share their base with the others.
+  renameTest = "1";
+}
 else if variant == "rename" then {
+  renameTest = "1";
   name = let n = builtins.stringLength name; last = builtins.substring (n - 1) 1 name;
     in builtins.substring 0 (n - 1) name + (if last == "9" then "8" else "9");
 }
@@ -36,4 +42,4 @@ else if variant == "install" then {
     echo "installed by the install variant" > $out/share/checkpoint-install-variant.txt
   '';
 }
-else throw "unknown variant ${variant} (base, oneline, header, install, rename)"
+else throw "unknown variant ${variant} (base, oneline, header, install, rename, rename-base)"
