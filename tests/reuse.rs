@@ -153,9 +153,7 @@ fn install_phase_change_restores_up_to_build_and_equals_a_clean_build() {
         "resumed out differs from a clean build"
     );
     // The program was linked in build `a` and must now name this build's output.
-    let greet = Command::new(output(&b, false).join("bin/greet"))
-        .output()
-        .unwrap();
+    let greet = greet_output(&b);
     let text = String::from_utf8_lossy(&greet.stdout).into_owned();
     assert!(
         text.contains(&*output(&b, false).to_string_lossy()),
@@ -296,9 +294,7 @@ fn one_line_source_change_recompiles_that_file_only() {
         .count();
     assert_eq!(clean_compiled, 3);
     assert!(normalised_out(&b) == normalised_out(&clean));
-    let greet = Command::new(output(&b, false).join("bin/greet"))
-        .output()
-        .unwrap();
+    let greet = greet_output(&b);
     assert!(String::from_utf8_lossy(&greet.stdout).starts_with("Hello, changed world"));
 }
 
@@ -337,9 +333,7 @@ fn ninja_project_reuses_its_objects(project: ReuseProject, name: &str) {
         b.log_tail(30)
     );
     assert!(normalised_out(&b) == normalised_out(&clean));
-    let greet = Command::new(output(&b, false).join("bin/greet"))
-        .output()
-        .unwrap();
+    let greet = greet_output(&b);
     assert_eq!(
         String::from_utf8_lossy(&greet.stdout),
         format!(
@@ -445,9 +439,7 @@ fn a_source_file_the_earlier_build_edited_is_not_laid_over() {
     let b = build(10, "edit-from-a", "edit-source", Some(&output(&a, true)));
     let clean = build(10, "edit-clean", "edit-source", None);
     assert_not_laid_over(&b, &clean, "the earlier build changed", "text.c");
-    let greet = Command::new(output(&b, false).join("bin/greet"))
-        .output()
-        .unwrap();
+    let greet = greet_output(&b);
     let text = String::from_utf8_lossy(&greet.stdout).into_owned();
     assert!(text.starts_with("Howdy, changed world"), "{text}");
 }
@@ -494,9 +486,7 @@ fn a_changed_source_date_epoch_remakes_what_holds_the_earlier_date() {
         "{compiled:?}"
     );
     assert!(normalised_out(&b) == normalised_out(&clean));
-    let greet = Command::new(output(&b, false).join("bin/greet"))
-        .output()
-        .unwrap();
+    let greet = greet_output(&b);
     let text = String::from_utf8_lossy(&greet.stdout).into_owned();
     assert!(
         text.starts_with("Hello, changed world") && text.contains("built 2023-11-14 (Nov 14 2023)"),
@@ -897,6 +887,13 @@ fn a_base_that_fails_after_its_restore_gives_a_clean_build() {
     assert!(verify.status.success());
 }
 
+/// What the `greet` program `b` installed prints (its whole output).
+fn greet_output(b: &BuildResult) -> std::process::Output {
+    Command::new(output(b, false).join("bin/greet"))
+        .output()
+        .unwrap()
+}
+
 /// `b` compiled exactly one object, `<unit>.o` from `<unit>.c`.
 fn assert_compiled_only(b: &BuildResult, unit: &str) {
     let compiled = make_compiles(b);
@@ -942,9 +939,7 @@ fn a_same_length_rename_reruns_configure_over_the_earlier_tree_and_compiles_what
     assert_compiled_only(&b, "util");
     assert_eq!(make_compiles(&clean).len(), 3);
     assert!(normalised_out(&b) == normalised_out(&clean));
-    let greet = Command::new(output(&b, false).join("bin/greet"))
-        .output()
-        .unwrap();
+    let greet = greet_output(&b);
     assert_eq!(
         String::from_utf8_lossy(&greet.stdout),
         format!("Hello, world from {}\n", output(&b, false).display())
@@ -988,9 +983,7 @@ fn a_changed_configure_flag_recompiles_what_includes_the_changed_header() {
     );
     assert_compiled_only(&b, "util");
     assert!(normalised_out(&b) == normalised_out(&clean));
-    let greet = Command::new(output(&b, false).join("bin/greet"))
-        .output()
-        .unwrap();
+    let greet = greet_output(&b);
     assert!(String::from_utf8_lossy(&greet.stdout).ends_with("!\n"));
 }
 
@@ -1128,8 +1121,6 @@ fn a_renamed_source_root_is_laid_over_under_its_new_name() {
     );
     assert_compiled_only(&b, "text");
     assert!(normalised_out(&b) == normalised_out(&clean));
-    let greet = Command::new(output(&b, false).join("bin/greet"))
-        .output()
-        .unwrap();
+    let greet = greet_output(&b);
     assert!(String::from_utf8_lossy(&greet.stdout).starts_with("Hello, changed world"));
 }
