@@ -28,6 +28,7 @@ let
   debug = builtins.elem variant [ "debug" "debug-install" "debug-stripped" "debug-stripped-install" ];
   stripped = builtins.elem variant [ "debug-stripped" "debug-stripped-install" ];
   configured = builtins.elem variant [ "configured" "configured-loud" "configured-o2" ];
+  untracked = variant == "untracked" || variant == "untracked-header";
   src = derivation {
     name = if variant == "renamed-source" then "cproject-src-2" else "cproject-src";
     system = builtins.currentSystem;
@@ -87,6 +88,21 @@ let
       ${if configured then ''
         sed -i 's/^CFLAGS ?= -O1$/CFLAGS = @cflags@/' Makefile.in
         printf '#include <stdio.h>\n#include "util.h"\n#include "config.h"\nint greet(void) { printf("%%s from %%s%%s\\n", text(), PREFIX, LOUD ? "!" : ""); return 0; }\n' > util.c
+      '' else ""}
+      ${if untracked then ''
+        sed -i 's/^%.o: %.c util.h$/%.o: %.c/' Makefile.in
+        cat >> Makefile.in <<'EOS'
+      all: greet.1
+      greet.1: util.c
+      	echo "regenerated from util.c" > $@
+      install: install-man
+      install-man: greet.1
+      	mkdir -p $(prefix)/share/greet
+      	cp greet.1 $(prefix)/share/greet/
+      EOS
+        echo "shipped manual page" > greet.1
+        printf '#include <stdio.h>\n#include "util.h"\nint greet(void) { printf("%%s from %%s%%s\\n", text(), PREFIX, MARK); return 0; }\n' > util.c
+        printf '#define MARK "${if variant == "untracked-header" then "!" else ""}"\n' >> util.h
       '' else ""}
       ${if variant == "wild" || variant == "wild-deleted" then ''
         cat >> Makefile.in <<'EOS'

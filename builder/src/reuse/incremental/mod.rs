@@ -20,11 +20,12 @@
 //! - unchanged files keep the mtimes the earlier build recorded, changed ones get an mtime
 //!   newer than every restored file, so make's timestamp rule sees exactly the change;
 //! - a changed file make would not see (a header no dependency record of the earlier build
-//!   names, see [`crate::reuse::incremental::dependencies`]) makes the compile units that include it count as
-//!   changed.
+//!   names, see [`crate::reuse::incremental::dependencies`]) makes the compile units that
+//!   include it compile again: their objects are made older than them ([`objects`]).
 
 pub mod dependencies;
 pub mod ninja;
+pub mod objects;
 pub mod rules;
 pub mod working_copy;
 
@@ -279,6 +280,7 @@ pub fn try_resume(
             let copy = WorkingCopy {
                 build_phase: patch_index + 1 + b,
                 expected,
+                source: new_tree.clone(),
                 ninja,
                 left_out: 0,
             };
@@ -293,7 +295,7 @@ pub fn try_resume(
         }
         _ => Vec::new(),
     };
-    let touched_units = touch_includers(&mut tree, &tracking, floor);
+    let marked = mark_includers(&mut tree, &tracking, &new_tree, recorder, floor);
     want.roots.insert("build".to_owned(), tree);
     recorder
         .bring_trees_to(&want, build_top, outputs)
@@ -311,7 +313,7 @@ pub fn try_resume(
         &adopted,
         &changed,
         &tracking.untracked,
-        touched_units,
+        marked,
         tracking.affected_units.is_some(),
     );
     let next_phase = match found.rerun_from {
@@ -486,24 +488,22 @@ fn source_tracking(
 }
 
 /// Untracked changes: the compile units that include them (all of them, when that cannot be
-/// bounded) become as new as a changed file (after `floor`). Returns how many.
-fn touch_includers(
+/// bounded) are compiled again: their objects are made older than them, or, without a known
+/// object, they are made as new as a changed file (after `floor`); see [`objects`].
+fn mark_includers(
     tree: &mut RootState,
     tracking: &dependencies::Tracking,
+    source: &RootState,
+    recorder: &dyn Recording,
     floor: Timestamp,
-) -> usize {
+) -> objects::MarkedUnits {
     if tracking.untracked.is_empty() {
-        return 0;
+        return objects::MarkedUnits::default();
     }
-    let changed_mtime = floor_after(floor);
     let units: Vec<RelPath> = match &tracking.affected_units {
         Some(units) => units.iter().cloned().collect(),
         None => compile_units(tree),
     };
-    for p in &units {
-        if let Some(e) = tree.get_mut(p) {
-            e.mtime = e.mtime.max(changed_mtime);
-        }
-    }
-    units.len()
+    let read = |h: &ContentHash| recorder.read_blob(h).ok();
+    objects::mark_units_changed(tree, &units, source, &read, floor_after(floor))
 }

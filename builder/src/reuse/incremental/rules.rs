@@ -4,6 +4,7 @@
 //! files get ([`resume_floor`]); and what the log says for each phase ([`resumed_decisions`]).
 
 use crate::checkpoint::{classify, OverlayChange, RelPath, RewritePair, RootState, Timestamp};
+use crate::reuse::incremental::objects::MarkedUnits;
 use crate::reuse::keys::phase_variables;
 use crate::reuse::plan::{self, BaseLayer, PhaseDecision, ReusePlan, SOURCE_VARIABLES};
 use crate::shell::declare::Value;
@@ -504,13 +505,13 @@ pub fn rerun_decisions(
 
 /// What the log says of each adopted phase and of `buildPhase`: how many source paths
 /// changed (`changed`, stdenv files left out) and which compile units count as changed
-/// because make would not see a change (`untracked`, `touched_units`, `bounded`: whether the
-/// includes could be followed).
+/// because make would not see a change (`untracked`, `marked`: how they were marked,
+/// `bounded`: whether the includes could be followed).
 pub fn resumed_decisions(
     adopted: &[(String, ShellState, ShellState)],
     changed: &[String],
     untracked: &[RelPath],
-    touched_units: usize,
+    marked: MarkedUnits,
     bounded: bool,
 ) -> Vec<PhaseDecision> {
     let mut decisions: Vec<PhaseDecision> = adopted
@@ -527,16 +528,18 @@ pub fn resumed_decisions(
     let untracked_note = if untracked.is_empty() {
         String::new()
     } else {
+        let units = marked.units;
         let which = if bounded {
-            format!("the {touched_units} compile unit(s) that include it")
+            format!("the {units} compile unit(s) that include it")
         } else {
             format!(
-                "all {touched_units} compile units (a computed or forced include hides which include it)"
+                "all {units} compile units (a computed or forced include hides which include it)"
             )
         };
         format!(
-            "; no dependency record of the earlier build names {} (dependency tracking off?), so {which} count as changed",
-            short_list(untracked, 3)
+            "; no dependency record of the earlier build names {} (dependency tracking off?), so {which} are compiled again ({})",
+            short_list(untracked, 3),
+            marked.describe()
         )
     };
     decisions.push(PhaseDecision {
@@ -802,7 +805,7 @@ mod tests {
         let s = ShellState::default();
         let adopted = vec![("configurePhase".to_owned(), s.clone(), s)];
         let changed: Vec<String> = (0..7).map(|i| format!("f{i}.c")).collect();
-        let d = resumed_decisions(&adopted, &changed, &[], 0, true);
+        let d = resumed_decisions(&adopted, &changed, &[], MarkedUnits::default(), true);
         assert_eq!(d.len(), 2);
         assert!(d[0].reused && d[0].reason.contains("7 source file(s) changed"));
         assert!(!d[1].reused);
@@ -812,9 +815,18 @@ mod tests {
             d[1].reason
         );
         let h = RelPath::from_escaped("p/x.h").unwrap();
-        let d = resumed_decisions(&adopted, &changed[..1], &[h], 12, false);
+        let marked = MarkedUnits {
+            units: 12,
+            aged_objects: 11,
+            touched_units: 1,
+        };
+        let d = resumed_decisions(&adopted, &changed[..1], &[h], marked, false);
         assert!(
-            d[1].reason.contains("names p/x.h") && d[1].reason.contains("all 12 compile units"),
+            d[1].reason.contains("names p/x.h")
+                && d[1].reason.contains("all 12 compile units")
+                && d[1]
+                    .reason
+                    .contains("11 object(s) made older than their sources, 1 unit(s)"),
             "{}",
             d[1].reason
         );

@@ -16,8 +16,8 @@
 //!   the environment) rules the rerun out, and so does a makefile or `libtool` that the rerun
 //!   wrote with new content ([`is_make_input`]): make does not track its own rules' text, so
 //!   objects compiled under the old one would be kept. ninja tracks command lines itself;
-//! - a changed header make would not see makes the compile units that include it count as
-//!   changed, as after a source change ([`crate::reuse::incremental::dependencies`]).
+//! - a changed header make would not see makes the compile units that include it compile
+//!   again, as after a source change ([`crate::reuse::incremental::objects`]).
 
 use crate::checkpoint::{
     floor_after, max_mtime, overlay_diff, CheckpointError, ContentHash, EntryKind, OverlayChange,
@@ -26,6 +26,7 @@ use crate::checkpoint::{
 use crate::reuse::incremental::dependencies::{
     compile_units, forced_include_in, untracked_changes, Trees,
 };
+use crate::reuse::incremental::objects::{mark_units_changed, MarkedUnits};
 use crate::reuse::incremental::rules::{is_stdenv_file, resume_floor, short_list};
 use crate::reuse::incremental::Recording;
 use crate::shell::ShellState;
@@ -42,6 +43,8 @@ pub struct WorkingCopy {
     /// incremental build without a rerun would resume on: the contents and mtimes a rerun
     /// phase's output is compared with.
     pub expected: RootState,
+    /// The new source after `patchPhase`: what is not in it is a build product.
+    pub source: RootState,
     /// Whether the earlier build ran ninja (it tracks command lines; make does not).
     pub ninja: bool,
     /// How many build products were left out because they held a stale value
@@ -68,9 +71,9 @@ pub struct Settled {
     pub mtimes_restored: usize,
     /// Paths the rerun phases changed (content, kind or presence), stdenv files left out.
     pub changed: Vec<RelPath>,
-    /// Changed files make would not see, and how many compile units count as changed.
+    /// Changed files make would not see, and how the units that include them were marked.
     pub untracked: Vec<RelPath>,
-    pub touched_units: usize,
+    pub marked: MarkedUnits,
 }
 
 impl Settled {
@@ -89,9 +92,10 @@ impl Settled {
         );
         if !self.untracked.is_empty() {
             text.push_str(&format!(
-                "; no dependency record names {}, so the {} compile unit(s) that include it count as changed",
+                "; no dependency record names {}, so the {} compile unit(s) that include it are compiled again ({})",
                 short_list(&self.untracked, 3),
-                self.touched_units
+                self.marked.units,
+                self.marked.describe()
             ));
         }
         text
@@ -302,13 +306,9 @@ pub fn settle(
             Some(units) => units.iter().cloned().collect(),
             None => compile_units(&tree),
         };
-        for p in &units {
-            if let Some(e) = tree.get_mut(p) {
-                e.mtime = e.mtime.max(changed_mtime);
-            }
-        }
+        let read = |h: &ContentHash| recorder.read_blob(h).ok();
+        settled.marked = mark_units_changed(&mut tree, &units, &copy.source, &read, changed_mtime);
         settled.untracked = tracking.untracked;
-        settled.touched_units = units.len();
     }
     want.roots.insert("build".to_owned(), tree);
     recorder
