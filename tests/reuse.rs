@@ -525,6 +525,37 @@ fn a_rename_of_another_length_remakes_what_holds_the_earlier_path() {
     );
 }
 
+/// The same rename where a rule writes the prefix into a file that is not its target: that
+/// file is left out (it holds the earlier path) and make cannot remake it, so installPhase
+/// fails; the builder then discards what it restored, builds from scratch and says why, and
+/// `out` equals a clean build.
+#[test]
+fn a_product_left_out_that_make_cannot_remake_gives_a_clean_build() {
+    let a = build_named("side-base", "side-file", "reuse-cproject-51", None);
+    let b = build_named(
+        "side-rename",
+        "side-file",
+        "reuse-cproject-510",
+        Some(&output(&a, true)),
+    );
+    let clean = build_named("side-clean", "side-file", "reuse-cproject-510", None);
+    assert!(
+        b.log_lines.iter().any(|l| l.contains("could not be used")
+            && l.contains("installPhase failed")
+            && l.contains("were left out (")
+            && l.contains("side.txt")
+            && l.contains("building from scratch")),
+        "{}",
+        b.log_tail(60)
+    );
+    // Once over the earlier tree (util.o, which holds the path), then all three from scratch.
+    let compiles: Vec<&String> = make_compiles(&b);
+    assert_eq!(compiles.len(), 4, "{compiles:?}\n{}", b.log_tail(60));
+    assert!(normalised_out(&b) == normalised_out(&clean));
+    let side = std::fs::read_to_string(output(&b, false).join("share/greet/side.txt")).unwrap();
+    assert_eq!(side, format!("{}\n", output(&b, false).display()));
+}
+
 /// Objects compiled with -g keep the -frandom-seed flag (derived from $out) in their debug
 /// strings, in an order gcc takes from the seed: reused across a change of $out, they would
 /// give an unstripped output that differs from a clean build's. The builder finds this

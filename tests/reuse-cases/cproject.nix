@@ -104,6 +104,18 @@ let
         printf '#include <stdio.h>\n#include "util.h"\nint greet(void) { printf("%%s from %%s%%s\\n", text(), PREFIX, MARK); return 0; }\n' > util.c
         printf '#define MARK "${if variant == "untracked-header" then "!" else ""}"\n' >> util.h
       '' else ""}
+      ${if variant == "side-file" then ''
+        cat >> Makefile.in <<'EOS'
+      all: side.stamp
+      side.stamp:
+      	echo "$(prefix)" > side.txt
+      	touch side.stamp
+      install: install-side
+      install-side:
+      	mkdir -p $(prefix)/share/greet
+      	cp side.txt $(prefix)/share/greet/
+      EOS
+      '' else ""}
       ${if variant == "wild" || variant == "wild-deleted" then ''
         cat >> Makefile.in <<'EOS'
       OBJS := $(patsubst %.c,%.o,$(wildcard *.c))

@@ -15,6 +15,7 @@ use crate::reuse::base::{
     error_chain, path_rewrites, remove_tree, BaseCheckpoint, InitialTree, PathMoves,
 };
 use crate::reuse::debug_info;
+use crate::reuse::incremental::rules::short_list;
 use crate::reuse::incremental::working_copy::{self, WorkingCopy};
 use crate::reuse::incremental::{try_resume, ResumeError, Resumption};
 use crate::reuse::plan::{self, PhaseDecision};
@@ -66,9 +67,13 @@ pub enum RunError {
     Incremental(#[source] ResumeError),
     #[error(
         "{phase} failed (status {status}) after build products that held the earlier build's \
-         values were left out; one may be something the build does not remake"
+         values were left out ({left_out}); one may be something the build does not remake"
     )]
-    FailedAfterLeavingOut { phase: String, status: i32 },
+    FailedAfterLeavingOut {
+        phase: String,
+        status: i32,
+        left_out: String,
+    },
     #[error("cannot record the layer after `{step}` in the checkpoint")]
     Checkpoint {
         step: String,
@@ -292,9 +297,15 @@ fn run_steps(
         mut reused_objects_seeds,
         mut working_copy,
     } = start;
-    // Set once build products were left out of a rerun's tree: a phase that then fails may
-    // have missed one nothing remakes, and the build tries again from scratch.
-    let mut left_out = working_copy.as_ref().is_some_and(|c| c.left_out > 0);
+    // The build products left out of a rerun's tree (a short list, empty when none): a phase
+    // that then fails may have missed one nothing remakes, and the build tries again from
+    // scratch.
+    let left_out_of = |copy: &Option<WorkingCopy>| {
+        copy.as_ref()
+            .map(|c| short_list(&c.left_out, 5))
+            .unwrap_or_default()
+    };
+    let mut left_out = left_out_of(&working_copy);
 
     let mut index = start;
     while index < phases.len() {
@@ -360,17 +371,18 @@ fn run_steps(
                             state = next_state;
                             last_status = 0;
                             index = next_phase;
-                            left_out = copy.as_ref().is_some_and(|c| c.left_out > 0);
+                            left_out = left_out_of(&copy);
                             working_copy = copy;
                         }
                     }
                 }
             }
             None => {
-                if outcome.status != 0 && left_out {
+                if outcome.status != 0 && !left_out.is_empty() {
                     return Err(RunError::FailedAfterLeavingOut {
                         phase: phase.clone(),
                         status: outcome.status,
+                        left_out,
                     });
                 }
                 if outcome.status != 0 {

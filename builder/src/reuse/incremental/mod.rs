@@ -282,7 +282,7 @@ pub fn try_resume(
                 expected,
                 source: new_tree.clone(),
                 ninja,
-                left_out: 0,
+                left_out: Vec::new(),
             };
             (tree, Some(copy), caches)
         }
@@ -379,7 +379,7 @@ fn leave_out_stale(
         };
         left_out.push((path, value.what.clone()));
     }
-    copy.left_out = left_out.len();
+    copy.left_out = left_out.iter().map(|(p, _)| p.clone()).collect();
     left_out
 }
 

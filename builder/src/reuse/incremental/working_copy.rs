@@ -47,9 +47,9 @@ pub struct WorkingCopy {
     pub source: RootState,
     /// Whether the earlier build ran ninja (it tracks command lines; make does not).
     pub ninja: bool,
-    /// How many build products were left out because they held a stale value
+    /// The build products left out because they held a stale value
     /// ([`crate::reuse::stale`]): the build must remake them.
-    pub left_out: usize,
+    pub left_out: Vec<RelPath>,
 }
 
 /// The rerun phases wrote something make would build on without seeing it.
