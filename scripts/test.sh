@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian 12 machine as root: installs what it needs (Nix,
-# host toolchain, deb-src sources), checks formatting and lints (rustfmt, clippy -D warnings),
-# builds the static builder, then runs the unit tests and
+# host toolchain, deb-src sources), checks formatting, lints and the module documentation's
+# links (rustfmt, clippy and rustdoc with -D warnings), builds the static builder, then runs
+# the unit tests and
 # the real-Nix integration tests (conformance cases, real projects), and the corpus's CI subset.
 #
 # Environment:
@@ -29,6 +30,8 @@ if command -v rustup >/dev/null; then
 fi
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The module documentation is how a newcomer finds where a change belongs: its links must resolve.
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 scripts/fetch-sources.sh >/dev/null
 CHECKPOINT_BUILDER=${CHECKPOINT_BUILDER:-$(scripts/build-static.sh)}
 export CHECKPOINT_BUILDER

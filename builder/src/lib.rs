@@ -1,13 +1,21 @@
 //! checkpoint-builder: a Nix derivation builder that runs every stdenv phase in its own bash
 //! process, carrying the whole shell state between them, and checkpoints the build.
 //!
-//! Layering (pure core, effectful shell):
-//! - pure: [`shell`] (parse `declare -p`, model the state, generate restore and driver code),
-//!   [`invocation`] (classify argv), the manifest and diff logic in [`checkpoint`];
-//! - effectful: [`environment`] (read what Nix gave), [`runner`] (spawn bash per step, process
-//!   groups, signals), [`capture`] (the in-phase helper), [`memfile`], snapshot/restore I/O in
-//!   [`checkpoint`];
-//! - `main.rs` maps every error to its exit code and prints it, in one place ([`error`]).
+//! Where things are (pure core, effectful shell):
+//! - [`build`]: one build, the effectful driver: what Nix gave ([`build::environment`]),
+//!   classifying argv ([`build::invocation`], pure), a bash process per step with its process
+//!   group and signals ([`build::runner`], [`build::signals`]), a checkpoint layer after each
+//!   step ([`build::recorder`]), what the log says ([`build::nix_log`]);
+//! - [`shell`]: the carried state: parse `declare -p`, model it, generate the restore and driver
+//!   code (pure);
+//! - [`checkpoint`]: the engine: manifests, diffs and overlays (pure), snapshot, restore and
+//!   the blob store (effectful, all file access through `checkpoint::fsops`);
+//! - [`reuse`]: which earlier checkpoint and layers a build may take over: keys, plans and rules
+//!   (pure), loading a base and resuming over its tree ([`reuse::incremental`]);
+//! - [`cli`]: the debugging commands (inspect, diff, restore, shell, verify, cache,
+//!   export-oci), [`oci`]: OCI image export, [`dev_cache`]: the development cache;
+//! - `main.rs` maps every error to its exit code and prints it, in one place ([`error`],
+//!   [`exit_codes`]).
 
 pub mod build;
 pub mod checkpoint;

@@ -16,7 +16,7 @@ pub enum Invocation {
     PassThrough { args: Vec<String> },
 }
 
-/// Classifies the arguments after argv[0].
+/// Classifies the arguments after `argv[0]`.
 pub fn classify(args: &[String]) -> Invocation {
     if args.is_empty() {
         return Invocation::Build { stock_args: vec![] };

@@ -99,7 +99,7 @@ pub fn apply_root_diff(
 
 /// The one validation of a root state that `verify` (through [`State::apply`]), every
 /// restore and every snapshot run, so that whatever passes `verify` restores: every
-/// entry's own fields and the format's limits ([`check_entry`]), at most [`MAX_ENTRIES`]
+/// entry's own fields and the format's limits (`check_entry`), at most [`MAX_ENTRIES`]
 /// entries, the root entry exists when anything does and is of a kind restore can create
 /// (not a socket or device), a non-directory root stands alone, every parent is a
 /// directory in the state, hardlink groups are consistent (the leader exists, leads
