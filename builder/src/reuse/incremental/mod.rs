@@ -295,7 +295,7 @@ pub fn try_resume(
         }
         _ => Vec::new(),
     };
-    let marked = mark_includers(&mut tree, &tracking, &new_tree, recorder, floor);
+    let marked = mark_includers(&mut tree, &tracking, &new_tree, recorder, floor, ninja);
     want.roots.insert("build".to_owned(), tree);
     recorder
         .bring_trees_to(&want, build_top, outputs)
@@ -496,6 +496,7 @@ fn mark_includers(
     source: &RootState,
     recorder: &dyn Recording,
     floor: Timestamp,
+    ninja: bool,
 ) -> objects::MarkedUnits {
     if tracking.untracked.is_empty() {
         return objects::MarkedUnits::default();
@@ -505,5 +506,5 @@ fn mark_includers(
         None => compile_units(tree),
     };
     let read = |h: &ContentHash| recorder.read_blob(h).ok();
-    objects::mark_units_changed(tree, &units, source, &read, floor_after(floor))
+    objects::mark_units_changed(tree, &units, source, &read, floor_after(floor), ninja)
 }

@@ -17,7 +17,8 @@
 //!
 //! A unit with no such product, or whose mtime cannot be gone below (second 0), is made newer
 //! instead, as before: it may be compiled by a rule this cannot see, and a stale object is a
-//! wrong output where a regenerated file is at worst a difference the comparison shows.
+//! wrong output. So is every unit under ninja: for a `restat` rule it compares the inputs with
+//! the output mtime its log recorded, not the file's, and would not see an aged object.
 
 use crate::checkpoint::{ContentHash, EntryKind, RelPath, RootState, Timestamp};
 use std::collections::{BTreeMap, BTreeSet};
@@ -234,18 +235,29 @@ fn elf_file_symbols(data: &[u8]) -> Option<Vec<Vec<u8>>> {
 /// products: paths `source` does not have) are made one second older than the unit; a unit
 /// with none found is made as new as `changed_mtime` if it is older. `read` gives a file's
 /// content by hash (None when it cannot be read: the file is then matched by name only).
+/// Under ninja (`ninja`) every unit is made newer instead.
 pub fn mark_units_changed(
     tree: &mut RootState,
     units: &[RelPath],
     source: &RootState,
     read: &dyn Fn(&ContentHash) -> Option<Vec<u8>>,
     changed_mtime: Timestamp,
+    ninja: bool,
 ) -> MarkedUnits {
     let mut marked = MarkedUnits {
         units: units.len(),
         ..MarkedUnits::default()
     };
     if units.is_empty() {
+        return marked;
+    }
+    if ninja {
+        for unit in units {
+            if let Some(e) = tree.get_mut(unit) {
+                e.mtime = e.mtime.max(changed_mtime);
+            }
+        }
+        marked.touched_units = units.len();
         return marked;
     }
     let wanted: BTreeSet<&[u8]> = units.iter().map(|u| file_name(u.as_bytes())).collect();
@@ -469,7 +481,7 @@ mod tests {
     }
 
     #[test]
-    fn objects_are_aged_and_units_without_one_are_touched() {
+    fn objects_are_aged_and_units_without_one_or_under_ninja_are_touched() {
         let mut contents = BTreeMap::new();
         let mut tree = object_tree(
             &[
@@ -507,7 +519,12 @@ mod tests {
         let read = |h: &ContentHash| contents.get(h).cloned();
         let changed = Timestamp { sec: 500, nsec: 0 };
         let units = [rp("src/cmp.c"), rp("src/util.c"), rp("src/orphan.c")];
-        let marked = mark_units_changed(&mut tree, &units, &source, &read, changed);
+        let mut under_ninja = tree.clone();
+        let marked = mark_units_changed(&mut under_ninja, &units, &source, &read, changed, true);
+        assert_eq!((marked.aged_objects, marked.touched_units), (0, 3));
+        assert_eq!(under_ninja[&rp("src/cmp.c")].mtime.sec, 500);
+        assert_eq!(under_ninja[&rp("src/cmp.o")].mtime.sec, 200);
+        let marked = mark_units_changed(&mut tree, &units, &source, &read, changed, false);
         assert_eq!(
             marked,
             MarkedUnits {
@@ -543,7 +560,7 @@ mod tests {
         let source = tree.clone();
         let read = |h: &ContentHash| contents.get(h).cloned();
         let changed = Timestamp { sec: 500, nsec: 0 };
-        let marked = mark_units_changed(&mut tree, &[rp("a.c")], &source, &read, changed);
+        let marked = mark_units_changed(&mut tree, &[rp("a.c")], &source, &read, changed, false);
         assert_eq!(marked.aged_objects, 0);
         assert_eq!(marked.touched_units, 1);
         assert_eq!(tree[&rp("a.o")].mtime.sec, 0);

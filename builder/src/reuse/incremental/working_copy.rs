@@ -307,7 +307,14 @@ pub fn settle(
             None => compile_units(&tree),
         };
         let read = |h: &ContentHash| recorder.read_blob(h).ok();
-        settled.marked = mark_units_changed(&mut tree, &units, &copy.source, &read, changed_mtime);
+        settled.marked = mark_units_changed(
+            &mut tree,
+            &units,
+            &copy.source,
+            &read,
+            changed_mtime,
+            copy.ninja,
+        );
         settled.untracked = tracking.untracked;
     }
     want.roots.insert("build".to_owned(), tree);
