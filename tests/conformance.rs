@@ -60,6 +60,7 @@ cases! {
     case_18a_fail_make, "18a-fail-make.nix", ExitCode(2), Identical;
     case_18b_fail_exit7, "18b-fail-exit7.nix", ExitCode(7), Identical;
     case_18c_failure_hook, "18c-failure-hook.nix", Success, Identical;
+    case_18d_fail_errexit_in_function, "18d-fail-errexit-in-function.nix", ExitCode(1), Identical;
     case_19a_exit_hook, "19a-exit-hook.nix", Success, Identical;
     case_19b_succeed_on_failure, "19b-succeed-on-failure.nix", Success, Identical;
     case_19c_exit_0_early, "19c-exit-0-early.nix", Success, Identical;
@@ -114,6 +115,48 @@ fn every_case_file_is_listed() {
         on_disk, listed,
         "tests/cases/*.nix and the list in conformance.rs differ"
     );
+}
+
+/// A phase failing under errexit prints what it prints in stock: its own output, then
+/// whatever bash prints while it unwinds the function frames (bash 5.2 before the upstream
+/// fix: one `pop_var_context` line per frame, in stock too), nothing more and nothing less.
+/// Only the `FILE: line N: ` prefix of bash's messages may differ (case 04c).
+#[test]
+fn failing_phases_print_what_stock_prints() {
+    use integration_tests::nix::{builder_binary, cases_dir, nix_build};
+    let builder = builder_binary().unwrap_or_else(|e| panic!("{e}"));
+    for (file, phase, own_line) in [
+        ("18a-fail-make.nix", "buildPhase", "about to fail"),
+        (
+            "18d-fail-errexit-in-function.nix",
+            "installPhase",
+            "failingStep runs in installPhase",
+        ),
+    ] {
+        let case = cases_dir().join(file);
+        let stock = nix_build(&case, None).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let ours = nix_build(&case, Some(builder)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert!(
+            !stock.success && !ours.success,
+            "{file}: both builds must fail\n--- stock\n{}\n--- ours\n{}",
+            stock.log_tail(20),
+            ours.log_tail(20)
+        );
+        let expected = integration_tests::failure_output(&stock, phase);
+        assert!(
+            expected.iter().any(|l| l == own_line),
+            "{file}: the stock log has no `{own_line}` after the {phase} header, so this test \
+             proves nothing:\n{}",
+            stock.log_tail(20)
+        );
+        let printed = integration_tests::failure_output(&ours, phase);
+        assert_eq!(
+            printed,
+            expected,
+            "{file}: what the failing {phase} printed differs from stock\n--- our log (tail)\n{}",
+            ours.log_tail(20)
+        );
+    }
 }
 
 /// Signals the build was started with ignored (`nohup`, a background job of a

@@ -145,6 +145,38 @@ fn compare_logs(stock: &BuildResult, ours: &BuildResult) -> Option<String> {
     ))
 }
 
+/// What a failed build printed from stdenv's `Running phase: PHASE` header (its last one)
+/// to the end of its log, without checkpoint-builder's own report lines (`checkpoint-builder:
+/// …`), and with the location prefix of bash's messages (`FILE: line N: `) replaced by
+/// `BASH_LOCATION: `: inside functions bash names the file the function was defined in,
+/// which for the builder is its restore file (the divergence case 04c documents). Empty
+/// when the log has no such header.
+pub fn failure_output(result: &BuildResult, phase: &str) -> Vec<String> {
+    let header = format!("Running phase: {phase}");
+    let Some(start) = result.log_lines.iter().rposition(|l| l.trim() == header) else {
+        return Vec::new();
+    };
+    result.log_lines[start + 1..]
+        .iter()
+        .filter(|l| !l.starts_with("checkpoint-builder:"))
+        .map(|l| without_bash_location(l))
+        .collect()
+}
+
+/// `line` with a leading `FILE: line N: ` (FILE without blanks) replaced by
+/// `BASH_LOCATION: `; other lines as they are.
+fn without_bash_location(line: &str) -> String {
+    let located = line.split_once(": line ").and_then(|(file, rest)| {
+        let (number, message) = rest.split_once(": ")?;
+        let plausible = !file.is_empty()
+            && !file.contains(char::is_whitespace)
+            && !number.is_empty()
+            && number.bytes().all(|b| b.is_ascii_digit());
+        plausible.then(|| format!("BASH_LOCATION: {message}"))
+    });
+    located.unwrap_or_else(|| line.to_owned())
+}
+
 fn status(result: &BuildResult) -> String {
     match (result.success, result.exit_code) {
         (true, _) => "succeeded".to_owned(),
@@ -286,5 +318,33 @@ pub fn check_case(
             "{header}\n  documented divergence ({reason}):\n{}",
             diffs.join("\n\n")
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_bash_location;
+
+    #[test]
+    fn only_a_bash_location_prefix_is_replaced() {
+        for (line, expected) in [
+            (
+                "/nix/store/x-stdenv/setup: line 1162: pop_var_context: head",
+                "BASH_LOCATION: pop_var_context: head",
+            ),
+            (
+                "/proc/1/fd/4: line 51: frozen: readonly variable",
+                "BASH_LOCATION: frozen: readonly variable",
+            ),
+            ("this installPhase fails", "this installPhase fails"),
+            (
+                "a file: line 3: with a blank",
+                "a file: line 3: with a blank",
+            ),
+            ("f: line x: not a number", "f: line x: not a number"),
+            ("f: line 3 no colon after", "f: line 3 no colon after"),
+        ] {
+            assert_eq!(without_bash_location(line), expected, "{line}");
+        }
     }
 }

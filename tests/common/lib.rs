@@ -24,6 +24,6 @@ pub mod outputs;
 pub mod projects;
 pub mod reuse_cases;
 
-pub use compare::{check_case, compare_builds, Comparison, Expectation, Outcome};
+pub use compare::{check_case, compare_builds, failure_output, Comparison, Expectation, Outcome};
 pub use error::HarnessError;
 pub use nix::{builder_binary, nar_normalised, nix_build, BuildResult};
