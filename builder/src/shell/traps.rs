@@ -138,8 +138,10 @@ mod tests {
             "trap '' PIPE\ntrap : RTMIN+3\ntrap 'a;b' ERR\ntrap 'return 3' RETURN\n",
             "trap -p; trap - EXIT\n",
         );
-        let out = std::process::Command::new("bash")
-            .args(["--norc", "-c", script])
+        // With every signal at its default: bash also lists a signal ignored when it started
+        // (SIGHUP under nohup, SIGINT and SIGQUIT in a background job).
+        let out = std::process::Command::new("env")
+            .args(["--default-signal", "bash", "--norc", "-c", script])
             .output()
             .expect("bash runs");
         let traps = parse_traps(&out.stdout).unwrap();
@@ -150,8 +152,8 @@ mod tests {
             .iter()
             .any(|t| t.condition == "SIGPIPE" && t.handler.is_empty()));
         // Set again from our rendering, bash prints the same.
-        let again = std::process::Command::new("bash")
-            .args(["--norc", "-c"])
+        let again = std::process::Command::new("env")
+            .args(["--default-signal", "bash", "--norc", "-c"])
             .arg(format!("{}trap -p; trap - EXIT\n", render_traps(&traps)))
             .output()
             .expect("bash runs");
