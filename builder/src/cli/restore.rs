@@ -6,7 +6,7 @@ use super::CliError;
 use crate::checkpoint::{RelPath, RestoreOptions, RestoreReport};
 use std::path::{Path, PathBuf};
 
-/// Restore each root (build, out, ...) of the state after PHASE into `DIR/<root>`.
+/// Restore each root (build, out, ...) of the state after PHASE into DIR/ROOT.
 ///
 /// DIR must not exist or be an empty directory (not a symlink). The checkpoint is verified
 /// first; nothing is written when it is unusable. Setuid/setgid bits are cleared unless
