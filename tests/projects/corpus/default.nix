@@ -141,6 +141,9 @@ in
   cpio = project "cpio" {
     name = "cpio-2.13"; system = "autotools (gnulib), texinfo";
     file = "src/main.c"; header = "src/cpiohdr.h";
+    # cpio 2.13 defines `program_name` twice, which links only with common symbols (gcc 10
+    # made -fno-common the default); nixpkgs builds it with -fcommon too.
+    NIX_CFLAGS_COMPILE = "-fcommon";
     # Debian's orig tarball (+dfsg) leaves the manual (GFDL) out, and doc/Makefile still
     # makes cpio.info from it: a one-node manual of ours stands in.
     postPatch = ''
