@@ -9,7 +9,8 @@
 //!   if the source variables (`src`, `srcs`, `curSrc`, `patches`) and the unpack and patch
 //!   phases' own variables (`postPatch`, `patchFlags`, …) were left out of the keys: their
 //!   effect is in the tree, which is compared by content (`SOURCE_DATE_EPOCH` stays keyed: its
-//!   effect is also in generated files make does not track, see [`crate::reuse::plan::SOURCE_VARIABLES`]);
+//!   effect is also in generated files make does not track, see
+//!   [`crate::reuse::plan::SOURCE_VARIABLES`]);
 //! - when the phases before `buildPhase` do not match, they may rerun over the earlier tree
 //!   instead ([`working_copy`]: a version bump, a changed configure flag, a changed build
 //!   description under ninja);
