@@ -556,6 +556,45 @@ fn a_product_left_out_that_make_cannot_remake_gives_a_clean_build() {
     assert_eq!(side, format!("{}\n", output(&b, false).display()));
 }
 
+/// gcc copies a constant path into a buffer in 16-byte pieces, the last overlapping the rest:
+/// under the 9-character name `pieces-46`, the last piece of `$out/lib` holds the hash's last
+/// character and the name (`z-pieces-46/lib`), which no rewrite of whole paths or hash parts
+/// reaches (cpio's `LIBDIR` in docs/corpus.md). A source change elsewhere keeps `util.o`, so
+/// resuming over the earlier tree would link the earlier hash's last character into this
+/// build's program: the builder finds the piece in the rewritten object and builds on the
+/// fresh tree instead, and `out` equals a clean build.
+#[test]
+fn an_object_holding_a_piece_of_the_earlier_path_is_not_reused() {
+    let a = build_named("pieces-base", "pieces", "pieces-46", None);
+    let b = build_named(
+        "pieces-from-a",
+        "pieces-source",
+        "pieces-46",
+        Some(&output(&a, true)),
+    );
+    let clean = build_named("pieces-clean", "pieces-source", "pieces-46", None);
+    let last = |r: &BuildResult| output(r, false).to_string_lossy().as_bytes()[42];
+    if last(&a) != last(&b) {
+        let configure = decision(&b, "configurePhase");
+        assert!(
+            b.log_lines
+                .iter()
+                .any(|l| l.contains("holds a piece of output `out`") && l.contains("-pieces-46`")),
+            "{configure}\n{}",
+            b.log_tail(40)
+        );
+        assert_eq!(make_compiles(&b).len(), 3, "{}", b.log_tail(40));
+    }
+    assert!(normalised_out(&b) == normalised_out(&clean));
+    assert_eq!(
+        String::from_utf8_lossy(&greet_output(&b).stdout),
+        format!(
+            "Hello, changed world from {}/lib\n",
+            output(&b, false).display()
+        )
+    );
+}
+
 /// Objects compiled with -g keep the -frandom-seed flag (derived from $out) in their debug
 /// strings, in an order gcc takes from the seed: reused across a change of $out, they would
 /// give an unstripped output that differs from a clean build's. The builder finds this

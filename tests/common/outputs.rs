@@ -28,11 +28,21 @@ pub fn normalised_nar(store_path: &Path, real: &Path) -> Vec<u8> {
         .into_owned();
     let hash = name.as_bytes()[..32].to_vec();
     let mut nar = dump(real).unwrap_or_else(|e| panic!("{e}"));
-    for needle in [hash.clone(), hash[..10].to_vec()] {
+    // The hash, its first ten characters (the compiler seed), and the pieces a compiler keeps
+    // apart when it copies the path in overlapping stores: the hash's last k characters and
+    // the name (`z-pieces-46`), longest first. The name part stays as it is.
+    let name_part = name.as_bytes()[32..].to_vec();
+    let mut needles = vec![(hash.clone(), 32), (hash[..10].to_vec(), 10)];
+    needles.extend(
+        (1..32)
+            .rev()
+            .map(|k| ([&hash[32 - k..], &name_part[..]].concat(), k)),
+    );
+    for (needle, hash_chars) in needles {
         let mut i = 0;
         while i + needle.len() <= nar.len() {
             if nar[i..].starts_with(&needle) {
-                nar[i..i + needle.len()].fill(b'0');
+                nar[i..i + hash_chars].fill(b'0');
                 i += needle.len();
             } else {
                 i += 1;

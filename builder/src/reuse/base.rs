@@ -4,17 +4,17 @@
 //! Effectful. Deciding *what* to reuse is pure and lives in [`crate::reuse::plan`].
 
 use crate::checkpoint::{
-    Checkpoint, CheckpointError, CheckpointWriter, Layer, RestoreReport, RewritePair, Snapshotter,
-    State,
+    Checkpoint, CheckpointError, CheckpointWriter, ContentHash, EntryKind, Layer, RestoreReport,
+    RewritePair, Snapshotter, State,
 };
 use crate::meta::attachment;
 use crate::meta::{BuildMeta, LayerInfo};
 use crate::reuse::keys::{random_seed_of, LayerInputs};
 use crate::reuse::plan::BaseLayer;
-use crate::reuse::stale::StaleValue;
+use crate::reuse::stale::{pieces_held, StaleValue};
 use crate::reuse::trust::{self, BaseTrust, LayerRecord, TrustError};
 use crate::shell::ShellState;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -316,6 +316,44 @@ pub fn path_rewrites(
     Ok(moves)
 }
 
+/// What may be left of an earlier output path that moved to a new hash under the same name
+/// once its whole path and hash part are rewritten: gcc copies a constant path in overlapping
+/// 16-byte stores, and the last one can hold only the hash's last characters and the name
+/// (`iw-cpio-2.13/lib` of `/nix/store/…miw-cpio-2.13/lib`), which no rewrite of whole
+/// strings reaches. One pattern per such output: the old hash's shortest tail that differs
+/// from the new one's, then `-` and the name (a shorter tail is the same in both, so a piece
+/// holding only that is right as it is). Found in a reused file
+/// ([`crate::reuse::stale::pieces_held`]), it keeps that file's layer from being used.
+pub fn path_pieces(base: &BaseCheckpoint, outputs: &[(String, PathBuf)]) -> Vec<StaleValue> {
+    base.outputs
+        .iter()
+        .filter_map(|(name, old)| {
+            let (_, new) = outputs.iter().find(|(n, _)| n == name)?;
+            output_piece(name, old, new.as_os_str().as_bytes())
+        })
+        .collect()
+}
+
+/// [`path_pieces`] for one output moved from `old` to `new`.
+fn output_piece(name: &str, old: &[u8], new: &[u8]) -> Option<StaleValue> {
+    let (old_hash, new_hash) = (store_hash_of(old)?, store_hash_of(new)?);
+    if old_hash == new_hash || name_part(old) != name_part(new) {
+        return None;
+    }
+    let common = old_hash
+        .iter()
+        .rev()
+        .zip(new_hash.iter().rev())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let tail = &old_hash[old_hash.len() - common - 1..];
+    Some(StaleValue {
+        old: [tail, name_part(old)].concat(),
+        new: None,
+        what: format!("a piece of output `{name}`"),
+    })
+}
+
 /// The 32-character hash part of a store path's base name (`<hash>-<name>`), if it has one.
 fn store_hash_of(path: &[u8]) -> Option<Vec<u8>> {
     let base = path.iter().rposition(|&b| b == b'/').map_or(0, |p| p + 1);
@@ -386,6 +424,7 @@ pub fn resume_trees(
     writer.stage_in(build_top)?;
     let restored = (|| {
         let state = writer.import_layers_rewritten(&base.checkpoint, depth, rewrites)?;
+        check_path_pieces(base, depth, &state, writer, outputs)?;
         cost.import = started.elapsed();
         let started = std::time::Instant::now();
         let kept: Vec<(PathBuf, Vec<u8>)> = OWN_BUILD_FILES
@@ -412,6 +451,51 @@ pub fn resume_trees(
     ended?;
     snapshotter.adopt(state.clone(), depth + 1)?;
     Ok((state, cost))
+}
+
+/// Refuses layer `depth` of `base` when a file the rewrite changed in `state` (its import)
+/// still holds a piece of an earlier output path ([`path_pieces`]): restored, it would carry
+/// the earlier path into this build.
+fn check_path_pieces(
+    base: &BaseCheckpoint,
+    depth: u32,
+    state: &State,
+    writer: &CheckpointWriter,
+    outputs: &[(String, PathBuf)],
+) -> Result<(), CheckpointError> {
+    let pieces = path_pieces(base, outputs);
+    if pieces.is_empty() {
+        return Ok(());
+    }
+    let earlier = file_contents(&base.checkpoint.state_after(depth)?);
+    for (root_name, root) in &state.roots {
+        let read = |h: &ContentHash| writer.blobs().store().read(h).ok();
+        if let Some((path, value)) = pieces_held(root, &earlier, &pieces, read).first() {
+            return Err(CheckpointError::RewriteConflict {
+                layer: depth,
+                problem: format!(
+                    "{root_name}/{path} holds {} (`{}`) that no rewrite can update: a compiler \
+                     stored the path in pieces",
+                    value.what,
+                    String::from_utf8_lossy(&value.old)
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The content hashes of every file of `state`.
+pub fn file_contents(state: &State) -> HashSet<ContentHash> {
+    state
+        .roots
+        .values()
+        .flat_map(|root| root.values())
+        .filter_map(|e| match &e.kind {
+            EntryKind::File { blake3, .. } => Some(*blake3),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Removes `path` and everything below it, never following a symlink; directories without
@@ -541,8 +625,10 @@ impl InitialTree {
 
 #[cfg(test)]
 mod tests {
-    use super::{output_rewrites, remove_tree, InitialTree};
+    use super::{output_piece, output_rewrites, pieces_held, remove_tree, InitialTree, StaleValue};
+    use crate::checkpoint::ContentHash;
     use crate::checkpoint::Rewrites;
+    use std::collections::{BTreeMap, HashSet};
     use std::os::unix::fs::PermissionsExt;
 
     const OLD: &[u8] = b"/nix/store/l9i65cwnhjb8g9c53ii6hl9mzdgppjcp-patch-2.7.6";
@@ -562,6 +648,61 @@ mod tests {
         let old = b"/nix/store/l9i65cwnhjb8g9c53ii6hl9mzdgppjcp-patc-patch-2.7.6/lib";
         let new = b"/nix/store/fnw1a3kysnpaa8m6lxgivbf1xvqpchmd-patc-patch-2.7.6/lib";
         assert_eq!(rewritten(old), new);
+    }
+
+    #[test]
+    fn the_piece_of_a_path_no_rewrite_reaches_is_the_shortest_differing_tail_and_the_name() {
+        // cpio 2.13's `bin/cpio`: `iw-cpio-2.13/lib`, the last piece of a LIBDIR copy.
+        let old = b"/nix/store/3chry7afr35hrm6a1csd2vy6qvi8lmiw-cpio-2.13";
+        let new = b"/nix/store/ywxiaxyl3nidpgrg1s55zgiw0fp4j8if-cpio-2.13";
+        let piece = output_piece("out", old, new).unwrap();
+        assert_eq!(piece.old, b"w-cpio-2.13");
+        // A shared last character is right as it is: the piece starts one further back.
+        let new = b"/nix/store/ywxiaxyl3nidpgrg1s55zgiw0fp4j8jw-cpio-2.13";
+        assert_eq!(output_piece("out", old, new).unwrap().old, b"iw-cpio-2.13");
+        // The rewritten whole path never holds it.
+        let mut rewritten_whole = new.to_vec();
+        rewritten_whole.extend_from_slice(b"/lib");
+        assert!(memchr::memmem::find(&rewritten_whole, b"iw-cpio-2.13").is_none());
+        assert!(output_piece("out", old, old).is_none());
+        let renamed = b"/nix/store/ywxiaxyl3nidpgrg1s55zgiw0fp4j8if-cpio-2.15";
+        assert!(output_piece("out", old, renamed).is_none());
+    }
+
+    #[test]
+    fn pieces_are_looked_for_in_rewritten_files_only() {
+        use crate::checkpoint::testutil::tree_of;
+        let piece = StaleValue {
+            old: b"w-cpio-2.13".to_vec(),
+            new: None,
+            what: "a piece of output `out`".into(),
+        };
+        let tree = tree_of(&[
+            ("src/cpio", "xxxxw-cpio-2.13/lib"),
+            (
+                "doc/notes",
+                "w-cpio-2.13 in a file the rewrite did not change",
+            ),
+            ("src/main.o", "nothing"),
+        ]);
+        let contents: BTreeMap<ContentHash, Vec<u8>> = [
+            "xxxxw-cpio-2.13/lib",
+            "w-cpio-2.13 in a file the rewrite did not change",
+            "nothing",
+        ]
+        .iter()
+        .map(|c| (ContentHash::of(c.as_bytes()), c.as_bytes().to_vec()))
+        .collect();
+        let earlier: HashSet<ContentHash> = [
+            ContentHash::of(b"w-cpio-2.13 in a file the rewrite did not change"),
+            ContentHash::of(b"nothing"),
+        ]
+        .into_iter()
+        .collect();
+        let pieces = [piece];
+        let held = pieces_held(&tree, &earlier, &pieces, |h| contents.get(h).cloned());
+        let paths: Vec<String> = held.iter().map(|(p, _)| p.to_string()).collect();
+        assert_eq!(paths, ["src/cpio"]);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! build directory whose length changed (a rename such as `hello-2.9` → `hello-2.10`), and
 //! the renderings of an earlier `SOURCE_DATE_EPOCH` (a generated header's date, `__DATE__`).
 //! A build product that still holds one is left out of the tree a rerun resumes over, so the
-//! build remakes it and no stale value reaches an output.
+//! build remakes it and no stale value reaches an output. Also the pieces of an earlier output
+//! path that a compiler stored apart ([`pieces_held`]): a reused file holding one is not used.
 //!
 //! Pure: patterns in, the paths that hold them out ([`holding`]).
 
@@ -137,6 +138,23 @@ pub fn holding<'v>(
         }
     }
     held
+}
+
+/// The files of `tree` that a rewrite changed (content not among `earlier`, the contents of
+/// the same layer before rewriting) and that still hold one of `pieces`
+/// ([`crate::reuse::base::path_pieces`]): a piece of an earlier output path no rewrite
+/// reached. Files the rewrite left alone are not read.
+pub fn pieces_held<'v>(
+    tree: &RootState,
+    earlier: &std::collections::HashSet<ContentHash>,
+    pieces: &'v [StaleValue],
+    read: impl Fn(&ContentHash) -> Option<Vec<u8>>,
+) -> Vec<(RelPath, &'v StaleValue)> {
+    let unchanged = |p: &RelPath| match tree.get(p).map(|e| &e.kind) {
+        Some(EntryKind::File { blake3, .. }) => earlier.contains(blake3),
+        _ => true,
+    };
+    holding(tree, pieces, unchanged, read)
 }
 
 /// `content` with every `old` of `values` replaced by its `new` (lengths may differ); `None`

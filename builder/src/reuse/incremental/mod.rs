@@ -34,7 +34,7 @@ use crate::checkpoint::{
     floor_after, max_mtime, overlay_diff, overlay_state, CheckpointError, ContentHash, EntryKind,
     RelPath, RewritePair, RootState, State, Timestamp,
 };
-use crate::reuse::base::{BaseCheckpoint, PathMoves};
+use crate::reuse::base::{file_contents, path_pieces, BaseCheckpoint, PathMoves};
 use crate::reuse::plan::PhaseDecision;
 use crate::reuse::stale::{self, StaleValue};
 use crate::shell::declare::Value;
@@ -188,6 +188,27 @@ pub fn try_resume(
     let old_tree = import(recorder, k)?.root("build").clone();
     let changes = overlay_diff(&old_tree, &new_tree);
     let mut want = import(recorder, build_layer)?;
+    let pieces = path_pieces(base, outputs);
+    if !pieces.is_empty() {
+        let earlier = base
+            .checkpoint
+            .state_after(build_layer as u32)
+            .map(|s| file_contents(&s))
+            .map_err(|source| ResumeError::Import {
+                layer: build_layer as u32,
+                source,
+            })?;
+        let read = |h: &ContentHash| recorder.read_blob(h).ok();
+        if let Some((path, value)) =
+            stale::pieces_held(want.root("build"), &earlier, &pieces, read).first()
+        {
+            return Ok(Resumption::NotResumed(NoResume::PathPiece {
+                file: path.to_string(),
+                what: value.what.clone(),
+                piece: String::from_utf8_lossy(&value.old).into_owned(),
+            }));
+        }
+    }
     let ninja = ran_ninja(want.root("build"));
     let mut found = found;
     // What no rewrite moves: paths that changed length, and the renderings of a moved

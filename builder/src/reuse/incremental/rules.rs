@@ -55,6 +55,17 @@ pub enum NoResume {
          earlier tree because {why}"
     )]
     NotRerunnable { first: String, why: String },
+    /// A file of the earlier tree holds a piece of an earlier output path no rewrite reaches
+    /// ([`crate::reuse::base::path_pieces`]).
+    #[error(
+        "{file} holds {what} (`{piece}`) that no rewrite can update (a compiler stored the \
+         path in pieces), so the earlier tree after buildPhase is not reused"
+    )]
+    PathPiece {
+        file: String,
+        what: String,
+        piece: String,
+    },
 }
 
 /// The phases of a resume: base layer `patch_layer` is the earlier `patchPhase`'s, and
