@@ -50,6 +50,10 @@ def rewrites(paths):
         ph = placeholder_for(name)
         table[SEED_FLAG + h[:SEED_LEN].encode()] = SEED_FLAG + ph[:SEED_LEN].encode()
         table[h.encode()] = ph.encode()
+        # The pieces a compiler keeps apart when it copies the path in overlapping stores:
+        # the hash's last k characters and the name (`iw-cpio-2.13`).
+        for k in range(1, HASH_LEN):
+            table[(h[HASH_LEN - k:] + "-" + name).encode()] = (ph[HASH_LEN - k:] + "-" + name).encode()
     return table
 
 
