@@ -54,6 +54,10 @@ def rewrites(paths):
         # the hash's last k characters and the name (`iw-cpio-2.13`).
         for k in range(1, HASH_LEN):
             table[(h[HASH_LEN - k:] + "-" + name).encode()] = (ph[HASH_LEN - k:] + "-" + name).encode()
+        # And 8 characters of the hash anywhere: a path split so that no file holds it whole
+        # (8-byte immediates).
+        for i in range(HASH_LEN - 7):
+            table.setdefault(h[i:i + 8].encode(), ph[i:i + 8].encode())
     return table
 
 

@@ -38,6 +38,9 @@ pub fn normalised_nar(store_path: &Path, real: &Path) -> Vec<u8> {
             .rev()
             .map(|k| ([&hash[32 - k..], &name_part[..]].concat(), k)),
     );
+    // And 8 characters of the hash anywhere: what is left where the path was split so that no
+    // file holds it whole (8-byte immediates).
+    needles.extend(hash.windows(8).map(|w| (w.to_vec(), 8)));
     for (needle, hash_chars) in needles {
         let mut i = 0;
         while i + needle.len() <= nar.len() {

@@ -23,7 +23,7 @@
 # build-id hashes the binary's own store path, which no same-length rewrite can update.
 { mkDrv, variant ? "a", base ? null, name ? "reuse-cproject", cache ? null, salt ? null, baseTrust ? null, baseContext ? true }:
 let
-  greeting = if builtins.elem variant [ "source" "source-flags" "edit-source" "date-source" "renamed-source" "pieces-source" ] then "Hello, changed world" else "Hello, world";
+  greeting = if builtins.elem variant [ "source" "source-flags" "edit-source" "date-source" "renamed-source" "pieces-source" "immediates-source" ] then "Hello, changed world" else "Hello, world";
   dated = variant == "date" || variant == "date-source";
   debug = builtins.elem variant [ "debug" "debug-install" "debug-stripped" "debug-stripped-install" ];
   stripped = builtins.elem variant [ "debug-stripped" "debug-stripped-install" ];
@@ -104,8 +104,8 @@ let
         printf '#include <stdio.h>\n#include "util.h"\nint greet(void) { printf("%%s from %%s%%s\\n", text(), PREFIX, MARK); return 0; }\n' > util.c
         printf '#define MARK "${if variant == "untracked-header" then "!" else ""}"\n' >> util.h
       '' else ""}
-      ${if variant == "pieces" || variant == "pieces-source" then ''
-        echo 'util.o: CFLAGS = -O2' >> Makefile.in
+      ${if builtins.elem variant [ "pieces" "pieces-source" "immediates" "immediates-source" ] then ''
+        ${if variant == "pieces" || variant == "pieces-source" then "echo 'util.o: CFLAGS = -O2' >> Makefile.in" else ""}
         printf '#include <stdio.h>\n#include <string.h>\n#include "util.h"\nchar libdir[128];\nint greet(void) { memcpy(libdir, PREFIX "/lib", sizeof(PREFIX "/lib")); printf("%%s from %%s\\n", text(), libdir); return 0; }\n' > util.c
       '' else ""}
       ${if variant == "side-file" then ''

@@ -4,14 +4,14 @@
 //! Effectful. Deciding *what* to reuse is pure and lives in [`crate::reuse::plan`].
 
 use crate::checkpoint::{
-    Checkpoint, CheckpointError, CheckpointWriter, ContentHash, EntryKind, Layer, RestoreReport,
-    RewritePair, Snapshotter, State,
+    Checkpoint, CheckpointError, CheckpointWriter, ContentHash, EntryKind, Layer, RelPath,
+    RestoreReport, RewritePair, Snapshotter, State,
 };
 use crate::meta::attachment;
 use crate::meta::{BuildMeta, LayerInfo};
 use crate::reuse::keys::{random_seed_of, LayerInputs};
 use crate::reuse::plan::BaseLayer;
-use crate::reuse::stale::{pieces_held, StaleValue};
+use crate::reuse::stale::{hash_windows_held, pieces_held, StaleValue};
 use crate::reuse::trust::{self, BaseTrust, LayerRecord, TrustError};
 use crate::shell::ShellState;
 use std::collections::{BTreeMap, HashSet};
@@ -334,6 +334,28 @@ pub fn path_pieces(base: &BaseCheckpoint, outputs: &[(String, PathBuf)]) -> Vec<
         .collect()
 }
 
+/// The hash parts of the earlier outputs that moved to a new hash under the same name (whose
+/// whole hashes are rewritten), each with what it is for the log; see
+/// [`crate::reuse::stale::hash_windows_held`]. A renamed output's hash is not rewritten but
+/// left out where it is found whole ([`PathMoves::stale`]), so it is not among them.
+pub fn moved_hashes(
+    base: &BaseCheckpoint,
+    outputs: &[(String, PathBuf)],
+) -> Vec<(Vec<u8>, String)> {
+    base.outputs
+        .iter()
+        .filter_map(|(name, old)| {
+            let (_, new) = outputs.iter().find(|(n, _)| n == name)?;
+            let new = new.as_os_str().as_bytes();
+            let old_hash = store_hash_of(old)?;
+            let moved = store_hash_of(new).is_some_and(|h| h != old_hash)
+                && new.len() == old.len()
+                && name_part(old) == name_part(new);
+            moved.then(|| (old_hash, format!("a piece of output `{name}`")))
+        })
+        .collect()
+}
+
 /// [`path_pieces`] for one output moved from `old` to `new`.
 fn output_piece(name: &str, old: &[u8], new: &[u8]) -> Option<StaleValue> {
     let (old_hash, new_hash) = (store_hash_of(old)?, store_hash_of(new)?);
@@ -464,22 +486,27 @@ fn check_path_pieces(
     outputs: &[(String, PathBuf)],
 ) -> Result<(), CheckpointError> {
     let pieces = path_pieces(base, outputs);
-    if pieces.is_empty() {
+    let hashes = moved_hashes(base, outputs);
+    if pieces.is_empty() && hashes.is_empty() {
         return Ok(());
     }
     let earlier = file_contents(&base.checkpoint.state_after(depth)?);
+    let refuse = |root_name: &str, path: &RelPath, what: &str| CheckpointError::RewriteConflict {
+        layer: depth,
+        problem: format!(
+            "{root_name}/{path} holds {what} that no rewrite can update: a compiler stored the \
+             path in pieces"
+        ),
+    };
     for (root_name, root) in &state.roots {
         let read = |h: &ContentHash| writer.blobs().store().read(h).ok();
         if let Some((path, value)) = pieces_held(root, &earlier, &pieces, read).first() {
-            return Err(CheckpointError::RewriteConflict {
-                layer: depth,
-                problem: format!(
-                    "{root_name}/{path} holds {} (`{}`) that no rewrite can update: a compiler \
-                     stored the path in pieces",
-                    value.what,
-                    String::from_utf8_lossy(&value.old)
-                ),
-            });
+            let what = format!("{} (`{}`)", value.what, String::from_utf8_lossy(&value.old));
+            return Err(refuse(root_name, path, &what));
+        }
+        if let Some((path, what, window)) = hash_windows_held(root, &hashes, read) {
+            let what = format!("{what} (`{}`)", String::from_utf8_lossy(&window));
+            return Err(refuse(root_name, &path, &what));
         }
     }
     Ok(())

@@ -157,6 +157,64 @@ pub fn pieces_held<'v>(
     holding(tree, pieces, unchanged, read)
 }
 
+/// The first file of `tree` that looks like compiler output (an ELF object, program or
+/// library, or an `ar` archive; judged by name or executable mode, then by its magic) and
+/// holds 8 consecutive characters of one of `old_hashes` (the hash parts of earlier outputs
+/// that moved), with what it holds and those characters. A compiler may split a constant path so that no file holds
+/// the whole hash (gcc at `-O1` copies it in 8-byte immediates between opcodes), and then no
+/// rewrite reaches it; after the rewrite every whole hash is the new one, so 8 characters of
+/// an old one are always such a piece.
+pub fn hash_windows_held(
+    tree: &RootState,
+    old_hashes: &[(Vec<u8>, String)],
+    read: impl Fn(&ContentHash) -> Option<Vec<u8>>,
+) -> Option<(RelPath, String, Vec<u8>)> {
+    const WINDOW: usize = 8;
+    let mut windows: Vec<&[u8]> = Vec::new();
+    let mut whats: Vec<&str> = Vec::new();
+    for (hash, what) in old_hashes {
+        for window in hash.windows(WINDOW) {
+            windows.push(window);
+            whats.push(what);
+        }
+    }
+    if windows.is_empty() {
+        return None;
+    }
+    let finder = aho_corasick::AhoCorasick::new(&windows).ok()?;
+    for (path, entry) in tree {
+        let EntryKind::File { blake3, .. } = &entry.kind else {
+            continue;
+        };
+        if !looks_compiled(path.as_bytes(), entry.mode) {
+            continue;
+        }
+        let Some(content) = read(blake3) else {
+            // Unreadable: it cannot be shown clean.
+            return Some((path.clone(), whats[0].to_owned(), windows[0].to_vec()));
+        };
+        if !(content.starts_with(b"\x7fELF") || content.starts_with(b"!<arch>\n")) {
+            continue;
+        }
+        if let Some(m) = finder.find(&content) {
+            let i = m.pattern().as_usize();
+            return Some((path.clone(), whats[i].to_owned(), windows[i].to_vec()));
+        }
+    }
+    None
+}
+
+/// Whether a file may be compiler output, by its name (`.o`, `.obj`, `.os`, `.a`, `.so`,
+/// `.so.N`) or its executable mode.
+fn looks_compiled(path: &[u8], mode: u32) -> bool {
+    let name = path.rsplit(|&b| b == b'/').next().unwrap_or(path);
+    mode & 0o111 != 0
+        || [&b".o"[..], b".obj", b".os", b".a", b".so"]
+            .iter()
+            .any(|s| name.ends_with(s))
+        || memmem::find(name, b".so.").is_some()
+}
+
 /// `content` with every `old` of `values` replaced by its `new` (lengths may differ); `None`
 /// when a value held has no `new`.
 pub fn substituted(content: &[u8], values: &[StaleValue]) -> Option<Vec<u8>> {
@@ -184,6 +242,46 @@ mod tests {
     use super::*;
     use crate::checkpoint::testutil::tree_of;
     use std::collections::BTreeMap;
+
+    #[test]
+    fn eight_characters_of_a_moved_hash_in_compiler_output_are_found() {
+        let hash = b"3chry7afr35hrm6a1csd2vy6qvi8lmiw".to_vec();
+        // gcc -O1: `movabs` immediates, 8 bytes each, between opcode bytes.
+        let program = b"\x7fELF....\x48\xb8re/3chry\x48\xba7afr35hr\x48\xb8m6a1csd2";
+        let text = "7afr35hr in a text file";
+        let mut tree = tree_of(&[
+            ("greet", std::str::from_utf8(&program[..4]).unwrap()),
+            ("notes.txt", text),
+            ("clean.o", "\x7fELF nothing here"),
+        ]);
+        let mut contents: BTreeMap<ContentHash, Vec<u8>> = BTreeMap::new();
+        let mut set = |p: &str, c: &[u8], mode: u32| {
+            let h = ContentHash::of(c);
+            contents.insert(h, c.to_vec());
+            let e = tree
+                .get_mut(&RelPath::new(p.as_bytes().to_vec()).unwrap())
+                .unwrap();
+            e.mode = mode;
+            if let EntryKind::File { blake3, size, .. } = &mut e.kind {
+                *blake3 = h;
+                *size = c.len() as u64;
+            }
+        };
+        set("greet", program, 0o755);
+        set("notes.txt", text.as_bytes(), 0o644);
+        set("clean.o", b"\x7fELF nothing here", 0o644);
+        let hashes = [(hash, "a piece of output `out`".to_owned())];
+        let read = |h: &ContentHash| contents.get(h).cloned();
+        let (path, what, window) = hash_windows_held(&tree, &hashes, read).unwrap();
+        assert_eq!(path.to_string(), "greet");
+        assert_eq!(what, "a piece of output `out`");
+        assert!(window.len() == 8 && memmem::find(program, &window).is_some());
+        tree.remove(&RelPath::new(b"greet".to_vec()).unwrap());
+        assert!(
+            hash_windows_held(&tree, &hashes, read).is_none(),
+            "text files are not read"
+        );
+    }
 
     fn strings(epoch: i64) -> Vec<String> {
         epoch_renderings(epoch)

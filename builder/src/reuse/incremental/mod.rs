@@ -34,7 +34,7 @@ use crate::checkpoint::{
     floor_after, max_mtime, overlay_diff, overlay_state, CheckpointError, ContentHash, EntryKind,
     RelPath, RewritePair, RootState, State, Timestamp,
 };
-use crate::reuse::base::{file_contents, path_pieces, BaseCheckpoint, PathMoves};
+use crate::reuse::base::{file_contents, moved_hashes, path_pieces, BaseCheckpoint, PathMoves};
 use crate::reuse::plan::PhaseDecision;
 use crate::reuse::stale::{self, StaleValue};
 use crate::shell::declare::Value;
@@ -189,6 +189,16 @@ pub fn try_resume(
     let changes = overlay_diff(&old_tree, &new_tree);
     let mut want = import(recorder, build_layer)?;
     let pieces = path_pieces(base, outputs);
+    let hashes = moved_hashes(base, outputs);
+    let read = |h: &ContentHash| recorder.read_blob(h).ok();
+    if let Some((path, what, window)) = stale::hash_windows_held(want.root("build"), &hashes, read)
+    {
+        return Ok(Resumption::NotResumed(NoResume::PathPiece {
+            file: path.to_string(),
+            what,
+            piece: String::from_utf8_lossy(&window).into_owned(),
+        }));
+    }
     if !pieces.is_empty() {
         let earlier = base
             .checkpoint
