@@ -573,18 +573,16 @@ fn an_object_holding_a_piece_of_the_earlier_path_is_not_reused() {
         Some(&output(&a, true)),
     );
     let clean = build_named("pieces-clean", "pieces-source", "pieces-46", None);
-    let last = |r: &BuildResult| output(r, false).to_string_lossy().as_bytes()[42];
-    if last(&a) != last(&b) {
-        let configure = decision(&b, "configurePhase");
-        assert!(
-            b.log_lines
-                .iter()
-                .any(|l| l.contains("holds a piece of output `out`") && l.contains("-pieces-46`")),
-            "{configure}\n{}",
-            b.log_tail(40)
-        );
-        assert_eq!(make_compiles(&b).len(), 3, "{}", b.log_tail(40));
-    }
+    // Also when both hashes end alike (one build in 32), where the piece itself is right: gcc
+    // chose how to store the path by its bytes (seen: 8 more bytes of `.rodata`).
+    assert!(
+        b.log_lines
+            .iter()
+            .any(|l| l.contains("holds a piece of output `out`") && l.contains("-pieces-46`")),
+        "{}",
+        b.log_tail(40)
+    );
+    assert_eq!(make_compiles(&b).len(), 3, "{}", b.log_tail(40));
     assert!(normalised_out(&b) == normalised_out(&clean));
     assert_eq!(
         String::from_utf8_lossy(&greet_output(&b).stdout),

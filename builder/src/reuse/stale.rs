@@ -143,18 +143,39 @@ pub fn holding<'v>(
 /// The files of `tree` that a rewrite changed (content not among `earlier`, the contents of
 /// the same layer before rewriting) and that still hold one of `pieces`
 /// ([`crate::reuse::base::path_pieces`]): a piece of an earlier output path no rewrite
-/// reached. Files the rewrite left alone are not read.
+/// reached. A match right after a piece's `new` (the end of this build's whole hash) is not
+/// one. Files the rewrite left alone are not read; one that cannot be read counts as holding.
 pub fn pieces_held<'v>(
     tree: &RootState,
     earlier: &std::collections::HashSet<ContentHash>,
     pieces: &'v [StaleValue],
     read: impl Fn(&ContentHash) -> Option<Vec<u8>>,
 ) -> Vec<(RelPath, &'v StaleValue)> {
-    let unchanged = |p: &RelPath| match tree.get(p).map(|e| &e.kind) {
-        Some(EntryKind::File { blake3, .. }) => earlier.contains(blake3),
-        _ => true,
+    let held_in = |content: &[u8]| {
+        pieces.iter().find(|v| {
+            memmem::find_iter(content, &v.old).any(|i| match &v.new {
+                Some(whole) => i < whole.len() || content[i - whole.len()..i] != whole[..],
+                None => true,
+            })
+        })
     };
-    holding(tree, pieces, unchanged, read)
+    let mut held = Vec::new();
+    for (path, entry) in tree {
+        let EntryKind::File { blake3, .. } = &entry.kind else {
+            continue;
+        };
+        if pieces.is_empty() || earlier.contains(blake3) {
+            continue;
+        }
+        let value = match read(blake3) {
+            Some(content) => held_in(&content),
+            None => pieces.first(),
+        };
+        if let Some(v) = value {
+            held.push((path.clone(), v));
+        }
+    }
+    held
 }
 
 /// The first file of `tree` that looks like compiler output (an ELF object, program or
