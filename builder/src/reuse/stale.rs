@@ -181,10 +181,11 @@ pub fn pieces_held<'v>(
 /// The first file of `tree` that looks like compiler output (an ELF object, program or
 /// library, or an `ar` archive; judged by name or executable mode, then by its magic) and
 /// holds 8 consecutive characters of one of `old_hashes` (the hash parts of earlier outputs
-/// that moved), with what it holds and those characters. A compiler may split a constant path so that no file holds
-/// the whole hash (gcc at `-O1` copies it in 8-byte immediates between opcodes), and then no
-/// rewrite reaches it; after the rewrite every whole hash is the new one, so 8 characters of
-/// an old one are always such a piece.
+/// that moved), with what it holds and those characters. A compiler may split a constant
+/// path so that no file holds the whole hash (gcc at `-O1` copies it in 8-byte immediates
+/// between opcodes), and then no rewrite reaches it; after the rewrite every whole hash is the
+/// new one, so 8 characters of an old one are always such a piece. Every such file is read:
+/// the cost grows with the compiler output of the tree, not with the change.
 pub fn hash_windows_held(
     tree: &RootState,
     old_hashes: &[(Vec<u8>, String)],
