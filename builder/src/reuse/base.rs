@@ -472,9 +472,10 @@ pub fn resume_trees(
     Ok((state, cost))
 }
 
-/// Refuses layer `depth` of `base` when a file the rewrite changed in `state` (its import)
-/// still holds a piece of an earlier output path ([`path_pieces`]): restored, it would carry
-/// the earlier path into this build.
+/// Refuses layer `depth` of `base` when a file of `state` (its import) still holds a piece of
+/// an earlier output path: a tail piece in a file the rewrite changed ([`path_pieces`]), or
+/// 8 characters of a moved hash in compiler output ([`moved_hashes`]). Restored, it would
+/// carry the earlier path into this build.
 fn check_path_pieces(
     base: &BaseCheckpoint,
     depth: u32,
