@@ -5,7 +5,7 @@
 
 use crate::checkpoint::{
     Checkpoint, CheckpointError, CheckpointWriter, ContentHash, EntryKind, Layer, RelPath,
-    RestoreReport, RewritePair, Snapshotter, State,
+    RestoreReport, RewritePair, RootState, Snapshotter, State,
 };
 use crate::meta::attachment;
 use crate::meta::{BuildMeta, LayerInfo};
@@ -473,9 +473,8 @@ pub fn resume_trees(
 }
 
 /// Refuses layer `depth` of `base` when a file of `state` (its import) still holds a piece of
-/// an earlier output path: a tail piece in a file the rewrite changed ([`path_pieces`]), or
-/// 8 characters of a moved hash in compiler output ([`moved_hashes`]). Restored, it would
-/// carry the earlier path into this build.
+/// an earlier output path ([`piece_held`]): restored, it would carry the earlier path into
+/// this build.
 fn check_path_pieces(
     base: &BaseCheckpoint,
     depth: u32,
@@ -483,31 +482,64 @@ fn check_path_pieces(
     writer: &CheckpointWriter,
     outputs: &[(String, PathBuf)],
 ) -> Result<(), CheckpointError> {
-    let pieces = path_pieces(base, outputs);
-    let hashes = moved_hashes(base, outputs);
-    if pieces.is_empty() && hashes.is_empty() {
-        return Ok(());
-    }
-    let earlier = file_contents(&base.checkpoint.state_after(depth)?);
-    let refuse = |root_name: &str, path: &RelPath, what: &str| CheckpointError::RewriteConflict {
-        layer: depth,
-        problem: format!(
-            "{root_name}/{path} holds {what} that no rewrite can update: a compiler stored the \
-             path in pieces"
-        ),
-    };
+    let read = |h: &ContentHash| writer.blobs().store().read(h).ok();
     for (root_name, root) in &state.roots {
-        let read = |h: &ContentHash| writer.blobs().store().read(h).ok();
-        if let Some((path, value)) = pieces_held(root, &earlier, &pieces, read).first() {
-            let what = format!("{} (`{}`)", value.what, String::from_utf8_lossy(&value.old));
-            return Err(refuse(root_name, path, &what));
-        }
-        if let Some((path, what, window)) = hash_windows_held(root, &hashes, read) {
-            let what = format!("{what} (`{}`)", String::from_utf8_lossy(&window));
-            return Err(refuse(root_name, &path, &what));
+        if let Some(held) = piece_held(base, depth, root, outputs, &read)? {
+            return Err(CheckpointError::RewriteConflict {
+                layer: depth,
+                problem: format!(
+                    "{root_name}/{} holds {} (`{}`) that no rewrite can update: a compiler \
+                     stored the path in pieces",
+                    held.file,
+                    held.what,
+                    String::from_utf8_lossy(&held.piece)
+                ),
+            });
         }
     }
     Ok(())
+}
+
+/// A piece of an earlier output path found in a reused file ([`piece_held`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldPiece {
+    pub file: RelPath,
+    /// What it is a piece of, for the log (`a piece of output `out``).
+    pub what: String,
+    /// The bytes found.
+    pub piece: Vec<u8>,
+}
+
+/// The first file of `root` (a root of layer `depth` of `base`, imported with this build's
+/// rewrites; its contents read with `read`) that still holds a piece of an earlier output
+/// path: a tail piece in a file the rewrite changed ([`path_pieces`]), else 8 characters of a
+/// moved hash in compiler output ([`moved_hashes`]).
+pub fn piece_held(
+    base: &BaseCheckpoint,
+    depth: u32,
+    root: &RootState,
+    outputs: &[(String, PathBuf)],
+    read: &dyn Fn(&ContentHash) -> Option<Vec<u8>>,
+) -> Result<Option<HeldPiece>, CheckpointError> {
+    let pieces = path_pieces(base, outputs);
+    if !pieces.is_empty() {
+        let earlier = file_contents(&base.checkpoint.state_after(depth)?);
+        if let Some((file, value)) = pieces_held(root, &earlier, &pieces, read).first() {
+            return Ok(Some(HeldPiece {
+                file: file.clone(),
+                what: value.what.clone(),
+                piece: value.old.clone(),
+            }));
+        }
+    }
+    let hashes = moved_hashes(base, outputs);
+    Ok(
+        hash_windows_held(root, &hashes, read).map(|(file, what, piece)| HeldPiece {
+            file,
+            what,
+            piece,
+        }),
+    )
 }
 
 /// The content hashes of every file of `state`.

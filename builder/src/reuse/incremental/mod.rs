@@ -34,7 +34,7 @@ use crate::checkpoint::{
     floor_after, max_mtime, overlay_diff, overlay_state, CheckpointError, ContentHash, EntryKind,
     RelPath, RewritePair, RootState, State, Timestamp,
 };
-use crate::reuse::base::{file_contents, moved_hashes, path_pieces, BaseCheckpoint, PathMoves};
+use crate::reuse::base::{piece_held, BaseCheckpoint, PathMoves};
 use crate::reuse::plan::PhaseDecision;
 use crate::reuse::stale::{self, StaleValue};
 use crate::shell::declare::Value;
@@ -188,36 +188,19 @@ pub fn try_resume(
     let old_tree = import(recorder, k)?.root("build").clone();
     let changes = overlay_diff(&old_tree, &new_tree);
     let mut want = import(recorder, build_layer)?;
-    let pieces = path_pieces(base, outputs);
-    let hashes = moved_hashes(base, outputs);
     let read = |h: &ContentHash| recorder.read_blob(h).ok();
-    if let Some((path, what, window)) = stale::hash_windows_held(want.root("build"), &hashes, read)
-    {
+    let held = piece_held(base, build_layer as u32, want.root("build"), outputs, &read).map_err(
+        |source| ResumeError::Import {
+            layer: build_layer as u32,
+            source,
+        },
+    )?;
+    if let Some(held) = held {
         return Ok(Resumption::NotResumed(NoResume::PathPiece {
-            file: path.to_string(),
-            what,
-            piece: String::from_utf8_lossy(&window).into_owned(),
+            file: held.file.to_string(),
+            what: held.what,
+            piece: String::from_utf8_lossy(&held.piece).into_owned(),
         }));
-    }
-    if !pieces.is_empty() {
-        let earlier = base
-            .checkpoint
-            .state_after(build_layer as u32)
-            .map(|s| file_contents(&s))
-            .map_err(|source| ResumeError::Import {
-                layer: build_layer as u32,
-                source,
-            })?;
-        let read = |h: &ContentHash| recorder.read_blob(h).ok();
-        if let Some((path, value)) =
-            stale::pieces_held(want.root("build"), &earlier, &pieces, read).first()
-        {
-            return Ok(Resumption::NotResumed(NoResume::PathPiece {
-                file: path.to_string(),
-                what: value.what.clone(),
-                piece: String::from_utf8_lossy(&value.old).into_owned(),
-            }));
-        }
     }
     let ninja = ran_ninja(want.root("build"));
     let mut found = found;
@@ -327,7 +310,14 @@ pub fn try_resume(
         }
         _ => Vec::new(),
     };
-    let marked = mark_includers(&mut tree, &tracking, &new_tree, recorder, floor, ninja);
+    let marked = mark_includers(
+        &mut tree,
+        &tracking,
+        &new_tree,
+        recorder,
+        floor_after(floor),
+        ninja,
+    );
     want.roots.insert("build".to_owned(), tree);
     recorder
         .bring_trees_to(&want, build_top, outputs)
@@ -521,13 +511,14 @@ fn source_tracking(
 
 /// Untracked changes: the compile units that include them (all of them, when that cannot be
 /// bounded) are compiled again: their objects are made older than them, or, without a known
-/// object, they are made as new as a changed file (after `floor`); see [`objects`].
-fn mark_includers(
+/// object, they are made as new as `changed_mtime`; see [`objects`]. `source` is the new
+/// source (what is not in it is a build product), `ninja` whether ninja runs the build.
+pub(crate) fn mark_includers(
     tree: &mut RootState,
     tracking: &dependencies::Tracking,
     source: &RootState,
     recorder: &dyn Recording,
-    floor: Timestamp,
+    changed_mtime: Timestamp,
     ninja: bool,
 ) -> objects::MarkedUnits {
     if tracking.untracked.is_empty() {
@@ -538,5 +529,5 @@ fn mark_includers(
         None => compile_units(tree),
     };
     let read = |h: &ContentHash| recorder.read_blob(h).ok();
-    objects::mark_units_changed(tree, &units, source, &read, floor_after(floor), ninja)
+    objects::mark_units_changed(tree, &units, source, &read, changed_mtime, ninja)
 }

@@ -23,10 +23,9 @@ use crate::checkpoint::{
     floor_after, max_mtime, overlay_diff, CheckpointError, ContentHash, EntryKind, OverlayChange,
     RelPath, RootState, Timestamp,
 };
-use crate::reuse::incremental::dependencies::{
-    compile_units, forced_include_in, untracked_changes, Trees,
-};
-use crate::reuse::incremental::objects::{mark_units_changed, MarkedUnits};
+use crate::reuse::incremental::dependencies::{forced_include_in, untracked_changes, Trees};
+use crate::reuse::incremental::mark_includers;
+use crate::reuse::incremental::objects::MarkedUnits;
 use crate::reuse::incremental::rules::{is_stdenv_file, resume_floor, short_list};
 use crate::reuse::incremental::Recording;
 use crate::shell::ShellState;
@@ -302,16 +301,11 @@ pub fn settle(
             .unwrap_or_default();
         let newest = max_mtime(&tree).unwrap_or(Timestamp { sec: 0, nsec: 0 });
         let changed_mtime = floor_after(resume_floor(newest, now));
-        let units: Vec<RelPath> = match &tracking.affected_units {
-            Some(units) => units.iter().cloned().collect(),
-            None => compile_units(&tree),
-        };
-        let read = |h: &ContentHash| recorder.read_blob(h).ok();
-        settled.marked = mark_units_changed(
+        settled.marked = mark_includers(
             &mut tree,
-            &units,
+            &tracking,
             &copy.source,
-            &read,
+            recorder,
             changed_mtime,
             copy.ninja,
         );
