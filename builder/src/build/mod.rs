@@ -218,7 +218,12 @@ pub fn run(args: &[String]) -> Result<i32, BuildError> {
         rec.restore_time.as_secs_f64()
     );
     report_own_time(&outcome, &rec);
+    let started = std::time::Instant::now();
     let finished = rec.finish().map_err(BuildError::FinishCheckpoint)?;
+    eprintln!(
+        "checkpoint-builder: checkpoint finished in {:.3}s",
+        started.elapsed().as_secs_f64()
+    );
     if let (Some(_), Some(out)) = (&cache, &plan.checkpoint_dir) {
         copy_checkpoint(&finished, out).map_err(BuildError::CopyCacheEntry)?;
     }
@@ -310,15 +315,17 @@ fn report_own_time(outcome: &BuildOutcome, rec: &Recorder) {
             .sum()
     };
     eprintln!(
-        "checkpoint-builder: own time: restore {:.3}s, snapshot {:.3}s, carry {:.3}s; phases {:.3}s",
+        "checkpoint-builder: own time: restore {:.3}s, analysis {:.3}s, snapshot {:.3}s, carry {:.3}s; phases {:.3}s",
         rec.restore_time.as_secs_f64(),
+        rec.analysis_time.as_secs_f64(),
         rec.snapshot_time.as_secs_f64(),
         seconds(StepReport::carry),
         seconds(|s: &StepReport| s.work)
     );
     eprintln!(
-        "checkpoint-builder: own CPU time: restore {:.3}s, snapshot {:.3}s",
+        "checkpoint-builder: own CPU time: restore {:.3}s, analysis {:.3}s, snapshot {:.3}s",
         rec.restore_cpu.as_secs_f64(),
+        rec.analysis_cpu.as_secs_f64(),
         rec.snapshot_cpu.as_secs_f64()
     );
     for note in rec.restore_notes.iter().chain(&rec.snapshot_notes) {

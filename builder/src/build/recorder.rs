@@ -53,6 +53,10 @@ pub struct Recorder {
     /// CPU time ([`cpu_time`]) of the snapshots and of the restores.
     pub snapshot_cpu: Duration,
     pub restore_cpu: Duration,
+    /// Wall and CPU time of an incremental restore's decisions (comparing trees, dependency
+    /// records, pieces of earlier paths, includers), beyond its imports and restores.
+    pub analysis_time: Duration,
+    pub analysis_cpu: Duration,
     /// What imports of an earlier checkpoint did to ninja's build logs.
     ninja_logs: Arc<NinjaLogs>,
     /// One line per restore of earlier layers (what it imported, wrote and kept, and how
@@ -119,6 +123,8 @@ impl Recorder {
             restore_time: Duration::ZERO,
             snapshot_cpu: Duration::ZERO,
             restore_cpu: Duration::ZERO,
+            analysis_time: Duration::ZERO,
+            analysis_cpu: Duration::ZERO,
             ninja_logs,
             restore_notes: Vec::new(),
             snapshot_notes: Vec::new(),
@@ -350,7 +356,7 @@ impl Recording for Recorder {
 
     /// The content of a blob this checkpoint holds (imported or written), verified.
     fn read_blob(&self, hash: &ContentHash) -> Result<Vec<u8>, CheckpointError> {
-        self.writer.blobs().store().read(hash)
+        self.writer.read_content(hash)
     }
 
     /// What the last recorded layer saw of each root.

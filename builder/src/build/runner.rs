@@ -8,7 +8,7 @@
 use crate::build::environment::BuildEnvironment;
 use crate::build::memfile::MemFile;
 use crate::build::nix_log;
-use crate::build::recorder::Recorder;
+use crate::build::recorder::{self, Recorder};
 use crate::build::signals;
 use crate::checkpoint::RewritePair;
 use crate::reuse::base::{
@@ -639,6 +639,8 @@ fn resume_after_patch(
     outcome: &mut BuildOutcome,
 ) -> Result<Option<(ShellState, usize, Option<WorkingCopy>)>, RunError> {
     eprint!("{}", nix_log::incremental_line(&base.dir.to_string_lossy()));
+    let (started, cpu) = (std::time::Instant::now(), recorder::cpu_time());
+    let (restore_before, restore_cpu_before) = (rec.restore_time, rec.restore_cpu);
     let resumption = try_resume(
         base,
         moves,
@@ -654,6 +656,12 @@ fn resume_after_patch(
         step: "incremental restore".into(),
         source,
     })?;
+    rec.analysis_time += started
+        .elapsed()
+        .saturating_sub(rec.restore_time.saturating_sub(restore_before));
+    rec.analysis_cpu += recorder::cpu_time()
+        .saturating_sub(cpu)
+        .saturating_sub(rec.restore_cpu.saturating_sub(restore_cpu_before));
     let resumed = match resumption {
         Resumption::Resumed(resumed) => resumed,
         Resumption::NotResumed(reason) => {

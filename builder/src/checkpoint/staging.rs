@@ -149,6 +149,21 @@ impl Staging {
         Ok(Some(to))
     }
 
+    /// The staged content `hash`, read back (it was verified when staged, and only this
+    /// process writes the directory): `None` when it is not staged or cannot be read back
+    /// (a restore linked it into a tree and gave it an unreadable mode), for the caller to
+    /// read its blob instead. Reading a staged file costs a copy from the page cache, where
+    /// the blob would be decompressed and hashed again.
+    pub fn read(&self, hash: &ContentHash) -> Option<Vec<u8>> {
+        if !lock(&self.staged).contains_key(hash) {
+            return None;
+        }
+        let mut f = fsops::open_nofollow_at(self.fd.as_fd(), hash.to_hex().as_bytes()).ok()?;
+        let mut content = Vec::new();
+        f.read_to_end(&mut content).ok()?;
+        Some(content)
+    }
+
     /// Removes the directory and everything staged in it (files linked into a tree stay
     /// there). The parent keeps the mtime a restore gave it since, or else the one it had
     /// before the staging directory was made.

@@ -117,6 +117,15 @@ impl CheckpointWriter {
         self.staging.is_some()
     }
 
+    /// The content of blob `hash` of this checkpoint, verified: the staged copy when an
+    /// import staged it, else the blob read, decompressed and checked.
+    pub fn read_content(&self, hash: &ContentHash) -> Result<Vec<u8>> {
+        if let Some(content) = self.staging.as_ref().and_then(|s| s.read(hash)) {
+            return Ok(content);
+        }
+        self.blobs.store().read(hash)
+    }
+
     fn contents(&self) -> Contents<'_> {
         Contents {
             blobs: self.blobs.store(),

@@ -482,7 +482,7 @@ fn check_path_pieces(
     writer: &CheckpointWriter,
     outputs: &[(String, PathBuf)],
 ) -> Result<(), CheckpointError> {
-    let read = |h: &ContentHash| writer.blobs().store().read(h).ok();
+    let read = |h: &ContentHash| writer.read_content(h).ok();
     for (root_name, root) in &state.roots {
         if let Some(held) = piece_held(base, depth, root, outputs, &read)? {
             return Err(CheckpointError::RewriteConflict {
