@@ -21,6 +21,7 @@ use crate::reuse::incremental::{try_resume, ResumeError, Resumption};
 use crate::reuse::plan::{self, PhaseDecision};
 use crate::reuse::stale;
 use crate::shell::driver::{self, Channel};
+use crate::shell::phase_skip;
 use crate::shell::restore::restore_script;
 use crate::shell::state::{parse_state, DumpError, DumpSections, ShellState};
 use crate::shell::Value;
@@ -311,29 +312,29 @@ fn run_steps(
     while index < phases.len() {
         let phase = &phases[index];
         index += 1;
-        if !phase_is_defined(&state, phase) {
-            eprintln!(
-                "checkpoint-builder: phase `{phase}` is neither a non-empty variable nor a function; \
-                 bash will fail with status 127, as the stock builder does"
-            );
-        }
-        let restore_text = restore_script(&state);
-        restore
-            .set(restore_text.as_bytes())
-            .map_err(RunError::MemFile)?;
-        dump.clear().map_err(RunError::MemFile)?;
-        trace_file(&format!("{phase}.restore.sh"), restore_text.as_bytes());
-        let script = driver::phase_script(&channel, &state, phase);
-        let args = script_args(&mut script_file, &mut step_file, false, &arg0, &script)?;
-        let step = run_step(
-            env,
-            phase,
-            &args,
-            None,
-            Some((&passthrough, &state)),
-            groups,
-        )?;
-        match finish_step(&mut dump, phase, step, &mut outcome)? {
+        let ran = match phase_skip::skipped_phase_state(&state, phase) {
+            // The stdenv's runPhase would return at once: no process to start.
+            Some(next) => {
+                outcome.steps.push(StepReport {
+                    name: phase.clone(),
+                    wall: Duration::ZERO,
+                    work: Some(Duration::ZERO),
+                });
+                outcome.states.push((phase.clone(), next.clone()));
+                Some((next, None, 0))
+            }
+            None => run_phase_step(
+                env,
+                &channel,
+                (&mut dump, &mut restore, &mut script_file, &mut step_file),
+                (&arg0, &passthrough),
+                &state,
+                phase,
+                groups,
+                &mut outcome,
+            )?,
+        };
+        match ran {
             Some((mut next, _, status)) => {
                 // Nothing runs at the levels around genericBuild while the phases do.
                 next.outer_traps = state.outer_traps.clone();
@@ -874,7 +875,7 @@ fn run_step(
     name: &str,
     args: &[OsString],
     full_env: Option<&Vec<(OsString, OsString)>>,
-    restored: Option<(&Vec<(OsString, OsString)>, &ShellState)>,
+    restored: Option<(&[(OsString, OsString)], &ShellState)>,
     groups: &mut Vec<i32>,
 ) -> Result<StepRun, RunError> {
     let started = Instant::now();
@@ -945,6 +946,42 @@ fn run_step(
 }
 
 type StepResult = Option<(ShellState, Option<Vec<String>>, i32)>;
+
+/// Runs `phase` as its own bash process from `state` and reads what it left (see
+/// [`finish_step`]).
+#[allow(clippy::too_many_arguments)]
+fn run_phase_step(
+    env: &BuildEnvironment,
+    channel: &Channel,
+    (dump, restore, script_file, step_file): (
+        &mut MemFile,
+        &mut MemFile,
+        &mut MemFile,
+        &mut MemFile,
+    ),
+    (arg0, passthrough): (&OsString, &[(OsString, OsString)]),
+    state: &ShellState,
+    phase: &str,
+    groups: &mut Vec<i32>,
+    outcome: &mut BuildOutcome,
+) -> Result<StepResult, RunError> {
+    if !phase_is_defined(state, phase) {
+        eprintln!(
+            "checkpoint-builder: phase `{phase}` is neither a non-empty variable nor a function; \
+             bash will fail with status 127, as the stock builder does"
+        );
+    }
+    let restore_text = restore_script(state);
+    restore
+        .set(restore_text.as_bytes())
+        .map_err(RunError::MemFile)?;
+    dump.clear().map_err(RunError::MemFile)?;
+    trace_file(&format!("{phase}.restore.sh"), restore_text.as_bytes());
+    let script = driver::phase_script(channel, state, phase);
+    let args = script_args(script_file, step_file, false, arg0, &script)?;
+    let step = run_step(env, phase, &args, None, Some((passthrough, state)), groups)?;
+    finish_step(dump, phase, step, outcome)
+}
 
 /// Reads a step's dump. `None` when the step ended the build (no `end` marker).
 fn finish_step(

@@ -9,6 +9,7 @@ pub mod driver;
 pub mod funcdef;
 pub mod host;
 pub mod names;
+pub mod phase_skip;
 pub mod quote;
 pub mod restore;
 pub mod state;
