@@ -203,7 +203,7 @@ pub fn hash_windows_held(
     if windows.is_empty() {
         return None;
     }
-    let finder = aho_corasick::AhoCorasick::new(&windows).ok()?;
+    let finder = WindowFinder::new(&windows);
     for (path, entry) in tree {
         let EntryKind::File { blake3, .. } = &entry.kind else {
             continue;
@@ -218,12 +218,69 @@ pub fn hash_windows_held(
         if !(content.starts_with(b"\x7fELF") || content.starts_with(b"!<arch>\n")) {
             continue;
         }
-        if let Some(m) = finder.find(&content) {
-            let i = m.pattern().as_usize();
+        if let Some(i) = finder.find(&content) {
             return Some((path.clone(), whats[i].to_owned(), windows[i].to_vec()));
         }
     }
     None
+}
+
+/// Finds any of a set of 8-byte windows in a content: a window can only sit in a run of 8
+/// or more bytes that occur in some window (for hash parts: the 32 characters of Nix's
+/// base 32), which are short and rare in compiler output, so the scan skips ahead 8 bytes
+/// at a time past other bytes and looks each full run position up as one 64-bit word.
+/// On ELF programs and libraries it ran 4 to 10 times as fast as the `aho-corasick` search
+/// it replaces (docs/benchmarks.md).
+struct WindowFinder {
+    /// Bytes that occur in some window.
+    member: [bool; 256],
+    /// Each window as a little-endian word, with its index in the caller's list; sorted.
+    words: Vec<(u64, usize)>,
+}
+
+impl WindowFinder {
+    fn new(windows: &[&[u8]]) -> WindowFinder {
+        let mut member = [false; 256];
+        let mut words = Vec::with_capacity(windows.len());
+        for (i, w) in windows.iter().enumerate() {
+            let Ok(bytes) = <[u8; 8]>::try_from(*w) else {
+                continue;
+            };
+            for &b in &bytes {
+                member[b as usize] = true;
+            }
+            words.push((u64::from_le_bytes(bytes), i));
+        }
+        words.sort_unstable();
+        words.dedup_by_key(|(word, _)| *word);
+        WindowFinder { member, words }
+    }
+
+    /// The index of a window `content` holds (the first found, scanning from the start).
+    /// A window can only end where the 8 bytes up to there are all members, so the scan
+    /// looks at the last byte of each candidate first and jumps past a non-member.
+    fn find(&self, content: &[u8]) -> Option<usize> {
+        let member = |i: usize| self.member[content[i] as usize];
+        let mut end = 7;
+        while end < content.len() {
+            if !member(end) {
+                end += 8;
+                continue;
+            }
+            match (1..8).find(|&k| !member(end - k)) {
+                // content[end - k] cannot be in a window: the next one ends 8 after it.
+                Some(k) => end = end - k + 8,
+                None => {
+                    let word = u64::from_le_bytes(content[end - 7..=end].try_into().ok()?);
+                    if let Ok(k) = self.words.binary_search_by_key(&word, |&(w, _)| w) {
+                        return Some(self.words[k].1);
+                    }
+                    end += 1;
+                }
+            }
+        }
+        None
+    }
 }
 
 /// Whether a file may be compiler output, by its name (`.o`, `.obj`, `.os`, `.a`, `.so`,
@@ -303,6 +360,47 @@ mod tests {
             hash_windows_held(&tree, &hashes, read).is_none(),
             "text files are not read"
         );
+    }
+
+    #[test]
+    fn the_window_finder_finds_what_a_naive_search_finds() {
+        let hash = b"3chry7afr35hrm6a1csd2vy6qvi8lmiw";
+        let other = b"0a9bxlq1jw2kzn5r6g0m3yhs8cdvp4i7";
+        let windows: Vec<&[u8]> = hash.windows(8).chain(other.windows(8)).collect();
+        let finder = WindowFinder::new(&windows);
+        let naive = |c: &[u8]| windows.iter().any(|w| memmem::find(c, w).is_some());
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let alphabet = b"0123456789abcdfghijklmnpqrsvwxyz_.";
+        for round in 0..5000 {
+            let len = (next() % 128) as usize;
+            let mut c: Vec<u8> = (0..len)
+                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                .collect();
+            if round % 3 == 0 && len >= 8 {
+                let w = windows[(next() % windows.len() as u64) as usize];
+                let at = (next() % (len as u64 - 7)) as usize;
+                c[at..at + 8].copy_from_slice(w);
+            }
+            let found = finder.find(&c);
+            assert_eq!(
+                found.is_some(),
+                naive(&c),
+                "{:?}",
+                String::from_utf8_lossy(&c)
+            );
+            if let Some(i) = found {
+                assert!(memmem::find(&c, windows[i]).is_some());
+            }
+        }
+        // A window right at the end, and runs broken by other bytes.
+        assert!(finder.find(b"\x00\x00r35hrm6a").is_some());
+        assert!(finder.find(b"r35h\x00rm6a\x001csd").is_none());
     }
 
     fn strings(epoch: i64) -> Vec<String> {
