@@ -628,11 +628,18 @@ impl BlobWriter {
         let Some((file, tmp)) = file else {
             return Ok((Vec::new(), 0));
         };
-        appended.sort_by_key(|b| b.offset);
-        if check_pack_table(&appended) != Ok(len) {
+        // The empty blob reserves no bytes, so another blob may reserve the same offset after
+        // it and be published before it: at one offset it comes first.
+        appended.sort_by_key(|b| (b.offset, b.length));
+        let problem = match check_pack_table(&appended) {
+            Ok(end) if end == len => None,
+            Ok(end) => Some(format!("its blobs end at {end} of its {len} bytes")),
+            Err(e) => Some(e),
+        };
+        if let Some(problem) = problem {
             return Err(CheckpointError::BlobCorrupt {
                 path: tmp,
-                problem: "a failed write left a hole in the pack".into(),
+                problem: format!("a failed write left a hole in the pack: {problem}"),
             });
         }
         if appended.is_empty() {
@@ -1016,6 +1023,42 @@ mod tests {
         let tables = [(0, table)];
         let r = BlobStore::open(t.path(), tables.iter().map(|(i, t)| (*i, &t[..]))).unwrap();
         assert_eq!(r.read(&hs[2]).unwrap(), random);
+    }
+
+    #[test]
+    fn an_empty_blob_published_after_a_blob_at_its_offset_is_no_hole() {
+        // Two threads' appends interleaved: the empty content reserves its zero bytes at the
+        // pack's end, another blob then reserves the same offset, is written and published,
+        // and the empty blob is published last.
+        let t = TempDir::new("blobs");
+        let w = BlobWriter::open(t.path(), &t.path().join("tmp")).unwrap();
+        let first = w.put_bytes(b"first").unwrap();
+        let empty = ContentHash::of(b"");
+        assert!(w.claim(empty));
+        let (_, layer, at) = w.reserve(0).unwrap();
+        let data = b"reserved after the empty blob, published before it";
+        let hash = ContentHash::of(data);
+        assert!(w.claim(hash));
+        let (file, _, offset) = w.reserve(data.len() as u64).unwrap();
+        assert_eq!(offset, at, "the same offset");
+        file.write_all_at(data, offset).unwrap();
+        let blob = |blake3, offset, length| PackedBlob {
+            blake3,
+            offset,
+            length,
+            encoding: Encoding::Raw,
+        };
+        w.publish(layer, blob(hash, offset, data.len() as u64));
+        w.publish(layer, blob(empty, at, 0));
+        let (table, len) = w.seal(layer).unwrap();
+        assert_eq!(table.len(), 3);
+        assert_eq!(check_pack_table(&table), Ok(len));
+        let s = w.store();
+        assert_eq!(s.read(&empty).unwrap(), b"");
+        assert_eq!(s.read(&hash).unwrap(), data);
+        assert_eq!(s.read(&first).unwrap(), b"first");
+        let reopened = BlobStore::open(t.path(), [(layer, &table[..])]).unwrap();
+        assert_eq!(reopened.read(&hash).unwrap(), data);
     }
 
     #[test]

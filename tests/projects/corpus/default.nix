@@ -240,4 +240,28 @@ in
     preFixup = ''find "$out" -name perllocal.pod -delete'';
     file = "cxsa_memory.c"; header = "cxsa_memory.h";
   };
+  # Perl's `./Configure` (not autoconf) writes the Makefile and configdata.pm; perlasm
+  # writes assembler at build time; shared and static libraries, the `openssl` program, two
+  # outputs (headers and pkg-config files moved to `dev` by fixup). crypto/buildinf.h, which
+  # cversion.c includes, is generated with the compiler's flags and a `built on:` date from
+  # SOURCE_DATE_EPOCH. `build_sw`/`install_sw` leave the manuals out (3.0 has no `no-docs`),
+  # `no-tests` the test programs.
+  openssl = project "openssl" {
+    name = "openssl-3.0.20"; system = "perl Configure + make, perlasm";
+    outputs = [ "out" "dev" ];
+    configurePhase = ''
+      runHook preConfigure
+      perl ./Configure linux-x86_64 --prefix="$out" --libdir=lib --openssldir=etc/ssl \
+        shared no-tests
+      runHook postConfigure
+    '';
+    enableParallelBuilding = true;
+    buildFlags = [ "build_sw" ];
+    installTargets = "install_sw install_ssldirs";
+    # The pkg-config files name `prefix`'s include directory, which fixup moves to `dev`.
+    postInstall = ''
+      sed -i "s|^includedir=.*|includedir=$dev/include|" "$out"/lib/pkgconfig/*.pc
+    '';
+    file = "crypto/cversion.c"; header = "crypto/x509/x509_local.h";
+  };
 }
