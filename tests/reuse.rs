@@ -635,6 +635,35 @@ fn an_object_holding_the_earlier_path_in_immediates_is_not_reused() {
 /// build's seed in an installed object and builds again from scratch; a stripped output keeps
 /// the reuse.
 #[test]
+fn a_compiled_file_larger_than_an_attachment_is_still_checked_and_reused() {
+    // big.o (70 MB, ELF magic) is searched for pieces of the earlier paths: a search that
+    // read it whole into memory stopped at 64 MB and counted it as holding one, so neither
+    // the install-only build nor the incremental one reused anything.
+    let a = build(60, "big-a", "big", None);
+    let a_ck = output(&a, true);
+    let install = build(60, "big-install-from-a", "big-install", Some(&a_ck));
+    for phase in ["unpackPhase", "patchPhase", "configurePhase", "buildPhase"] {
+        assert!(
+            decision(&install, phase).contains("restored"),
+            "{phase}: {}",
+            decision(&install, phase)
+        );
+    }
+    let source = build(60, "big-source-from-a", "big-source", Some(&a_ck));
+    assert!(
+        decision(&source, "buildPhase").contains("incrementally"),
+        "{}",
+        decision(&source, "buildPhase")
+    );
+    assert_compiled_only(&source, "text");
+    let clean = build(60, "big-source-clean", "big-source", None);
+    assert!(
+        normalised_out(&source) == normalised_out(&clean),
+        "the incremental out differs from a clean build"
+    );
+}
+
+#[test]
 fn debug_information_reused_across_a_seed_change_is_built_again() {
     let compiles = |r: &BuildResult| r.log_lines.iter().filter(|l| l.contains(" -c -o ")).count();
     let a = build(31, "debug-base", "debug", None);

@@ -15,7 +15,9 @@
 # directory is named cproject-src-2, not cproject-src; configured: the Makefile takes CFLAGS from configure, util.c
 # includes the config.h configure writes; configured-loud: that, with a configure flag that
 # changes config.h; configured-o2: that, with a configure flag that changes CFLAGS in the
-# Makefile);
+# Makefile; big: make also writes a 70 MB `big.o` (ELF magic, then zeros), more than an
+# attachment's limit; big-install and big-source: that, with the change of "install" or of
+# "source");
 # `base` is an earlier build's checkpoint (`baseContext = false`: passed without string
 # context), `cache` a development cache directory, `baseTrust` the value of
 # `checkpointBaseTrust` (docs/trust.md; unset when null).
@@ -23,7 +25,7 @@
 # build-id hashes the binary's own store path, which no same-length rewrite can update.
 { mkDrv, variant ? "a", base ? null, name ? "reuse-cproject", cache ? null, salt ? null, baseTrust ? null, baseContext ? true }:
 let
-  greeting = if builtins.elem variant [ "source" "source-flags" "edit-source" "date-source" "renamed-source" "pieces-source" "immediates-source" ] then "Hello, changed world" else "Hello, world";
+  greeting = if builtins.elem variant [ "source" "source-flags" "edit-source" "date-source" "renamed-source" "pieces-source" "immediates-source" "big-source" ] then "Hello, changed world" else "Hello, world";
   dated = variant == "date" || variant == "date-source";
   debug = builtins.elem variant [ "debug" "debug-install" "debug-stripped" "debug-stripped-install" ];
   stripped = builtins.elem variant [ "debug-stripped" "debug-stripped-install" ];
@@ -120,6 +122,13 @@ let
       	cp side.txt $(prefix)/share/greet/
       EOS
       '' else ""}
+      ${if builtins.elem variant [ "big" "big-install" "big-source" ] then ''
+        cat >> Makefile.in <<'EOS'
+      all: big.o
+      big.o:
+      	{ printf '\177ELF'; head -c 70000000 /dev/zero; } > big.o
+      EOS
+      '' else ""}
       ${if variant == "wild" || variant == "wild-deleted" then ''
         cat >> Makefile.in <<'EOS'
       OBJS := $(patsubst %.c,%.o,$(wildcard *.c))
@@ -151,7 +160,7 @@ mkDrv ({
   buildFlags = if variant == "flags" || variant == "source-flags" then [ "CFLAGS=-O2" ] else [ ];
   configureFlags = if variant == "configured-loud" then [ "--enable-loud" ]
     else if variant == "configured-o2" then [ "--cflags=-O2" ] else null;
-  postInstall = if builtins.elem variant [ "install" "debug-install" "debug-stripped-install" ] then ''
+  postInstall = if builtins.elem variant [ "install" "debug-install" "debug-stripped-install" "big-install" ] then ''
     ${if stripped then "strip -S $out/bin/greet" else ""}
     echo "installed differently" > $out/share/greet/extra.txt
   '' else if stripped then ''

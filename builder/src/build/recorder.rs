@@ -359,6 +359,15 @@ impl Recording for Recorder {
         self.writer.read_content(hash)
     }
 
+    /// The same, in chunks, of any size.
+    fn stream_blob(
+        &self,
+        hash: &ContentHash,
+        sink: &mut dyn FnMut(&[u8]),
+    ) -> Result<(), CheckpointError> {
+        self.writer.stream_content(hash, sink)
+    }
+
     /// What the last recorded layer saw of each root.
     fn recorded_state(&self) -> &State {
         self.snapshotter.state()

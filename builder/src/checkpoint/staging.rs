@@ -149,19 +149,16 @@ impl Staging {
         Ok(Some(to))
     }
 
-    /// The staged content `hash`, read back (it was verified when staged, and only this
-    /// process writes the directory): `None` when it is not staged or cannot be read back
+    /// The staged content `hash`, opened for reading (it was verified when staged, and only
+    /// this process writes the directory): `None` when it is not staged or cannot be opened
     /// (a restore linked it into a tree and gave it an unreadable mode), for the caller to
     /// read its blob instead. Reading a staged file costs a copy from the page cache, where
     /// the blob would be decompressed and hashed again.
-    pub fn read(&self, hash: &ContentHash) -> Option<Vec<u8>> {
+    pub fn open(&self, hash: &ContentHash) -> Option<File> {
         if !lock(&self.staged).contains_key(hash) {
             return None;
         }
-        let mut f = fsops::open_nofollow_at(self.fd.as_fd(), hash.to_hex().as_bytes()).ok()?;
-        let mut content = Vec::new();
-        f.read_to_end(&mut content).ok()?;
-        Some(content)
+        fsops::open_nofollow_at(self.fd.as_fd(), hash.to_hex().as_bytes()).ok()
     }
 
     /// Removes the directory and everything staged in it (files linked into a tree stay

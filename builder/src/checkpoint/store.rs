@@ -3,13 +3,13 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs;
-use std::io;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::blobs::{pack_rel_path, BlobStore, BlobWriter, Expect, PACKS, STREAM_THRESHOLD};
 use super::error::{CheckpointError, IoResultExt, Result};
-use super::limits::{MAX_ATTACHMENT, MAX_INDEX_FILE, MAX_LAYER_FILE};
+use super::limits::{MAX_ATTACHMENT, MAX_FILE_SIZE, MAX_INDEX_FILE, MAX_LAYER_FILE};
 use super::manifest::{
     layer_file_name, ContentHash, EntryKind, Index, Layer, LayerMeta, LayerRef, FORMAT_VERSION,
 };
@@ -117,13 +117,49 @@ impl CheckpointWriter {
         self.staging.is_some()
     }
 
-    /// The content of blob `hash` of this checkpoint, verified: the staged copy when an
-    /// import staged it, else the blob read, decompressed and checked.
+    /// The content of blob `hash` of this checkpoint, verified, read into memory (at most
+    /// [`MAX_ATTACHMENT`] bytes, as [`BlobStore::read`]): the staged copy when an import
+    /// staged it, else the blob.
     pub fn read_content(&self, hash: &ContentHash) -> Result<Vec<u8>> {
-        if let Some(content) = self.staging.as_ref().and_then(|s| s.read(hash)) {
-            return Ok(content);
+        if let Some(f) = self.staging.as_ref().and_then(|s| s.open(hash)) {
+            let mut content = Vec::new();
+            if f.take(MAX_ATTACHMENT + 1).read_to_end(&mut content).is_ok()
+                && content.len() as u64 <= MAX_ATTACHMENT
+            {
+                return Ok(content);
+            }
         }
         self.blobs.store().read(hash)
+    }
+
+    /// Passes the content of blob `hash` of this checkpoint, verified, to `sink` in chunks,
+    /// whatever its size (memory stays bounded): the staged copy when an import staged it,
+    /// else the blob, decompressed on the way.
+    pub fn stream_content(&self, hash: &ContentHash, sink: &mut dyn FnMut(&[u8])) -> Result<()> {
+        if let Some(mut f) = self.staging.as_ref().and_then(|s| s.open(hash)) {
+            let mut buf = vec![0u8; 1 << 20];
+            let mut streamed = Ok(());
+            loop {
+                match f.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => sink(&buf[..n]),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        streamed = Err(e);
+                        break;
+                    }
+                }
+            }
+            // A staged file read back in part has fed `sink`: no second source then.
+            return streamed.at("read staged content of", &self.dir);
+        }
+        self.blobs
+            .store()
+            .stream(hash, Expect::AtMost(MAX_FILE_SIZE), |c| {
+                sink(c);
+                Ok(())
+            })
+            .map(|_| ())
     }
 
     fn contents(&self) -> Contents<'_> {

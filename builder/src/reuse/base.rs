@@ -11,7 +11,7 @@ use crate::meta::attachment;
 use crate::meta::{BuildMeta, LayerInfo};
 use crate::reuse::keys::{random_seed_of, LayerInputs};
 use crate::reuse::plan::BaseLayer;
-use crate::reuse::stale::{hash_windows_held, pieces_held, StaleValue};
+use crate::reuse::stale::{hash_windows_held, pieces_held, ReadChunks, StaleValue};
 use crate::reuse::trust::{self, BaseTrust, LayerRecord, TrustError};
 use crate::shell::ShellState;
 use std::collections::{BTreeMap, HashSet};
@@ -482,7 +482,8 @@ fn check_path_pieces(
     writer: &CheckpointWriter,
     outputs: &[(String, PathBuf)],
 ) -> Result<(), CheckpointError> {
-    let read = |h: &ContentHash| writer.read_content(h).ok();
+    let read =
+        |h: &ContentHash, sink: &mut dyn FnMut(&[u8])| writer.stream_content(h, sink).is_ok();
     for (root_name, root) in &state.roots {
         if let Some(held) = piece_held(base, depth, root, outputs, &read)? {
             return Err(CheckpointError::RewriteConflict {
@@ -519,7 +520,7 @@ pub fn piece_held(
     depth: u32,
     root: &RootState,
     outputs: &[(String, PathBuf)],
-    read: &dyn Fn(&ContentHash) -> Option<Vec<u8>>,
+    read: ReadChunks<'_>,
 ) -> Result<Option<HeldPiece>, CheckpointError> {
     let pieces = path_pieces(base, outputs);
     if !pieces.is_empty() {
@@ -736,8 +737,13 @@ mod tests {
             what: "a piece of output `out`".into(),
         };
         let whole = "/nix/store/ywxiaxyl3nidpgrg1s55zgiw0fp4j8jw-cpio-2.13/lib";
+        // Far into a content, so that chunked reads split the hash from the piece.
+        let far_whole = format!("{}{whole}{}", "x".repeat(100), "y".repeat(60));
+        let far_piece = format!("{}qqw-cpio-2.13", "x".repeat(100));
         let tree = tree_of(&[
+            ("lib/far", &far_whole),
             ("lib/whole", whole),
+            ("src/far", &far_piece),
             ("src/cpio", "xxxxw-cpio-2.13/lib"),
             (
                 "doc/notes",
@@ -747,6 +753,8 @@ mod tests {
         ]);
         let contents: BTreeMap<ContentHash, Vec<u8>> = [
             whole,
+            &far_whole,
+            &far_piece,
             "xxxxw-cpio-2.13/lib",
             "w-cpio-2.13 in a file the rewrite did not change",
             "nothing",
@@ -761,9 +769,12 @@ mod tests {
         .into_iter()
         .collect();
         let pieces = [piece];
-        let held = pieces_held(&tree, &earlier, &pieces, |h| contents.get(h).cloned());
-        let paths: Vec<String> = held.iter().map(|(p, _)| p.to_string()).collect();
-        assert_eq!(paths, ["src/cpio"]);
+        for size in [1, 3, 40, 1 << 20] {
+            let read = crate::reuse::stale::in_chunks(size, |h| contents.get(h).cloned());
+            let held = pieces_held(&tree, &earlier, &pieces, &read);
+            let paths: Vec<String> = held.iter().map(|(p, _)| p.to_string()).collect();
+            assert_eq!(paths, ["src/cpio", "src/far"], "chunks of {size}");
+        }
     }
 
     #[test]

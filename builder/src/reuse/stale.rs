@@ -21,6 +21,61 @@ pub struct StaleValue {
     pub what: String,
 }
 
+/// Reads a content by its hash, passing it to the sink in chunks of any size; `false` when
+/// it cannot be read (what was passed until then does not count). The searches below never
+/// hold a whole content in memory: a build product may be gigabytes.
+pub type ReadChunks<'a> = &'a dyn Fn(&ContentHash, &mut dyn FnMut(&[u8])) -> bool;
+
+/// A content searched as it arrives in chunks: each search sees the last `keep` bytes of
+/// what came before (fewer at the start) followed by the new chunk.
+struct Overlapped {
+    keep: usize,
+    buf: Vec<u8>,
+    /// Where `buf` starts in the content.
+    at: u64,
+}
+
+impl Overlapped {
+    fn new(keep: usize) -> Overlapped {
+        Overlapped {
+            keep,
+            buf: Vec::new(),
+            at: 0,
+        }
+    }
+
+    /// Appends `chunk` and calls `search(buf, carried, at)`: the buffer, how many of its
+    /// first bytes came before (a match ending there was seen already) and its offset.
+    fn feed(&mut self, chunk: &[u8], search: &mut dyn FnMut(&[u8], usize, u64)) {
+        let carried = self.buf.len();
+        self.buf.extend_from_slice(chunk);
+        search(&self.buf, carried, self.at);
+        let drop = self.buf.len().saturating_sub(self.keep);
+        self.buf.drain(..drop);
+        self.at += drop as u64;
+    }
+}
+
+/// Streams `hash` through `read` into an [`Overlapped`] search; `None` when it cannot be
+/// read, else what `search` set.
+fn search_chunks<T>(
+    read: ReadChunks<'_>,
+    hash: &ContentHash,
+    keep: usize,
+    mut search: impl FnMut(&[u8], usize, u64) -> Option<T>,
+) -> Option<Option<T>> {
+    let mut window = Overlapped::new(keep);
+    let mut found: Option<T> = None;
+    let readable = read(hash, &mut |chunk| {
+        if found.is_none() {
+            window.feed(chunk, &mut |buf, carried, at| {
+                found = search(buf, carried, at)
+            });
+        }
+    });
+    readable.then_some(found)
+}
+
 /// Why moved paths keep an earlier build's layers from being restored as they are (`None`
 /// when nothing moved in length): for the log.
 pub fn describe_moved_paths(stale: &[StaleValue]) -> Option<String> {
@@ -103,7 +158,7 @@ pub fn holding<'v>(
     tree: &RootState,
     values: &'v [StaleValue],
     keep: impl Fn(&RelPath) -> bool,
-    read: impl Fn(&ContentHash) -> Option<Vec<u8>>,
+    read: ReadChunks<'_>,
 ) -> Vec<(RelPath, &'v StaleValue)> {
     let finders: Vec<(memmem::Finder<'_>, &StaleValue)> = values
         .iter()
@@ -113,6 +168,7 @@ pub fn holding<'v>(
     if finders.is_empty() {
         return Vec::new();
     }
+    let longest = finders.iter().map(|(_, v)| v.old.len()).max().unwrap_or(0);
     let found_in = |bytes: &[u8]| {
         finders
             .iter()
@@ -125,11 +181,20 @@ pub fn holding<'v>(
             continue;
         }
         let value = match &entry.kind {
-            EntryKind::File { blake3, .. } => match read(blake3) {
-                Some(content) => found_in(&content),
-                // Unreadable: it cannot be shown clean, so it is left out.
-                None => finders.first().map(|(_, v)| *v),
-            },
+            EntryKind::File { blake3, .. } => {
+                let found = search_chunks(read, blake3, longest, |buf, carried, _| {
+                    // A match that ends in what came before was seen then.
+                    finders
+                        .iter()
+                        .find(|(f, v)| f.find_iter(buf).any(|i| i + v.old.len() > carried))
+                        .map(|(_, v)| *v)
+                });
+                match found {
+                    Some(found) => found,
+                    // Unreadable: it cannot be shown clean, so it is left out.
+                    None => finders.first().map(|(_, v)| *v),
+                }
+            }
             EntryKind::Symlink { target } => found_in(target),
             _ => None,
         };
@@ -149,13 +214,24 @@ pub fn pieces_held<'v>(
     tree: &RootState,
     earlier: &std::collections::HashSet<ContentHash>,
     pieces: &'v [StaleValue],
-    read: impl Fn(&ContentHash) -> Option<Vec<u8>>,
+    read: ReadChunks<'_>,
 ) -> Vec<(RelPath, &'v StaleValue)> {
-    let held_in = |content: &[u8]| {
+    // Each search sees a match that ends in the new chunk together with the bytes before it
+    // up to a whole hash: a match starting less than that into the buffer is at the start of
+    // the content (the buffer carries more than a piece and a hash).
+    let keep = pieces
+        .iter()
+        .map(|v| v.old.len() + v.new.as_ref().map_or(0, Vec::len))
+        .max()
+        .unwrap_or(0);
+    let held_in = |buf: &[u8], carried: usize| {
         pieces.iter().find(|v| {
-            memmem::find_iter(content, &v.old).any(|i| match &v.new {
-                Some(whole) => i < whole.len() || content[i - whole.len()..i] != whole[..],
-                None => true,
+            memmem::find_iter(buf, &v.old).any(|i| {
+                i + v.old.len() > carried
+                    && match &v.new {
+                        Some(whole) => i < whole.len() || buf[i - whole.len()..i] != whole[..],
+                        None => true,
+                    }
             })
         })
     };
@@ -167,8 +243,9 @@ pub fn pieces_held<'v>(
         if pieces.is_empty() || earlier.contains(blake3) {
             continue;
         }
-        let value = match read(blake3) {
-            Some(content) => held_in(&content),
+        let value = match search_chunks(read, blake3, keep, |buf, carried, _| held_in(buf, carried))
+        {
+            Some(found) => found,
             None => pieces.first(),
         };
         if let Some(v) = value {
@@ -189,7 +266,7 @@ pub fn pieces_held<'v>(
 pub fn hash_windows_held(
     tree: &RootState,
     old_hashes: &[(Vec<u8>, String)],
-    read: impl Fn(&ContentHash) -> Option<Vec<u8>>,
+    read: ReadChunks<'_>,
 ) -> Option<(RelPath, String, Vec<u8>)> {
     const WINDOW: usize = 8;
     let mut windows: Vec<&[u8]> = Vec::new();
@@ -211,15 +288,27 @@ pub fn hash_windows_held(
         if !looks_compiled(path.as_bytes(), entry.mode) {
             continue;
         }
-        let Some(content) = read(blake3) else {
+        // The first 8 bytes tell compiler output (ELF, `ar`); the search stops at anything else.
+        let mut head: Vec<u8> = Vec::with_capacity(WINDOW);
+        let is_compiled =
+            |head: &[u8]| head.starts_with(b"\x7fELF") || head.starts_with(b"!<arch>\n");
+        let found = search_chunks(read, blake3, WINDOW - 1, |buf, carried, _| {
+            if head.len() < WINDOW {
+                let more = (WINDOW - head.len()).min(buf.len() - carried);
+                head.extend_from_slice(&buf[carried..carried + more]);
+                if head.len() == WINDOW && !is_compiled(&head) {
+                    return Some(None);
+                }
+            }
+            finder.find(buf).map(Some)
+        });
+        match found {
             // Unreadable: it cannot be shown clean.
-            return Some((path.clone(), whats[0].to_owned(), windows[0].to_vec()));
-        };
-        if !(content.starts_with(b"\x7fELF") || content.starts_with(b"!<arch>\n")) {
-            continue;
-        }
-        if let Some(i) = finder.find(&content) {
-            return Some((path.clone(), whats[i].to_owned(), windows[i].to_vec()));
+            None => return Some((path.clone(), whats[0].to_owned(), windows[0].to_vec())),
+            Some(Some(Some(i))) if is_compiled(&head) => {
+                return Some((path.clone(), whats[i].to_owned(), windows[i].to_vec()))
+            }
+            Some(_) => {}
         }
     }
     None
@@ -316,6 +405,23 @@ pub fn substituted(content: &[u8], values: &[StaleValue]) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// A [`ReadChunks`] over whole contents, passing each in chunks of `size` bytes (tests
+/// search across every chunk boundary with it).
+#[cfg(test)]
+#[allow(clippy::type_complexity)]
+pub(crate) fn in_chunks(
+    size: usize,
+    get: impl Fn(&ContentHash) -> Option<Vec<u8>>,
+) -> impl Fn(&ContentHash, &mut dyn FnMut(&[u8])) -> bool {
+    move |h: &ContentHash, sink: &mut dyn FnMut(&[u8])| match get(h) {
+        Some(content) => {
+            content.chunks(size.max(1)).for_each(&mut *sink);
+            true
+        }
+        None => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -350,16 +456,22 @@ mod tests {
         set("notes.txt", text.as_bytes(), 0o644);
         set("clean.o", b"\x7fELF nothing here", 0o644);
         let hashes = [(hash, "a piece of output `out`".to_owned())];
-        let read = |h: &ContentHash| contents.get(h).cloned();
-        let (path, what, window) = hash_windows_held(&tree, &hashes, read).unwrap();
-        assert_eq!(path.to_string(), "greet");
-        assert_eq!(what, "a piece of output `out`");
-        assert!(window.len() == 8 && memmem::find(program, &window).is_some());
-        tree.remove(&RelPath::new(b"greet".to_vec()).unwrap());
-        assert!(
-            hash_windows_held(&tree, &hashes, read).is_none(),
-            "text files are not read"
-        );
+        for size in [1, 3, 7, 8, 1 << 20] {
+            let read = in_chunks(size, |h| contents.get(h).cloned());
+            let (path, what, window) = hash_windows_held(&tree, &hashes, &read).unwrap();
+            assert_eq!(path.to_string(), "greet");
+            assert_eq!(what, "a piece of output `out`");
+            assert!(window.len() == 8 && memmem::find(program, &window).is_some());
+            let mut without = tree.clone();
+            without.remove(&RelPath::new(b"greet".to_vec()).unwrap());
+            assert!(
+                hash_windows_held(&without, &hashes, &read).is_none(),
+                "text files are not read"
+            );
+        }
+        // A content that cannot be read cannot be shown clean.
+        let unreadable = |_: &ContentHash, _: &mut dyn FnMut(&[u8])| false;
+        assert!(hash_windows_held(&tree, &hashes, &unreadable).is_some());
     }
 
     #[test]
@@ -455,14 +567,12 @@ mod tests {
                 what: "SOURCE_DATE_EPOCH".into(),
             })
             .collect();
-        let held = holding(
-            &tree,
-            &values,
-            |p| p.as_bytes().starts_with(b"src/"),
-            |h| contents.get(h).cloned(),
-        );
-        let paths: Vec<String> = held.iter().map(|(p, _)| p.to_string()).collect();
-        assert_eq!(paths, ["a.o", "built.h"]);
+        for size in [1, 3, 1 << 20] {
+            let read = in_chunks(size, |h| contents.get(h).cloned());
+            let held = holding(&tree, &values, |p| p.as_bytes().starts_with(b"src/"), &read);
+            let paths: Vec<String> = held.iter().map(|(p, _)| p.to_string()).collect();
+            assert_eq!(paths, ["a.o", "built.h"], "chunks of {size}");
+        }
     }
 
     #[test]

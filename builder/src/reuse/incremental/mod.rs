@@ -81,8 +81,14 @@ pub trait Recording {
         upto: u32,
         rewrites: &[RewritePair],
     ) -> Result<State, CheckpointError>;
-    /// The content of a blob this checkpoint holds, verified.
+    /// The content of a blob this checkpoint holds, verified (an attachment's limit).
     fn read_blob(&self, hash: &ContentHash) -> Result<Vec<u8>, CheckpointError>;
+    /// The same, of any size, passed to `sink` in chunks.
+    fn stream_blob(
+        &self,
+        hash: &ContentHash,
+        sink: &mut dyn FnMut(&[u8]),
+    ) -> Result<(), CheckpointError>;
     /// What the last recorded layer saw of each root.
     fn recorded_state(&self) -> &State;
     /// Brings the build directory (at `build_top`) and the missing outputs to `want` in
@@ -188,7 +194,7 @@ pub fn try_resume(
     let old_tree = import(recorder, k)?.root("build").clone();
     let changes = overlay_diff(&old_tree, &new_tree);
     let mut want = import(recorder, build_layer)?;
-    let read = |h: &ContentHash| recorder.read_blob(h).ok();
+    let read = |h: &ContentHash, sink: &mut dyn FnMut(&[u8])| recorder.stream_blob(h, sink).is_ok();
     let held = piece_held(base, build_layer as u32, want.root("build"), outputs, &read).map_err(
         |source| ResumeError::Import {
             layer: build_layer as u32,
@@ -377,8 +383,8 @@ fn leave_out_stale(
         (Some(s), Some(t)) => crate::checkpoint::classify(s, t).is_none(),
         _ => false,
     };
-    let read = |h: &ContentHash| recorder.read_blob(h).ok();
-    let held = stale::holding(tree, values, own_source, read);
+    let read = |h: &ContentHash, sink: &mut dyn FnMut(&[u8])| recorder.stream_blob(h, sink).is_ok();
+    let held = stale::holding(tree, values, own_source, &read);
     let mut left_out = Vec::new();
     for (path, value) in held {
         tree.remove(&path);
