@@ -161,6 +161,18 @@ impl Staging {
         fsops::open_nofollow_at(self.fd.as_fd(), hash.to_hex().as_bytes()).ok()
     }
 
+    /// Passes the staged content `hash` to `sink` in chunks; `None` when [`Self::open`]
+    /// finds none (the caller streams its blob), else whether reading it back failed (after
+    /// `sink` may have had part of it).
+    pub fn stream(
+        &self,
+        hash: &ContentHash,
+        sink: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Option<Result<()>> {
+        let mut f = self.open(hash)?;
+        Some(read_chunks(&mut f, &self.path.join(hash.to_hex()), sink))
+    }
+
     /// Removes the directory and everything staged in it (files linked into a tree stay
     /// there). The parent keeps the mtime a restore gave it since, or else the one it had
     /// before the staging directory was made.
@@ -186,6 +198,19 @@ fn mtime_of(fd: BorrowedFd<'_>, path: &Path) -> Result<Timestamp> {
         sec: st.st_mtime,
         nsec: st.st_mtime_nsec as u32,
     })
+}
+
+/// Reads `f` (at `path`, for errors) to its end, passing each chunk to `sink`.
+fn read_chunks(f: &mut File, path: &Path, sink: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match f.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => sink(&buf[..n])?,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(CheckpointError::io("read", path, e)),
+        }
+    }
 }
 
 impl Drop for Staging {
@@ -220,15 +245,7 @@ impl StagedFile<'_> {
     pub(super) fn read_back(&self, sink: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
         let mut f =
             fsops::open_nofollow_at(self.staging.fd.as_fd(), &self.name).at("open", &self.path)?;
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            match f.read(&mut buf) {
-                Ok(0) => return Ok(()),
-                Ok(n) => sink(&buf[..n])?,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(CheckpointError::io("read", &self.path, e)),
-            }
-        }
+        read_chunks(&mut f, &self.path, sink)
     }
 
     /// Makes the content available to restores as `hash` (what it hashes to).

@@ -136,29 +136,21 @@ impl CheckpointWriter {
     /// whatever its size (memory stays bounded): the staged copy when an import staged it,
     /// else the blob, decompressed on the way.
     pub fn stream_content(&self, hash: &ContentHash, sink: &mut dyn FnMut(&[u8])) -> Result<()> {
-        if let Some(mut f) = self.staging.as_ref().and_then(|s| s.open(hash)) {
-            let mut buf = vec![0u8; 1 << 20];
-            let mut streamed = Ok(());
-            loop {
-                match f.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => sink(&buf[..n]),
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        streamed = Err(e);
-                        break;
-                    }
-                }
-            }
-            // A staged file read back in part has fed `sink`: no second source then.
-            return streamed.at("read staged content of", &self.dir);
+        let mut pass = |c: &[u8]| {
+            sink(c);
+            Ok(())
+        };
+        // A staged file read back in part has fed `sink`: no second source then.
+        if let Some(streamed) = self
+            .staging
+            .as_ref()
+            .and_then(|s| s.stream(hash, &mut pass))
+        {
+            return streamed;
         }
         self.blobs
             .store()
-            .stream(hash, Expect::AtMost(MAX_FILE_SIZE), |c| {
-                sink(c);
-                Ok(())
-            })
+            .stream(hash, Expect::AtMost(MAX_FILE_SIZE), pass)
             .map(|_| ())
     }
 

@@ -31,28 +31,17 @@ pub type ReadChunks<'a> = &'a dyn Fn(&ContentHash, &mut dyn FnMut(&[u8])) -> boo
 struct Overlapped {
     keep: usize,
     buf: Vec<u8>,
-    /// Where `buf` starts in the content.
-    at: u64,
 }
 
 impl Overlapped {
-    fn new(keep: usize) -> Overlapped {
-        Overlapped {
-            keep,
-            buf: Vec::new(),
-            at: 0,
-        }
-    }
-
-    /// Appends `chunk` and calls `search(buf, carried, at)`: the buffer, how many of its
-    /// first bytes came before (a match ending there was seen already) and its offset.
-    fn feed(&mut self, chunk: &[u8], search: &mut dyn FnMut(&[u8], usize, u64)) {
+    /// Appends `chunk` and calls `search(buf, carried)`: the buffer and how many of its
+    /// first bytes came before (a match ending there was seen already).
+    fn feed(&mut self, chunk: &[u8], search: &mut dyn FnMut(&[u8], usize)) {
         let carried = self.buf.len();
         self.buf.extend_from_slice(chunk);
-        search(&self.buf, carried, self.at);
+        search(&self.buf, carried);
         let drop = self.buf.len().saturating_sub(self.keep);
         self.buf.drain(..drop);
-        self.at += drop as u64;
     }
 }
 
@@ -62,15 +51,16 @@ fn search_chunks<T>(
     read: ReadChunks<'_>,
     hash: &ContentHash,
     keep: usize,
-    mut search: impl FnMut(&[u8], usize, u64) -> Option<T>,
+    mut search: impl FnMut(&[u8], usize) -> Option<T>,
 ) -> Option<Option<T>> {
-    let mut window = Overlapped::new(keep);
+    let mut window = Overlapped {
+        keep,
+        buf: Vec::new(),
+    };
     let mut found: Option<T> = None;
     let readable = read(hash, &mut |chunk| {
         if found.is_none() {
-            window.feed(chunk, &mut |buf, carried, at| {
-                found = search(buf, carried, at)
-            });
+            window.feed(chunk, &mut |buf, carried| found = search(buf, carried));
         }
     });
     readable.then_some(found)
@@ -182,7 +172,7 @@ pub fn holding<'v>(
         }
         let value = match &entry.kind {
             EntryKind::File { blake3, .. } => {
-                let found = search_chunks(read, blake3, longest, |buf, carried, _| {
+                let found = search_chunks(read, blake3, longest, |buf, carried| {
                     // A match that ends in what came before was seen then.
                     finders
                         .iter()
@@ -243,8 +233,7 @@ pub fn pieces_held<'v>(
         if pieces.is_empty() || earlier.contains(blake3) {
             continue;
         }
-        let value = match search_chunks(read, blake3, keep, |buf, carried, _| held_in(buf, carried))
-        {
+        let value = match search_chunks(read, blake3, keep, |buf, carried| held_in(buf, carried)) {
             Some(found) => found,
             None => pieces.first(),
         };
@@ -292,7 +281,7 @@ pub fn hash_windows_held(
         let mut head: Vec<u8> = Vec::with_capacity(WINDOW);
         let is_compiled =
             |head: &[u8]| head.starts_with(b"\x7fELF") || head.starts_with(b"!<arch>\n");
-        let found = search_chunks(read, blake3, WINDOW - 1, |buf, carried, _| {
+        let found = search_chunks(read, blake3, WINDOW - 1, |buf, carried| {
             if head.len() < WINDOW {
                 let more = (WINDOW - head.len()).min(buf.len() - carried);
                 head.extend_from_slice(&buf[carried..carried + more]);
