@@ -184,9 +184,6 @@ if [ -n "$report_only" ]; then
 fi
 
 
-fetch_out=$("$repo/scripts/fetch-sources.sh" ${sources:+"$sources"})
-sources=$(dirname "$(awk '$1 ~ /^corpus-/ {print $2; exit}' <<<"$fetch_out")")
-
 if [ ${#projects[@]} -eq 0 ]; then
   if [ -n "$ci" ]; then
     projects=(zlib ed fmt)
@@ -195,6 +192,11 @@ if [ ${#projects[@]} -eq 0 ]; then
       "$repo/tests/projects/corpus/default.nix")
   fi
 fi
+
+# The pins of the projects this run builds, and no others: a corpus pin that has left the
+# archive stops only a run that builds it.
+fetch_out=$("$repo/scripts/fetch-sources.sh" ${sources:+--dir "$sources"} "${projects[@]/#/corpus-}")
+sources=$(dirname "$(awk '$1 ~ /^corpus-/ {print $2; exit}' <<<"$fetch_out")")
 
 if [ -z "$only" ]; then
   if [ -z "$builder" ]; then

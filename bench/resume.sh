@@ -9,8 +9,10 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 project=${1:-zstd}
-scripts/fetch-sources.sh >/dev/null
 sources=$repo/target/sources
+# The project's pin alone (zstd-cmake builds zstd's tarball).
+case $project in zstd-cmake*) pin=zstd ;; *) pin=$project ;; esac
+scripts/fetch-sources.sh --dir "$sources" "$pin" >/dev/null
 builder=${CHECKPOINT_BUILDER:-$(scripts/build-static.sh)}
 salt="resume-$(date +%s%N)"
 cache=$(mktemp -d /var/tmp/checkpoint-resume-bench.XXXXXX)

@@ -49,7 +49,13 @@ nix_opts=(
   --cores 2 --max-jobs 1
 )
 
-fetch_out=$("$repo/scripts/fetch-sources.sh" ${sources:+"$sources"})
+# The pins the projects build from (zstd-cmake and zstd-cmake-make use zstd's tarball): only
+# those are fetched, so a pin that has left the archive stops only the runs that build it.
+pins=()
+for project in "${projects[@]}"; do
+  case $project in zstd-cmake*) pins+=(zstd) ;; *) pins+=("$project") ;; esac
+done
+fetch_out=$("$repo/scripts/fetch-sources.sh" ${sources:+--dir "$sources"} "${pins[@]}")
 sources=$(dirname "$(awk 'NR==1 {print $2}' <<<"$fetch_out")")
 if [ -z "$builder" ]; then
   echo "version-bump.sh: building checkpoint-builder (scripts/build-static.sh)" >&2

@@ -12,8 +12,8 @@ cd "$(dirname "$0")/.."
 project=${1:-zstd}
 
 scripts/install-deps.sh >&2
-scripts/fetch-sources.sh >/dev/null
 sources=$PWD/target/sources
+scripts/fetch-sources.sh --dir "$sources" "$project" >/dev/null
 builder=$(scripts/build-static.sh)
 salt="demo-$(date +%s%N)"
 

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Downloads the upstream orig tarballs of the real projects the tests, the demo and the
-# benchmarks build, exactly as sources.lock pins them: the Debian source package at its pinned
-# version (`apt-get source --print-uris PACKAGE=VERSION` names the file and where it is), the
-# orig tarball alone (Debian's patches are not used), checked against the pinned sha256.
+# benchmarks build, as sources.lock pins them: the orig tarball of the pinned Debian source
+# package (`apt-get source --print-uris PACKAGE=VERSION` names the file and where it is; Debian's
+# patches are not used), checked against the pinned sha256.
 #
-# Usage: scripts/fetch-sources.sh [DIR]
-#   DIR defaults to $CHECKPOINT_SOURCES, else <repo>/target/sources.
+# Usage: scripts/fetch-sources.sh [--dir DIR] [PROJECT...]
+#   PROJECT    project names of sources.lock (first column); none = every pin. A name the
+#              pin file does not have is an error. Callers name the projects they build, so a
+#              pin that has left the archive fails only what builds it.
+#   --dir DIR  defaults to $CHECKPOINT_SOURCES, else <repo>/target/sources.
 #   CHECKPOINT_SOURCES_LOCK names another pin file (default: <repo>/sources.lock).
 #
 # Idempotent: a tarball already in DIR is verified by its sha256, never trusted by its name.
@@ -13,20 +16,34 @@
 # never replaced silently by another download. Needs deb-src in apt's sources
 # (scripts/install-deps.sh adds it) only when something must be downloaded.
 #
-# Prints one line per project on stdout, `<project> <absolute tarball path>`, and writes the
-# same lines to DIR/orig-tarballs.txt.
+# Prints one line per requested project on stdout, `<project> <absolute tarball path>`, and
+# writes the same lines to DIR/orig-tarballs.txt.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 lock=${CHECKPOINT_SOURCES_LOCK:-$repo/sources.lock}
-dir=${1:-${CHECKPOINT_SOURCES:-$repo/target/sources}}
-mkdir -p "$dir"
-dir=$(cd "$dir" && pwd)
 
 die() {
   echo "fetch-sources.sh: error: $*" >&2
   exit 1
 }
+
+dir=${CHECKPOINT_SOURCES:-$repo/target/sources}
+requested=()
+while [ $# -gt 0 ]; do
+  case $1 in
+    --dir)
+      [ $# -ge 2 ] || die "--dir needs a directory"
+      dir=$2
+      shift 2
+      ;;
+    --dir=*) dir=${1#--dir=}; shift ;;
+    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    --) shift; requested+=("$@"); break ;;
+    -*) die "unknown option $1 (usage: scripts/fetch-sources.sh [--dir DIR] [PROJECT...])" ;;
+    *) requested+=("$1"); shift ;;
+  esac
+done
 
 [ -r "$lock" ] || die "cannot read the pin file $lock"
 
@@ -41,6 +58,28 @@ while read -r name srcpkg version file sha256 extra; do
   pins+=("$name $srcpkg $version $file $sha256")
 done <"$lock"
 [ ${#pins[@]} -gt 0 ] || die "$lock pins no source"
+
+# The requested pins, in the order asked (each once); none asked = all of them.
+if [ ${#requested[@]} -gt 0 ]; then
+  declare -A pin_of=()
+  for pin in "${pins[@]}"; do pin_of[${pin%% *}]=$pin; done
+  declare -A seen=()
+  chosen=()
+  for name in "${requested[@]}"; do
+    if [ -z "${pin_of[$name]+set}" ]; then
+      hint=""
+      [[ "$name" == */* ]] && hint=" (a directory is given with --dir DIR)"
+      die "unknown project $name: $lock pins no project of that name$hint"
+    fi
+    [ -n "${seen[$name]+set}" ] && continue
+    seen[$name]=1
+    chosen+=("${pin_of[$name]}")
+  done
+  pins=("${chosen[@]}")
+fi
+
+mkdir -p "$dir"
+dir=$(cd "$dir" && pwd)
 
 # Tests run in parallel; one download at a time per directory.
 exec 9>"$dir/.fetch.lock"
@@ -63,9 +102,10 @@ EOF
   fi
 }
 
-# uri_of SRCPKG VERSION FILE: the URI apt gives for FILE of that exact source version.
+# uri_of SRCPKG VERSION FILE: the URI apt gives for FILE of that exact source version;
+# nothing when apt has no such version (apt-get's failure must not end the script here).
 uri_of() {
-  apt-get source --print-uris -q=2 "$1=$2" 2>/dev/null |
+  { apt-get source --print-uris -q=2 "$1=$2" 2>/dev/null || true; } |
     awk -v f="$3" '$2 == f { u = $1; gsub(/\047/, "", u); print u; exit }'
 }
 
@@ -124,4 +164,5 @@ done
 chmod 0644 "$manifest"
 mv "$manifest" "$dir/orig-tarballs.txt"
 trap - EXIT
+# Still under the lock: another run cannot have replaced the list yet.
 cat "$dir/orig-tarballs.txt"

@@ -32,7 +32,11 @@ cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # The module documentation is how a newcomer finds where a change belongs: its links must resolve.
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
-scripts/fetch-sources.sh >/dev/null
+# The sources the Rust tests build (tests/common/projects.rs fetches the same ones itself),
+# first, so a download problem fails fast with its own message; bench/corpus.sh --ci fetches
+# its projects' pins itself. No other pin is needed: one that has left the archive fails
+# only what builds it.
+scripts/fetch-sources.sh hello lua zstd >/dev/null
 CHECKPOINT_BUILDER=${CHECKPOINT_BUILDER:-$(scripts/build-static.sh)}
 export CHECKPOINT_BUILDER
 echo "test.sh: testing $CHECKPOINT_BUILDER" >&2

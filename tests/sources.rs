@@ -9,9 +9,15 @@
 //! - the Nix side refuses the wrong bytes with both hashes, and adds the right ones to the
 //!   store as the flat fixed-output path of the pinned hash.
 //!
+//! - the projects named on the command line are fetched and listed, and no other: a pin
+//!   whose source apt does not have fails a run that fetches everything, not one that leaves
+//!   it out; a name the pin file does not have is an error naming it;
+//!
 //! Every run pins bytes of its own (pid and time in them), so the store never already holds
 //! the path the Nix test adds. The sha256 is computed with coreutils' `sha256sum`, not by the
-//! code under test. Nothing here downloads: the pinned file is always in the cache already.
+//! code under test. Nothing here uses the network: where the script must ask apt, it is given
+//! an apt of its own ([`local_apt`], `APT_CONFIG`) whose only source is a local repository of
+//! source packages in the scratch directory, read through apt's `copy:` method.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -73,20 +79,28 @@ struct Setup {
     expected: String,
 }
 
+/// A pin line: project, source package, version, orig tarball, sha256.
+type Pin<'a> = (&'a str, &'a str, &'a str, &'a str, &'a str);
+
+/// Writes a pin file in the format of sources.lock.
+fn write_lock(path: &Path, pins: &[Pin]) {
+    let mut text = "# A pin file for tests/sources.rs, in the format of sources.lock.\n\
+                    #\n\
+                    # project source-package version orig-tarball sha256\n"
+        .to_owned();
+    for (project, package, version, file, sha256) in pins {
+        text.push_str(&format!(
+            "{project}  {package}  {version}  {file}  {sha256}\n"
+        ));
+    }
+    std::fs::write(path, text).unwrap();
+}
+
 fn setup(label: &str, pinned: &[u8], cached: &[u8]) -> Setup {
     let scratch = Scratch::new(label).unwrap();
     let expected = sha256_of_bytes(scratch.path(), pinned);
     let lock = scratch.path().join("test.lock");
-    std::fs::write(
-        &lock,
-        format!(
-            "# A pin file for tests/sources.rs, in the format of sources.lock.\n\
-             #\n\
-             # project source-package version orig-tarball sha256\n\
-             {PROJECT}  {PACKAGE}  {VERSION}  {FILE}  {expected}\n"
-        ),
-    )
-    .unwrap();
+    write_lock(&lock, &[(PROJECT, PACKAGE, VERSION, FILE, &expected)]);
     let sources = scratch.path().join("sources");
     std::fs::create_dir(&sources).unwrap();
     let tarball = sources.join(FILE);
@@ -101,14 +115,126 @@ fn setup(label: &str, pinned: &[u8], cached: &[u8]) -> Setup {
 }
 
 fn fetch_sources(setup: &Setup) -> Output {
+    fetch_sources_of(&setup.lock, &setup.sources, &[], None)
+}
+
+/// `fetch-sources.sh --dir SOURCES PROJECT...` with the pin file `lock`, and with the apt of
+/// `apt_config` ([`local_apt`]) when given.
+fn fetch_sources_of(
+    lock: &Path,
+    sources: &Path,
+    projects: &[&str],
+    apt_config: Option<&Path>,
+) -> Output {
     let script = repo_root().join("scripts/fetch-sources.sh");
-    Command::new("bash")
+    let mut command = Command::new("bash");
+    command
         .arg(&script)
-        .arg(&setup.sources)
-        .env("CHECKPOINT_SOURCES_LOCK", &setup.lock)
-        .env_remove("CHECKPOINT_SOURCES")
+        .arg("--dir")
+        .arg(sources)
+        .args(projects)
+        .env("CHECKPOINT_SOURCES_LOCK", lock)
+        .env_remove("CHECKPOINT_SOURCES");
+    if let Some(config) = apt_config {
+        command.env("APT_CONFIG", config);
+    }
+    command
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()))
+}
+
+/// One version of a source package in [`local_apt`]'s repository, with its files.
+struct SourceVersion<'a> {
+    package: &'a str,
+    version: &'a str,
+    /// File name and content.
+    files: Vec<(&'a str, Vec<u8>)>,
+}
+
+/// An apt configuration (the file to give as `APT_CONFIG`) under `root` whose only source is
+/// a local repository of `versions` (`deb-src [trusted=yes] copy:…`), each version's files in
+/// a directory of their own, with apt's state and cache under `root` and none of the machine's
+/// configuration read (`Dir::Etc::parts` is ours), its index built by `apt-get update`.
+fn local_apt(root: &Path, versions: &[SourceVersion]) -> PathBuf {
+    let repo = root.join("repo");
+    let etc = root.join("etc");
+    for dir in [
+        repo.clone(),
+        etc.join("apt.conf.d"),
+        etc.join("sources.list.d"),
+        etc.join("preferences.d"),
+        root.join("state/lists/partial"),
+        root.join("cache/archives/partial"),
+    ] {
+        std::fs::create_dir_all(&dir).unwrap();
+    }
+    std::fs::write(root.join("state/status"), "").unwrap();
+    let mut index = String::new();
+    for (i, v) in versions.iter().enumerate() {
+        let dir = format!("v{i}");
+        std::fs::create_dir(repo.join(&dir)).unwrap();
+        let (mut md5, mut sha) = (String::new(), String::new());
+        for (name, bytes) in &v.files {
+            let path = repo.join(&dir).join(name);
+            std::fs::write(&path, bytes).unwrap();
+            let out = Command::new("md5sum").arg(&path).output().unwrap();
+            assert!(out.status.success(), "md5sum {}", path.display());
+            let md5sum = String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .to_owned();
+            md5.push_str(&format!("\n {md5sum} {} {name}", bytes.len()));
+            sha.push_str(&format!("\n {} {} {name}", sha256_of(&path), bytes.len()));
+        }
+        index.push_str(&format!(
+            "Package: {}\nVersion: {}\nDirectory: {dir}\nFiles:{md5}\nChecksums-Sha256:{sha}\n\n",
+            v.package, v.version
+        ));
+    }
+    std::fs::write(repo.join("Sources"), index).unwrap();
+    std::fs::write(
+        etc.join("sources.list"),
+        format!("deb-src [trusted=yes] copy:{} ./\n", repo.display()),
+    )
+    .unwrap();
+    let config = root.join("apt.conf");
+    let d = |p: &str| root.join(p).display().to_string();
+    std::fs::write(
+        &config,
+        format!(
+            "Dir::Etc \"{}\";\n\
+             Dir::Etc::sourcelist \"{}\";\n\
+             Dir::Etc::sourceparts \"{}\";\n\
+             Dir::Etc::parts \"{}\";\n\
+             Dir::Etc::preferencesparts \"{}\";\n\
+             Dir::State \"{}\";\n\
+             Dir::State::status \"{}\";\n\
+             Dir::Cache \"{}\";\n\
+             APT::Sandbox::User \"root\";\n\
+             Debug::NoLocking \"true\";\n",
+            d("etc"),
+            d("etc/sources.list"),
+            d("etc/sources.list.d"),
+            d("etc/apt.conf.d"),
+            d("etc/preferences.d"),
+            d("state"),
+            d("state/status"),
+            d("cache"),
+        ),
+    )
+    .unwrap();
+    let update = Command::new("apt-get")
+        .args(["update", "-q"])
+        .env("APT_CONFIG", &config)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run apt-get: {e}"));
+    assert!(
+        update.status.success(),
+        "apt-get update of the local repository: {}",
+        describe(&update)
+    );
+    config
 }
 
 fn describe(output: &Output) -> String {
@@ -343,5 +469,109 @@ fn orig_tarball_nix_adds_the_right_bytes_as_the_pinned_fixed_output_path() {
         "{} is not valid: {}",
         path.display(),
         describe(&valid)
+    );
+}
+
+#[test]
+fn fetch_sources_fetches_only_the_projects_it_is_given() {
+    let bytes = unique_bytes("the pinned bytes");
+    let setup = setup("sources-subset", &bytes, &bytes);
+    // A second pin whose source apt does not have and that is not in the cache.
+    let gone_sha = sha256_of_bytes(setup.sources.parent().unwrap(), b"never published");
+    write_lock(
+        &setup.lock,
+        &[
+            (PROJECT, PACKAGE, VERSION, FILE, &setup.expected),
+            (
+                "gone",
+                "gone-src",
+                "4.5-6",
+                "gone-src_4.5.orig.tar.gz",
+                &gone_sha,
+            ),
+        ],
+    );
+    let apt = local_apt(&setup.sources.parent().unwrap().join("apt"), &[]);
+
+    // Everything: the missing pin fails the run, naming its package.
+    let all = fetch_sources_of(&setup.lock, &setup.sources, &[], Some(&apt));
+    assert!(
+        !all.status.success(),
+        "a pin apt does not have was fetched: {}",
+        describe(&all)
+    );
+    assert!(
+        String::from_utf8_lossy(&all.stderr).contains("apt has no source package gone-src"),
+        "the failure does not name the missing source package: {}",
+        describe(&all)
+    );
+
+    // The other project alone: listed, and nothing else fetched or needed.
+    let output = fetch_sources_of(&setup.lock, &setup.sources, &[PROJECT], Some(&apt));
+    assert!(
+        output.status.success(),
+        "fetching {PROJECT} alone failed: {}",
+        describe(&output)
+    );
+    let line = format!("{PROJECT} {}\n", setup.tarball.display());
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        line,
+        "stdout is not the one `<project> <path>` line of {PROJECT}: {}",
+        describe(&output)
+    );
+    assert_eq!(
+        std::fs::read_to_string(setup.sources.join("orig-tarballs.txt")).unwrap(),
+        line,
+        "orig-tarballs.txt lists other projects"
+    );
+    assert_eq!(
+        listing(&setup.sources),
+        [".fetch.lock", FILE, "orig-tarballs.txt"],
+        "files other than the requested tarball and the list in {}",
+        setup.sources.display()
+    );
+    assert_eq!(std::fs::read(&setup.tarball).unwrap(), bytes);
+}
+
+#[test]
+fn fetch_sources_refuses_a_project_the_pin_file_does_not_have_naming_it() {
+    let bytes = unique_bytes("the pinned bytes");
+    let setup = setup("sources-unknown", &bytes, &bytes);
+    let before = listing(&setup.sources);
+
+    let output = fetch_sources_of(
+        &setup.lock,
+        &setup.sources,
+        &[PROJECT, "no-such-project"],
+        None,
+    );
+    assert!(
+        !output.status.success(),
+        "an unknown project was accepted: {}",
+        describe(&output)
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.contains("error") && l.contains("no-such-project")),
+        "no error line names the unknown project: {}",
+        describe(&output)
+    );
+    assert!(
+        output.stdout.is_empty(),
+        "a failed fetch listed tarballs: {}",
+        describe(&output)
+    );
+    let after: Vec<String> = listing(&setup.sources)
+        .into_iter()
+        .filter(|n| n != ".fetch.lock")
+        .collect();
+    assert_eq!(
+        after,
+        before,
+        "a refused run changed {}",
+        setup.sources.display()
     );
 }

@@ -4,7 +4,7 @@
 # receiving the stock arguments (`-e <source-stdenv.sh> <default-builder.sh>`).
 #
 #   nix-build tests/projects -A lua --arg stdenvNix ./tests/stdenv/stdenv.nix \
-#     --arg sources "$(scripts/fetch-sources.sh >/dev/null; echo $PWD/target/sources)"
+#     --arg sources "$(scripts/fetch-sources.sh lua >/dev/null; echo $PWD/target/sources)"
 #
 # `sources`: the directory scripts/fetch-sources.sh fills (a path or a string).
 # `benchSalt`: any string; when non-null it is added to every derivation so a

@@ -18,7 +18,7 @@ let
   actual = builtins.hashFile "sha256" file;
 in
 if !(builtins.pathExists file) then
-  throw "${toString file} is missing (${pin.package} ${pin.version}, pinned in ${toString lock}); run scripts/fetch-sources.sh ${toString dir}"
+  throw "${toString file} is missing (${pin.package} ${pin.version}, pinned in ${toString lock}); run scripts/fetch-sources.sh --dir ${toString dir} ${project}"
 else if actual != pin.sha256 then
   throw "${toString file} does not match its pin (${pin.package} ${pin.version} in ${toString lock}): expected sha256 ${pin.sha256}, actual sha256 ${actual}"
 else builtins.path {
