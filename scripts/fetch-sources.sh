@@ -16,6 +16,11 @@
 # never replaced silently by another download. Needs deb-src in apt's sources
 # (scripts/install-deps.sh adds it) only when something must be downloaded.
 #
+# When apt has no source package at the pinned version (Debian replaced the revision, e.g. at
+# a point release), the other versions of the same source package apt knows are tried, and
+# the first whose file list has the same orig tarball supplies it (named on stderr). Trust
+# comes from the pinned sha256, which the download is checked against, not from the version.
+#
 # Prints one line per requested project on stdout, `<project> <absolute tarball path>`, and
 # writes the same lines to DIR/orig-tarballs.txt.
 set -euo pipefail
@@ -109,14 +114,34 @@ uri_of() {
     awk -v f="$3" '$2 == f { u = $1; gsub(/\047/, "", u); print u; exit }'
 }
 
-# download SRCPKG VERSION FILE SHA256: FILE of that exact source version into DIR, checked
-# by apt's own download helper and by us.
+# source_versions SRCPKG: the versions of the source package apt knows, one a line, each once.
+source_versions() {
+  apt-cache madison "$1" 2>/dev/null |
+    awk -F'|' '$3 ~ /Sources/ { v = $2; gsub(/ /, "", v); if (!(v in seen)) { seen[v] = 1; print v } }' || true
+}
+
+# download SRCPKG VERSION FILE SHA256: FILE of that source version into DIR, checked by
+# apt's own download helper and by us. When apt has no such version with FILE, FILE of the
+# first other version of SRCPKG that has it (a Debian revision bump keeps the orig tarball);
+# the pinned sha256 decides whether it is the pinned file.
 download() {
-  local srcpkg=$1 version=$2 file=$3 sha256=$4 uri partial
+  local srcpkg=$1 version=$2 file=$3 sha256=$4 uri partial from=$2 other
   uri=$(uri_of "$srcpkg" "$version" "$file")
   if [ -z "$uri" ]; then
+    while read -r other; do
+      if [ -z "$other" ] || [ "$other" = "$version" ]; then continue; fi
+      uri=$(uri_of "$srcpkg" "$other" "$file")
+      if [ -n "$uri" ]; then
+        from=$other
+        echo "fetch-sources.sh: apt has no $srcpkg $version; $srcpkg $other has the same $file (checked against the pinned sha256)" >&2
+        break
+      fi
+    done < <(source_versions "$srcpkg")
+  fi
+  if [ -z "$uri" ]; then
     {
-      echo "fetch-sources.sh: error: apt has no source package $srcpkg at version $version with the file $file."
+      echo "fetch-sources.sh: error: apt has no source package $srcpkg at version $version with the file $file,"
+      echo "  nor another version of $srcpkg with that file."
       echo "  Versions of $srcpkg apt knows, with the suites they come from:"
       apt-cache madison "$srcpkg" 2>/dev/null | awk -F'|' '/Sources/ { print "   " $2 "|" $3 }' | sed 's/ *Sources$//' || true
       echo "  apt needs deb-src entries for bookworm and a fresh package index:"
@@ -125,16 +150,17 @@ download() {
     } >&2
     exit 1
   fi
-  echo "fetch-sources.sh: $srcpkg=$version: $file (from $uri)" >&2
+  echo "fetch-sources.sh: $srcpkg=$from: $file (from $uri)" >&2
   partial=$(mktemp "$dir/.$file.XXXXXX")
   # apt-helper checks the hash itself while it downloads. As root apt would drop to `_apt`,
   # which may not be able to write DIR.
   local sandbox=()
   [ "$(id -u)" = 0 ] && sandbox=(-o APT::Sandbox::User=root)
   if ! /usr/lib/apt/apt-helper -q "${sandbox[@]}" download-file "$uri" "$partial" "SHA256:$sha256" >&2; then
-    rm -f "$partial"
+    # apt keeps a file whose hash does not match as PATH.FAILED.
+    rm -f "$partial" "$partial.FAILED"
     cat >&2 <<EOF
-fetch-sources.sh: error: could not download $file of $srcpkg $version from $uri
+fetch-sources.sh: error: could not download $file of $srcpkg $from from $uri
   with sha256 $sha256 (apt's message above). Nothing was kept.
 EOF
     exit 1

@@ -12,6 +12,9 @@
 //! - the projects named on the command line are fetched and listed, and no other: a pin
 //!   whose source apt does not have fails a run that fetches everything, not one that leaves
 //!   it out; a name the pin file does not have is an error naming it;
+//! - a pinned version apt no longer has is taken from another version of the same source
+//!   package whose file list has the same orig tarball, and only when its bytes are the pinned
+//!   ones.
 //!
 //! Every run pins bytes of its own (pid and time in them), so the store never already holds
 //! the path the Nix test adds. The sha256 is computed with coreutils' `sha256sum`, not by the
@@ -572,6 +575,98 @@ fn fetch_sources_refuses_a_project_the_pin_file_does_not_have_naming_it() {
         after,
         before,
         "a refused run changed {}",
+        setup.sources.display()
+    );
+}
+
+/// A setup whose cache is empty, and an apt whose repository has [`PACKAGE`] at versions other
+/// than the pinned [`VERSION`]: `1.2-3+test0` with another orig tarball, `1.2-3+test2` with
+/// [`FILE`] holding `served`.
+fn revision_bump(label: &str, pinned: &[u8], served: &[u8]) -> (Setup, PathBuf) {
+    let setup = setup(label, pinned, b"");
+    std::fs::remove_file(&setup.tarball).unwrap();
+    let apt = local_apt(
+        &setup.sources.parent().unwrap().join("apt"),
+        &[
+            SourceVersion {
+                package: PACKAGE,
+                version: "1.2-3+test0",
+                files: vec![("fake-src_1.1.orig.tar.xz", pinned.to_vec())],
+            },
+            SourceVersion {
+                package: PACKAGE,
+                version: "1.2-3+test2",
+                files: vec![(FILE, served.to_vec())],
+            },
+        ],
+    );
+    (setup, apt)
+}
+
+#[test]
+fn fetch_sources_takes_the_pinned_tarball_from_another_version_of_the_package() {
+    let bytes = unique_bytes("the pinned bytes");
+    let (setup, apt) = revision_bump("sources-bump", &bytes, &bytes);
+
+    let output = fetch_sources_of(&setup.lock, &setup.sources, &[PROJECT], Some(&apt));
+    assert!(
+        output.status.success(),
+        "the tarball of another version was not taken: {}",
+        describe(&output)
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.contains("1.2-3+test2") && l.contains(VERSION)),
+        "stderr does not say which version supplied the file: {}",
+        describe(&output)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        format!("{PROJECT} {}\n", setup.tarball.display()),
+        "{}",
+        describe(&output)
+    );
+    assert_eq!(
+        std::fs::read(&setup.tarball).unwrap(),
+        bytes,
+        "the downloaded file is not the pinned bytes"
+    );
+    assert!(
+        !std::fs::symlink_metadata(&setup.tarball)
+            .unwrap()
+            .file_type()
+            .is_symlink(),
+        "{} is a symlink",
+        setup.tarball.display()
+    );
+}
+
+#[test]
+fn fetch_sources_refuses_another_versions_tarball_with_other_bytes() {
+    let (setup, apt) = revision_bump(
+        "sources-bump-wrong",
+        &unique_bytes("the pinned bytes"),
+        &unique_bytes("other bytes under the same name"),
+    );
+
+    let output = fetch_sources_of(&setup.lock, &setup.sources, &[PROJECT], Some(&apt));
+    assert!(
+        !output.status.success(),
+        "a tarball whose bytes are not the pinned ones was accepted: {}",
+        describe(&output)
+    );
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains(&setup.expected),
+        "the failure does not give the pinned sha256: {}",
+        describe(&output)
+    );
+    assert!(output.stdout.is_empty(), "{}", describe(&output));
+    assert_eq!(
+        listing(&setup.sources),
+        [".fetch.lock"],
+        "something was kept in {}",
         setup.sources.display()
     );
 }
