@@ -41,10 +41,29 @@ pub fn normalised_nar(store_path: &Path, real: &Path) -> Vec<u8> {
     // And 8 characters of the hash anywhere: what is left where the path was split so that no
     // file holds it whole (8-byte immediates).
     needles.extend(hash.windows(8).map(|w| (w.to_vec(), 8)));
+    // The name's bytes after a whole hash are the name, never hash characters: a tail piece
+    // whose hash characters equal the name's (a hash ending in `c` before `-piec` cut off by
+    // the next piece, `c` + `q-pieces-46`) must not be taken for one there.
+    let mut name_bytes = vec![false; nar.len()];
+    let mut i = 0;
+    while i + hash.len() <= nar.len() {
+        if nar[i..].starts_with(&hash) {
+            let after = i + hash.len();
+            let same = nar[after..]
+                .iter()
+                .zip(&name_part)
+                .take_while(|(a, b)| a == b)
+                .count();
+            name_bytes[after..after + same].fill(true);
+            i = after;
+        } else {
+            i += 1;
+        }
+    }
     for (needle, hash_chars) in needles {
         let mut i = 0;
         while i + needle.len() <= nar.len() {
-            if nar[i..].starts_with(&needle) {
+            if nar[i..].starts_with(&needle) && !name_bytes[i..i + hash_chars].contains(&true) {
                 nar[i..i + hash_chars].fill(b'0');
                 i += needle.len();
             } else {
