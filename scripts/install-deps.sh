@@ -140,6 +140,7 @@ packages=(
   xz-utils zstd gzip bzip2 # unpacking orig tarballs
   patch diffutils # patchPhase, checkpoint baselines
   cmake meson ninja-build # the CMake, Meson and ninja projects of the tests
+  autoconf automake # tests/reuse-cases/autotools-project.nix makes its release tarballs
   dpkg-dev        # apt-get source
   bc              # scripts/demo.sh and bench/resume.sh compute elapsed times with it
   rsync           # bench/reuse.sh and bench/scale.sh run nixpkgs' checkpointBuildTools flow

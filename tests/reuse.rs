@@ -41,6 +41,12 @@ const CMAKE_PROJECT: ReuseProject = ReuseProject {
     attrs: "generator = \"cmake\";",
     label: "cmake",
 };
+/// The CMake project of `ninja-project.nix` generated for make.
+const CMAKE_MAKE_PROJECT: ReuseProject = ReuseProject {
+    file: "ninja-project",
+    attrs: "generator = \"cmake-make\";",
+    label: "cmake-make",
+};
 const MESON_PROJECT: ReuseProject = ReuseProject {
     file: "ninja-project",
     attrs: "generator = \"meson\";",
@@ -402,14 +408,29 @@ fn tree_changes_are_reflected_exactly() {
     );
 }
 
-/// A change to a build description file is not laid over an old build: configure and build
-/// run on the new tree, and the log says why.
+/// A changed makefile template (a comment added to `Makefile.in`, from which configure makes
+/// the Makefile): configure reruns over the earlier tree, the Makefile it writes differs in
+/// the comment alone, and make compiles nothing; `out` equals a clean build.
 #[test]
-fn makefile_change_rebuilds_from_configure() {
+fn a_makefile_template_change_reruns_configure_and_make_follows_the_new_makefile() {
     let a = build(7, "makefile-base", "a", None);
     let b = build(7, "makefile-from-a", "makefile", Some(&output(&a, true)));
     let clean = build(7, "makefile-clean", "makefile", None);
-    assert_not_laid_over(&b, &clean, "build description files changed", "Makefile.in");
+    let configure = decision(&b, "configurePhase");
+    assert!(
+        configure.contains("ran over the earlier build's tree")
+            && configure.contains("build description files changed")
+            && configure.contains("Makefile.in"),
+        "{configure}\n{}",
+        b.log_tail(40)
+    );
+    let build_line = decision(&b, "buildPhase");
+    assert!(
+        build_line.contains("differ only in comments or blank lines"),
+        "{build_line}"
+    );
+    assert_eq!(make_compiles(&b).len(), 0, "{}", b.log_tail(40));
+    assert!(normalised_out(&b) == normalised_out(&clean));
 }
 
 /// `b` did not resume over the earlier tree: configure and build ran, a log line gives
@@ -1294,4 +1315,177 @@ fn a_renamed_source_root_is_laid_over_under_its_new_name() {
     assert!(normalised_out(&b) == normalised_out(&clean));
     let greet = greet_output(&b);
     assert!(String::from_utf8_lossy(&greet.stdout).starts_with("Hello, changed world"));
+}
+
+/// One build of `tests/reuse-cases/autotools-project.nix` at `version` (`AC_INIT`'s), with
+/// extra.c in the program when `extra`; `test` names the package (`reuse-atdemo-<test>-<version>`),
+/// so tests running in parallel never build the same derivation.
+fn build_autotools(
+    test: u32,
+    label: &str,
+    version: &str,
+    extra: bool,
+    base: Option<&Path>,
+) -> BuildResult {
+    let attrs = format!(
+        "version = \"{version}\"; extra = {extra}; name = \"reuse-atdemo-{test}-{version}\"; {}",
+        base_attr(base)
+    );
+    build_ok(
+        &case_file("reuse-cases", label, "autotools-project", &attrs),
+        label,
+    )
+}
+
+/// A version bump of an automake project under make (issue 14), released as upstream does:
+/// a new tarball whose `configure.ac` and `configure` changed and whose top directory was
+/// renamed. Configure reruns over the earlier tree; the files the tarball generated after
+/// `configure.ac` keep their order (or make would run aclocal, automake and autoheader, which
+/// a clean build does not); the Makefile it writes differs only in the version's values,
+/// which among the rules that build files only stamp.h's recipe reads: stamp.h is left out
+/// for make to remake. config.h changed and stamp.h will, and no dependency record names
+/// either, so version.c and main.c, the
+/// units that include them, compile again, and util.c does not. `out` equals a clean build
+/// of the new version.
+#[test]
+fn an_autotools_version_bump_compiles_only_what_includes_the_changed_headers() {
+    let a = build_autotools(61, "atdemo-base", "1.0", false, None);
+    let b = build_autotools(61, "atdemo-bump", "1.1", false, Some(&output(&a, true)));
+    let clean = build_autotools(61, "atdemo-bump-clean", "1.1", false, None);
+    let configure = decision(&b, "configurePhase");
+    assert!(
+        configure.contains("ran over the earlier build's tree"),
+        "{configure}\n{}",
+        b.log_tail(60)
+    );
+    let build_line = decision(&b, "buildPhase");
+    assert!(
+        build_line.contains("differ only in the values of")
+            && build_line.contains("VERSION")
+            && build_line.contains("config.h"),
+        "{build_line}\n{}",
+        b.log_tail(60)
+    );
+    for tool in ["aclocal", "automake", "autoconf", "autoheader"] {
+        assert!(
+            !b.log_lines
+                .iter()
+                .any(|l| l.contains(&format!("missing' {tool}"))
+                    || l.contains(&format!("missing {tool}"))),
+            "make ran {tool}:\n{}",
+            b.log_tail(60)
+        );
+    }
+    assert!(
+        build_line.contains("1 build product(s) whose rules read them or changed were left out")
+            && build_line.contains("stamp.h"),
+        "{build_line}"
+    );
+    let mut compiled: Vec<&str> = make_compiles(&b)
+        .iter()
+        .filter_map(|l| l.rsplit(' ').next())
+        .collect();
+    compiled.sort();
+    assert_eq!(compiled, ["main.c", "version.c"], "{}", b.log_tail(60));
+    assert_eq!(make_compiles(&clean).len(), 3, "{}", clean.log_tail(40));
+    assert!(normalised_out(&b) == normalised_out(&clean));
+    let program = Command::new(output(&b, false).join("bin/atdemo"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&program.stdout),
+        "built as atdemo 1.1\nhello from atdemo 1.1\n"
+    );
+}
+
+/// The objects CMake's makefiles built (`[ 50%] Building C object CMakeFiles/…`).
+fn cmake_make_compiles(b: &BuildResult) -> Vec<&String> {
+    b.log_lines
+        .iter()
+        .filter(|l| l.contains("Building C object"))
+        .collect()
+}
+
+/// Build description changes of a CMake project generated for make (issue 14): cmake reruns
+/// over the earlier tree (without its cache) and rewrites the makefiles, which make would not
+/// follow by itself. A version given to `project()` changes nothing make builds from, and
+/// nothing compiles; a source file added to the program changes values and explicit rules
+/// (the new object's, the link rule's), whose products are left out for make to remake, and
+/// only the new file compiles. `out` equals a clean build each time.
+#[test]
+fn cmake_make_project_description_changes_compile_what_they_add() {
+    let project = CMAKE_MAKE_PROJECT;
+    let name = "reuse-cmkmk-50";
+    let a = build_project(project, "cmake-make-desc-base", "a", name, None);
+    let ck = output(&a, true);
+    assert_eq!(cmake_make_compiles(&a).len(), 3, "{}", a.log_tail(40));
+    for (variant, compiled_files) in [("version", vec![]), ("added", vec!["extra.c.o"])] {
+        let b = build_project(
+            project,
+            &format!("cmake-make-{variant}"),
+            variant,
+            name,
+            Some(&ck),
+        );
+        let clean = build_project(
+            project,
+            &format!("cmake-make-{variant}-clean"),
+            variant,
+            name,
+            None,
+        );
+        assert!(
+            decision(&b, "configurePhase").contains("ran over the earlier build's tree"),
+            "{variant}: {}",
+            b.log_tail(40)
+        );
+        let compiled = cmake_make_compiles(&b);
+        assert_eq!(
+            compiled.len(),
+            compiled_files.len(),
+            "{variant}: {compiled:?}\n{}",
+            b.log_tail(40)
+        );
+        for (line, file) in compiled.iter().zip(&compiled_files) {
+            assert!(line.contains(file), "{variant}: {compiled:?}");
+        }
+        if variant == "added" {
+            let build_line = decision(&b, "buildPhase");
+            assert!(build_line.contains("explicit rule(s)"), "{build_line}");
+        }
+        assert!(
+            normalised_out(&b) == normalised_out(&clean),
+            "{variant}: out differs from a clean build"
+        );
+    }
+}
+
+/// A source file added to an automake program (issue 14): `Makefile.am` and the
+/// `Makefile.in` automake made from it change. Configure reruns over the earlier tree and
+/// writes a Makefile whose values (the object list) and explicit rules changed; the program,
+/// whose rule reads the object list, is left out for make to relink, and only extra.c
+/// compiles. `out` equals a clean build.
+#[test]
+fn a_source_file_added_to_makefile_am_compiles_that_file_and_relinks() {
+    let a = build_autotools(62, "atdemo-extra-base", "1.0", false, None);
+    let b = build_autotools(62, "atdemo-extra", "1.0", true, Some(&output(&a, true)));
+    let clean = build_autotools(62, "atdemo-extra-clean", "1.0", true, None);
+    let configure = decision(&b, "configurePhase");
+    assert!(
+        configure.contains("ran over the earlier build's tree"),
+        "{configure}\n{}",
+        b.log_tail(60)
+    );
+    let build_line = decision(&b, "buildPhase");
+    assert!(
+        build_line.contains("atdemo-1.0/atdemo") && build_line.contains("left out for make"),
+        "{build_line}\n{}",
+        b.log_tail(60)
+    );
+    let compiled: Vec<&str> = make_compiles(&b)
+        .iter()
+        .filter_map(|l| l.rsplit(' ').next())
+        .collect();
+    assert_eq!(compiled, ["extra.c"], "{}", b.log_tail(60));
+    assert!(normalised_out(&b) == normalised_out(&clean));
 }

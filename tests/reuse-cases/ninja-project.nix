@@ -1,5 +1,6 @@
 # A small C project built by ninja for the reuse tests, configured by CMake or Meson
-# (`generator`): the prefix reaches every compile command through a compile definition
+# (`generator`; "cmake-make": CMake for make, built by the stdenv's make phases): the
+# prefix reaches every compile command through a compile definition
 # (CMake's `target_compile_definitions(… PREFIX="${CMAKE_INSTALL_PREFIX}")`, Meson's
 # `add_project_arguments('-DPREFIX="…"')`, common idioms of both), so ninja reruns a command
 # whose hash in `.ninja_log` is not that of its command line. `variant`: "a", "source" (one
@@ -10,7 +11,7 @@
 # and ninja come from the host (Debian's `cmake`, `meson`, `ninja-build`). Linked without a
 # GNU build-id, as in cproject.nix.
 { mkDrv, generator, variant ? "a", base ? null, name ? "reuse-ninja", salt ? null }:
-assert generator == "cmake" || generator == "meson";
+assert generator == "cmake" || generator == "meson" || generator == "cmake-make";
 let
   greeting = if variant == "source" then "Hello, changed world" else "Hello, world";
   src = derivation {
@@ -51,6 +52,8 @@ mkDrv ({
     runHook preConfigure
     ${if generator == "cmake"
       then ''cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$out"''
+      else if generator == "cmake-make"
+      then ''cmake -S . -B build -G "Unix Makefiles" -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$out"''
       else ''meson setup build --prefix="$out" --buildtype=release''}
     cd build
     runHook postConfigure
@@ -61,4 +64,4 @@ mkDrv ({
   # Fresh derivations for every test run (the same within one run).
   testSalt = salt;
   checkpointBase = if base == null then null else builtins.storePath base;
-} // import ../projects/ninja-phases.nix)
+} // (if generator == "cmake-make" then { } else import ../projects/ninja-phases.nix))

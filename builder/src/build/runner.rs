@@ -10,7 +10,7 @@ use crate::build::memfile::MemFile;
 use crate::build::nix_log;
 use crate::build::recorder::{self, Recorder};
 use crate::build::signals;
-use crate::checkpoint::RewritePair;
+use crate::checkpoint::{RelPath, RewritePair};
 use crate::reuse::base::{
     error_chain, path_rewrites, remove_tree, BaseCheckpoint, InitialTree, PathMoves,
 };
@@ -345,7 +345,12 @@ fn run_steps(
                         .is_some_and(|c| index <= c.build_phase);
                     record(rec, phase, Some(&state), &next, status, &outcome)?;
                     if let Some(copy) = working_copy.take_if(|c| index == c.build_phase) {
-                        settle_rerun(rec, &copy, &next, env, options, &mut outcome)?;
+                        let products = settle_rerun(rec, &copy, &next, env, options, &mut outcome)?;
+                        if !products.is_empty() {
+                            let mut all = copy.left_out.clone();
+                            all.extend(products);
+                            left_out = short_list(&all, 5);
+                        }
                     }
                 }
                 state = next;
@@ -693,6 +698,7 @@ fn resume_after_patch(
 /// After the phases rerun over the earlier tree (`state` is the one after the last of them):
 /// settles the tree ([`working_copy::settle`]) and adds what it did to buildPhase's line. A
 /// refusal falls back to a clean build (the rerun phases already ran over the earlier tree).
+/// Returns the build products it left out for make to remake.
 fn settle_rerun(
     rec: &mut Recorder,
     copy: &WorkingCopy,
@@ -700,7 +706,7 @@ fn settle_rerun(
     env: &BuildEnvironment,
     options: &BuildOptions,
     outcome: &mut BuildOutcome,
-) -> Result<(), RunError> {
+) -> Result<Vec<RelPath>, RunError> {
     let settled = working_copy::settle(copy, rec, state, &env.build_top, &options.outputs)
         .map_err(|e| RunError::Incremental(ResumeError::Settle(e)))?;
     if let Some(d) = outcome
@@ -710,7 +716,7 @@ fn settle_rerun(
     {
         d.reason.push_str(&settled.note());
     }
-    Ok(())
+    Ok(settled.left_out)
 }
 
 /// Arguments that make bash run `script` as a script file (not `-c`, which would add `c` to

@@ -294,7 +294,7 @@ fn ninja_deps_paths(data: &[u8], mut path: impl FnMut(&[u8])) {
 }
 
 /// `dir/token` with `.` and `..` resolved, or None if it leaves the tree.
-fn join_normalized(dir: &RelPath, token: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn join_normalized(dir: &RelPath, token: &[u8]) -> Option<Vec<u8>> {
     let mut parts: Vec<&[u8]> = dir.components().collect();
     for c in token.split(|&b| b == b'/') {
         match c {

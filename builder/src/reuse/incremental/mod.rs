@@ -13,10 +13,12 @@
 //!   [`crate::reuse::plan::SOURCE_VARIABLES`]);
 //! - when the phases before `buildPhase` do not match, they may rerun over the earlier tree
 //!   instead ([`working_copy`]: a version bump, a changed configure flag, a changed build
-//!   description under ninja);
-//! - a change to a build description file (Makefiles, `*.mk`, configure and CMake/Meson
-//!   inputs, `*.in` templates) under make never resumes: those phases run on the fresh tree,
-//!   as a clean build would; neither does a deleted compile unit (its object, or an archive
+//!   description under ninja, or under make one that leaves the source's own makefiles as
+//!   they were, where [`makefile_changes`] then follows what configure changed in the
+//!   makefiles it writes);
+//! - a change to a makefile of the source (`Makefile`, `*.mk`, or a template configure did
+//!   not make one from) under make never resumes: those phases run on the fresh tree, as a
+//!   clean build would; neither does a deleted compile unit (its object, or an archive
 //!   member made from it, would outlive it);
 //! - unchanged files keep the mtimes the earlier build recorded, changed ones get an mtime
 //!   newer than every restored file, so make's timestamp rule sees exactly the change;
@@ -25,6 +27,7 @@
 //!   include it compile again: their objects are made older than them ([`objects`]).
 
 pub mod dependencies;
+pub mod makefile_changes;
 pub mod ninja;
 pub mod objects;
 pub mod rules;
@@ -32,7 +35,7 @@ pub mod working_copy;
 
 use crate::checkpoint::{
     floor_after, max_mtime, overlay_diff, overlay_state, CheckpointError, ContentHash, EntryKind,
-    RelPath, RewritePair, RootState, State, Timestamp,
+    OverlayChange, RelPath, RewritePair, RootState, State, Timestamp,
 };
 use crate::reuse::base::{piece_held, BaseCheckpoint, PathMoves};
 use crate::reuse::plan::PhaseDecision;
@@ -45,7 +48,8 @@ use rules::{is_stdenv_file, PhaseMatch};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 use working_copy::{
-    ran_ninja, read_by_makefiles, revert_rerun_edits, without_configure_caches, WorkingCopy,
+    keep_source_order, makefile_rules, ran_ninja, read_by_makefiles, revert_rerun_edits,
+    without_configure_caches, WorkingCopy,
 };
 
 /// Where the build goes on after an incremental restore.
@@ -224,11 +228,26 @@ pub fn try_resume(
                 .unwrap_or_else(|| "SOURCE_DATE_EPOCH moved".to_owned())
         });
     }
+    // The changed build description files the new source has (their order among the
+    // source's files is kept, [`working_copy::keep_source_order`]).
+    let mut descriptions: Vec<RelPath> = Vec::new();
     match rules::check_source_changes(&changes) {
         Ok(()) => {}
         // Under ninja, a changed build description reruns configure over the earlier tree:
-        // ninja then rebuilds what the new commands and dependencies say.
-        Err(NoResume::BuildDescriptionChanged { files }) if ninja => {
+        // ninja then rebuilds what the new commands and dependencies say. Under make, so does
+        // a change that leaves the source's own makefiles as they were (configure.ac,
+        // configure, config.h.in: a version bump; Makefile.am and Makefile.in: a source file
+        // added): what configure then writes decides ([`working_copy::settle`]).
+        Err(NoResume::BuildDescriptionChanged { files })
+            if ninja || rules::rerunnable_under_make(&changes, want.root("build"), &old_tree) =>
+        {
+            descriptions = changes
+                .iter()
+                .filter(|(p, c)| {
+                    *c != OverlayChange::Removed && rules::is_build_description(p.as_bytes())
+                })
+                .map(|(p, _)| p.clone())
+                .collect();
             rerun_all(&mut found, || {
                 format!(
                     "build description files changed ({})",
@@ -298,12 +317,24 @@ pub fn try_resume(
             } else {
                 Vec::new()
             };
+            let mut expected = expected;
+            // Under make, what automake's rules make from a changed build description
+            // stays as new as it (ninja's regeneration edges make files of the build tree).
+            if !descriptions.is_empty() && !ninja {
+                let mtime = floor_after(floor);
+                let read = |h: &ContentHash| recorder.read_blob(h).ok();
+                let top = build_top.as_os_str().as_encoded_bytes();
+                let rules = makefile_rules(restored, read, top);
+                keep_source_order(&mut tree, &new_tree, &descriptions, &rules, mtime);
+                keep_source_order(&mut expected, &new_tree, &descriptions, &rules, mtime);
+            }
             let copy = WorkingCopy {
                 build_phase: patch_index + 1 + b,
                 expected,
                 source: new_tree.clone(),
                 ninja,
                 left_out: Vec::new(),
+                moved_texts: Default::default(),
             };
             (tree, Some(copy), caches)
         }
@@ -395,6 +426,11 @@ fn leave_out_stale(
                     let content = stale::substituted(&recorder.read_blob(blake3).ok()?, values)?;
                     *size = content.len() as u64;
                     *blake3 = ContentHash::of(&content);
+                    // A makefile's text is compared after the rerun (settle): kept, since
+                    // no blob holds it.
+                    if working_copy::is_make_input(path.as_bytes()) {
+                        copy.moved_texts.insert(path.clone(), content);
+                    }
                 }
                 EntryKind::Symlink { target } => *target = stale::substituted(target, values)?,
                 _ => return None,

@@ -166,6 +166,56 @@ pub fn is_build_description(path: &[u8]) -> bool {
         || name.ends_with(".in")
 }
 
+/// True for a makefile or a template of one (`Makefile.in`, `Makefile.am`, `*.mk`): make
+/// runs its text, so its change is not a value a rerun configure writes.
+pub fn is_makefile_template(path: &[u8]) -> bool {
+    let name = path.rsplit(|&b| b == b'/').next().unwrap_or(path);
+    name.starts_with(b"Makefile")
+        || name == b"GNUmakefile"
+        || name == b"makefile"
+        || name.ends_with(b".mk")
+        || name.ends_with(b".make")
+        || name.ends_with(b".am")
+}
+
+/// The makefile configure makes from a template (`D/Makefile.in` or automake's
+/// `D/Makefile.am` → `D/Makefile`; `x.mk.in` → `x.mk`), if `path` is one.
+fn generated_makefile(path: &RelPath) -> Option<RelPath> {
+    let bytes = path.as_bytes();
+    let stem = bytes
+        .strip_suffix(b".in")
+        .or_else(|| bytes.strip_suffix(b".am"))?;
+    let name = stem.rsplit(|&b| b == b'/').next().unwrap_or(stem);
+    if !is_makefile_template(name) {
+        return None;
+    }
+    RelPath::new(stem.to_vec()).ok()
+}
+
+/// Under make, whether a build description change (`changes` holds one) can rerun the
+/// phases from configure over the earlier tree: no compile unit was deleted (its object
+/// would outlive it), and every makefile or makefile template that changed is a template
+/// from which the earlier build's configure made a makefile (`Makefile.in`, `Makefile.am`,
+/// with `Makefile` in `built`, the earlier tree, and not in `old_source`): the rerun writes
+/// that makefile again, and what changed in it is followed then
+/// ([`super::working_copy::settle`]). A makefile of the source itself (`Makefile`, `*.mk`)
+/// that changed is not: make would not rebuild what a changed rule compiles differently.
+pub fn rerunnable_under_make(
+    changes: &[(RelPath, OverlayChange)],
+    built: &RootState,
+    old_source: &RootState,
+) -> bool {
+    !changes.iter().any(|(p, c)| {
+        let made_by_configure = || {
+            generated_makefile(p)
+                .is_some_and(|m| built.contains_key(&m) && !old_source.contains_key(&m))
+        };
+        (is_makefile_template(p.as_bytes())
+            && !(*c != OverlayChange::Removed && made_by_configure()))
+            || (*c == OverlayChange::Removed && super::dependencies::is_compile_unit(p.as_bytes()))
+    })
+}
+
 /// The stdenv's own files in the build directory: they change every time and are laid over
 /// like the rest, but are neither source changes worth reporting nor source files.
 const STDENV_FILES: &[&str] = &["env-vars", ".attrs.json", ".attrs.sh"];
@@ -578,6 +628,39 @@ mod tests {
     use crate::shell::declare::Attributes;
     use crate::shell::{ByteString, Variable};
     use std::collections::HashSet;
+
+    #[test]
+    fn under_make_only_templates_configure_made_a_makefile_from_may_change() {
+        let old = tree(&[
+            ("p/configure.ac", "1"),
+            ("p/Makefile.am", "a"),
+            ("p/Makefile.in", "a"),
+            ("p/lib/GNUmakefile", "x"),
+            ("p/rules.mk", "r"),
+            ("p/x.c", "c"),
+        ]);
+        let mut built = old.clone();
+        built.extend(tree(&[("p/Makefile", "made"), ("p/x.o", "o")]));
+        let changed = |edits: &[(&str, &str)], dropped: &[&str]| {
+            let mut new = old.clone();
+            new.extend(tree(edits));
+            for d in dropped {
+                new.remove(&RelPath::new(d.as_bytes().to_vec()).unwrap());
+            }
+            rerunnable_under_make(&overlay_diff(&old, &new), &built, &old)
+        };
+        assert!(changed(&[("p/configure.ac", "2")], &[]));
+        assert!(changed(
+            &[("p/Makefile.am", "b"), ("p/Makefile.in", "b")],
+            &[]
+        ));
+        // The source's own makefiles, and templates configure made nothing from.
+        assert!(!changed(&[("p/lib/GNUmakefile", "y")], &[]));
+        assert!(!changed(&[("p/rules.mk", "s")], &[]));
+        assert!(!changed(&[("p/lib/Makefile.in", "new")], &[]));
+        assert!(!changed(&[("p/configure.ac", "2")], &["p/x.c"]));
+        assert!(!changed(&[], &["p/Makefile.in"]));
+    }
 
     fn state(vars: &[(&str, &str)]) -> ShellState {
         let mut variables: Vec<Variable> = vars

@@ -12,10 +12,16 @@
 //!   ([`without_configure_caches`]);
 //! - after the rerun phases, a file they rewrote with the content it had in the earlier tree
 //!   gets its recorded mtime back (design §3), so make and ninja see only real changes;
+//! - under make, a changed build description file keeps the order of the new source's mtimes
+//!   with the files the makefiles' rules make from it ([`keep_source_order`]), so the
+//!   generated files of a release tarball stay newer than its `configure.ac`;
 //! - under make, a changed variable a makefile reads ([`read_by_makefiles`]: make imports
-//!   the environment) rules the rerun out, and so does a makefile or `libtool` that the rerun
-//!   wrote with new content ([`is_make_input`]): make does not track its own rules' text, so
-//!   objects compiled under the old one would be kept. ninja tracks command lines itself;
+//!   the environment) rules the rerun out, and so does `libtool` or a makefile that the rerun
+//!   wrote with new content ([`is_make_input`]) beyond values whose readers
+//!   [`crate::reuse::incremental::makefile_changes`] can name: make does not track its own
+//!   rules' text, so objects compiled under the old one would be kept; the products of rules
+//!   that read a changed value are left out for make to remake. ninja tracks command lines
+//!   itself;
 //! - a changed header make would not see makes the compile units that include it compile
 //!   again, as after a source change ([`crate::reuse::incremental::objects`]).
 
@@ -23,12 +29,16 @@ use crate::checkpoint::{
     floor_after, max_mtime, overlay_diff, CheckpointError, ContentHash, EntryKind, OverlayChange,
     RelPath, RootState, Timestamp,
 };
-use crate::reuse::incremental::dependencies::{forced_include_in, untracked_changes, Trees};
+use crate::reuse::incremental::dependencies::{
+    forced_include_in, join_normalized, untracked_changes, Trees,
+};
+use crate::reuse::incremental::makefile_changes;
 use crate::reuse::incremental::mark_includers;
 use crate::reuse::incremental::objects::MarkedUnits;
 use crate::reuse::incremental::rules::{is_stdenv_file, resume_floor, short_list};
 use crate::reuse::incremental::Recording;
 use crate::shell::ShellState;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
@@ -49,16 +59,19 @@ pub struct WorkingCopy {
     /// The build products left out because they held a stale value
     /// ([`crate::reuse::stale`]): the build must remake them.
     pub left_out: Vec<RelPath>,
+    /// The texts `expected` gives the makefiles left out for a stale value (the earlier
+    /// text with this build's values), which no blob holds.
+    pub moved_texts: std::collections::BTreeMap<RelPath, Vec<u8>>,
 }
 
 /// The rerun phases wrote something make would build on without seeing it.
 #[derive(Debug, Error)]
 pub enum SettleError {
     #[error(
-        "the phases rerun over the earlier tree wrote {files} with new content, and make does \
-         not rebuild what a changed makefile compiles differently"
+        "the phases rerun over the earlier tree wrote {files} with new content ({why}), and make \
+         does not rebuild what a changed makefile compiles differently"
     )]
-    MakeInputsChanged { files: String },
+    MakeInputsChanged { files: String, why: String },
     #[error("cannot move the unchanged files' mtimes back")]
     Restore(#[source] CheckpointError),
 }
@@ -73,6 +86,11 @@ pub struct Settled {
     /// Changed files make would not see, and how the units that include them were marked.
     pub untracked: Vec<RelPath>,
     pub marked: MarkedUnits,
+    /// Makefiles rewritten with new values or explicit rules only, the variables that
+    /// changed in them and how many rules.
+    pub makefiles: Vec<(RelPath, Vec<String>, usize)>,
+    /// Build products left out because a rule that makes them reads a changed value.
+    pub left_out: Vec<RelPath>,
 }
 
 impl Settled {
@@ -89,6 +107,36 @@ impl Settled {
             },
             self.mtimes_restored
         );
+        if !self.makefiles.is_empty() {
+            let mut variables: Vec<&String> =
+                self.makefiles.iter().flat_map(|(_, v, _)| v).collect();
+            variables.sort();
+            variables.dedup();
+            let rules: usize = self.makefiles.iter().map(|(_, _, r)| r).sum();
+            let files: Vec<&RelPath> = self.makefiles.iter().map(|(p, _, _)| p).collect();
+            let what = match (variables.is_empty(), rules) {
+                (true, 0) => "comments or blank lines".to_owned(),
+                (false, 0) => format!("the values of {}", short_list(&variables, 5)),
+                (true, r) => format!("{r} explicit rule(s)"),
+                (false, r) => {
+                    format!(
+                        "the values of {} and {r} explicit rule(s)",
+                        short_list(&variables, 5)
+                    )
+                }
+            };
+            text.push_str(&format!(
+                "; the makefiles it rewrote ({}) differ only in {what}, and {} build \
+                 product(s) whose rules read them or changed were left out for make to remake{}",
+                short_list(&files, 3),
+                self.left_out.len(),
+                if self.left_out.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", short_list(&self.left_out, 5))
+                }
+            ));
+        }
         if !self.untracked.is_empty() {
             text.push_str(&format!(
                 "; no dependency record names {}, so the {} compile unit(s) that include it are compiled again ({})",
@@ -101,6 +149,61 @@ impl Settled {
     }
 }
 
+/// True for makefiles (not libtool's script): the make inputs whose changed values
+/// [`makefile_changes::analyse`] can follow.
+fn is_makefile(path: &[u8]) -> bool {
+    is_make_input(path) && !path.ends_with(b"libtool")
+}
+
+/// The build products (in `tree`, not this build's own source) that the rules of the
+/// makefile at `path` reading a changed value make, given the makefile's earlier and new
+/// texts; or why its change cannot be followed.
+fn stale_under_makefile(
+    path: &RelPath,
+    texts: (&[u8], &[u8]),
+    exported: &BTreeSet<String>,
+    tree: &RootState,
+    source: &RootState,
+    build_top: &[u8],
+) -> Result<(Vec<String>, usize, Vec<RelPath>), String> {
+    let changes = makefile_changes::analyse(texts.0, texts.1, exported)
+        .map_err(|e| format!("{path}: {e}"))?;
+    // make resolves a target against the directory it runs in, which need not be the
+    // makefile's (CMake runs `make -f CMakeFiles/x.dir/build.make` from the build
+    // directory): every directory from the makefile's up is tried.
+    let mut dirs = vec![path.parent().unwrap_or_default()];
+    while let Some(up) = dirs.last().and_then(RelPath::parent) {
+        dirs.push(up);
+    }
+    let mut products = Vec::new();
+    for target in &changes.targets {
+        for dir in &dirs {
+            let Some(p) = resolved(dir, target, build_top) else {
+                continue;
+            };
+            let Some(entry) = tree.get(&p) else { continue };
+            let own_source = source
+                .get(&p)
+                .is_some_and(|s| crate::checkpoint::classify(s, entry).is_none());
+            if !own_source && !entry.is_dir() && !products.contains(&p) {
+                products.push(p);
+            }
+        }
+    }
+    Ok((changes.variables, changes.rules, products))
+}
+
+/// A path a makefile in `dir` names (relative to it, or absolute under `build_top`) as a
+/// path of the build directory; None outside it.
+fn resolved(dir: &RelPath, word: &[u8], build_top: &[u8]) -> Option<RelPath> {
+    let joined = match word.strip_prefix(build_top) {
+        Some(rest) if rest.first() == Some(&b'/') => join_normalized(&RelPath::root(), rest)?,
+        _ if word.first() == Some(&b'/') => return None,
+        _ => join_normalized(dir, word)?,
+    };
+    RelPath::new(joined).ok()
+}
+
 /// True for the files whose text make runs: makefiles and libtool's script.
 pub fn is_make_input(path: &[u8]) -> bool {
     let name = path.rsplit(|&b| b == b'/').next().unwrap_or(path);
@@ -110,6 +213,88 @@ pub fn is_make_input(path: &[u8]) -> bool {
         || name == b"libtool"
         || name.ends_with(b".mk")
         || name.ends_with(b".make")
+}
+
+/// The explicit rules of the makefiles of `tree` (read with `read`), their targets and
+/// prerequisites resolved to paths of the build directory (`build_top` is its absolute
+/// path): what [`keep_source_order`] follows.
+pub fn makefile_rules(
+    tree: &RootState,
+    read: impl Fn(&ContentHash) -> Option<Vec<u8>>,
+    build_top: &[u8],
+) -> Vec<(Vec<RelPath>, Vec<RelPath>)> {
+    let mut rules = Vec::new();
+    for (p, e) in tree.iter() {
+        if !is_makefile(p.as_bytes()) {
+            continue;
+        }
+        let Some(text) = e.blob().and_then(|h| read(&h)) else {
+            continue;
+        };
+        let dir = p.parent().unwrap_or_default();
+        let resolve = |words: Vec<Vec<u8>>| -> Vec<RelPath> {
+            words
+                .iter()
+                .filter_map(|w| resolved(&dir, w, build_top))
+                .collect()
+        };
+        for (targets, prerequisites) in makefile_changes::explicit_rules(&text) {
+            rules.push((resolve(targets), resolve(prerequisites)));
+        }
+    }
+    rules
+}
+
+/// Keeps the order of the new source's mtimes where a make rule compares them: a file of
+/// `source` (the new source) still there unchanged in `tree`, that a rule (`rules`) makes
+/// from a changed build description file (`descriptions`) or from a file so moved, and that
+/// is at least as new there as that prerequisite, gets `mtime` (at least its own), the mtime
+/// the overlay gives changed files. A tarball's generated files (`configure`, `Makefile.in`,
+/// `aclocal.m4`, `config.h.in`) are newer than `configure.ac`; laid over, a changed
+/// `configure.ac` would otherwise be newer than the unchanged ones, and automake's rules
+/// would run aclocal, automake and autoheader where a clean build does not. Returns how many
+/// entries it moved.
+pub fn keep_source_order(
+    tree: &mut RootState,
+    source: &RootState,
+    descriptions: &[RelPath],
+    rules: &[(Vec<RelPath>, Vec<RelPath>)],
+    mtime: Timestamp,
+) -> usize {
+    let mut by_prerequisite: std::collections::BTreeMap<&RelPath, Vec<usize>> =
+        std::collections::BTreeMap::new();
+    for (i, (_, prerequisites)) in rules.iter().enumerate() {
+        for p in prerequisites {
+            by_prerequisite.entry(p).or_default().push(i);
+        }
+    }
+    let mut newer: BTreeSet<RelPath> = descriptions.iter().cloned().collect();
+    let mut pending: Vec<RelPath> = descriptions.to_vec();
+    let mut moved = 0;
+    while let Some(p) = pending.pop() {
+        let Some(since) = source.get(&p).map(|e| e.mtime) else {
+            continue;
+        };
+        for &r in by_prerequisite.get(&p).into_iter().flatten() {
+            for t in &rules[r].0 {
+                if newer.contains(t) {
+                    continue;
+                }
+                let Some(e) = source.get(t).filter(|e| !e.is_dir() && e.mtime >= since) else {
+                    continue;
+                };
+                let Some(x) = tree.get_mut(t) else { continue };
+                if crate::checkpoint::classify(e, x).is_some() {
+                    continue;
+                }
+                x.mtime = mtime.max(e.mtime);
+                moved += 1;
+                newer.insert(t.clone());
+                pending.push(t.clone());
+            }
+        }
+    }
+    moved
 }
 
 /// True when the tree holds ninja's log: the earlier build ran ninja.
@@ -249,16 +434,61 @@ pub fn settle(
             .collect(),
         ..Settled::default()
     };
+    let mut stale_products = Vec::new();
     if !copy.ninja {
-        let makefiles: Vec<RelPath> = settled
+        let exported: BTreeSet<String> = state
+            .variables
+            .iter()
+            .filter(|v| v.attributes.exported)
+            .map(|v| v.name.clone())
+            .collect();
+        let mut refused: Vec<(RelPath, String)> = Vec::new();
+        for p in settled
             .changed
             .iter()
             .filter(|p| is_make_input(p.as_bytes()))
-            .cloned()
-            .collect();
-        if !makefiles.is_empty() {
+        {
+            let texts = match (copy.expected.get(p), live.get(p)) {
+                (Some(old), Some(new)) if is_makefile(p.as_bytes()) && new.blob().is_some() => {
+                    let earlier = match copy.moved_texts.get(p) {
+                        Some(text) => Some(text.clone()),
+                        None => old.blob().and_then(|h| recorder.read_blob(&h).ok()),
+                    };
+                    earlier.zip(std::fs::read(build_top.join(p.as_path())).ok())
+                }
+                _ => None,
+            };
+            let Some((old_text, new_text)) = texts else {
+                let why = if !is_makefile(p.as_bytes()) {
+                    "libtool's script changed"
+                } else if !copy.expected.contains_key(p) {
+                    "a makefile is new"
+                } else {
+                    "a makefile is gone or could not be read"
+                };
+                refused.push((p.clone(), format!("{p}: {why}")));
+                continue;
+            };
+            match stale_under_makefile(
+                p,
+                (&old_text, &new_text),
+                &exported,
+                &live,
+                &copy.source,
+                build_top.as_os_str().as_encoded_bytes(),
+            ) {
+                Ok((variables, rules, products)) => {
+                    settled.makefiles.push((p.clone(), variables, rules));
+                    stale_products.extend(products);
+                }
+                Err(why) => refused.push((p.clone(), why)),
+            }
+        }
+        if !refused.is_empty() {
+            let files: Vec<&RelPath> = refused.iter().map(|(p, _)| p).collect();
             return Err(SettleError::MakeInputsChanged {
-                files: short_list(&makefiles, 3),
+                files: short_list(&files, 3),
+                why: refused[0].1.clone(),
             });
         }
     }
@@ -294,6 +524,14 @@ pub fn settle(
             recorder.read_blob(h).ok()
         }
     };
+    // A product left out for make to remake (a header a rule writes from `$(VERSION)`) will
+    // change as much as one the rerun phases changed: make may not see it either.
+    let mut changes = changes;
+    for p in &stale_products {
+        if !changes.iter().any(|(c, _)| c == p) {
+            changes.push((p.clone(), OverlayChange::Content));
+        }
+    }
     let tracking = untracked_changes(&changes, &trees, &read);
     if !tracking.untracked.is_empty() {
         let now = std::time::SystemTime::now()
@@ -311,6 +549,12 @@ pub fn settle(
         );
         settled.untracked = tracking.untracked;
     }
+    stale_products.sort();
+    stale_products.dedup();
+    for p in &stale_products {
+        tree.remove(p);
+    }
+    settled.left_out = stale_products;
     want.roots.insert("build".to_owned(), tree);
     recorder
         .bring_trees_to(&want, build_top, outputs)
