@@ -1,11 +1,13 @@
 //! What a makefile rewritten by a rerun configure changes for make (issue 14): when the new
-//! text differs from the earlier one only in the values of variables (`VERSION = 1.1`, as
-//! configure writes after a version bump), the build products whose rules read one of them
-//! ([`analyse`]: the targets of every recipe or prerequisite list that refers to a changed
-//! variable, directly or through other variables) are what make would keep although a clean
-//! build makes them differently. The caller leaves those out of the tree so make remakes
-//! them; anything this cannot follow is an [`Unfollowable`] reason, and the build starts
-//! again from scratch as before.
+//! text differs from the earlier one in the values of variables (`VERSION = 1.1`, as
+//! configure writes after a version bump) and in explicit rules (CMake's rules for a source
+//! file added to a target), [`analyse`] names the targets make would keep although a clean
+//! build makes them differently: those of every rule whose recipe, prerequisites or target
+//! list refers to a changed variable, directly or through other variables, and those of
+//! every rule that was added, removed or changed. The caller leaves those out of the tree
+//! so make remakes them; anything this cannot follow is an [`Unfollowable`] reason, and the
+//! build starts again from scratch as before. [`explicit_rules`] lists a makefile's rules
+//! for the order of a release tarball's files (`working_copy::keep_source_order`).
 //!
 //! Pure: texts in, target names out. The make syntax read is the part configure-generated
 //! makefiles use (automake's, CMake's, hand-written ones with `@VAR@` templates): logical
@@ -84,26 +86,8 @@ enum Line<'t> {
     Other(&'t [u8]),
 }
 
-fn trim(mut s: &[u8]) -> &[u8] {
-    while let [first, rest @ ..] = s {
-        if first.is_ascii_whitespace() {
-            s = rest;
-        } else {
-            break;
-        }
-    }
-    while let [rest @ .., last] = s {
-        if last.is_ascii_whitespace() {
-            s = rest;
-        } else {
-            break;
-        }
-    }
-    s
-}
-
 fn first_word(s: &[u8]) -> &[u8] {
-    let s = trim(s);
+    let s = s.trim_ascii();
     let end = s
         .iter()
         .position(|b| b.is_ascii_whitespace())
@@ -155,7 +139,7 @@ fn uncommented(line: &[u8]) -> &[u8] {
     line
 }
 
-/// Index of the first `:` or `=` outside `$(…)`/`${…}` in `s`.
+/// Index of the first byte of `wanted` outside `$(…)`/`${…}` in `s`.
 fn top_level(s: &[u8], wanted: &[u8]) -> Option<usize> {
     let mut depth = 0usize;
     for (i, &b) in s.iter().enumerate() {
@@ -200,20 +184,20 @@ fn parse(text: &[u8]) -> Vec<(usize, Line<'_>)> {
             continue;
         }
         let line = uncommented(raw);
-        let content = trim(line);
+        let content = line.trim_ascii();
         if content.is_empty() {
             // Blank and comment lines do not end a rule's recipe.
             out.push((number, Line::Blank));
             continue;
         }
         let word = first_word(content);
-        let rest_after = |w: &[u8]| trim(&content[w.len()..]);
+        let rest_after = |w: &[u8]| content[w.len()..].trim_ascii();
         let (exported, body) = match word {
             b"export" | b"override" | b"private" => (word == b"export", rest_after(word)),
             _ => (false, content),
         };
         if word == b"define" || first_word(body) == b"define" {
-            let name_part = trim(&body[first_word(body).len()..]);
+            let name_part = body[first_word(body).len()..].trim_ascii();
             let name = first_word(name_part);
             let start = lines.get(i).map(|(_, l)| *l);
             let mut end = i;
@@ -258,9 +242,9 @@ fn parse(text: &[u8]) -> Vec<(usize, Line<'_>)> {
                 out.push((
                     number,
                     Line::Assignment {
-                        name: trim(&body[..op_start]),
+                        name: body[..op_start].trim_ascii(),
                         op: &body[op_start..=eq],
-                        value: trim(&body[eq + 1..]),
+                        value: body[eq + 1..].trim_ascii(),
                         exported,
                     },
                 ));
@@ -270,7 +254,7 @@ fn parse(text: &[u8]) -> Vec<(usize, Line<'_>)> {
                 out.push((
                     number,
                     Line::Rule {
-                        targets: trim(&body[..at]),
+                        targets: body[..at].trim_ascii(),
                         rest: &body[at + 1..],
                     },
                 ));
@@ -358,7 +342,7 @@ fn references(text: &[u8]) -> Result<BTreeSet<String>, Unfollowable> {
                     && FUNCTIONS.contains(&name.as_str());
                 if is_call {
                     if matches!(name.as_str(), "call" | "value" | "origin" | "flavor") {
-                        let arg = trim(&text[end..]);
+                        let arg = text[end..].trim_ascii();
                         if arg.first() == Some(&b'$') {
                             return Err(Unfollowable::ComputedName);
                         }
@@ -460,11 +444,21 @@ fn rule_targets(
             variable: variable.to_owned(),
             targets: String::from_utf8_lossy(targets).into_owned(),
         })?;
-    Ok(expanded
-        .split(|b| b.is_ascii_whitespace())
-        .filter(|t| !t.is_empty())
-        .map(|t| t.to_vec())
-        .collect())
+    Ok(words(expanded))
+}
+
+/// The whitespace-separated words of an expanded list (a continuation, backslash and
+/// newline, is a space to make).
+fn words(mut text: Vec<u8>) -> Vec<Vec<u8>> {
+    for i in 1..text.len() {
+        if text[i] == b'\n' && text[i - 1] == b'\\' {
+            text[i - 1] = b' ';
+        }
+    }
+    text.split(|b| b.is_ascii_whitespace())
+        .filter(|w| !w.is_empty())
+        .map(|w| w.to_vec())
+        .collect()
 }
 
 /// A pattern rule's or suffix rule's target (`%.o`, `.c.o`, `.c`): it stands for many files.
@@ -534,7 +528,7 @@ fn shape<'t>(lines: &'t [(usize, Line<'t>)]) -> Shape<'t> {
     for (number, line) in lines {
         match line {
             Line::Blank => {}
-            Line::Rule { targets, rest } if trim(targets) == b".PHONY" => {
+            Line::Rule { targets, rest } if targets.trim_ascii() == b".PHONY" => {
                 shape.phony.extend(
                     rest.split(|b| b.is_ascii_whitespace())
                         .filter(|w| !w.is_empty()),
@@ -584,50 +578,30 @@ fn is_special(target: &[u8]) -> bool {
 
 /// Adds to `targets` the targets of rules that changed (`changed`: earlier and new block),
 /// each expanded with the variables of its own text; refuses a changed pattern, suffix or
-/// special rule, the makefile's first rule (make's default goal) when it changed, and a new
-/// recipe line that runs a sub-make.
+/// special rule, and a new recipe line that runs a sub-make with assignments.
 fn rules_changed(
     changed: &[(Option<&Block>, Option<&Block>)],
-    before: &[(usize, Line<'_>)],
-    after: &[(usize, Line<'_>)],
+    (old_values, new_values): (&Values, &Values),
+    budget: &mut usize,
     targets: &mut BTreeSet<Vec<u8>>,
 ) -> Result<(), Unfollowable> {
-    let new_values = assigned_values(after);
-    if changed.is_empty() {
-        return Ok(());
-    }
-    fn first_rule<'t>(lines: &[(usize, Line<'t>)]) -> Option<&'t [u8]> {
-        lines.iter().find_map(|(_, l)| match l {
-            Line::Rule { targets, .. } => Some(*targets),
-            _ => None,
-        })
-    }
-    if first_rule(before) != first_rule(after) {
-        return Err(Unfollowable::RuleChanged {
-            target: String::from_utf8_lossy(first_rule(after).unwrap_or_default()).into_owned(),
-            why: "the first rule, make's default goal",
-        });
-    }
-    let old_values = assigned_values(before);
-    let mut budget = EXPANSION_LIMIT;
     for (old, new) in changed {
-        for (block, values) in [(old, &old_values), (new, &new_values)] {
+        for (block, values) in [(old, old_values), (new, new_values)] {
             let Some(block) = block else { continue };
             let Some(Line::Rule { targets: text, .. }) = block.first() else {
                 continue;
             };
-            let words = rule_targets(text, values, "", &mut budget).map_err(|_| {
-                Unfollowable::RuleChanged {
+            let words =
+                rule_targets(text, values, "", budget).map_err(|_| Unfollowable::RuleChanged {
                     target: String::from_utf8_lossy(text).into_owned(),
                     why: "its targets cannot be worked out",
-                }
-            })?;
+                })?;
             // A new recipe line that runs a sub-make may pass it variables on its command line
             // (`$(MAKE) CFLAGS=-O2`), which the sub-make's own makefile does not show.
             let new_sub_make = new.is_some_and(|n| {
                 n.iter().any(|l| match l {
                     Line::Recipe(r) if is_sub_make(r) && !old.is_some_and(|o| o.contains(l)) => {
-                        expand_within(r, &new_values, 0, &mut budget)
+                        expand_within(r, new_values, 0, budget)
                             .is_none_or(|line| line.contains(&b'='))
                     }
                     _ => false,
@@ -704,18 +678,6 @@ pub fn explicit_rules(text: &[u8]) -> Vec<ExplicitRule> {
     let lines = parse(text);
     let values = assigned_values(&lines);
     let mut budget = EXPANSION_LIMIT;
-    let words = |mut t: Vec<u8>| -> Vec<Vec<u8>> {
-        // A continuation (backslash, newline) is a space to make.
-        for i in 1..t.len() {
-            if t[i] == b'\n' && t[i - 1] == b'\\' {
-                t[i - 1] = b' ';
-            }
-        }
-        t.split(|b| b.is_ascii_whitespace())
-            .filter(|w| !w.is_empty())
-            .map(|w| w.to_vec())
-            .collect()
-    };
     let mut rules = Vec::new();
     for (_, line) in &lines {
         let Line::Rule { targets, rest } = line else {
@@ -810,12 +772,30 @@ pub fn analyse(
     result
         .targets
         .extend(phony_changed.iter().map(|t| t.to_vec()));
-    rules_changed(&changed_rules, &before, &after, &mut result.targets)?;
+    let first_rule = |lines: &[(usize, Line<'_>)]| {
+        lines.iter().find_map(|(_, l)| match l {
+            Line::Rule { targets, .. } => Some(targets.to_vec()),
+            _ => None,
+        })
+    };
+    if !changed_rules.is_empty() && first_rule(&before) != first_rule(&after) {
+        return Err(Unfollowable::RuleChanged {
+            target: String::from_utf8_lossy(&first_rule(&after).unwrap_or_default()).into_owned(),
+            why: "the first rule, make's default goal",
+        });
+    }
+    // The values for expanding rule targets, and one bound for all the expansions together.
+    let (old_values, values) = (assigned_values(&before), assigned_values(&after));
+    let mut budget = EXPANSION_LIMIT;
+    rules_changed(
+        &changed_rules,
+        (&old_values, &values),
+        &mut budget,
+        &mut result.targets,
+    )?;
 
-    // Every variable whose value reads a changed one, to a fixed point; and the values for
-    // expanding rule targets.
+    // Every variable whose value reads a changed one, to a fixed point.
     let mut reaching = changed.clone();
-    let values = assigned_values(&after);
     let mut assignments: Vec<(String, BTreeSet<String>, bool)> = Vec::new();
     // Assignments to a computed name (CMake's `$(VERBOSE)MAKESILENT = -s`): what they read.
     let mut computed: Vec<BTreeSet<String>> = Vec::new();
@@ -891,9 +871,7 @@ pub fn analyse(
                 rule_targets_text = targets;
                 rule_reads = first_in(&references(rest)?, &reaching);
                 // A recipe on the rule line, after `;`.
-                if rule_reads.is_some()
-                    && rest.windows(7).any(|w| w == b"$(MAKE)" || w == b"${MAKE}")
-                {
+                if rule_reads.is_some() && is_sub_make(rest) {
                     rules_reading.push((targets, rule_reads.take().unwrap_or_default(), true));
                 }
             }
@@ -944,9 +922,6 @@ pub fn analyse(
     if let Some(v) = rule_reads.take() {
         rules_reading.push((rule_targets_text, v, false));
     }
-    // One bound for all the rules' expansions together.
-    let mut budget = EXPANSION_LIMIT;
-    let old_values = assigned_values(&before);
     for (targets, variable) in lists_reading {
         for values in [&old_values, &values] {
             for target in rule_targets(targets, values, &variable, &mut budget)? {

@@ -169,13 +169,7 @@ pub fn is_build_description(path: &[u8]) -> bool {
 /// True for a makefile or a template of one (`Makefile.in`, `Makefile.am`, `*.mk`): make
 /// runs its text, so its change is not a value a rerun configure writes.
 pub fn is_makefile_template(path: &[u8]) -> bool {
-    let name = path.rsplit(|&b| b == b'/').next().unwrap_or(path);
-    name.starts_with(b"Makefile")
-        || name == b"GNUmakefile"
-        || name == b"makefile"
-        || name.ends_with(b".mk")
-        || name.ends_with(b".make")
-        || name.ends_with(b".am")
+    super::working_copy::is_makefile(path) || path.ends_with(b".am")
 }
 
 /// The makefile configure makes from a template (`D/Makefile.in` or automake's

@@ -38,7 +38,7 @@ use crate::reuse::incremental::objects::MarkedUnits;
 use crate::reuse::incremental::rules::{is_stdenv_file, resume_floor, short_list};
 use crate::reuse::incremental::Recording;
 use crate::shell::ShellState;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
@@ -61,7 +61,7 @@ pub struct WorkingCopy {
     pub left_out: Vec<RelPath>,
     /// The texts `expected` gives the makefiles left out for a stale value (the earlier
     /// text with this build's values), which no blob holds.
-    pub moved_texts: std::collections::BTreeMap<RelPath, Vec<u8>>,
+    pub moved_texts: BTreeMap<RelPath, Vec<u8>>,
 }
 
 /// The rerun phases wrote something make would build on without seeing it.
@@ -149,12 +149,6 @@ impl Settled {
     }
 }
 
-/// True for makefiles (not libtool's script): the make inputs whose changed values
-/// [`makefile_changes::analyse`] can follow.
-fn is_makefile(path: &[u8]) -> bool {
-    is_make_input(path) && !path.ends_with(b"libtool")
-}
-
 /// The build products (in `tree`, not this build's own source) that the rules of the
 /// makefile at `path` reading a changed value make, given the makefile's earlier and new
 /// texts; or why its change cannot be followed.
@@ -185,7 +179,7 @@ fn stale_under_makefile(
             let own_source = source
                 .get(&p)
                 .is_some_and(|s| crate::checkpoint::classify(s, entry).is_none());
-            if !own_source && !entry.is_dir() && !products.contains(&p) {
+            if !own_source && !entry.is_dir() {
                 products.push(p);
             }
         }
@@ -206,13 +200,22 @@ fn resolved(dir: &RelPath, word: &[u8], build_top: &[u8]) -> Option<RelPath> {
 
 /// True for the files whose text make runs: makefiles and libtool's script.
 pub fn is_make_input(path: &[u8]) -> bool {
-    let name = path.rsplit(|&b| b == b'/').next().unwrap_or(path);
+    is_makefile(path) || file_name(path) == b"libtool"
+}
+
+/// True for makefiles (`Makefile*`, `GNUmakefile`, `makefile`, `*.mk`, `*.make`): the make
+/// inputs whose changes [`makefile_changes::analyse`] can follow.
+pub fn is_makefile(path: &[u8]) -> bool {
+    let name = file_name(path);
     name.starts_with(b"Makefile")
         || name == b"GNUmakefile"
         || name == b"makefile"
-        || name == b"libtool"
         || name.ends_with(b".mk")
         || name.ends_with(b".make")
+}
+
+fn file_name(path: &[u8]) -> &[u8] {
+    path.rsplit(|&b| b == b'/').next().unwrap_or(path)
 }
 
 /// The explicit rules of the makefiles of `tree` (read with `read`), their targets and
@@ -261,8 +264,7 @@ pub fn keep_source_order(
     rules: &[(Vec<RelPath>, Vec<RelPath>)],
     mtime: Timestamp,
 ) -> usize {
-    let mut by_prerequisite: std::collections::BTreeMap<&RelPath, Vec<usize>> =
-        std::collections::BTreeMap::new();
+    let mut by_prerequisite: BTreeMap<&RelPath, Vec<usize>> = BTreeMap::new();
     for (i, (_, prerequisites)) in rules.iter().enumerate() {
         for p in prerequisites {
             by_prerequisite.entry(p).or_default().push(i);
@@ -434,7 +436,7 @@ pub fn settle(
             .collect(),
         ..Settled::default()
     };
-    let mut stale_products = Vec::new();
+    let mut stale_products = BTreeSet::new();
     if !copy.ninja {
         let exported: BTreeSet<String> = state
             .variables
@@ -549,12 +551,10 @@ pub fn settle(
         );
         settled.untracked = tracking.untracked;
     }
-    stale_products.sort();
-    stale_products.dedup();
     for p in &stale_products {
         tree.remove(p);
     }
-    settled.left_out = stale_products;
+    settled.left_out = stale_products.into_iter().collect();
     want.roots.insert("build".to_owned(), tree);
     recorder
         .bring_trees_to(&want, build_top, outputs)
