@@ -1240,14 +1240,22 @@ fn meson_ninja_project_renamed_equals_a_clean_build() {
     ninja_project_renamed_equals_a_clean_build(MESON_PROJECT, ["reuse-meson-45", "reuse-meson-46"]);
 }
 
-/// Build description changes under ninja (issue 14): a source file added to the program, and
-/// a version given to `project()`. Configure reruns over the earlier tree (without its
-/// cache); ninja compiles the new file and relinks, and for the version compiles nothing.
-/// `out` equals a clean build each time.
-fn ninja_project_description_changes(project: ReuseProject, name: &str) {
+/// Build description changes (issue 14): a source file added to the program, and a version
+/// given to `project()`. Configure reruns over the earlier tree (without its cache); the
+/// build tool compiles the new file and relinks, and for the version compiles nothing.
+/// `compiles` reads the compile lines of the project's build tool. Under make (CMake's make
+/// generator) the makefiles cmake rewrote are followed: the added file changes explicit
+/// rules. `out` equals a clean build each time.
+fn description_changes(
+    project: ReuseProject,
+    name: &str,
+    compiles: fn(&BuildResult) -> Vec<&String>,
+) {
     let p = project.label;
     let a = build_project(project, &format!("{p}-desc-base"), "a", name, None);
     let ck = output(&a, true);
+    assert_eq!(compiles(&a).len(), 3, "{}", a.log_tail(40));
+    let make = project.label == CMAKE_MAKE_PROJECT.label;
     for (variant, compiled_files) in [("added", vec!["extra.c"]), ("version", vec![])] {
         let b = build_project(project, &format!("{p}-{variant}"), variant, name, Some(&ck));
         let clean = build_project(
@@ -1264,7 +1272,7 @@ fn ninja_project_description_changes(project: ReuseProject, name: &str) {
             "{variant}: {configure}\n{}",
             b.log_tail(40)
         );
-        let compiled = ninja_compiles(&b);
+        let compiled = compiles(&b);
         assert_eq!(
             compiled.len(),
             compiled_files.len(),
@@ -1273,6 +1281,10 @@ fn ninja_project_description_changes(project: ReuseProject, name: &str) {
         );
         for (line, file) in compiled.iter().zip(&compiled_files) {
             assert!(line.contains(file), "{variant}: {compiled:?}");
+        }
+        if make && variant == "added" {
+            let build_line = decision(&b, "buildPhase");
+            assert!(build_line.contains("explicit rule(s)"), "{build_line}");
         }
         assert!(
             normalised_out(&b) == normalised_out(&clean),
@@ -1283,12 +1295,12 @@ fn ninja_project_description_changes(project: ReuseProject, name: &str) {
 
 #[test]
 fn cmake_ninja_project_description_changes_compile_what_they_add() {
-    ninja_project_description_changes(CMAKE_PROJECT, "reuse-cmake-47");
+    description_changes(CMAKE_PROJECT, "reuse-cmake-47", ninja_compiles);
 }
 
 #[test]
 fn meson_ninja_project_description_changes_compile_what_they_add() {
-    ninja_project_description_changes(MESON_PROJECT, "reuse-meson-48");
+    description_changes(MESON_PROJECT, "reuse-meson-48", ninja_compiles);
 }
 
 /// A new source whose root directory has another name (a new tarball's `hello-2.12/`, here of
@@ -1406,58 +1418,11 @@ fn cmake_make_compiles(b: &BuildResult) -> Vec<&String> {
         .collect()
 }
 
-/// Build description changes of a CMake project generated for make (issue 14): cmake reruns
-/// over the earlier tree (without its cache) and rewrites the makefiles, which make would not
-/// follow by itself. A version given to `project()` changes nothing make builds from, and
-/// nothing compiles; a source file added to the program changes values and explicit rules
-/// (the new object's, the link rule's), whose products are left out for make to remake, and
-/// only the new file compiles. `out` equals a clean build each time.
+/// The same description changes for CMake's make generator (issue 14): cmake reruns over
+/// the earlier tree and rewrites the makefiles, which make would not follow by itself.
 #[test]
 fn cmake_make_project_description_changes_compile_what_they_add() {
-    let project = CMAKE_MAKE_PROJECT;
-    let name = "reuse-cmkmk-50";
-    let a = build_project(project, "cmake-make-desc-base", "a", name, None);
-    let ck = output(&a, true);
-    assert_eq!(cmake_make_compiles(&a).len(), 3, "{}", a.log_tail(40));
-    for (variant, compiled_files) in [("version", vec![]), ("added", vec!["extra.c.o"])] {
-        let b = build_project(
-            project,
-            &format!("cmake-make-{variant}"),
-            variant,
-            name,
-            Some(&ck),
-        );
-        let clean = build_project(
-            project,
-            &format!("cmake-make-{variant}-clean"),
-            variant,
-            name,
-            None,
-        );
-        assert!(
-            decision(&b, "configurePhase").contains("ran over the earlier build's tree"),
-            "{variant}: {}",
-            b.log_tail(40)
-        );
-        let compiled = cmake_make_compiles(&b);
-        assert_eq!(
-            compiled.len(),
-            compiled_files.len(),
-            "{variant}: {compiled:?}\n{}",
-            b.log_tail(40)
-        );
-        for (line, file) in compiled.iter().zip(&compiled_files) {
-            assert!(line.contains(file), "{variant}: {compiled:?}");
-        }
-        if variant == "added" {
-            let build_line = decision(&b, "buildPhase");
-            assert!(build_line.contains("explicit rule(s)"), "{build_line}");
-        }
-        assert!(
-            normalised_out(&b) == normalised_out(&clean),
-            "{variant}: out differs from a clean build"
-        );
-    }
+    description_changes(CMAKE_MAKE_PROJECT, "reuse-cmkmk-50", cmake_make_compiles);
 }
 
 /// A source file added to an automake program (issue 14): `Makefile.am` and the
