@@ -249,6 +249,28 @@ fn describe(output: &Output) -> String {
     )
 }
 
+/// `output` is a successful run that fetched `PROJECT` alone (`what` says which run): its
+/// stdout and `orig-tarballs.txt` are the one `<project> <path>` line.
+fn assert_listed_alone(output: &Output, setup: &Setup, what: &str) {
+    assert!(
+        output.status.success(),
+        "{what} failed: {}",
+        describe(output)
+    );
+    let line = format!("{PROJECT} {}\n", setup.tarball.display());
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        line,
+        "{what}: stdout is not the one `<project> <path>` line of {PROJECT}: {}",
+        describe(output)
+    );
+    assert_eq!(
+        std::fs::read_to_string(setup.sources.join("orig-tarballs.txt")).unwrap(),
+        line,
+        "{what}: orig-tarballs.txt is not that line"
+    );
+}
+
 /// The files in a directory, sorted.
 fn listing(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
@@ -329,23 +351,7 @@ fn fetch_sources_accepts_a_cached_tarball_that_matches_its_pin() {
     let setup = setup("sources-right", &bytes, &bytes);
 
     let output = fetch_sources(&setup);
-    assert!(
-        output.status.success(),
-        "fetch-sources.sh failed: {}",
-        describe(&output)
-    );
-    let line = format!("{PROJECT} {}\n", setup.tarball.display());
-    assert_eq!(
-        String::from_utf8_lossy(&output.stdout),
-        line,
-        "stdout is not the one `<project> <path>` line: {}",
-        describe(&output)
-    );
-    assert_eq!(
-        std::fs::read_to_string(setup.sources.join("orig-tarballs.txt")).unwrap(),
-        line,
-        "orig-tarballs.txt"
-    );
+    assert_listed_alone(&output, &setup, "fetch-sources.sh");
     assert_eq!(
         std::fs::read(&setup.tarball).unwrap(),
         bytes,
@@ -511,23 +517,7 @@ fn fetch_sources_fetches_only_the_projects_it_is_given() {
 
     // The other project alone: listed, and nothing else fetched or needed.
     let output = fetch_sources_of(&setup.lock, &setup.sources, &[PROJECT], Some(&apt));
-    assert!(
-        output.status.success(),
-        "fetching {PROJECT} alone failed: {}",
-        describe(&output)
-    );
-    let line = format!("{PROJECT} {}\n", setup.tarball.display());
-    assert_eq!(
-        String::from_utf8_lossy(&output.stdout),
-        line,
-        "stdout is not the one `<project> <path>` line of {PROJECT}: {}",
-        describe(&output)
-    );
-    assert_eq!(
-        std::fs::read_to_string(setup.sources.join("orig-tarballs.txt")).unwrap(),
-        line,
-        "orig-tarballs.txt lists other projects"
-    );
+    assert_listed_alone(&output, &setup, &format!("fetching {PROJECT} alone"));
     assert_eq!(
         listing(&setup.sources),
         [".fetch.lock", FILE, "orig-tarballs.txt"],
@@ -609,23 +599,13 @@ fn fetch_sources_takes_the_pinned_tarball_from_another_version_of_the_package() 
     let (setup, apt) = revision_bump("sources-bump", &bytes, &bytes);
 
     let output = fetch_sources_of(&setup.lock, &setup.sources, &[PROJECT], Some(&apt));
-    assert!(
-        output.status.success(),
-        "the tarball of another version was not taken: {}",
-        describe(&output)
-    );
+    assert_listed_alone(&output, &setup, "taking the tarball of another version");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr
             .lines()
             .any(|l| l.contains("1.2-3+test2") && l.contains(VERSION)),
         "stderr does not say which version supplied the file: {}",
-        describe(&output)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&output.stdout),
-        format!("{PROJECT} {}\n", setup.tarball.display()),
-        "{}",
         describe(&output)
     );
     assert_eq!(
