@@ -433,6 +433,35 @@ fn a_makefile_template_change_reruns_configure_and_make_follows_the_new_makefile
     assert!(normalised_out(&b) == normalised_out(&clean));
 }
 
+/// A value configure changes in a makefile that another one includes (`VERSION` in
+/// version.mk, read by util.o's rule in the Makefile): the changed makefile has no rule that
+/// reads it, its includer has. util.o is compiled again (nothing else), and `out` equals a
+/// clean build.
+#[test]
+fn a_value_changed_in_an_included_makefile_remakes_what_the_includer_makes_from_it() {
+    let a = build(63, "included-base", "included", None);
+    let b = build(
+        63,
+        "included-from-a",
+        "included-bump",
+        Some(&output(&a, true)),
+    );
+    let clean = build(63, "included-clean", "included-bump", None);
+    let configure = decision(&b, "configurePhase");
+    assert!(
+        configure.contains("ran over the earlier build's tree"),
+        "{configure}\n{}",
+        b.log_tail(40)
+    );
+    let compiles = make_compiles(&b);
+    assert!(
+        compiles.len() == 1 && compiles[0].contains("util.c"),
+        "{}",
+        b.log_tail(40)
+    );
+    assert!(normalised_out(&b) == normalised_out(&clean));
+}
+
 /// `b` did not resume over the earlier tree: configure and build ran, a log line gives
 /// `reason` and names `file`, and `out` equals the clean build's.
 fn assert_not_laid_over(b: &BuildResult, clean: &BuildResult, reason: &str, file: &str) {

@@ -17,7 +17,8 @@
 # changes config.h; configured-o2: that, with a configure flag that changes CFLAGS in the
 # Makefile; big: make also writes a 70 MB `big.o` (ELF magic, then zeros), more than an
 # attachment's limit; big-install and big-source: that, with the change of "install" or of
-# "source");
+# "source"); included: configure also writes version.mk (VERSION = 1.0), which the Makefile
+# includes and util.o's own rule reads; included-bump: that, with configure writing 1.1;
 # `base` is an earlier build's checkpoint (`baseContext = false`: passed without string
 # context), `cache` a development cache directory, `baseTrust` the value of
 # `checkpointBaseTrust` (docs/trust.md; unset when null).
@@ -31,6 +32,7 @@ let
   stripped = builtins.elem variant [ "debug-stripped" "debug-stripped-install" ];
   configured = builtins.elem variant [ "configured" "configured-loud" "configured-o2" ];
   untracked = variant == "untracked" || variant == "untracked-header";
+  included = variant == "included" || variant == "included-bump";
   src = derivation {
     name = if variant == "renamed-source" then "cproject-src-2" else "cproject-src";
     system = builtins.currentSystem;
@@ -142,6 +144,17 @@ let
       EOS
       '' else ""}
       ${if variant == "wild" then "printf 'int extra(void) { return 42; }\n' > extra.c" else ""}
+      ${if included then ''
+        cat >> configure <<'EOS'
+      printf 'VERSION = ${if variant == "included-bump" then "1.1" else "1.0"}\n' > version.mk
+      EOS
+        cat >> Makefile.in <<'EOS'
+      include version.mk
+      util.o: util.c util.h
+      	$(CC) $(CFLAGS) -DPREFIX='"$(prefix)"' -DVERSION='"$(VERSION)"' -c -o $@ util.c
+      EOS
+        printf '#include <stdio.h>\n#include "util.h"\nint greet(void) { printf("%%s from %%s, version %%s\\n", text(), PREFIX, VERSION); return 0; }\n' > util.c
+      '' else ""}
       ${if dated then ''
         cat >> Makefile.in <<'EOS'
       util.o: built.h

@@ -6,8 +6,10 @@
 //! list refers to a changed variable, directly or through other variables, and those of
 //! every rule that was added, removed or changed. The caller leaves those out of the tree
 //! so make remakes them; anything this cannot follow is an [`Unfollowable`] reason, and the
-//! build starts again from scratch as before. [`explicit_rules`] lists a makefile's rules
-//! for the order of a release tarball's files (`working_copy::keep_source_order`).
+//! build starts again from scratch as before. [`readers`] names the same targets in a
+//! makefile whose text did not change but which reads values another one changed (make reads
+//! included makefiles as one text). [`explicit_rules`] lists a makefile's rules for the order
+//! of a release tarball's files (`working_copy::keep_source_order`).
 //!
 //! Pure: texts in, target names out. The make syntax read is the part configure-generated
 //! makefiles use (automake's, CMake's, hand-written ones with `@VAR@` templates): logical
@@ -793,13 +795,56 @@ pub fn analyse(
         &mut budget,
         &mut result.targets,
     )?;
+    reached(
+        &after,
+        (&old_values, &values),
+        changed,
+        exported,
+        &mut budget,
+        result,
+    )
+}
 
+/// What a makefile makes from values that changed elsewhere (in a makefile it includes, or
+/// one that includes it: make reads them as one): [`ChangedValues::targets`] are the
+/// targets of its rules that read one of `changed`, directly or through its own variables,
+/// which [`ChangedValues::reaching`] lists with them. Refused as [`analyse`] refuses the
+/// same reads.
+pub fn readers(
+    text: &[u8],
+    changed: &BTreeSet<String>,
+    exported: &BTreeSet<String>,
+) -> Result<ChangedValues, Unfollowable> {
+    let lines = parse(text);
+    let values = assigned_values(&lines);
+    let mut budget = EXPANSION_LIMIT;
+    reached(
+        &lines,
+        (&values, &values),
+        changed.clone(),
+        exported,
+        &mut budget,
+        ChangedValues::default(),
+    )
+}
+
+/// The half of [`analyse`] that follows `changed` through the makefile `after` (with its
+/// earlier and new values): the variables that read them, to a fixed point, and the targets
+/// of the rules and target lists that read any of those, added to `result`.
+fn reached(
+    after: &[(usize, Line<'_>)],
+    (old_values, values): (&Values, &Values),
+    changed: BTreeSet<String>,
+    exported: &BTreeSet<String>,
+    budget: &mut usize,
+    mut result: ChangedValues,
+) -> Result<ChangedValues, Unfollowable> {
     // Every variable whose value reads a changed one, to a fixed point.
-    let mut reaching = changed.clone();
+    let mut reaching = changed;
     let mut assignments: Vec<(String, BTreeSet<String>, bool)> = Vec::new();
     // Assignments to a computed name (CMake's `$(VERBOSE)MAKESILENT = -s`): what they read.
     let mut computed: Vec<BTreeSet<String>> = Vec::new();
-    for (name, op, value) in assignments_of(&after) {
+    for (name, op, value) in assignments_of(after) {
         if name.contains(&b'$') {
             let mut reads = references(name)?;
             reads.extend(references(value)?);
@@ -851,7 +896,7 @@ pub fn analyse(
     let mut rule_reads: Option<String> = None;
     let mut rules_reading: Vec<(&[u8], String, bool)> = Vec::new();
     let mut lists_reading: Vec<(&[u8], String)> = Vec::new();
-    for (_, line) in &after {
+    for (_, line) in after {
         match line {
             Line::Rule { targets, rest } => {
                 if let Some(v) = rule_reads.take() {
@@ -923,8 +968,8 @@ pub fn analyse(
         rules_reading.push((rule_targets_text, v, false));
     }
     for (targets, variable) in lists_reading {
-        for values in [&old_values, &values] {
-            for target in rule_targets(targets, values, &variable, &mut budget)? {
+        for values in [old_values, values] {
+            for target in rule_targets(targets, values, &variable, budget)? {
                 if is_pattern(&target) || is_special(&target) {
                     return Err(Unfollowable::ReadBy {
                         variable,
@@ -936,7 +981,7 @@ pub fn analyse(
         }
     }
     for (targets, variable, sub_make) in rules_reading {
-        for target in rule_targets(targets, &values, &variable, &mut budget)? {
+        for target in rule_targets(targets, values, &variable, budget)? {
             if is_pattern(&target) || is_special(&target) {
                 return Err(Unfollowable::PatternRecipe {
                     variable,
@@ -1259,5 +1304,36 @@ mod tests {
         )
         .unwrap();
         assert_eq!(targets(&c), ["out.txt"]);
+    }
+
+    /// A makefile whose text did not change reads values another one changed (one it
+    /// includes): the rules that read them, directly or through its own variables, are named;
+    /// a pattern rule that reads one is refused as in [`analyse`].
+    #[test]
+    fn readers_of_values_changed_elsewhere_are_named() {
+        let includer = b"include version.mk\nDEFS = -DV=$(VERSION)\nall: prog\n\
+            prog: main.o util.o\n\t$(CC) -o $@ main.o util.o\n\
+            util.o: util.c\n\t$(CC) -DVERSION='\"$(VERSION)\"' -c -o $@ util.c\n\
+            main.o: main.c\n\t$(CC) $(DEFS) -c -o $@ main.c\n\
+            other.o: other.c\n\t$(CC) -c -o $@ other.c\n";
+        let changed: BTreeSet<String> = ["VERSION".to_owned()].into();
+        let r = readers(includer, &changed, &none()).unwrap();
+        assert_eq!(targets(&r), ["main.o", "util.o"]);
+        assert!(r.reaching.contains("DEFS") && r.reaching.contains("VERSION"));
+        assert!(r.variables.is_empty(), "no assignment of its own changed");
+        let unrelated: BTreeSet<String> = ["PREFIX".to_owned()].into();
+        assert!(readers(includer, &unrelated, &none())
+            .unwrap()
+            .targets
+            .is_empty());
+        let pattern = b"include version.mk\n%.o: %.c\n\t$(CC) -DV=$(VERSION) -c -o $@ $<\n";
+        assert!(matches!(
+            readers(pattern, &changed, &none()),
+            Err(Unfollowable::PatternRecipe { .. })
+        ));
+        assert!(matches!(
+            readers(includer, &changed, &changed),
+            Err(Unfollowable::ReadBy { .. })
+        ));
     }
 }

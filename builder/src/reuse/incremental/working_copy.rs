@@ -20,8 +20,9 @@
 //!   wrote with new content ([`is_make_input`]) beyond values whose readers
 //!   [`crate::reuse::incremental::makefile_changes`] can name: make does not track its own
 //!   rules' text, so objects compiled under the old one would be kept; the products of rules
-//!   that read a changed value are left out for make to remake. ninja tracks command lines
-//!   itself;
+//!   that read a changed value, in the changed makefile or in any other that names it (make
+//!   reads included makefiles as one text), are left out for make to remake. ninja tracks
+//!   command lines itself;
 //! - a changed header make would not see makes the compile units that include it compile
 //!   again, as after a source change ([`crate::reuse::incremental::objects`]).
 
@@ -149,19 +150,15 @@ impl Settled {
     }
 }
 
-/// The build products (in `tree`, not this build's own source) that the rules of the
-/// makefile at `path` reading a changed value make, given the makefile's earlier and new
-/// texts; or why its change cannot be followed.
-fn stale_under_makefile(
+/// The build products (in `tree`, not this build's own source) among `targets`, as the
+/// makefile at `path` names them.
+fn products_named(
     path: &RelPath,
-    texts: (&[u8], &[u8]),
-    exported: &BTreeSet<String>,
+    targets: &BTreeSet<Vec<u8>>,
     tree: &RootState,
     source: &RootState,
     build_top: &[u8],
-) -> Result<(Vec<String>, usize, Vec<RelPath>), String> {
-    let changes = makefile_changes::analyse(texts.0, texts.1, exported)
-        .map_err(|e| format!("{path}: {e}"))?;
+) -> Vec<RelPath> {
     // make resolves a target against the directory it runs in, which need not be the
     // makefile's (CMake runs `make -f CMakeFiles/x.dir/build.make` from the build
     // directory): every directory from the makefile's up is tried.
@@ -170,7 +167,7 @@ fn stale_under_makefile(
         dirs.push(up);
     }
     let mut products = Vec::new();
-    for target in &changes.targets {
+    for target in targets {
         for dir in &dirs {
             let Some(p) = resolved(dir, target, build_top) else {
                 continue;
@@ -184,7 +181,14 @@ fn stale_under_makefile(
             }
         }
     }
-    Ok((changes.variables, changes.rules, products))
+    products
+}
+
+/// True if `text` holds one of `names` anywhere: the makefiles that may read one.
+fn mentions_any(text: &[u8], names: &BTreeSet<String>) -> bool {
+    names
+        .iter()
+        .any(|n| memchr::memmem::find(text, n.as_bytes()).is_some())
 }
 
 /// A path a makefile in `dir` names (relative to it, or absolute under `build_top`) as a
@@ -444,7 +448,10 @@ pub fn settle(
             .filter(|v| v.attributes.exported)
             .map(|v| v.name.clone())
             .collect();
+        let top = build_top.as_os_str().as_encoded_bytes();
         let mut refused: Vec<(RelPath, String)> = Vec::new();
+        // The variables whose values changed, and those that read them.
+        let mut reaching: BTreeSet<String> = BTreeSet::new();
         for p in settled
             .changed
             .iter()
@@ -471,19 +478,59 @@ pub fn settle(
                 refused.push((p.clone(), format!("{p}: {why}")));
                 continue;
             };
-            match stale_under_makefile(
-                p,
-                (&old_text, &new_text),
-                &exported,
-                &live,
-                &copy.source,
-                build_top.as_os_str().as_encoded_bytes(),
-            ) {
-                Ok((variables, rules, products)) => {
-                    settled.makefiles.push((p.clone(), variables, rules));
-                    stale_products.extend(products);
+            match makefile_changes::analyse(&old_text, &new_text, &exported) {
+                Ok(changes) => {
+                    stale_products.extend(products_named(
+                        p,
+                        &changes.targets,
+                        &live,
+                        &copy.source,
+                        top,
+                    ));
+                    reaching.extend(changes.reaching);
+                    settled
+                        .makefiles
+                        .push((p.clone(), changes.variables, changes.rules));
                 }
-                Err(why) => refused.push((p.clone(), why)),
+                Err(e) => refused.push((p.clone(), format!("{p}: {e}"))),
+            }
+        }
+        // make reads a makefile and the ones it includes as one text: a value that changed
+        // in one is read by the rules of the others (a `version.mk` configure writes, read
+        // by the Makefile that includes it). Which makefile includes which is not worked
+        // out: every makefile of the tree that names a changed value, or a variable that
+        // reads one, is followed too, until no new variable reads them.
+        let mut followed_with = 0;
+        while refused.is_empty() && reaching.len() > followed_with {
+            followed_with = reaching.len();
+            let names = reaching.clone();
+            for (p, e) in live.iter() {
+                if !is_makefile(p.as_bytes()) || e.blob().is_none() {
+                    continue;
+                }
+                let Ok(text) = std::fs::read(build_top.join(p.as_path())) else {
+                    refused.push((p.clone(), format!("{p}: a makefile could not be read")));
+                    continue;
+                };
+                if !mentions_any(&text, &names) {
+                    continue;
+                }
+                match makefile_changes::readers(&text, &names, &exported) {
+                    Ok(read) => {
+                        stale_products.extend(products_named(
+                            p,
+                            &read.targets,
+                            &live,
+                            &copy.source,
+                            top,
+                        ));
+                        reaching.extend(read.reaching);
+                    }
+                    Err(e) => refused.push((
+                        p.clone(),
+                        format!("{p}: {e} (a value changed in another makefile)"),
+                    )),
+                }
             }
         }
         if !refused.is_empty() {
