@@ -462,6 +462,50 @@ fn a_value_changed_in_an_included_makefile_remakes_what_the_includer_makes_from_
     assert!(normalised_out(&b) == normalised_out(&clean));
 }
 
+/// A makefile of the source itself changes (rules.mk, which the Makefile includes, gives
+/// util.o's own rule other flags): configure reruns over the earlier tree, what changed in
+/// rules.mk is followed into the Makefile, and util.o alone is compiled again. When the
+/// change reaches the pattern rule every other object is made by (CFLAGS), it cannot be
+/// followed: the build starts again from scratch and says why. `out` equals a clean build
+/// in both.
+#[test]
+fn a_changed_source_makefile_remakes_what_its_changed_values_reach() {
+    let a = build(64, "mk-base", "mk", None);
+    let ck = output(&a, true);
+    let b = build(64, "mk-from-a", "mk-bump", Some(&ck));
+    let clean = build(64, "mk-clean", "mk-bump", None);
+    let configure = decision(&b, "configurePhase");
+    assert!(
+        configure.contains("ran over the earlier build's tree") && configure.contains("rules.mk"),
+        "{configure}\n{}",
+        b.log_tail(40)
+    );
+    let build_line = decision(&b, "buildPhase");
+    assert!(
+        build_line.contains("rules.mk") && build_line.contains("MARKFLAGS"),
+        "{build_line}"
+    );
+    let compiles = make_compiles(&b);
+    assert!(
+        compiles.len() == 1 && compiles[0].contains("util.c"),
+        "{}",
+        b.log_tail(40)
+    );
+    assert!(normalised_out(&b) == normalised_out(&clean));
+
+    let c = build(64, "mk-cflags-from-a", "mk-cflags", Some(&ck));
+    let clean = build(64, "mk-cflags-clean", "mk-cflags", None);
+    assert!(
+        c.log_lines
+            .iter()
+            .any(|l| l.contains("CFLAGS reaches the pattern, suffix or special rule")),
+        "{}",
+        c.log_tail(40)
+    );
+    assert_eq!(make_compiles(&c).len(), 3, "{}", c.log_tail(40));
+    assert!(normalised_out(&c) == normalised_out(&clean));
+}
+
 /// `b` did not resume over the earlier tree: configure and build ran, a log line gives
 /// `reason` and names `file`, and `out` equals the clean build's.
 fn assert_not_laid_over(b: &BuildResult, clean: &BuildResult, reason: &str, file: &str) {
@@ -1221,7 +1265,8 @@ fn a_configure_flag_that_changes_the_makefile_builds_from_scratch() {
     );
     let clean = build(42, "configured-o2-clean", "configured-o2", None);
     assert!(
-        b.log_lines.iter().any(|l| l.contains("Makefile with new content")
+        b.log_lines.iter().any(|l| l
+            .contains("changed in cproject-src/Makefile beyond what can be followed")
             && l.contains("building from scratch")),
         "{}",
         b.log_tail(40)

@@ -19,6 +19,8 @@
 # attachment's limit; big-install and big-source: that, with the change of "install" or of
 # "source"); included: configure also writes version.mk (VERSION = 1.0), which the Makefile
 # includes and util.o's own rule reads; included-bump: that, with configure writing 1.1;
+# mk: the Makefile includes rules.mk from the source, which sets CFLAGS and the MARKFLAGS
+# util.o's own rule reads; mk-bump: that, with other MARKFLAGS; mk-cflags: with other CFLAGS;
 # `base` is an earlier build's checkpoint (`baseContext = false`: passed without string
 # context), `cache` a development cache directory, `baseTrust` the value of
 # `checkpointBaseTrust` (docs/trust.md; unset when null).
@@ -33,6 +35,7 @@ let
   configured = builtins.elem variant [ "configured" "configured-loud" "configured-o2" ];
   untracked = variant == "untracked" || variant == "untracked-header";
   included = variant == "included" || variant == "included-bump";
+  mk = builtins.elem variant [ "mk" "mk-bump" "mk-cflags" ];
   src = derivation {
     name = if variant == "renamed-source" then "cproject-src-2" else "cproject-src";
     system = builtins.currentSystem;
@@ -154,6 +157,18 @@ let
       	$(CC) $(CFLAGS) -DPREFIX='"$(prefix)"' -DVERSION='"$(VERSION)"' -c -o $@ util.c
       EOS
         printf '#include <stdio.h>\n#include "util.h"\nint greet(void) { printf("%%s from %%s, version %%s\\n", text(), PREFIX, VERSION); return 0; }\n' > util.c
+      '' else ""}
+      ${if mk then ''
+        cat > rules.mk <<'EOS'
+      MARKFLAGS = -DMARK='"${if variant == "mk-bump" then "!" else ""}"'
+      CFLAGS = ${if variant == "mk-cflags" then "-O2" else "-O1"}
+      EOS
+        cat >> Makefile.in <<'EOS'
+      include rules.mk
+      util.o: util.c util.h
+      	$(CC) $(CFLAGS) -DPREFIX='"$(prefix)"' $(MARKFLAGS) -c -o $@ util.c
+      EOS
+        printf '#include <stdio.h>\n#include "util.h"\nint greet(void) { printf("%%s from %%s%%s\\n", text(), PREFIX, MARK); return 0; }\n' > util.c
       '' else ""}
       ${if dated then ''
         cat >> Makefile.in <<'EOS'

@@ -328,6 +328,18 @@ pub fn try_resume(
                 keep_source_order(&mut tree, &new_tree, &descriptions, &rules, mtime);
                 keep_source_order(&mut expected, &new_tree, &descriptions, &rules, mtime);
             }
+            // The text the earlier build's make read of each makefile of the source the new
+            // source changed: the new one is in `expected` already.
+            let source_makefiles = changes
+                .iter()
+                .filter(|(p, c)| {
+                    !ninja && rules::source_makefile_changed(p, *c, restored, &old_tree)
+                })
+                .map(|(p, _)| {
+                    let blob = restored.get(p).and_then(|e| e.blob());
+                    (p.clone(), blob.and_then(|h| recorder.read_blob(&h).ok()))
+                })
+                .collect();
             let copy = WorkingCopy {
                 build_phase: patch_index + 1 + b,
                 expected,
@@ -335,6 +347,7 @@ pub fn try_resume(
                 ninja,
                 left_out: Vec::new(),
                 moved_texts: Default::default(),
+                source_makefiles,
             };
             (tree, Some(copy), caches)
         }

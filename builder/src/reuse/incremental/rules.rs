@@ -192,8 +192,10 @@ fn generated_makefile(path: &RelPath) -> Option<RelPath> {
 /// from which the earlier build's configure made a makefile (`Makefile.in`, `Makefile.am`,
 /// with `Makefile` in `built`, the earlier tree, and not in `old_source`): the rerun writes
 /// that makefile again, and what changed in it is followed then
-/// ([`super::working_copy::settle`]). A makefile of the source itself (`Makefile`, `*.mk`)
-/// that changed is not: make would not rebuild what a changed rule compiles differently.
+/// ([`super::working_copy::settle`]). So is a makefile of the source itself (`Makefile`,
+/// `*.mk`) whose text changed ([`source_makefile_changed`]); one added or removed is not, nor
+/// a template from which configure made no makefile: make would not rebuild what a changed
+/// rule compiles differently.
 pub fn rerunnable_under_make(
     changes: &[(RelPath, OverlayChange)],
     built: &RootState,
@@ -205,9 +207,27 @@ pub fn rerunnable_under_make(
                 .is_some_and(|m| built.contains_key(&m) && !old_source.contains_key(&m))
         };
         (is_makefile_template(p.as_bytes())
-            && !(*c != OverlayChange::Removed && made_by_configure()))
+            && !(*c != OverlayChange::Removed && made_by_configure())
+            && !source_makefile_changed(p, *c, built, old_source))
             || (*c == OverlayChange::Removed && super::dependencies::is_compile_unit(p.as_bytes()))
     })
+}
+
+/// True for a makefile of the source itself (`Makefile`, `*.mk`, not a template) that the
+/// earlier build's make read (`built`, the earlier tree, holds it) and whose text the new
+/// source changed: its earlier and new texts are compared after the rerun phases.
+pub fn source_makefile_changed(
+    path: &RelPath,
+    change: OverlayChange,
+    built: &RootState,
+    old_source: &RootState,
+) -> bool {
+    let bytes = path.as_bytes();
+    change == OverlayChange::Content
+        && super::working_copy::is_makefile(bytes)
+        && !(bytes.ends_with(b".in") || bytes.ends_with(b".am"))
+        && old_source.contains_key(path)
+        && built.get(path).is_some_and(|e| e.blob().is_some())
 }
 
 /// The stdenv's own files in the build directory: they change every time and are laid over
@@ -624,7 +644,7 @@ mod tests {
     use std::collections::HashSet;
 
     #[test]
-    fn under_make_only_templates_configure_made_a_makefile_from_may_change() {
+    fn under_make_changed_makefiles_are_followed_unless_added_removed_or_unused_templates() {
         let old = tree(&[
             ("p/configure.ac", "1"),
             ("p/Makefile.am", "a"),
@@ -648,9 +668,12 @@ mod tests {
             &[("p/Makefile.am", "b"), ("p/Makefile.in", "b")],
             &[]
         ));
-        // The source's own makefiles, and templates configure made nothing from.
-        assert!(!changed(&[("p/lib/GNUmakefile", "y")], &[]));
-        assert!(!changed(&[("p/rules.mk", "s")], &[]));
+        // The source's own makefiles whose text changed are compared after the rerun; one
+        // added or removed, and templates configure made nothing from, are not.
+        assert!(changed(&[("p/lib/GNUmakefile", "y")], &[]));
+        assert!(changed(&[("p/rules.mk", "s")], &[]));
+        assert!(!changed(&[("p/new.mk", "n")], &[]));
+        assert!(!changed(&[], &["p/rules.mk"]));
         assert!(!changed(&[("p/lib/Makefile.in", "new")], &[]));
         assert!(!changed(&[("p/configure.ac", "2")], &["p/x.c"]));
         assert!(!changed(&[], &["p/Makefile.in"]));

@@ -63,13 +63,18 @@ pub struct WorkingCopy {
     /// The texts `expected` gives the makefiles left out for a stale value (the earlier
     /// text with this build's values), which no blob holds.
     pub moved_texts: BTreeMap<RelPath, Vec<u8>>,
+    /// The makefiles of the source itself (`Makefile`, `*.mk`) whose text the new source
+    /// changed, with the text the earlier build's make read (None: it could not be read,
+    /// and the change is not followed): `expected` holds the new one already, so what
+    /// changed is followed from this one.
+    pub source_makefiles: BTreeMap<RelPath, Option<Vec<u8>>>,
 }
 
 /// The rerun phases wrote something make would build on without seeing it.
 #[derive(Debug, Error)]
 pub enum SettleError {
     #[error(
-        "the phases rerun over the earlier tree wrote {files} with new content ({why}), and make \
+        "what make reads changed in {files} beyond what can be followed ({why}), and make \
          does not rebuild what a changed makefile compiles differently"
     )]
     MakeInputsChanged { files: String, why: String },
@@ -127,7 +132,7 @@ impl Settled {
                 }
             };
             text.push_str(&format!(
-                "; the makefiles it rewrote ({}) differ only in {what}, and {} build \
+                "; the changed makefiles ({}) differ only in {what}, and {} build \
                  product(s) whose rules read them or changed were left out for make to remake{}",
                 short_list(&files, 3),
                 self.left_out.len(),
@@ -452,16 +457,20 @@ pub fn settle(
         let mut refused: Vec<(RelPath, String)> = Vec::new();
         // The variables whose values changed, and those that read them.
         let mut reaching: BTreeSet<String> = BTreeSet::new();
-        for p in settled
+        // What the rerun phases rewrote, and the source's own makefiles the new source changed.
+        let makefiles: BTreeSet<&RelPath> = settled
             .changed
             .iter()
             .filter(|p| is_make_input(p.as_bytes()))
-        {
+            .chain(copy.source_makefiles.keys())
+            .collect();
+        for p in makefiles {
             let texts = match (copy.expected.get(p), live.get(p)) {
                 (Some(old), Some(new)) if is_makefile(p.as_bytes()) && new.blob().is_some() => {
-                    let earlier = match copy.moved_texts.get(p) {
-                        Some(text) => Some(text.clone()),
-                        None => old.blob().and_then(|h| recorder.read_blob(&h).ok()),
+                    let earlier = match (copy.source_makefiles.get(p), copy.moved_texts.get(p)) {
+                        (Some(text), _) => text.clone(),
+                        (None, Some(text)) => Some(text.clone()),
+                        (None, None) => old.blob().and_then(|h| recorder.read_blob(&h).ok()),
                     };
                     earlier.zip(std::fs::read(build_top.join(p.as_path())).ok())
                 }
@@ -505,7 +514,9 @@ pub fn settle(
             followed_with = reaching.len();
             let names = reaching.clone();
             for (p, e) in live.iter() {
-                if !is_makefile(p.as_bytes()) || e.blob().is_none() {
+                // Templates (`Makefile.in`, `Makefile.am`) are configure's input, not make's.
+                let template = p.as_bytes().ends_with(b".in") || p.as_bytes().ends_with(b".am");
+                if !is_makefile(p.as_bytes()) || template || e.blob().is_none() {
                     continue;
                 }
                 let Ok(text) = std::fs::read(build_top.join(p.as_path())) else {
