@@ -43,6 +43,8 @@ pub fn find_object_with(
     if longest == 0 {
         return Ok(None);
     }
+    let finders: Vec<memchr::memmem::Finder> =
+        needles.iter().map(memchr::memmem::Finder::new).collect();
     let mut stack: Vec<PathBuf> = roots.to_vec();
     while let Some(path) = stack.pop() {
         let meta = match std::fs::symlink_metadata(&path) {
@@ -54,14 +56,18 @@ pub fn find_object_with(
             for entry in std::fs::read_dir(&path)? {
                 stack.push(entry?.path());
             }
-        } else if meta.is_file() && file_contains(&path, needles, longest)? {
+        } else if meta.is_file() && file_contains(&path, &finders, longest)? {
             return Ok(Some(path));
         }
     }
     Ok(None)
 }
 
-fn file_contains(path: &Path, needles: &[Vec<u8>], longest: usize) -> std::io::Result<bool> {
+fn file_contains(
+    path: &Path,
+    needles: &[memchr::memmem::Finder],
+    longest: usize,
+) -> std::io::Result<bool> {
     let mut file = std::fs::File::open(path)?;
     let mut buf = vec![0u8; (1 << 20) + longest];
     let mut kept = 0;
@@ -84,10 +90,7 @@ fn file_contains(path: &Path, needles: &[Vec<u8>], longest: usize) -> std::io::R
             first = false;
         }
         let window = &buf[..filled];
-        if needles
-            .iter()
-            .any(|needle| window.windows(needle.len()).any(|w| w == needle.as_slice()))
-        {
+        if needles.iter().any(|needle| needle.find(window).is_some()) {
             return Ok(true);
         }
         // Keep the tail that could start a needle cut at the chunk's end.
