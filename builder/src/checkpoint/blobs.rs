@@ -45,10 +45,20 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// Where a stored blob is: the layer whose pack holds it, and its range there.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct Located {
     pack: u32,
     blob: PackedBlob,
+    /// For a blob imported into the open pack: the other checkpoint's pack that holds its
+    /// stored bytes (at `blob.offset`) until the seal copies them into place.
+    borrowed: Option<Arc<Borrowed>>,
+}
+
+/// Another checkpoint's pack, which an imported blob is read from until the seal.
+#[derive(Debug)]
+struct Borrowed {
+    file: Arc<File>,
+    path: PathBuf,
 }
 
 #[derive(Debug)]
@@ -109,7 +119,14 @@ impl BlobStore {
             for (pack, table) in tables {
                 for blob in table {
                     if located
-                        .insert(blob.blake3, Located { pack, blob: *blob })
+                        .insert(
+                            blob.blake3,
+                            Located {
+                                pack,
+                                blob: *blob,
+                                borrowed: None,
+                            },
+                        )
                         .is_some()
                     {
                         return Err(CheckpointError::Index {
@@ -149,7 +166,7 @@ impl BlobStore {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(hash)
-            .copied()
+            .cloned()
     }
 
     /// The layer whose pack holds `hash`, and where.
@@ -181,7 +198,38 @@ impl BlobStore {
             .located
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(blob.blake3, Located { pack, blob });
+            .insert(
+                blob.blake3,
+                Located {
+                    pack,
+                    blob,
+                    borrowed: None,
+                },
+            );
+    }
+
+    /// Makes `blob` (its offset in `from`) readable from `from` until the seal of `pack`.
+    fn register_borrowed(&self, pack: u32, blob: PackedBlob, from: Arc<Borrowed>) {
+        self.shared
+            .located
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(
+                blob.blake3,
+                Located {
+                    pack,
+                    blob,
+                    borrowed: Some(from),
+                },
+            );
+    }
+
+    /// The file holding `l`'s stored bytes (for messages).
+    fn path_of(&self, l: &Located) -> PathBuf {
+        match &l.borrowed {
+            Some(b) => b.path.clone(),
+            None => self.pack_path(l.pack),
+        }
     }
 
     fn register_file(&self, pack: u32, file: Arc<File>) {
@@ -220,7 +268,11 @@ impl BlobStore {
     /// The reader of `hash`'s stored bytes; a missing pack is a missing blob.
     fn range(&self, hash: &ContentHash) -> Result<(RangeReader, Located)> {
         let l = self.find(hash)?;
-        let file = match self.pack_file(l.pack) {
+        let file = match &l.borrowed {
+            Some(b) => Ok(b.file.clone()),
+            None => self.pack_file(l.pack),
+        };
+        let file = match file {
             Ok(f) => f,
             Err(CheckpointError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
                 return Err(CheckpointError::BlobMissing {
@@ -247,7 +299,7 @@ impl BlobStore {
         reader
             .read_to_end(&mut out)
             .map_err(|e| CheckpointError::BlobCorrupt {
-                path: self.pack_path(l.pack),
+                path: self.path_of(&l),
                 problem: format!("blob {hash}: {e}"),
             })?;
         Ok((out, l.blob.encoding))
@@ -258,7 +310,7 @@ impl BlobStore {
     /// most [`MAX_ZSTD_RATIO`] times it.
     fn bound(&self, hash: &ContentHash, l: &Located, expect: Expect) -> Result<u64> {
         let corrupt = |problem: String| CheckpointError::BlobCorrupt {
-            path: self.pack_path(l.pack),
+            path: self.path_of(l),
             problem: format!("blob {hash}: {problem}"),
         };
         let stored = l.blob.length;
@@ -296,7 +348,7 @@ impl BlobStore {
     ) -> Result<u64> {
         let (range, l) = self.range(hash)?;
         let limit = self.bound(hash, &l, expect)?;
-        let path = self.pack_path(l.pack);
+        let path = self.path_of(&l);
         let corrupt = |problem: String| CheckpointError::BlobCorrupt {
             path: path.clone(),
             problem: format!("blob {hash}: {problem}"),
@@ -440,6 +492,9 @@ struct OpenPack {
     file: Option<(Arc<File>, PathBuf)>,
     len: u64,
     blobs: Vec<PackedBlob>,
+    /// Blobs imported as they are, still in another checkpoint's pack (offsets there): the
+    /// seal copies them once, straight into their place.
+    borrowed: Vec<(PackedBlob, Arc<Borrowed>)>,
 }
 
 /// Write access to a new checkpoint's blobs; safe to share between threads. New blobs are
@@ -564,16 +619,20 @@ impl BlobWriter {
         Ok(())
     }
 
-    /// Appends the stored bytes of `hash` in `from` (already claimed here) as they are, in
-    /// chunks, so a large blob is never held in memory whole.
+    /// Brings the stored bytes of `hash` in `from` (already claimed here) into the open pack
+    /// as they are: they stay in `from`'s pack, readable from there, until the seal copies
+    /// them into place (one copy, not one now and one at the seal).
     fn copy_stored(&self, from: &BlobStore, hash: &ContentHash) -> Result<()> {
         let (input, l) = from.range(hash)?;
-        self.append_from(*hash, l.blob.encoding, l.blob.length, input, |e| {
-            CheckpointError::BlobCorrupt {
-                path: from.pack_path(l.pack),
-                problem: format!("blob {hash}: {e}"),
-            }
-        })
+        let borrowed = Arc::new(Borrowed {
+            file: input.file,
+            path: from.path_of(&l),
+        });
+        let mut p = lock(&self.pack);
+        self.store
+            .register_borrowed(p.layer, l.blob, borrowed.clone());
+        p.borrowed.push((l.blob, borrowed));
+        Ok(())
     }
 
     /// Appends the content of the file at `path` as the stored bytes of `hash`.
@@ -634,6 +693,7 @@ impl BlobWriter {
             });
         }
         let mut appended = std::mem::take(&mut p.blobs);
+        let borrowed = std::mem::take(&mut p.borrowed);
         let len = p.len;
         let file = p.file.take();
         *p = OpenPack {
@@ -641,9 +701,6 @@ impl BlobWriter {
             ..OpenPack::default()
         };
         drop(p);
-        let Some((file, tmp)) = file else {
-            return Ok((Vec::new(), 0));
-        };
         // The empty blob reserves no bytes, so another blob may reserve the same offset after
         // it and be published before it: at one offset it comes first.
         appended.sort_by_key(|b| (b.offset, b.length));
@@ -652,17 +709,27 @@ impl BlobWriter {
             Ok(end) => Some(format!("its blobs end at {end} of its {len} bytes")),
             Err(e) => Some(e),
         };
-        if let Some(problem) = problem {
+        if let (Some(problem), Some((_, tmp))) = (problem, &file) {
             return Err(CheckpointError::BlobCorrupt {
-                path: tmp,
+                path: tmp.clone(),
                 problem: format!("a failed write left a hole in the pack: {problem}"),
             });
         }
-        if appended.is_empty() {
-            fs::remove_file(&tmp).at("remove", &tmp)?;
+        if appended.is_empty() && borrowed.is_empty() {
+            if let Some((_, tmp)) = &file {
+                fs::remove_file(tmp).at("remove", tmp)?;
+            }
             return Ok((Vec::new(), 0));
         }
-        let mut sorted = appended.clone();
+        // Where each blob's stored bytes are now: the open pack, or a borrowed one.
+        let mut sources: HashMap<ContentHash, (PackedBlob, Option<&Borrowed>)> =
+            appended.iter().map(|b| (b.blake3, (*b, None))).collect();
+        sources.extend(
+            borrowed
+                .iter()
+                .map(|(b, from)| (b.blake3, (*b, Some(&**from)))),
+        );
+        let mut sorted: Vec<PackedBlob> = sources.values().map(|(b, _)| *b).collect();
         sorted.sort_by_key(|b| b.blake3);
         let mut offset = 0;
         for b in &mut sorted {
@@ -670,12 +737,16 @@ impl BlobWriter {
             offset += b.length;
         }
         let dest = self.store.pack_path(layer);
-        if sorted == appended {
-            fs::rename(&tmp, &dest).at("rename pack into", &dest)?;
-            return Ok((sorted, len));
+        if let Some((_, tmp)) = &file {
+            if borrowed.is_empty() && sorted == appended {
+                fs::rename(tmp, &dest).at("rename pack into", &dest)?;
+                return Ok((sorted, len));
+            }
         }
         // Copy the blobs into a new file in hash order.
-        let ordered = tmp.with_extension("sorted");
+        let ordered = self
+            .tmp_dir
+            .join(format!("pack-{}-{layer:03}.sorted", std::process::id()));
         let out = fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -683,16 +754,32 @@ impl BlobWriter {
             .open(&ordered)
             .at("create", &ordered)?;
         let mut out = io::BufWriter::with_capacity(CHUNK, out);
-        let by_hash: HashMap<ContentHash, PackedBlob> =
-            appended.iter().map(|b| (b.blake3, *b)).collect();
         let mut buf = vec![0u8; CHUNK];
         for b in &sorted {
-            let old = by_hash[&b.blake3];
+            let (old, from) = sources[&b.blake3];
+            let (input, path) = match (from, &file) {
+                (Some(from), _) => (&*from.file, &from.path),
+                (None, Some((f, tmp))) => (&**f, tmp),
+                (None, None) => unreachable!("a blob of the open pack without its file"),
+            };
             let mut done = 0u64;
             while done < old.length {
                 let n = (old.length - done).min(CHUNK as u64) as usize;
-                file.read_exact_at(&mut buf[..n], old.offset + done)
-                    .at("read", &tmp)?;
+                input
+                    .read_exact_at(&mut buf[..n], old.offset + done)
+                    .map_err(|e| {
+                        if e.kind() == io::ErrorKind::UnexpectedEof {
+                            CheckpointError::BlobCorrupt {
+                                path: path.clone(),
+                                problem: format!(
+                                    "blob {}: the pack ends inside the blob",
+                                    b.blake3
+                                ),
+                            }
+                        } else {
+                            CheckpointError::io("read", path, e)
+                        }
+                    })?;
                 out.write_all(&buf[..n]).at("write", &ordered)?;
                 done += n as u64;
             }
@@ -701,12 +788,14 @@ impl BlobWriter {
             .into_inner()
             .map_err(|e| CheckpointError::io("write", &ordered, e.into_error()))?;
         fs::rename(&ordered, &dest).at("rename pack into", &dest)?;
-        fs::remove_file(&tmp).at("remove", &tmp)?;
+        if let Some((_, tmp)) = &file {
+            fs::remove_file(tmp).at("remove", tmp)?;
+        }
         self.store.register_file(layer, Arc::new(out));
         for b in &sorted {
             self.store.register(layer, *b);
         }
-        Ok((sorted, len))
+        Ok((sorted, offset))
     }
 
     fn write_new(&self, hash: ContentHash, data: &[u8]) -> Result<()> {
@@ -1041,6 +1130,63 @@ mod tests {
         let tables = [(0, table)];
         let r = BlobStore::open(t.path(), tables.iter().map(|(i, t)| (*i, &t[..]))).unwrap();
         assert_eq!(r.read(&hs[2]).unwrap(), random);
+    }
+
+    /// Blobs imported from another checkpoint are read from its pack until the seal, which
+    /// copies them once into place: the sealed pack is byte for byte the one a writer that
+    /// stored the same contents itself seals. A borrowed pack cut short before the seal is
+    /// a corrupt blob, never a short pack.
+    #[test]
+    fn imported_blobs_are_copied_once_at_the_seal() {
+        let t = TempDir::new("blobs-borrowed");
+        let contents: Vec<Vec<u8>> = (0..20u32)
+            .map(|i| format!("content {i} ").repeat(50 + i as usize).into_bytes())
+            .collect();
+        let a = BlobWriter::open(&t.path().join("a"), &t.path().join("a/tmp")).unwrap();
+        let hashes: Vec<ContentHash> = contents.iter().map(|c| a.put_bytes(c).unwrap()).collect();
+        let (table, _) = a.seal(0).unwrap();
+        let from = BlobStore::open(&t.path().join("a"), [(0, &table[..])]).unwrap();
+
+        let b = BlobWriter::open(&t.path().join("b"), &t.path().join("b/tmp")).unwrap();
+        let direct = BlobWriter::open(&t.path().join("c"), &t.path().join("c/tmp")).unwrap();
+        for (i, (h, c)) in hashes.iter().zip(&contents).enumerate() {
+            if i % 3 == 0 {
+                assert_eq!(b.put_bytes(c).unwrap(), *h);
+            } else {
+                b.import(&from, h, Expect::Exactly(c.len() as u64)).unwrap();
+            }
+            direct.put_bytes(c).unwrap();
+        }
+        assert_eq!(
+            b.store().read(&hashes[1]).unwrap(),
+            contents[1],
+            "readable before"
+        );
+        let (sealed, len) = b.seal(0).unwrap();
+        assert_eq!((sealed.clone(), len), direct.seal(0).unwrap());
+        assert!(
+            fs::read(t.path().join("b/packs/000.pack")).unwrap()
+                == fs::read(t.path().join("c/packs/000.pack")).unwrap()
+        );
+        let reopened = BlobStore::open(&t.path().join("b"), [(0, &sealed[..])]).unwrap();
+        for (h, c) in hashes.iter().zip(&contents) {
+            assert_eq!(reopened.read(h).unwrap(), *c);
+        }
+
+        let d = BlobWriter::open(&t.path().join("d"), &t.path().join("d/tmp")).unwrap();
+        for (h, c) in hashes.iter().zip(&contents) {
+            d.import(&from, h, Expect::Exactly(c.len() as u64)).unwrap();
+        }
+        let pack = fs::OpenOptions::new()
+            .write(true)
+            .open(t.path().join("a/packs/000.pack"))
+            .unwrap();
+        pack.set_len(len / 2).unwrap();
+        assert!(matches!(
+            d.seal(0),
+            Err(CheckpointError::BlobCorrupt { .. })
+        ));
+        assert!(!t.path().join("d/packs/000.pack").exists());
     }
 
     /// zstd's worker threads must not make packs depend on the machine's core count: streamed
