@@ -194,34 +194,28 @@ impl BlobStore {
     }
 
     fn register(&self, pack: u32, blob: PackedBlob) {
-        self.shared
-            .located
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(
-                blob.blake3,
-                Located {
-                    pack,
-                    blob,
-                    borrowed: None,
-                },
-            );
+        self.insert(Located {
+            pack,
+            blob,
+            borrowed: None,
+        });
     }
 
     /// Makes `blob` (its offset in `from`) readable from `from` until the seal of `pack`.
     fn register_borrowed(&self, pack: u32, blob: PackedBlob, from: Arc<Borrowed>) {
+        self.insert(Located {
+            pack,
+            blob,
+            borrowed: Some(from),
+        });
+    }
+
+    fn insert(&self, l: Located) {
         self.shared
             .located
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(
-                blob.blake3,
-                Located {
-                    pack,
-                    blob,
-                    borrowed: Some(from),
-                },
-            );
+            .insert(l.blob.blake3, l);
     }
 
     /// The file holding `l`'s stored bytes (for messages).
