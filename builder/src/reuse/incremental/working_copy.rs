@@ -516,12 +516,20 @@ pub fn settle(
             for (p, e) in live.iter() {
                 // Templates (`Makefile.in`, `Makefile.am`) are configure's input, not make's.
                 let template = p.as_bytes().ends_with(b".in") || p.as_bytes().ends_with(b".am");
-                if !is_makefile(p.as_bytes()) || template || e.blob().is_none() {
+                if !is_makefile(p.as_bytes()) || template || e.is_dir() {
                     continue;
                 }
-                let Ok(text) = std::fs::read(build_top.join(p.as_path())) else {
-                    refused.push((p.clone(), format!("{p}: a makefile could not be read")));
-                    continue;
+                // A symlink is read as make reads it, through its target; one that does not
+                // lead to a regular file (dangling, a fifo) is no makefile make can read.
+                let full = build_top.join(p.as_path());
+                let regular = std::fs::metadata(&full).is_ok_and(|m| m.is_file());
+                let text = match regular.then(|| std::fs::read(&full)) {
+                    Some(Ok(text)) => text,
+                    None if e.blob().is_none() => continue,
+                    _ => {
+                        refused.push((p.clone(), format!("{p}: a makefile could not be read")));
+                        continue;
+                    }
                 };
                 if !mentions_any(&text, &names) {
                     continue;
