@@ -189,12 +189,10 @@ fn products_named(
     products
 }
 
-/// True if `text` holds one of `names` anywhere: the makefiles that may read one.
-fn mentions_any(text: &[u8], names: &BTreeSet<String>) -> bool {
-    names
-        .iter()
-        .any(|n| memchr::memmem::find(text, n.as_bytes()).is_some())
-}
+/// The most changed variables (with those that read them) followed into other makefiles:
+/// each makefile is read once per round with all of them, and an earlier text from a
+/// checkpoint could name millions. A real change names a few dozen.
+const MAX_FOLLOWED_VALUES: usize = 4096;
 
 /// A path a makefile in `dir` names (relative to it, or absolute under `build_top`) as a
 /// path of the build directory; None outside it.
@@ -507,10 +505,24 @@ pub fn settle(
         // make reads a makefile and the ones it includes as one text: a value that changed
         // in one is read by the rules of the others (a `version.mk` configure writes, read
         // by the Makefile that includes it). Which makefile includes which is not worked
-        // out: every makefile of the tree that names a changed value, or a variable that
-        // reads one, is followed too, until no new variable reads them.
+        // out: every makefile of the tree is followed with the changed values, and the
+        // variables that read them, until no new variable reads one.
         let mut followed_with = 0;
         while refused.is_empty() && reaching.len() > followed_with {
+            if reaching.len() > MAX_FOLLOWED_VALUES {
+                refused.push((
+                    settled
+                        .makefiles
+                        .first()
+                        .map(|(p, _, _)| p.clone())
+                        .unwrap_or_default(),
+                    format!(
+                        "more than {MAX_FOLLOWED_VALUES} changed values and variables reading \
+                         them to follow"
+                    ),
+                ));
+                break;
+            }
             followed_with = reaching.len();
             let names = reaching.clone();
             for (p, e) in live.iter() {
@@ -531,9 +543,6 @@ pub fn settle(
                         continue;
                     }
                 };
-                if !mentions_any(&text, &names) {
-                    continue;
-                }
                 match makefile_changes::readers(&text, &names, &exported) {
                     Ok(read) => {
                         stale_products.extend(products_named(
