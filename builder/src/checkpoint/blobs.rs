@@ -2,7 +2,8 @@
 //! in the pack of the layer that first needed it (`packs/NNN.pack`, located through that
 //! layer's blob table), and read back with its hash verified. Appending to one pack file
 //! per layer keeps a snapshot or an import to a few file writes however many blobs it
-//! stores. Knows nothing of trees.
+//! stores; an imported blob stays in the earlier checkpoint's pack until the layer's seal
+//! copies it into place. Knows nothing of trees.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
