@@ -20,7 +20,7 @@
 //!   wrote with new content ([`is_make_input`]) beyond values whose readers
 //!   [`crate::reuse::incremental::makefile_changes`] can name: make does not track its own
 //!   rules' text, so objects compiled under the old one would be kept; the products of rules
-//!   that read a changed value, in the changed makefile or in any other that names it (make
+//!   that read a changed value, in the changed makefile or in any other of the tree (make
 //!   reads included makefiles as one text), are left out for make to remake. ninja tracks
 //!   command lines itself;
 //! - a changed header make would not see makes the compile units that include it compile
