@@ -225,7 +225,7 @@ pub fn source_makefile_changed(
     let bytes = path.as_bytes();
     change == OverlayChange::Content
         && super::working_copy::is_makefile(bytes)
-        && !(bytes.ends_with(b".in") || bytes.ends_with(b".am"))
+        && !super::working_copy::is_template(bytes)
         && old_source.contains_key(path)
         && built.get(path).is_some_and(|e| e.blob().is_some())
 }

@@ -221,6 +221,12 @@ pub fn is_makefile(path: &[u8]) -> bool {
         || name.ends_with(b".make")
 }
 
+/// True for a template of a makefile (`Makefile.in`, `Makefile.am`, `x.mk.in`):
+/// configure's input, not make's.
+pub fn is_template(path: &[u8]) -> bool {
+    path.ends_with(b".in") || path.ends_with(b".am")
+}
+
 fn file_name(path: &[u8]) -> &[u8] {
     path.rsplit(|&b| b == b'/').next().unwrap_or(path)
 }
@@ -507,6 +513,24 @@ pub fn settle(
         // by the Makefile that includes it). Which makefile includes which is not worked
         // out: every makefile of the tree is followed with the changed values, and the
         // variables that read them, until no new variable reads one.
+        // The text of every makefile make reads, read once for all the rounds.
+        let mut texts: Vec<(&RelPath, Vec<u8>)> = Vec::new();
+        if refused.is_empty() && !reaching.is_empty() {
+            for (p, e) in live.iter() {
+                if !is_makefile(p.as_bytes()) || is_template(p.as_bytes()) || e.is_dir() {
+                    continue;
+                }
+                // A symlink is read as make reads it, through its target; one that does not
+                // lead to a regular file (dangling, a fifo) is no makefile make can read.
+                let full = build_top.join(p.as_path());
+                let regular = std::fs::metadata(&full).is_ok_and(|m| m.is_file());
+                match regular.then(|| std::fs::read(&full)) {
+                    Some(Ok(text)) => texts.push((p, text)),
+                    None if e.blob().is_none() => {}
+                    _ => refused.push((p.clone(), format!("{p}: a makefile could not be read"))),
+                }
+            }
+        }
         let mut followed_with = 0;
         while refused.is_empty() && reaching.len() > followed_with {
             if reaching.len() > MAX_FOLLOWED_VALUES {
@@ -525,25 +549,8 @@ pub fn settle(
             }
             followed_with = reaching.len();
             let names = reaching.clone();
-            for (p, e) in live.iter() {
-                // Templates (`Makefile.in`, `Makefile.am`) are configure's input, not make's.
-                let template = p.as_bytes().ends_with(b".in") || p.as_bytes().ends_with(b".am");
-                if !is_makefile(p.as_bytes()) || template || e.is_dir() {
-                    continue;
-                }
-                // A symlink is read as make reads it, through its target; one that does not
-                // lead to a regular file (dangling, a fifo) is no makefile make can read.
-                let full = build_top.join(p.as_path());
-                let regular = std::fs::metadata(&full).is_ok_and(|m| m.is_file());
-                let text = match regular.then(|| std::fs::read(&full)) {
-                    Some(Ok(text)) => text,
-                    None if e.blob().is_none() => continue,
-                    _ => {
-                        refused.push((p.clone(), format!("{p}: a makefile could not be read")));
-                        continue;
-                    }
-                };
-                match makefile_changes::readers(&text, &names, &exported) {
+            for (p, text) in &texts {
+                match makefile_changes::readers(text, &names, &exported) {
                     Ok(read) => {
                         stale_products.extend(products_named(
                             p,
@@ -555,7 +562,7 @@ pub fn settle(
                         reaching.extend(read.reaching);
                     }
                     Err(e) => refused.push((
-                        p.clone(),
+                        (*p).clone(),
                         format!("{p}: {e} (a value changed in another makefile)"),
                     )),
                 }
