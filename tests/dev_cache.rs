@@ -103,8 +103,11 @@ fn failed_install_is_kept_enterable_and_resumed_after_the_fix() {
         .collect();
     assert_eq!(layers.last(), Some(&"failed:installPhase"), "{layers:?}");
 
-    // Enter the failed state: the cwd and the build products of that moment.
+    // Enter the failed state: the cwd and the build products of that moment. The shell's
+    // tree goes under TMPDIR and stays (documented), so TMPDIR is the test's own.
+    let shell_tmp = cache_dir("resume-shell-tmp");
     let mut shell = Command::new(builder_binary().unwrap())
+        .env("TMPDIR", &shell_tmp)
         .args([
             "shell",
             "--cache",

@@ -52,6 +52,9 @@ pub struct Comparison {
     pub differences: Vec<String>,
     /// Differences only reported (build log lines, unless strict).
     pub notes: Vec<String>,
+    /// The directories that keep both NARs of a differing output for inspection (the
+    /// differences name them).
+    pub kept: Vec<PathBuf>,
 }
 
 /// Most lines of `diff -r` output shown in a report.
@@ -86,8 +89,12 @@ pub fn compare_builds(stock: &BuildResult, ours: &BuildResult) -> Result<Compari
             ours.phases.join(" ")
         ));
     }
+    let mut kept = Vec::new();
     if stock.success && ours.success {
-        diffs.extend(compare_outputs(stock, ours)?);
+        for (diff, dir) in compare_outputs(stock, ours)? {
+            diffs.push(diff);
+            kept.extend(dir);
+        }
     }
     let mut notes = Vec::new();
     if let Some(log_diff) = compare_logs(stock, ours) {
@@ -100,6 +107,7 @@ pub fn compare_builds(stock: &BuildResult, ours: &BuildResult) -> Result<Compari
     Ok(Comparison {
         differences: diffs,
         notes,
+        kept,
     })
 }
 
@@ -185,22 +193,31 @@ fn status(result: &BuildResult) -> String {
     }
 }
 
-fn compare_outputs(stock: &BuildResult, ours: &BuildResult) -> Result<Vec<String>, HarnessError> {
+/// Each difference between the outputs, with the directory that keeps the output's NARs
+/// when it has one.
+fn compare_outputs(
+    stock: &BuildResult,
+    ours: &BuildResult,
+) -> Result<Vec<(String, Option<PathBuf>)>, HarnessError> {
     let stock_nars = nix::nar_normalised(stock)?;
     let our_nars = nix::nar_normalised(ours)?;
     let names =
         |nars: &[(String, Vec<u8>)]| nars.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
     if names(&stock_nars) != names(&our_nars) {
-        return Ok(vec![format!(
-            "outputs: stock {:?}, ours {:?}",
-            names(&stock_nars),
-            names(&our_nars)
+        return Ok(vec![(
+            format!(
+                "outputs: stock {:?}, ours {:?}",
+                names(&stock_nars),
+                names(&our_nars)
+            ),
+            None,
         )]);
     }
     let mut diffs = Vec::new();
     for ((name, stock_nar), (_, our_nar)) in stock_nars.iter().zip(&our_nars) {
         if stock_nar != our_nar {
-            diffs.push(explain_nar_difference(name, stock_nar, our_nar)?);
+            let (report, dir) = explain_nar_difference(name, stock_nar, our_nar)?;
+            diffs.push((report, Some(dir)));
         }
     }
     Ok(diffs)
@@ -217,8 +234,12 @@ fn scratch_dir(label: &str) -> Result<PathBuf, HarnessError> {
 }
 
 /// Keeps both NARs, unpacks them and returns a report with `diff -r` (and `diff -u` of
-/// differing text files).
-fn explain_nar_difference(output: &str, stock: &[u8], ours: &[u8]) -> Result<String, HarnessError> {
+/// differing text files), and the directory that keeps them.
+fn explain_nar_difference(
+    output: &str,
+    stock: &[u8],
+    ours: &[u8],
+) -> Result<(String, PathBuf), HarnessError> {
     let dir = scratch_dir(output)?;
     let mut report = format!(
         "output {output}: normalised NARs differ ({} vs {} bytes); kept in {}",
@@ -241,7 +262,7 @@ fn explain_nar_difference(output: &str, stock: &[u8], ours: &[u8]) -> Result<Str
             diff.lines().count() - DIFF_LINES
         );
     }
-    Ok(report)
+    Ok((report, dir))
 }
 
 fn diff_trees(stock: &Path, ours: &Path) -> String {
@@ -314,10 +335,17 @@ pub fn check_case(
             diffs.len(),
             diffs.join("\n\n")
         )),
-        (false, Expectation::Divergent(reason)) => Ok(format!(
-            "{header}\n  documented divergence ({reason}):\n{}",
-            diffs.join("\n\n")
-        )),
+        (false, Expectation::Divergent(reason)) => {
+            // Expected: nothing to inspect, so nothing is left behind in the temporary
+            // directory run after run.
+            for dir in &comparison.kept {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            Ok(format!(
+                "{header}\n  documented divergence ({reason}; the kept NARs were removed):\n{}",
+                diffs.join("\n\n")
+            ))
+        }
     }
 }
 
