@@ -50,16 +50,20 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 struct Located {
     pack: u32,
     blob: PackedBlob,
-    /// For a blob imported into the open pack: the other checkpoint's pack that holds its
-    /// stored bytes (at `blob.offset`) until the seal copies them into place.
+    /// For a blob of the open pack whose stored bytes are elsewhere until the seal copies
+    /// them into place (at `blob.offset`): another checkpoint's pack for an imported blob,
+    /// the writer's temporary file for a streamed one.
     borrowed: Option<Arc<Borrowed>>,
 }
 
-/// Another checkpoint's pack, which an imported blob is read from until the seal.
+/// A file that blobs of the open pack are read from until the seal.
 #[derive(Debug)]
 struct Borrowed {
     file: Arc<File>,
     path: PathBuf,
+    /// The writer's own temporary file (a streamed content, compressed): removed once the
+    /// seal has copied it. Another checkpoint's pack is only read.
+    temporary: bool,
 }
 
 #[derive(Debug)]
@@ -622,57 +626,40 @@ impl BlobWriter {
         let borrowed = Arc::new(Borrowed {
             file: input.file,
             path: from.path_of(&l),
+            temporary: false,
         });
+        self.borrow(l.blob, borrowed);
+        Ok(())
+    }
+
+    /// Makes the file at `path` (whole) the stored bytes of `hash` (already claimed) in the
+    /// open pack. It stays where it is, readable from there, until the seal copies it into
+    /// place and removes it: one copy of a large compressed stream, not one into the open
+    /// pack and another at the seal.
+    fn adopt_file(&self, hash: ContentHash, path: &Path, encoding: Encoding) -> Result<()> {
+        let file = File::open(path).at("open", path)?;
+        let length = file.metadata().at("stat", path)?.len();
+        let blob = PackedBlob {
+            blake3: hash,
+            offset: 0,
+            length,
+            encoding,
+        };
+        let borrowed = Arc::new(Borrowed {
+            file: Arc::new(file),
+            path: path.to_owned(),
+            temporary: true,
+        });
+        self.borrow(blob, borrowed);
+        Ok(())
+    }
+
+    /// Adds `blob` to the open pack, its stored bytes at `blob.offset` of `from` until the
+    /// seal.
+    fn borrow(&self, blob: PackedBlob, from: Arc<Borrowed>) {
         let mut p = lock(&self.pack);
-        self.store
-            .register_borrowed(p.layer, l.blob, borrowed.clone());
-        p.borrowed.push((l.blob, borrowed));
-        Ok(())
-    }
-
-    /// Appends the content of the file at `path` as the stored bytes of `hash`.
-    fn append_file(&self, hash: ContentHash, path: &Path, encoding: Encoding) -> Result<()> {
-        let input = File::open(path).at("open", path)?;
-        let length = input.metadata().at("stat", path)?.len();
-        self.append_from(hash, encoding, length, input, |e| {
-            CheckpointError::io("read", path, e)
-        })
-    }
-
-    /// Appends `length` bytes read from `input`, in chunks, as the stored bytes of `hash`
-    /// (already claimed); `read_error` describes a failed or short read.
-    fn append_from(
-        &self,
-        hash: ContentHash,
-        encoding: Encoding,
-        length: u64,
-        mut input: impl Read,
-        read_error: impl Fn(io::Error) -> CheckpointError,
-    ) -> Result<()> {
-        let (file, layer, offset) = self.reserve(length)?;
-        let mut buf = vec![0u8; CHUNK.min(usize::try_from(length).unwrap_or(CHUNK))];
-        let mut done = 0u64;
-        while done < length {
-            let n = match input.read(&mut buf) {
-                Ok(0) => return Err(read_error(io::ErrorKind::UnexpectedEof.into())),
-                Ok(n) => n.min(usize::try_from(length - done).unwrap_or(n)),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(read_error(e)),
-            };
-            file.write_all_at(&buf[..n], offset + done)
-                .at("write", &self.store.pack_path(layer))?;
-            done += n as u64;
-        }
-        self.publish(
-            layer,
-            PackedBlob {
-                blake3: hash,
-                offset,
-                length,
-                encoding,
-            },
-        );
-        Ok(())
+        self.store.register_borrowed(p.layer, blob, from.clone());
+        p.borrowed.push((blob, from));
     }
 
     /// Closes the pack of layer `layer` (the next layer, about to be written): moves it to
@@ -785,6 +772,9 @@ impl BlobWriter {
         fs::rename(&ordered, &dest).at("rename pack into", &dest)?;
         if let Some((_, tmp)) = &file {
             fs::remove_file(tmp).at("remove", tmp)?;
+        }
+        for (_, from) in borrowed.iter().filter(|(_, from)| from.temporary) {
+            fs::remove_file(&from.path).at("remove", &from.path)?;
         }
         self.store.register_file(layer, Arc::new(out));
         for b in &sorted {
@@ -915,13 +905,14 @@ impl BlobWriter {
             }
         };
         if self.claim(hash) {
-            if let Err(e) = self.append_file(hash, &tmp, Encoding::Zstd) {
+            if let Err(e) = self.adopt_file(hash, &tmp, Encoding::Zstd) {
                 self.unclaim(&hash);
                 let _ = fs::remove_file(&tmp);
                 return Err(e);
             }
+        } else {
+            fs::remove_file(&tmp).at("remove", &tmp)?;
         }
-        fs::remove_file(&tmp).at("remove", &tmp)?;
         Ok(hash)
     }
 
@@ -1182,6 +1173,71 @@ mod tests {
             Err(CheckpointError::BlobCorrupt { .. })
         ));
         assert!(!t.path().join("d/packs/000.pack").exists());
+    }
+
+    /// A streamed content is compressed into a temporary file and read from there until the
+    /// seal, which copies it into the pack once and removes it; the pack holds every blob's
+    /// stored bytes in hash order, as if they had been appended.
+    #[test]
+    fn streamed_contents_stay_in_their_temporary_file_until_the_seal() {
+        let t = TempDir::new("blobs-streamed");
+        let (dir, tmp) = (t.path().join("a"), t.path().join("a/tmp"));
+        let w = BlobWriter::open(&dir, &tmp).unwrap();
+        let temporaries = || {
+            fs::read_dir(&tmp)
+                .unwrap()
+                .filter(|e| {
+                    let name = e.as_ref().unwrap().file_name();
+                    !name.to_string_lossy().starts_with("pack-")
+                })
+                .count()
+        };
+        let small: Vec<Vec<u8>> = (0..6u32)
+            .map(|i| format!("small {i} ").repeat(40).into_bytes())
+            .collect();
+        let large: Vec<Vec<u8>> = (0..2u32)
+            .map(|i| format!("streamed {i} ").repeat(20_000).into_bytes())
+            .collect();
+        let mut hashes = Vec::new();
+        for (s, l) in small.iter().zip(large.iter().cycle()) {
+            hashes.push(w.put_bytes(s).unwrap());
+            // The second time a streamed content comes, nothing more is kept.
+            let h = w
+                .put_streamed(|sink| l.chunks(1000).try_for_each(&mut *sink))
+                .unwrap();
+            assert_eq!(h, ContentHash::of(l));
+            hashes.push(h);
+        }
+        hashes.sort();
+        hashes.dedup();
+        assert_eq!(temporaries(), 2, "one temporary file per streamed content");
+        assert_eq!(
+            w.store().read(&ContentHash::of(&large[1])).unwrap(),
+            large[1]
+        );
+        let stored: Vec<Vec<u8>> = hashes
+            .iter()
+            .map(|h| w.store().stored_bytes(h).unwrap().0)
+            .collect();
+
+        let (table, len) = w.seal(0).unwrap();
+        assert_eq!(temporaries(), 0, "the seal removes them");
+        assert_eq!(
+            table.iter().map(|b| b.blake3).collect::<Vec<_>>(),
+            hashes,
+            "hash order"
+        );
+        let pack = fs::read(dir.join("packs/000.pack")).unwrap();
+        assert_eq!(pack.len() as u64, len);
+        assert!(pack == stored.concat());
+        let reopened = BlobStore::open(&dir, [(0, &table[..])]).unwrap();
+        for c in small.iter().chain(&large) {
+            assert_eq!(reopened.read(&ContentHash::of(c)).unwrap(), *c);
+        }
+        assert_eq!(
+            w.store().read(&ContentHash::of(&large[0])).unwrap(),
+            large[0]
+        );
     }
 
     /// zstd's worker threads must not make packs depend on the machine's core count: streamed
