@@ -1175,6 +1175,48 @@ fn a_same_length_rename_reruns_configure_over_the_earlier_tree_and_compiles_what
     assert!(normalised_out(&f) == normalised_out(&clean));
 }
 
+/// A version bump (same length) where the output path reaches an object through a variable
+/// no makefile reads (the compiler script adds `-DLIBDIR=$GREET_LIBDIR`, as nixpkgs' wrapper
+/// adds `NIX_CFLAGS_COMPILE`), and gcc at -O1 stores the path in 8-byte immediates: no file
+/// holds the earlier path or hash whole, yet `util.o` holds pieces of it. The rename must
+/// leave `util.o` out (8 characters of the earlier hash in compiler output) so make compiles
+/// it again; kept, the program printed the earlier path.
+#[test]
+fn a_rename_leaves_out_an_object_holding_the_earlier_path_in_immediates() {
+    let a = build_named("env-imm-base", "env-immediates", "reuse-cproject-65", None);
+    let b = build_named(
+        "env-imm-rename",
+        "env-immediates",
+        "reuse-cproject-66",
+        Some(&output(&a, true)),
+    );
+    let clean = build_named("env-imm-clean", "env-immediates", "reuse-cproject-66", None);
+    assert!(
+        decision(&b, "configurePhase").contains("ran over the earlier build's tree"),
+        "{}",
+        b.log_tail(40)
+    );
+    // As in the test above, the NAR normaliser cannot find the hash in immediates holding
+    // fewer than 8 of its characters, so each program's output is the check: it prints the
+    // path it assembles from them.
+    for r in [&b, &clean] {
+        assert_eq!(
+            String::from_utf8_lossy(&greet_output(r).stdout),
+            format!("Hello, world from {}/lib\n", output(r, false).display()),
+            "{}",
+            r.log_tail(40)
+        );
+    }
+    assert!(
+        b.log_lines.iter().any(|l| l
+            .contains("left out because they hold the earlier build's output `out`")
+            && l.contains("util.o")),
+        "{}",
+        b.log_tail(40)
+    );
+    assert_compiled_only(&b, "util");
+}
+
 /// A changed configure flag that changes only `config.h`: configure reruns over the earlier
 /// tree, and since no rule names `config.h` (dependency tracking off), the compile unit that
 /// includes it counts as changed; the other objects are kept.

@@ -21,6 +21,9 @@
 # includes and util.o's own rule reads; included-bump: that, with configure writing 1.1;
 # mk: the Makefile includes rules.mk from the source, which sets CFLAGS and the MARKFLAGS
 # util.o's own rule reads; mk-bump: that, with other MARKFLAGS; mk-cflags: with other CFLAGS;
+# env-immediates: the compiler is a script of the source that adds -DLIBDIR from the
+# variable GREET_LIBDIR ($out/lib), which no makefile reads (as nixpkgs' compiler wrapper
+# adds NIX_CFLAGS_COMPILE), and util.c copies LIBDIR at -O1 (8-byte immediates);
 # `base` is an earlier build's checkpoint (`baseContext = false`: passed without string
 # context), `cache` a development cache directory, `baseTrust` the value of
 # `checkpointBaseTrust` (docs/trust.md; unset when null).
@@ -114,6 +117,11 @@ let
       ${if builtins.elem variant [ "pieces" "pieces-source" "immediates" "immediates-source" ] then ''
         ${if variant == "pieces" || variant == "pieces-source" then "echo 'util.o: CFLAGS = -O2' >> Makefile.in" else ""}
         printf '#include <stdio.h>\n#include <string.h>\n#include "util.h"\nchar libdir[128];\nint greet(void) { memcpy(libdir, PREFIX "/lib", sizeof(PREFIX "/lib")); printf("%%s from %%s\\n", text(), libdir); return 0; }\n' > util.c
+      '' else ""}
+      ${if variant == "env-immediates" then ''
+        printf '#!/bin/sh\nexec cc -DLIBDIR="\\"$GREET_LIBDIR\\"" "$@"\n' > envcc
+        echo 'CC = sh ./envcc' >> Makefile.in
+        printf '#include <stdio.h>\n#include <string.h>\n#include "util.h"\nchar libdir[128];\nint greet(void) { memcpy(libdir, LIBDIR, sizeof(LIBDIR)); printf("%%s from %%s\\n", text(), libdir); return 0; }\n' > util.c
       '' else ""}
       ${if variant == "side-file" then ''
         cat >> Makefile.in <<'EOS'
@@ -213,6 +221,7 @@ mkDrv ({
   '' else null;
   # Nix's stdenv derives it from the newest file of the source (a new tarball moves it); here
   # the derivation sets it, which reaches the build the same way.
+  GREET_LIBDIR = if variant == "env-immediates" then "${placeholder "out"}/lib" else null;
   SOURCE_DATE_EPOCH = if variant == "date" then "1600000000" else if variant == "date-source" then "1700000000" else null;
   # baseContext = false: the path as a plain string, not an input (tests/gc.rs: a base that
   # was collected, or never was an input, is missing in the sandbox).

@@ -238,6 +238,10 @@ pub struct PathMoves {
     /// restored as it is, and a rerun over the earlier tree leaves out what holds them
     /// ([`crate::reuse::stale`]).
     pub stale: Vec<StaleValue>,
+    /// The hash parts of renamed outputs (old → this build's), whose pieces a compiler may
+    /// have stored apart from the rest of the path: compiler output holding 8 characters of
+    /// one is left out too ([`crate::reuse::stale::hash_windows_holding`]).
+    pub renamed_hashes: Vec<StaleValue>,
 }
 
 /// Old → new byte strings for the earlier build's output paths and build directory. `Err`
@@ -292,6 +296,13 @@ pub fn path_rewrites(
             if let (Some(old_hash), Some((_, new_hash))) = (seeded_hash, &hashes) {
                 moves.stale.push(StaleValue {
                     old: old_hash,
+                    new: Some(new_hash.clone()),
+                    what: format!("output `{name}`"),
+                });
+            }
+            if let Some((old_hash, new_hash)) = &hashes {
+                moves.renamed_hashes.push(StaleValue {
+                    old: old_hash.clone(),
                     new: Some(new_hash.clone()),
                     what: format!("output `{name}`"),
                 });

@@ -257,50 +257,122 @@ pub fn hash_windows_held(
     old_hashes: &[(Vec<u8>, String)],
     read: ReadChunks<'_>,
 ) -> Option<(RelPath, String, Vec<u8>)> {
+    let windows = HashWindows::of(old_hashes.iter().map(|(h, _)| (h.as_slice(), None)));
+    let mut first = None;
+    windows.scan(tree, |_| false, read, &mut |path, i| {
+        first = Some((path.clone(), i));
+        false
+    });
+    first.map(|(path, i)| {
+        let (window, owner) = windows.found(i);
+        (path, old_hashes[owner].1.clone(), window.to_vec())
+    })
+}
+
+/// Every file of `tree` that looks like compiler output (as [`hash_windows_held`] judges it)
+/// and holds 8 consecutive characters of the `old` of one of `hashes` (the hash parts of
+/// renamed outputs) that its `new` does not hold, with the value: a piece of an earlier path
+/// that no search for the whole path or hash finds. Paths `keep` accepts are not read.
+pub fn hash_windows_holding<'v>(
+    tree: &RootState,
+    hashes: &'v [StaleValue],
+    keep: impl Fn(&RelPath) -> bool,
+    read: ReadChunks<'_>,
+) -> Vec<(RelPath, &'v StaleValue)> {
+    let windows = HashWindows::of(hashes.iter().map(|v| (v.old.as_slice(), v.new.as_deref())));
+    let mut held = Vec::new();
+    windows.scan(tree, keep, read, &mut |path, i| {
+        held.push((path.clone(), &hashes[windows.found(i).1]));
+        true
+    });
+    held
+}
+
+/// The 8-character windows of some hash parts, each with the index of the hash it is a
+/// piece of.
+struct HashWindows<'a> {
+    windows: Vec<&'a [u8]>,
+    owners: Vec<usize>,
+    finder: WindowFinder,
+}
+
+impl<'a> HashWindows<'a> {
     const WINDOW: usize = 8;
-    let mut windows: Vec<&[u8]> = Vec::new();
-    let mut whats: Vec<&str> = Vec::new();
-    for (hash, what) in old_hashes {
-        for window in hash.windows(WINDOW) {
-            windows.push(window);
-            whats.push(what);
-        }
-    }
-    if windows.is_empty() {
-        return None;
-    }
-    let finder = WindowFinder::new(&windows);
-    for (path, entry) in tree {
-        let EntryKind::File { blake3, .. } = &entry.kind else {
-            continue;
-        };
-        if !looks_compiled(path.as_bytes(), entry.mode) {
-            continue;
-        }
-        // The first 8 bytes tell compiler output (ELF, `ar`); the search stops at anything else.
-        let mut head: Vec<u8> = Vec::with_capacity(WINDOW);
-        let is_compiled =
-            |head: &[u8]| head.starts_with(b"\x7fELF") || head.starts_with(b"!<arch>\n");
-        let found = search_chunks(read, blake3, WINDOW - 1, |buf, carried| {
-            if head.len() < WINDOW {
-                let more = (WINDOW - head.len()).min(buf.len() - carried);
-                head.extend_from_slice(&buf[carried..carried + more]);
-                if head.len() == WINDOW && !is_compiled(&head) {
-                    return Some(None);
+
+    /// The windows of each `(old, new)`, but those `new` holds too (the seed rewritten into
+    /// the start of an old hash is this build's).
+    fn of(hashes: impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)>) -> Self {
+        let mut windows: Vec<&[u8]> = Vec::new();
+        let mut owners = Vec::new();
+        for (owner, (hash, new)) in hashes.enumerate() {
+            for window in hash.windows(Self::WINDOW) {
+                if new.is_some_and(|n| memmem::find(n, window).is_some()) {
+                    continue;
                 }
+                windows.push(window);
+                owners.push(owner);
             }
-            finder.find(buf).map(Some)
-        });
-        match found {
-            // Unreadable: it cannot be shown clean.
-            None => return Some((path.clone(), whats[0].to_owned(), windows[0].to_vec())),
-            Some(Some(Some(i))) if is_compiled(&head) => {
-                return Some((path.clone(), whats[i].to_owned(), windows[i].to_vec()))
-            }
-            Some(_) => {}
+        }
+        let finder = WindowFinder::new(&windows);
+        HashWindows {
+            windows,
+            owners,
+            finder,
         }
     }
-    None
+
+    /// Window `i` and the index of the hash it is a piece of.
+    fn found(&self, i: usize) -> (&'a [u8], usize) {
+        (self.windows[i], self.owners[i])
+    }
+
+    /// Calls `found(path, window index)` for each file of `tree` that looks like compiler
+    /// output and holds a window, until it returns false; one that cannot be read counts as
+    /// holding the first window. Paths `keep` accepts are not read.
+    fn scan(
+        &self,
+        tree: &RootState,
+        keep: impl Fn(&RelPath) -> bool,
+        read: ReadChunks<'_>,
+        found: &mut dyn FnMut(&RelPath, usize) -> bool,
+    ) {
+        const WINDOW: usize = HashWindows::WINDOW;
+        if self.windows.is_empty() {
+            return;
+        }
+        for (path, entry) in tree {
+            let EntryKind::File { blake3, .. } = &entry.kind else {
+                continue;
+            };
+            if keep(path) || !looks_compiled(path.as_bytes(), entry.mode) {
+                continue;
+            }
+            // The first 8 bytes tell compiler output (ELF, `ar`); the search stops at anything
+            // else.
+            let mut head: Vec<u8> = Vec::with_capacity(WINDOW);
+            let is_compiled =
+                |head: &[u8]| head.starts_with(b"\x7fELF") || head.starts_with(b"!<arch>\n");
+            let result = search_chunks(read, blake3, WINDOW - 1, |buf, carried| {
+                if head.len() < WINDOW {
+                    let more = (WINDOW - head.len()).min(buf.len() - carried);
+                    head.extend_from_slice(&buf[carried..carried + more]);
+                    if head.len() == WINDOW && !is_compiled(&head) {
+                        return Some(None);
+                    }
+                }
+                self.finder.find(buf).map(Some)
+            });
+            let go_on = match result {
+                // Unreadable: it cannot be shown clean.
+                None => found(path, 0),
+                Some(Some(Some(i))) if is_compiled(&head) => found(path, i),
+                Some(_) => true,
+            };
+            if !go_on {
+                return;
+            }
+        }
+    }
 }
 
 /// Finds any of a set of 8-byte windows in a content: a window can only sit in a run of 8
@@ -461,6 +533,55 @@ mod tests {
         // A content that cannot be read cannot be shown clean.
         let unreadable = |_: &ContentHash, _: &mut dyn FnMut(&[u8])| false;
         assert!(hash_windows_held(&tree, &hashes, &unreadable).is_some());
+    }
+
+    /// A renamed output's hash: every compiler output holding 8 of its characters is named
+    /// (not only the first), but not for characters this build's hash holds too (the seed
+    /// rewritten into the start of an earlier hash), and not in files `keep` accepts.
+    #[test]
+    fn every_compiler_output_holding_a_piece_of_a_renamed_hash_is_named() {
+        let old = b"3chry7afr35hrm6a1csd2vy6qvi8lmiw".to_vec();
+        // The new hash starts with the earlier one's first ten characters, as the rewrite of
+        // the seed leaves an earlier hash: those are not a piece.
+        let new = b"3chry7afr3zzzzzzzzzzzzzzzzzzzzzz".to_vec();
+        let files: [(&str, &[u8], u32); 5] = [
+            ("greet", b"\x7fELF\x48\xb8re/3chry\x48\xba7afr35hr", 0o755),
+            ("util.o", b"\x7fELF\x48\xb8m6a1csd2", 0o644),
+            ("seeded.o", b"\x7fELF\x48\xb83chry7afr3", 0o644),
+            ("src/shipped.o", b"\x7fELFm6a1csd2", 0o644),
+            ("notes.txt", b"7afr35hr", 0o644),
+        ];
+        let mut tree = tree_of(&files.map(|(p, _, _)| (p, "")));
+        let mut contents: BTreeMap<ContentHash, Vec<u8>> = BTreeMap::new();
+        for (p, c, mode) in files {
+            let h = ContentHash::of(c);
+            contents.insert(h, c.to_vec());
+            let e = tree
+                .get_mut(&RelPath::new(p.as_bytes().to_vec()).unwrap())
+                .unwrap();
+            e.mode = mode;
+            if let EntryKind::File { blake3, size, .. } = &mut e.kind {
+                *blake3 = h;
+                *size = c.len() as u64;
+            }
+        }
+        let hashes = [StaleValue {
+            old,
+            new: Some(new),
+            what: "output `out`".to_owned(),
+        }];
+        let keep = |p: &RelPath| p.as_bytes().starts_with(b"src/");
+        for size in [1, 5, 8, 1 << 20] {
+            let read = in_chunks(size, |h| contents.get(h).cloned());
+            let held: Vec<String> = hash_windows_holding(&tree, &hashes, keep, &read)
+                .into_iter()
+                .map(|(p, v)| {
+                    assert_eq!(v.what, "output `out`");
+                    p.to_string()
+                })
+                .collect();
+            assert_eq!(held, ["greet", "util.o"], "chunks of {size}");
+        }
     }
 
     #[test]

@@ -45,6 +45,7 @@ use crate::shell::ShellState;
 use dependencies::{compile_units, forced_include_in, untracked_changes, Trees};
 pub use rules::{is_build_description, NoResume};
 use rules::{is_stdenv_file, PhaseMatch};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 use working_copy::{
@@ -355,9 +356,14 @@ pub fn try_resume(
     };
     // Build products that hold a stale value are left out: the build remakes them.
     let left_out = match working_copy.as_mut() {
-        Some(copy) if !stale_values.is_empty() => {
-            leave_out_stale(&mut tree, copy, &new_tree, &stale_values, recorder)
-        }
+        Some(copy) if !stale_values.is_empty() => leave_out_stale(
+            &mut tree,
+            copy,
+            &new_tree,
+            &stale_values,
+            &moves.renamed_hashes,
+            recorder,
+        ),
         _ => Vec::new(),
     };
     let marked = mark_includers(
@@ -415,12 +421,16 @@ pub fn try_resume(
 /// Leaves out of `tree` (the tree the rerun resumes over) every file or symlink that holds a
 /// stale value and is not this build's own source (`source`), and puts in the expected tree
 /// what it would hold with this build's values (or nothing, for a value without one), so
-/// that a rerun phase that writes it again counts as unchanged. Returns (path, what it held).
+/// that a rerun phase that writes it again counts as unchanged. So too compiler output that
+/// holds 8 characters of a renamed output's earlier hash (`renamed_hashes`), a piece of its
+/// path no search for the whole finds (gcc copies a constant path in 8-byte immediates):
+/// nothing takes its place in the expected tree. Returns (path, what it held).
 fn leave_out_stale(
     tree: &mut RootState,
     copy: &mut WorkingCopy,
     source: &RootState,
     values: &[StaleValue],
+    renamed_hashes: &[StaleValue],
     recorder: &dyn Recording,
 ) -> Vec<(RelPath, String)> {
     let own_source = |p: &RelPath| match (source.get(p), tree.get(p)) {
@@ -429,7 +439,18 @@ fn leave_out_stale(
     };
     let read = |h: &ContentHash, sink: &mut dyn FnMut(&[u8])| recorder.stream_blob(h, sink).is_ok();
     let held = stale::holding(tree, values, own_source, &read);
+    let held_paths: BTreeSet<&RelPath> = held.iter().map(|(p, _)| p).collect();
+    let pieces: Vec<(RelPath, &StaleValue)> =
+        stale::hash_windows_holding(tree, renamed_hashes, own_source, &read)
+            .into_iter()
+            .filter(|(p, _)| !held_paths.contains(p))
+            .collect();
     let mut left_out = Vec::new();
+    for (path, value) in pieces {
+        tree.remove(&path);
+        copy.expected.remove(&path);
+        left_out.push((path, value.what.clone()));
+    }
     for (path, value) in held {
         tree.remove(&path);
         let moved = copy.expected.get(&path).and_then(|e| {
@@ -456,6 +477,7 @@ fn leave_out_stale(
         };
         left_out.push((path, value.what.clone()));
     }
+    left_out.sort();
     copy.left_out = left_out.iter().map(|(p, _)| p.clone()).collect();
     left_out
 }
