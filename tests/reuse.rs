@@ -578,6 +578,47 @@ fn a_changed_source_date_epoch_remakes_what_holds_the_earlier_date() {
     );
 }
 
+/// The same with `strcpy (buf, __DATE__)` at -O1: gcc stores the date in 8-byte immediates
+/// (`Sep 13 2`, then `020`), so no file holds the earlier date whole. The object and the
+/// program hold 8 bytes of it and are left out, and the program prints the new date; kept,
+/// it printed the earlier one.
+#[test]
+fn a_changed_source_date_epoch_remakes_what_holds_the_earlier_date_in_pieces() {
+    let a = build(67, "date-copy-base", "date-copy", None);
+    let b = build(
+        67,
+        "date-copy-from-a",
+        "date-copy-source",
+        Some(&output(&a, true)),
+    );
+    let clean = build(67, "date-copy-clean", "date-copy-source", None);
+    let configure = decision(&b, "configurePhase");
+    assert!(
+        configure.contains("ran over the earlier build's tree")
+            && configure.contains("SOURCE_DATE_EPOCH 1600000000")
+            && configure.contains("util.o"),
+        "{configure}\n{}",
+        b.log_tail(40)
+    );
+    let compiled = make_compiles(&b);
+    assert_eq!(compiled.len(), 2, "{compiled:?}\n{}", b.log_tail(40));
+    assert!(
+        compiled.iter().any(|l| l.contains("-o util.o util.c"))
+            && compiled.iter().any(|l| l.contains("-o text.o text.c")),
+        "{compiled:?}"
+    );
+    for r in [&b, &clean] {
+        assert_eq!(
+            String::from_utf8_lossy(&greet_output(r).stdout),
+            format!(
+                "Hello, changed world from {}, built Nov 14 2023\n",
+                output(r, false).display()
+            )
+        );
+    }
+    assert!(normalised_out(&b) == normalised_out(&clean));
+}
+
 /// A rename that changes the name's length (`…-50` → `…-500`): no path can be rewritten in
 /// place, so configure reruns over the earlier tree with every product that still holds the
 /// earlier output path left out (the object compiled with `-DPREFIX`, the program, the

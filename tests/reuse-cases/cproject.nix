@@ -24,6 +24,9 @@
 # env-immediates: the compiler is a script of the source that adds -DLIBDIR from the
 # variable GREET_LIBDIR ($out/lib), which no makefile reads (as nixpkgs' compiler wrapper
 # adds NIX_CFLAGS_COMPILE), and util.c copies LIBDIR at -O1 (8-byte immediates);
+# date-copy: util.c copies __DATE__ into a buffer at -O1 (8-byte immediates), with
+# SOURCE_DATE_EPOCH set; date-copy-source: that, with the source change of "source" and a
+# later SOURCE_DATE_EPOCH;
 # `base` is an earlier build's checkpoint (`baseContext = false`: passed without string
 # context), `cache` a development cache directory, `baseTrust` the value of
 # `checkpointBaseTrust` (docs/trust.md; unset when null).
@@ -31,7 +34,7 @@
 # build-id hashes the binary's own store path, which no same-length rewrite can update.
 { mkDrv, variant ? "a", base ? null, name ? "reuse-cproject", cache ? null, salt ? null, baseTrust ? null, baseContext ? true }:
 let
-  greeting = if builtins.elem variant [ "source" "source-flags" "edit-source" "date-source" "renamed-source" "pieces-source" "immediates-source" "big-source" ] then "Hello, changed world" else "Hello, world";
+  greeting = if builtins.elem variant [ "source" "source-flags" "edit-source" "date-source" "date-copy-source" "renamed-source" "pieces-source" "immediates-source" "big-source" ] then "Hello, changed world" else "Hello, world";
   dated = variant == "date" || variant == "date-source";
   debug = builtins.elem variant [ "debug" "debug-install" "debug-stripped" "debug-stripped-install" ];
   stripped = builtins.elem variant [ "debug-stripped" "debug-stripped-install" ];
@@ -122,6 +125,9 @@ let
         printf '#!/bin/sh\nexec cc -DLIBDIR="\\"$GREET_LIBDIR\\"" "$@"\n' > envcc
         echo 'CC = sh ./envcc' >> Makefile.in
         printf '#include <stdio.h>\n#include <string.h>\n#include "util.h"\nchar libdir[128];\nint greet(void) { memcpy(libdir, LIBDIR, sizeof(LIBDIR)); printf("%%s from %%s\\n", text(), libdir); return 0; }\n' > util.c
+      '' else ""}
+      ${if variant == "date-copy" || variant == "date-copy-source" then ''
+        printf '#include <stdio.h>\n#include <string.h>\n#include "util.h"\nchar built_on[16];\nint greet(void) { strcpy(built_on, __DATE__); printf("%%s from %%s, built %%s\\n", text(), PREFIX, built_on); return 0; }\n' > util.c
       '' else ""}
       ${if variant == "side-file" then ''
         cat >> Makefile.in <<'EOS'
@@ -222,7 +228,8 @@ mkDrv ({
   # Nix's stdenv derives it from the newest file of the source (a new tarball moves it); here
   # the derivation sets it, which reaches the build the same way.
   GREET_LIBDIR = if variant == "env-immediates" then "${placeholder "out"}/lib" else null;
-  SOURCE_DATE_EPOCH = if variant == "date" then "1600000000" else if variant == "date-source" then "1700000000" else null;
+  SOURCE_DATE_EPOCH = if variant == "date" || variant == "date-copy" then "1600000000"
+    else if variant == "date-source" || variant == "date-copy-source" then "1700000000" else null;
   # baseContext = false: the path as a plain string, not an input (tests/gc.rs: a base that
   # was collected, or never was an input, is missing in the sandbox).
   checkpointBase = if base == null then null else if baseContext then builtins.storePath base else base;

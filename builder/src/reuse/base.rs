@@ -240,7 +240,7 @@ pub struct PathMoves {
     pub stale: Vec<StaleValue>,
     /// The hash parts of renamed outputs (old → this build's), whose pieces a compiler may
     /// have stored apart from the rest of the path: compiler output holding 8 characters of
-    /// one is left out too ([`crate::reuse::stale::hash_windows_holding`]).
+    /// one is left out too ([`crate::reuse::stale::windows_holding`]).
     pub renamed_hashes: Vec<StaleValue>,
 }
 

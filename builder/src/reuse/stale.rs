@@ -257,7 +257,7 @@ pub fn hash_windows_held(
     old_hashes: &[(Vec<u8>, String)],
     read: ReadChunks<'_>,
 ) -> Option<(RelPath, String, Vec<u8>)> {
-    let windows = HashWindows::of(old_hashes.iter().map(|(h, _)| (h.as_slice(), None)));
+    let windows = Windows::of(old_hashes.iter().map(|(h, _)| (h.as_slice(), None)));
     let mut first = None;
     windows.scan(tree, |_| false, read, &mut |path, i| {
         first = Some((path.clone(), i));
@@ -270,43 +270,49 @@ pub fn hash_windows_held(
 }
 
 /// Every file of `tree` that looks like compiler output (as [`hash_windows_held`] judges it)
-/// and holds 8 consecutive characters of the `old` of one of `hashes` (the hash parts of
-/// renamed outputs) that its `new` does not hold, with the value: a piece of an earlier path
-/// that no search for the whole path or hash finds. Paths `keep` accepts are not read.
-pub fn hash_windows_holding<'v>(
+/// and holds 8 consecutive bytes of the `old` of one of `values` that its `new` does not
+/// hold, with the value: a piece that no search for the whole value finds. A compiler that
+/// copies a constant string into a buffer may keep it in pieces (gcc at `-O1` stores
+/// `strcpy (buf, PREFIX)` or `strcpy (buf, __DATE__)` in 8-byte immediates, so `.text` holds
+/// `Sep 13 2` and `020`, never `Sep 13 2020`). `values` are the hash parts of renamed outputs
+/// and the renderings of an earlier `SOURCE_DATE_EPOCH`; a window of one repeated byte
+/// (`00000000` of `1600000000`) is not looked for. Paths `keep` accepts are not read.
+pub fn windows_holding<'v>(
     tree: &RootState,
-    hashes: &'v [StaleValue],
+    values: &'v [StaleValue],
     keep: impl Fn(&RelPath) -> bool,
     read: ReadChunks<'_>,
 ) -> Vec<(RelPath, &'v StaleValue)> {
-    let windows = HashWindows::of(hashes.iter().map(|v| (v.old.as_slice(), v.new.as_deref())));
+    let windows = Windows::of(values.iter().map(|v| (v.old.as_slice(), v.new.as_deref())));
     let mut held = Vec::new();
     windows.scan(tree, keep, read, &mut |path, i| {
-        held.push((path.clone(), &hashes[windows.found(i).1]));
+        held.push((path.clone(), &values[windows.found(i).1]));
         true
     });
     held
 }
 
-/// The 8-character windows of some hash parts, each with the index of the hash it is a
-/// piece of.
-struct HashWindows<'a> {
+/// The 8-byte windows of some values (hash parts, dates), each with the index of the value
+/// it is a piece of.
+struct Windows<'a> {
     windows: Vec<&'a [u8]>,
     owners: Vec<usize>,
     finder: WindowFinder,
 }
 
-impl<'a> HashWindows<'a> {
+impl<'a> Windows<'a> {
     const WINDOW: usize = 8;
 
     /// The windows of each `(old, new)`, but those `new` holds too (the seed rewritten into
-    /// the start of an old hash is this build's).
-    fn of(hashes: impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)>) -> Self {
+    /// the start of an old hash is this build's) and those of one repeated byte.
+    fn of(values: impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)>) -> Self {
         let mut windows: Vec<&[u8]> = Vec::new();
         let mut owners = Vec::new();
-        for (owner, (hash, new)) in hashes.enumerate() {
-            for window in hash.windows(Self::WINDOW) {
-                if new.is_some_and(|n| memmem::find(n, window).is_some()) {
+        for (owner, (old, new)) in values.enumerate() {
+            for window in old.windows(Self::WINDOW) {
+                if new.is_some_and(|n| memmem::find(n, window).is_some())
+                    || window.iter().all(|&b| b == window[0])
+                {
                     continue;
                 }
                 windows.push(window);
@@ -314,14 +320,14 @@ impl<'a> HashWindows<'a> {
             }
         }
         let finder = WindowFinder::new(&windows);
-        HashWindows {
+        Windows {
             windows,
             owners,
             finder,
         }
     }
 
-    /// Window `i` and the index of the hash it is a piece of.
+    /// Window `i` and the index of the value it is a piece of.
     fn found(&self, i: usize) -> (&'a [u8], usize) {
         (self.windows[i], self.owners[i])
     }
@@ -336,7 +342,7 @@ impl<'a> HashWindows<'a> {
         read: ReadChunks<'_>,
         found: &mut dyn FnMut(&RelPath, usize) -> bool,
     ) {
-        const WINDOW: usize = HashWindows::WINDOW;
+        const WINDOW: usize = Windows::WINDOW;
         if self.windows.is_empty() {
             return;
         }
@@ -573,7 +579,7 @@ mod tests {
         let keep = |p: &RelPath| p.as_bytes().starts_with(b"src/");
         for size in [1, 5, 8, 1 << 20] {
             let read = in_chunks(size, |h| contents.get(h).cloned());
-            let held: Vec<String> = hash_windows_holding(&tree, &hashes, keep, &read)
+            let held: Vec<String> = windows_holding(&tree, &hashes, keep, &read)
                 .into_iter()
                 .map(|(p, v)| {
                     assert_eq!(v.what, "output `out`");
@@ -582,6 +588,40 @@ mod tests {
                 .collect();
             assert_eq!(held, ["greet", "util.o"], "chunks of {size}");
         }
+    }
+
+    /// The earlier date in pieces: `strcpy (buf, __DATE__)` at -O1 leaves `Sep 13 2` in an
+    /// immediate; eight zeros of the decimal value are no piece of it.
+    #[test]
+    fn compiler_output_holding_a_piece_of_the_earlier_date_is_named() {
+        let files: [(&str, &[u8]); 3] = [
+            ("util.o", b"\x7fELF\x48\xb8Sep 13 2\xc7\x40\x08020"),
+            ("zeros.o", b"\x7fELF 00000000 0000000000"),
+            ("clean.o", b"\x7fELF Sep 14 2020"),
+        ];
+        let mut tree = tree_of(&files.map(|(p, _)| (p, "")));
+        let mut contents: BTreeMap<ContentHash, Vec<u8>> = BTreeMap::new();
+        for (p, c) in files {
+            let h = ContentHash::of(c);
+            contents.insert(h, c.to_vec());
+            let e = tree
+                .get_mut(&RelPath::new(p.as_bytes().to_vec()).unwrap())
+                .unwrap();
+            if let EntryKind::File { blake3, size, .. } = &mut e.kind {
+                *blake3 = h;
+                *size = c.len() as u64;
+            }
+        }
+        let values = epoch_values(1_600_000_000);
+        let read = in_chunks(3, |h| contents.get(h).cloned());
+        let held: Vec<(String, &str)> = windows_holding(&tree, &values, |_| false, &read)
+            .into_iter()
+            .map(|(p, v)| (p.to_string(), v.what.as_str()))
+            .collect();
+        assert_eq!(
+            held,
+            [("util.o".to_owned(), "SOURCE_DATE_EPOCH 1600000000")]
+        );
     }
 
     #[test]

@@ -218,10 +218,14 @@ pub fn try_resume(
     // What no rewrite moves: paths that changed length, and the renderings of a moved
     // SOURCE_DATE_EPOCH. No earlier state can be taken over then (it holds them too): every
     // phase after patchPhase reruns.
+    // Of those, the ones a compiler may keep in pieces (a renamed output's hash, the earlier
+    // date), looked for in compiler output 8 bytes at a time too.
     let mut stale_values = moves.stale.clone();
     stale_values.extend(root_stale);
+    let mut piece_values = moves.renamed_hashes.clone();
     if let Some(epoch) = rules::moved_source_date_epoch(&base.layers[k].state, after_patch) {
         stale_values.extend(stale::epoch_values(epoch));
+        piece_values.extend(stale::epoch_values(epoch));
     }
     if !stale_values.is_empty() {
         rerun_all(&mut found, || {
@@ -361,7 +365,7 @@ pub fn try_resume(
             copy,
             &new_tree,
             &stale_values,
-            &moves.renamed_hashes,
+            &piece_values,
             recorder,
         ),
         _ => Vec::new(),
@@ -422,15 +426,16 @@ pub fn try_resume(
 /// stale value and is not this build's own source (`source`), and puts in the expected tree
 /// what it would hold with this build's values (or nothing, for a value without one), so
 /// that a rerun phase that writes it again counts as unchanged. So too compiler output that
-/// holds 8 characters of a renamed output's earlier hash (`renamed_hashes`), a piece of its
-/// path no search for the whole finds (gcc copies a constant path in 8-byte immediates):
-/// nothing takes its place in the expected tree. Returns (path, what it held).
+/// holds 8 bytes of one of `pieces` (a renamed output's earlier hash, a rendering of the
+/// earlier date) that no search for the whole finds (gcc copies a constant string into a
+/// buffer in 8-byte immediates): nothing takes its place in the expected tree. Returns
+/// (path, what it held).
 fn leave_out_stale(
     tree: &mut RootState,
     copy: &mut WorkingCopy,
     source: &RootState,
     values: &[StaleValue],
-    renamed_hashes: &[StaleValue],
+    pieces: &[StaleValue],
     recorder: &dyn Recording,
 ) -> Vec<(RelPath, String)> {
     let own_source = |p: &RelPath| match (source.get(p), tree.get(p)) {
@@ -440,13 +445,13 @@ fn leave_out_stale(
     let read = |h: &ContentHash, sink: &mut dyn FnMut(&[u8])| recorder.stream_blob(h, sink).is_ok();
     let held = stale::holding(tree, values, own_source, &read);
     let held_paths: BTreeSet<&RelPath> = held.iter().map(|(p, _)| p).collect();
-    let pieces: Vec<(RelPath, &StaleValue)> =
-        stale::hash_windows_holding(tree, renamed_hashes, own_source, &read)
+    let held_in_pieces: Vec<(RelPath, &StaleValue)> =
+        stale::windows_holding(tree, pieces, own_source, &read)
             .into_iter()
             .filter(|(p, _)| !held_paths.contains(p))
             .collect();
     let mut left_out = Vec::new();
-    for (path, value) in pieces {
+    for (path, value) in held_in_pieces {
         tree.remove(&path);
         copy.expected.remove(&path);
         left_out.push((path, value.what.clone()));
