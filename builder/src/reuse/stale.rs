@@ -495,33 +495,35 @@ mod tests {
     use crate::checkpoint::testutil::tree_of;
     use std::collections::BTreeMap;
 
-    #[test]
-    fn eight_characters_of_a_moved_hash_in_compiler_output_are_found() {
-        let hash = b"3chry7afr35hrm6a1csd2vy6qvi8lmiw".to_vec();
-        // gcc -O1: `movabs` immediates, 8 bytes each, between opcode bytes.
-        let program = b"\x7fELF....\x48\xb8re/3chry\x48\xba7afr35hr\x48\xb8m6a1csd2";
-        let text = "7afr35hr in a text file";
-        let mut tree = tree_of(&[
-            ("greet", std::str::from_utf8(&program[..4]).unwrap()),
-            ("notes.txt", text),
-            ("clean.o", "\x7fELF nothing here"),
-        ]);
-        let mut contents: BTreeMap<ContentHash, Vec<u8>> = BTreeMap::new();
-        let mut set = |p: &str, c: &[u8], mode: u32| {
+    /// A tree of files (path, content, mode) and their contents by hash.
+    fn files_of(files: &[(&str, &[u8], u32)]) -> (RootState, BTreeMap<ContentHash, Vec<u8>>) {
+        let mut tree = tree_of(&files.iter().map(|(p, _, _)| (*p, "")).collect::<Vec<_>>());
+        let mut contents = BTreeMap::new();
+        for (p, c, mode) in files {
             let h = ContentHash::of(c);
             contents.insert(h, c.to_vec());
             let e = tree
                 .get_mut(&RelPath::new(p.as_bytes().to_vec()).unwrap())
                 .unwrap();
-            e.mode = mode;
+            e.mode = *mode;
             if let EntryKind::File { blake3, size, .. } = &mut e.kind {
                 *blake3 = h;
                 *size = c.len() as u64;
             }
-        };
-        set("greet", program, 0o755);
-        set("notes.txt", text.as_bytes(), 0o644);
-        set("clean.o", b"\x7fELF nothing here", 0o644);
+        }
+        (tree, contents)
+    }
+
+    #[test]
+    fn eight_characters_of_a_moved_hash_in_compiler_output_are_found() {
+        let hash = b"3chry7afr35hrm6a1csd2vy6qvi8lmiw".to_vec();
+        // gcc -O1: `movabs` immediates, 8 bytes each, between opcode bytes.
+        let program = b"\x7fELF....\x48\xb8re/3chry\x48\xba7afr35hr\x48\xb8m6a1csd2";
+        let (tree, contents) = files_of(&[
+            ("greet", program, 0o755),
+            ("notes.txt", b"7afr35hr in a text file", 0o644),
+            ("clean.o", b"\x7fELF nothing here", 0o644),
+        ]);
         let hashes = [(hash, "a piece of output `out`".to_owned())];
         for size in [1, 3, 7, 8, 1 << 20] {
             let read = in_chunks(size, |h| contents.get(h).cloned());
@@ -550,27 +552,13 @@ mod tests {
         // The new hash starts with the earlier one's first ten characters, as the rewrite of
         // the seed leaves an earlier hash: those are not a piece.
         let new = b"3chry7afr3zzzzzzzzzzzzzzzzzzzzzz".to_vec();
-        let files: [(&str, &[u8], u32); 5] = [
+        let (tree, contents) = files_of(&[
             ("greet", b"\x7fELF\x48\xb8re/3chry\x48\xba7afr35hr", 0o755),
             ("util.o", b"\x7fELF\x48\xb8m6a1csd2", 0o644),
             ("seeded.o", b"\x7fELF\x48\xb83chry7afr3", 0o644),
             ("src/shipped.o", b"\x7fELFm6a1csd2", 0o644),
             ("notes.txt", b"7afr35hr", 0o644),
-        ];
-        let mut tree = tree_of(&files.map(|(p, _, _)| (p, "")));
-        let mut contents: BTreeMap<ContentHash, Vec<u8>> = BTreeMap::new();
-        for (p, c, mode) in files {
-            let h = ContentHash::of(c);
-            contents.insert(h, c.to_vec());
-            let e = tree
-                .get_mut(&RelPath::new(p.as_bytes().to_vec()).unwrap())
-                .unwrap();
-            e.mode = mode;
-            if let EntryKind::File { blake3, size, .. } = &mut e.kind {
-                *blake3 = h;
-                *size = c.len() as u64;
-            }
-        }
+        ]);
         let hashes = [StaleValue {
             old,
             new: Some(new),
@@ -594,24 +582,11 @@ mod tests {
     /// immediate; eight zeros of the decimal value are no piece of it.
     #[test]
     fn compiler_output_holding_a_piece_of_the_earlier_date_is_named() {
-        let files: [(&str, &[u8]); 3] = [
-            ("util.o", b"\x7fELF\x48\xb8Sep 13 2\xc7\x40\x08020"),
-            ("zeros.o", b"\x7fELF 00000000 0000000000"),
-            ("clean.o", b"\x7fELF Sep 14 2020"),
-        ];
-        let mut tree = tree_of(&files.map(|(p, _)| (p, "")));
-        let mut contents: BTreeMap<ContentHash, Vec<u8>> = BTreeMap::new();
-        for (p, c) in files {
-            let h = ContentHash::of(c);
-            contents.insert(h, c.to_vec());
-            let e = tree
-                .get_mut(&RelPath::new(p.as_bytes().to_vec()).unwrap())
-                .unwrap();
-            if let EntryKind::File { blake3, size, .. } = &mut e.kind {
-                *blake3 = h;
-                *size = c.len() as u64;
-            }
-        }
+        let (tree, contents) = files_of(&[
+            ("util.o", b"\x7fELF\x48\xb8Sep 13 2\xc7\x40\x08020", 0o644),
+            ("zeros.o", b"\x7fELF 00000000 0000000000", 0o644),
+            ("clean.o", b"\x7fELF Sep 14 2020", 0o644),
+        ]);
         let values = epoch_values(1_600_000_000);
         let read = in_chunks(3, |h| contents.get(h).cloned());
         let held: Vec<(String, &str)> = windows_holding(&tree, &values, |_| false, &read)
