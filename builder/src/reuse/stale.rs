@@ -257,7 +257,7 @@ pub fn hash_windows_held(
     old_hashes: &[(Vec<u8>, String)],
     read: ReadChunks<'_>,
 ) -> Option<(RelPath, String, Vec<u8>)> {
-    let windows = Windows::of(old_hashes.iter().map(|(h, _)| (h.as_slice(), None)));
+    let windows = Windows::of(old_hashes.iter().map(|(h, _)| (h.as_slice(), None, false)));
     let mut first = None;
     windows.scan(tree, |_| false, read, &mut |path, i| {
         first = Some((path.clone(), i));
@@ -270,23 +270,32 @@ pub fn hash_windows_held(
 }
 
 /// Every file of `tree` that looks like compiler output (as [`hash_windows_held`] judges it)
-/// and holds 8 consecutive bytes of the `old` of one of `values` that its `new` does not
-/// hold, with the value: a piece that no search for the whole value finds. A compiler that
-/// copies a constant string into a buffer may keep it in pieces (gcc at `-O1` stores
-/// `strcpy (buf, PREFIX)` or `strcpy (buf, __DATE__)` in 8-byte immediates, so `.text` holds
-/// `Sep 13 2` and `020`, never `Sep 13 2020`). `values` are the hash parts of renamed outputs
-/// and the renderings of an earlier `SOURCE_DATE_EPOCH`; a window of one repeated byte
-/// (`00000000` of `1600000000`) is not looked for. Paths `keep` accepts are not read.
+/// and holds 8 consecutive bytes of the `old` of one of `hashes` (the hash parts of renamed
+/// outputs) that its `new` does not hold, or of one of `dates` (the renderings of an earlier
+/// `SOURCE_DATE_EPOCH`), with the value: a piece that no search for the whole value finds. A
+/// compiler that copies a constant string into a buffer may keep it in pieces (gcc at `-O1`
+/// stores `strcpy (buf, PREFIX)` or `strcpy (buf, __DATE__)` in 8-byte immediates, so
+/// `.text` holds `Sep 13 2` and `020`, never `Sep 13 2020`). Not looked for: a window of one
+/// repeated byte (`00000000` of `1600000000`), and a window of a date without a digit (a
+/// month's name, `November`, which any program with a table of month names holds). Paths
+/// `keep` accepts are not read.
 pub fn windows_holding<'v>(
     tree: &RootState,
-    values: &'v [StaleValue],
+    hashes: &'v [StaleValue],
+    dates: &'v [StaleValue],
     keep: impl Fn(&RelPath) -> bool,
     read: ReadChunks<'_>,
 ) -> Vec<(RelPath, &'v StaleValue)> {
-    let windows = Windows::of(values.iter().map(|v| (v.old.as_slice(), v.new.as_deref())));
+    let values: Vec<&StaleValue> = hashes.iter().chain(dates).collect();
+    let windows = Windows::of(
+        hashes
+            .iter()
+            .map(|v| (v.old.as_slice(), v.new.as_deref(), false))
+            .chain(dates.iter().map(|v| (v.old.as_slice(), None, true))),
+    );
     let mut held = Vec::new();
     windows.scan(tree, keep, read, &mut |path, i| {
-        held.push((path.clone(), &values[windows.found(i).1]));
+        held.push((path.clone(), values[windows.found(i).1]));
         true
     });
     held
@@ -303,15 +312,17 @@ struct Windows<'a> {
 impl<'a> Windows<'a> {
     const WINDOW: usize = 8;
 
-    /// The windows of each `(old, new)`, but those `new` holds too (the seed rewritten into
-    /// the start of an old hash is this build's) and those of one repeated byte.
-    fn of(values: impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)>) -> Self {
+    /// The windows of each `(old, new, with_digit)`, but those `new` holds too (the seed
+    /// rewritten into the start of an old hash is this build's), those of one repeated byte,
+    /// and, when `with_digit`, those without an ASCII digit.
+    fn of(values: impl Iterator<Item = (&'a [u8], Option<&'a [u8]>, bool)>) -> Self {
         let mut windows: Vec<&[u8]> = Vec::new();
         let mut owners = Vec::new();
-        for (owner, (old, new)) in values.enumerate() {
+        for (owner, (old, new, with_digit)) in values.enumerate() {
             for window in old.windows(Self::WINDOW) {
                 if new.is_some_and(|n| memmem::find(n, window).is_some())
                     || window.iter().all(|&b| b == window[0])
+                    || (with_digit && !window.iter().any(u8::is_ascii_digit))
                 {
                     continue;
                 }
@@ -567,7 +578,7 @@ mod tests {
         let keep = |p: &RelPath| p.as_bytes().starts_with(b"src/");
         for size in [1, 5, 8, 1 << 20] {
             let read = in_chunks(size, |h| contents.get(h).cloned());
-            let held: Vec<String> = windows_holding(&tree, &hashes, keep, &read)
+            let held: Vec<String> = windows_holding(&tree, &hashes, &[], keep, &read)
                 .into_iter()
                 .map(|(p, v)| {
                     assert_eq!(v.what, "output `out`");
@@ -579,17 +590,19 @@ mod tests {
     }
 
     /// The earlier date in pieces: `strcpy (buf, __DATE__)` at -O1 leaves `Sep 13 2` in an
-    /// immediate; eight zeros of the decimal value are no piece of it.
+    /// immediate; eight zeros of the decimal value, and the month's name alone, are no piece
+    /// of it.
     #[test]
     fn compiler_output_holding_a_piece_of_the_earlier_date_is_named() {
         let (tree, contents) = files_of(&[
             ("util.o", b"\x7fELF\x48\xb8Sep 13 2\xc7\x40\x08020", 0o644),
             ("zeros.o", b"\x7fELF 00000000 0000000000", 0o644),
             ("clean.o", b"\x7fELF Sep 14 2020", 0o644),
+            ("months.o", b"\x7fELF August\0September\0October", 0o644),
         ]);
         let values = epoch_values(1_600_000_000);
         let read = in_chunks(3, |h| contents.get(h).cloned());
-        let held: Vec<(String, &str)> = windows_holding(&tree, &values, |_| false, &read)
+        let held: Vec<(String, &str)> = windows_holding(&tree, &[], &values, |_| false, &read)
             .into_iter()
             .map(|(p, v)| (p.to_string(), v.what.as_str()))
             .collect();

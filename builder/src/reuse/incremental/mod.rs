@@ -217,15 +217,15 @@ pub fn try_resume(
     let mut found = found;
     // What no rewrite moves: paths that changed length, and the renderings of a moved
     // SOURCE_DATE_EPOCH. No earlier state can be taken over then (it holds them too): every
-    // phase after patchPhase reruns.
-    // Of those, the ones a compiler may keep in pieces (a renamed output's hash, the earlier
-    // date), looked for in compiler output 8 bytes at a time too.
+    // phase after patchPhase reruns. The ones a compiler may keep in pieces (a renamed
+    // output's hash, the earlier date) are looked for in compiler output 8 bytes at a time
+    // too (`leave_out_stale`).
     let mut stale_values = moves.stale.clone();
     stale_values.extend(root_stale);
-    let mut piece_values = moves.renamed_hashes.clone();
+    let mut earlier_dates = Vec::new();
     if let Some(epoch) = rules::moved_source_date_epoch(&base.layers[k].state, after_patch) {
-        stale_values.extend(stale::epoch_values(epoch));
-        piece_values.extend(stale::epoch_values(epoch));
+        earlier_dates = stale::epoch_values(epoch);
+        stale_values.extend(earlier_dates.iter().cloned());
     }
     if !stale_values.is_empty() {
         rerun_all(&mut found, || {
@@ -365,7 +365,7 @@ pub fn try_resume(
             copy,
             &new_tree,
             &stale_values,
-            &piece_values,
+            (&moves.renamed_hashes, &earlier_dates),
             recorder,
         ),
         _ => Vec::new(),
@@ -426,7 +426,7 @@ pub fn try_resume(
 /// stale value and is not this build's own source (`source`), and puts in the expected tree
 /// what it would hold with this build's values (or nothing, for a value without one), so
 /// that a rerun phase that writes it again counts as unchanged. So too compiler output that
-/// holds 8 bytes of one of `pieces` (a renamed output's earlier hash, a rendering of the
+/// holds 8 bytes of one of `pieces` (renamed outputs' earlier hashes, renderings of the
 /// earlier date) that no search for the whole finds (gcc copies a constant string into a
 /// buffer in 8-byte immediates): nothing takes its place in the expected tree. Returns
 /// (path, what it held).
@@ -435,7 +435,7 @@ fn leave_out_stale(
     copy: &mut WorkingCopy,
     source: &RootState,
     values: &[StaleValue],
-    pieces: &[StaleValue],
+    pieces: (&[StaleValue], &[StaleValue]),
     recorder: &dyn Recording,
 ) -> Vec<(RelPath, String)> {
     let own_source = |p: &RelPath| match (source.get(p), tree.get(p)) {
@@ -446,7 +446,7 @@ fn leave_out_stale(
     let held = stale::holding(tree, values, own_source, &read);
     let held_paths: BTreeSet<&RelPath> = held.iter().map(|(p, _)| p).collect();
     let held_in_pieces: Vec<(RelPath, &StaleValue)> =
-        stale::windows_holding(tree, pieces, own_source, &read)
+        stale::windows_holding(tree, pieces.0, pieces.1, own_source, &read)
             .into_iter()
             .filter(|(p, _)| !held_paths.contains(p))
             .collect();
