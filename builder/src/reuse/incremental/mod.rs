@@ -444,12 +444,15 @@ fn leave_out_stale(
     };
     let read = |h: &ContentHash, sink: &mut dyn FnMut(&[u8])| recorder.stream_blob(h, sink).is_ok();
     let held = stale::holding(tree, values, own_source, &read);
+    // What holds a value whole is left out already: not read again for its pieces.
     let held_paths: BTreeSet<&RelPath> = held.iter().map(|(p, _)| p).collect();
-    let held_in_pieces: Vec<(RelPath, &StaleValue)> =
-        stale::windows_holding(tree, pieces.0, pieces.1, own_source, &read)
-            .into_iter()
-            .filter(|(p, _)| !held_paths.contains(p))
-            .collect();
+    let held_in_pieces = stale::windows_holding(
+        tree,
+        pieces.0,
+        pieces.1,
+        |p| own_source(p) || held_paths.contains(p),
+        &read,
+    );
     let mut left_out = Vec::new();
     for (path, value) in held_in_pieces {
         tree.remove(&path);
