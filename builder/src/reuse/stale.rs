@@ -312,18 +312,17 @@ struct Windows<'a> {
 impl<'a> Windows<'a> {
     const WINDOW: usize = 8;
 
-    /// The windows of each `(old, new, with_digit)`, but those `new` holds too (the seed
-    /// rewritten into the start of an old hash is this build's), those of one repeated byte,
-    /// and, when `with_digit`, those without an ASCII digit.
+    /// The windows of each `(old, new, date)`, but those `new` holds too (the seed
+    /// rewritten into the start of an old hash is this build's); of a date, also those of
+    /// one repeated byte and those without an ASCII digit, which other text holds as well.
     fn of(values: impl Iterator<Item = (&'a [u8], Option<&'a [u8]>, bool)>) -> Self {
         let mut windows: Vec<&[u8]> = Vec::new();
         let mut owners = Vec::new();
-        for (owner, (old, new, with_digit)) in values.enumerate() {
+        for (owner, (old, new, date)) in values.enumerate() {
             for window in old.windows(Self::WINDOW) {
-                if new.is_some_and(|n| memmem::find(n, window).is_some())
-                    || window.iter().all(|&b| b == window[0])
-                    || (with_digit && !window.iter().any(u8::is_ascii_digit))
-                {
+                let common = window.iter().all(|&b| b == window[0])
+                    || !window.iter().any(u8::is_ascii_digit);
+                if new.is_some_and(|n| memmem::find(n, window).is_some()) || (date && common) {
                     continue;
                 }
                 windows.push(window);
@@ -591,7 +590,7 @@ mod tests {
 
     /// The earlier date in pieces: `strcpy (buf, __DATE__)` at -O1 leaves `Sep 13 2` in an
     /// immediate; eight zeros of the decimal value, and the month's name alone, are no piece
-    /// of it.
+    /// of it (but eight equal characters of a hash are).
     #[test]
     fn compiler_output_holding_a_piece_of_the_earlier_date_is_named() {
         let (tree, contents) = files_of(&[
@@ -610,6 +609,17 @@ mod tests {
             held,
             [("util.o".to_owned(), "SOURCE_DATE_EPOCH 1600000000")]
         );
+        // Those exceptions are for dates: eight equal characters of a hash are a piece of it.
+        let hashes = [StaleValue {
+            old: b"00000000zzzzzzzzzzzzzzzzzzzzzzzz".to_vec(),
+            new: Some(b"11111111zzzzzzzzzzzzzzzzzzzzzzzz".to_vec()),
+            what: "output `out`".to_owned(),
+        }];
+        let held: Vec<String> = windows_holding(&tree, &hashes, &[], |_| false, &read)
+            .into_iter()
+            .map(|(p, _)| p.to_string())
+            .collect();
+        assert_eq!(held, ["zeros.o"]);
     }
 
     #[test]
