@@ -2,8 +2,9 @@
 //! in the pack of the layer that first needed it (`packs/NNN.pack`, located through that
 //! layer's blob table), and read back with its hash verified. Appending to one pack file
 //! per layer keeps a snapshot or an import to a few file writes however many blobs it
-//! stores; an imported blob stays in the earlier checkpoint's pack until the layer's seal
-//! copies it into place. Knows nothing of trees.
+//! stores; an imported blob stays in the earlier checkpoint's pack, and a large content in
+//! the temporary file it was compressed into, until the layer's seal copies it into place.
+//! Knows nothing of trees.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
@@ -491,8 +492,9 @@ struct OpenPack {
     file: Option<(Arc<File>, PathBuf)>,
     len: u64,
     blobs: Vec<PackedBlob>,
-    /// Blobs imported as they are, still in another checkpoint's pack (offsets there): the
-    /// seal copies them once, straight into their place.
+    /// Blobs whose stored bytes are still elsewhere (offsets there): imported ones in
+    /// another checkpoint's pack, streamed ones in their temporary file. The seal copies
+    /// them once, straight into their place.
     borrowed: Vec<(PackedBlob, Arc<Borrowed>)>,
 }
 

@@ -190,8 +190,8 @@ fn products_named(
 }
 
 /// The most changed variables (with those that read them) followed into other makefiles:
-/// each makefile is read once per round with all of them, and an earlier text from a
-/// checkpoint could name millions. A real change names a few dozen.
+/// each makefile's text is searched once per round for all of them, and an earlier text
+/// from a checkpoint could name millions. A real change names a few dozen.
 const MAX_FOLLOWED_VALUES: usize = 4096;
 
 /// A path a makefile in `dir` names (relative to it, or absolute under `build_top`) as a
