@@ -1258,6 +1258,68 @@ fn a_rename_leaves_out_an_object_holding_the_earlier_path_in_immediates() {
     assert_compiled_only(&b, "util");
 }
 
+/// A version bump (same length) where a hook, not the derivation, hands make a value derived
+/// from the changed name: preBuild exports `GREET_MARK=$name` (`hook-env`) or passes it in
+/// `makeFlagsArray` (`hook-args`), and `main.o`'s own rule reads `$(GREET_MARK)`. No makefile
+/// reads a changed derivation variable, and `main.o` holds no output path, so the rerun kept
+/// it and the program printed the earlier name. The variables buildPhase ended with differ
+/// from the earlier build's beyond what the rules allowed for: the build starts again from
+/// scratch.
+fn a_value_a_hook_derives_reaches_make(variant: &str, test: u32) {
+    let (old, new) = (
+        format!("reuse-cproject-{test}"),
+        format!("reuse-cproject-{}", test + 1),
+    );
+    let a = build_named(&format!("{variant}-base"), variant, &old, None);
+    let b = build_named(
+        &format!("{variant}-rename"),
+        variant,
+        &new,
+        Some(&output(&a, true)),
+    );
+    let clean = build_named(&format!("{variant}-clean"), variant, &new, None);
+    for r in [&b, &clean] {
+        assert_eq!(
+            String::from_utf8_lossy(&greet_output(r).stdout),
+            format!("{new}: Hello, world from {}\n", output(r, false).display()),
+            "{}",
+            r.log_tail(40)
+        );
+    }
+    assert!(normalised_out(&b) == normalised_out(&clean));
+    let named = if variant == "hook-env" {
+        "GREET_MARK"
+    } else {
+        "makeFlagsArray"
+    };
+    // The rerun compiled util.o (it holds the output path); then the clean build compiled
+    // all three.
+    let fallback = b
+        .log_lines
+        .iter()
+        .position(|l| {
+            l.contains("discarding what was restored and building from scratch")
+                && l.contains("buildPhase ended with")
+                && l.contains(named)
+        })
+        .unwrap_or_else(|| panic!("no fallback naming {named}\n{}", b.log_tail(40)));
+    let compiles_after = b.log_lines[fallback..]
+        .iter()
+        .filter(|l| l.contains(" -c -o "))
+        .count();
+    assert_eq!(compiles_after, 3, "{}", b.log_tail(40));
+}
+
+#[test]
+fn a_rename_rebuilds_when_a_hook_exports_a_value_make_reads() {
+    a_value_a_hook_derives_reaches_make("hook-env", 68);
+}
+
+#[test]
+fn a_rename_rebuilds_when_a_hook_passes_make_a_changed_value() {
+    a_value_a_hook_derives_reaches_make("hook-args", 70);
+}
+
 /// A changed configure flag that changes only `config.h`: configure reruns over the earlier
 /// tree, and since no rule names `config.h` (dependency tracking off), the compile unit that
 /// includes it counts as changed; the other objects are kept.

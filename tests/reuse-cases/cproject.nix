@@ -26,7 +26,9 @@
 # adds NIX_CFLAGS_COMPILE), and util.c copies LIBDIR at -O1 (8-byte immediates);
 # date-copy: util.c copies __DATE__ into a buffer at -O1 (8-byte immediates), with
 # SOURCE_DATE_EPOCH set; date-copy-source: that, with the source change of "source" and a
-# later SOURCE_DATE_EPOCH;
+# later SOURCE_DATE_EPOCH; hook-env: preBuild exports GREET_MARK=$name, which main.o's own
+# rule reads (a value derived from a derivation variable by a hook, not by the derivation);
+# hook-args: preBuild passes GREET_MARK=$name to make in makeFlagsArray instead;
 # `base` is an earlier build's checkpoint (`baseContext = false`: passed without string
 # context), `cache` a development cache directory, `baseTrust` the value of
 # `checkpointBaseTrust` (docs/trust.md; unset when null).
@@ -126,6 +128,10 @@ let
         echo 'CC = sh ./envcc' >> Makefile.in
         printf '#include <stdio.h>\n#include <string.h>\n#include "util.h"\nchar libdir[128];\nint greet(void) { memcpy(libdir, LIBDIR, sizeof(LIBDIR)); printf("%%s from %%s\\n", text(), libdir); return 0; }\n' > util.c
       '' else ""}
+      ${if variant == "hook-env" || variant == "hook-args" then ''
+        echo "main.o: CFLAGS += -DMARK='\"\$(GREET_MARK)\"'" >> Makefile.in
+        printf '#include <stdio.h>\n#include "util.h"\nint main(void) { printf("%%s: ", MARK); return greet(); }\n' > main.c
+      '' else ""}
       ${if variant == "date-copy" || variant == "date-copy-source" then ''
         printf '#include <stdio.h>\n#include <string.h>\n#include "util.h"\nchar built_on[16];\nint greet(void) { strcpy(built_on, __DATE__); printf("%%s from %%s, built %%s\\n", text(), PREFIX, built_on); return 0; }\n' > util.c
       '' else ""}
@@ -221,6 +227,8 @@ mkDrv ({
     # What nixpkgs' compiler wrapper passes on every compile (reproducible-builds.sh derives
     # the seed from $out), with debug information as an autotools default gives.
     else if debug then ''buildFlagsArray+=("CFLAGS=-g -O1 -frandom-seed=''${out:11:10}")''
+    else if variant == "hook-env" then ''export GREET_MARK="$name"''
+    else if variant == "hook-args" then ''makeFlagsArray+=("GREET_MARK=$name")''
     else null;
   preConfigure = if variant == "edit" || variant == "edit-source" then ''
     sed -i 's/Hello/Howdy/' text.c

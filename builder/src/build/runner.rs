@@ -15,9 +15,10 @@ use crate::reuse::base::{
     error_chain, path_rewrites, remove_tree, BaseCheckpoint, InitialTree, PathMoves,
 };
 use crate::reuse::debug_info;
+use crate::reuse::incremental::build_environment::EnvironmentCheck;
 use crate::reuse::incremental::rules::short_list;
 use crate::reuse::incremental::working_copy::{self, WorkingCopy};
-use crate::reuse::incremental::{try_resume, ResumeError, Resumption};
+use crate::reuse::incremental::{try_resume, ResumeError, Resumed, Resumption};
 use crate::reuse::plan::{self, PhaseDecision};
 use crate::reuse::stale;
 use crate::shell::driver::{self, Channel};
@@ -66,6 +67,12 @@ pub enum RunError {
     OutputScan(#[source] std::io::Error),
     #[error("the incremental restore failed")]
     Incremental(#[source] ResumeError),
+    #[error(
+        "buildPhase ended with variables that differ from the earlier build's without a change \
+         the rules judged ({names}): a phase derived them, and what the build tool made with \
+         the earlier values may have been kept"
+    )]
+    EnvironmentMoved { names: String },
     #[error(
         "{phase} failed (status {status}) after build products that held the earlier build's \
          values were left out ({left_out}); one may be something the build does not remake"
@@ -277,6 +284,7 @@ fn run_steps(
         incremental: None,
         reused_objects_seeds: Vec::new(),
         working_copy: None,
+        environment: None,
     };
     if let Some(rec) = recorder.as_deref_mut() {
         start = start_from_bases(
@@ -297,6 +305,7 @@ fn run_steps(
         mut incremental,
         mut reused_objects_seeds,
         mut working_copy,
+        mut environment,
     } = start;
     // The build products left out of a rerun's tree (a short list, empty when none): a phase
     // that then fails may have missed one nothing remakes, and the build tries again from
@@ -352,6 +361,14 @@ fn run_steps(
                             left_out = short_list(&all, 5);
                         }
                     }
+                    if let Some(check) = environment.take_if(|c| index == c.build_phase + 1) {
+                        let unjudged = check.unjudged_changes(&next, rec.output_paths());
+                        if !unjudged.is_empty() {
+                            return Err(RunError::EnvironmentMoved {
+                                names: short_list(&unjudged, 5),
+                            });
+                        }
+                    }
                 }
                 state = next;
                 last_status = status;
@@ -371,14 +388,15 @@ fn run_steps(
                             &state,
                             &mut outcome,
                         )?;
-                        if let Some((next_state, next_phase, copy)) = resumption {
+                        if let Some(resumed) = resumption {
                             reused_objects_seeds =
                                 debug_info::changed_seeds(&base.outputs, &options.outputs);
-                            state = next_state;
+                            state = resumed.state;
                             last_status = 0;
-                            index = next_phase;
-                            left_out = left_out_of(&copy);
-                            working_copy = copy;
+                            index = resumed.next_phase;
+                            left_out = left_out_of(&resumed.working_copy);
+                            working_copy = resumed.working_copy;
+                            environment = Some(resumed.environment);
                         }
                     }
                 }
@@ -456,6 +474,8 @@ struct Start<'b> {
     reused_objects_seeds: Vec<Vec<u8>>,
     /// Phases before buildPhase rerun over the earlier tree (restored through patchPhase).
     working_copy: Option<WorkingCopy>,
+    /// Set on a resume over the earlier tree: what buildPhase must end with.
+    environment: Option<EnvironmentCheck>,
 }
 
 /// After setup, with a checkpoint being written: chooses among the candidate bases (pure,
@@ -478,6 +498,7 @@ fn start_from_bases<'b>(
     let mut incremental = None;
     let mut reused_objects_seeds = Vec::new();
     let mut working_copy = None;
+    let mut environment = None;
     rec.phases = phases.to_vec();
     let moves: Vec<Result<PathMoves, String>> = bases
         .iter()
@@ -561,12 +582,13 @@ fn start_from_bases<'b>(
                         &state,
                         outcome,
                     )?;
-                    if let Some((next_state, next_phase, copy)) = resumed {
+                    if let Some(resumed) = resumed {
                         reused_objects_seeds =
                             debug_info::changed_seeds(&base.outputs, &options.outputs);
-                        state = next_state;
-                        start = next_phase;
-                        working_copy = copy;
+                        state = resumed.state;
+                        start = resumed.next_phase;
+                        working_copy = resumed.working_copy;
+                        environment = Some(resumed.environment);
                     }
                 }
             } else {
@@ -586,6 +608,7 @@ fn start_from_bases<'b>(
         incremental,
         reused_objects_seeds,
         working_copy,
+        environment,
     })
 }
 
@@ -643,7 +666,7 @@ fn resume_after_patch(
     patch_index: usize,
     after_patch: &ShellState,
     outcome: &mut BuildOutcome,
-) -> Result<Option<(ShellState, usize, Option<WorkingCopy>)>, RunError> {
+) -> Result<Option<Resumed>, RunError> {
     eprint!("{}", nix_log::incremental_line(&base.dir.to_string_lossy()));
     let (started, cpu) = (std::time::Instant::now(), recorder::cpu_time());
     let (restore_before, restore_cpu_before) = (rec.restore_time, rec.restore_cpu);
@@ -668,7 +691,7 @@ fn resume_after_patch(
     rec.analysis_cpu += recorder::cpu_time()
         .saturating_sub(cpu)
         .saturating_sub(rec.restore_cpu.saturating_sub(restore_cpu_before));
-    let resumed = match resumption {
+    let mut resumed = match resumption {
         Resumption::Resumed(resumed) => resumed,
         Resumption::NotResumed(reason) => {
             outcome.reuse_note = Some(format!("no incremental restore after patchPhase: {reason}"));
@@ -679,7 +702,7 @@ fn resume_after_patch(
         rec.next_layer_taken_over = true;
         record(rec, p, Some(before), after, 0, outcome)?;
     }
-    for d in resumed.decisions {
+    for d in std::mem::take(&mut resumed.decisions) {
         if let Some(slot) = outcome.decisions.iter_mut().find(|x| x.phase == d.phase) {
             *slot = d;
         }
@@ -688,11 +711,7 @@ fn resume_after_patch(
         resumed.adopted.iter().map(|(p, before, _)| (p, before)),
         &outcome.decisions,
     );
-    Ok(Some((
-        resumed.state,
-        resumed.next_phase,
-        resumed.working_copy,
-    )))
+    Ok(Some(*resumed))
 }
 
 /// After the phases rerun over the earlier tree (`state` is the one after the last of them):

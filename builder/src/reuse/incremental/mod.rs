@@ -26,6 +26,7 @@
 //!   names, see [`crate::reuse::incremental::dependencies`]) makes the compile units that
 //!   include it compile again: their objects are made older than them ([`objects`]).
 
+pub mod build_environment;
 pub mod dependencies;
 pub mod makefile_changes;
 pub mod ninja;
@@ -42,6 +43,7 @@ use crate::reuse::plan::PhaseDecision;
 use crate::reuse::stale::{self, StaleValue};
 use crate::shell::declare::Value;
 use crate::shell::ShellState;
+use build_environment::EnvironmentCheck;
 use dependencies::{compile_units, forced_include_in, untracked_changes, Trees};
 pub use rules::{is_build_description, NoResume};
 use rules::{is_stdenv_file, PhaseMatch};
@@ -69,6 +71,9 @@ pub struct Resumed {
     /// Set when phases before `buildPhase` rerun over the earlier tree: the runner settles
     /// the tree after them ([`working_copy::settle`]).
     pub working_copy: Option<WorkingCopy>,
+    /// What the state after `buildPhase` must agree with: the runner checks it once
+    /// `buildPhase` has run over the resumed tree ([`build_environment`]).
+    pub environment: EnvironmentCheck,
 }
 
 /// The checkpoint this build is recording, as an incremental restore reads and writes it
@@ -223,7 +228,8 @@ pub fn try_resume(
     let mut stale_values = moves.stale.clone();
     stale_values.extend(root_stale);
     let mut earlier_dates = Vec::new();
-    if let Some(epoch) = rules::moved_source_date_epoch(&base.layers[k].state, after_patch) {
+    let moved_epoch = rules::moved_source_date_epoch(&base.layers[k].state, after_patch);
+    if let Some(epoch) = moved_epoch {
         earlier_dates = stale::epoch_values(epoch);
         stale_values.extend(earlier_dates.iter().cloned());
     }
@@ -413,12 +419,21 @@ pub fn try_resume(
         }
         None => patch_index + 1 + b,
     };
+    let environment = EnvironmentCheck::new(
+        patch_index + 1 + b,
+        base.layers[build_layer].state.clone(),
+        base_outputs,
+        &found.plan.changed_variables,
+        moved_epoch.is_some(),
+        found.renamed_root.is_some(),
+    );
     Ok(Resumption::Resumed(Box::new(Resumed {
         next_phase,
         state,
         decisions,
         adopted,
         working_copy,
+        environment,
     })))
 }
 
