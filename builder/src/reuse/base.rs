@@ -751,11 +751,16 @@ mod tests {
         // Far into a content, so that chunked reads split the hash from the piece.
         let far_whole = format!("{}{whole}{}", "x".repeat(100), "y".repeat(60));
         let far_piece = format!("{}qqw-cpio-2.13", "x".repeat(100));
+        // Another store path whose name starts with the output's and whose hash ends with
+        // the same character (the checkpoint output in `env-vars`): not a piece.
+        let other_path =
+            "checkpoint=/nix/store/0a1b2c3d4f5g6h7i8j9k0l1m2n3p4q5w-cpio-2.13-checkpoint";
         let tree = tree_of(&[
             ("lib/far", &far_whole),
             ("lib/whole", whole),
             ("src/far", &far_piece),
             ("src/cpio", "xxxxw-cpio-2.13/lib"),
+            ("env-vars", other_path),
             (
                 "doc/notes",
                 "w-cpio-2.13 in a file the rewrite did not change",
@@ -767,6 +772,7 @@ mod tests {
             &far_whole,
             &far_piece,
             "xxxxw-cpio-2.13/lib",
+            other_path,
             "w-cpio-2.13 in a file the rewrite did not change",
             "nothing",
         ]

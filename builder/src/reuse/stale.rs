@@ -195,11 +195,25 @@ pub fn holding<'v>(
     held
 }
 
+/// Characters of a store path's hash part.
+const HASH_LEN: usize = 32;
+
+/// Whether the byte at `i` of `buf` (a hash character) ends a whole store path hash: the 31
+/// bytes before it are hash characters (nix's base32) and a `/` precedes them.
+fn ends_a_whole_hash(buf: &[u8], i: usize) -> bool {
+    let is_hash_char = |b: &u8| matches!(b, b'0'..=b'9' | b'a'..=b'z') && !b"eotu".contains(b);
+    i >= HASH_LEN && buf[i - HASH_LEN] == b'/' && buf[i - HASH_LEN + 1..i].iter().all(is_hash_char)
+}
+
 /// The files of `tree` that a rewrite changed (content not among `earlier`, the contents of
 /// the same layer before rewriting) and that still hold one of `pieces`
 /// ([`crate::reuse::base::path_pieces`]): a piece of an earlier output path no rewrite
 /// reached. A match right after a piece's `new` (the end of this build's whole hash) is not
-/// one. Files the rewrite left alone are not read; one that cannot be read counts as holding.
+/// one, nor is one that ends any whole hash of a store path (`/` and 31 more hash
+/// characters before it): another path whose name starts with the output's, such as the
+/// `checkpoint` output's or the earlier checkpoint's in `env-vars` (`…l-pkg-1.0-checkpoint`
+/// for `l-pkg-1.0`), which a whole-path rewrite would have moved had it been the output's.
+/// Files the rewrite left alone are not read; one that cannot be read counts as holding.
 pub fn pieces_held<'v>(
     tree: &RootState,
     earlier: &std::collections::HashSet<ContentHash>,
@@ -211,13 +225,14 @@ pub fn pieces_held<'v>(
     // the content (the buffer carries more than a piece and a hash).
     let keep = pieces
         .iter()
-        .map(|v| v.old.len() + v.new.as_ref().map_or(0, Vec::len))
+        .map(|v| v.old.len() + v.new.as_ref().map_or(0, Vec::len).max(HASH_LEN))
         .max()
         .unwrap_or(0);
     let held_in = |buf: &[u8], carried: usize| {
         pieces.iter().find(|v| {
             memmem::find_iter(buf, &v.old).any(|i| {
                 i + v.old.len() > carried
+                    && !ends_a_whole_hash(buf, i)
                     && match &v.new {
                         Some(whole) => i < whole.len() || buf[i - whole.len()..i] != whole[..],
                         None => true,
