@@ -1411,7 +1411,8 @@ fn a_configure_flag_that_changes_the_makefile_builds_from_scratch() {
 }
 
 /// A same-length rename of a CMake or Meson project: configure reruns over the earlier tree
-/// without its cache, the object that holds the output path is left out, and ninja compiles
+/// (with CMake's cache, since only the name changed; without meson's, which would stand in
+/// for a configure), the object that holds the output path is left out, and ninja compiles
 /// it and what else names the path on its command line (every object here: `-DPREFIX`, whose
 /// logged command hash a rename does not move); `out` equals a clean build.
 fn ninja_project_renamed_equals_a_clean_build(project: ReuseProject, names: [&str; 2]) {
@@ -1435,6 +1436,36 @@ fn ninja_project_renamed_equals_a_clean_build(project: ReuseProject, names: [&st
         configure.contains("left out because they hold the earlier build's output `out`"),
         "{configure}"
     );
+    let (what, cache) = if p == "meson" {
+        (
+            "left out so that configure starts afresh: ",
+            "/build/meson-private/coredata.dat",
+        )
+    } else {
+        (
+            "kept, since only the package's name or version changed and the source did not: ",
+            "/build/CMakeCache.txt",
+        )
+    };
+    let listed = configure
+        .split_once(what)
+        .unwrap_or_else(|| panic!("{configure}"))
+        .1;
+    assert!(listed.contains(cache), "{configure}");
+    if p == "cmake" {
+        // With its cache (the earlier prefix in it replaced), cmake does not look for the
+        // compiler again; a clean configure does.
+        let detects = |r: &BuildResult| {
+            r.log_lines
+                .iter()
+                .any(|l| l.contains("Detecting C compiler ABI info"))
+        };
+        assert!(detects(&clean) && !detects(&b), "{}", b.log_tail(40));
+        let left_out = configure
+            .split_once("left out because")
+            .map_or("", |(_, l)| l);
+        assert!(!left_out.contains("CMakeCache.txt"), "{configure}");
+    }
     assert_eq!(ninja_compiles(&clean).len(), 3);
     assert!(normalised_out(&b) == normalised_out(&clean));
 }

@@ -1138,6 +1138,31 @@ fn replace_whole(src: Contents<'_>, next: &RootState, target: &Path) -> Result<R
     Ok(report)
 }
 
+/// Creates the file `rel` under `root` with `content` and permission bits `bits`, where
+/// nothing is: every directory on the way is opened without following a symlink, and the
+/// file is created exclusively, so the write cannot land outside `root`.
+pub fn write_new_file_under(
+    root: &Path,
+    rel: &RelPath,
+    content: &[u8],
+    bits: u32,
+) -> io::Result<()> {
+    let mut dir = fsops::open_dir(root)?;
+    let names: Vec<&[u8]> = rel.components().collect();
+    let Some((name, parents)) = names.split_last() else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the root is not a file",
+        ));
+    };
+    for parent in parents {
+        dir = fsops::open_dir_at(dir.as_fd(), parent)?;
+    }
+    let mut file = fsops::create_file_at(dir.as_fd(), name, bits)?;
+    file.write_all(content)?;
+    fsops::chmod_fd(file.as_fd(), bits)
+}
+
 /// Removes a tree without following symlinks, first granting the owner access to
 /// read-only directories (restored trees may contain 0555 directories).
 pub fn remove_tree(path: &Path) -> io::Result<()> {

@@ -905,3 +905,24 @@ pub(super) fn damage_blob(ck: &Checkpoint, hash: &ContentHash, mask: u8) {
     b[0] ^= mask;
     f.write_all_at(&b, at).unwrap();
 }
+
+#[test]
+fn a_new_file_is_written_under_the_root_and_never_through_a_symlink() {
+    let t = TempDir::new("write-under");
+    let root = t.path().join("root");
+    let outside = t.path().join("outside");
+    fs::create_dir_all(root.join("a/b")).unwrap();
+    fs::create_dir_all(&outside).unwrap();
+    symlink(&outside, root.join("a/link")).unwrap();
+    let rel = |s: &str| RelPath::new(s.as_bytes().to_vec()).unwrap();
+    super::restore::write_new_file_under(&root, &rel("a/b/cache.txt"), b"text", 0o640).unwrap();
+    assert_eq!(fs::read(root.join("a/b/cache.txt")).unwrap(), b"text");
+    let mode = fs::metadata(root.join("a/b/cache.txt")).unwrap().mode() & 0o7777;
+    assert_eq!(mode, 0o640);
+    // A symlinked directory on the way, or anything already at the name, is refused.
+    assert!(super::restore::write_new_file_under(&root, &rel("a/link/x"), b"x", 0o644).is_err());
+    assert!(fs::read_dir(&outside).unwrap().next().is_none());
+    symlink(outside.join("y"), root.join("a/b/y")).unwrap();
+    assert!(super::restore::write_new_file_under(&root, &rel("a/b/y"), b"y", 0o644).is_err());
+    assert!(!outside.join("y").exists());
+}

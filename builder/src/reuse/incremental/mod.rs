@@ -34,6 +34,7 @@ pub mod objects;
 pub mod rules;
 pub mod working_copy;
 
+use crate::checkpoint::restore::write_new_file_under;
 use crate::checkpoint::{
     floor_after, max_mtime, overlay_diff, overlay_state, CheckpointError, ContentHash, EntryKind,
     OverlayChange, RelPath, RewritePair, RootState, State, Timestamp,
@@ -52,7 +53,7 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 use working_copy::{
     keep_source_order, makefile_rules, ran_ninja, read_by_makefiles, revert_rerun_edits,
-    without_configure_caches, WorkingCopy,
+    without_configure_caches, ConfigureCaches, WorkingCopy,
 };
 
 /// Where the build goes on after an incremental restore.
@@ -136,6 +137,12 @@ pub enum ResumeError {
     Restore(#[source] CheckpointError),
     #[error("after the phases rerun over the earlier tree")]
     Settle(#[source] working_copy::SettleError),
+    #[error("cannot write {path} with this build's values")]
+    RewriteCache {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Tries to resume after `patchPhase` (at `patch_index` in `phases`) from `base`: the rules
@@ -324,9 +331,21 @@ pub fn try_resume(
                 .map_err(ResumeError::Overlay)?;
             let rerun_phases = found.rerun_from.map_or(0, |f| b - f);
             let caches = if rerun_phases > 0 {
-                without_configure_caches(&mut tree, &new_tree)
+                let source_changed = changes.iter().any(|(p, _)| !is_stdenv_file(p));
+                let cmake_texts: Vec<Vec<u8>> = new_tree
+                    .iter()
+                    .filter(|_| !source_changed)
+                    .filter(|(p, _)| rules::is_cmake_file(p.as_bytes()))
+                    .filter_map(|(_, e)| recorder.read_blob(&e.blob()?).ok())
+                    .collect();
+                let keep_cmake = rules::keeps_cmake_cache(
+                    &found,
+                    source_changed,
+                    cmake_texts.iter().map(Vec::as_slice),
+                );
+                without_configure_caches(&mut tree, &new_tree, keep_cmake)
             } else {
-                Vec::new()
+                ConfigureCaches::default()
             };
             let mut expected = expected;
             // Under make, what automake's rules make from a changed build description
@@ -362,20 +381,28 @@ pub fn try_resume(
             };
             (tree, Some(copy), caches)
         }
-        None => (expected, None, Vec::new()),
+        None => (expected, None, ConfigureCaches::default()),
     };
-    // Build products that hold a stale value are left out: the build remakes them.
-    let left_out = match working_copy.as_mut() {
+    // Build products that hold a stale value are left out: the build remakes them. A kept
+    // CMake cache gets this build's values instead (keeps_cmake_cache).
+    let (left_out, rewritten) = match working_copy.as_mut() {
         Some(copy) if !stale_values.is_empty() => leave_out_stale(
             &mut tree,
             copy,
             &new_tree,
             &stale_values,
             (&moves.renamed_hashes, &earlier_dates),
-            recorder,
+            (recorder, &caches.kept),
         ),
-        _ => Vec::new(),
+        _ => (Vec::new(), Vec::new()),
     };
+    let mut caches = caches;
+    for (p, _) in &left_out {
+        if let Some(i) = caches.kept.iter().position(|k| k == p) {
+            caches.kept.remove(i);
+            caches.left_out.push(p.clone());
+        }
+    }
     let marked = mark_includers(
         &mut tree,
         &tracking,
@@ -388,6 +415,14 @@ pub fn try_resume(
     recorder
         .bring_trees_to(&want, build_top, outputs)
         .map_err(ResumeError::Restore)?;
+    for (path, content, mode) in &rewritten {
+        write_new_file_under(build_top, path, content, *mode).map_err(|source| {
+            ResumeError::RewriteCache {
+                path: path.to_string(),
+                source,
+            }
+        })?;
+    }
 
     let changed: Vec<String> = report
         .changes
@@ -444,15 +479,19 @@ pub fn try_resume(
 /// holds 8 bytes of one of `pieces` (renamed outputs' earlier hashes, renderings of the
 /// earlier date) that no search for the whole finds (gcc copies a constant string into a
 /// buffer in 8-byte immediates): nothing takes its place in the expected tree. Returns
-/// (path, what it held).
+/// (path, what it held) of what it left out, and (path, content, mode) of each of
+/// `rewritable` (a kept CMake cache: text that names the values, which a fresh configure
+/// would write with this build's) that holds a value whole and was given this build's
+/// values instead, for the caller to write once the tree is restored.
+#[allow(clippy::type_complexity)]
 fn leave_out_stale(
     tree: &mut RootState,
     copy: &mut WorkingCopy,
     source: &RootState,
     values: &[StaleValue],
     pieces: (&[StaleValue], &[StaleValue]),
-    recorder: &dyn Recording,
-) -> Vec<(RelPath, String)> {
+    (recorder, rewritable): (&dyn Recording, &[RelPath]),
+) -> (Vec<(RelPath, String)>, Vec<(RelPath, Vec<u8>, u32)>) {
     let own_source = |p: &RelPath| match (source.get(p), tree.get(p)) {
         (Some(s), Some(t)) => crate::checkpoint::classify(s, t).is_none(),
         _ => false,
@@ -474,8 +513,26 @@ fn leave_out_stale(
         copy.expected.remove(&path);
         left_out.push((path, value.what.clone()));
     }
+    let mut rewritten = Vec::new();
     for (path, value) in held {
-        tree.remove(&path);
+        let entry = tree.remove(&path);
+        if let Some(entry) = entry.filter(|_| rewritable.contains(&path)) {
+            let content = entry
+                .blob()
+                .and_then(|h| recorder.read_blob(&h).ok())
+                .and_then(|c| stale::substituted(&c, values));
+            if let Some(content) = content {
+                // The rerun writes it again: the expected entry has this content.
+                if let Some(e) = copy.expected.get_mut(&path) {
+                    if let EntryKind::File { size, blake3, .. } = &mut e.kind {
+                        *size = content.len() as u64;
+                        *blake3 = ContentHash::of(&content);
+                    }
+                }
+                rewritten.push((path, content, entry.mode));
+                continue;
+            }
+        }
         let moved = copy.expected.get(&path).and_then(|e| {
             let mut e = e.clone();
             match &mut e.kind {
@@ -502,7 +559,7 @@ fn leave_out_stale(
     }
     left_out.sort();
     copy.left_out = left_out.iter().map(|(p, _)| p.clone()).collect();
-    left_out
+    (left_out, rewritten)
 }
 
 /// How the earlier tree moves for a renamed source root (`found.renamed_root`): `rewrites`

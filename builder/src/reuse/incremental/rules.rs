@@ -5,6 +5,7 @@
 
 use crate::checkpoint::{classify, OverlayChange, RelPath, RewritePair, RootState, Timestamp};
 use crate::reuse::incremental::objects::MarkedUnits;
+use crate::reuse::incremental::working_copy::ConfigureCaches;
 use crate::reuse::keys::phase_variables;
 use crate::reuse::plan::{self, BaseLayer, PhaseDecision, ReusePlan, SOURCE_VARIABLES};
 use crate::shell::declare::Value;
@@ -87,6 +88,9 @@ pub struct PhaseMatch {
     /// (earlier, this build's) source root names, when they differ: the earlier tree is
     /// moved to the new name.
     pub renamed_root: Option<(Vec<u8>, Vec<u8>)>,
+    /// The changed variables the rerun phases and `buildPhase` key on ([`check_rerun`]
+    /// judged them); empty without a rerun.
+    pub rerun_variables: BTreeSet<String>,
 }
 
 /// Variables that name the package rather than say how it is built: `name`, `pname`,
@@ -137,6 +141,49 @@ pub fn check_rerun(changed: &BTreeSet<String>, rerun: &[String]) -> Result<(), S
             short_list(&unsafe_ones, 6)
         ))
     }
+}
+
+/// Whether a rerun may keep CMake's cache (`CMakeCache.txt`). cmake caches what it found at
+/// the first configure (checks, found programs and libraries, flags from the environment)
+/// and a rerun over a kept cache does not look again; a fresh configure over the same
+/// source, with the same compiler, flags and inputs, finds the same. So it is kept only when
+/// the source after `patchPhase` is the earlier one under the same root (`source_changed`,
+/// `found.renamed_root`), and every variable that differs for the rerun phases
+/// (`found.rerun_variables`) names the package ([`IDENTITY_VARIABLES`]), and no CMake file of
+/// the source (`cmake_texts`) reads one from the environment (`$ENV{version}`). Options
+/// given on cmake's command line (the output paths) override cached ones. A changed flag,
+/// hook or input, or a new source, leaves it out.
+pub fn keeps_cmake_cache<'t>(
+    found: &PhaseMatch,
+    source_changed: bool,
+    cmake_texts: impl IntoIterator<Item = &'t [u8]>,
+) -> bool {
+    if source_changed || found.renamed_root.is_some() {
+        return false;
+    }
+    if !found
+        .rerun_variables
+        .iter()
+        .all(|v| IDENTITY_VARIABLES.contains(&v.as_str()))
+    {
+        return false;
+    }
+    let reads: Vec<Vec<u8>> = found
+        .rerun_variables
+        .iter()
+        .map(|v| format!("ENV{{{v}}}").into_bytes())
+        .collect();
+    !cmake_texts.into_iter().any(|text| {
+        reads
+            .iter()
+            .any(|r| text.windows(r.len()).any(|w| w == r.as_slice()))
+    })
+}
+
+/// True for CMake's own files of a source: `CMakeLists.txt` and `*.cmake`.
+pub fn is_cmake_file(path: &[u8]) -> bool {
+    let name = path.rsplit(|&b| b == b'/').next().unwrap_or(path);
+    name == b"CMakeLists.txt" || name.ends_with(b".cmake")
 }
 
 /// True for files whose change means the build description changed. `*.in` templates are
@@ -336,6 +383,7 @@ pub fn check_phases(
             rerun_from: None,
             first_mismatch: None,
             renamed_root: None,
+            rerun_variables: BTreeSet::new(),
         });
     }
     let first = match &renamed_root {
@@ -407,6 +455,7 @@ pub fn check_phases(
         plan,
         first_mismatch: Some(first),
         renamed_root,
+        rerun_variables: keyed,
     })
 }
 
@@ -539,21 +588,28 @@ pub fn adopted_phases(
 }
 
 /// What the log says of the phases `rerun` over the earlier tree: the first phase that did
-/// not match (`first`, with its reason) and the configure caches left out (`caches`).
+/// not match (`first`, with its reason) and the configure caches left out or kept.
 pub fn rerun_decisions(
     rerun: &[String],
     first: &str,
-    caches: &[RelPath],
+    caches: &ConfigureCaches,
     left_out: &[(RelPath, String)],
 ) -> Vec<PhaseDecision> {
-    let mut caches = if caches.is_empty() {
-        String::new()
-    } else {
-        format!(
+    let mut caches_note = String::new();
+    if !caches.left_out.is_empty() {
+        caches_note = format!(
             "; left out so that configure starts afresh: {}",
-            short_list(caches, 3)
-        )
-    };
+            short_list(&caches.left_out, 3)
+        );
+    }
+    if !caches.kept.is_empty() {
+        caches_note.push_str(&format!(
+            "; kept, since only the package's name or version changed and the source did not: \
+             {}",
+            short_list(&caches.kept, 3)
+        ));
+    }
+    let mut caches = caches_note;
     if !left_out.is_empty() {
         let mut what: Vec<&str> = left_out.iter().map(|(_, w)| w.as_str()).collect();
         what.sort_unstable();
@@ -834,6 +890,30 @@ mod tests {
         )
         .unwrap();
         assert_eq!(found.rerun_from, Some(0));
+        // Only the package's identity differs: CMake's cache may stay, unless the source
+        // changed or a CMake file reads the changed value from the environment.
+        assert_eq!(
+            found.rerun_variables.iter().collect::<Vec<_>>(),
+            ["name", "version"]
+        );
+        let plain: &[u8] = b"project(p VERSION 2)";
+        assert!(keeps_cmake_cache(&found, false, [plain]));
+        assert!(!keeps_cmake_cache(&found, true, [plain]));
+        let reads: &[u8] = b"set(V $ENV{version})";
+        assert!(!keeps_cmake_cache(&found, false, [plain, reads]));
+        // A changed configure flag leaves it out (a flag dropped from the command line
+        // would stay cached).
+        let flagged = check(
+            PHASES,
+            PHASES,
+            &with(&[("configureFlags", "--a")]),
+            &with(&[("configureFlags", "--b")]),
+        )
+        .unwrap();
+        assert!(!keeps_cmake_cache(&flagged, false, [plain]));
+        assert!(is_cmake_file(b"build/cmake/CMakeLists.txt"));
+        assert!(is_cmake_file(b"cmake/FindZ.cmake"));
+        assert!(!is_cmake_file(b"CMakeLists.txt.in"));
     }
 
     #[test]

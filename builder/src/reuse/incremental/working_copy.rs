@@ -376,22 +376,37 @@ pub fn rename_root(tree: &RootState, old: &[u8], new: &[u8]) -> RootState {
         .collect()
 }
 
+/// The configure caches of the earlier tree a rerun found: left out, or kept.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConfigureCaches {
+    pub left_out: Vec<RelPath>,
+    pub kept: Vec<RelPath>,
+}
+
 /// `tree` without the configure caches a rerun must not start from (`CMakeCache.txt`,
 /// meson's `meson-private/coredata.dat`) among the paths `source` (this build's source after
-/// `patchPhase`) does not have; returns the paths left out too.
-pub fn without_configure_caches(tree: &mut RootState, source: &RootState) -> Vec<RelPath> {
-    let caches: Vec<RelPath> = tree
-        .keys()
-        .filter(|p| !source.contains_key(*p))
-        .filter(|p| {
-            let b = p.as_bytes();
-            p.file_name() == Some(b"CMakeCache.txt".as_slice())
-                || b == b"meson-private/coredata.dat"
-                || b.ends_with(b"/meson-private/coredata.dat")
-        })
-        .cloned()
-        .collect();
-    for p in &caches {
+/// `patchPhase`) does not have; `CMakeCache.txt` stays when `keep_cmake` (see
+/// [`crate::reuse::incremental::rules::keeps_cmake_cache`]).
+pub fn without_configure_caches(
+    tree: &mut RootState,
+    source: &RootState,
+    keep_cmake: bool,
+) -> ConfigureCaches {
+    let mut caches = ConfigureCaches::default();
+    for p in tree.keys().filter(|p| !source.contains_key(*p)) {
+        let b = p.as_bytes();
+        if p.file_name() == Some(b"CMakeCache.txt".as_slice()) {
+            if keep_cmake {
+                caches.kept.push(p.clone());
+            } else {
+                caches.left_out.push(p.clone());
+            }
+        } else if b == b"meson-private/coredata.dat" || b.ends_with(b"/meson-private/coredata.dat")
+        {
+            caches.left_out.push(p.clone());
+        }
+    }
+    for p in &caches.left_out {
         tree.remove(p);
     }
     caches
@@ -713,10 +728,17 @@ mod tests {
             ("CMakeCache.txt", "shipped"),
         ]);
         let source = tree(&[("CMakeCache.txt", "shipped")]);
-        let left_out = without_configure_caches(&mut t, &source);
-        assert_eq!(left_out.len(), 2);
+        let mut kept = t.clone();
+        let caches = without_configure_caches(&mut t, &source, false);
+        assert_eq!(caches.left_out.len(), 2);
+        assert!(caches.kept.is_empty());
         assert!(paths(&t).contains(&"build/CMakeFiles/x.dir/a.c.o".to_owned()));
         assert!(paths(&t).contains(&"CMakeCache.txt".to_owned()));
+        // Kept, CMake's cache stays; meson's never does.
+        let caches = without_configure_caches(&mut kept, &source, true);
+        assert_eq!(caches.left_out, [rp("build/meson-private/coredata.dat")]);
+        assert_eq!(caches.kept, [rp("build/CMakeCache.txt")]);
+        assert!(paths(&kept).contains(&"build/CMakeCache.txt".to_owned()));
     }
 
     #[test]
