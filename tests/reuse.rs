@@ -1320,6 +1320,41 @@ fn a_rename_rebuilds_when_a_hook_passes_make_a_changed_value() {
     a_value_a_hook_derives_reaches_make("hook-args", 70);
 }
 
+/// A source change make does not see, reaching it through a hook: preBuild exports
+/// `GREET_MARK` read from the source's `mark.txt`, which no rule names, and `main.o`'s own
+/// rule reads `$(GREET_MARK)`. The incremental build resumed at buildPhase and make kept
+/// `main.o`; the variable buildPhase ended with differs from the earlier build's, so the
+/// build starts again from scratch.
+#[test]
+fn a_source_change_a_hook_hands_to_make_rebuilds() {
+    let a = build(72, "hook-source-base", "hook-source", None);
+    let b = build(
+        72,
+        "hook-source-changed",
+        "hook-source-changed",
+        Some(&output(&a, true)),
+    );
+    let clean = build(72, "hook-source-clean", "hook-source-changed", None);
+    for r in [&b, &clean] {
+        assert_eq!(
+            String::from_utf8_lossy(&greet_output(r).stdout),
+            format!("mark-2: Hello, world from {}\n", output(r, false).display()),
+            "{}",
+            r.log_tail(40)
+        );
+    }
+    assert!(normalised_out(&b) == normalised_out(&clean));
+    assert!(
+        b.log_lines
+            .iter()
+            .any(|l| l.contains("building from scratch")
+                && l.contains("buildPhase ended with")
+                && l.contains("GREET_MARK")),
+        "{}",
+        b.log_tail(40)
+    );
+}
+
 /// A changed configure flag that changes only `config.h`: configure reruns over the earlier
 /// tree, and since no rule names `config.h` (dependency tracking off), the compile unit that
 /// includes it counts as changed; the other objects are kept.

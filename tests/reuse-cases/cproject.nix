@@ -29,6 +29,8 @@
 # later SOURCE_DATE_EPOCH; hook-env: preBuild exports GREET_MARK=$name, which main.o's own
 # rule reads (a value derived from a derivation variable by a hook, not by the derivation);
 # hook-args: preBuild passes GREET_MARK=$name to make in makeFlagsArray instead;
+# hook-source: preBuild exports GREET_MARK read from the source's mark.txt (mark-1);
+# hook-source-changed: that, with mark.txt changed (mark-2) and nothing else;
 # `base` is an earlier build's checkpoint (`baseContext = false`: passed without string
 # context), `cache` a development cache directory, `baseTrust` the value of
 # `checkpointBaseTrust` (docs/trust.md; unset when null).
@@ -128,7 +130,9 @@ let
         echo 'CC = sh ./envcc' >> Makefile.in
         printf '#include <stdio.h>\n#include <string.h>\n#include "util.h"\nchar libdir[128];\nint greet(void) { memcpy(libdir, LIBDIR, sizeof(LIBDIR)); printf("%%s from %%s\\n", text(), libdir); return 0; }\n' > util.c
       '' else ""}
-      ${if variant == "hook-env" || variant == "hook-args" then ''
+      ${if variant == "hook-source" then "echo mark-1 > mark.txt"
+        else if variant == "hook-source-changed" then "echo mark-2 > mark.txt" else ""}
+      ${if builtins.elem variant [ "hook-env" "hook-args" "hook-source" "hook-source-changed" ] then ''
         echo "main.o: CFLAGS += -DMARK='\"\$(GREET_MARK)\"'" >> Makefile.in
         printf '#include <stdio.h>\n#include "util.h"\nint main(void) { printf("%%s: ", MARK); return greet(); }\n' > main.c
       '' else ""}
@@ -229,6 +233,7 @@ mkDrv ({
     else if debug then ''buildFlagsArray+=("CFLAGS=-g -O1 -frandom-seed=''${out:11:10}")''
     else if variant == "hook-env" then ''export GREET_MARK="$name"''
     else if variant == "hook-args" then ''makeFlagsArray+=("GREET_MARK=$name")''
+    else if variant == "hook-source" || variant == "hook-source-changed" then ''export GREET_MARK="$(cat mark.txt)"''
     else null;
   preConfigure = if variant == "edit" || variant == "edit-source" then ''
     sed -i 's/Hello/Howdy/' text.c
