@@ -1258,6 +1258,34 @@ fn a_rename_leaves_out_an_object_holding_the_earlier_path_in_immediates() {
     assert_compiled_only(&b, "util");
 }
 
+/// For the cproject variants whose `main.o` prints `$(GREET_MARK)`: `b` and `clean` print
+/// `mark` before the greeting, `b`'s `out` equals `clean`'s, and `b` was discarded and built
+/// from scratch because buildPhase ended with `named` changed; returns that log line's index.
+fn assert_hook_value_rebuilt(
+    b: &BuildResult,
+    clean: &BuildResult,
+    mark: &str,
+    named: &str,
+) -> usize {
+    for r in [b, clean] {
+        assert_eq!(
+            String::from_utf8_lossy(&greet_output(r).stdout),
+            format!("{mark}: Hello, world from {}\n", output(r, false).display()),
+            "{}",
+            r.log_tail(40)
+        );
+    }
+    assert!(normalised_out(b) == normalised_out(clean));
+    b.log_lines
+        .iter()
+        .position(|l| {
+            l.contains("discarding what was restored and building from scratch")
+                && l.contains("buildPhase ended with")
+                && l.contains(named)
+        })
+        .unwrap_or_else(|| panic!("no fallback naming {named}\n{}", b.log_tail(40)))
+}
+
 /// A version bump (same length) where a hook, not the derivation, hands make a value derived
 /// from the changed name: preBuild exports `GREET_MARK=$name` (`hook-env`) or passes it in
 /// `makeFlagsArray` (`hook-args`), and `main.o`'s own rule reads `$(GREET_MARK)`. No makefile
@@ -1278,31 +1306,14 @@ fn a_value_a_hook_derives_reaches_make(variant: &str, test: u32) {
         Some(&output(&a, true)),
     );
     let clean = build_named(&format!("{variant}-clean"), variant, &new, None);
-    for r in [&b, &clean] {
-        assert_eq!(
-            String::from_utf8_lossy(&greet_output(r).stdout),
-            format!("{new}: Hello, world from {}\n", output(r, false).display()),
-            "{}",
-            r.log_tail(40)
-        );
-    }
-    assert!(normalised_out(&b) == normalised_out(&clean));
     let named = if variant == "hook-env" {
         "GREET_MARK"
     } else {
         "makeFlagsArray"
     };
+    let fallback = assert_hook_value_rebuilt(&b, &clean, &new, named);
     // The rerun compiled util.o (it holds the output path); then the clean build compiled
     // all three.
-    let fallback = b
-        .log_lines
-        .iter()
-        .position(|l| {
-            l.contains("discarding what was restored and building from scratch")
-                && l.contains("buildPhase ended with")
-                && l.contains(named)
-        })
-        .unwrap_or_else(|| panic!("no fallback naming {named}\n{}", b.log_tail(40)));
     let compiles_after = b.log_lines[fallback..]
         .iter()
         .filter(|l| l.contains(" -c -o "))
@@ -1335,24 +1346,7 @@ fn a_source_change_a_hook_hands_to_make_rebuilds() {
         Some(&output(&a, true)),
     );
     let clean = build(72, "hook-source-clean", "hook-source-changed", None);
-    for r in [&b, &clean] {
-        assert_eq!(
-            String::from_utf8_lossy(&greet_output(r).stdout),
-            format!("mark-2: Hello, world from {}\n", output(r, false).display()),
-            "{}",
-            r.log_tail(40)
-        );
-    }
-    assert!(normalised_out(&b) == normalised_out(&clean));
-    assert!(
-        b.log_lines
-            .iter()
-            .any(|l| l.contains("building from scratch")
-                && l.contains("buildPhase ended with")
-                && l.contains("GREET_MARK")),
-        "{}",
-        b.log_tail(40)
-    );
+    assert_hook_value_rebuilt(&b, &clean, "mark-2", "GREET_MARK");
 }
 
 /// A changed configure flag that changes only `config.h`: configure reruns over the earlier

@@ -201,7 +201,7 @@ const HASH_LEN: usize = 32;
 /// Whether the byte at `i` of `buf` (a hash character) ends a whole store path hash: the 31
 /// bytes before it are hash characters (nix's base32) and a `/` precedes them.
 fn ends_a_whole_hash(buf: &[u8], i: usize) -> bool {
-    let is_hash_char = |b: &u8| matches!(b, b'0'..=b'9' | b'a'..=b'z') && !b"eotu".contains(b);
+    let is_hash_char = |b: &u8| crate::reuse::store_path::NIX_BASE32_ALPHABET.contains(b);
     i >= HASH_LEN && buf[i - HASH_LEN] == b'/' && buf[i - HASH_LEN + 1..i].iter().all(is_hash_char)
 }
 

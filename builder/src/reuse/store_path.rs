@@ -46,9 +46,11 @@ fn to_hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The characters of Nix's base32, in order (no `e`, `o`, `t`, `u`).
+pub const NIX_BASE32_ALPHABET: &[u8; 32] = b"0123456789abcdfghijklmnpqrsvwxyz";
+
 /// Nix's base32: its own alphabet, the last 5-bit group first.
 pub fn nix_base32(hash: &[u8]) -> String {
-    const ALPHABET: &[u8; 32] = b"0123456789abcdfghijklmnpqrsvwxyz";
     let len = (hash.len() * 8).div_ceil(5);
     (0..len)
         .rev()
@@ -57,7 +59,7 @@ pub fn nix_base32(hash: &[u8]) -> String {
             let (i, j) = (b / 8, b % 8);
             let low = (hash[i] as u16) >> j;
             let high = hash.get(i + 1).map_or(0, |&h| (h as u16) << (8 - j));
-            ALPHABET[((low | high) & 0x1f) as usize] as char
+            NIX_BASE32_ALPHABET[((low | high) & 0x1f) as usize] as char
         })
         .collect()
 }

@@ -19,6 +19,7 @@
 use crate::reuse::keys::{phase_code, CONTROLS, VOLATILE};
 use crate::reuse::plan::{changed_variables, SOURCE_VARIABLES};
 use crate::shell::declare::Value;
+use crate::shell::state::split_functions;
 use crate::shell::ShellState;
 use std::collections::BTreeSet;
 
@@ -95,11 +96,10 @@ fn build_code(state: &ShellState) -> Vec<Vec<u8>> {
             _ => {}
         }
     }
-    let called: Vec<Vec<u8>> = state
-        .function_names
-        .iter()
+    let called: Vec<Vec<u8>> = split_functions(state.functions.as_bytes(), &state.function_names)
+        .into_iter()
         .filter(|(f, _)| texts.iter().any(|t| names_word(t, f.as_bytes())))
-        .filter_map(|(f, _)| state.function_text(f).map(<[u8]>::to_vec))
+        .map(|(_, text)| text.to_vec())
         .collect();
     texts.extend(called);
     texts
