@@ -1258,42 +1258,16 @@ fn a_rename_leaves_out_an_object_holding_the_earlier_path_in_immediates() {
     assert_compiled_only(&b, "util");
 }
 
-/// For the cproject variants whose `main.o` prints `$(GREET_MARK)`: `b` and `clean` print
-/// `mark` before the greeting, `b`'s `out` equals `clean`'s, and `b` was discarded and built
-/// from scratch because buildPhase ended with `named` changed; returns that log line's index.
-fn assert_hook_value_rebuilt(
-    b: &BuildResult,
-    clean: &BuildResult,
-    mark: &str,
-    named: &str,
-) -> usize {
-    for r in [b, clean] {
-        assert_eq!(
-            String::from_utf8_lossy(&greet_output(r).stdout),
-            format!("{mark}: Hello, world from {}\n", output(r, false).display()),
-            "{}",
-            r.log_tail(40)
-        );
-    }
-    assert!(normalised_out(b) == normalised_out(clean));
-    b.log_lines
-        .iter()
-        .position(|l| {
-            l.contains("discarding what was restored and building from scratch")
-                && l.contains("buildPhase ended with")
-                && l.contains(named)
-        })
-        .unwrap_or_else(|| panic!("no fallback naming {named}\n{}", b.log_tail(40)))
-}
-
 /// A version bump (same length) where a hook, not the derivation, hands make a value derived
-/// from the changed name: preBuild exports `GREET_MARK=$name` (`hook-env`) or passes it in
-/// `makeFlagsArray` (`hook-args`), and `main.o`'s own rule reads `$(GREET_MARK)`. No makefile
-/// reads a changed derivation variable, and `main.o` holds no output path, so the rerun kept
-/// it and the program printed the earlier name. The variables buildPhase ended with differ
-/// from the earlier build's beyond what the rules allowed for: the build starts again from
-/// scratch.
-fn a_value_a_hook_derives_reaches_make(variant: &str, test: u32) {
+/// from the changed name, and `main.o`'s own rule reads `$(GREET_MARK)`: preBuild exports
+/// `GREET_MARK=$name` (`hook-env`), passes it in `makeFlagsArray` (`hook-args`), exports it
+/// and postBuild unsets it (`hook-unset`: the state after buildPhase does not show it), or
+/// runs `make GREET_MARK=$name main.o` (`hook-cmdline`: make's command line only). No
+/// makefile reads `$(name)`, and `main.o` holds no output path, so a rerun over the earlier
+/// tree kept it and the program printed the earlier name (before the checks). The code
+/// buildPhase runs expands the changed name: the phases run on the new tree, decided before
+/// anything is restored.
+fn a_changed_name_the_build_code_expands(variant: &str, test: u32) {
     let (old, new) = (
         format!("reuse-cproject-{test}"),
         format!("reuse-cproject-{}", test + 1),
@@ -1306,29 +1280,53 @@ fn a_value_a_hook_derives_reaches_make(variant: &str, test: u32) {
         Some(&output(&a, true)),
     );
     let clean = build_named(&format!("{variant}-clean"), variant, &new, None);
-    let named = if variant == "hook-env" {
-        "GREET_MARK"
-    } else {
-        "makeFlagsArray"
-    };
-    let fallback = assert_hook_value_rebuilt(&b, &clean, &new, named);
-    // The rerun compiled util.o (it holds the output path); then the clean build compiled
-    // all three.
-    let compiles_after = b.log_lines[fallback..]
-        .iter()
-        .filter(|l| l.contains(" -c -o "))
-        .count();
-    assert_eq!(compiles_after, 3, "{}", b.log_tail(40));
+    for r in [&b, &clean] {
+        assert_eq!(
+            String::from_utf8_lossy(&greet_output(r).stdout),
+            format!("{new}: Hello, world from {}\n", output(r, false).display()),
+            "{}",
+            r.log_tail(40)
+        );
+    }
+    assert!(normalised_out(&b) == normalised_out(&clean));
+    assert!(
+        b.log_lines.iter().any(|l| {
+            l.contains(
+            "not rerun over the earlier tree because the code buildPhase runs expands variable name"
+        )
+        }),
+        "{}",
+        b.log_tail(40)
+    );
+    assert!(
+        !b.log_lines
+            .iter()
+            .any(|l| l.contains("discarding what was restored")),
+        "{}",
+        b.log_tail(40)
+    );
+    let compiles = b.log_lines.iter().filter(|l| l.contains(" -c -o ")).count();
+    assert_eq!(compiles, 3, "{}", b.log_tail(40));
 }
 
 #[test]
 fn a_rename_rebuilds_when_a_hook_exports_a_value_make_reads() {
-    a_value_a_hook_derives_reaches_make("hook-env", 68);
+    a_changed_name_the_build_code_expands("hook-env", 68);
 }
 
 #[test]
 fn a_rename_rebuilds_when_a_hook_passes_make_a_changed_value() {
-    a_value_a_hook_derives_reaches_make("hook-args", 70);
+    a_changed_name_the_build_code_expands("hook-args", 70);
+}
+
+#[test]
+fn a_rename_runs_on_the_new_tree_when_a_hook_sets_and_unsets_a_changed_value() {
+    a_changed_name_the_build_code_expands("hook-unset", 73);
+}
+
+#[test]
+fn a_rename_runs_on_the_new_tree_when_the_build_code_passes_make_the_changed_name() {
+    a_changed_name_the_build_code_expands("hook-cmdline", 75);
 }
 
 /// A source change make does not see, reaching it through a hook: preBuild exports
@@ -1346,7 +1344,24 @@ fn a_source_change_a_hook_hands_to_make_rebuilds() {
         Some(&output(&a, true)),
     );
     let clean = build(72, "hook-source-clean", "hook-source-changed", None);
-    assert_hook_value_rebuilt(&b, &clean, "mark-2", "GREET_MARK");
+    for r in [&b, &clean] {
+        assert_eq!(
+            String::from_utf8_lossy(&greet_output(r).stdout),
+            format!("mark-2: Hello, world from {}\n", output(r, false).display()),
+            "{}",
+            r.log_tail(40)
+        );
+    }
+    assert!(normalised_out(&b) == normalised_out(&clean));
+    assert!(
+        b.log_lines.iter().any(|l| {
+            l.contains("discarding what was restored and building from scratch")
+                && l.contains("buildPhase ended with")
+                && l.contains("GREET_MARK")
+        }),
+        "{}",
+        b.log_tail(40)
+    );
 }
 
 /// A changed configure flag that changes only `config.h`: configure reruns over the earlier

@@ -29,6 +29,9 @@
 # later SOURCE_DATE_EPOCH; hook-env: preBuild exports GREET_MARK=$name, which main.o's own
 # rule reads (a value derived from a derivation variable by a hook, not by the derivation);
 # hook-args: preBuild passes GREET_MARK=$name to make in makeFlagsArray instead;
+# hook-unset: hook-env, with postBuild unsetting GREET_MARK (the state after buildPhase does
+# not show it); hook-cmdline: preBuild runs `make GREET_MARK=$name main.o` (on make's command
+# line only);
 # hook-source: preBuild exports GREET_MARK read from the source's mark.txt (mark-1);
 # hook-source-changed: that, with mark.txt changed (mark-2) and nothing else;
 # `base` is an earlier build's checkpoint (`baseContext = false`: passed without string
@@ -132,7 +135,7 @@ let
       '' else ""}
       ${if variant == "hook-source" then "echo mark-1 > mark.txt"
         else if variant == "hook-source-changed" then "echo mark-2 > mark.txt" else ""}
-      ${if builtins.elem variant [ "hook-env" "hook-args" "hook-source" "hook-source-changed" ] then ''
+      ${if builtins.elem variant [ "hook-env" "hook-args" "hook-unset" "hook-cmdline" "hook-source" "hook-source-changed" ] then ''
         echo "main.o: CFLAGS += -DMARK='\"\$(GREET_MARK)\"'" >> Makefile.in
         printf '#include <stdio.h>\n#include "util.h"\nint main(void) { printf("%%s: ", MARK); return greet(); }\n' > main.c
       '' else ""}
@@ -231,10 +234,12 @@ mkDrv ({
     # What nixpkgs' compiler wrapper passes on every compile (reproducible-builds.sh derives
     # the seed from $out), with debug information as an autotools default gives.
     else if debug then ''buildFlagsArray+=("CFLAGS=-g -O1 -frandom-seed=''${out:11:10}")''
-    else if variant == "hook-env" then ''export GREET_MARK="$name"''
+    else if variant == "hook-env" || variant == "hook-unset" then ''export GREET_MARK="$name"''
     else if variant == "hook-args" then ''makeFlagsArray+=("GREET_MARK=$name")''
+    else if variant == "hook-cmdline" then ''make GREET_MARK="$name" main.o''
     else if variant == "hook-source" || variant == "hook-source-changed" then ''export GREET_MARK="$(cat mark.txt)"''
     else null;
+  postBuild = if variant == "hook-unset" then "unset GREET_MARK" else null;
   preConfigure = if variant == "edit" || variant == "edit-source" then ''
     sed -i 's/Hello/Howdy/' text.c
   '' else null;

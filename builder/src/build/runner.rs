@@ -74,6 +74,12 @@ pub enum RunError {
     )]
     EnvironmentMoved { names: String },
     #[error(
+        "the code buildPhase ran expands variables that changed ({names}), where make or \
+         ninja would not see the new values: what the build tool made with the earlier ones \
+         may have been kept"
+    )]
+    ChangedValueExpanded { names: String },
+    #[error(
         "{phase} failed (status {status}) after build products that held the earlier build's \
          values were left out ({left_out}); one may be something the build does not remake"
     )]
@@ -362,10 +368,15 @@ fn run_steps(
                         }
                     }
                     if let Some(check) = environment.take_if(|c| index == c.build_phase + 1) {
-                        let unjudged = check.unjudged_changes(&next, rec.output_paths());
-                        if !unjudged.is_empty() {
+                        let unjudged = check.unjudged(&next, rec.output_paths());
+                        if !unjudged.differing.is_empty() {
                             return Err(RunError::EnvironmentMoved {
-                                names: short_list(&unjudged, 5),
+                                names: short_list(&unjudged.differing, 5),
+                            });
+                        }
+                        if !unjudged.expanded.is_empty() {
+                            return Err(RunError::ChangedValueExpanded {
+                                names: short_list(&unjudged.expanded, 5),
                             });
                         }
                     }

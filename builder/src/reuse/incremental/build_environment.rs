@@ -12,9 +12,16 @@
 //! `sourceRoot` of a renamed source root; one that never says anything about the result,
 //! [`crate::reuse::keys::VOLATILE`]), or one the build tool cannot see: not exported, and not
 //! named in the code `buildPhase` runs (its code, `preBuild`, `postBuild`, their hook arrays,
-//! and the functions these name), where it could reach the build tool's command line. The
-//! stdenv's own scratch variables (`CONFIGURE_MTIME_REFERENCE`, a `mktemp` name of
-//! configurePhase) differ in every build and are neither.
+//! and the functions these name, followed through the functions they name in turn), where it
+//! could reach the build tool's command line. The stdenv's own scratch variables
+//! (`CONFIGURE_MTIME_REFERENCE`, a `mktemp` name of configurePhase) differ in every build and
+//! are neither.
+//!
+//! A changed derivation variable the rules accepted because no makefile reads it (`name`,
+//! `version`) reaches the build tool all the same when that code expands it (`make
+//! VERSION=$version`, or a variable a hook sets from it and unsets before `buildPhase` ends,
+//! which the state does not show): [`expanded_in_build_code`] finds those expansions, before
+//! the resume (the rules refuse to rerun) and again once `buildPhase` has run.
 
 use crate::reuse::keys::{phase_code, CONTROLS, VOLATILE};
 use crate::reuse::plan::{changed_variables, SOURCE_VARIABLES};
@@ -34,6 +41,25 @@ pub struct EnvironmentCheck {
     pub earlier_outputs: Vec<Vec<u8>>,
     /// The names whose change the rules judged.
     pub judged: BTreeSet<String>,
+    /// The changed derivation variables judged only by what the build tool reads: the code
+    /// `buildPhase` runs must not expand them.
+    pub watched: BTreeSet<String>,
+}
+
+/// Why the state after `buildPhase` rules out what was kept ([`EnvironmentCheck::unjudged`]).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Unjudged {
+    /// Variables that differ from the earlier build's, unjudged, where the build tool may see
+    /// them.
+    pub differing: Vec<String>,
+    /// Changed variables the code `buildPhase` ran expands.
+    pub expanded: Vec<String>,
+}
+
+impl Unjudged {
+    pub fn is_empty(&self) -> bool {
+        self.differing.is_empty() && self.expanded.is_empty()
+    }
 }
 
 impl EnvironmentCheck {
@@ -47,44 +73,89 @@ impl EnvironmentCheck {
         epoch_moved: bool,
         root_renamed: bool,
     ) -> EnvironmentCheck {
-        let mut judged = judged.clone();
-        let always = SOURCE_VARIABLES.iter().chain(VOLATILE).chain(CONTROLS);
-        judged.extend(always.map(|s| s.to_string()));
-        if epoch_moved {
-            judged.insert("SOURCE_DATE_EPOCH".into());
-        }
-        if root_renamed {
-            judged.extend(["sourceRoot", "PWD", "OLDPWD"].map(String::from));
-        }
+        let tracked = tracked_elsewhere(epoch_moved, root_renamed);
+        let watched = judged.difference(&tracked).cloned().collect();
+        let judged = judged.union(&tracked).cloned().collect();
         EnvironmentCheck {
             build_phase,
             earlier,
             earlier_outputs,
             judged,
+            watched,
         }
     }
 
-    /// The variables of `after_build` (this build's state after `buildPhase`, with output
-    /// paths `outputs`) that differ from the earlier build's unjudged, where the build tool
-    /// may see them.
-    pub fn unjudged_changes(&self, after_build: &ShellState, outputs: &[Vec<u8>]) -> Vec<String> {
+    /// What of `after_build` (this build's state after `buildPhase`, with output paths
+    /// `outputs`) rules out the kept products: variables that differ from the earlier build's
+    /// unjudged where the build tool may see them, and watched ones its code expands.
+    pub fn unjudged(&self, after_build: &ShellState, outputs: &[Vec<u8>]) -> Unjudged {
         let code = build_code(after_build);
         let exported =
             |s: &ShellState, n: &str| s.variable(n).is_some_and(|v| v.attributes.exported);
-        changed_variables(&self.earlier, &self.earlier_outputs, after_build, outputs)
-            .into_iter()
-            .filter(|n| !self.judged.contains(n))
-            .filter(|n| {
-                exported(&self.earlier, n)
-                    || exported(after_build, n)
-                    || code.iter().any(|text| names_word(text, n.as_bytes()))
-            })
-            .collect()
+        let differing =
+            changed_variables(&self.earlier, &self.earlier_outputs, after_build, outputs)
+                .into_iter()
+                .filter(|n| !self.judged.contains(n))
+                .filter(|n| {
+                    exported(&self.earlier, n)
+                        || exported(after_build, n)
+                        || code.iter().any(|text| names_word(text, n.as_bytes()))
+                })
+                .collect();
+        Unjudged {
+            differing,
+            expanded: expanded_in(&code, &self.watched),
+        }
     }
 }
 
+/// The variables whose change a rule other than the build tool's own tracking follows: the
+/// source (its effect is the tree), the volatile ones and the builder's controls, a moved
+/// `SOURCE_DATE_EPOCH` (its renderings are searched for in the products) and a renamed
+/// root's working directory (the tree is moved).
+fn tracked_elsewhere(epoch_moved: bool, root_renamed: bool) -> BTreeSet<String> {
+    let always = SOURCE_VARIABLES.iter().chain(VOLATILE).chain(CONTROLS);
+    let mut tracked: BTreeSet<String> = always.map(|s| s.to_string()).collect();
+    if epoch_moved {
+        tracked.insert("SOURCE_DATE_EPOCH".into());
+    }
+    if root_renamed {
+        tracked.extend(["sourceRoot", "PWD", "OLDPWD"].map(String::from));
+    }
+    tracked
+}
+
+/// Which of `changed` (variables that differ from the earlier build's, output paths masked)
+/// the code `buildPhase` runs in `state` expands, leaving out those whose change
+/// [`tracked_elsewhere`] follows. Such a value reaches make's or the compiler's command line,
+/// or a variable set and unset within the phase, where no build tool tracks it.
+pub fn expanded_in_build_code(
+    state: &ShellState,
+    changed: &BTreeSet<String>,
+    epoch_moved: bool,
+    root_renamed: bool,
+) -> Vec<String> {
+    let watched = changed
+        .difference(&tracked_elsewhere(epoch_moved, root_renamed))
+        .cloned()
+        .collect();
+    expanded_in(&build_code(state), &watched)
+}
+
+fn expanded_in(code: &[Vec<u8>], names: &BTreeSet<String>) -> Vec<String> {
+    names
+        .iter()
+        .filter(|n| {
+            code.iter()
+                .any(|text| expands(text, n.as_bytes()) && !declares_local(text, n.as_bytes()))
+        })
+        .cloned()
+        .collect()
+}
+
 /// The code `buildPhase` runs in `state`: the phase's code, the `preBuild` and `postBuild`
-/// hooks (variables and arrays), and the text of each function a word of these names.
+/// hooks (variables and arrays), and the text of each function a word of these names, and of
+/// each function a word of those names, and so on.
 fn build_code(state: &ShellState) -> Vec<Vec<u8>> {
     let mut texts = vec![phase_code(state, "buildPhase")];
     for hook in ["preBuild", "postBuild", "preBuildHooks", "postBuildHooks"] {
@@ -96,13 +167,57 @@ fn build_code(state: &ShellState) -> Vec<Vec<u8>> {
             _ => {}
         }
     }
-    let called: Vec<Vec<u8>> = split_functions(state.functions.as_bytes(), &state.function_names)
-        .into_iter()
-        .filter(|(f, _)| texts.iter().any(|t| names_word(t, f.as_bytes())))
-        .map(|(_, text)| text.to_vec())
-        .collect();
-    texts.extend(called);
-    texts
+    let mut functions = split_functions(state.functions.as_bytes(), &state.function_names);
+    // Each round takes the functions the texts so far name; every function is taken once.
+    loop {
+        let (called, rest): (Vec<_>, Vec<_>) = functions
+            .into_iter()
+            .partition(|(f, _)| texts.iter().any(|t| names_word(t, f.as_bytes())));
+        functions = rest;
+        if called.is_empty() {
+            return texts;
+        }
+        texts.extend(called.into_iter().map(|(_, text)| text.to_vec()));
+    }
+}
+
+/// Whether `text` expands the variable `name`: `$name` (not a longer name) or `${name…}`,
+/// `${#name…}`, `${!name…}`.
+fn expands(text: &[u8], name: &[u8]) -> bool {
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    !name.is_empty()
+        && memchr::memchr_iter(b'$', text).any(|i| {
+            let rest = &text[i + 1..];
+            let (inner, braced) = match rest.strip_prefix(b"{") {
+                Some(r) => (
+                    r.strip_prefix(b"#").or(r.strip_prefix(b"!")).unwrap_or(r),
+                    true,
+                ),
+                None => (rest, false),
+            };
+            inner.starts_with(name)
+                && inner.get(name.len()).is_none_or(|&b| !word(b))
+                && (braced || inner.len() == rest.len())
+        })
+}
+
+/// Whether `text` declares `name` as a local of its function (`local`, `declare`,
+/// `typeset` naming it, with or without a value), so that its expansions there are not the
+/// variable's.
+fn declares_local(text: &[u8], name: &[u8]) -> bool {
+    text.split(|&b| b == b'\n' || b == b';')
+        .map(|statement| {
+            statement
+                .split(|b| b.is_ascii_whitespace())
+                .filter(|w| !w.is_empty())
+        })
+        .any(|mut words| {
+            matches!(words.next(), Some(b"local" | b"declare" | b"typeset"))
+                && words.any(|w| {
+                    w.strip_prefix(name)
+                        .is_some_and(|r| r.is_empty() || r[0] == b'=' || r[0] == b'[')
+                })
+        })
 }
 
 /// Whether `text` holds `name` as a whole word (not inside a longer name).
@@ -196,11 +311,12 @@ mod tests {
     fn a_value_derived_by_a_phase_is_unjudged_exported_or_not() {
         let c = check(&["version"], true, true);
         assert_eq!(
-            c.unjudged_changes(&after("1.1", "VERSION=1.1"), &[NEW_OUT.to_vec()]),
+            c.unjudged(&after("1.1", "VERSION=1.1"), &[NEW_OUT.to_vec()])
+                .differing,
             ["FOO_VERSION", "makeFlagsArray"]
         );
         assert!(c
-            .unjudged_changes(&after("1.0", "VERSION=1.0"), &[NEW_OUT.to_vec()])
+            .unjudged(&after("1.0", "VERSION=1.0"), &[NEW_OUT.to_vec()])
             .is_empty());
     }
 
@@ -209,7 +325,7 @@ mod tests {
         // `scratch` differs but is neither exported nor named where make could get it.
         let c = check(&["version"], true, true);
         let a = after("1.0", "VERSION=1.0");
-        assert!(c.unjudged_changes(&a, &[NEW_OUT.to_vec()]).is_empty());
+        assert!(c.unjudged(&a, &[NEW_OUT.to_vec()]).is_empty());
         assert!(names_word(b"x=$scratch;", b"scratch"));
         assert!(!names_word(b"x=$scratch2 my_scratch", b"scratch"));
     }
@@ -218,7 +334,8 @@ mod tests {
     fn the_epoch_and_the_root_count_only_when_their_rules_ran() {
         let c = check(&["version"], false, false);
         assert_eq!(
-            c.unjudged_changes(&after("1.0", "VERSION=1.0"), &[NEW_OUT.to_vec()]),
+            c.unjudged(&after("1.0", "VERSION=1.0"), &[NEW_OUT.to_vec()])
+                .differing,
             ["PWD", "SOURCE_DATE_EPOCH"]
         );
     }
@@ -229,9 +346,100 @@ mod tests {
         let a = with_prefix(after("1.0", "VERSION=1.0"), NEW_OUT);
         let earlier = with_prefix(c.earlier.clone(), OLD_OUT);
         let c = EnvironmentCheck { earlier, ..c };
-        assert!(c.unjudged_changes(&a, &[NEW_OUT.to_vec()]).is_empty());
+        assert!(c.unjudged(&a, &[NEW_OUT.to_vec()]).is_empty());
         // Another path is a change.
         let a = with_prefix(after("1.0", "VERSION=1.0"), b"/usr/local");
-        assert_eq!(c.unjudged_changes(&a, &[NEW_OUT.to_vec()]), ["prefix"]);
+        assert_eq!(c.unjudged(&a, &[NEW_OUT.to_vec()]).differing, ["prefix"]);
+    }
+
+    fn with_var(mut s: ShellState, name: &str, value: &str) -> ShellState {
+        s.variables.push(Variable {
+            name: name.into(),
+            attributes: Attributes::default(),
+            value: Value::Scalar(value.as_bytes().to_vec().into()),
+        });
+        s.variables.sort_by(|a, b| a.name.cmp(&b.name));
+        s
+    }
+
+    fn with_functions(mut s: ShellState, functions: &[(&str, &str)]) -> ShellState {
+        for (name, body) in functions {
+            s.functions
+                .0
+                .extend(format!("{name} () \n{{ \n    {body}\n}}\n").bytes());
+            s.function_names.push((name.to_string(), false));
+        }
+        s
+    }
+
+    #[test]
+    fn expansions_are_found_and_locals_are_not_the_variable() {
+        for text in [
+            "make VERSION=$version",
+            "make VERSION=\"${version}\"",
+            "v=${version%.*}",
+            "n=${#version}",
+            "x=\"$version\";",
+        ] {
+            assert!(expands(text.as_bytes(), b"version"), "{text}");
+        }
+        for text in [
+            "make $versions",
+            "${version_major}",
+            "echo version",
+            "$pversion",
+        ] {
+            assert!(!expands(text.as_bytes(), b"version"), "{text}");
+        }
+        // nixpkgs' concatTo reads the names it is given through a local `name`.
+        let concat = b"local arg default name type;\nfor arg in \"$@\"; do\n  IFS== read -r name default <<< \"$arg\";\n  local -n nameref=\"$name\"";
+        assert!(declares_local(concat, b"name"));
+        assert!(declares_local(b"local name=x", b"name"));
+        assert!(!declares_local(b"local x=$name; make X=$x", b"name"));
+        assert!(!declares_local(b"echo local name", b"name"));
+    }
+
+    #[test]
+    fn a_changed_variable_the_build_code_expands_is_unjudged() {
+        let c = check(&["version"], true, true);
+        let changed: BTreeSet<String> = ["version".to_string()].into();
+        let a = after("1.0", "VERSION=1.0");
+        assert!(expanded_in_build_code(&a, &changed, true, true).is_empty());
+        // Set and unset within the phase: the state after it does not show the value.
+        let hooked = |s: ShellState| {
+            with_functions(
+                s,
+                &[
+                    ("markHook", "setMark"),
+                    ("setMark", "export MARK=$version; make; unset MARK"),
+                ],
+            )
+        };
+        let a = with_var(hooked(after("1.0", "VERSION=1.0")), "preBuild", "markHook");
+        // Reached through two functions.
+        assert_eq!(
+            expanded_in_build_code(&a, &changed, true, true),
+            ["version"]
+        );
+        let u = c.unjudged(&a, &[NEW_OUT.to_vec()]);
+        assert_eq!(
+            u,
+            Unjudged {
+                differing: vec![],
+                expanded: vec!["version".into()]
+            }
+        );
+        // What another rule follows is not watched: the source, a moved epoch.
+        let changed: BTreeSet<String> = ["src".to_string(), "SOURCE_DATE_EPOCH".into()].into();
+        let a = with_var(
+            after("1.0", "VERSION=1.0"),
+            "postBuild",
+            "make SRC=$src DATE=$SOURCE_DATE_EPOCH",
+        );
+        assert!(expanded_in_build_code(&a, &changed, true, false).is_empty());
+        assert_eq!(
+            expanded_in_build_code(&a, &changed, false, false),
+            ["SOURCE_DATE_EPOCH"]
+        );
     }
 }

@@ -447,6 +447,22 @@ pub fn check_phases(
         plan.depth
     };
     check_rerun(&keyed, &rest[rerun_from..b]).map_err(not_rerunnable)?;
+    // A changed variable no makefile reads still reaches the build tool through the code
+    // buildPhase runs when that expands it.
+    let expanded = super::build_environment::expanded_in_build_code(
+        after_patch,
+        &keyed,
+        epoch_moved,
+        renamed_root.is_some(),
+    );
+    if !expanded.is_empty() {
+        return Err(not_rerunnable(format!(
+            "the code buildPhase runs expands variable{} {}, where make or ninja would not \
+             see the new value",
+            if expanded.len() > 1 { "s" } else { "" },
+            short_list(&expanded, 6)
+        )));
+    }
     Ok(PhaseMatch {
         patch_layer: k,
         build_offset: b,
