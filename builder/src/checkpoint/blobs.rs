@@ -22,13 +22,17 @@ use super::manifest::{check_pack_table, ContentHash, Encoding, PackedBlob};
 /// blob is new); larger files are hashed in one streaming pass and compressed in a second
 /// one only when new.
 pub const STREAM_THRESHOLD: u64 = 4 << 20;
-/// zstd level of content read into memory (up to [`STREAM_THRESHOLD`]).
-pub const ZSTD_LEVEL: i32 = 3;
+/// zstd level of content read into memory (up to [`STREAM_THRESHOLD`]). Object files, most
+/// of a build directory, compress at level 1 about twice as fast as at level 3 to the same
+/// size and decompress 1.7 times as fast (zstd's own benchmark over a project's 2,500
+/// objects: 295 against 146 MB/s, 995 against 577 MB/s); source text takes 4–9% more bytes.
+pub const ZSTD_LEVEL: i32 = 1;
 /// zstd level of streamed (larger) content, compressed by zstd's own worker threads: a
 /// relinked program or rebuilt archive is most of what a snapshot stores after a small
-/// change, and one file cannot be spread over the snapshot's threads. Level 1 compresses
-/// such files about twice as fast as level 3 for a tenth more bytes.
-pub const STREAM_ZSTD_LEVEL: i32 = 1;
+/// change, and one file cannot be spread over the snapshot's threads. Fast level 3 (`-3`)
+/// compresses such files 1.5 times as fast as level 1 for 4% more bytes (a 97 MB archive
+/// and an 88 MB program: 356 against 236 MB/s).
+pub const STREAM_ZSTD_LEVEL: i32 = -3;
 /// Blobs shorter than this are stored raw.
 pub const RAW_BELOW: usize = 64;
 const CHUNK: usize = 1 << 20;
