@@ -1258,6 +1258,20 @@ fn a_rename_leaves_out_an_object_holding_the_earlier_path_in_immediates() {
     assert_compiled_only(&b, "util");
 }
 
+/// For the cproject variants whose `main.o` prints `$(GREET_MARK)`: `b` and `clean` print
+/// `mark` before the greeting, and `b`'s `out` equals `clean`'s.
+fn assert_marked_like_a_clean_build(b: &BuildResult, clean: &BuildResult, mark: &str) {
+    for r in [b, clean] {
+        assert_eq!(
+            String::from_utf8_lossy(&greet_output(r).stdout),
+            format!("{mark}: Hello, world from {}\n", output(r, false).display()),
+            "{}",
+            r.log_tail(40)
+        );
+    }
+    assert!(normalised_out(b) == normalised_out(clean));
+}
+
 /// A version bump (same length) where a hook, not the derivation, hands make a value derived
 /// from the changed name, and `main.o`'s own rule reads `$(GREET_MARK)`: preBuild exports
 /// `GREET_MARK=$name` (`hook-env`), passes it in `makeFlagsArray` (`hook-args`), exports it
@@ -1280,15 +1294,7 @@ fn a_changed_name_the_build_code_expands(variant: &str, test: u32) {
         Some(&output(&a, true)),
     );
     let clean = build_named(&format!("{variant}-clean"), variant, &new, None);
-    for r in [&b, &clean] {
-        assert_eq!(
-            String::from_utf8_lossy(&greet_output(r).stdout),
-            format!("{new}: Hello, world from {}\n", output(r, false).display()),
-            "{}",
-            r.log_tail(40)
-        );
-    }
-    assert!(normalised_out(&b) == normalised_out(&clean));
+    assert_marked_like_a_clean_build(&b, &clean, &new);
     assert!(
         b.log_lines.iter().any(|l| {
             l.contains(
@@ -1344,15 +1350,7 @@ fn a_source_change_a_hook_hands_to_make_rebuilds() {
         Some(&output(&a, true)),
     );
     let clean = build(72, "hook-source-clean", "hook-source-changed", None);
-    for r in [&b, &clean] {
-        assert_eq!(
-            String::from_utf8_lossy(&greet_output(r).stdout),
-            format!("mark-2: Hello, world from {}\n", output(r, false).display()),
-            "{}",
-            r.log_tail(40)
-        );
-    }
-    assert!(normalised_out(&b) == normalised_out(&clean));
+    assert_marked_like_a_clean_build(&b, &clean, "mark-2");
     assert!(
         b.log_lines.iter().any(|l| {
             l.contains("discarding what was restored and building from scratch")
