@@ -127,7 +127,7 @@ fn tracked_elsewhere(epoch_moved: bool, root_renamed: bool) -> BTreeSet<String> 
 
 /// Which of `changed` (variables that differ from the earlier build's, output paths masked)
 /// the code `buildPhase` runs in `state` expands, leaving out those whose change
-/// [`tracked_elsewhere`] follows. Such a value reaches make's or the compiler's command line,
+/// `tracked_elsewhere` follows. Such a value reaches make's or the compiler's command line,
 /// or a variable set and unset within the phase, where no build tool tracks it.
 pub fn expanded_in_build_code(
     state: &ShellState,
