@@ -188,16 +188,11 @@ fn expands(text: &[u8], name: &[u8]) -> bool {
     !name.is_empty()
         && memchr::memchr_iter(b'$', text).any(|i| {
             let rest = &text[i + 1..];
-            let (inner, braced) = match rest.strip_prefix(b"{") {
-                Some(r) => (
-                    r.strip_prefix(b"#").or(r.strip_prefix(b"!")).unwrap_or(r),
-                    true,
-                ),
-                None => (rest, false),
+            let inner = match rest.strip_prefix(b"{") {
+                Some(r) => r.strip_prefix(b"#").or(r.strip_prefix(b"!")).unwrap_or(r),
+                None => rest,
             };
-            inner.starts_with(name)
-                && inner.get(name.len()).is_none_or(|&b| !word(b))
-                && (braced || inner.len() == rest.len())
+            inner.starts_with(name) && inner.get(name.len()).is_none_or(|&b| !word(b))
         })
 }
 
