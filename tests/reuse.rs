@@ -281,24 +281,13 @@ fn one_line_source_change_recompiles_that_file_only() {
         "{}",
         decision(&b, "buildPhase")
     );
-    let compiled: Vec<&String> = b
-        .log_lines
-        .iter()
-        .filter(|l| l.contains(" -c -o "))
-        .collect();
-    assert_eq!(compiled.len(), 1, "{compiled:?}");
-    assert!(compiled[0].contains("-o text.o text.c"), "{compiled:?}");
+    assert_compiled_only(&b, "text");
     assert!(
         !b.log_lines.iter().any(|l| l.contains("Clock skew")),
         "{}",
         b.log_tail(40)
     );
-    let clean_compiled = clean
-        .log_lines
-        .iter()
-        .filter(|l| l.contains(" -c -o "))
-        .count();
-    assert_eq!(clean_compiled, 3);
+    assert_eq!(make_compiles(&clean).len(), 3);
     assert!(normalised_out(&b) == normalised_out(&clean));
     let greet = greet_output(&b);
     assert!(String::from_utf8_lossy(&greet.stdout).starts_with("Hello, changed world"));
@@ -790,7 +779,7 @@ fn a_compiled_file_larger_than_an_attachment_is_still_checked_and_reused() {
 
 #[test]
 fn debug_information_reused_across_a_seed_change_is_built_again() {
-    let compiles = |r: &BuildResult| r.log_lines.iter().filter(|l| l.contains(" -c -o ")).count();
+    let compiles = |r: &BuildResult| make_compiles(r).len();
     let a = build(31, "debug-base", "debug", None);
     let b = build(31, "debug-from-a", "debug-install", Some(&output(&a, true)));
     let log = b.log_tail(60);
@@ -848,8 +837,7 @@ fn layers_taken_over_by_an_incremental_build_are_not_restored_as_their_phase() {
     let clean = build(8, "chain-clean", "source-flags", None);
     let configure = decision(&c, "configurePhase");
     assert!(configure.contains("taken over"), "{configure}");
-    let compiled = c.log_lines.iter().filter(|l| l.contains(" -c -o ")).count();
-    assert_eq!(compiled, 3, "{}", c.log_tail(40));
+    assert_eq!(make_compiles(&c).len(), 3, "{}", c.log_tail(40));
     assert!(normalised_out(&c) == normalised_out(&clean));
 }
 
@@ -1311,8 +1299,7 @@ fn a_changed_name_the_build_code_expands(variant: &str, test: u32) {
         "{}",
         b.log_tail(40)
     );
-    let compiles = b.log_lines.iter().filter(|l| l.contains(" -c -o ")).count();
-    assert_eq!(compiles, 3, "{}", b.log_tail(40));
+    assert_eq!(make_compiles(&b).len(), 3, "{}", b.log_tail(40));
 }
 
 #[test]

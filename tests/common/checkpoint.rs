@@ -416,14 +416,14 @@ pub fn check_references(build: &CheckpointBuild) -> Result<Vec<String>, HarnessE
         }
     }
     let own: Vec<&Path> = build.other_outputs().iter().map(|(_, p)| *p).collect();
-    for r in &ck_refs {
-        if r != ck && looks_like_checkpoint(r) {
+    for r in ck_refs.iter().filter(|r| *r != ck) {
+        if looks_like_checkpoint(r) {
             problems.push(format!(
                 "the checkpoint {} references another checkpoint, {}",
                 ck.display(),
                 r.display()
             ));
-        } else if r != ck && !own.contains(&r.as_path()) {
+        } else if !own.contains(&r.as_path()) {
             problems.push(format!(
                 "the checkpoint {} references {}, which is not one of its build's outputs",
                 ck.display(),
