@@ -73,7 +73,7 @@ fn write_checkpoint(dir: &Path, entries: &[String], attachments: &[(&str, &str)]
             b.stored.len(),
             b.encoding
         ));
-        pack.extend_from_slice(&b.stored);
+        pack.extend_from_slice(&ck::masked(&b.stored));
     }
     if !blobs.is_empty() {
         std::fs::write(dir.join("packs/000.pack"), &pack).unwrap();
@@ -83,14 +83,14 @@ fn write_checkpoint(dir: &Path, entries: &[String], attachments: &[(&str, &str)]
         .map(|(n, h)| format!(r#""{n}":"{h}""#))
         .collect();
     let layer = format!(
-        "{{\"format_version\":2,\"index\":0,\"name\":\"p\",\"attachments\":{{{}}},\"meta\":null,\"roots\":{{\"build\":{{\"changed\":[{}],\"deleted\":[]}}}},\"blobs\":[{}]}}\n",
+        "{{\"format_version\":3,\"index\":0,\"name\":\"p\",\"attachments\":{{{}}},\"meta\":null,\"roots\":{{\"build\":{{\"changed\":[{}],\"deleted\":[]}}}},\"blobs\":[{}]}}\n",
         attachments.join(","),
         entries.join(","),
         table.join(",")
     );
     std::fs::write(dir.join("layers/000-p.json"), &layer).unwrap();
     let index = format!(
-        "{{\"format_version\":2,\"meta\":null,\"roots\":[\"build\"],\"layers\":[{{\"index\":0,\"name\":\"p\",\"blake3\":\"{}\",\"blobs_added\":{},\"blob_bytes_added\":{}}}]}}\n",
+        "{{\"format_version\":3,\"meta\":null,\"roots\":[\"build\"],\"layers\":[{{\"index\":0,\"name\":\"p\",\"blake3\":\"{}\",\"blobs_added\":{},\"blob_bytes_added\":{}}}]}}\n",
         blake3_hex(layer.as_bytes()),
         blobs.len(),
         pack.len()
@@ -260,7 +260,7 @@ fn verify_refuses_what_restore_refuses() {
         stored: b"hello\n".to_vec(),
         encoding: "raw",
     };
-    let long_name = "n".repeat(300);
+    let long_name = "N".repeat(300);
     let cases: Vec<(&str, Vec<String>, Vec<Blob>, &str)> = vec![
         (
             "300-byte name",
@@ -329,7 +329,7 @@ fn valid_checkpoint(dir: &Path, deep: &str) {
 
 fn deep_path() -> String {
     (0..12)
-        .map(|i| format!("{i:x}").repeat(250))
+        .map(|i| char::from(b'A' + i).to_string().repeat(250))
         .collect::<Vec<_>>()
         .join("/")
 }

@@ -246,3 +246,50 @@ fn checkpoints_come_and_go_like_store_paths() {
         text(&o)
     );
 }
+
+#[test]
+fn a_checkpoint_does_not_reference_the_inputs_its_trees_name() {
+    // Nix records as a reference of an output every input whose hash stands in its bytes.
+    // The build directory names the source's store path in a 52-byte file, inside random
+    // bytes that do not compress, as a symlink target and in a file name: the checkpoint
+    // holds all four, and references only itself and its build's outputs.
+    let b = build("input-paths", "input-paths", None, true);
+    let ck = output(&b, true);
+    let restored = Scratch::new("gc-input-paths").unwrap();
+    let dir = restored.path().join("build");
+    integration_tests::checkpoint::restore_ok(&ck, "buildPhase", &dir)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let src_dir = std::fs::read_dir(dir.join("build"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.join("input.txt").exists())
+        .expect("the source root with input.txt");
+    let src = std::fs::read_to_string(src_dir.join("input.txt")).unwrap();
+    let src = src.trim_end();
+    assert!(
+        src.starts_with("/nix/store/") && Path::new(src).exists(),
+        "{src}"
+    );
+    let noise = std::fs::read(src_dir.join("noise.bin")).unwrap();
+    assert!(noise.windows(src.len()).any(|w| w == src.as_bytes()));
+    assert_eq!(
+        std::fs::read_link(src_dir.join("input-link")).unwrap(),
+        Path::new(src).join("configure")
+    );
+    let stamp = format!("{}.stamp", &src["/nix/store/".len()..]);
+    assert!(src_dir.join(&stamp).exists(), "{stamp}");
+    let refs = references(&ck);
+    assert!(
+        !refs.iter().any(|r| r == src),
+        "the checkpoint references its input {src}: {refs:?}"
+    );
+    let own: Vec<String> = b
+        .out_paths
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        refs.iter().all(|r| own.contains(r)),
+        "the checkpoint references only its build's outputs: {refs:?}, outputs {own:?}"
+    );
+}

@@ -69,7 +69,7 @@ fn replace_attachment(ckpt: &Path, layer: &str, attachment: &str, content: &[u8]
         )
     });
     let offset = bytes.len();
-    bytes.extend_from_slice(content);
+    bytes.extend_from_slice(&ck::masked(content));
     std::fs::write(&pack, &bytes).expect("writing the pack");
 
     let old_ref = format!("\"{attachment}\":\"{old_hash}\"");
@@ -132,7 +132,7 @@ fn read_attachment(ckpt: &Path, layer: &str, attachment: &str) -> Vec<u8> {
         .expect("the attachment")
         .to_owned();
     let (pack, offset, length) = ck::blob_range(ckpt, &hash).expect("the blob's pack");
-    let bytes = std::fs::read(pack).expect("reading the pack");
+    let bytes = ck::masked(&std::fs::read(pack).expect("reading the pack"));
     let stored = &bytes[offset as usize..(offset + length) as usize];
     let encoding = ckpt_blob_encoding(ckpt, &hash);
     let content = match encoding.as_str() {

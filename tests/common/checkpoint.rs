@@ -781,6 +781,12 @@ pub fn layer_file(ck: &Path, name: &str) -> Result<PathBuf, HarnessError> {
     })
 }
 
+/// `bytes` as a pack holds them: each byte XOR 0x80 (docs/checkpoint-format.md §5), written
+/// here from the format document, not from the builder's code. Pure; its own inverse.
+pub fn masked(bytes: &[u8]) -> Vec<u8> {
+    bytes.iter().map(|b| b ^ 0x80).collect()
+}
+
 /// Where the stored bytes of blob `hash` are: the pack of the layer whose blob table lists
 /// it (`packs/NNN.pack`), with the offset and length there.
 pub fn blob_range(ck: &Path, hash: &str) -> Option<(PathBuf, u64, u64)> {
@@ -839,7 +845,7 @@ pub fn bump_number(text: &str, key: &str) -> Option<String> {
 }
 
 /// The checkpoint format version the builder under test writes (docs/checkpoint-format.md).
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 /// Replaces the leading `{"format_version":<FORMAT_VERSION>,` of an index or layer file
 /// with `found`. Pure.

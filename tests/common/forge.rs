@@ -7,7 +7,7 @@
 //! Edits are made on the canonical text of the files (the format's field order is kept by
 //! inserting and replacing text, never by re-serialising).
 
-use crate::checkpoint::{blake3_hex, rewrite_layer};
+use crate::checkpoint::{blake3_hex, masked, rewrite_layer};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -103,7 +103,7 @@ fn add_raw_blob(ck: &Path, text: &str, hash: &str, content: &[u8]) -> String {
     std::fs::create_dir_all(ck.join("packs")).unwrap();
     let offset = std::fs::metadata(&pack).map(|m| m.len()).unwrap_or(0);
     let mut bytes = std::fs::read(&pack).unwrap_or_default();
-    bytes.extend_from_slice(content);
+    bytes.extend_from_slice(&masked(content));
     std::fs::write(&pack, bytes).unwrap();
     let record = format!(
         "{{\"blake3\":\"{hash}\",\"offset\":{offset},\"length\":{},\"encoding\":\"raw\"}}",

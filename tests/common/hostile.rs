@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use checkpoint_builder::checkpoint::manifest::{layer_file_name, Index};
 use checkpoint_builder::checkpoint::{Checkpoint, ContentHash, Encoding, Layer, PackedBlob};
 
-use crate::checkpoint::blake3_hex;
+use crate::checkpoint::{blake3_hex, masked};
 use crate::nix::builder_binary;
 
 /// Address-space limit of every CLI run: a reader that allocates what a hostile checkpoint
@@ -356,7 +356,7 @@ impl CkCopy {
         let pack = self.pack_path(index);
         let mut bytes = std::fs::read(&pack).unwrap_or_default();
         let offset = bytes.len() as u64;
-        bytes.extend_from_slice(stored);
+        bytes.extend_from_slice(&masked(stored));
         std::fs::write(&pack, bytes).unwrap_or_else(|e| panic!("writing {}: {e}", pack.display()));
         self.edit_layer(index, |l| {
             l.blobs.push(PackedBlob {

@@ -34,6 +34,8 @@
 # line only);
 # hook-source: preBuild exports GREET_MARK read from the source's mark.txt (mark-1);
 # hook-source-changed: that, with mark.txt changed (mark-2) and nothing else;
+# input-paths: postBuild leaves the source's store path in the build directory in a short
+# file, in the middle of 200 kB of random bytes, as a symlink target and in a file name;
 # `base` is an earlier build's checkpoint (`baseContext = false`: passed without string
 # context), `cache` a development cache directory, `baseTrust` the value of
 # `checkpointBaseTrust` (docs/trust.md; unset when null).
@@ -239,7 +241,15 @@ mkDrv ({
     else if variant == "hook-cmdline" then ''make GREET_MARK="$name" main.o''
     else if variant == "hook-source" || variant == "hook-source-changed" then ''export GREET_MARK="$(cat mark.txt)"''
     else null;
-  postBuild = if variant == "hook-unset" then "unset GREET_MARK" else null;
+  postBuild = if variant == "hook-unset" then "unset GREET_MARK"
+    # The store path of an input where a checkpoint would show it as it is: a short file, a
+    # file that does not compress, a symlink target, a file name.
+    else if variant == "input-paths" then ''
+      echo "$src" > input.txt
+      { head -c 100000 /dev/urandom; echo "$src"; head -c 100000 /dev/urandom; } > noise.bin
+      ln -s "$src/configure" input-link
+      touch "''${src#/nix/store/}.stamp"
+    '' else null;
   preConfigure = if variant == "edit" || variant == "edit-source" then ''
     sed -i 's/Hello/Howdy/' text.c
   '' else null;

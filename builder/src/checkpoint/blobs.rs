@@ -4,7 +4,8 @@
 //! per layer keeps a snapshot or an import to a few file writes however many blobs it
 //! stores; an imported blob stays in the earlier checkpoint's pack, and a large content in
 //! the temporary file it was compressed into, until the layer's seal copies it into place.
-//! Knows nothing of trees.
+//! Every stored byte is masked ([`MASK`]) so that no store path a content holds stands
+//! verbatim in a pack, where Nix's scan for references would find it. Knows nothing of trees.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
@@ -30,15 +31,45 @@ pub const ZSTD_LEVEL: i32 = 1;
 /// zstd level of streamed (larger) content, compressed by zstd's own worker threads: a
 /// relinked program or rebuilt archive is most of what a snapshot stores after a small
 /// change, and one file cannot be spread over the snapshot's threads. Level 1 compresses
-/// such files about twice as fast as level 3 for a tenth more bytes. zstd's negative (fast)
-/// levels would be faster still (-3: 1.5 times) but store literals uncompressed, so the
-/// store paths a program holds (its interpreter, its rpath) appear verbatim in the pack and
-/// Nix records them as references of the checkpoint: its closure grows by the build's
-/// inputs (`tests/gc.rs` counts it). Positive levels Huffman-code literals, which hides them
-/// except in a block whose literals do not compress.
+/// such files about twice as fast as level 3 for a tenth more bytes. (Which literals zstd
+/// leaves uncompressed does not matter for the checkpoint's references: [`MASK`] hides the
+/// store paths they hold.)
 pub const STREAM_ZSTD_LEVEL: i32 = 1;
 /// Blobs shorter than this are stored raw.
 pub const RAW_BELOW: usize = 64;
+/// Every byte of a pack is the encoding's byte XOR this (docs/checkpoint-format.md §5): an
+/// ASCII byte becomes a byte above 0x7F, so the 32 characters of a store path's hash, which
+/// Nix's scan for references looks for in an output's bytes, never stand in a pack as they
+/// stand in the content (a raw blob, or the literals zstd stores uncompressed), and the
+/// checkpoint references only what its manifest names.
+pub const MASK: u8 = 0x80;
+
+/// Applies [`MASK`] to `bytes` in place (it is its own inverse).
+pub fn mask(bytes: &mut [u8]) {
+    for b in bytes {
+        *b ^= MASK;
+    }
+}
+
+/// Masks what it writes on the way to `inner`.
+struct MaskingWriter<W: Write> {
+    inner: W,
+    buf: Vec<u8>,
+}
+
+impl<W: Write> Write for MaskingWriter<W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buf.clear();
+        self.buf.extend_from_slice(data);
+        mask(&mut self.buf);
+        self.inner.write_all(&self.buf)?;
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
 const CHUNK: usize = 1 << 20;
 
 /// The directory of the packs inside a checkpoint.
@@ -90,7 +121,7 @@ pub struct BlobStore {
     shared: Arc<Shared>,
 }
 
-/// Reads the byte range `[pos, end)` of a pack.
+/// Reads the byte range `[pos, end)` of a pack, unmasked.
 struct RangeReader {
     file: Arc<File>,
     pos: u64,
@@ -111,6 +142,7 @@ impl Read for RangeReader {
                 "the pack ends inside the blob",
             ));
         }
+        mask(&mut buf[..got]);
         self.pos += got as u64;
         Ok(got)
     }
@@ -298,7 +330,8 @@ impl BlobStore {
         Ok((reader, l))
     }
 
-    /// The stored bytes of `hash` (compressed or raw, as its encoding says), unverified.
+    /// The stored bytes of `hash` (compressed or raw, as its encoding says; unmasked),
+    /// unverified.
     /// Holds them in memory: at most the blob table's length, and never more than the pack
     /// file holds.
     pub fn stored_bytes(&self, hash: &ContentHash) -> Result<(Vec<u8>, Encoding)> {
@@ -611,10 +644,11 @@ impl BlobWriter {
         lock(&self.pack).blobs.push(blob);
     }
 
-    /// Appends stored bytes for `hash` (already claimed) to the open pack.
-    fn append(&self, hash: ContentHash, bytes: &[u8], encoding: Encoding) -> Result<()> {
+    /// Appends the encoding's bytes for `hash` (already claimed) to the open pack, masked.
+    fn append(&self, hash: ContentHash, mut bytes: Vec<u8>, encoding: Encoding) -> Result<()> {
+        mask(&mut bytes);
         let (file, layer, offset) = self.reserve(bytes.len() as u64)?;
-        file.write_all_at(bytes, offset)
+        file.write_all_at(&bytes, offset)
             .at("write", &self.store.pack_path(layer))?;
         self.publish(
             layer,
@@ -803,9 +837,9 @@ impl BlobWriter {
                 .at("compress", &self.tmp_dir)
                 .map(|c| (c.len() < data.len()).then_some(c))?
         };
-        match &compressed {
+        match compressed {
             Some(c) => self.append(hash, c, Encoding::Zstd),
-            None => self.append(hash, data, Encoding::Raw),
+            None => self.append(hash, data.to_vec(), Encoding::Raw),
         }
     }
 
@@ -819,7 +853,7 @@ impl BlobWriter {
         encoding: Encoding,
     ) -> Result<()> {
         assert!(self.claim(hash), "blob {hash} is already stored");
-        self.append(hash, bytes, encoding)
+        self.append(hash, bytes.to_vec(), encoding)
     }
 
     /// Stores `data` unless already present; returns its hash.
@@ -894,9 +928,12 @@ impl BlobWriter {
         let tmp = self.tmp_path();
         let result = (|| {
             let out = File::create(&tmp).at("create", &tmp)?;
-            let mut enc =
-                zstd::stream::write::Encoder::new(io::BufWriter::new(out), STREAM_ZSTD_LEVEL)
-                    .at("compress", &tmp)?;
+            let masked = MaskingWriter {
+                inner: io::BufWriter::with_capacity(CHUNK, out),
+                buf: Vec::new(),
+            };
+            let mut enc = zstd::stream::write::Encoder::new(masked, STREAM_ZSTD_LEVEL)
+                .at("compress", &tmp)?;
             enc.multithread(self.zstd_workers).at("compress", &tmp)?;
             let mut hasher = blake3::Hasher::new();
             produce(&mut |chunk: &[u8]| {
@@ -1237,9 +1274,13 @@ mod tests {
             hashes,
             "hash order"
         );
-        let pack = fs::read(dir.join("packs/000.pack")).unwrap();
+        let mut pack = fs::read(dir.join("packs/000.pack")).unwrap();
         assert_eq!(pack.len() as u64, len);
-        assert!(pack == stored.concat());
+        mask(&mut pack);
+        assert!(
+            pack == stored.concat(),
+            "the pack holds the stored bytes, masked"
+        );
         let reopened = BlobStore::open(&dir, [(0, &table[..])]).unwrap();
         for c in small.iter().chain(&large) {
             assert_eq!(reopened.read(&ContentHash::of(c)).unwrap(), *c);
@@ -1312,7 +1353,9 @@ mod tests {
         assert!(w.claim(hash));
         let (file, _, offset) = w.reserve(data.len() as u64).unwrap();
         assert_eq!(offset, at, "the same offset");
-        file.write_all_at(data, offset).unwrap();
+        let mut masked = data.to_vec();
+        mask(&mut masked);
+        file.write_all_at(&masked, offset).unwrap();
         let blob = |blake3, offset, length| PackedBlob {
             blake3,
             offset,

@@ -342,19 +342,19 @@ fn entries_beyond_the_limits_are_refused_when_opening() {
             r#"{{"path":"f","kind":"file","mode":"0644","mtime_s":0,"mtime_ns":0,"size":6,"blake3":"{h}"{fields}}}"#
         )
     };
-    let long_value = "v".repeat(65537);
+    let long_value = "u".repeat(65537);
     let many: Vec<String> = (0..129).map(|i| format!(r#""user.{i:03}":"v""#)).collect();
     let cases: Vec<(&str, String, &str)> = vec![
         (
             "300-byte name",
-            record.replace(r#""path":"f""#, &format!(r#""path":"{}""#, "n".repeat(300))),
+            record.replace(r#""path":"f""#, &format!(r#""path":"{}""#, "o".repeat(300))),
             "NAME_MAX",
         ),
         (
             "path of 3264 bytes",
             record.replace(
                 r#""path":"f""#,
-                &format!(r#""path":"{}""#, vec!["d".repeat(200); 16].join("/")),
+                &format!(r#""path":"{}""#, vec!["o".repeat(200); 16].join("/")),
             ),
             "longer than 3072 bytes",
         ),
@@ -396,7 +396,7 @@ fn entries_beyond_the_limits_are_refused_when_opening() {
         ),
         (
             "xattr name of 256 bytes",
-            with(&format!(r#","xattrs":{{"user.{}":"v"}}"#, "a".repeat(251))),
+            with(&format!(r#","xattrs":{{"user.{}":"v"}}"#, "o".repeat(251))),
             "longer than 255",
         ),
         (

@@ -20,7 +20,7 @@ use super::limits::{
 use super::path::{escape_bytes, unescape_bytes, RelPath};
 
 /// The only format version this code reads and writes.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 /// blake3 of some uncompressed content.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -996,10 +996,10 @@ mod tests {
     fn wrong_version_is_typed() {
         let text = String::from_utf8(sample().to_bytes())
             .unwrap()
-            .replace("\"format_version\":2", "\"format_version\":7");
+            .replace("\"format_version\":3", "\"format_version\":7");
         match Layer::from_bytes(text.as_bytes(), Path::new("t.json")) {
             Err(CheckpointError::FormatVersion {
-                expected: 2,
+                expected: 3,
                 found: 7,
                 ..
             }) => {}

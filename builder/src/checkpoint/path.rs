@@ -175,9 +175,12 @@ fn check_rel_path(bytes: &[u8]) -> std::result::Result<(), &'static str> {
 ///
 /// Valid UTF-8 is kept as is, except `%`, the C0 controls (0x00-0x1F) and DEL (0x7F); those
 /// bytes and every byte that is not part of a valid UTF-8 sequence become `%XX` with two
-/// upper-case hex digits.
+/// upper-case hex digits. And no 32 characters of Nix's base-32 alphabet follow each other
+/// in the result: a character that would be the 32nd is escaped too, so the hash of a store
+/// path a symlink target or a file name holds never stands in a layer file as it is, where
+/// Nix's scan for references would find it (docs/checkpoint-format.md §2).
 pub fn escape_bytes(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len());
+    let mut out = Escaped::default();
     let mut rest = bytes;
     while !rest.is_empty() {
         let (valid, bad) = match std::str::from_utf8(rest) {
@@ -191,25 +194,52 @@ pub fn escape_bytes(bytes: &[u8]) -> String {
         };
         for c in valid.chars() {
             if c == '%' || (c as u32) < 0x20 || c as u32 == 0x7f {
-                push_hex(&mut out, c as u8);
+                out.push_hex(c as u8);
             } else {
                 out.push(c);
             }
         }
         let consumed = valid.len();
         for &b in &rest[consumed..consumed + bad] {
-            push_hex(&mut out, b);
+            out.push_hex(b);
         }
         rest = &rest[consumed + bad..];
     }
-    out
+    out.text
 }
 
-fn push_hex(out: &mut String, b: u8) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    out.push('%');
-    out.push(HEX[(b >> 4) as usize] as char);
-    out.push(HEX[(b & 15) as usize] as char);
+/// True for the characters of Nix's base-32 alphabet (`0-9a-z` without `e o t u`).
+fn is_nix_base32(c: char) -> bool {
+    matches!(c, '0'..='9' | 'a'..='d' | 'f'..='n' | 'p'..='s' | 'v'..='z')
+}
+
+/// The output of [`escape_bytes`], counting the base-32 characters it ends with.
+#[derive(Default)]
+struct Escaped {
+    text: String,
+    run: usize,
+}
+
+impl Escaped {
+    fn push(&mut self, c: char) {
+        if is_nix_base32(c) && self.run == 31 {
+            self.push_hex(c as u8);
+        } else {
+            self.emit(c);
+        }
+    }
+
+    fn push_hex(&mut self, b: u8) {
+        const HEX: &[u8; 16] = b"0123456789ABCDEF";
+        self.emit('%');
+        self.emit(HEX[(b >> 4) as usize] as char);
+        self.emit(HEX[(b & 15) as usize] as char);
+    }
+
+    fn emit(&mut self, c: char) {
+        self.run = if is_nix_base32(c) { self.run + 1 } else { 0 };
+        self.text.push(c);
+    }
 }
 
 /// Inverse of [`escape_bytes`]; rejects anything [`escape_bytes`] would not have produced.
@@ -282,6 +312,41 @@ mod tests {
             "valid UTF-8 must not be escaped"
         );
         assert!(unescape_bytes("%2").is_err());
+    }
+
+    #[test]
+    fn no_store_hash_stands_in_an_escaped_string() {
+        let hash = "0123456789abcdfghijklmnpqrsvwxyz";
+        let target = format!("/nix/store/{hash}-zlib-1.3/lib/libz.so");
+        let e = escape_bytes(target.as_bytes());
+        assert_eq!(
+            e,
+            "/nix/store/0123456789abcdfghijklmnpqrsvwxy%7A-zlib-1.3/lib/libz.so"
+        );
+        assert_eq!(unescape_bytes(&e).unwrap(), target.as_bytes());
+        assert!(
+            unescape_bytes(&target).is_err(),
+            "the unescaped hash is not canonical"
+        );
+        // Long runs are broken every 32 characters, counting the digits of an escape.
+        for len in [31, 32, 33, 64, 65, 200] {
+            let run: String = hash.chars().cycle().take(len).collect();
+            for text in [
+                run.clone(),
+                format!("%{run}"),
+                format!("\n{run}\u{7f}{run}"),
+            ] {
+                let e = escape_bytes(text.as_bytes());
+                let longest = e
+                    .split(|c: char| !is_nix_base32(c))
+                    .map(str::len)
+                    .max()
+                    .unwrap_or(0);
+                assert!(longest < 32, "{e}");
+                assert_eq!(unescape_bytes(&e).unwrap(), text.as_bytes(), "{e}");
+            }
+        }
+        assert_eq!(escape_bytes(&hash.as_bytes()[..31]), &hash[..31]);
     }
 
     #[test]

@@ -777,12 +777,12 @@ fn wrong_versions_are_typed() {
     let t = TempDir::new("version");
     let ck_dir = small_checkpoint(&t);
     tamper(&ck_dir, |s| {
-        s.replace("\"format_version\":2", "\"format_version\":3")
+        s.replace("\"format_version\":3", "\"format_version\":2")
     });
     match Checkpoint::open(&ck_dir) {
         Err(CheckpointError::FormatVersion {
-            expected: 2,
-            found: 3,
+            expected: 3,
+            found: 2,
             ..
         }) => {}
         other => panic!("{other:?}"),
@@ -790,10 +790,10 @@ fn wrong_versions_are_typed() {
     let idx = ck_dir.join("index.json");
     let text = fs::read_to_string(&idx)
         .unwrap()
-        .replace("\"format_version\":2", "\"format_version\":9");
+        .replace("\"format_version\":3", "\"format_version\":9");
     fs::write(&idx, text).unwrap();
     let e = Checkpoint::open(&ck_dir).unwrap_err();
-    assert!(e.to_string().contains("expected 2, found 9"), "{e}");
+    assert!(e.to_string().contains("expected 3, found 9"), "{e}");
 }
 
 #[test]
@@ -925,4 +925,70 @@ fn a_new_file_is_written_under_the_root_and_never_through_a_symlink() {
     symlink(outside.join("y"), root.join("a/b/y")).unwrap();
     assert!(super::restore::write_new_file_under(&root, &rel("a/b/y"), b"y", 0o644).is_err());
     assert!(!outside.join("y").exists());
+}
+
+/// Every file under `dir`, read whole.
+fn all_bytes(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(all_bytes(&p));
+        } else {
+            out.push((p.clone(), fs::read(&p).unwrap()));
+        }
+    }
+    out
+}
+
+#[test]
+fn no_store_path_a_tree_holds_stands_in_the_checkpoint() {
+    // Nix records as references of an output the store paths whose hash stands in its
+    // bytes. A checkpoint must not keep the build's inputs alive, wherever the tree holds
+    // their paths: short (raw) contents, contents that do not compress, zstd's raw
+    // literals, symlink targets, file names, xattrs.
+    let hash = "0123456789abcdfghijklmnpqrsvwxyz";
+    let input = format!("/nix/store/{hash}-zlib-1.3");
+    let t = TempDir::new("hidden");
+    let root = t.path().join("src");
+    fs::create_dir_all(&root).unwrap();
+    fs::write(root.join("short"), &input).unwrap();
+    let mut noise: Vec<u8> = (0..200_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    noise[1000..1000 + input.len()].copy_from_slice(input.as_bytes());
+    fs::write(root.join("noise"), &noise).unwrap();
+    fs::write(root.join("text"), format!("prefix={input}\n").repeat(50)).unwrap();
+    symlink(format!("{input}/lib/libz.so"), root.join("link")).unwrap();
+    fs::write(root.join(format!("{hash}-named")), b"x").unwrap();
+    let xattrs = xattrs_supported(t.path());
+    if xattrs {
+        xattr::set(root.join("short"), "user.origin", input.as_bytes()).unwrap();
+    }
+    let ck_dir = t.path().join("ck");
+    let mut w = CheckpointWriter::create(&ck_dir).unwrap();
+    let mut s = Snapshotter::new(vec![("build".into(), root.clone())]).unwrap();
+    let state = w.put_blob(format!("declare -x PATH={input}/bin").as_bytes());
+    let mut meta = LayerMeta::default();
+    meta.attachments
+        .insert("shell-state".into(), state.unwrap());
+    s.snapshot(&mut w, meta).unwrap();
+    w.finish().unwrap();
+    for (path, bytes) in all_bytes(&ck_dir) {
+        assert!(
+            !bytes.windows(32).any(|w| w == hash.as_bytes()),
+            "{} holds the hash of {input}",
+            path.display()
+        );
+    }
+    let ck = open_verified(&ck_dir);
+    let back = t.path().join("back");
+    ck.restore(0, "build", &back).unwrap();
+    assert_same(&describe(&root), &describe(&back));
+    if xattrs {
+        assert_eq!(
+            xattr::get(back.join("short"), "user.origin").unwrap(),
+            Some(input.into_bytes())
+        );
+    }
 }
