@@ -1,7 +1,8 @@
 //! Checkpoints in the store's life cycle (issue 16), with real Nix: what keeps a checkpoint
 //! alive, that an old one can be collected once nothing roots it, that a new checkpoint never
-//! references its base, that a checkpoint is copied with its build's `out` and nothing else, and what a build whose base is
-//! gone says and does. Docs: docs/nix-tools.md.
+//! references its base, that a checkpoint is copied with its build's `out` and nothing else
+//! (nor references an input whose path its trees hold), and what a build whose base is gone
+//! says and does. Docs: docs/nix-tools.md.
 //!
 //! Never runs a store-wide `nix-store --gc` (other tests share the store): it asks
 //! `nix-store --delete PATH` about single paths, which refuses while the path is alive.
@@ -250,7 +251,7 @@ fn checkpoints_come_and_go_like_store_paths() {
 #[test]
 fn a_checkpoint_does_not_reference_the_inputs_its_trees_name() {
     // Nix records as a reference of an output every input whose hash stands in its bytes.
-    // The build directory names the source's store path in a 52-byte file, inside random
+    // The build directory names the source's store path in a 57-byte file, inside random
     // bytes that do not compress, as a symlink target and in a file name: the checkpoint
     // holds all four, and references only itself and its build's outputs.
     let b = build("input-paths", "input-paths", None, true);
