@@ -51,7 +51,8 @@ pub fn mask(bytes: &mut [u8]) {
     }
 }
 
-/// Masks what it writes on the way to `inner`.
+/// Masks what it writes on the way to `inner`: one write of `inner` per write it is given
+/// (zstd's encoder writes whole output buffers, so no buffering is needed below it).
 struct MaskingWriter<W: Write> {
     inner: W,
     buf: Vec<u8>,
@@ -929,7 +930,7 @@ impl BlobWriter {
         let result = (|| {
             let out = File::create(&tmp).at("create", &tmp)?;
             let masked = MaskingWriter {
-                inner: io::BufWriter::with_capacity(CHUNK, out),
+                inner: out,
                 buf: Vec::new(),
             };
             let mut enc = zstd::stream::write::Encoder::new(masked, STREAM_ZSTD_LEVEL)
