@@ -146,7 +146,9 @@ fn walk(spec: &RootSpec) -> Result<Vec<Scanned>> {
                 continue;
             }
             let child_full = de.path();
-            let m = fs::symlink_metadata(&child_full).at("stat", &child_full)?;
+            // Relative to the open directory (statx on its descriptor, never following a
+            // symlink): no lookup of the whole path again for every entry.
+            let m = de.metadata().at("stat", &child_full)?;
             let s = scan_one(child, child_full, m)?;
             if s.meta.is_dir() {
                 stack.push((s.path.clone(), s.full.clone()));
