@@ -673,12 +673,13 @@ fn a_product_left_out_that_make_cannot_remake_gives_a_clean_build() {
 /// gcc copies a constant path into a buffer in 16-byte pieces, the last overlapping the rest:
 /// under the 9-character name `pieces-46`, the last piece of `$out/lib` holds the hash's last
 /// character and the name (`z-pieces-46/lib`), which no rewrite of whole paths or hash parts
-/// reaches (cpio's `LIBDIR` in docs/corpus.md). A source change elsewhere keeps `util.o`, so
-/// resuming over the earlier tree would link the earlier hash's last character into this
-/// build's program: the builder finds the piece in the rewritten object and builds on the
-/// fresh tree instead, and `out` equals a clean build.
+/// reaches (cpio's `LIBDIR` in docs/corpus.md). A source change elsewhere (`text.c`) keeps
+/// `util.o`, so resuming over the earlier tree as it is would link the earlier hash's last
+/// character into this build's program: the builder finds the piece in the rewritten object
+/// and in the program and leaves both out of the tree it resumes over, so make compiles
+/// `util.c` again beside `text.c` (not `main.c`) and links; `out` equals a clean build.
 #[test]
-fn an_object_holding_a_piece_of_the_earlier_path_is_not_reused() {
+fn an_object_holding_a_piece_of_the_earlier_path_is_remade() {
     let a = build_named("pieces-base", "pieces", "pieces-46", None);
     let b = build_named(
         "pieces-from-a",
@@ -689,14 +690,7 @@ fn an_object_holding_a_piece_of_the_earlier_path_is_not_reused() {
     let clean = build_named("pieces-clean", "pieces-source", "pieces-46", None);
     // Also when both hashes end alike (one build in 32), where the piece itself is right: gcc
     // chose how to store the path by its bytes (seen: 8 more bytes of `.rodata`).
-    assert!(
-        b.log_lines
-            .iter()
-            .any(|l| l.contains("holds a piece of output `out`") && l.contains("-pieces-46`")),
-        "{}",
-        b.log_tail(40)
-    );
-    assert_eq!(make_compiles(&b).len(), 3, "{}", b.log_tail(40));
+    assert_remade_for_pieces(&b);
     assert!(normalised_out(&b) == normalised_out(&clean));
     assert_eq!(
         String::from_utf8_lossy(&greet_output(&b).stdout),
@@ -709,9 +703,9 @@ fn an_object_holding_a_piece_of_the_earlier_path_is_not_reused() {
 
 /// The same copy at -O1: gcc stores the path in 8-byte immediates between opcodes, so no
 /// file holds the whole hash and nothing is rewritten; the builder finds 8 characters of the
-/// earlier hash in the object and builds on the fresh tree.
+/// earlier hash in the object and the program, leaves them out, and make remakes them.
 #[test]
-fn an_object_holding_the_earlier_path_in_immediates_is_not_reused() {
+fn an_object_holding_the_earlier_path_in_immediates_is_remade() {
     let a = build(47, "immediates-base", "immediates", None);
     let b = build(
         47,
@@ -720,14 +714,7 @@ fn an_object_holding_the_earlier_path_in_immediates_is_not_reused() {
         Some(&output(&a, true)),
     );
     let clean = build(47, "immediates-clean", "immediates-source", None);
-    assert!(
-        b.log_lines
-            .iter()
-            .any(|l| l.contains("holds a piece of output `out`")),
-        "{}",
-        b.log_tail(40)
-    );
-    assert_eq!(make_compiles(&b).len(), 3, "{}", b.log_tail(40));
+    assert_remade_for_pieces(&b);
     // The program's own path is split into immediates too, some holding fewer than 8 of its
     // hash characters, which the NAR normaliser cannot tell from other bytes; so the programs'
     // output is the check: each assembles its path from those immediates (with the builder
@@ -741,6 +728,93 @@ fn an_object_holding_the_earlier_path_in_immediates_is_not_reused() {
             )
         );
     }
+}
+
+/// An install-only change (postInstall) over the same two bases: the layers after
+/// patchPhase hold the piece, so they are not restored whole; the build restores through
+/// patchPhase, resumes over the earlier tree with `util.o` and the program left out, and make
+/// compiles `util.c` alone (with earlier builders the build started from scratch).
+#[test]
+fn an_install_only_change_remakes_what_holds_a_piece_of_the_earlier_path() {
+    // The 9-character name puts the hash's last character and the name in gcc's last 16-byte
+    // piece; at -O1 any name is split into 8-byte immediates.
+    for (name, base, changed) in [
+        ("pieces-48", "pieces", "pieces-install"),
+        ("reuse-cproject-48", "immediates", "immediates-install"),
+    ] {
+        let a = build_named(&format!("{base}-install-base"), base, name, None);
+        let b = build_named(
+            &format!("{changed}-from-a"),
+            changed,
+            name,
+            Some(&output(&a, true)),
+        );
+        let clean = build_named(&format!("{changed}-clean"), changed, name, None);
+        assert!(
+            b.log_lines
+                .iter()
+                .any(|l| l.contains("holds a piece of output `out`")
+                    && l.contains("restoring the phases through patchPhase only")),
+            "{base}: {}",
+            b.log_tail(40)
+        );
+        for phase in ["unpackPhase", "patchPhase"] {
+            assert!(
+                decision(&b, phase).contains("restored: inputs unchanged"),
+                "{base}: {phase}: {}",
+                decision(&b, phase)
+            );
+        }
+        let build = decision(&b, "buildPhase");
+        assert!(
+            build.contains("no source path changed")
+                && build.contains("left out because they hold a piece of output `out`")
+                && build.contains("util.o"),
+            "{base}: {build}\n{}",
+            b.log_tail(40)
+        );
+        assert_compiled_only(&b, "util");
+        // At -O1 the program's own path is in immediates too, some with fewer than 8 hash
+        // characters, which the NAR normaliser cannot tell from other bytes: there the
+        // programs' output is the check (as in the test above).
+        if base == "pieces" {
+            assert!(normalised_out(&b) == normalised_out(&clean), "{base}");
+        }
+        for r in [&b, &clean] {
+            assert!(output(r, false).join("share/greet/extra.txt").is_file());
+            assert_eq!(
+                String::from_utf8_lossy(&greet_output(r).stdout),
+                format!("Hello, world from {}/lib\n", output(r, false).display())
+            );
+        }
+    }
+}
+
+/// `b` resumed over the earlier tree with `util.o` and the program left out for holding a
+/// piece of the earlier `out`: configure restored, make compiled `util.c` (remade) and
+/// `text.c` (changed), not `main.c`.
+fn assert_remade_for_pieces(b: &BuildResult) {
+    assert!(
+        decision(b, "configurePhase").contains("restored (incremental)"),
+        "{}",
+        b.log_tail(40)
+    );
+    let build = decision(b, "buildPhase");
+    assert!(
+        build.contains("ran incrementally over the earlier build's tree")
+            && build.contains("left out because they hold a piece of output `out`")
+            && build.contains("util.o")
+            && build.contains("2 file(s)"),
+        "{build}\n{}",
+        b.log_tail(40)
+    );
+    let compiled = make_compiles(b);
+    assert_eq!(compiled.len(), 2, "{compiled:?}\n{}", b.log_tail(40));
+    assert!(
+        compiled.iter().any(|l| l.contains("-o util.o util.c"))
+            && compiled.iter().any(|l| l.contains("-o text.o text.c")),
+        "{compiled:?}"
+    );
 }
 
 /// Objects compiled with -g keep the -frandom-seed flag (derived from $out) in their debug

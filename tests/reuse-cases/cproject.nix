@@ -21,6 +21,9 @@
 # includes and util.o's own rule reads; included-bump: that, with configure writing 1.1;
 # mk: the Makefile includes rules.mk from the source, which sets CFLAGS and the MARKFLAGS
 # util.o's own rule reads; mk-bump: that, with other MARKFLAGS; mk-cflags: with other CFLAGS;
+# pieces: util.c copies $out/lib into a buffer at -O2 (16-byte pieces); immediates: the same
+# at -O1 (8-byte immediates); pieces-source, immediates-source: that, with the source change of
+# "source"; pieces-install, immediates-install: that, with the postInstall of "install";
 # env-immediates: the compiler is a script of the source that adds -DLIBDIR from the
 # variable GREET_LIBDIR ($out/lib), which no makefile reads (as nixpkgs' compiler wrapper
 # adds NIX_CFLAGS_COMPILE), and util.c copies LIBDIR at -O1 (8-byte immediates);
@@ -126,8 +129,8 @@ let
         printf '#include <stdio.h>\n#include "util.h"\nint greet(void) { printf("%%s from %%s%%s\\n", text(), PREFIX, MARK); return 0; }\n' > util.c
         printf '#define MARK "${if variant == "untracked-header" then "!" else ""}"\n' >> util.h
       '' else ""}
-      ${if builtins.elem variant [ "pieces" "pieces-source" "immediates" "immediates-source" ] then ''
-        ${if variant == "pieces" || variant == "pieces-source" then "echo 'util.o: CFLAGS = -O2' >> Makefile.in" else ""}
+      ${if builtins.elem variant [ "pieces" "pieces-source" "pieces-install" "immediates" "immediates-source" "immediates-install" ] then ''
+        ${if builtins.elem variant [ "pieces" "pieces-source" "pieces-install" ] then "echo 'util.o: CFLAGS = -O2' >> Makefile.in" else ""}
         printf '#include <stdio.h>\n#include <string.h>\n#include "util.h"\nchar libdir[128];\nint greet(void) { memcpy(libdir, PREFIX "/lib", sizeof(PREFIX "/lib")); printf("%%s from %%s\\n", text(), libdir); return 0; }\n' > util.c
       '' else ""}
       ${if variant == "env-immediates" then ''
@@ -217,7 +220,7 @@ mkDrv ({
   buildFlags = if variant == "flags" || variant == "source-flags" then [ "CFLAGS=-O2" ] else [ ];
   configureFlags = if variant == "configured-loud" then [ "--enable-loud" ]
     else if variant == "configured-o2" then [ "--cflags=-O2" ] else null;
-  postInstall = if builtins.elem variant [ "install" "debug-install" "debug-stripped-install" "big-install" ] then ''
+  postInstall = if builtins.elem variant [ "install" "debug-install" "debug-stripped-install" "big-install" "pieces-install" "immediates-install" ] then ''
     ${if stripped then "strip -S $out/bin/greet" else ""}
     echo "installed differently" > $out/share/greet/extra.txt
   '' else if stripped then ''

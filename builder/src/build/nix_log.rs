@@ -95,6 +95,16 @@ pub fn incremental_line(checkpoint: &str) -> String {
     )
 }
 
+/// The line printed when a layer after `patchPhase` cannot be restored whole because a file
+/// of it holds a piece of an earlier output path (`why`): the build restores through
+/// `patchPhase` and resumes over the earlier tree instead.
+pub fn piece_held_line(why: &str) -> String {
+    format!(
+        "checkpoint-builder: {why}; restoring the phases through patchPhase only, then the \
+         earlier build's tree with what holds a piece left out, for the build to remake it\n"
+    )
+}
+
 /// The line printed after a snapshot that took longer than [`SLOW_SNAPSHOT`].
 pub fn slow_snapshot_line(
     step: &str,

@@ -10,7 +10,7 @@ use crate::build::memfile::MemFile;
 use crate::build::nix_log;
 use crate::build::recorder::{self, Recorder};
 use crate::build::signals;
-use crate::checkpoint::{RelPath, RewritePair};
+use crate::checkpoint::{CheckpointError, RelPath, RewritePair};
 use crate::reuse::base::{
     error_chain, path_rewrites, remove_tree, BaseCheckpoint, InitialTree, PathMoves,
 };
@@ -405,7 +405,7 @@ fn run_steps(
                             state = resumed.state;
                             last_status = 0;
                             index = resumed.next_phase;
-                            left_out = left_out_of(&resumed.working_copy);
+                            left_out = short_list(&resumed.left_out, 5);
                             working_copy = resumed.working_copy;
                             environment = Some(resumed.environment);
                         }
@@ -568,6 +568,41 @@ fn start_from_bases<'b>(
             if choice.plan.depth > 0 {
                 *base_used = Some(base.dir.clone());
                 start = choice.plan.depth;
+                // A layer after patchPhase that holds a piece of an earlier output path cannot
+                // be restored whole; through patchPhase it can, and the incremental restore
+                // below then leaves out what holds one, for the build to remake it.
+                let patch = phases[..start]
+                    .iter()
+                    .position(|p| p == "patchPhase")
+                    .filter(|&p| p + 1 < start);
+                (state, outcome.decisions) = match (
+                    resume_from(rec, env, options, base, choice.clone(), phases, setup_state),
+                    patch,
+                ) {
+                    (
+                        Err(RunError::Checkpoint {
+                            source: source @ CheckpointError::PathPieceHeld { .. },
+                            ..
+                        }),
+                        Some(p),
+                    ) => {
+                        eprint!("{}", nix_log::piece_held_line(&source.to_string()));
+                        rec.restart().map_err(|source| RunError::Checkpoint {
+                            step: "restart before restoring through patchPhase".into(),
+                            source,
+                        })?;
+                        start = p + 1;
+                        let choice = plan::Choice {
+                            plan: choice.plan.cut_at(
+                                start,
+                                "a later layer holds a piece of an earlier output path",
+                            ),
+                            ..choice
+                        };
+                        resume_from(rec, env, options, base, choice, phases, setup_state)?
+                    }
+                    (restored, _) => restored?,
+                };
                 let restored = &phases[..start];
                 if restored.iter().any(|p| p == "buildPhase")
                     || !phases.iter().any(|p| p == "buildPhase")
@@ -575,8 +610,6 @@ fn start_from_bases<'b>(
                     reused_objects_seeds =
                         debug_info::changed_seeds(&base.outputs, &options.outputs);
                 }
-                (state, outcome.decisions) =
-                    resume_from(rec, env, options, base, choice, phases, setup_state)?;
                 last_status = 0;
                 // Restored exactly through patchPhase (the source is the same, a later phase
                 // differs): the phases before buildPhase may rerun over the earlier tree.

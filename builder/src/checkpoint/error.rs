@@ -196,6 +196,19 @@ pub enum CheckpointError {
         problem: String,
     },
 
+    /// A file of an imported layer still holds a piece of an earlier output path that no
+    /// rewrite can update (a compiler stored the path in pieces): the layer cannot be
+    /// restored whole (`crate::reuse::base::piece_held`).
+    #[error(
+        "layer {layer}: {held} that no rewrite can update: a compiler stored the path in pieces"
+    )]
+    PathPieceHeld {
+        /// The layer whose tree holds it.
+        layer: u32,
+        /// Which file holds what (`build/src/cpio holds a piece of output `out` (`w-cpio-2.13`)`).
+        held: String,
+    },
+
     /// An operation that must start a checkpoint was called on a writer holding layers.
     #[error("the checkpoint writer already holds {layers} layers; rewritten layers must be imported first")]
     WriterNotEmpty {

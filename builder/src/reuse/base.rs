@@ -11,7 +11,9 @@ use crate::meta::attachment;
 use crate::meta::{BuildMeta, LayerInfo};
 use crate::reuse::keys::{random_seed_of, LayerInputs};
 use crate::reuse::plan::BaseLayer;
-use crate::reuse::stale::{hash_windows_held, pieces_held, ReadChunks, StaleValue};
+use crate::reuse::stale::{
+    hash_windows_held, pieces_held, windows_holding, ReadChunks, StaleValue,
+};
 use crate::reuse::trust::{self, BaseTrust, LayerRecord, TrustError};
 use crate::shell::ShellState;
 use std::collections::{BTreeMap, HashSet};
@@ -497,11 +499,10 @@ fn check_path_pieces(
         |h: &ContentHash, sink: &mut dyn FnMut(&[u8])| writer.stream_content(h, sink).is_ok();
     for (root_name, root) in &state.roots {
         if let Some(held) = piece_held(base, depth, root, outputs, &read)? {
-            return Err(CheckpointError::RewriteConflict {
+            return Err(CheckpointError::PathPieceHeld {
                 layer: depth,
-                problem: format!(
-                    "{root_name}/{} holds {} (`{}`) that no rewrite can update: a compiler \
-                     stored the path in pieces",
+                held: format!(
+                    "{root_name}/{} holds {} (`{}`)",
                     held.file,
                     held.what,
                     String::from_utf8_lossy(&held.piece)
@@ -552,6 +553,44 @@ pub fn piece_held(
             piece,
         }),
     )
+}
+
+/// Every file of `root` (as for [`piece_held`]) that holds a piece of an earlier output path,
+/// with what it holds a piece of: the files an incremental build leaves out of the tree it
+/// resumes over, for the build to remake them.
+pub fn files_holding_pieces(
+    base: &BaseCheckpoint,
+    depth: u32,
+    root: &RootState,
+    outputs: &[(String, PathBuf)],
+    read: ReadChunks<'_>,
+) -> Result<Vec<(RelPath, String)>, CheckpointError> {
+    let mut held: Vec<(RelPath, String)> = Vec::new();
+    let pieces = path_pieces(base, outputs);
+    if !pieces.is_empty() {
+        let earlier = file_contents(&base.checkpoint.state_after(depth)?);
+        held.extend(
+            pieces_held(root, &earlier, &pieces, read)
+                .into_iter()
+                .map(|(file, value)| (file, value.what.clone())),
+        );
+    }
+    let hashes: Vec<StaleValue> = moved_hashes(base, outputs)
+        .into_iter()
+        .map(|(old, what)| StaleValue {
+            old,
+            new: None,
+            what,
+        })
+        .collect();
+    let found: HashSet<RelPath> = held.iter().map(|(file, _)| file.clone()).collect();
+    held.extend(
+        windows_holding(root, &hashes, &[], |p| found.contains(p), read)
+            .into_iter()
+            .map(|(file, value)| (file, value.what.clone())),
+    );
+    held.sort();
+    Ok(held)
 }
 
 /// The content hashes of every file of `state`.

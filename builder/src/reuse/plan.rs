@@ -52,6 +52,24 @@ pub struct ReusePlan {
     pub changed_variables: BTreeSet<String>,
 }
 
+impl ReusePlan {
+    /// The same plan restoring only the first `depth` phases (at most its own depth): the
+    /// phase at `depth` runs, saying `why`, and every later one runs after it.
+    pub fn cut_at(mut self, depth: usize, why: &str) -> ReusePlan {
+        let depth = depth.min(self.depth);
+        for (i, d) in self.decisions.iter_mut().enumerate().skip(depth) {
+            d.reused = false;
+            d.reason = if i == depth {
+                format!("ran: {why}")
+            } else {
+                "ran: an earlier phase ran".into()
+            };
+        }
+        self.depth = depth;
+        self
+    }
+}
+
 fn normalised_value(var: Option<&Variable>, masks: &Masks) -> Option<Vec<u8>> {
     var.map(|v| {
         let mut bytes = serde_json::to_vec(&v.attributes).unwrap_or_default();
@@ -348,7 +366,7 @@ pub struct Candidate<'a> {
 }
 
 /// The base a build continues and how far.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Choice {
     /// Index of the chosen candidate.
     pub index: usize,

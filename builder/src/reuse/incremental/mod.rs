@@ -39,7 +39,7 @@ use crate::checkpoint::{
     floor_after, max_mtime, overlay_diff, overlay_state, CheckpointError, ContentHash, EntryKind,
     OverlayChange, RelPath, RewritePair, RootState, State, Timestamp,
 };
-use crate::reuse::base::{piece_held, BaseCheckpoint, PathMoves};
+use crate::reuse::base::{files_holding_pieces, BaseCheckpoint, PathMoves};
 use crate::reuse::plan::PhaseDecision;
 use crate::reuse::stale::{self, StaleValue};
 use crate::shell::declare::Value;
@@ -75,6 +75,10 @@ pub struct Resumed {
     /// What the state after `buildPhase` must agree with: the runner checks it once
     /// `buildPhase` has run over the resumed tree ([`build_environment`]).
     pub environment: EnvironmentCheck,
+    /// The build products left out of the resumed tree (they held a stale value or a piece
+    /// of an earlier output path), for the build to remake: should a phase then fail, one may
+    /// be something nothing remakes, and the runner starts again from scratch.
+    pub left_out: Vec<RelPath>,
 }
 
 /// The checkpoint this build is recording, as an incremental restore reads and writes it
@@ -212,19 +216,14 @@ pub fn try_resume(
     let changes = overlay_diff(&old_tree, &new_tree);
     let mut want = import(recorder, build_layer)?;
     let read = |h: &ContentHash, sink: &mut dyn FnMut(&[u8])| recorder.stream_blob(h, sink).is_ok();
-    let held = piece_held(base, build_layer as u32, want.root("build"), outputs, &read).map_err(
-        |source| ResumeError::Import {
-            layer: build_layer as u32,
-            source,
-        },
-    )?;
-    if let Some(held) = held {
-        return Ok(Resumption::NotResumed(NoResume::PathPiece {
-            file: held.file.to_string(),
-            what: held.what,
-            piece: String::from_utf8_lossy(&held.piece).into_owned(),
-        }));
-    }
+    // Build products that hold a piece of an earlier output path no rewrite reaches (a
+    // compiler stored the path in pieces): left out below, for the build to remake them.
+    let held_pieces =
+        files_holding_pieces(base, build_layer as u32, want.root("build"), outputs, &read)
+            .map_err(|source| ResumeError::Import {
+                layer: build_layer as u32,
+                source,
+            })?;
     let ninja = ran_ninja(want.root("build"));
     let mut found = found;
     // What no rewrite moves: paths that changed length, and the renderings of a moved
@@ -396,6 +395,23 @@ pub fn try_resume(
         ),
         _ => (Vec::new(), Vec::new()),
     };
+    // This build's own source stays, whatever it holds: a clean build has it too.
+    let mut held_pieces = held_pieces;
+    held_pieces.retain(|(p, _)| match (new_tree.get(p), tree.get(p)) {
+        (Some(s), Some(t)) => crate::checkpoint::classify(s, t).is_some(),
+        _ => true,
+    });
+    for (path, _) in &held_pieces {
+        tree.remove(path);
+        if let Some(copy) = working_copy.as_mut() {
+            copy.expected.remove(path);
+            copy.left_out.push(path.clone());
+        }
+    }
+    if let Some(copy) = working_copy.as_mut() {
+        copy.left_out.sort();
+        copy.left_out.dedup();
+    }
     let mut caches = caches;
     for (p, _) in &left_out {
         if let Some(i) = caches.kept.iter().position(|k| k == p) {
@@ -439,6 +455,9 @@ pub fn try_resume(
         marked,
         tracking.affected_units.is_some(),
     );
+    if let Some(build) = decisions.last_mut() {
+        build.reason.push_str(&rules::pieces_note(&held_pieces));
+    }
     let next_phase = match found.rerun_from {
         Some(f) => {
             let rerun = rules::rerun_decisions(
@@ -462,7 +481,12 @@ pub fn try_resume(
         moved_epoch.is_some(),
         found.renamed_root.is_some(),
     );
+    let left_out_products = match &working_copy {
+        Some(copy) => copy.left_out.clone(),
+        None => held_pieces.into_iter().map(|(path, _)| path).collect(),
+    };
     Ok(Resumption::Resumed(Box::new(Resumed {
+        left_out: left_out_products,
         next_phase,
         state,
         decisions,

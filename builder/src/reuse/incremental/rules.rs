@@ -56,17 +56,6 @@ pub enum NoResume {
          earlier tree because {why}"
     )]
     NotRerunnable { first: String, why: String },
-    /// A file of the earlier tree holds a piece of an earlier output path no rewrite reaches
-    /// ([`crate::reuse::base::path_pieces`]).
-    #[error(
-        "{file} holds {what} (`{piece}`) that no rewrite can update (a compiler stored the \
-         path in pieces), so the earlier tree after buildPhase is not reused"
-    )]
-    PathPiece {
-        file: String,
-        what: String,
-        piece: String,
-    },
 }
 
 /// The phases of a resume: base layer `patch_layer` is the earlier `patchPhase`'s, and
@@ -648,6 +637,26 @@ pub fn rerun_decisions(
             ),
         })
         .collect()
+}
+
+/// What the log adds to `buildPhase`'s decision for the build products left out because
+/// they hold a piece of an earlier output path (`held`: path, what it is a piece of); empty
+/// when there are none.
+pub fn pieces_note(held: &[(RelPath, String)]) -> String {
+    if held.is_empty() {
+        return String::new();
+    }
+    let mut what: Vec<&str> = held.iter().map(|(_, w)| w.as_str()).collect();
+    what.sort_unstable();
+    what.dedup();
+    let paths: Vec<&RelPath> = held.iter().map(|(p, _)| p).collect();
+    format!(
+        "; left out because they hold {} that no rewrite can update (a compiler stored the \
+         path in pieces; the build remakes them): {} file(s), {}",
+        what.join(", "),
+        held.len(),
+        short_list(&paths, 5)
+    )
 }
 
 /// What the log says of each adopted phase and of `buildPhase`: how many source paths
