@@ -790,6 +790,64 @@ fn an_install_only_change_remakes_what_holds_a_piece_of_the_earlier_path() {
     }
 }
 
+/// The piece of `an_object_holding_a_piece_of_the_earlier_path_is_remade` in a library laid
+/// out as libtool does: `.libs/util.o` and the archive `.libs/libgreet.a` hold it, while
+/// make's targets are their records `util.lo` and `libgreet.la`, which do not. The records
+/// are left out with them, so make compiles `util.c` again beside the changed `text.c` and
+/// archives and links; kept, make saw `util.lo` up to date, the archive step failed on the
+/// missing object, and the build started again from scratch.
+#[test]
+fn a_libtool_object_holding_a_piece_is_remade_with_its_record() {
+    let a = build_named("libtool-pieces-base", "libtool-pieces", "pieces-52", None);
+    let b = build_named(
+        "libtool-pieces-from-a",
+        "libtool-pieces-source",
+        "pieces-52",
+        Some(&output(&a, true)),
+    );
+    let clean = build_named(
+        "libtool-pieces-clean",
+        "libtool-pieces-source",
+        "pieces-52",
+        None,
+    );
+    let build = decision(&b, "buildPhase");
+    assert!(
+        build.contains("ran incrementally over the earlier build's tree")
+            && build.contains("left out because they hold a piece of output `out`")
+            && build.contains(".libs/util.o")
+            && build.contains("libtool's records of those objects and libraries")
+            && build.contains("util.lo")
+            && build.contains("libgreet.la"),
+        "{build}\n{}",
+        b.log_tail(40)
+    );
+    assert!(
+        !b.log_lines.iter().any(|l| l.contains("could not be used")),
+        "{}",
+        b.log_tail(40)
+    );
+    let compiled = make_compiles(&b);
+    assert_eq!(compiled.len(), 2, "{compiled:?}\n{}", b.log_tail(40));
+    assert!(
+        compiled
+            .iter()
+            .any(|l| l.contains("-o .libs/util.o util.c"))
+            && compiled
+                .iter()
+                .any(|l| l.contains("-o .libs/text.o text.c")),
+        "{compiled:?}"
+    );
+    assert!(normalised_out(&b) == normalised_out(&clean));
+    assert_eq!(
+        String::from_utf8_lossy(&greet_output(&b).stdout),
+        format!(
+            "Hello, changed world from {}/lib\n",
+            output(&b, false).display()
+        )
+    );
+}
+
 /// `b` resumed over the earlier tree with `util.o` and the program left out for holding a
 /// piece of the earlier `out`: configure restored, make compiled `util.c` (remade) and
 /// `text.c` (changed), not `main.c`.

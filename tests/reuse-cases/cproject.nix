@@ -24,6 +24,9 @@
 # pieces: util.c copies $out/lib into a buffer at -O2 (16-byte pieces); immediates: the same
 # at -O1 (8-byte immediates); pieces-source, immediates-source: that, with the source change of
 # "source"; pieces-install, immediates-install: that, with the postInstall of "install";
+# libtool-pieces: pieces, built the way libtool lays out a library: util.c and text.c compiled
+# into .libs/*.o with a `.lo` record each (make's targets), archived into .libs/libgreet.a
+# with a `libgreet.la` record; libtool-pieces-source: that, with the source change of "source";
 # env-immediates: the compiler is a script of the source that adds -DLIBDIR from the
 # variable GREET_LIBDIR ($out/lib), which no makefile reads (as nixpkgs' compiler wrapper
 # adds NIX_CFLAGS_COMPILE), and util.c copies LIBDIR at -O1 (8-byte immediates);
@@ -46,7 +49,7 @@
 # build-id hashes the binary's own store path, which no same-length rewrite can update.
 { mkDrv, variant ? "a", base ? null, name ? "reuse-cproject", cache ? null, salt ? null, baseTrust ? null, baseContext ? true }:
 let
-  greeting = if builtins.elem variant [ "source" "source-flags" "edit-source" "date-source" "date-copy-source" "renamed-source" "pieces-source" "immediates-source" "big-source" ] then "Hello, changed world" else "Hello, world";
+  greeting = if builtins.elem variant [ "source" "source-flags" "edit-source" "date-source" "date-copy-source" "renamed-source" "pieces-source" "libtool-pieces-source" "immediates-source" "big-source" ] then "Hello, changed world" else "Hello, world";
   dated = variant == "date" || variant == "date-source";
   debug = builtins.elem variant [ "debug" "debug-install" "debug-stripped" "debug-stripped-install" ];
   stripped = builtins.elem variant [ "debug-stripped" "debug-stripped-install" ];
@@ -129,7 +132,20 @@ let
         printf '#include <stdio.h>\n#include "util.h"\nint greet(void) { printf("%%s from %%s%%s\\n", text(), PREFIX, MARK); return 0; }\n' > util.c
         printf '#define MARK "${if variant == "untracked-header" then "!" else ""}"\n' >> util.h
       '' else ""}
-      ${if builtins.elem variant [ "pieces" "pieces-source" "pieces-install" "immediates" "immediates-source" "immediates-install" ] then ''
+      ${if builtins.elem variant [ "libtool-pieces" "libtool-pieces-source" ] then ''
+        sed -i -e 's/^greet: main.o util.o text.o$/greet: main.o libgreet.la/' -e 's/-o \$@ main.o util.o text.o$/-o $@ main.o .libs\/libgreet.a/' Makefile.in
+        cat >> Makefile.in <<'EOS'
+      libgreet.la: util.lo text.lo
+      	ar rc .libs/libgreet.a .libs/util.o .libs/text.o
+      	echo "old_library='libgreet.a'" > $@
+      %.lo: %.c util.h
+      	mkdir -p .libs
+      	$(CC) $(CFLAGS) -DPREFIX='"$(prefix)"' -c -o .libs/$*.o $<
+      	echo "pic_object='.libs/$*.o'" > $@
+      util.lo: CFLAGS = -O2
+      EOS
+      '' else ""}
+      ${if builtins.elem variant [ "pieces" "pieces-source" "pieces-install" "libtool-pieces" "libtool-pieces-source" "immediates" "immediates-source" "immediates-install" ] then ''
         ${if builtins.elem variant [ "pieces" "pieces-source" "pieces-install" ] then "echo 'util.o: CFLAGS = -O2' >> Makefile.in" else ""}
         printf '#include <stdio.h>\n#include <string.h>\n#include "util.h"\nchar libdir[128];\nint greet(void) { memcpy(libdir, PREFIX "/lib", sizeof(PREFIX "/lib")); printf("%%s from %%s\\n", text(), libdir); return 0; }\n' > util.c
       '' else ""}

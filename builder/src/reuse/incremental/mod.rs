@@ -28,6 +28,7 @@
 
 pub mod build_environment;
 pub mod dependencies;
+pub mod libtool;
 pub mod makefile_changes;
 pub mod ninja;
 pub mod objects;
@@ -408,6 +409,21 @@ pub fn try_resume(
             copy.left_out.push(path.clone());
         }
     }
+    // libtool's records of what is left out go too, so that make remakes them together.
+    let records = libtool::records_of(
+        restored,
+        left_out
+            .iter()
+            .map(|(p, _)| p)
+            .chain(held_pieces.iter().map(|(p, _)| p)),
+    );
+    for path in &records {
+        tree.remove(path);
+        if let Some(copy) = working_copy.as_mut() {
+            copy.expected.remove(path);
+            copy.left_out.push(path.clone());
+        }
+    }
     if let Some(copy) = working_copy.as_mut() {
         copy.left_out.sort();
         copy.left_out.dedup();
@@ -457,6 +473,7 @@ pub fn try_resume(
     );
     if let Some(build) = decisions.last_mut() {
         build.reason.push_str(&rules::pieces_note(&held_pieces));
+        build.reason.push_str(&rules::records_note(&records));
     }
     let next_phase = match found.rerun_from {
         Some(f) => {
@@ -483,7 +500,11 @@ pub fn try_resume(
     );
     let left_out_products = match &working_copy {
         Some(copy) => copy.left_out.clone(),
-        None => held_pieces.into_iter().map(|(path, _)| path).collect(),
+        None => held_pieces
+            .into_iter()
+            .map(|(path, _)| path)
+            .chain(records)
+            .collect(),
     };
     Ok(Resumption::Resumed(Box::new(Resumed {
         left_out: left_out_products,

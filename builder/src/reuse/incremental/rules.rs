@@ -659,6 +659,19 @@ pub fn pieces_note(held: &[(RelPath, String)]) -> String {
     )
 }
 
+/// What the log adds to `buildPhase`'s decision for libtool's records left out with the
+/// objects and libraries they name ([`super::libtool`]); empty when there are none.
+pub fn records_note(records: &[RelPath]) -> String {
+    if records.is_empty() {
+        return String::new();
+    }
+    format!(
+        "; left out with them, libtool's records of those objects and libraries (make remakes \
+         them together): {}",
+        short_list(records, 5)
+    )
+}
+
 /// What the log says of each adopted phase and of `buildPhase`: how many source paths
 /// changed (`changed`, stdenv files left out) and which compile units count as changed
 /// because make would not see a change (`untracked`, `marked`: how they were marked,
