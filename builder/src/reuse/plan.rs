@@ -531,6 +531,42 @@ mod tests {
     }
 
     #[test]
+    fn a_cut_plan_restores_less_and_says_why_the_next_phase_runs() {
+        let out_a = vec![b"/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-x".to_vec()];
+        let out_b = vec![b"/nix/store/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-x".to_vec()];
+        let a = state(&[("out", "/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-x")]);
+        let b = state(&[("out", "/nix/store/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-x")]);
+        let rw = vec![(out_a[0].clone(), out_b[0].clone())];
+        let p = plan(
+            &base_from(&a, &out_a),
+            &out_a,
+            &b,
+            &out_b,
+            &rw,
+            &phases(),
+            false,
+        );
+        assert_eq!(p.depth, 3, "{:?}", p.decisions);
+        let cut = p.clone().cut_at(1, "a later layer holds a piece");
+        assert_eq!(cut.depth, 1);
+        let reasons: Vec<(&str, bool)> = cut
+            .decisions
+            .iter()
+            .map(|d| (d.reason.as_str(), d.reused))
+            .collect();
+        assert_eq!(
+            reasons,
+            [
+                ("restored: inputs unchanged", true),
+                ("ran: a later layer holds a piece", false),
+                ("ran: an earlier phase ran", false),
+            ]
+        );
+        // Never deeper than the plan itself.
+        assert_eq!(p.cut_at(5, "no").depth, 3);
+    }
+
+    #[test]
     fn build_flag_change_reruns_from_build() {
         let out = vec![b"/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-x".to_vec()];
         let a = state(&[("buildFlags", "-O2")]);
