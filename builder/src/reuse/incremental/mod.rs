@@ -219,7 +219,7 @@ pub fn try_resume(
     let read = |h: &ContentHash, sink: &mut dyn FnMut(&[u8])| recorder.stream_blob(h, sink).is_ok();
     // Build products that hold a piece of an earlier output path no rewrite reaches (a
     // compiler stored the path in pieces): left out below, for the build to remake them.
-    let held_pieces =
+    let mut held_pieces =
         files_holding_pieces(base, build_layer as u32, want.root("build"), outputs, &read)
             .map_err(|source| ResumeError::Import {
                 layer: build_layer as u32,
@@ -397,27 +397,16 @@ pub fn try_resume(
         _ => (Vec::new(), Vec::new()),
     };
     // This build's own source stays, whatever it holds: a clean build has it too.
-    let mut held_pieces = held_pieces;
     held_pieces.retain(|(p, _)| match (new_tree.get(p), tree.get(p)) {
         (Some(s), Some(t)) => crate::checkpoint::classify(s, t).is_some(),
         _ => true,
     });
-    for (path, _) in &held_pieces {
-        tree.remove(path);
-        if let Some(copy) = working_copy.as_mut() {
-            copy.expected.remove(path);
-            copy.left_out.push(path.clone());
-        }
-    }
     // libtool's records of what is left out go too, so that make remakes them together.
     let records = libtool::records_of(
         restored,
-        left_out
-            .iter()
-            .map(|(p, _)| p)
-            .chain(held_pieces.iter().map(|(p, _)| p)),
+        left_out.iter().chain(&held_pieces).map(|(p, _)| p),
     );
-    for path in &records {
+    for path in held_pieces.iter().map(|(p, _)| p).chain(&records) {
         tree.remove(path);
         if let Some(copy) = working_copy.as_mut() {
             copy.expected.remove(path);

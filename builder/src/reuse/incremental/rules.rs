@@ -616,15 +616,10 @@ pub fn rerun_decisions(
     }
     let mut caches = caches_note;
     if !left_out.is_empty() {
-        let mut what: Vec<&str> = left_out.iter().map(|(_, w)| w.as_str()).collect();
-        what.sort_unstable();
-        what.dedup();
-        let paths: Vec<&RelPath> = left_out.iter().map(|(p, _)| p).collect();
+        let (what, paths) = what_and_paths(left_out);
         caches.push_str(&format!(
-            "; left out because they hold the earlier build's {} (the build remakes them): {} file(s), {}",
-            what.join(", "),
+            "; left out because they hold the earlier build's {what} (the build remakes them): {} file(s), {paths}",
             left_out.len(),
-            short_list(&paths, 5)
         ));
     }
     rerun
@@ -646,17 +641,22 @@ pub fn pieces_note(held: &[(RelPath, String)]) -> String {
     if held.is_empty() {
         return String::new();
     }
-    let mut what: Vec<&str> = held.iter().map(|(_, w)| w.as_str()).collect();
+    let (what, paths) = what_and_paths(held);
+    format!(
+        "; left out because they hold {what} that no rewrite can update (a compiler stored the \
+         path in pieces; the build remakes them): {} file(s), {paths}",
+        held.len(),
+    )
+}
+
+/// For the log, of files left out with what each held: the kinds held (each once, sorted,
+/// joined with commas) and a short list of the paths.
+fn what_and_paths(left_out: &[(RelPath, String)]) -> (String, String) {
+    let mut what: Vec<&str> = left_out.iter().map(|(_, w)| w.as_str()).collect();
     what.sort_unstable();
     what.dedup();
-    let paths: Vec<&RelPath> = held.iter().map(|(p, _)| p).collect();
-    format!(
-        "; left out because they hold {} that no rewrite can update (a compiler stored the \
-         path in pieces; the build remakes them): {} file(s), {}",
-        what.join(", "),
-        held.len(),
-        short_list(&paths, 5)
-    )
+    let paths: Vec<&RelPath> = left_out.iter().map(|(p, _)| p).collect();
+    (what.join(", "), short_list(&paths, 5))
 }
 
 /// What the log adds to `buildPhase`'s decision for libtool's records left out with the
