@@ -1515,7 +1515,9 @@ fn a_changed_configure_flag_recompiles_what_includes_the_changed_header() {
 /// rather than the units newer: a rule that makes something else from a unit (here a manual
 /// page from `util.c`, which a clean build never runs because the shipped page is not older)
 /// must not run, or `out` would differ from a clean build (GNU diffutils' `help2man` pages,
-/// docs/corpus.md).
+/// docs/corpus.md). The three units that include it are all that compile: `other.c`, which
+/// does not, stays out even though a header it includes has a line `#include this file …`
+/// inside a comment (gnulib's `minmax.h`), which is no computed include.
 #[test]
 fn an_untracked_header_change_recompiles_its_includers_and_nothing_made_from_them() {
     let a = build(44, "untracked-base", "untracked", None);
@@ -1529,7 +1531,7 @@ fn an_untracked_header_change_recompiles_its_includers_and_nothing_made_from_the
     let build_line = decision(&b, "buildPhase");
     assert!(
         build_line.contains("util.h")
-            && build_line.contains("3 compile unit(s)")
+            && build_line.contains("the 3 compile unit(s) that include it")
             && build_line.contains("3 object(s) made older than their sources"),
         "{build_line}\n{}",
         b.log_tail(40)
@@ -1545,6 +1547,39 @@ fn an_untracked_header_change_recompiles_its_includers_and_nothing_made_from_the
     assert!(normalised_out(&b) == normalised_out(&clean));
     let page = std::fs::read_to_string(output(&b, false).join("share/greet/greet.1")).unwrap();
     assert_eq!(page, "shipped manual page\n");
+    assert!(String::from_utf8_lossy(&greet_output(&b).stdout).ends_with("!\n"));
+}
+
+/// The same header change where a unit includes a header through a macro (`#include
+/// OTHER_H`): that could be any header, so that unit counts as including the changed one, as
+/// do the units that include it, but not the others (`lone.c`); the log names the file.
+#[test]
+fn a_computed_include_counts_as_including_the_changed_header_and_the_log_says_where() {
+    let a = build(54, "computed-base", "untracked-computed", None);
+    let b = build(
+        54,
+        "computed-header",
+        "untracked-computed-header",
+        Some(&output(&a, true)),
+    );
+    let clean = build(
+        54,
+        "computed-header-clean",
+        "untracked-computed-header",
+        None,
+    );
+    let build_line = decision(&b, "buildPhase");
+    assert!(
+        build_line.contains(
+            "the 4 compile unit(s) that include it or may (a computed include (`#include \
+             MACRO`) in cproject-src/other.c could name any header)"
+        ),
+        "{build_line}\n{}",
+        b.log_tail(40)
+    );
+    // other.c is no target of the Makefile: the three that are compile again.
+    assert_eq!(make_compiles(&b).len(), 3, "{}", b.log_tail(40));
+    assert!(normalised_out(&b) == normalised_out(&clean));
     assert!(String::from_utf8_lossy(&greet_output(&b).stdout).ends_with("!\n"));
 }
 

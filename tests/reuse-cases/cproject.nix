@@ -40,6 +40,12 @@
 # line only);
 # hook-source: preBuild exports GREET_MARK read from the source's mark.txt (mark-1);
 # hook-source-changed: that, with mark.txt changed (mark-2) and nothing else;
+# untracked: util.h's MARK in util.c, with the Makefile's rules naming no header (dependency
+# tracking off), a shipped manual page made from util.c, and two files that are not built:
+# other.c, which includes minmax.h, whose opening comment has a line starting `#include this`
+# (as gnulib's has), and lone.c, which includes nothing; untracked-header: that, with MARK
+# changed; untracked-computed and untracked-computed-header: the same two with other.c
+# including minmax.h through a macro;
 # input-paths: postBuild leaves the source's store path in the build directory in a short
 # file, in the middle of 200 kB of random bytes, as a symlink target and in a file name;
 # `base` is an earlier build's checkpoint (`baseContext = false`: passed without string
@@ -54,7 +60,8 @@ let
   debug = builtins.elem variant [ "debug" "debug-install" "debug-stripped" "debug-stripped-install" ];
   stripped = builtins.elem variant [ "debug-stripped" "debug-stripped-install" ];
   configured = builtins.elem variant [ "configured" "configured-loud" "configured-o2" ];
-  untracked = variant == "untracked" || variant == "untracked-header";
+  untracked = builtins.elem variant [ "untracked" "untracked-header" "untracked-computed" "untracked-computed-header" ];
+  computedInclude = variant == "untracked-computed" || variant == "untracked-computed-header";
   included = variant == "included" || variant == "included-bump";
   mk = builtins.elem variant [ "mk" "mk-bump" "mk-cflags" ];
   src = derivation {
@@ -130,7 +137,10 @@ let
       EOS
         echo "shipped manual page" > greet.1
         printf '#include <stdio.h>\n#include "util.h"\nint greet(void) { printf("%%s from %%s%%s\\n", text(), PREFIX, MARK); return 0; }\n' > util.c
-        printf '#define MARK "${if variant == "untracked-header" then "!" else ""}"\n' >> util.h
+        printf '#define MARK "${if builtins.elem variant [ "untracked-header" "untracked-computed-header" ] then "!" else ""}"\n' >> util.h
+        printf '/* Note:\n   #include this file as the last one.  */\n#define MIN(a, b) ((a) < (b) ? (a) : (b))\n' > minmax.h
+        printf '${if computedInclude then "#define OTHER_H \"minmax.h\"\\n#include OTHER_H" else "#include \"minmax.h\""}\nint other(void) { return MIN(1, 2); }\n' > other.c
+        printf 'int lone(void) { return 0; }\n' > lone.c
       '' else ""}
       ${if builtins.elem variant [ "libtool-pieces" "libtool-pieces-source" ] then ''
         sed -i -e 's/^greet: main.o util.o text.o$/greet: main.o libgreet.la/' -e 's/-o \$@ main.o util.o text.o$/-o $@ main.o .libs\/libgreet.a/' Makefile.in

@@ -19,9 +19,11 @@
 //!
 //! Include directives are read from the new source (C-family files, grammars, assembler)
 //! and the earlier build's generated files; names are compared by file name only, which
-//! errs toward "included". A computed include (`#include MACRO`) anywhere makes every
-//! header count as included, and it, or a forced include (`-include x` in a makefile or in
-//! the build's variables, which no directive shows), makes every compile unit affected.
+//! errs toward "included" (directives inside comments count). A file with a computed
+//! include (`#include MACRO`, outside comments), or one that cannot be read, is *opaque*: it
+//! counts as including every changed file, so what includes it is affected too. A forced
+//! include (`-include x` in a makefile or in the build's variables, which no directive
+//! shows) makes every compile unit affected ([`ForcedInclude`] says where).
 //!
 //! Pure: the trees are states; file contents come from the caller's readers.
 
@@ -108,50 +110,176 @@ fn trim_start(s: &[u8]) -> &[u8] {
     &s[n..]
 }
 
-/// Calls `found` with the file name of every file `text`'s include directives name
-/// (`#include "x"`, `#include <x>`, `#include_next`, `#import`, C23 `#embed`, assembler
-/// `.include` and
-/// `.incbin`); returns true if a directive names no file literally (`#include MACRO`).
-fn include_directives(text: &[u8], mut found: impl FnMut(&[u8])) -> bool {
-    let mut computed = false;
-    for line in text.split(|&b| b == b'\n') {
-        let l = trim_start(line);
-        let rest = if let Some(r) = l.strip_prefix(b"#") {
-            let r = trim_start(r);
-            let Some(r) = [&b"include_next"[..], b"include", b"import", b"embed"]
-                .iter()
-                .find_map(|kw| r.strip_prefix(*kw))
-            else {
-                continue;
-            };
-            // `#includes` or `#import_foo` are other words.
-            match r.first() {
-                Some(b) if b.is_ascii_whitespace() || *b == b'"' || *b == b'<' => {}
-                None => {}
-                Some(_) => continue,
+/// What one line says as an include directive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Directive<'t> {
+    /// A directive naming a file: its file name.
+    Named(&'t [u8]),
+    /// A directive naming no file literally (`#include MACRO`).
+    Computed,
+}
+
+/// The include directive `line` is, if it is one (`#include "x"`, `#include <x>`,
+/// `#include_next`, `#import`, C23 `#embed`, assembler `.include` and `.incbin`).
+fn directive(line: &[u8]) -> Option<Directive<'_>> {
+    let l = trim_start(line);
+    let rest = if let Some(r) = l.strip_prefix(b"#") {
+        let r = trim_start(r);
+        let r = [&b"include_next"[..], b"include", b"import", b"embed"]
+            .iter()
+            .find_map(|kw| r.strip_prefix(*kw))?;
+        // `#includes` or `#import_foo` are other words.
+        match r.first() {
+            Some(b) if b.is_ascii_whitespace() || *b == b'"' || *b == b'<' => {}
+            None => {}
+            Some(_) => return None,
+        }
+        r
+    } else {
+        l.strip_prefix(b".include")
+            .or_else(|| l.strip_prefix(b".incbin"))?
+    };
+    let r = trim_start(rest);
+    let close = match r.first() {
+        Some(b'"') => b'"',
+        Some(b'<') => b'>',
+        _ => return Some(Directive::Computed),
+    };
+    Some(match r[1..].iter().position(|&b| b == close) {
+        Some(end) => Directive::Named(file_name(&r[1..1 + end])),
+        None => Directive::Computed,
+    })
+}
+
+/// Where a C-family line ends lexically, for the next line: in code, in a block comment,
+/// or (after a backslash-newline) still in a line comment or a string or character literal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LexState {
+    Code,
+    BlockComment,
+    LineComment,
+    Literal(u8),
+}
+
+/// Where `*/` starts in `text`, if it does.
+fn comment_end(text: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(j) = memchr::memchr(b'*', &text[from..]) {
+        let star = from + j;
+        if text.get(star + 1) == Some(&b'/') {
+            return Some(star);
+        }
+        from = star + 1;
+    }
+    None
+}
+
+/// The state the line after `line` starts in, `line` starting in `start` (C and C++
+/// comments; string and character literals, whose content opens no comment). None when
+/// `line` opens a C++ raw string literal (`R"x(`), whose end this does not look for:
+/// comments are then no longer told apart for the rest of the file, which errs toward "a
+/// directive". A literal left open at the end of a line ends there (a C++14 digit separator,
+/// an apostrophe in `#error`) unless a backslash continues the line, as a line comment does.
+fn state_after_line(line: &[u8], start: LexState) -> Option<LexState> {
+    let body_end = line.len() - usize::from(line.ends_with(b"\r"));
+    let spliced = line[..body_end].ends_with(b"\\");
+    let mut state = start;
+    let mut i = 0;
+    while i < line.len() {
+        let rest = &line[i..];
+        match state {
+            LexState::LineComment => break,
+            LexState::BlockComment => match comment_end(rest) {
+                Some(j) => {
+                    i += j + 2;
+                    state = LexState::Code;
+                }
+                None => break,
+            },
+            LexState::Literal(quote) => match memchr::memchr2(quote, b'\\', rest) {
+                Some(j) if rest[j] == b'\\' => i += j + 2,
+                Some(j) => {
+                    i += j + 1;
+                    state = LexState::Code;
+                }
+                None => break,
+            },
+            LexState::Code => {
+                let Some(j) = memchr::memchr3(b'/', b'"', b'\'', rest) else {
+                    break;
+                };
+                let k = i + j;
+                match (line[k], line.get(k + 1)) {
+                    (b'"', _) if k > 0 && line[k - 1] == b'R' => return None,
+                    (q @ (b'"' | b'\''), _) => state = LexState::Literal(q),
+                    (b'/', Some(b'*')) => {
+                        state = LexState::BlockComment;
+                        i = k + 2;
+                    }
+                    (b'/', Some(b'/')) => state = LexState::LineComment,
+                    _ => {}
+                }
+                i = i.max(k + 1);
             }
-            r
-        } else if let Some(r) = l
-            .strip_prefix(b".include")
-            .or_else(|| l.strip_prefix(b".incbin"))
-        {
-            r
-        } else {
+        }
+    }
+    Some(match state {
+        LexState::LineComment | LexState::Literal(_) if !spliced => LexState::Code,
+        s => s,
+    })
+}
+
+/// What of `line` follows its leading blanks and comments, `line` starting in `start`; None
+/// when nothing but comment or literal text does (no directive can start there).
+fn after_leading_comments(line: &[u8], start: LexState) -> Option<&[u8]> {
+    let mut rest = match start {
+        LexState::Code => line,
+        LexState::BlockComment => &line[comment_end(line)? + 2..],
+        LexState::LineComment | LexState::Literal(_) => return None,
+    };
+    loop {
+        rest = trim_start(rest);
+        match rest.strip_prefix(b"/*") {
+            Some(r) => rest = &r[comment_end(r)? + 2..],
+            None => return Some(rest),
+        }
+    }
+}
+
+/// Extensions of Fortran sources, whose comments are not C's.
+const FORTRAN_EXTENSIONS: &[&str] = &[
+    "f", "for", "ftn", "f77", "f90", "f95", "f03", "f08", "F", "FOR", "F77", "F90", "F95", "F03",
+    "F08",
+];
+
+/// Whether `path`'s comments are C's (`/* */`, `//`): everything scanned but Fortran.
+fn has_c_comments(path: &[u8]) -> bool {
+    !extension(path).is_some_and(|e| FORTRAN_EXTENSIONS.contains(&e))
+}
+
+/// Calls `found` with the file name of every file `text`'s include directives name, inside
+/// comments too (erring toward "included"); returns true if a directive outside comments
+/// names no file literally (`#include MACRO`). With `c_comments` false every line counts as
+/// outside comments. A directive that a comment precedes on its line (`/* x */ #include
+/// "a.h"`) counts, as it does for the preprocessor.
+fn include_directives(text: &[u8], c_comments: bool, mut found: impl FnMut(&[u8])) -> bool {
+    let mut computed = false;
+    let mut lex = c_comments.then_some(LexState::Code);
+    for line in text.split(|&b| b == b'\n') {
+        let raw = directive(line);
+        if let Some(Directive::Named(name)) = raw {
+            found(name);
+        }
+        let Some(start) = lex else {
+            computed |= raw == Some(Directive::Computed);
             continue;
         };
-        let r = trim_start(rest);
-        let close = match r.first() {
-            Some(b'"') => b'"',
-            Some(b'<') => b'>',
-            _ => {
-                computed = true;
-                continue;
-            }
-        };
-        match r[1..].iter().position(|&b| b == close) {
-            Some(end) => found(file_name(&r[1..1 + end])),
-            None => computed = true,
+        match after_leading_comments(line, start).and_then(directive) {
+            Some(Directive::Named(name)) if raw != Some(Directive::Named(name)) => found(name),
+            Some(Directive::Named(_)) | None => {}
+            Some(Directive::Computed) => computed = true,
         }
+        lex = state_after_line(line, start);
     }
     computed
 }
@@ -353,14 +481,83 @@ pub struct Tracking {
     /// Changed paths make may miss, by the rules in this module's documentation.
     pub untracked: Vec<RelPath>,
     /// The compile units that include one of them by name, directly or through other files
-    /// (the caller makes them newer than their objects); None when that cannot be bounded:
-    /// a computed include, an unreadable file, or a forced include (`-include`) in the
-    /// build's makefiles or environment — then every compile unit.
-    pub affected_units: Option<BTreeSet<RelPath>>,
+    /// (the caller makes them newer than their objects), or why that cannot be bounded
+    /// (then every compile unit).
+    pub affected_units: AffectedUnits,
     /// Deleted paths a dependency record of the earlier build names as a prerequisite of an
     /// object while no rule makes them (a depfile written without `-MP`): make would stop
     /// with "No rule to make target" where a clean build succeeds.
     pub missing_prerequisites: Vec<RelPath>,
+}
+
+/// The compile units an untracked change reaches.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AffectedUnits {
+    /// Those that include a changed file by name, or one of the `opaque` files, directly or
+    /// through other files (and the opaque files that are compile units themselves).
+    Bounded {
+        units: BTreeSet<RelPath>,
+        opaque: Vec<Opaque>,
+    },
+    /// Every compile unit, for this reason.
+    All(ForcedInclude),
+}
+
+impl Default for AffectedUnits {
+    fn default() -> Self {
+        AffectedUnits::Bounded {
+            units: BTreeSet::new(),
+            opaque: Vec::new(),
+        }
+    }
+}
+
+/// A file whose includes cannot be read off its directives, so it counts as including every
+/// changed file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Opaque {
+    /// A directive outside comments in this file names no file literally (`#include MACRO`).
+    ComputedInclude(RelPath),
+    /// This file could not be read.
+    Unreadable(RelPath),
+}
+
+impl std::fmt::Display for Opaque {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Opaque::ComputedInclude(p) => {
+                write!(f, "a computed include (`#include MACRO`) in {p}")
+            }
+            Opaque::Unreadable(p) => write!(f, "{p}, which could not be read"),
+        }
+    }
+}
+
+/// A forced include (`-include x`, `-imacros x`), which reaches every compile unit without a
+/// directive to show it; the first one found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ForcedInclude {
+    /// In this makefile of the earlier build.
+    InMakefile(RelPath),
+    /// In the build's variables.
+    InEnvironment,
+}
+
+impl std::fmt::Display for ForcedInclude {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ForcedInclude::InMakefile(p) => {
+                write!(
+                    f,
+                    "{p} passes a forced include (`-include`) that no directive shows"
+                )
+            }
+            ForcedInclude::InEnvironment => write!(
+                f,
+                "the build's variables pass a forced include (`-include`) that no directive shows"
+            ),
+        }
+    }
 }
 
 /// True if `token` passes the compiler a file to include before the source (`-include x`,
@@ -431,7 +628,7 @@ pub fn untracked_changes<'a>(
     // Who includes which file name: the new source, and what the earlier build generated
     // (files in neither source tree).
     let mut includers: HashMap<Vec<u8>, BTreeSet<RelPath>> = HashMap::new();
-    let mut computed = false;
+    let mut opaque: Vec<Opaque> = Vec::new();
     let generated = trees
         .built
         .iter()
@@ -449,15 +646,18 @@ pub fn untracked_changes<'a>(
             continue;
         }
         let Some(text) = read(path, &hash, new) else {
-            computed = true;
+            opaque.push(Opaque::Unreadable(path.clone()));
             continue;
         };
-        computed |= include_directives(&text, |name| {
+        let c_comments = has_c_comments(path.as_bytes());
+        if include_directives(&text, c_comments, |name| {
             includers
                 .entry(name.to_vec())
                 .or_default()
                 .insert(path.clone());
-        });
+        }) {
+            opaque.push(Opaque::ComputedInclude(path.clone()));
+        }
     }
     let included_by = |p: &RelPath| -> Option<&BTreeSet<RelPath>> {
         p.file_name().and_then(|n| includers.get(n))
@@ -475,7 +675,7 @@ pub fn untracked_changes<'a>(
             continue;
         }
         match included_by(p) {
-            None if !(is_header(p.as_bytes()) && computed) => {
+            None if !is_header(p.as_bytes()) || opaque.is_empty() => {
                 // Included nowhere: a header nothing uses, or a file make's rules name.
             }
             Some(by) if by.iter().all(|i| own_rule.contains(i)) => {
@@ -508,7 +708,9 @@ pub fn untracked_changes<'a>(
     let mut seen: HashSet<&RelPath> = HashSet::new();
     let (mut removed_named, mut removed_made): (HashSet<&RelPath>, HashSet<&RelPath>) =
         Default::default();
-    let mut forced = trees.forced_include_in_environment;
+    let mut forced = trees
+        .forced_include_in_environment
+        .then_some(ForcedInclude::InEnvironment);
     for (path, entry) in trees.built {
         let (Some(kind), Some(hash)) = (record_kind(path), file_hash(entry)) else {
             continue;
@@ -535,7 +737,9 @@ pub fn untracked_changes<'a>(
                     resolve(&removed_by_name, t, &mut removed_named);
                 });
                 rule_targets(&text, |t| resolve(&removed_by_name, t, &mut removed_made));
-                forced |= has_forced_include(&text);
+                if forced.is_none() && has_forced_include(&text) {
+                    forced = Some(ForcedInclude::InMakefile(path.clone()));
+                }
             }
             // ninja takes a missing input as dirty and rebuilds: no removed-file check.
             RecordKind::NinjaDeps => ninja_deps_paths(&text, |t| resolve(&by_name, t, &mut seen)),
@@ -558,29 +762,38 @@ pub fn untracked_changes<'a>(
         };
     }
 
-    // The compile units that include an untracked file, through any chain of includes.
-    let affected_units = if computed || forced {
-        None
+    // The compile units that include an untracked file, through any chain of includes. An
+    // opaque file may include it under any name: it counts as an includer of each, so what
+    // reaches the file through a chain that passes an opaque one is found too.
+    let affected_units = if let Some(why) = forced {
+        AffectedUnits::All(why)
     } else {
-        let mut affected = BTreeSet::new();
+        let mut units = BTreeSet::new();
         let mut names: Vec<Vec<u8>> = untracked
             .iter()
             .filter_map(|p| p.file_name().map(<[u8]>::to_vec))
             .collect();
         let mut visited: HashSet<Vec<u8>> = names.iter().cloned().collect();
-        while let Some(name) = names.pop() {
-            for includer in includers.get(&name).into_iter().flatten() {
-                if is_compile_unit(includer.as_bytes()) {
-                    affected.insert(includer.clone());
-                }
-                if let Some(n) = includer.file_name() {
-                    if visited.insert(n.to_vec()) {
-                        names.push(n.to_vec());
-                    }
+        let mut reach = |includer: &RelPath, names: &mut Vec<Vec<u8>>| {
+            if is_compile_unit(includer.as_bytes()) {
+                units.insert(includer.clone());
+            }
+            if let Some(n) = includer.file_name() {
+                if visited.insert(n.to_vec()) {
+                    names.push(n.to_vec());
                 }
             }
+        };
+        for o in &opaque {
+            let (Opaque::ComputedInclude(p) | Opaque::Unreadable(p)) = o;
+            reach(p, &mut names);
         }
-        Some(affected)
+        while let Some(name) = names.pop() {
+            for includer in includers.get(&name).into_iter().flatten() {
+                reach(includer, &mut names);
+            }
+        }
+        AffectedUnits::Bounded { units, opaque }
     };
     Tracking {
         untracked,
@@ -650,17 +863,39 @@ mod tests {
             .collect()
     }
 
-    /// The compile units an untracked change affects (None: all).
+    /// The compile units an untracked change affects and the opaque files that count as
+    /// including it, or why all units are.
+    fn affected_through(
+        old: &[(&str, &str)],
+        new: &[(&str, &str)],
+        products: &[(&str, &str)],
+        forced_in_environment: bool,
+    ) -> Result<(Vec<String>, Vec<Opaque>), ForcedInclude> {
+        let t = tracking(old, new, products, forced_in_environment);
+        assert!(!t.untracked.is_empty());
+        match t.affected_units {
+            AffectedUnits::Bounded { units, opaque } => {
+                Ok((units.iter().map(|p| p.to_string()).collect(), opaque))
+            }
+            AffectedUnits::All(why) => Err(why),
+        }
+    }
+
+    /// [`affected_through`] for sources without opaque files.
     fn affected(
         old: &[(&str, &str)],
         new: &[(&str, &str)],
         products: &[(&str, &str)],
         forced_in_environment: bool,
-    ) -> Option<Vec<String>> {
-        let t = tracking(old, new, products, forced_in_environment);
-        assert!(!t.untracked.is_empty());
-        t.affected_units
-            .map(|s| s.iter().map(|p| p.to_string()).collect())
+    ) -> Result<Vec<String>, ForcedInclude> {
+        affected_through(old, new, products, forced_in_environment).map(|(units, opaque)| {
+            assert_eq!(opaque, []);
+            units
+        })
+    }
+
+    fn rp(p: &str) -> RelPath {
+        RelPath::from_escaped(p).unwrap()
     }
 
     #[test]
@@ -676,34 +911,110 @@ mod tests {
         new[2] = ("p/lib/gettext.h", "2");
         assert_eq!(
             affected(&old, &new, &[], false),
-            Some(vec!["p/lib/other.c".to_owned(), "p/src/hello.c".to_owned()])
+            Ok(vec!["p/lib/other.c".to_owned(), "p/src/hello.c".to_owned()])
         );
         // A generated file in between counts, as a compile unit and as a link.
         let products = [("p/src/gen.c", "#include \"system.h\"\n")];
         assert_eq!(
             affected(&old, &new, &products, false),
-            Some(vec![
+            Ok(vec![
                 "p/lib/other.c".to_owned(),
                 "p/src/gen.c".to_owned(),
                 "p/src/hello.c".to_owned()
             ])
         );
-        // Forced includes hide the graph: every compile unit.
-        assert_eq!(affected(&old, &new, &[], true), None);
+        // Forced includes hide the graph: every compile unit, and the log says where.
+        assert_eq!(
+            affected(&old, &new, &[], true),
+            Err(ForcedInclude::InEnvironment)
+        );
         let makefile = "CFLAGS = -g -include lib/gettext.h\n";
         assert_eq!(
             affected(&old, &new, &[("p/Makefile", makefile)], false),
-            None
+            Err(ForcedInclude::InMakefile(rp("p/Makefile")))
         );
         // make's own `-include` directive is not one.
         let makefile = "-include $(DEPS)\n#\t$(CC) -include x.h\n";
-        assert!(affected(&old, &new, &[("p/Makefile", makefile)], false).is_some());
-        // A computed include anywhere hides it too.
+        assert!(affected(&old, &new, &[("p/Makefile", makefile)], false).is_ok());
+        // A file with a computed include may include it under any name: it counts as an
+        // includer (a compile unit itself here), and so does what includes the file.
         let mut computed = new;
         computed[4] = ("p/lib/unrelated.c", "#include HEADER\n");
         let mut old_computed = old;
         old_computed[4] = computed[4];
-        assert_eq!(affected(&old_computed, &computed, &[], false), None);
+        let opaque = vec![Opaque::ComputedInclude(rp("p/lib/unrelated.c"))];
+        assert_eq!(
+            affected_through(&old_computed, &computed, &[], false),
+            Ok((
+                vec![
+                    "p/lib/other.c".to_owned(),
+                    "p/lib/unrelated.c".to_owned(),
+                    "p/src/hello.c".to_owned()
+                ],
+                opaque.clone()
+            ))
+        );
+        let old_opaque_header = [
+            ("p/src/hello.c", HELLO_C),
+            ("p/src/system.h", "#include \"gettext.h\"\n"),
+            ("p/lib/gettext.h", "1"),
+            ("p/lib/platform.h", "#include PLATFORM_H\n"),
+            ("p/lib/a.c", "#include \"platform.h\"\n"),
+            ("p/lib/b.c", "#include <stdio.h>\n"),
+        ];
+        let mut new_opaque_header = old_opaque_header;
+        new_opaque_header[2] = ("p/lib/gettext.h", "2");
+        assert_eq!(
+            affected_through(&old_opaque_header, &new_opaque_header, &[], false),
+            Ok((
+                vec!["p/lib/a.c".to_owned(), "p/src/hello.c".to_owned()],
+                vec![Opaque::ComputedInclude(rp("p/lib/platform.h"))]
+            ))
+        );
+        // With a forced include as well, every unit.
+        assert_eq!(
+            affected_through(&old_computed, &computed, &[], true),
+            Err(ForcedInclude::InEnvironment)
+        );
+        // But not one in a comment: gnulib's minmax.h says, inside its opening comment,
+        // "#include this file as the last one" at the start of a line.
+        let comment = "/* Note:\n   #include this file as the last one.  */\n#include <limits.h>\n";
+        computed[4] = ("p/lib/minmax.h", comment);
+        old_computed[4] = computed[4];
+        assert_eq!(
+            affected(&old_computed, &computed, &[], false),
+            Ok(vec!["p/lib/other.c".to_owned(), "p/src/hello.c".to_owned()])
+        );
+        // An unreadable file may include anything.
+        let t = {
+            let mut contents = BTreeMap::new();
+            let old_source = tree(&old, &mut contents);
+            let new_source = tree(&new, &mut contents);
+            let changes = overlay_diff(&old_source, &new_source);
+            let unreadable = ContentHash::of(b"#include <stdio.h>\n");
+            let read = |_: &RelPath, h: &ContentHash, _: bool| {
+                (*h != unreadable)
+                    .then(|| contents.get(h).cloned())
+                    .flatten()
+            };
+            let trees = Trees {
+                old_source: &old_source,
+                new_source: &new_source,
+                built: &old_source,
+                build_top: b"/build",
+                forced_include_in_environment: false,
+            };
+            untracked_changes(&changes, &trees, &read)
+        };
+        assert_eq!(
+            t.affected_units,
+            AffectedUnits::Bounded {
+                units: ["p/lib/other.c", "p/lib/unrelated.c", "p/src/hello.c"]
+                    .map(rp)
+                    .into(),
+                opaque: vec![Opaque::Unreadable(rp("p/lib/unrelated.c"))]
+            }
+        );
     }
 
     #[test]
@@ -897,7 +1208,7 @@ mod tests {
             .include \"f.inc\"\n\t.incbin \"g.bin\"\n#includes <no.h>\n// #include \"h.h\"\n\
             /*\n#include \"i.h\"\n*/\n";
         let mut names = Vec::new();
-        let computed = include_directives(text, |n| {
+        let computed = include_directives(text, true, |n| {
             names.push(String::from_utf8_lossy(n).into_owned())
         });
         // A directive inside a block comment counts (erring toward "included" is safe); one
@@ -907,8 +1218,92 @@ mod tests {
             ["b.h", "c.h", "d.h", "e.h", "logo.png", "f.inc", "g.bin", "i.h"]
         );
         assert!(!computed);
-        assert!(include_directives(b"#include FOO\n", |_| {}));
-        assert!(include_directives(b"#include \"unterminated\n", |_| {}));
+        assert!(include_directives(b"#include FOO\n", true, |_| {}));
+        assert!(include_directives(
+            b"#include \"unterminated\n",
+            true,
+            |_| {}
+        ));
+    }
+
+    /// The names and the computed flag [`include_directives`] gives for `text`.
+    fn directives_of(text: &str, c_comments: bool) -> (Vec<String>, bool) {
+        let mut names = Vec::new();
+        let computed = include_directives(text.as_bytes(), c_comments, |n| {
+            names.push(String::from_utf8_lossy(n).into_owned())
+        });
+        (names, computed)
+    }
+
+    #[test]
+    fn computed_includes_in_comments_do_not_count() {
+        let no_names = |text: &str| directives_of(text, true) == (vec![], false);
+        // Inside block comments, on their first, middle or last line.
+        assert!(no_names("/*\n #include this file last\n */\n"));
+        assert!(no_names("/* #include MACRO */\n"));
+        assert!(no_names("/* a\n#include MACRO */ int x;\n"));
+        // `/*/` opens a comment and does not close it.
+        assert!(no_names("int x; /*/ a\n#include MACRO\n*/\n"));
+        assert!(no_names("/*/ a\n#include MACRO\n*/\n"));
+        // After `//`, and on a line a `//` comment continues onto (backslash-newline).
+        assert!(no_names("int x; // #include MACRO\n"));
+        assert!(no_names("// a comment \\\n#include MACRO\n"));
+        assert!(no_names("// a comment \\\r\n#include MACRO\n"));
+        // Real ones: after a comment ends, after a comment on its own line, and one that
+        // a comment precedes on the line, as the preprocessor reads it.
+        assert_eq!(
+            directives_of("/* x */\n#include MACRO\n", true),
+            (vec![], true)
+        );
+        assert_eq!(
+            directives_of("/* x */ #include MACRO\n", true),
+            (vec![], true)
+        );
+        assert_eq!(
+            directives_of("/* x */ # include \"a.h\"\n", true).0,
+            ["a.h"]
+        );
+        assert_eq!(
+            directives_of("#include MACRO /* comment */\n", true),
+            (vec![], true)
+        );
+        // Comment markers inside literals open nothing, including a literal continued onto
+        // the next line.
+        for text in [
+            "char *s = \"/*\";\n#include MACRO\n",
+            "char c = '/'; char d = '*';\n#include MACRO\n",
+            "int a = '\"'; /* x */\n#include MACRO\n",
+            "char *s = \"a \\\" /*\";\n#include MACRO\n",
+            "char *s = \"a \\\nb /* \";\n#include MACRO\n",
+        ] {
+            assert_eq!(directives_of(text, true), (vec![], true), "{text}");
+        }
+        // A literal left open at the end of a line (a C++14 digit separator, an apostrophe
+        // in `#error`) ends there.
+        assert_eq!(
+            directives_of("int n = 1'000;\n#include MACRO\n", true),
+            (vec![], true)
+        );
+        // After a raw string literal comments are no longer told apart: everything counts.
+        assert_eq!(
+            directives_of("auto s = R\"(/*)\";\n#include MACRO\n", true),
+            (vec![], true)
+        );
+        assert_eq!(
+            directives_of("auto s = R\"(x)\";\n/*\n#include MACRO\n*/\n", true),
+            (vec![], true)
+        );
+        // Without C comments (Fortran) every line counts.
+        assert_eq!(
+            directives_of("/*\n#include MACRO\n*/\n", false),
+            (vec![], true)
+        );
+        assert!(!has_c_comments(b"p/a.f90") && has_c_comments(b"p/a.h"));
+        // A named include inside a comment still counts, once.
+        assert_eq!(
+            directives_of("/*\n#include \"i.h\"\n*/\n#include \"j.h\" // x\n", true).0,
+            ["i.h", "j.h"]
+        );
     }
 
     #[test]

@@ -46,7 +46,7 @@ use crate::reuse::stale::{self, StaleValue};
 use crate::shell::declare::Value;
 use crate::shell::ShellState;
 use build_environment::EnvironmentCheck;
-use dependencies::{compile_units, forced_include_in, untracked_changes, Trees};
+use dependencies::{compile_units, forced_include_in, untracked_changes, AffectedUnits, Trees};
 pub use rules::{is_build_description, NoResume};
 use rules::{is_stdenv_file, PhaseMatch};
 use std::collections::BTreeSet;
@@ -458,7 +458,7 @@ pub fn try_resume(
         &changed,
         &tracking.untracked,
         marked,
-        tracking.affected_units.is_some(),
+        &tracking.affected_units,
     );
     if let Some(build) = decisions.last_mut() {
         build.reason.push_str(&rules::pieces_note(&held_pieces));
@@ -716,8 +716,8 @@ pub(crate) fn mark_includers(
         return objects::MarkedUnits::default();
     }
     let units: Vec<RelPath> = match &tracking.affected_units {
-        Some(units) => units.iter().cloned().collect(),
-        None => compile_units(tree),
+        AffectedUnits::Bounded { units, .. } => units.iter().cloned().collect(),
+        AffectedUnits::All(_) => compile_units(tree),
     };
     let read = |h: &ContentHash| recorder.read_blob(h).ok();
     objects::mark_units_changed(tree, &units, source, &read, changed_mtime, ninja)

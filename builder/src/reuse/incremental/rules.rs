@@ -4,6 +4,9 @@
 //! files get ([`resume_floor`]); and what the log says for each phase ([`resumed_decisions`]).
 
 use crate::checkpoint::{classify, OverlayChange, RelPath, RewritePair, RootState, Timestamp};
+use crate::reuse::incremental::dependencies::AffectedUnits;
+#[cfg(test)]
+use crate::reuse::incremental::dependencies::{ForcedInclude, Opaque};
 use crate::reuse::incremental::objects::MarkedUnits;
 use crate::reuse::incremental::working_copy::ConfigureCaches;
 use crate::reuse::keys::phase_variables;
@@ -672,16 +675,36 @@ pub fn records_note(records: &[RelPath]) -> String {
     )
 }
 
+/// The compile units compiled again after an untracked change, in words: `units` of them,
+/// which are those that include it, or all of them and why.
+pub fn which_units(units: usize, affected: &AffectedUnits) -> String {
+    match affected {
+        AffectedUnits::Bounded { opaque, .. } => match opaque.as_slice() {
+            [] => format!("the {units} compile unit(s) that include it"),
+            [first, rest @ ..] => format!(
+                "the {units} compile unit(s) that include it or may ({first}{} could name any \
+                 header)",
+                if rest.is_empty() {
+                    String::new()
+                } else {
+                    format!(" and {} more such file(s)", rest.len())
+                }
+            ),
+        },
+        AffectedUnits::All(why) => format!("all {units} compile units ({why})"),
+    }
+}
+
 /// What the log says of each adopted phase and of `buildPhase`: how many source paths
 /// changed (`changed`, stdenv files left out) and which compile units count as changed
 /// because make would not see a change (`untracked`, `marked`: how they were marked,
-/// `bounded`: whether the includes could be followed).
+/// `affected`: which units, or why all of them).
 pub fn resumed_decisions(
     adopted: &[(String, ShellState, ShellState)],
     changed: &[String],
     untracked: &[RelPath],
     marked: MarkedUnits,
-    bounded: bool,
+    affected: &AffectedUnits,
 ) -> Vec<PhaseDecision> {
     let mut decisions: Vec<PhaseDecision> = adopted
         .iter()
@@ -697,17 +720,10 @@ pub fn resumed_decisions(
     let untracked_note = if untracked.is_empty() {
         String::new()
     } else {
-        let units = marked.units;
-        let which = if bounded {
-            format!("the {units} compile unit(s) that include it")
-        } else {
-            format!(
-                "all {units} compile units (a computed or forced include hides which include it)"
-            )
-        };
         format!(
-            "; no dependency record of the earlier build names {} (dependency tracking off?), so {which} are compiled again ({})",
+            "; no dependency record of the earlier build names {} (dependency tracking off?), so {} are compiled again ({})",
             short_list(untracked, 3),
+            which_units(marked.units, affected),
             marked.describe()
         )
     };
@@ -1034,7 +1050,8 @@ mod tests {
         let s = ShellState::default();
         let adopted = vec![("configurePhase".to_owned(), s.clone(), s)];
         let changed: Vec<String> = (0..7).map(|i| format!("f{i}.c")).collect();
-        let d = resumed_decisions(&adopted, &changed, &[], MarkedUnits::default(), true);
+        let none = AffectedUnits::default();
+        let d = resumed_decisions(&adopted, &changed, &[], MarkedUnits::default(), &none);
         assert_eq!(d.len(), 2);
         assert!(d[0].reused && d[0].reason.contains("7 source file(s) changed"));
         assert!(!d[1].reused);
@@ -1049,13 +1066,38 @@ mod tests {
             aged_objects: 11,
             touched_units: 1,
         };
-        let d = resumed_decisions(&adopted, &changed[..1], &[h], marked, false);
+        let why = ForcedInclude::InMakefile(RelPath::from_escaped("p/Makefile").unwrap());
+        let all = AffectedUnits::All(why);
+        let d = resumed_decisions(
+            &adopted,
+            &changed[..1],
+            std::slice::from_ref(&h),
+            marked,
+            &all,
+        );
         assert!(
             d[1].reason.contains("names p/x.h")
-                && d[1].reason.contains("all 12 compile units")
+                && d[1].reason.contains(
+                    "all 12 compile units (p/Makefile passes a forced include (`-include`) that \
+                     no directive shows)"
+                )
                 && d[1]
                     .reason
                     .contains("11 object(s) made older than their sources, 1 unit(s)"),
+            "{}",
+            d[1].reason
+        );
+        let opaque = |p: &str| Opaque::ComputedInclude(RelPath::from_escaped(p).unwrap());
+        let some = AffectedUnits::Bounded {
+            units: BTreeSet::new(),
+            opaque: vec![opaque("p/lib/iconv_open.c"), opaque("p/lib/other.h")],
+        };
+        let d = resumed_decisions(&adopted, &changed[..1], &[h], marked, &some);
+        assert!(
+            d[1].reason.contains(
+                "the 12 compile unit(s) that include it or may (a computed include (`#include \
+                 MACRO`) in p/lib/iconv_open.c and 1 more such file(s) could name any header)"
+            ),
             "{}",
             d[1].reason
         );

@@ -31,12 +31,12 @@ use crate::checkpoint::{
     RelPath, RootState, Timestamp,
 };
 use crate::reuse::incremental::dependencies::{
-    forced_include_in, join_normalized, untracked_changes, Trees,
+    forced_include_in, join_normalized, untracked_changes, AffectedUnits, Trees,
 };
 use crate::reuse::incremental::makefile_changes;
 use crate::reuse::incremental::mark_includers;
 use crate::reuse::incremental::objects::MarkedUnits;
-use crate::reuse::incremental::rules::{is_stdenv_file, resume_floor, short_list};
+use crate::reuse::incremental::rules::{is_stdenv_file, resume_floor, short_list, which_units};
 use crate::reuse::incremental::Recording;
 use crate::shell::ShellState;
 use std::collections::{BTreeMap, BTreeSet};
@@ -92,6 +92,8 @@ pub struct Settled {
     /// Changed files make would not see, and how the units that include them were marked.
     pub untracked: Vec<RelPath>,
     pub marked: MarkedUnits,
+    /// Which compile units they reach, or why all.
+    pub affected: AffectedUnits,
     /// Makefiles rewritten with new values or explicit rules only, the variables that
     /// changed in them and how many rules.
     pub makefiles: Vec<(RelPath, Vec<String>, usize)>,
@@ -145,9 +147,9 @@ impl Settled {
         }
         if !self.untracked.is_empty() {
             text.push_str(&format!(
-                "; no dependency record names {}, so the {} compile unit(s) that include it are compiled again ({})",
+                "; no dependency record names {}, so {} are compiled again ({})",
                 short_list(&self.untracked, 3),
-                self.marked.units,
+                which_units(self.marked.units, &self.affected),
                 self.marked.describe()
             ));
         }
@@ -647,6 +649,7 @@ pub fn settle(
             copy.ninja,
         );
         settled.untracked = tracking.untracked;
+        settled.affected = tracking.affected_units;
     }
     for p in &stale_products {
         tree.remove(p);
