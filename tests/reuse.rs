@@ -1572,7 +1572,7 @@ fn a_computed_include_counts_as_including_the_changed_header_and_the_log_says_wh
     assert!(
         build_line.contains(
             "the 4 compile unit(s) that include it or may (a computed include (`#include \
-             MACRO`) in cproject-src/other.c could name any header)"
+             MACRO`) in cproject-src/other.c could name any file)"
         ),
         "{build_line}\n{}",
         b.log_tail(40)
@@ -1581,6 +1581,34 @@ fn a_computed_include_counts_as_including_the_changed_header_and_the_log_says_wh
     assert_eq!(make_compiles(&b).len(), 3, "{}", b.log_tail(40));
     assert!(normalised_out(&b) == normalised_out(&clean));
     assert!(String::from_utf8_lossy(&greet_output(&b).stdout).ends_with("!\n"));
+}
+
+/// A changed source file that a unit includes through a macro (`#include IMPL`, naming
+/// `impl.c`) and that no rule names: make would keep the unit's object, so the unit with the
+/// computed include is compiled again, and the log says why.
+#[test]
+fn a_source_file_a_computed_include_may_name_recompiles_that_unit() {
+    let a = build(55, "impl-base", "untracked-impl", None);
+    let b = build(
+        55,
+        "impl-source",
+        "untracked-impl-source",
+        Some(&output(&a, true)),
+    );
+    let clean = build(55, "impl-source-clean", "untracked-impl-source", None);
+    let build_line = decision(&b, "buildPhase");
+    assert!(
+        build_line.contains("names cproject-src/impl.c")
+            && build_line.contains(
+                "the 1 compile unit(s) that include it or may (a computed include (`#include \
+                 MACRO`) in cproject-src/main.c could name any file)"
+            ),
+        "{build_line}\n{}",
+        b.log_tail(40)
+    );
+    assert_compiled_only(&b, "main");
+    assert!(normalised_out(&b) == normalised_out(&clean));
+    assert!(String::from_utf8_lossy(&greet_output(&b).stdout).starts_with("changed: "));
 }
 
 /// A changed configure flag that changes the Makefile's compile flags: make would keep the

@@ -45,7 +45,8 @@
 # other.c, which includes minmax.h, whose opening comment has a line starting `#include this`
 # (as gnulib's has), and lone.c, which includes nothing; untracked-header: that, with MARK
 # changed; untracked-computed and untracked-computed-header: the same two with other.c
-# including minmax.h through a macro;
+# including minmax.h through a macro; untracked-impl: untracked, with main.c including impl.c
+# (no target of the Makefile) through a macro; untracked-impl-source: that, with impl.c changed;
 # input-paths: postBuild leaves the source's store path in the build directory in a short
 # file, in the middle of 200 kB of random bytes, as a symlink target and in a file name;
 # `base` is an earlier build's checkpoint (`baseContext = false`: passed without string
@@ -60,7 +61,7 @@ let
   debug = builtins.elem variant [ "debug" "debug-install" "debug-stripped" "debug-stripped-install" ];
   stripped = builtins.elem variant [ "debug-stripped" "debug-stripped-install" ];
   configured = builtins.elem variant [ "configured" "configured-loud" "configured-o2" ];
-  untracked = builtins.elem variant [ "untracked" "untracked-header" "untracked-computed" "untracked-computed-header" ];
+  untracked = builtins.elem variant [ "untracked" "untracked-header" "untracked-computed" "untracked-computed-header" "untracked-impl" "untracked-impl-source" ];
   computedInclude = variant == "untracked-computed" || variant == "untracked-computed-header";
   included = variant == "included" || variant == "included-bump";
   mk = builtins.elem variant [ "mk" "mk-bump" "mk-cflags" ];
@@ -141,6 +142,10 @@ let
         printf '/* Note:\n   #include this file as the last one.  */\n#define MIN(a, b) ((a) < (b) ? (a) : (b))\n' > minmax.h
         printf '${if computedInclude then "#define OTHER_H \"minmax.h\"\\n#include OTHER_H" else "#include \"minmax.h\""}\nint other(void) { return MIN(1, 2); }\n' > other.c
         printf 'int lone(void) { return 0; }\n' > lone.c
+      '' else ""}
+      ${if variant == "untracked-impl" || variant == "untracked-impl-source" then ''
+        printf 'const char *impl(void) { return "${if variant == "untracked-impl-source" then "changed" else "first"}"; }\n' > impl.c
+        printf '#include <stdio.h>\n#include "util.h"\n#define IMPL "impl.c"\n#include IMPL\nint main(void) { printf("%%s: ", impl()); return greet(); }\n' > main.c
       '' else ""}
       ${if builtins.elem variant [ "libtool-pieces" "libtool-pieces-source" ] then ''
         sed -i -e 's/^greet: main.o util.o text.o$/greet: main.o libgreet.la/' -e 's/-o \$@ main.o util.o text.o$/-o $@ main.o .libs\/libgreet.a/' Makefile.in

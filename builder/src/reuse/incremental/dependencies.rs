@@ -7,7 +7,7 @@
 //! includes it stale. The rules:
 //!
 //! - a changed compile unit (`foo.c`) that no include directive names is seen: its object's
-//!   rule lists it;
+//!   rule lists it (unless an opaque file, below, may include it);
 //! - a changed file that no include directive names and that is not a header (docs, data,
 //!   scripts) is left to the build tool's own rules;
 //! - anything else (a header, or a file some directive includes, like gnulib's
@@ -663,11 +663,13 @@ pub fn untracked_changes<'a>(
         p.file_name().and_then(|n| includers.get(n))
     };
 
-    // First the changed files the build tool sees by their own rule.
+    // First the changed files the build tool sees by their own rule: compile units nothing
+    // includes. An opaque file may include any of them.
     let own_rule: HashSet<&RelPath> = changed
         .iter()
         .copied()
         .filter(|p| is_compile_unit(p.as_bytes()) && included_by(p).is_none())
+        .filter(|_| opaque.is_empty())
         .collect();
     let mut needs_record: Vec<&RelPath> = Vec::new();
     for p in &changed {
@@ -675,8 +677,11 @@ pub fn untracked_changes<'a>(
             continue;
         }
         match included_by(p) {
-            None if !is_header(p.as_bytes()) || opaque.is_empty() => {
-                // Included nowhere: a header nothing uses, or a file make's rules name.
+            None if opaque.is_empty()
+                || !(is_header(p.as_bytes()) || is_compile_unit(p.as_bytes())) =>
+            {
+                // Included nowhere: a header nothing uses, or a file make's rules name (an
+                // opaque file may include a header or a compile unit).
             }
             Some(by) if by.iter().all(|i| own_rule.contains(i)) => {
                 // Only changed compile units include it, and they are recompiled anyway.
@@ -1043,6 +1048,23 @@ mod tests {
             ("p/src/system.h", "#define A 1\n"),
         ];
         assert!(untracked(&old, &new, &[("p/src/hello.o", "obj")]).is_empty());
+        // Unless an opaque file may include it (`#include IMPL` naming `impl.c`): then the
+        // units that reach the opaque file are compiled again, unless a record names it.
+        let old = [
+            ("p/src/main.c", "#define IMPL \"impl.c\"\n#include IMPL\n"),
+            ("p/src/impl.c", "int x = 1;\n"),
+        ];
+        let mut new = old;
+        new[1] = ("p/src/impl.c", "int x = 2;\n");
+        assert_eq!(
+            affected_through(&old, &new, &[], false),
+            Ok((
+                vec!["p/src/main.c".to_owned()],
+                vec![Opaque::ComputedInclude(rp("p/src/main.c"))]
+            ))
+        );
+        let depfile = "src/main.o: src/main.c src/impl.c\n";
+        assert!(untracked(&old, &new, &[("p/src/.deps/main.Po", depfile)]).is_empty());
     }
 
     #[test]

@@ -683,7 +683,7 @@ pub fn which_units(units: usize, affected: &AffectedUnits) -> String {
             [] => format!("the {units} compile unit(s) that include it"),
             [first, rest @ ..] => format!(
                 "the {units} compile unit(s) that include it or may ({first}{} could name any \
-                 header)",
+                 file)",
                 if rest.is_empty() {
                     String::new()
                 } else {
@@ -1096,7 +1096,7 @@ mod tests {
         assert!(
             d[1].reason.contains(
                 "the 12 compile unit(s) that include it or may (a computed include (`#include \
-                 MACRO`) in p/lib/iconv_open.c and 1 more such file(s) could name any header)"
+                 MACRO`) in p/lib/iconv_open.c and 1 more such file(s) could name any file)"
             ),
             "{}",
             d[1].reason
