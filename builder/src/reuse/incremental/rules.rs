@@ -5,8 +5,6 @@
 
 use crate::checkpoint::{classify, OverlayChange, RelPath, RewritePair, RootState, Timestamp};
 use crate::reuse::incremental::dependencies::AffectedUnits;
-#[cfg(test)]
-use crate::reuse::incremental::dependencies::{ForcedInclude, Opaque};
 use crate::reuse::incremental::objects::MarkedUnits;
 use crate::reuse::incremental::working_copy::ConfigureCaches;
 use crate::reuse::keys::phase_variables;
@@ -748,6 +746,7 @@ mod tests {
     use super::*;
     use crate::checkpoint::overlay_diff;
     use crate::checkpoint::testutil::tree_of as tree;
+    use crate::reuse::incremental::dependencies::{ForcedInclude, Opaque};
     use crate::reuse::keys::{later_phase_variables, layer_inputs};
     use crate::shell::declare::Attributes;
     use crate::shell::{ByteString, Variable};
