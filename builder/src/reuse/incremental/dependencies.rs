@@ -947,7 +947,6 @@ mod tests {
         computed[4] = ("p/lib/unrelated.c", "#include HEADER\n");
         let mut old_computed = old;
         old_computed[4] = computed[4];
-        let opaque = vec![Opaque::ComputedInclude(rp("p/lib/unrelated.c"))];
         assert_eq!(
             affected_through(&old_computed, &computed, &[], false),
             Ok((
@@ -956,7 +955,7 @@ mod tests {
                     "p/lib/unrelated.c".to_owned(),
                     "p/src/hello.c".to_owned()
                 ],
-                opaque.clone()
+                vec![Opaque::ComputedInclude(rp("p/lib/unrelated.c"))]
             ))
         );
         let old_opaque_header = [
