@@ -209,9 +209,11 @@ fn state_after_line(line: &[u8], start: LexState) -> Option<LexState> {
                     break;
                 };
                 let k = i + j;
+                i = k + 1;
                 match (line[k], line.get(k + 1)) {
                     (b'"', _) if k > 0 && line[k - 1] == b'R' => return None,
                     (q @ (b'"' | b'\''), _) => state = LexState::Literal(q),
+                    // Past the `*` too: `/*/` opens a comment and does not close it.
                     (b'/', Some(b'*')) => {
                         state = LexState::BlockComment;
                         i = k + 2;
@@ -219,7 +221,6 @@ fn state_after_line(line: &[u8], start: LexState) -> Option<LexState> {
                     (b'/', Some(b'/')) => state = LexState::LineComment,
                     _ => {}
                 }
-                i = i.max(k + 1);
             }
         }
     }
@@ -665,12 +666,15 @@ pub fn untracked_changes<'a>(
 
     // First the changed files the build tool sees by their own rule: compile units nothing
     // includes. An opaque file may include any of them.
-    let own_rule: HashSet<&RelPath> = changed
-        .iter()
-        .copied()
-        .filter(|p| is_compile_unit(p.as_bytes()) && included_by(p).is_none())
-        .filter(|_| opaque.is_empty())
-        .collect();
+    let own_rule: HashSet<&RelPath> = if opaque.is_empty() {
+        changed
+            .iter()
+            .copied()
+            .filter(|p| is_compile_unit(p.as_bytes()) && included_by(p).is_none())
+            .collect()
+    } else {
+        HashSet::new()
+    };
     let mut needs_record: Vec<&RelPath> = Vec::new();
     for p in &changed {
         if own_rule.contains(p) {
