@@ -14,6 +14,10 @@
 #             with the stock builder: NAR-identical; compiler runs of each
 #   header    the same for one line appended to a header
 #   install   the same for a `postInstall` change
+#   rename    the same for a version bump of `name` (its last character changed: output
+#             paths of the same length), the source unchanged
+#   longer    the same for a version bump that makes `name` one character longer (no output
+#             path keeps its length)
 #   plain     the same one-line change in a plain directory outside Nix, for the incremental
 #             time to be set against: the project's stock base derivation (its inputs
 #             realised, untimed) run by bash in a temporary directory with the derivation's
@@ -30,7 +34,8 @@
 # Compiler runs are the compiles (`-c`/`-S`) the wrapper traces (NIX_CC_WRAPPER_TRACE) in
 # buildPhase and later phases (plain: in the warm build and after); configure's probes are not
 # counted. A variant whose stock output equals the stock base's is flagged (`no effect`): the
-# edit did not reach the outputs.
+# edit did not reach the outputs (a failed check for the edits; for the renames it only says
+# that the name reached no output, once each build's own paths are set aside).
 # Times are the wall time of one `nix-store --realise` of the project's derivation (inputs
 # realised first, untimed); every build is a fresh derivation (a salt per project and run).
 #
@@ -39,17 +44,20 @@
 # and for a mismatch the comparison (`<project>.<scenario>.compare`, with the normalised
 # trees of the differing outputs under `<project>.<scenario>.trees/`).
 #
-# Usage: bench/corpus.sh [--ci] [--only plain] [--stdenv FILE] [--builder BIN] [--sources DIR]
-#                        [--out DIR] [PROJECT...]
+# Usage: bench/corpus.sh [--ci] [--only plain] [--scenarios LIST] [--stdenv FILE] [--builder BIN]
+#                        [--sources DIR] [--out DIR] [PROJECT...]
 #        bench/corpus.sh --report [--out DIR]   the table and summary of an earlier run's
 #                                               results.tsv (also of an unfinished run)
 #   --ci       the subset CI runs (zlib ed fmt), without the plain scenario; the exit status
-#              is 1 when a build fails, a comparison differs, a variant has no effect, verify
+#              is 1 when a build fails, a comparison differs, an edit has no effect, verify
 #              fails, or an incremental build compiles as much as the clean one (oneline,
 #              header) or at all (install)
 #   --only plain  the plain scenario alone: its columns of each project's row are written
 #              into --out's results.tsv, the other columns of an earlier run kept (so the
 #              report sets them against that run's oneline times); no builder needed
+#   --scenarios  the Nix scenarios after full, from `oneline header install rename longer`
+#              (the default: all; stock and full always run); plain runs only with oneline.
+#              The report leaves out the columns of a scenario no project ran
 #   --stdenv   default $CHECKPOINT_TEST_STDENV, else ../shared/realstdenv/stdenv.nix beside the repo
 #   --builder  default $CHECKPOINT_BUILDER, else scripts/build-static.sh's binary
 #   --sources  orig tarball cache (default: as scripts/fetch-sources.sh)
@@ -64,12 +72,17 @@ out_dir=$repo/target/corpus
 ci=""
 report_only=""
 only=""
+# The Nix scenarios after full, in this order (each from full's checkpoint); results.tsv
+# has six columns for each of all five, so the plain columns come after them all.
+all_scenarios="oneline header install rename longer"
+scenarios=$all_scenarios
 projects=()
 while [ $# -gt 0 ]; do
   case $1 in
     --ci) ci=1; shift ;;
     --report) report_only=1; shift ;;
     --only) only=$2; shift 2 ;;
+    --scenarios) scenarios=$2; shift 2 ;;
     --stdenv) stdenv_nix=$2; shift 2 ;;
     --builder) builder=$2; shift 2 ;;
     --sources) sources=$2; shift 2 ;;
@@ -84,6 +97,16 @@ case $only in
   "" | plain) ;;
   *) echo "corpus.sh: --only takes plain (the Nix scenarios depend on each other)" >&2; exit 2 ;;
 esac
+for v in $scenarios; do
+  case " $all_scenarios " in
+    *" $v "*) ;;
+    *) echo "corpus.sh: unknown scenario $v (--scenarios takes some of: $all_scenarios)" >&2; exit 2 ;;
+  esac
+done
+if [ -n "$ci" ] && [ "$scenarios" != "$all_scenarios" ]; then
+  echo "corpus.sh: --ci runs every Nix scenario; not with --scenarios" >&2
+  exit 2
+fi
 if [ -n "$ci" ] && [ -n "$only" ]; then
   echo "corpus.sh: --ci runs the Nix scenarios; not with --only" >&2
   exit 2
@@ -98,6 +121,9 @@ import csv, sys
 rows = [{k: (v if v != "" else "–") for k, v in r.items()}
         for r in csv.DictReader(open(sys.argv[1]), delimiter="\t")]
 for r in rows:
+    for v in ("rename", "longer"):
+        for k in ("s", "stock_s", "result", "compiles", "clean_compiles", "effect"):
+            r.setdefault(f"{v}_{k}", "–")
     for k in ("plain_cold_s", "plain_warm_s", "plain_after_s", "plain_compiles", "plain_cold_compiles", "floor_s"):
         r.setdefault(k, "–")
 def mb(x):
@@ -114,35 +140,51 @@ def ratio(a, b):
         return "–" if "–" in (a, b) else "-"
 def res(r):
     return {"identical": "identical", "DIFFERS": "**differs**", "-": "failed"}.get(r, r)
-print("| project | build system | stock s | full s (ours/stock) | full = stock | verify | checkpoint MB / build dir MB | "
-      "oneline: result, compiles inc/clean, s inc/stock | header: result, compiles inc/clean, s inc/stock | "
-      "install: result, compiles inc/clean, s inc/stock | "
-      "plain: warm s (build + after), compiles | floor s | oneline / (warm + after + floor) |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+# The scenarios some project ran (a column no row has is left out), and the plain columns
+# when a row has them.
+labels = {"oneline": "oneline", "header": "header", "install": "install",
+          "rename": "rename (same length)", "longer": "longer name"}
+shown = [v for v in labels if any(r[v + "_result"] != "–" for r in rows)]
+ran_plain = any(r["plain_warm_s"] != "–" for r in rows)
+head = ["project", "build system", "stock s", "full s (ours/stock)", "full = stock", "verify",
+        "checkpoint MB / build dir MB"]
+head += [f"{labels[v]}: result, compiles inc/clean, s inc/stock" for v in shown]
+if ran_plain:
+    head += ["plain: warm s (build + after), compiles", "floor s", "oneline / (warm + after + floor)"]
+print("| " + " | ".join(head) + " |")
+print("|" + "---|" * len(head))
 for r in rows:
     cells = [r["project"], r["system"], r["stock_s"], f'{r["full_s"]} ({ratio(r["full_s"], r["stock_s"])})',
              res(r["full_vs_stock"]), r["verify"],
              f'{mb(r["checkpoint_bytes"])} / {mb(r["builddir_bytes"])} ({ratio(r["checkpoint_bytes"], r["builddir_bytes"])})']
-    for v in ("oneline", "header", "install"):
-        note = "" if r[f"{v}_effect"] == "changed" else f' ({r[v + "_effect"]})'
+    for v in shown:
+        note = "" if r[f"{v}_effect"] in ("changed", "–") or v in ("rename", "longer") else f' ({r[v + "_effect"]})'
         cells.append(f'{res(r[v + "_result"])}{note}, {r[v + "_compiles"]}/{r[v + "_clean_compiles"]}, '
                      f'{r[v + "_s"]}/{r[v + "_stock_s"]} ({ratio(r[v + "_s"], r[v + "_stock_s"])})')
-    warm = total(r["plain_warm_s"], r["plain_after_s"])
-    cells.append(warm if warm in ("-", "–") else
-                 f'{warm} ({r["plain_warm_s"]} + {r["plain_after_s"]}), {r["plain_compiles"]}')
-    cells.append(r["floor_s"])
-    cells.append(ratio(r["oneline_s"], total(r["plain_warm_s"], r["plain_after_s"], r["floor_s"])))
+    if ran_plain:
+        warm = total(r["plain_warm_s"], r["plain_after_s"])
+        cells.append(warm if warm in ("-", "–") else
+                     f'{warm} ({r["plain_warm_s"]} + {r["plain_after_s"]}), {r["plain_compiles"]}')
+        cells.append(r["floor_s"])
+        cells.append(ratio(r["oneline_s"], total(r["plain_warm_s"], r["plain_after_s"], r["floor_s"])))
     # A cell of a scenario the run did not run is one `–`.
     cells = [c if c.strip("–()/, ") else "–" for c in cells]
     print("| " + " | ".join(cells) + " |")
 print()
 n = len(rows)
 for key, label in (("full_vs_stock", "full build = stock"), ("oneline_result", "oneline incremental = stock clean"),
-                   ("header_result", "header incremental = stock clean"), ("install_result", "install incremental = stock clean")):
-    print(f"- {label}: {sum(1 for r in rows if r[key] == 'identical')} of {n}")
+                   ("header_result", "header incremental = stock clean"), ("install_result", "install incremental = stock clean"),
+                   ("rename_result", "rename (same length) incremental = stock clean"),
+                   ("longer_result", "longer name incremental = stock clean")):
+    ran = [r for r in rows if r[key] != "–"]
+    if ran:
+        print(f"- {label}: {sum(1 for r in ran if r[key] == 'identical')} of {len(ran)}")
 print(f"- verify passes: {sum(1 for r in rows if r['verify'] == 'ok')} of {n}")
 noeffect = [f"{r['project']} {v}" for r in rows for v in ("oneline", "header", "install") if r[v + "_effect"] == "no effect"]
 print(f"- variants whose outputs equal the base's (the edit reached no output): {len(noeffect)}" + (f" ({', '.join(noeffect)})" if noeffect else ""))
+unnamed = [r["project"] for r in rows if r["rename_effect"] == "no effect"]
+if unnamed:
+    print(f"- outputs the package name does not reach (the rename's stock output equals the base's): {', '.join(unnamed)}")
 def median(values):
     v = sorted(values)
     return "-" if not v else f"{(v[len(v) // 2] + v[(len(v) - 1) // 2]) / 2:.2f}"
@@ -154,15 +196,17 @@ def num(x):
 for key, base, label in (("full_s", "stock_s", "full build, ours / stock"),
                          ("oneline_s", "oneline_stock_s", "oneline incremental / stock clean"),
                          ("header_s", "header_stock_s", "header incremental / stock clean"),
-                         ("install_s", "install_stock_s", "install incremental / stock clean")):
+                         ("install_s", "install_stock_s", "install incremental / stock clean"),
+                         ("rename_s", "rename_stock_s", "rename (same length) incremental / stock clean"),
+                         ("longer_s", "longer_stock_s", "longer name incremental / stock clean")):
     vals = [num(r[key]) / num(r[base]) for r in rows if num(r[key]) and num(r[base])]
-    print(f"- median time, {label}: {median(vals)}")
+    if key == "full_s" or key[:-2] in shown:
+        print(f"- median time, {label}: {median(vals)}")
 plain = [num(r["oneline_s"]) / num(total(r["plain_warm_s"], r["plain_after_s"], r["floor_s"]))
          for r in rows if num(r["oneline_s"]) and num(total(r["plain_warm_s"], r["plain_after_s"], r["floor_s"]))]
-ran_plain = any(r["plain_warm_s"] != "–" for r in rows)
 if ran_plain:
     print(f"- median time, oneline incremental / (plain warm build + after + floor): {median(plain)} ({len(plain)} projects)")
-for v in ("oneline", "header", "install"):
+for v in shown:
     inc = sum(int(r[v + "_compiles"]) for r in rows if r[v + "_compiles"] not in ("-", "–"))
     clean = sum(int(r[v + "_clean_compiles"]) for r in rows if r[v + "_compiles"] not in ("-", "–"))
     print(f"- compiler runs, {v}: {inc} incremental against {clean} clean, in all")
@@ -443,7 +487,7 @@ fail() { failures=$((failures + 1)); echo "corpus.sh: FAIL: $*" >&2; }
 # results.tsv: one row per project; the plain columns last (CI's check below reads the
 # others by position).
 columns=(project system stock_s full_s full_vs_stock verify checkpoint_bytes builddir_bytes clean_compiles)
-for v in oneline header install; do
+for v in $all_scenarios; do
   columns+=("${v}_s" "${v}_stock_s" "${v}_result" "${v}_compiles" "${v}_clean_compiles" "${v}_effect")
 done
 columns+=(plain_cold_s plain_warm_s plain_after_s plain_cold_compiles plain_compiles floor_s)
@@ -489,7 +533,11 @@ for project in "${projects[@]}"; do
     row=("$p" "$system" "$(time_of "$p.stock")" "$(time_of "$p.full")" "$full_cmp" "$verify" "$ck_bytes" "$bd_bytes" "$(compiles "$p.full")")
     [ "$full_cmp" = identical ] || fail "$p: full build vs stock: $full_cmp"
     [ "$verify" = ok ] || fail "$p: verify: $verify"
-    for v in oneline header install; do
+    for v in $all_scenarios; do
+      if [[ " $scenarios " != *" $v "* ]]; then
+        row+=("" "" "" "" "" "")
+        continue
+      fi
       inc=- stock=- result=- effect=-
       if ok "$p.full"; then
         realise "$p.$v" "$(instantiate "$p" "$salt" --arg builder "$builder" --arg checkpoint true \
@@ -504,13 +552,16 @@ for project in "${projects[@]}"; do
       fi
       row+=("$(time_of "$p.$v")" "$(time_of "$p.$v.stock")" "$result" "$(compiles "$p.$v")" "$(compiles "$p.$v.stock")" "$effect")
       [ "$result" = identical ] || fail "$p $v: incremental vs stock clean: $result"
-      [ "$effect" = changed ] || fail "$p $v: the variant's outputs vs the base's: $effect"
+      case $v in
+        rename | longer) ;;
+        *) [ "$effect" = changed ] || fail "$p $v: the variant's outputs vs the base's: $effect" ;;
+      esac
     done
     for i in "${!row[@]}"; do fields+=("${columns[$i]}=${row[$i]}"); done
   fi
   # The plain scenario (not in CI's run: it would make CI slower, and it checks nothing
   # CI needs).
-  if [ -z "$ci" ]; then
+  if [ -z "$ci" ] && [[ " $scenarios " == *" oneline "* ]]; then
     plain "$p" "$salt"
     floor "$p"
     fields+=("plain_cold_s=$(plain_time "$p.plain" cold)" "plain_warm_s=$(plain_time "$p.plain" warm)"

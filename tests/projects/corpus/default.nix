@@ -1,4 +1,4 @@
-# The corpus (bench/corpus.sh, tests/corpus.rs): upstream projects from Debian 12's orig
+# The corpus (bench/corpus.sh; scripts/test.sh runs its CI subset): upstream projects from Debian 12's orig
 # tarballs (pinned in sources.lock as `corpus-<name>`, no Debian patches), built on the
 # stdenv at `stdenvNix` with the compiler wrapper, as tests/projects/default.nix builds
 # hello, lua and zstd, and with the same arguments (`builder`, `benchSalt`, `checkpoint`,
@@ -6,7 +6,8 @@
 #
 # Every project names one C (or C++) file compiled into what it installs (`file`) and one
 # header included by some of its compile units (`header`). The variants (see ./variant.nix)
-# append one line to either, or add a `postInstall`; the package name never changes.
+# append one line to either, add a `postInstall`, or bump the version in `name` (same
+# length, or one character longer) with the source unchanged.
 # Build dependencies come from the host (Debian's -dev packages, bound into the sandbox with
 # /usr), as cmake, ninja, meson, bison and flex do.
 { stdenvNix, builder ? null, sources, benchSalt ? null, checkpoint ? false
@@ -27,7 +28,7 @@ let
   # the report) as a derivation of the variant asked for.
   project = name: attrs:
     let
-      v = import ./variant.nix { inherit variant; inherit (attrs) file header; };
+      v = import ./variant.nix { inherit variant; inherit (attrs) file header name; };
       own = removeAttrs attrs [ "file" "header" "system" ];
       join = a: b: if a == "" then b else if b == "" then a else a + "\n" + b;
     in
@@ -37,7 +38,7 @@ let
       NIX_CC_WRAPPER_TRACE = "1";
       postPatch = join (own.postPatch or "") (v.postPatch or "");
       postInstall = join (own.postInstall or "") (v.postInstall or "");
-    })) // { corpus = { inherit (attrs) file header system; }; };
+    } // (if v ? name then { inherit (v) name; } else { }))) // { corpus = { inherit (attrs) file header system; }; };
 
   ninja = import ../ninja-phases.nix;
   cmake = { generator ? "Ninja", dir ? ".", flags ? [ ] }: {
