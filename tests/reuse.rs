@@ -9,7 +9,7 @@
 use integration_tests::checkpoint::FORMAT_VERSION;
 use integration_tests::forge;
 use integration_tests::nix::repo_root;
-use integration_tests::outputs::{normalised_out, output};
+use integration_tests::outputs::{normalised_nar, normalised_out, output};
 use integration_tests::reuse_cases::{base_attr, build_ok, case_file};
 use integration_tests::{builder_binary, BuildResult};
 use std::path::{Path, PathBuf};
@@ -1334,6 +1334,45 @@ fn a_same_length_rename_reruns_configure_over_the_earlier_tree_and_compiles_what
     );
     assert_eq!(make_compiles(&f).len(), 3, "{}", f.log_tail(40));
     assert!(normalised_out(&f) == normalised_out(&clean));
+}
+
+/// A version bump of a package with two outputs (`out`, then `dev`): every output path moves.
+/// The earlier build's values are compared with this build's with each output masked by its
+/// position among the declared outputs, as the keys mask them; compared by name order
+/// instead (`dev` before `out`), every variable holding an output path looked changed, and
+/// the phases ran on a fresh tree instead of over the earlier one (the corpus's xz).
+#[test]
+fn a_rename_of_a_package_with_two_outputs_reruns_configure_over_the_earlier_tree() {
+    let a = build_named("two-outputs-base", "dev", "reuse-cproject-56", None);
+    let ck = output(&a, true);
+    let b = build_named("two-outputs-renamed", "dev", "reuse-cproject-59", Some(&ck));
+    let clean = build_named("two-outputs-clean", "dev", "reuse-cproject-59", None);
+    let configure = decision(&b, "configurePhase");
+    assert!(
+        configure.contains("ran over the earlier build's tree") && configure.contains("name"),
+        "{configure}\n{}",
+        b.log_tail(40)
+    );
+    assert_compiled_only(&b, "util");
+    let out = |r: &BuildResult| {
+        r.out_paths
+            .iter()
+            .find(|p| p.to_string_lossy().ends_with("-reuse-cproject-59"))
+            .cloned()
+            .unwrap_or_else(|| panic!("no out in {:?}", r.out_paths))
+    };
+    let (ours, theirs) = (out(&b), out(&clean));
+    assert!(normalised_nar(&ours, &ours) == normalised_nar(&theirs, &theirs));
+    let header = |r: &BuildResult| {
+        let dev = r
+            .out_paths
+            .iter()
+            .find(|p| p.to_string_lossy().ends_with("-reuse-cproject-59-dev"))
+            .cloned()
+            .unwrap_or_else(|| panic!("no dev in {:?}", r.out_paths));
+        std::fs::read(dev.join("include/util.h")).unwrap()
+    };
+    assert_eq!(header(&b), header(&clean));
 }
 
 /// A version bump (same length) where the output path reaches an object through a variable

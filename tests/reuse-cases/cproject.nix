@@ -49,6 +49,8 @@
 # (no target of the Makefile) through a macro; untracked-impl-source: that, with impl.c changed;
 # input-paths: postBuild leaves the source's store path in the build directory in a short
 # file, in the middle of 200 kB of random bytes, as a symlink target and in a file name;
+# dev: a second output, `dev`, declared after `out` (as nixpkgs declares it), into which
+# postInstall copies util.h;
 # `base` is an earlier build's checkpoint (`baseContext = false`: passed without string
 # context), `cache` a development cache directory, `baseTrust` the value of
 # `checkpointBaseTrust` (docs/trust.md; unset when null).
@@ -246,7 +248,7 @@ let
 in
 mkDrv ({
   inherit name;
-  outputs = [ "out" "checkpoint" ];
+  outputs = if variant == "dev" then [ "out" "dev" "checkpoint" ] else [ "out" "checkpoint" ];
   inherit src;
   buildFlags = if variant == "flags" || variant == "source-flags" then [ "CFLAGS=-O2" ] else [ ];
   configureFlags = if variant == "configured-loud" then [ "--enable-loud" ]
@@ -256,6 +258,9 @@ mkDrv ({
     echo "installed differently" > $out/share/greet/extra.txt
   '' else if stripped then ''
     strip -S $out/bin/greet
+  '' else if variant == "dev" then ''
+    mkdir -p $dev/include
+    cp util.h $dev/include/
   '' else if variant == "broken-install" then ''
     echo "this installPhase fails"
     false

@@ -524,7 +524,7 @@ fn start_from_bases<'b>(
         .zip(&moves)
         .map(|(base, moves)| plan::Candidate {
             layers: &base.layers,
-            outputs: base.outputs.values().cloned().collect(),
+            outputs: base.masked_outputs.clone(),
             rewrites: moves
                 .as_ref()
                 .map(|m| m.rewrites.clone())

@@ -27,6 +27,10 @@ pub struct BaseCheckpoint {
     pub layers: Vec<BaseLayer>,
     /// Output name → path in the earlier build.
     pub outputs: BTreeMap<String, Vec<u8>>,
+    /// The earlier build's output paths in the order its keys mask them (the derivation's
+    /// outputs as declared, then the checkpoint's own path: [`crate::reuse::keys::output_masks`]
+    /// names each by its position), for comparing its recorded values with this build's.
+    pub masked_outputs: Vec<Vec<u8>>,
     /// The earlier build's build directory.
     pub build_top: Vec<u8>,
     /// Said in the log when the base is used: why it is trusted although it did not come
@@ -73,6 +77,20 @@ pub fn load_base_with(
         .iter()
         .map(|(k, v)| (k.clone(), v.as_bytes().to_vec()))
         .collect();
+    // As the recorder lists them: declared outputs (an empty path keeps a missing one's
+    // position), then the checkpoint.
+    let masked_outputs: Vec<Vec<u8>> = meta
+        .outputs
+        .iter()
+        .map(|name| outputs.get(name).cloned().unwrap_or_default())
+        .chain(std::iter::once(
+            meta.checkpoint_path
+                .as_deref()
+                .unwrap_or_default()
+                .as_bytes()
+                .to_vec(),
+        ))
+        .collect();
     let build_top = meta.build_top.as_bytes().to_vec();
     let mut layers = decode_layers(&checkpoint)?;
     if unfinished {
@@ -113,6 +131,7 @@ pub fn load_base_with(
         checkpoint,
         layers,
         outputs,
+        masked_outputs,
         build_top,
         trust_note,
     })

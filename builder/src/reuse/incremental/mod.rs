@@ -166,10 +166,10 @@ pub fn try_resume(
     outputs: &[(String, PathBuf)],
 ) -> Result<Resumption, ResumeError> {
     let rewrites = moves.rewrites.as_slice();
-    let base_outputs: Vec<Vec<u8>> = base.outputs.values().cloned().collect();
+    let base_outputs = &base.masked_outputs;
     let found = match rules::check_phases(
         &base.layers,
-        &base_outputs,
+        base_outputs,
         phases,
         patch_index,
         after_patch,
@@ -482,7 +482,7 @@ pub fn try_resume(
     let environment = EnvironmentCheck::new(
         patch_index + 1 + b,
         base.layers[build_layer].state.clone(),
-        base_outputs,
+        base_outputs.clone(),
         &found.plan.changed_variables,
         moved_epoch.is_some(),
         found.renamed_root.is_some(),
