@@ -1375,6 +1375,50 @@ fn a_rename_of_a_package_with_two_outputs_reruns_configure_over_the_earlier_tree
     assert_eq!(header(&b), header(&clean));
 }
 
+/// A version bump where configure writes a header holding the output path that no
+/// dependency record names (gnulib's `configmake.h`): its includer's object holds the path
+/// too, so it is left out for make to remake. The includer itself must not be made newer:
+/// the rule that remakes the shipped manual page from it would run (GNU m4's `m4.1:
+/// src/m4.c`, by `help2man`), where a clean build installs the page as shipped. With the
+/// builder before, the page was remade.
+#[test]
+fn a_rename_leaves_a_unit_whose_object_was_left_out_for_make_to_compile() {
+    let a = build_named(
+        "configmake-base",
+        "untracked-configmake",
+        "reuse-cproject-57",
+        None,
+    );
+    let ck = output(&a, true);
+    let b = build_named(
+        "configmake-renamed",
+        "untracked-configmake",
+        "reuse-cproject-58",
+        Some(&ck),
+    );
+    let clean = build_named(
+        "configmake-clean",
+        "untracked-configmake",
+        "reuse-cproject-58",
+        None,
+    );
+    let configure = decision(&b, "configurePhase");
+    assert!(
+        configure.contains("ran over the earlier build's tree"),
+        "{configure}\n{}",
+        b.log_tail(40)
+    );
+    let build = decision(&b, "buildPhase");
+    assert!(
+        build.contains("1 unit(s) whose objects were left out for make to remake"),
+        "{build}"
+    );
+    assert_compiled_only(&b, "util");
+    let page = std::fs::read_to_string(output(&b, false).join("share/greet/greet.1")).unwrap();
+    assert_eq!(page, "shipped manual page\n");
+    assert!(normalised_out(&b) == normalised_out(&clean));
+}
+
 /// A version bump (same length) where the output path reaches an object through a variable
 /// no makefile reads (the compiler script adds `-DLIBDIR=$GREET_LIBDIR`, as nixpkgs' wrapper
 /// adds `NIX_CFLAGS_COMPILE`), and gcc at -O1 stores the path in 8-byte immediates: no file

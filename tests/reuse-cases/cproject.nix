@@ -47,6 +47,9 @@
 # changed; untracked-computed and untracked-computed-header: the same two with other.c
 # including minmax.h through a macro; untracked-impl: untracked, with main.c including impl.c
 # (no target of the Makefile) through a macro; untracked-impl-source: that, with impl.c changed;
+# untracked-configmake: untracked, with make writing configmake.h (LIBDIR, from the
+# Makefile's prefix) before it builds the rest, as gnulib's Makefiles do, and util.c
+# including it;
 # input-paths: postBuild leaves the source's store path in the build directory in a short
 # file, in the middle of 200 kB of random bytes, as a symlink target and in a file name;
 # dev: a second output, `dev`, declared after `out` (as nixpkgs declares it), into which
@@ -63,7 +66,7 @@ let
   debug = builtins.elem variant [ "debug" "debug-install" "debug-stripped" "debug-stripped-install" ];
   stripped = builtins.elem variant [ "debug-stripped" "debug-stripped-install" ];
   configured = builtins.elem variant [ "configured" "configured-loud" "configured-o2" ];
-  untracked = builtins.elem variant [ "untracked" "untracked-header" "untracked-computed" "untracked-computed-header" "untracked-impl" "untracked-impl-source" ];
+  untracked = builtins.elem variant [ "untracked" "untracked-header" "untracked-computed" "untracked-computed-header" "untracked-impl" "untracked-impl-source" "untracked-configmake" ];
   computedInclude = variant == "untracked-computed" || variant == "untracked-computed-header";
   included = variant == "included" || variant == "included-bump";
   mk = builtins.elem variant [ "mk" "mk-bump" "mk-cflags" ];
@@ -144,6 +147,14 @@ let
         printf '/* Note:\n   #include this file as the last one.  */\n#define MIN(a, b) ((a) < (b) ? (a) : (b))\n' > minmax.h
         printf '${if computedInclude then "#define OTHER_H \"minmax.h\"\\n#include OTHER_H" else "#include \"minmax.h\""}\nint other(void) { return MIN(1, 2); }\n' > other.c
         printf 'int lone(void) { return 0; }\n' > lone.c
+      '' else ""}
+      ${if variant == "untracked-configmake" then ''
+        sed -i 's/^all: greet$/all: configmake.h\n\t$(MAKE) all-am\nall-am: greet/' Makefile.in
+        cat >> Makefile.in <<'EOS'
+      configmake.h: Makefile
+      	printf '#define LIBDIR "%s/lib"\n' '$(prefix)' > $@
+      EOS
+        printf '#include <stdio.h>\n#include "util.h"\n#include "configmake.h"\nint greet(void) { printf("%%s from %%s%%s (%%s)\\n", text(), PREFIX, MARK, LIBDIR); return 0; }\n' > util.c
       '' else ""}
       ${if variant == "untracked-impl" || variant == "untracked-impl-source" then ''
         printf 'const char *impl(void) { return "${if variant == "untracked-impl-source" then "changed" else "first"}"; }\n' > impl.c

@@ -376,6 +376,7 @@ pub fn try_resume(
                 source: new_tree.clone(),
                 ninja,
                 left_out: Vec::new(),
+                left_out_entries: RootState::new(),
                 moved_texts: Default::default(),
                 source_makefiles,
             };
@@ -413,9 +414,19 @@ pub fn try_resume(
             copy.left_out.push(path.clone());
         }
     }
+    // What was left out, as the earlier build had it: a unit whose objects are among them is
+    // compiled again when make remakes them (objects::mark_units_changed).
+    let left_out_entries: RootState = left_out
+        .iter()
+        .map(|(p, _)| p)
+        .chain(held_pieces.iter().map(|(p, _)| p))
+        .chain(&records)
+        .filter_map(|p| restored.get(p).map(|e| (p.clone(), e.clone())))
+        .collect();
     if let Some(copy) = working_copy.as_mut() {
         copy.left_out.sort();
         copy.left_out.dedup();
+        copy.left_out_entries = left_out_entries.clone();
     }
     let mut caches = caches;
     for (p, _) in &left_out {
@@ -428,6 +439,7 @@ pub fn try_resume(
         &mut tree,
         &tracking,
         &new_tree,
+        &left_out_entries,
         recorder,
         floor_after(floor),
         ninja,
@@ -708,6 +720,7 @@ pub(crate) fn mark_includers(
     tree: &mut RootState,
     tracking: &dependencies::Tracking,
     source: &RootState,
+    left_out: &RootState,
     recorder: &dyn Recording,
     changed_mtime: Timestamp,
     ninja: bool,
@@ -720,5 +733,5 @@ pub(crate) fn mark_includers(
         AffectedUnits::All(_) => compile_units(tree),
     };
     let read = |h: &ContentHash| recorder.read_blob(h).ok();
-    objects::mark_units_changed(tree, &units, source, &read, changed_mtime, ninja)
+    objects::mark_units_changed(tree, &units, source, left_out, &read, changed_mtime, ninja)
 }

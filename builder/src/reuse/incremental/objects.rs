@@ -41,6 +41,9 @@ pub struct MarkedUnits {
     pub aged_objects: usize,
     /// Units with no object found, made newer than everything restored.
     pub touched_units: usize,
+    /// Units whose only objects were left out of the tree: make remakes them as it remakes
+    /// any missing target, so the unit is left as it is.
+    pub remade_units: usize,
 }
 
 impl MarkedUnits {
@@ -54,6 +57,12 @@ impl MarkedUnits {
             text.push_str(&format!(
                 ", {} unit(s) with no object found made newer",
                 self.touched_units
+            ));
+        }
+        if self.remade_units > 0 {
+            text.push_str(&format!(
+                ", {} unit(s) whose objects were left out for make to remake",
+                self.remade_units
             ));
         }
         text
@@ -233,13 +242,19 @@ fn elf_file_symbols(data: &[u8]) -> Option<Vec<Vec<u8>>> {
 
 /// Marks `units` (compile units of `tree`) as changed for make: their objects (build
 /// products: paths `source` does not have) are made one second older than the unit; a unit
-/// with none found is made as new as `changed_mtime` if it is older. `read` gives a file's
-/// content by hash (None when it cannot be read: the file is then matched by name only).
-/// Under ninja (`ninja`) every unit is made newer instead.
+/// with none found is made as new as `changed_mtime` if it is older. `left_out` holds the
+/// earlier build's entries of products left out of `tree` for make to remake (they held a
+/// stale value): a unit whose objects are all among them is left as it is, since make
+/// compiles it to remake the missing object, and making it newer would also run every other
+/// rule that has it as a prerequisite (GNU m4's `m4.1: src/m4.c`, remade by `help2man`,
+/// which stamps the current month, where a clean build installs the shipped page). `read`
+/// gives a file's content by hash (None when it cannot be read: the file is then matched by
+/// name only). Under ninja (`ninja`) every unit is made newer instead.
 pub fn mark_units_changed(
     tree: &mut RootState,
     units: &[RelPath],
     source: &RootState,
+    left_out: &RootState,
     read: &dyn Fn(&ContentHash) -> Option<Vec<u8>>,
     changed_mtime: Timestamp,
     ninja: bool,
@@ -261,13 +276,18 @@ pub fn mark_units_changed(
         return marked;
     }
     let wanted: BTreeSet<&[u8]> = units.iter().map(|u| file_name(u.as_bytes())).collect();
-    // The products that may be objects, with the unit file names their symbols give.
-    let mut products: Vec<(RelPath, Vec<Vec<u8>>)> = Vec::new();
-    for (path, entry) in tree.iter() {
+    // The products that may be objects, with the unit file names their symbols give, and
+    // whether they were left out (missing from `tree`).
+    let mut products: Vec<(RelPath, Vec<Vec<u8>>, bool)> = Vec::new();
+    let entries = tree
+        .iter()
+        .map(|(p, e)| (p, e, false))
+        .chain(left_out.iter().map(|(p, e)| (p, e, true)));
+    for (path, entry, missing) in entries {
         let EntryKind::File { blake3, size, .. } = &entry.kind else {
             continue;
         };
-        if source.contains_key(path) {
+        if source.contains_key(path) || (missing && tree.contains_key(path)) {
             continue;
         }
         let name = file_name(path.as_bytes());
@@ -283,7 +303,7 @@ pub fn mark_units_changed(
         } else {
             Vec::new()
         };
-        products.push((path.clone(), symbols));
+        products.push((path.clone(), symbols, missing));
     }
     let mut aged: BTreeMap<RelPath, Timestamp> = BTreeMap::new();
     let mut touched = Vec::new();
@@ -292,14 +312,18 @@ pub fn mark_units_changed(
             continue;
         };
         let unit_name = file_name(unit.as_bytes());
-        let objects: Vec<&RelPath> = products
+        let (missing, objects): (Vec<_>, Vec<_>) = products
             .iter()
-            .filter(|(p, symbols)| {
+            .filter(|(p, symbols, _)| {
                 named_after(file_name(p.as_bytes()), unit_name)
                     || symbols.iter().any(|s| file_name(s) == unit_name)
             })
-            .map(|(p, _)| p)
-            .collect();
+            .partition(|(_, _, missing)| *missing);
+        let objects: Vec<&RelPath> = objects.iter().map(|(p, _, _)| p).collect();
+        if objects.is_empty() && !missing.is_empty() {
+            marked.remade_units += 1;
+            continue;
+        }
         if objects.is_empty() || unit_mtime.sec < 1 {
             touched.push(unit.clone());
             continue;
@@ -518,19 +542,29 @@ mod tests {
         source.retain(|p, _| p.as_bytes().ends_with(b".c") || p.as_bytes().ends_with(b".1"));
         let read = |h: &ContentHash| contents.get(h).cloned();
         let changed = Timestamp { sec: 500, nsec: 0 };
+        let none = RootState::new();
         let units = [rp("src/cmp.c"), rp("src/util.c"), rp("src/orphan.c")];
         let mut under_ninja = tree.clone();
-        let marked = mark_units_changed(&mut under_ninja, &units, &source, &read, changed, true);
+        let marked = mark_units_changed(
+            &mut under_ninja,
+            &units,
+            &source,
+            &none,
+            &read,
+            changed,
+            true,
+        );
         assert_eq!((marked.aged_objects, marked.touched_units), (0, 3));
         assert_eq!(under_ninja[&rp("src/cmp.c")].mtime.sec, 500);
         assert_eq!(under_ninja[&rp("src/cmp.o")].mtime.sec, 200);
-        let marked = mark_units_changed(&mut tree, &units, &source, &read, changed, false);
+        let marked = mark_units_changed(&mut tree, &units, &source, &none, &read, changed, false);
         assert_eq!(
             marked,
             MarkedUnits {
                 units: 3,
                 aged_objects: 2,
-                touched_units: 1
+                touched_units: 1,
+                remade_units: 0
             }
         );
         let mtime = |p: &str| tree[&rp(p)].mtime.sec;
@@ -560,10 +594,76 @@ mod tests {
         let source = tree.clone();
         let read = |h: &ContentHash| contents.get(h).cloned();
         let changed = Timestamp { sec: 500, nsec: 0 };
-        let marked = mark_units_changed(&mut tree, &[rp("a.c")], &source, &read, changed, false);
+        let none = RootState::new();
+        let marked = mark_units_changed(
+            &mut tree,
+            &[rp("a.c")],
+            &source,
+            &none,
+            &read,
+            changed,
+            false,
+        );
         assert_eq!(marked.aged_objects, 0);
         assert_eq!(marked.touched_units, 1);
         assert_eq!(tree[&rp("a.o")].mtime.sec, 0);
         assert_eq!(tree[&rp("a.c")].mtime.sec, 500);
+    }
+
+    #[test]
+    fn a_unit_whose_object_was_left_out_is_left_for_make_to_compile() {
+        let mut contents = BTreeMap::new();
+        let mut tree = object_tree(
+            &[
+                ("src/m4.c", "int m;"),
+                ("src/m4.o", "object"),
+                ("src/path.c", "int p;"),
+                ("src/path.o", "object"),
+                ("src/prog-path.o", "object"),
+                ("doc/m4.1", "page"),
+            ],
+            &mut contents,
+        );
+        for (p, e) in tree.iter_mut() {
+            let sec = if p.as_bytes().ends_with(b".c") {
+                100
+            } else {
+                200
+            };
+            e.mtime = Timestamp { sec, nsec: 0 };
+        }
+        let mut source = tree.clone();
+        source.retain(|p, _| p.as_bytes().ends_with(b".c") || p.as_bytes().ends_with(b".1"));
+        // m4.o and path.o held a stale value: they are left out, path's other object stays.
+        let left_out: RootState = ["src/m4.o", "src/path.o"]
+            .iter()
+            .map(|p| (rp(p), tree.remove(&rp(p)).unwrap()))
+            .collect();
+        let read = |h: &ContentHash| contents.get(h).cloned();
+        let changed = Timestamp { sec: 500, nsec: 0 };
+        let units = [rp("src/m4.c"), rp("src/path.c")];
+        let marked =
+            mark_units_changed(&mut tree, &units, &source, &left_out, &read, changed, false);
+        assert_eq!(
+            marked,
+            MarkedUnits {
+                units: 2,
+                aged_objects: 1,
+                touched_units: 0,
+                remade_units: 1
+            }
+        );
+        let mtime = |p: &str| tree[&rp(p)].mtime.sec;
+        assert_eq!(
+            mtime("src/m4.c"),
+            100,
+            "make remakes the missing m4.o from it"
+        );
+        assert_eq!(mtime("src/prog-path.o"), 99);
+        assert_eq!(mtime("src/path.c"), 100);
+        assert!(!tree.contains_key(&rp("src/m4.o")));
+        assert!(marked
+            .describe()
+            .contains("1 unit(s) whose objects were left out"));
     }
 }

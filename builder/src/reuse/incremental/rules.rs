@@ -1064,6 +1064,7 @@ mod tests {
             units: 12,
             aged_objects: 11,
             touched_units: 1,
+            remade_units: 0,
         };
         let why = ForcedInclude::InMakefile(RelPath::from_escaped("p/Makefile").unwrap());
         let all = AffectedUnits::All(why);

@@ -60,6 +60,10 @@ pub struct WorkingCopy {
     /// The build products left out because they held a stale value
     /// ([`crate::reuse::stale`]): the build must remake them.
     pub left_out: Vec<RelPath>,
+    /// The earlier build's entries of the paths in `left_out` (and of the products holding
+    /// pieces of an earlier output path, and their libtool records), for telling which
+    /// compile units make compiles again to remake them.
+    pub left_out_entries: RootState,
     /// The texts `expected` gives the makefiles left out for a stale value (the earlier
     /// text with this build's values), which no blob holds.
     pub moved_texts: BTreeMap<RelPath, Vec<u8>>,
@@ -644,6 +648,7 @@ pub fn settle(
             &mut tree,
             &tracking,
             &copy.source,
+            &copy.left_out_entries,
             recorder,
             changed_mtime,
             copy.ninja,
