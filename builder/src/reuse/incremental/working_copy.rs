@@ -418,9 +418,11 @@ pub fn without_configure_caches(
     caches
 }
 
-/// The names among `changed` that a makefile of `makefiles` (path, text) refers to as
-/// `$(name)` or `${name}`: make imports the environment, so a makefile may read a
-/// derivation variable.
+/// The names among `changed` that a make input of `makefiles` (path, text) may read from
+/// the environment, which make and the scripts it runs inherit: a makefile that refers to
+/// one as `$(name)` or `${name}`, or libtool's script when it expands one (`$name`,
+/// `${name}`) and never assigns it. libtool's own variables (`name`, `version`, set from
+/// the file it works on before each use) are its own, not the derivation's.
 pub fn read_by_makefiles<'v>(
     changed: impl IntoIterator<Item = &'v String>,
     makefiles: &[(RelPath, Vec<u8>)],
@@ -428,15 +430,48 @@ pub fn read_by_makefiles<'v>(
     changed
         .into_iter()
         .filter(|v| {
-            let (paren, brace) = (format!("$({v})"), format!("${{{v}}}"));
-            let (paren, brace) = (paren.as_bytes(), brace.as_bytes());
-            makefiles.iter().any(|(_, text)| {
-                text.windows(paren.len()).any(|w| w == paren)
-                    || text.windows(brace.len()).any(|w| w == brace)
+            makefiles.iter().any(|(p, text)| {
+                if file_name(p.as_bytes()) == b"libtool" {
+                    shell_expands(text, v.as_bytes()) && !shell_assigns(text, v.as_bytes())
+                } else {
+                    contains(text, format!("$({v})").as_bytes())
+                        || contains(text, format!("${{{v}}}").as_bytes())
+                }
             })
         })
         .cloned()
         .collect()
+}
+
+fn contains(text: &[u8], needle: &[u8]) -> bool {
+    text.windows(needle.len()).any(|w| w == needle)
+}
+
+fn is_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// Whether shell `text` expands variable `name`: `${name…` or `$name` not followed by more
+/// of a name.
+fn shell_expands(text: &[u8], name: &[u8]) -> bool {
+    let braced = [b"${".as_slice(), name].concat();
+    let bare = [b"$".as_slice(), name].concat();
+    let ends = |at: usize| text.get(at).is_none_or(|&b| !is_name_byte(b));
+    text.windows(braced.len())
+        .enumerate()
+        .any(|(i, w)| w == braced.as_slice() && ends(i + braced.len()))
+        || text
+            .windows(bare.len())
+            .enumerate()
+            .any(|(i, w)| w == bare.as_slice() && ends(i + bare.len()))
+}
+
+/// Whether shell `text` assigns variable `name` (`name=` where a word starts).
+fn shell_assigns(text: &[u8], name: &[u8]) -> bool {
+    let assignment = [name, b"=".as_slice()].concat();
+    text.windows(assignment.len()).enumerate().any(|(i, w)| {
+        w == assignment.as_slice() && (i == 0 || !is_name_byte(text[i - 1]) && text[i - 1] != b'$')
+    })
 }
 
 /// After the rerun phases (the live tree as the last layer recorded it): moves back the mtime
@@ -763,6 +798,29 @@ mod tests {
             read_by_makefiles(&changed, &makefiles),
             ["version", "pname"]
         );
+    }
+
+    #[test]
+    fn libtool_reads_a_changed_variable_only_when_it_never_sets_it() {
+        // libtool's own `name`, set from the file at hand before each use (libffi's).
+        let own =
+            b"func_basename \"$file\"\n\tname=$func_basename_result\n\tinstname=$dir/${name}i\n";
+        let changed: Vec<String> = ["name", "version", "pname"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let libtool = |text: &[u8]| vec![(rp("build/libtool"), text.to_vec())];
+        assert!(read_by_makefiles(&changed, &libtool(own)).is_empty());
+        // Expanded and never set: the environment's value.
+        let reads = b"echo \"$version\" ${pname:-x} $names\nmy_name=1\n";
+        assert_eq!(
+            read_by_makefiles(&changed, &libtool(reads)),
+            ["version", "pname"]
+        );
+        // In a makefile, `$(name)` and `${name}` are make's own syntax, read whatever else
+        // assigns it.
+        let makefile = vec![(rp("Makefile"), b"name = x\nall:\n\techo ${name}\n".to_vec())];
+        assert_eq!(read_by_makefiles(&changed, &makefile), ["name"]);
     }
 
     #[test]
