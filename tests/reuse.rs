@@ -1787,6 +1787,33 @@ fn meson_ninja_project_renamed_equals_a_clean_build() {
     ninja_project_renamed_equals_a_clean_build(MESON_PROJECT, ["reuse-meson-45", "reuse-meson-46"]);
 }
 
+/// A same-length rename of the CMake project generated for make: cmake reruns over the
+/// earlier tree with its cache, and so, not detecting the compiler again, lists fewer files
+/// in `CMakeFiles/Makefile.cmake` (CMake's language, which make never reads). Taken for a
+/// makefile, that change made the build start again from scratch (the corpus's libyaml and
+/// json-c); now make resumes over the earlier tree and `out` equals a clean build.
+#[test]
+fn cmake_make_project_renamed_resumes_over_the_earlier_tree() {
+    let p = CMAKE_MAKE_PROJECT;
+    let a = build_project(p, "cmake-make-rename-base", "a", "reuse-cmmk-68", None);
+    let b = build_project(
+        p,
+        "cmake-make-rename",
+        "a",
+        "reuse-cmmk-69",
+        Some(&output(&a, true)),
+    );
+    let clean = build_project(p, "cmake-make-rename-clean", "a", "reuse-cmmk-69", None);
+    let build = decision(&b, "buildPhase");
+    assert!(
+        build.contains("ran incrementally over the earlier build's tree"),
+        "{build}\n{}",
+        b.log_tail(40)
+    );
+    assert!(!cmake_make_compiles(&clean).is_empty());
+    assert!(normalised_out(&b) == normalised_out(&clean));
+}
+
 /// Build description changes (issue 14): a source file added to the program, and a version
 /// given to `project()`. Configure reruns over the earlier tree (without its cache); the
 /// build tool compiles the new file and relinks, and for the version compiles nothing.

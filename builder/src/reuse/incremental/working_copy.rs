@@ -217,9 +217,15 @@ pub fn is_make_input(path: &[u8]) -> bool {
 }
 
 /// True for makefiles (`Makefile*`, `GNUmakefile`, `makefile`, `*.mk`, `*.make`): the make
-/// inputs whose changes [`makefile_changes::analyse`] can follow.
+/// inputs whose changes [`makefile_changes::analyse`] can follow. A `*.cmake` file is CMake's
+/// language, not make's, whatever its name (CMake's make generator writes
+/// `CMakeFiles/Makefile.cmake`, the list of files the Makefile was generated from, which
+/// cmake reads to decide whether to generate again, and make never reads).
 pub fn is_makefile(path: &[u8]) -> bool {
     let name = file_name(path);
+    if name.ends_with(b".cmake") {
+        return false;
+    }
     name.starts_with(b"Makefile")
         || name == b"GNUmakefile"
         || name == b"makefile"
@@ -835,7 +841,12 @@ mod tests {
         ] {
             assert!(is_make_input(p.as_bytes()), "{p}");
         }
-        for p in ["config.h", "build.ninja", "src/make.c"] {
+        for p in [
+            "config.h",
+            "build.ninja",
+            "src/make.c",
+            "build/CMakeFiles/Makefile.cmake",
+        ] {
             assert!(!is_make_input(p.as_bytes()), "{p}");
         }
     }
