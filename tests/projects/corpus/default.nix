@@ -1,8 +1,8 @@
-# The corpus (bench/corpus.sh; scripts/test.sh runs its CI subset): upstream projects from Debian 12's orig
-# tarballs (pinned in sources.lock as `corpus-<name>`, no Debian patches), built on the
-# stdenv at `stdenvNix` with the compiler wrapper, as tests/projects/default.nix builds
-# hello, lua and zstd, and with the same arguments (`builder`, `benchSalt`, `checkpoint`,
-# `variant`, `base`; see that file).
+# The corpus (bench/corpus.sh; scripts/test.sh runs its CI subset): upstream projects from
+# Debian 12's orig tarballs (pinned in sources.lock as `corpus-<name>`, no Debian patches),
+# built on the stdenv at `stdenvNix` with the compiler wrapper, as tests/projects/default.nix
+# builds hello, lua and zstd, and with the same arguments (`builder`, `benchSalt`,
+# `checkpoint`, `variant`, `base`; see that file).
 #
 # Every project names one C (or C++) file compiled into what it installs (`file`) and one
 # header included by some of its compile units (`header`). The variants (see ./variant.nix)
@@ -38,7 +38,8 @@ let
       NIX_CC_WRAPPER_TRACE = "1";
       postPatch = join (own.postPatch or "") (v.postPatch or "");
       postInstall = join (own.postInstall or "") (v.postInstall or "");
-    } // (if v ? name then { inherit (v) name; } else { }))) // { corpus = { inherit (attrs) file header system; }; };
+    } // (if v ? name then { inherit (v) name; } else { })))
+    // { corpus = { inherit (attrs) file header system; }; };
 
   ninja = import ../ninja-phases.nix;
   cmake = { generator ? "Ninja", dir ? ".", flags ? [ ] }: {
