@@ -1354,22 +1354,18 @@ fn a_rename_of_a_package_with_two_outputs_reruns_configure_over_the_earlier_tree
         b.log_tail(40)
     );
     assert_compiled_only(&b, "util");
-    let out = |r: &BuildResult| {
+    let output_named = |r: &BuildResult, suffix: &str| {
         r.out_paths
             .iter()
-            .find(|p| p.to_string_lossy().ends_with("-reuse-cproject-59"))
+            .find(|p| p.to_string_lossy().ends_with(suffix))
             .cloned()
-            .unwrap_or_else(|| panic!("no out in {:?}", r.out_paths))
+            .unwrap_or_else(|| panic!("no {suffix} in {:?}", r.out_paths))
     };
+    let out = |r: &BuildResult| output_named(r, "-reuse-cproject-59");
     let (ours, theirs) = (out(&b), out(&clean));
     assert!(normalised_nar(&ours, &ours) == normalised_nar(&theirs, &theirs));
     let header = |r: &BuildResult| {
-        let dev = r
-            .out_paths
-            .iter()
-            .find(|p| p.to_string_lossy().ends_with("-reuse-cproject-59-dev"))
-            .cloned()
-            .unwrap_or_else(|| panic!("no dev in {:?}", r.out_paths));
+        let dev = output_named(r, "-reuse-cproject-59-dev");
         std::fs::read(dev.join("include/util.h")).unwrap()
     };
     assert_eq!(header(&b), header(&clean));

@@ -39,6 +39,7 @@ use crate::reuse::incremental::objects::MarkedUnits;
 use crate::reuse::incremental::rules::{is_stdenv_file, resume_floor, short_list, which_units};
 use crate::reuse::incremental::Recording;
 use crate::shell::ShellState;
+use memchr::memmem;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
@@ -440,17 +441,13 @@ pub fn read_by_makefiles<'v>(
                 if file_name(p.as_bytes()) == b"libtool" {
                     shell_expands(text, v.as_bytes()) && !shell_assigns(text, v.as_bytes())
                 } else {
-                    contains(text, format!("$({v})").as_bytes())
-                        || contains(text, format!("${{{v}}}").as_bytes())
+                    memmem::find(text, format!("$({v})").as_bytes()).is_some()
+                        || memmem::find(text, format!("${{{v}}}").as_bytes()).is_some()
                 }
             })
         })
         .cloned()
         .collect()
-}
-
-fn contains(text: &[u8], needle: &[u8]) -> bool {
-    text.windows(needle.len()).any(|w| w == needle)
 }
 
 fn is_name_byte(b: u8) -> bool {
@@ -463,21 +460,16 @@ fn shell_expands(text: &[u8], name: &[u8]) -> bool {
     let braced = [b"${".as_slice(), name].concat();
     let bare = [b"$".as_slice(), name].concat();
     let ends = |at: usize| text.get(at).is_none_or(|&b| !is_name_byte(b));
-    text.windows(braced.len())
-        .enumerate()
-        .any(|(i, w)| w == braced.as_slice() && ends(i + braced.len()))
-        || text
-            .windows(bare.len())
-            .enumerate()
-            .any(|(i, w)| w == bare.as_slice() && ends(i + bare.len()))
+    [braced, bare]
+        .iter()
+        .any(|needle| memmem::find_iter(text, needle).any(|i| ends(i + needle.len())))
 }
 
 /// Whether shell `text` assigns variable `name` (`name=` where a word starts).
 fn shell_assigns(text: &[u8], name: &[u8]) -> bool {
     let assignment = [name, b"=".as_slice()].concat();
-    text.windows(assignment.len()).enumerate().any(|(i, w)| {
-        w == assignment.as_slice() && (i == 0 || !is_name_byte(text[i - 1]) && text[i - 1] != b'$')
-    })
+    memmem::find_iter(text, &assignment)
+        .any(|i| i == 0 || !is_name_byte(text[i - 1]) && text[i - 1] != b'$')
 }
 
 /// After the rerun phases (the live tree as the last layer recorded it): moves back the mtime
