@@ -19,7 +19,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use integration_tests::checkpoint::{
-    self as ck, blake3_hex, CliRun, Scratch, BAD_INPUT, CHECKPOINT_UNUSABLE,
+    self as ck, blake3_hex, CliRun, Scratch, BAD_INPUT, CHECKPOINT_UNUSABLE, FORMAT_VERSION,
 };
 use integration_tests::nix::builder_binary;
 
@@ -83,14 +83,14 @@ fn write_checkpoint(dir: &Path, entries: &[String], attachments: &[(&str, &str)]
         .map(|(n, h)| format!(r#""{n}":"{h}""#))
         .collect();
     let layer = format!(
-        "{{\"format_version\":3,\"index\":0,\"name\":\"p\",\"attachments\":{{{}}},\"meta\":null,\"roots\":{{\"build\":{{\"changed\":[{}],\"deleted\":[]}}}},\"blobs\":[{}]}}\n",
+        "{{\"format_version\":{FORMAT_VERSION},\"index\":0,\"name\":\"p\",\"attachments\":{{{}}},\"meta\":null,\"roots\":{{\"build\":{{\"changed\":[{}],\"deleted\":[]}}}},\"blobs\":[{}]}}\n",
         attachments.join(","),
         entries.join(","),
         table.join(",")
     );
     std::fs::write(dir.join("layers/000-p.json"), &layer).unwrap();
     let index = format!(
-        "{{\"format_version\":3,\"meta\":null,\"roots\":[\"build\"],\"layers\":[{{\"index\":0,\"name\":\"p\",\"blake3\":\"{}\",\"blobs_added\":{},\"blob_bytes_added\":{}}}]}}\n",
+        "{{\"format_version\":{FORMAT_VERSION},\"meta\":null,\"roots\":[\"build\"],\"layers\":[{{\"index\":0,\"name\":\"p\",\"blake3\":\"{}\",\"blobs_added\":{},\"blob_bytes_added\":{}}}]}}\n",
         blake3_hex(layer.as_bytes()),
         blobs.len(),
         pack.len()

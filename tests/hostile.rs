@@ -831,6 +831,51 @@ fn variants() -> Vec<Variant> {
             expect: ALL_UNUSABLE,
             after: None,
         },
+        Variant {
+            name: "patched_blob_lies",
+            class: "hashes",
+            mutate: |c| {
+                // A new file claimed to be greet's size of `z`s, stored as a patch of greet
+                // that does not give that.
+                let base = greet_hash(c);
+                let mut layer = c.copy.layer(build_layer(c));
+                let EntryKind::File { size, .. } = entry_mut(&mut layer, "build", GREET).kind
+                else {
+                    panic!("greet is a file")
+                };
+                let hash = repeated_hash(b'z', size);
+                let record = checkpoint_builder::checkpoint::patch::Patch {
+                    base,
+                    size,
+                    regions: vec![checkpoint_builder::checkpoint::patch::Region {
+                        offset: 0,
+                        bytes: b"z".to_vec(),
+                    }],
+                }
+                .to_bytes();
+                let i = build_layer(c);
+                c.copy.append_blob(i, &hash, &record, Encoding::Patch);
+                let h = ContentHash::from_hex(&hash).expect("hash");
+                c.copy.edit_layer(i, |l| {
+                    add_entry(
+                        l,
+                        "build",
+                        "cproject-src/patched.bin",
+                        entry(
+                            EntryKind::File {
+                                size,
+                                blake3: h,
+                                hardlink: None,
+                            },
+                            0o644,
+                        ),
+                    )
+                });
+                vec![vec![hash]]
+            },
+            expect: CONTENT_UNUSABLE,
+            after: None,
+        },
         // ---- decompression bombs
         Variant {
             name: "bomb_file_blob",
@@ -1756,7 +1801,8 @@ variant_tests! {
     non_canonical_layer_escape non_canonical_index_trailing_newline format_version_index
     format_version_layer layer_name_differs_from_index layer_hash_mismatch missing_layer_file
     missing_pack extra_top_level_file extra_pack pack_is_a_symlink truncated_pack
-    blob_flipped_zstd blob_flipped_raw blob_table_overlap blob_stored_twice bomb_file_blob
+    blob_flipped_zstd blob_flipped_raw blob_table_overlap blob_stored_twice patched_blob_lies
+    bomb_file_blob
     bomb_shell_state bomb_inputs_attachment huge_valid_attachment huge_valid_shell_state
     huge_valid_file claimed_size_2_pow_63 name_300_bytes path_longer_than_path_max
     symlink_target_1_mib xattr_value_1_mib xattr_name_300_bytes char_device_as_a_root

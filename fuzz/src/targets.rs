@@ -54,6 +54,7 @@ pub fn dictionary(target: &str) -> Vec<Vec<u8>> {
             "\"deleted\":[\"a\"]",
             "\"encoding\":\"raw\"",
             "\"encoding\":\"zstd\"",
+            "\"encoding\":\"patch\"",
             "{}",
             "[]",
             "null",

@@ -16,8 +16,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use super::error::{CheckpointError, IoResultExt, Result};
-use super::limits::{MAX_ATTACHMENT, MAX_ZSTD_RATIO, ZSTD_WINDOW_LOG_MAX};
+use super::limits::{MAX_ATTACHMENT, MAX_PATCH_RECORD, MAX_ZSTD_RATIO, ZSTD_WINDOW_LOG_MAX};
 use super::manifest::{check_pack_table, ContentHash, Encoding, PackedBlob};
+use super::patch::{Applier, Patch};
 
 /// Files up to this size are read into memory once (hash, then compress only when the
 /// blob is new); larger files are hashed in one streaming pass and compressed in a second
@@ -359,6 +360,8 @@ impl BlobStore {
         let implied = match l.blob.encoding {
             Encoding::Raw => stored,
             Encoding::Zstd => stored.saturating_mul(MAX_ZSTD_RATIO),
+            // Bounded by its record's size instead (`stream_patched`).
+            Encoding::Patch => return Err(corrupt("a patched blob has no stored bound".into())),
         };
         match expect {
             Expect::Exactly(n)
@@ -389,6 +392,9 @@ impl BlobStore {
         mut sink: impl FnMut(&[u8]) -> Result<()>,
     ) -> Result<u64> {
         let (range, l) = self.range(hash)?;
+        if l.blob.encoding == Encoding::Patch {
+            return self.stream_patched(hash, expect, range, &l, &mut sink);
+        }
         let limit = self.bound(hash, &l, expect)?;
         let path = self.path_of(&l);
         let corrupt = |problem: String| CheckpointError::BlobCorrupt {
@@ -425,7 +431,105 @@ impl BlobStore {
                     }
                 }
             }),
+            Encoding::Patch => unreachable!("streamed above"),
         }
+    }
+
+    /// The record of a patched blob, checked before anything else is read: at most
+    /// [`MAX_PATCH_RECORD`] bytes, well formed, of a content that `expect` allows.
+    fn patch_record(
+        &self,
+        mut range: RangeReader,
+        l: &Located,
+        expect: Expect,
+        corrupt: &dyn Fn(String) -> CheckpointError,
+    ) -> Result<Patch> {
+        if l.blob.length > MAX_PATCH_RECORD {
+            return Err(corrupt(format!(
+                "a patch record of {} bytes, more than the limit of {MAX_PATCH_RECORD}",
+                l.blob.length
+            )));
+        }
+        let mut record = Vec::with_capacity(l.blob.length as usize);
+        range
+            .read_to_end(&mut record)
+            .map_err(|e| corrupt(e.to_string()))?;
+        let patch = Patch::parse(&record).map_err(corrupt)?;
+        match expect {
+            Expect::Exactly(n) if n != patch.size => Err(corrupt(format!(
+                "the content is {} bytes but {n} are claimed for it",
+                patch.size
+            ))),
+            Expect::AtMost(n) if patch.size > n => Err(corrupt(format!(
+                "the content is longer than the limit of {n} bytes for its use"
+            ))),
+            _ => Ok(patch),
+        }
+    }
+
+    /// [`BlobStore::stream`] of a patched blob: its base streamed (and verified) with the
+    /// record's regions laid over it, the result hashed. The base must be stored by the same
+    /// layer or an earlier one, and must not be patched itself.
+    fn stream_patched(
+        &self,
+        hash: &ContentHash,
+        expect: Expect,
+        range: RangeReader,
+        l: &Located,
+        sink: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<u64> {
+        let path = self.path_of(l);
+        let corrupt = |problem: String| CheckpointError::BlobCorrupt {
+            path: path.clone(),
+            problem: format!("blob {hash}: {problem}"),
+        };
+        let patch = self.patch_record(range, l, expect, &corrupt)?;
+        let base = self
+            .located(&patch.base)
+            .ok_or_else(|| corrupt(format!("its base {} is not stored", patch.base)))?;
+        if base.blob.encoding == Encoding::Patch {
+            return Err(corrupt(format!(
+                "its base {} is a patched blob too",
+                patch.base
+            )));
+        }
+        if base.pack > l.pack {
+            return Err(corrupt(format!(
+                "its base {} is stored by layer {}, after its own layer {}",
+                patch.base, base.pack, l.pack
+            )));
+        }
+        let mut hasher = blake3::Hasher::new();
+        let mut applier = Applier::new(&patch.regions);
+        let mut buf = Vec::new();
+        let n = self.stream(&patch.base, Expect::Exactly(patch.size), |c| {
+            buf.clear();
+            buf.extend_from_slice(c);
+            applier.apply(&mut buf);
+            hasher.update(&buf);
+            sink(&buf)
+        })?;
+        let found = ContentHash::from(hasher.finalize());
+        if found != *hash {
+            return Err(corrupt(format!("content hashes to {found}")));
+        }
+        Ok(n)
+    }
+
+    /// The record of `hash` when it is stored as a patched blob (`None` for another
+    /// encoding), checked as a read would check it.
+    pub fn patch_of(&self, hash: &ContentHash) -> Result<Option<Patch>> {
+        let (range, l) = self.range(hash)?;
+        if l.blob.encoding != Encoding::Patch {
+            return Ok(None);
+        }
+        let path = self.path_of(&l);
+        let corrupt = |problem: String| CheckpointError::BlobCorrupt {
+            path: path.clone(),
+            problem: format!("blob {hash}: {problem}"),
+        };
+        self.patch_record(range, &l, Expect::AtMost(u64::MAX), &corrupt)
+            .map(Some)
     }
 
     /// Reads and verifies a whole blob into memory; it must fit `expect`. Memory grows with
@@ -926,6 +1030,46 @@ impl BlobWriter {
         &self,
         produce: impl FnOnce(&mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()>,
     ) -> Result<ContentHash> {
+        let (hash, tmp) = self.compress_to_tmp(produce)?;
+        if self.claim(hash) {
+            if let Err(e) = self.adopt_file(hash, &tmp, Encoding::Zstd) {
+                self.unclaim(&hash);
+                let _ = fs::remove_file(&tmp);
+                return Err(e);
+            }
+        } else {
+            fs::remove_file(&tmp).at("remove", &tmp)?;
+        }
+        Ok(hash)
+    }
+
+    /// [`BlobWriter::put_streamed`] for a content the caller has claimed as `hash`: it must
+    /// hash to that.
+    fn store_streamed_as(
+        &self,
+        hash: ContentHash,
+        produce: impl FnOnce(&mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()>,
+    ) -> Result<()> {
+        let (found, tmp) = self.compress_to_tmp(produce)?;
+        let result = if found == hash {
+            self.adopt_file(hash, &tmp, Encoding::Zstd)
+        } else {
+            Err(CheckpointError::BlobCorrupt {
+                path: tmp.clone(),
+                problem: format!("blob {hash}: its content hashes to {found}"),
+            })
+        };
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    /// Compresses what `produce` passes into a temporary file, hashing it on the way.
+    fn compress_to_tmp(
+        &self,
+        produce: impl FnOnce(&mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()>,
+    ) -> Result<(ContentHash, PathBuf)> {
         let tmp = self.tmp_path();
         let result = (|| {
             let out = File::create(&tmp).at("create", &tmp)?;
@@ -945,23 +1089,13 @@ impl BlobWriter {
             w.flush().at("write", &tmp)?;
             Ok(ContentHash::from(hasher.finalize()))
         })();
-        let hash = match result {
-            Ok(h) => h,
+        match result {
+            Ok(h) => Ok((h, tmp)),
             Err(e) => {
                 let _ = fs::remove_file(&tmp);
-                return Err(e);
+                Err(e)
             }
-        };
-        if self.claim(hash) {
-            if let Err(e) = self.adopt_file(hash, &tmp, Encoding::Zstd) {
-                self.unclaim(&hash);
-                let _ = fs::remove_file(&tmp);
-                return Err(e);
-            }
-        } else {
-            fs::remove_file(&tmp).at("remove", &tmp)?;
         }
-        Ok(hash)
     }
 
     /// Copies blob `hash` from another store byte for byte (no recompression), after
@@ -976,6 +1110,32 @@ impl BlobWriter {
         self.import_inner(from, hash, None)
     }
 
+    /// Stores content `hash` as `patch` over its base: the caller has hashed the patched
+    /// content. True when stored (or already present); false, storing nothing, when this
+    /// checkpoint does not hold the base as a blob a patch may stand on (not stored, still
+    /// being stored by another thread, or patched itself): the caller stores the content
+    /// whole instead.
+    pub fn put_patched(&self, hash: ContentHash, patch: &Patch) -> Result<bool> {
+        if !self.usable_base(&patch.base) {
+            return Ok(false);
+        }
+        if !self.claim(hash) {
+            return Ok(true);
+        }
+        let result = self.append(hash, patch.to_bytes(), Encoding::Patch);
+        if result.is_err() {
+            self.unclaim(&hash);
+        }
+        result.map(|()| true)
+    }
+
+    /// True if `hash` is stored here, readable, and not patched: a base for a patch.
+    fn usable_base(&self, hash: &ContentHash) -> bool {
+        self.store
+            .location(hash)
+            .is_some_and(|(_, b)| b.encoding != Encoding::Patch)
+    }
+
     fn import_inner(
         &self,
         from: &BlobStore,
@@ -988,6 +1148,19 @@ impl BlobWriter {
         let result = (|| {
             if let Some(expect) = verify {
                 from.verify(hash, expect)?;
+            }
+            // A patched blob comes with its base (verified with it when it was read). Where
+            // that base is not usable here (another thread is still storing it, or this
+            // checkpoint holds that content as a patch of its own), the content is stored
+            // whole.
+            if let Some(patch) = from.patch_of(hash)? {
+                self.import_inner(from, &patch.base, None)?;
+                if !self.usable_base(&patch.base) {
+                    return self.store_streamed_as(*hash, |sink| {
+                        from.stream(hash, Expect::Exactly(patch.size), |c| sink(c))
+                            .map(|_| ())
+                    });
+                }
             }
             self.copy_stored(from, hash)
         })();

@@ -39,6 +39,7 @@ fn zstd_huge_window(content: &[u8]) -> Vec<u8> {
 }
 
 /// A blob stored as `stored` (whatever it decodes to) under `hash`.
+#[derive(Clone)]
 struct Forged {
     hash: ContentHash,
     stored: Vec<u8>,
@@ -220,6 +221,7 @@ fn claims_the_stored_length_cannot_hold_are_refused() {
         let stored = match encoding {
             Encoding::Zstd => zstd::bulk::compress(content, 3).unwrap(),
             Encoding::Raw => content.to_vec(),
+            Encoding::Patch => unreachable!("not among this test's encodings"),
         };
         let ck_dir = forge(
             &t,
@@ -568,4 +570,145 @@ fn a_tree_too_deep_for_its_target_is_never_written() {
         fs::read(t.path().join("short").join(&deepest)).unwrap(),
         b"x"
     );
+}
+
+/// Patched blobs (encoding `patch`) that lie, loop, point nowhere or claim too much: each
+/// refused by verify and restore with its reason, quickly, and nothing restored.
+#[test]
+fn hostile_patched_blobs_are_refused() {
+    use super::limits::MAX_PATCH_RECORD;
+    use super::patch::{Patch, Region};
+    let base = b"hello world, hello world\n".to_vec();
+    let base_hash = ContentHash::of(&base);
+    let raw_base = Forged {
+        hash: base_hash,
+        stored: base.clone(),
+        encoding: Encoding::Raw,
+    };
+    let region = |offset: u64, bytes: &[u8]| Region {
+        offset,
+        bytes: bytes.to_vec(),
+    };
+    // "hello WORLD, hello world\n": what a patch of the base at 6 gives.
+    let mut patched = base.clone();
+    patched[6..11].copy_from_slice(b"WORLD");
+    let patched_hash = ContentHash::of(&patched);
+    let record = |base: ContentHash, size: u64, regions: Vec<Region>| {
+        Patch {
+            base,
+            size,
+            regions,
+        }
+        .to_bytes()
+    };
+    let patch_blob = |hash: ContentHash, stored: Vec<u8>| Forged {
+        hash,
+        stored,
+        encoding: Encoding::Patch,
+    };
+    let size = base.len() as u64;
+    let good = record(base_hash, size, vec![region(6, b"WORLD")]);
+    let other = ContentHash::of(b"not stored");
+    let cases: Vec<(&str, u64, ContentHash, Vec<Forged>)> = vec![
+        (
+            "more than the limit",
+            size,
+            patched_hash,
+            vec![
+                raw_base.clone(),
+                patch_blob(patched_hash, vec![0; MAX_PATCH_RECORD as usize + 1]),
+            ],
+        ),
+        (
+            "is not stored",
+            size,
+            patched_hash,
+            vec![patch_blob(
+                patched_hash,
+                record(other, size, vec![region(6, b"WORLD")]),
+            )],
+        ),
+        (
+            "a patched blob too",
+            size,
+            ContentHash::of(b"x"),
+            vec![
+                raw_base.clone(),
+                patch_blob(patched_hash, good.clone()),
+                patch_blob(
+                    ContentHash::of(b"x"),
+                    record(patched_hash, size, vec![region(0, b"H")]),
+                ),
+            ],
+        ),
+        (
+            "are claimed for it",
+            size - 1,
+            patched_hash,
+            vec![raw_base.clone(), patch_blob(patched_hash, good.clone())],
+        ),
+        (
+            "content hashes to",
+            size,
+            other,
+            vec![raw_base.clone(), patch_blob(other, good.clone())],
+        ),
+        (
+            "with a gap",
+            size,
+            patched_hash,
+            vec![
+                raw_base.clone(),
+                patch_blob(
+                    patched_hash,
+                    record(base_hash, size, vec![region(6, b"WOR"), region(8, b"RLD")]),
+                ),
+            ],
+        ),
+        (
+            "cannot hold the 1099511627776 bytes claimed",
+            1 << 40,
+            patched_hash,
+            vec![
+                raw_base.clone(),
+                patch_blob(
+                    patched_hash,
+                    record(base_hash, 1 << 40, vec![region(6, b"WORLD")]),
+                ),
+            ],
+        ),
+    ];
+    for (needle, claimed, hash, forged) in cases {
+        let t = TempDir::new("patch");
+        let ck_dir = forge(
+            &t,
+            vec![("f", file_claiming(claimed, hash))],
+            &[],
+            &forged,
+            &[],
+        );
+        let ck = Checkpoint::open(&ck_dir).unwrap();
+        refused_quickly("verify", Duration::from_secs(5), needle, || ck.verify());
+        refused_quickly("restore", Duration::from_secs(5), needle, || {
+            ck.restore(0, "build", &t.path().join("target"))
+        });
+        assert_nothing_written(t.path());
+    }
+
+    // The honest one restores what it says.
+    let t = TempDir::new("patch");
+    let forged = [raw_base, patch_blob(patched_hash, good)];
+    let ck_dir = forge(
+        &t,
+        vec![("f", file_claiming(size, patched_hash))],
+        &[],
+        &forged,
+        &[],
+    );
+    let ck = Checkpoint::open(&ck_dir).unwrap();
+    let report = ck.verify().unwrap();
+    assert_eq!(report.unreferenced_blobs, 0);
+    let target = t.path().join("target");
+    ck.restore(0, "build", &target).unwrap();
+    assert_eq!(fs::read(target.join("f")).unwrap(), patched);
 }

@@ -69,6 +69,10 @@ pub const MAX_ATTACHMENTS: usize = 64;
 /// Largest attachment content: attachments (shell state, keys) are parsed in memory.
 pub const MAX_ATTACHMENT: u64 = 64 << 20;
 
+/// Largest record of a patched blob (its stored bytes: base, size, regions), read into
+/// memory before its base is streamed.
+pub const MAX_PATCH_RECORD: u64 = 1 << 20;
+
 /// Largest `index.json`.
 pub const MAX_INDEX_FILE: u64 = 16 << 20;
 

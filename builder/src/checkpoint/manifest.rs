@@ -20,7 +20,7 @@ use super::limits::{
 use super::path::{escape_bytes, unescape_bytes, RelPath};
 
 /// The only format version this code reads and writes.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 
 /// blake3 of some uncompressed content.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -198,6 +198,9 @@ pub enum Encoding {
     Zstd,
     /// The content itself.
     Raw,
+    /// Another blob of the checkpoint with byte ranges replaced
+    /// ([`crate::checkpoint::patch::Patch`]).
+    Patch,
 }
 
 impl Encoding {
@@ -206,6 +209,7 @@ impl Encoding {
         match self {
             Encoding::Zstd => "zstd",
             Encoding::Raw => "raw",
+            Encoding::Patch => "patch",
         }
     }
 
@@ -213,6 +217,7 @@ impl Encoding {
         match s {
             "zstd" => Some(Encoding::Zstd),
             "raw" => Some(Encoding::Raw),
+            "patch" => Some(Encoding::Patch),
             _ => None,
         }
     }
@@ -996,10 +1001,10 @@ mod tests {
     fn wrong_version_is_typed() {
         let text = String::from_utf8(sample().to_bytes())
             .unwrap()
-            .replace("\"format_version\":3", "\"format_version\":7");
+            .replace("\"format_version\":4", "\"format_version\":7");
         match Layer::from_bytes(text.as_bytes(), Path::new("t.json")) {
             Err(CheckpointError::FormatVersion {
-                expected: 3,
+                expected: 4,
                 found: 7,
                 ..
             }) => {}

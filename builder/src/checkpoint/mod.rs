@@ -8,6 +8,7 @@
 //!   manifest   Entry / Layer / Index + canonical JSON + per-layer rules  pure
 //!   state      fold layers into path → Entry, whole-state rules, diff    pure
 //!   rewrite    equal-length old → new byte strings (output paths)        pure
+//!   patch      a blob as another with a few byte ranges replaced          pure
 //!   ───────────────────────────────────────────────────────────────────────────
 //!   blobs      packs/NNN.pack, one per layer, read verified              disk
 //!   snapshot   walk roots, stat cache, parallel hash → Layer; scan_root  disk
@@ -64,6 +65,7 @@ pub mod limits;
 pub mod manifest;
 pub mod overlay;
 mod parallel;
+pub mod patch;
 pub mod path;
 pub mod restore;
 pub mod rewrite;

@@ -8,6 +8,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::Path;
 
+use super::blobs::Expect;
 use super::error::CheckpointError;
 use super::manifest::{ContentHash, LayerMeta, Timestamp};
 use super::overlay::{overlay_changes, overlay_state, OverlayChange};
@@ -144,11 +145,13 @@ fn rewrites() -> Vec<RewritePair> {
     ]
 }
 
-/// Every byte string the checkpoint holds, blobs decompressed: (where, bytes).
+/// Every byte string a reader of the checkpoint gets: the contents its layers' entries and
+/// attachments use (decompressed, patches applied), its index and layer files: (where,
+/// bytes). The bases of patched blobs are not among them: only their patches read them.
 fn checkpoint_bytes(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let ck = Checkpoint::open(dir).unwrap();
     let mut out = Vec::new();
-    for h in ck.blobs().hashes() {
+    for h in used_blobs(&ck) {
         out.push((format!("blob {h}"), ck.read_blob(&h).unwrap()));
     }
     out.push((
@@ -160,6 +163,38 @@ fn checkpoint_bytes(dir: &Path) -> Vec<(String, Vec<u8>)> {
         out.push((p.display().to_string(), fs::read(&p).unwrap()));
     }
     out
+}
+
+/// The blobs `ck`'s layers use: file contents and attachments.
+fn used_blobs(ck: &Checkpoint) -> std::collections::BTreeSet<ContentHash> {
+    ck.layers()
+        .iter()
+        .flat_map(|l| {
+            l.roots
+                .values()
+                .flat_map(|d| d.changed.iter().filter_map(|(_, e)| e.blob()))
+                .chain(l.meta.attachments.values().copied())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// The blobs `ck` stores that its layers do not use: exactly the bases of its patched blobs.
+fn patch_bases(ck: &Checkpoint) -> std::collections::BTreeSet<ContentHash> {
+    let used = used_blobs(ck);
+    let bases: std::collections::BTreeSet<ContentHash> = used
+        .iter()
+        .filter_map(|h| ck.blobs().patch_of(h).unwrap())
+        .map(|p| p.base)
+        .collect();
+    let unused: std::collections::BTreeSet<ContentHash> = ck
+        .blobs()
+        .hashes()
+        .into_iter()
+        .filter(|h| !used.contains(h))
+        .collect();
+    assert!(unused.is_subset(&bases), "stored and unused: {unused:?}");
+    bases
 }
 
 #[test]
@@ -306,6 +341,28 @@ fn rewritten_import_restore_adopt_and_snapshot() {
         st_a.root("build")[&big].blob(),
         state.root("build")[&big].blob()
     );
+    // The large content with two rewritten paths is stored as a patch of the earlier one,
+    // whose stored bytes are copied as they are: the only blob that still holds an old path,
+    // read by nothing but its patch. The small one is stored anew.
+    let big_new = state.root("build")[&big].blob().unwrap();
+    let big_old = st_a.root("build")[&big].blob().unwrap();
+    let patch = ck_b
+        .blobs()
+        .patch_of(&big_new)
+        .unwrap()
+        .expect("big.bin is patched");
+    assert_eq!(patch.base, big_old);
+    assert_eq!(patch.regions.len(), 2);
+    assert_eq!(
+        ck_a.blobs().stored_bytes(&big_old).unwrap(),
+        ck_b.blobs().stored_bytes(&big_old).unwrap()
+    );
+    assert_eq!(patch_bases(&ck_b), [big_old].into_iter().collect());
+    let cfg = state.root("build")[&RelPath::new("src/config.h").unwrap()]
+        .blob()
+        .unwrap();
+    assert_eq!(ck_b.blobs().patch_of(&cfg).unwrap(), None);
+    assert_eq!(ck_b.verify_unfinished().unwrap().unreferenced_blobs, 0);
 
     // Restore from the new checkpoint: the build directory in place (it holds junk), an
     // output at a path that does not exist yet.
@@ -370,6 +427,75 @@ fn rewritten_import_restore_adopt_and_snapshot() {
     );
     wb.finish().unwrap();
     open_verified(&b_dir);
+}
+
+/// A patched content imported with a further rewrite is patched over the same base (the
+/// earlier patch's regions with the new ones laid over them), never a patch of a patch; an
+/// import that rewrites nothing brings the base along with the patch.
+#[test]
+fn a_patched_content_imported_again_stays_a_patch_of_the_first_base() {
+    let t = TempDir::new("repatch");
+    let root = t.path().join("build");
+    fs::create_dir(&root).unwrap();
+    build_tree(&root);
+    let a_dir = t.path().join("ck-a");
+    let mut wa = CheckpointWriter::create(&a_dir).unwrap();
+    let mut sa = Snapshotter::new(vec![("build".into(), root.clone())]).unwrap();
+    sa.snapshot(&mut wa, LayerMeta::default()).unwrap();
+    wa.finish().unwrap();
+    let ck_a = Checkpoint::open(&a_dir).unwrap();
+    let big = RelPath::new("big.bin").unwrap();
+    let original = ck_a.state_after(0).unwrap().root("build")[&big]
+        .blob()
+        .unwrap();
+
+    let import = |from: &Checkpoint, name: &str, rw: &[RewritePair]| {
+        let dir = t.path().join(name);
+        let mut w = CheckpointWriter::create(&dir).unwrap();
+        let state = w.import_layers_rewritten(from, 0, rw).unwrap();
+        w.finish().unwrap();
+        let ck = Checkpoint::open(&dir).unwrap();
+        assert_eq!(ck.verify().unwrap().unreferenced_blobs, 0, "{name}");
+        let h = state.root("build")[&big].blob().unwrap();
+        (ck, dir, h)
+    };
+    let (ck_b, _, h_b) = import(&ck_a, "ck-b", &rewrites());
+    // A third hash for `out`, once more the length of the others.
+    let newer = "00000000001111111111222222222233";
+    let again = vec![(out_path(H_OUT_NEW), out_path(newer))];
+    let (ck_c, c_dir, h_c) = import(&ck_b, "ck-c", &again);
+    let patch = ck_c.blobs().patch_of(&h_c).unwrap().expect("patched");
+    assert_eq!(patch.base, original, "patched over the first base");
+    assert_eq!(patch_bases(&ck_c), [original].into_iter().collect());
+    let want = Rewrites::new(&again)
+        .unwrap()
+        .apply(
+            &ck_b
+                .blobs()
+                .read_expecting(&h_b, Expect::Exactly(5 << 20))
+                .unwrap(),
+        )
+        .unwrap();
+    assert_eq!(
+        ck_c.blobs()
+            .read_expecting(&h_c, Expect::Exactly(5 << 20))
+            .unwrap(),
+        want
+    );
+    for (place, bytes) in checkpoint_bytes(&c_dir) {
+        for gone in [out_path(H_OUT_OLD), out_path(H_OUT_NEW)] {
+            assert!(!contains(&bytes, &gone), "{place}");
+        }
+    }
+    // Imported without rewriting: the patch and its base, byte for byte.
+    let (ck_d, _, h_d) = import(&ck_b, "ck-d", &[]);
+    assert_eq!(h_d, h_b);
+    for h in [h_b, original] {
+        assert_eq!(
+            ck_b.blobs().stored_bytes(&h).unwrap(),
+            ck_d.blobs().stored_bytes(&h).unwrap()
+        );
+    }
 }
 
 #[test]

@@ -9,11 +9,14 @@ use std::sync::Arc;
 
 use super::blobs::{pack_rel_path, BlobStore, BlobWriter, Expect, PACKS, STREAM_THRESHOLD};
 use super::error::{CheckpointError, IoResultExt, Result};
-use super::limits::{MAX_ATTACHMENT, MAX_FILE_SIZE, MAX_INDEX_FILE, MAX_LAYER_FILE};
+use super::limits::{
+    MAX_ATTACHMENT, MAX_FILE_SIZE, MAX_INDEX_FILE, MAX_LAYER_FILE, MAX_PATCH_RECORD,
+};
 use super::manifest::{
     layer_file_name, ContentHash, EntryKind, Index, Layer, LayerMeta, LayerRef, FORMAT_VERSION,
 };
 use super::parallel::run_parallel;
+use super::patch::{overlay, record_len, DiffRegions, Patch, Region};
 use super::path::RelPath;
 use super::restore::{
     apply_diff, apply_diff_from, restore_root, restore_root_from, restore_root_into,
@@ -560,9 +563,21 @@ impl CheckpointWriter {
     }
 }
 
+/// File contents from this size on are stored as a patch of their earlier content when an
+/// import rewrites a few bytes of them (an output path, a `-frandom-seed` in an object's
+/// debug information): the earlier stored bytes are copied as they are and a short record
+/// says what changed, instead of the rewritten content being compressed whole again.
+const PATCH_MIN_SIZE: u64 = 4096;
+
+/// The longest patch record worth it for a content of `size` bytes: a sixteenth of it.
+fn patch_budget(size: u64) -> usize {
+    usize::try_from(size / 16).unwrap_or(usize::MAX)
+}
+
 /// Brings blob `hash` of `from` into `to` with `rw` applied; returns the hash it has there.
 /// The blob is read once to verify it and look for occurrences; content without any is
-/// copied as is (same hash, no recompression), only rewritten content is stored anew.
+/// copied as is (same hash, no recompression); rewritten content is stored as a patch of
+/// the earlier one when that pays, else anew.
 fn rewrite_blob(
     from: &BlobStore,
     to: &BlobWriter,
@@ -576,19 +591,32 @@ fn rewrite_blob(
         return Ok(*hash);
     }
     if size.is_some_and(|s| s <= STREAM_THRESHOLD) {
-        let mut data = from.read_expecting(hash, expect)?;
-        if rw.apply_in_place(&mut data) == 0 {
+        let data = from.read_expecting(hash, expect)?;
+        let Some(new) = rw.apply(&data) else {
             to.import_verified(from, hash)?;
             return Ok(*hash);
+        };
+        let mut diff = DiffRegions::new(size.map_or(0, patch_budget));
+        if size.is_some_and(|s| s >= PATCH_MIN_SIZE) {
+            diff.feed(&data, &new);
         }
-        return to.put_bytes(&data);
+        let new_hash = ContentHash::of(&new);
+        if store_as_patch(from, to, hash, data.len() as u64, new_hash, diff.finish())? {
+            return Ok(new_hash);
+        }
+        return to.put_bytes(&new);
     }
-    // Large or of unknown size: look first, rewrite in a second streaming pass if needed.
-    let mut scan = rw.stream();
-    from.stream(hash, expect, |c| scan.feed(c, |_| Ok(())))?;
-    if scan.finish(|_| Ok(()))? == 0 {
+    // Large or of unknown size: look first, store in a second streaming pass if needed.
+    let (replaced, new_hash, regions) =
+        rewrite_streamed(from, rw, hash, expect, size, &mut |_| Ok(()))?;
+    if replaced == 0 {
         to.import_verified(from, hash)?;
         return Ok(*hash);
+    }
+    if let Some(size) = size {
+        if store_as_patch(from, to, hash, size, new_hash, regions)? {
+            return Ok(new_hash);
+        }
     }
     to.put_streamed(|sink| {
         let mut w = rw.stream();
@@ -598,9 +626,86 @@ fn rewrite_blob(
     })
 }
 
+/// Streams blob `hash` of `from` (verified) through `rw` into `out`. Returns the number of
+/// replacements that changed bytes, the hash of the rewritten content, and the regions where
+/// it differs from the content read: `None` for a content under [`PATCH_MIN_SIZE`] (or of
+/// no known `size`), with no change, or whose changes would not fit a patch record.
+fn rewrite_streamed(
+    from: &BlobStore,
+    rw: &Rewrites,
+    hash: &ContentHash,
+    expect: Expect,
+    size: Option<u64>,
+    out: &mut dyn FnMut(&[u8]) -> Result<()>,
+) -> Result<(u64, ContentHash, Option<Vec<Region>>)> {
+    let diffing = size.is_some_and(|s| s >= PATCH_MIN_SIZE);
+    let mut diff = DiffRegions::new(size.map_or(0, patch_budget));
+    // What was read and not yet passed on: the rewriter holds back the end of a chunk that
+    // may begin a match. Rewrites keep lengths, so byte `i` out is byte `i` in.
+    let pending = std::cell::RefCell::new(std::collections::VecDeque::<u8>::new());
+    let mut old = Vec::new();
+    let mut hasher = blake3::Hasher::new();
+    let mut emit = |c: &[u8]| -> Result<()> {
+        hasher.update(c);
+        if diffing {
+            old.clear();
+            old.extend(pending.borrow_mut().drain(..c.len()));
+            diff.feed(&old, c);
+        }
+        out(c)
+    };
+    let mut scan = rw.stream();
+    from.stream(hash, expect, |c| {
+        if diffing {
+            pending.borrow_mut().extend(c);
+        }
+        scan.feed(c, &mut emit)
+    })?;
+    let replaced = scan.finish(&mut emit)?;
+    let new = ContentHash::from(hasher.finalize());
+    Ok((replaced, new, diff.finish().filter(|_| diffing)))
+}
+
+/// Stores `new`, a content of `size` bytes that differs from blob `hash` of `from` (just
+/// read, so verified) where `regions` say, as a patch over the blob `hash` stands on there
+/// (itself, or its base when it is a patch: the regions are laid over that patch's). False,
+/// storing nothing, when there are no regions, the record would not pay, or `to` cannot
+/// take the base; the caller then stores the content whole.
+fn store_as_patch(
+    from: &BlobStore,
+    to: &BlobWriter,
+    hash: &ContentHash,
+    size: u64,
+    new: ContentHash,
+    regions: Option<Vec<Region>>,
+) -> Result<bool> {
+    let Some(regions) = regions else {
+        return Ok(false);
+    };
+    if to.contains(&new) {
+        return Ok(true);
+    }
+    let (base, regions) = match from.patch_of(hash)? {
+        Some(p) => (p.base, overlay(&p.regions, &regions)),
+        None => (*hash, regions),
+    };
+    if record_len(&regions) > patch_budget(size).min(MAX_PATCH_RECORD as usize) {
+        return Ok(false);
+    }
+    to.import_verified(from, &base)?;
+    to.put_patched(
+        new,
+        &Patch {
+            base,
+            size,
+            regions,
+        },
+    )
+}
+
 /// [`rewrite_blob`] for a file content that a restore will want: read once, rewritten, written
-/// to a staged file and hashed on the way; stored as it was (without occurrences) or from
-/// the staged file.
+/// to a staged file and hashed on the way; stored as it was (without occurrences), as a patch
+/// of it, or from the staged file.
 fn stage_blob(
     from: &BlobStore,
     to: &BlobWriter,
@@ -610,21 +715,17 @@ fn stage_blob(
     size: u64,
 ) -> Result<ContentHash> {
     let mut staged = staging.begin()?;
-    let mut hasher = blake3::Hasher::new();
-    let mut replaced = 0;
+    let mut result = (0, *hash, None);
     staged.fill(|sink| {
-        let mut scan = rw.stream();
-        let mut out = |c: &[u8]| {
-            hasher.update(c);
-            sink(c)
-        };
-        from.stream(hash, Expect::Exactly(size), |c| scan.feed(c, &mut out))?;
-        replaced = scan.finish(&mut out)?;
+        result = rewrite_streamed(from, rw, hash, Expect::Exactly(size), Some(size), sink)?;
         Ok(())
     })?;
+    let (replaced, rewritten, regions) = result;
     let new = if replaced == 0 {
         to.import_verified(from, hash)?;
         *hash
+    } else if store_as_patch(from, to, hash, size, rewritten, regions)? {
+        rewritten
     } else if size <= STREAM_THRESHOLD {
         // As `rewrite_blob` stores it: from memory (raw when compression does not pay).
         let mut data = Vec::with_capacity(size as usize);
@@ -636,7 +737,7 @@ fn stage_blob(
     } else {
         to.put_streamed(|sink| staged.read_back(sink))?
     };
-    if new != *hash && new != ContentHash::from(hasher.finalize()) {
+    if new != *hash && new != rewritten {
         return Err(CheckpointError::BlobCorrupt {
             path: to.store().dir(),
             problem: format!("the rewritten content of blob {hash} changed while it was stored"),
@@ -1024,11 +1125,18 @@ impl Checkpoint {
         })?;
         report.blobs_verified = sizes.len() as u64;
         report.bytes_verified = sizes.iter().sum();
+        // A patched blob's base is used through it (and was verified with it).
+        let mut used: HashSet<ContentHash> = referenced.keys().copied().collect();
+        for h in referenced.keys() {
+            if let Some(p) = self.blobs.patch_of(h)? {
+                used.insert(p.base);
+            }
+        }
         report.unreferenced_blobs = self
             .blobs
             .hashes()
             .iter()
-            .filter(|h| !referenced.contains_key(h))
+            .filter(|h| !used.contains(h))
             .count() as u64;
         Ok(report)
     }
