@@ -280,6 +280,48 @@ fn c_build_listing_records_what_the_restore_test_compares() {
 // ---------------------------------------------------------------------------------------
 // 3: restore after buildPhase is the build directory of that moment
 
+/// The layer after a phase that starts no process is recorded without walking the trees
+/// only while no process of the build runs: with a job of buildPhase still running,
+/// checkPhase's layer is a walk; after the job has ended, installCheckPhase's and
+/// distPhase's are not. The job's file is in the layers from installPhase on.
+#[test]
+fn a_phase_without_a_process_skips_the_walk_only_when_nothing_runs() {
+    let file = checkpoint_cases_dir().join("background-job.nix");
+    let built = build_with_checkpoint(&file).unwrap_or_else(|e| panic!("{e}"));
+    let note = |phase: &str| -> String {
+        let prefix = format!("checkpoint-builder:   snapshot after {phase}: ");
+        built
+            .build
+            .log_lines
+            .iter()
+            .find(|l| l.starts_with(&prefix))
+            .unwrap_or_else(|| panic!("no note for {phase}:\n{}", built.build.log_tail(40)))
+            .clone()
+    };
+    let unchanged = "(unchanged: no process ran since the last walk)";
+    assert!(
+        note("checkPhase").contains("hashed") && !note("checkPhase").contains(unchanged),
+        "a job was running: {}",
+        note("checkPhase")
+    );
+    for phase in ["installCheckPhase", "distPhase"] {
+        assert!(note(phase).ends_with(unchanged), "{}", note(phase));
+    }
+    let inspect = ck::inspect(&built.checkpoint).unwrap_or_else(|e| panic!("{e}"));
+    let names = ck::layer_names(&inspect).unwrap_or_else(|e| panic!("{e}"));
+    let scratch = Scratch::new("background-job").expect("a scratch directory");
+    for phase in ["installPhase", "installCheckPhase", "distPhase"] {
+        let dir = scratch.path().join(phase);
+        ck::restore_ok(&built.checkpoint, phase, &dir).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            std::fs::read_to_string(dir.join("build/late")).unwrap(),
+            "written by the job\n",
+            "{phase}"
+        );
+    }
+    assert!(names.iter().any(|n| n == "checkPhase"), "{names:?}");
+}
+
 #[test]
 fn restore_after_build_phase_equals_the_build_tree() {
     let build = c_build();

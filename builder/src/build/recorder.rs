@@ -4,6 +4,7 @@
 //! directory (`build`) and every output except `checkpoint` itself. Each layer carries the
 //! step's shell state and its keyed inputs (see [`crate::reuse::keys`]) as attachments.
 
+use crate::build::signals;
 use crate::checkpoint::{
     Checkpoint, CheckpointError, CheckpointWriter, ContentHash, LayerMeta, LayerSummary,
     RestoreReport, RewritePair, Snapshotter, State,
@@ -64,6 +65,12 @@ pub struct Recorder {
     pub restore_notes: Vec<String>,
     /// One line per snapshot (its time, what it hashed), for the same report.
     pub snapshot_notes: Vec<String>,
+    /// Set when the last layer came from a walk of the trees that began with no process of
+    /// the build running, to the number of step processes started by then
+    /// ([`signals::steps_started`]); cleared by anything of the builder's own that writes
+    /// the trees. While it holds and no step has started since, the trees are as that walk
+    /// saw them, and the next layer is recorded without walking them again.
+    quiet_walk: Option<u64>,
 }
 
 /// The CPU time this process (every thread of the builder, not its children) has used so
@@ -128,6 +135,7 @@ impl Recorder {
             ninja_logs,
             restore_notes: Vec::new(),
             snapshot_notes: Vec::new(),
+            quiet_walk: None,
         })
     }
 
@@ -190,7 +198,20 @@ impl Recorder {
         };
         // Never a staging directory in a layer (each restore removes its own).
         self.writer.end_staging()?;
-        let summary = self.snapshotter.snapshot(&mut self.writer, meta)?;
+        // A phase that started no process (the stdenv's runPhase returns at once), with none
+        // left running since the last walk, changed nothing: its layer is the last one's
+        // trees, recorded without walking them again.
+        let steps = signals::steps_started();
+        let unchanged = self.quiet_walk == Some(steps) && signals::no_descendants();
+        let summary = if unchanged {
+            self.snapshotter
+                .snapshot_unchanged(&mut self.writer, meta)?
+        } else {
+            let quiet = signals::no_descendants();
+            let summary = self.snapshotter.snapshot(&mut self.writer, meta)?;
+            self.quiet_walk = quiet.then_some(steps);
+            summary
+        };
         let link = trust::chain_link(
             self.chain.last().map_or("", String::as_str),
             &key,
@@ -202,14 +223,22 @@ impl Recorder {
         self.snapshot_time += started.elapsed();
         let cpu = cpu_time().saturating_sub(cpu);
         self.snapshot_cpu += cpu;
-        self.snapshot_notes.push(format!(
-            "snapshot after {step}: {:.3}s, CPU {:.3}s ({} files / {:.1} MB hashed, {} reused)",
-            started.elapsed().as_secs_f64(),
-            cpu.as_secs_f64(),
-            summary.files_hashed,
-            summary.bytes_hashed as f64 / 1e6,
-            summary.files_reused
-        ));
+        self.snapshot_notes.push(if unchanged {
+            format!(
+                "snapshot after {step}: {:.3}s, CPU {:.3}s (unchanged: no process ran since the last walk)",
+                started.elapsed().as_secs_f64(),
+                cpu.as_secs_f64(),
+            )
+        } else {
+            format!(
+                "snapshot after {step}: {:.3}s, CPU {:.3}s ({} files / {:.1} MB hashed, {} reused)",
+                started.elapsed().as_secs_f64(),
+                cpu.as_secs_f64(),
+                summary.files_hashed,
+                summary.bytes_hashed as f64 / 1e6,
+                summary.files_reused
+            )
+        });
         Ok(summary)
     }
 
@@ -245,6 +274,7 @@ impl Recorder {
     /// starts again with none, as [`Recorder::start`] left it: the fallback to a clean build
     /// after a problem with an earlier checkpoint (docs/trust.md).
     pub fn restart(&mut self) -> Result<(), CheckpointError> {
+        self.quiet_walk = None;
         let dir = self.writer.dir().to_path_buf();
         crate::reuse::base::remove_tree(&dir)?;
         let mut writer = CheckpointWriter::create(&dir)?;
@@ -273,6 +303,7 @@ impl Recorder {
         build_top: &Path,
         outputs: &[(String, PathBuf)],
     ) -> Result<(), CheckpointError> {
+        self.quiet_walk = None;
         let started = std::time::Instant::now();
         let cpu = cpu_time();
         let (_, cost) = resume_trees(
@@ -332,6 +363,7 @@ impl Recording for Recorder {
         upto: u32,
         rewrites: &[RewritePair],
     ) -> Result<State, CheckpointError> {
+        self.quiet_walk = None;
         let started = std::time::Instant::now();
         let cpu = cpu_time();
         // The contents read are staged in the build directory for `bring_trees_to`, which
@@ -383,6 +415,7 @@ impl Recording for Recorder {
         build_top: &Path,
         outputs: &[(String, PathBuf)],
     ) -> Result<(), CheckpointError> {
+        self.quiet_walk = None;
         let started = std::time::Instant::now();
         let cpu = cpu_time();
         let applied = (|| {

@@ -982,6 +982,7 @@ fn run_step(
             Ok(())
         });
     }
+    signals::step_starting();
     let mut child = cmd.spawn().map_err(|source| RunError::Spawn {
         bash: env.bash.clone(),
         step: name.to_owned(),

@@ -4,14 +4,18 @@
 
 use std::os::unix::process::CommandExt;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 
-use rustix::process::{Pid, Signal, WaitOptions};
+use rustix::process::{Pid, Signal, WaitIdOptions, WaitOptions};
 
 static CURRENT_GROUP: AtomicI32 = AtomicI32::new(0);
 static RECEIVED_SIGNAL: AtomicI32 = AtomicI32::new(0);
 /// Whether SIGPIPE was ignored when the builder started (see [`note_inherited`]).
 static SIGPIPE_INHERITED_IGNORED: AtomicBool = AtomicBool::new(false);
+/// Whether the builder is a subreaper (every orphaned descendant becomes its child).
+static SUBREAPER: AtomicBool = AtomicBool::new(false);
+/// Step processes started so far.
+static STEPS_STARTED: AtomicU64 = AtomicU64::new(0);
 
 /// Notes how SIGPIPE was set when the process started, then ignores it (the builder wants
 /// `EPIPE` from a closed pipe, not death). Called first thing in `main`, which is the
@@ -90,7 +94,39 @@ pub fn install_forwarding() {
     }
     // Orphaned background jobs of a phase come back to us, so they can be reaped and ended.
     // The kernel reads the argument as a flag; `Pid::INIT` passes 1, as before.
-    let _ = rustix::process::set_child_subreaper(Some(Pid::INIT));
+    let subreaper = rustix::process::set_child_subreaper(Some(Pid::INIT)).is_ok();
+    SUBREAPER.store(subreaper, Ordering::SeqCst);
+}
+
+/// Counts a step process about to start (see [`steps_started`]).
+pub fn step_starting() {
+    STEPS_STARTED.fetch_add(1, Ordering::SeqCst);
+}
+
+/// How many step processes the build has started so far: equal at two moments, with
+/// [`no_descendants`] true at the first, nothing of the build ran in between.
+pub fn steps_started() -> u64 {
+    STEPS_STARTED.load(Ordering::SeqCst)
+}
+
+/// True when no process the build started is still running: the builder, a subreaper (or
+/// the sandbox's PID 1), has no child left once those that exited are reaped, and every
+/// descendant a step left behind would be its child. False when that cannot be known
+/// (not a subreaper) or a child remains.
+pub fn no_descendants() -> bool {
+    if !SUBREAPER.load(Ordering::SeqCst) && rustix::process::getpid() != Pid::INIT {
+        return false;
+    }
+    reap_orphans();
+    // Looks without reaping: ECHILD is "no children at all"; a child that has exited
+    // since the reap above still counts as one.
+    matches!(
+        rustix::process::waitid(
+            rustix::process::WaitId::All,
+            WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT,
+        ),
+        Err(rustix::io::Errno::CHILD)
+    )
 }
 
 /// The process group of the step now running (0: none), which termination signals go to.

@@ -91,6 +91,9 @@ pub struct Snapshotter {
     state: State,
     cache: BTreeMap<String, HashMap<RelPath, CacheEntry>>,
     layers_recorded: u32,
+    /// The state is what the last snapshot's walk saw (not adopted or trusted from a
+    /// restore): [`Snapshotter::snapshot_unchanged`] may record it again.
+    walked: bool,
 }
 
 struct Scanned {
@@ -348,6 +351,7 @@ impl Snapshotter {
             state: State::default(),
             cache: BTreeMap::new(),
             layers_recorded: 0,
+            walked: false,
         })
     }
 
@@ -389,6 +393,7 @@ impl Snapshotter {
     /// size and mtime of the originals, so a tree restored from the old checkpoint would
     /// pass for the rewritten one).
     pub fn adopt(&mut self, state: State, layers_recorded: u32) -> Result<()> {
+        self.walked = false;
         self.cache.clear();
         self.trust(&state);
         self.state = state;
@@ -401,6 +406,7 @@ impl Snapshotter {
     /// so the next snapshot does not rehash them; the state the next layer is diffed
     /// against does not change.
     pub fn trust(&mut self, state: &State) {
+        self.walked = false;
         for spec in &self.roots {
             let cache = self.cache.entry(spec.name.clone()).or_default();
             for (path, e) in state.root(&spec.name) {
@@ -431,6 +437,66 @@ impl Snapshotter {
                 }
             }
         }
+    }
+
+    /// Records the next layer as the last one's trees unchanged, without walking the roots:
+    /// for a caller that knows nothing can have touched them since the last snapshot walked
+    /// them (no process ran, none was left running). The layer is the one a walk would
+    /// write then. After a restore ([`Snapshotter::adopt`], [`Snapshotter::trust`]) it
+    /// walks, as [`Snapshotter::snapshot`] does.
+    pub fn snapshot_unchanged(
+        &mut self,
+        writer: &mut CheckpointWriter,
+        meta: LayerMeta,
+    ) -> Result<LayerSummary> {
+        if !self.walked {
+            return self.snapshot(writer, meta);
+        }
+        if writer.layer_count() != self.layers_recorded {
+            return Err(CheckpointError::OutOfSync {
+                snapshotter: self.layers_recorded,
+                writer: writer.layer_count(),
+            });
+        }
+        writer.add_roots(self.roots.iter().map(|s| s.name.clone()))?;
+        let index = writer.layer_count();
+        let summaries = self
+            .roots
+            .iter()
+            .map(|spec| {
+                let entries = self.state.root(&spec.name).len();
+                (
+                    spec.name.clone(),
+                    RootSummary {
+                        entries,
+                        changed: 0,
+                        deleted: 0,
+                    },
+                )
+            })
+            .collect();
+        let files_reused = self
+            .state
+            .roots
+            .values()
+            .flat_map(|r| r.values())
+            .filter(|e| e.blob().is_some())
+            .count() as u64;
+        let layer = Layer {
+            index,
+            meta,
+            roots: BTreeMap::new(),
+            blobs: Vec::new(),
+        };
+        let layer_ref = writer.write_layer(&layer)?;
+        self.layers_recorded = index + 1;
+        Ok(LayerSummary {
+            layer: layer_ref,
+            roots: summaries,
+            files_hashed: 0,
+            bytes_hashed: 0,
+            files_reused,
+        })
     }
 
     /// Records the current content of every root as the next layer of `writer`: the diff
@@ -545,6 +611,7 @@ impl Snapshotter {
         self.state = new_state;
         self.cache = new_cache;
         self.layers_recorded = index + 1;
+        self.walked = true;
         Ok(LayerSummary {
             layer: layer_ref,
             roots: summaries,
@@ -594,6 +661,46 @@ mod tests {
         // b changed, d's mtime changed, and the root's mtime may have.
         assert!(l2.roots["build"].changed >= 2);
         assert_eq!(l2.roots["out"].changed, 1);
+
+        // Unchanged and not walked: the same layer a walk writes.
+        let walked = s
+            .snapshot(
+                &mut w,
+                LayerMeta {
+                    name: "walked".into(),
+                    ..LayerMeta::default()
+                },
+            )
+            .unwrap();
+        let skipped = s
+            .snapshot_unchanged(
+                &mut w,
+                LayerMeta {
+                    name: "walked".into(),
+                    ..LayerMeta::default()
+                },
+            )
+            .unwrap();
+        assert_eq!(walked.roots, skipped.roots);
+        assert_eq!((skipped.files_hashed, skipped.files_reused), (0, 1));
+        let layer_bytes = |r: &LayerRef| {
+            fs::read(w.dir().join(crate::checkpoint::manifest::layer_file_name(
+                r.index, &r.name,
+            )))
+            .unwrap()
+        };
+        let (a, b) = (layer_bytes(&walked.layer), layer_bytes(&skipped.layer));
+        // Only the index differs (it is in the bytes).
+        assert_eq!(
+            String::from_utf8(a).unwrap().replacen("\"index\":3", "", 1),
+            String::from_utf8(b).unwrap().replacen("\"index\":4", "", 1)
+        );
+        // After an adoption it walks: a change made meanwhile is seen.
+        let state = s.state().clone();
+        s.adopt(state, 5).unwrap();
+        fs::write(root.join("b"), b"BB").unwrap();
+        let l = s.snapshot_unchanged(&mut w, LayerMeta::default()).unwrap();
+        assert_eq!(l.files_hashed, 1);
 
         let mut other = CheckpointWriter::create(&t.path().join("ck2")).unwrap();
         assert!(matches!(
