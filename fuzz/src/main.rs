@@ -387,6 +387,21 @@ fn main() {
 mod tests {
     use super::*;
 
+    /// The pack target's seed holds a patched blob, so mutations reach the patch reader.
+    #[test]
+    fn the_pack_seed_holds_a_patched_blob() {
+        let work =
+            std::env::temp_dir().join(format!("checkpoint-fuzz-seed-{}", std::process::id()));
+        std::fs::create_dir_all(&work).expect("a work directory");
+        let files = targets::seed_checkpoint(&work);
+        let patched = files
+            .iter()
+            .filter(|(n, _)| n.starts_with("layers/"))
+            .any(|(_, b)| b.windows(18).any(|w| w == b"\"encoding\":\"patch\""));
+        let _ = std::fs::remove_dir_all(&work);
+        assert!(patched, "no layer of the seed stores a patched blob");
+    }
+
     /// Every input kept under `fuzz/regressions/<target>/` (findings of earlier runs) runs
     /// through its target without a panic.
     #[test]

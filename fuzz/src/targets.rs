@@ -332,9 +332,14 @@ pub fn seed_checkpoint(work: &Path) -> BTreeMap<String, Vec<u8>> {
         snap.snapshot(writer, meta).expect("a snapshot");
     };
     std::fs::write(tree.join("small"), b"hi\n").expect("write");
+    // Over 4 KiB with one output path, which the import below rewrites: a patched blob.
     std::fs::write(
         tree.join("sub/text.c"),
-        "int main(void) { return 0; }\n".repeat(40),
+        format!(
+            "/* {} */\n{}",
+            String::from_utf8_lossy(SEED_OLD_PATH),
+            "int main(void) { return 0; }\n".repeat(200)
+        ),
     )
     .expect("write");
     layer(&mut writer, &mut snap, "setup");
@@ -349,10 +354,29 @@ pub fn seed_checkpoint(work: &Path) -> BTreeMap<String, Vec<u8>> {
     std::fs::write(tree.join("small"), b"changed\n").expect("write");
     layer(&mut writer, &mut snap, "installPhase");
     writer.finish().expect("finish");
+    // The seed is that checkpoint imported with its output path rewritten, as a later build
+    // imports it: it holds a patched blob and its base.
+    let imported = work.join("seed-imported");
+    let _ = std::fs::remove_dir_all(&imported);
+    let mut again = CheckpointWriter::create(&imported).expect("a writer");
+    let earlier = Checkpoint::open(&ck).expect("the seed checkpoint");
+    let last = earlier.layers().len() as u32 - 1;
+    again
+        .import_layers_rewritten(
+            &earlier,
+            last,
+            &[(SEED_OLD_PATH.to_vec(), SEED_NEW_PATH.to_vec())],
+        )
+        .expect("a rewritten import");
+    again.finish().expect("finish");
     let mut files = BTreeMap::new();
-    collect(&ck, &ck, &mut files);
+    collect(&imported, &imported, &mut files);
     files
 }
+
+/// The output path of the seed checkpoint's build, and the one its import rewrites it to.
+const SEED_OLD_PATH: &[u8] = b"/nix/store/00000000000000000000000000000000-seed";
+const SEED_NEW_PATH: &[u8] = b"/nix/store/11111111111111111111111111111111-seed";
 
 fn collect(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
     for e in std::fs::read_dir(dir).expect("read_dir").flatten() {
