@@ -169,6 +169,18 @@ fn entry_mut<'a>(layer: &'a mut Layer, root: &str, path: &str) -> &'a mut Entry 
         .unwrap_or_else(|| panic!("layer {} has no {root}:{path}", layer.index))
 }
 
+/// A regular file entry (mode 644) claiming `size` bytes of content `blake3`.
+fn file_claiming(size: u64, blake3: ContentHash) -> Entry {
+    entry(
+        EntryKind::File {
+            size,
+            blake3,
+            hardlink: None,
+        },
+        0o644,
+    )
+}
+
 fn build_layer(c: &Ctx) -> u32 {
     c.copy.layer_index(PHASE)
 }
@@ -861,14 +873,7 @@ fn variants() -> Vec<Variant> {
                         l,
                         "build",
                         "cproject-src/patched.bin",
-                        entry(
-                            EntryKind::File {
-                                size,
-                                blake3: h,
-                                hardlink: None,
-                            },
-                            0o644,
-                        ),
+                        file_claiming(size, h),
                     )
                 });
                 vec![vec![hash]]
@@ -888,19 +893,7 @@ fn variants() -> Vec<Variant> {
                     .append_blob(i, &hash, &zstd_rle_frame(0, BOMB), Encoding::Zstd);
                 let h = ContentHash::from_hex(&hash).expect("hash");
                 c.copy.edit_layer(i, |l| {
-                    add_entry(
-                        l,
-                        "build",
-                        "cproject-src/bomb.bin",
-                        entry(
-                            EntryKind::File {
-                                size: 4096,
-                                blake3: h,
-                                hardlink: None,
-                            },
-                            0o644,
-                        ),
-                    )
+                    add_entry(l, "build", "cproject-src/bomb.bin", file_claiming(4096, h))
                 });
                 vec![vec![hash]]
             },

@@ -439,6 +439,19 @@ impl Snapshotter {
         }
     }
 
+    /// The index of the next layer, which `writer` must be about to write (it has as many
+    /// layers as this snapshotter recorded); declares the roots to it.
+    fn next_layer(&self, writer: &mut CheckpointWriter) -> Result<u32> {
+        if writer.layer_count() != self.layers_recorded {
+            return Err(CheckpointError::OutOfSync {
+                snapshotter: self.layers_recorded,
+                writer: writer.layer_count(),
+            });
+        }
+        writer.add_roots(self.roots.iter().map(|s| s.name.clone()))?;
+        Ok(writer.layer_count())
+    }
+
     /// Records the next layer as the last one's trees unchanged, without walking the roots:
     /// for a caller that knows nothing can have touched them since the last snapshot walked
     /// them (no process ran, none was left running). The layer is the one a walk would
@@ -452,14 +465,7 @@ impl Snapshotter {
         if !self.walked {
             return self.snapshot(writer, meta);
         }
-        if writer.layer_count() != self.layers_recorded {
-            return Err(CheckpointError::OutOfSync {
-                snapshotter: self.layers_recorded,
-                writer: writer.layer_count(),
-            });
-        }
-        writer.add_roots(self.roots.iter().map(|s| s.name.clone()))?;
-        let index = writer.layer_count();
+        let index = self.next_layer(writer)?;
         let summaries = self
             .roots
             .iter()
@@ -506,14 +512,7 @@ impl Snapshotter {
         writer: &mut CheckpointWriter,
         meta: LayerMeta,
     ) -> Result<LayerSummary> {
-        if writer.layer_count() != self.layers_recorded {
-            return Err(CheckpointError::OutOfSync {
-                snapshotter: self.layers_recorded,
-                writer: writer.layer_count(),
-            });
-        }
-        writer.add_roots(self.roots.iter().map(|s| s.name.clone()))?;
-        let index = writer.layer_count();
+        let index = self.next_layer(writer)?;
         let mut new_state = State::default();
         let mut new_cache = BTreeMap::new();
         let mut diffs = BTreeMap::new();
