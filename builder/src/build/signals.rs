@@ -1,6 +1,7 @@
 //! Signals and process groups of a build: how SIGPIPE was inherited (passed on to every step
 //! as stock's bash passes it), termination signals forwarded to the running step's process
-//! group, orphans reaped, and the groups ended after a failure.
+//! group, orphans reaped, the groups ended after a failure, and whether any process of the
+//! build still runs (steps started, children left).
 
 use std::os::unix::process::CommandExt;
 use std::process::Command;
