@@ -453,14 +453,7 @@ fn variants() -> Vec<Variant> {
                         l,
                         "build",
                         "cproject-src/evil/pwned",
-                        entry(
-                            EntryKind::File {
-                                size: 16000,
-                                blake3: hash,
-                                hardlink: None,
-                            },
-                            0o644,
-                        ),
+                        file_claiming(16000, hash),
                     );
                 });
                 words(&[&["cproject-src/evil"]])
@@ -492,14 +485,7 @@ fn variants() -> Vec<Variant> {
                         l,
                         "build",
                         "cproject-src/evil/tmp",
-                        entry(
-                            EntryKind::File {
-                                size: 16000,
-                                blake3: hash,
-                                hardlink: None,
-                            },
-                            0o644,
-                        ),
+                        file_claiming(16000, hash),
                     )
                 });
                 words(&[&["cproject-src/evil"]])
@@ -1009,19 +995,7 @@ fn variants() -> Vec<Variant> {
                     .append_blob(i, &hash, &zstd_rle_frame(0, GIB), Encoding::Zstd);
                 let h = ContentHash::from_hex(&hash).expect("hash");
                 c.copy.edit_layer(i, |l| {
-                    add_entry(
-                        l,
-                        "build",
-                        "cproject-src/huge.bin",
-                        entry(
-                            EntryKind::File {
-                                size: GIB,
-                                blake3: h,
-                                hardlink: None,
-                            },
-                            0o644,
-                        ),
-                    )
+                    add_entry(l, "build", "cproject-src/huge.bin", file_claiming(GIB, h))
                 });
                 vec![]
             },
@@ -1068,14 +1042,7 @@ fn variants() -> Vec<Variant> {
                             l,
                             "build",
                             &format!("cproject-src/{short}"),
-                            entry(
-                                EntryKind::File {
-                                    size: 16000,
-                                    blake3: hash,
-                                    hardlink: None,
-                                },
-                                0o644,
-                            ),
+                            file_claiming(16000, hash),
                         )
                     },
                     &[(&short, &"o".repeat(300))],
@@ -1106,14 +1073,7 @@ fn variants() -> Vec<Variant> {
                             l,
                             "build",
                             &format!("{path}/deep"),
-                            entry(
-                                EntryKind::File {
-                                    size: 16000,
-                                    blake3: hash,
-                                    hardlink: None,
-                                },
-                                0o644,
-                            ),
+                            file_claiming(16000, hash),
                         );
                     },
                     &[(&component, &"u".repeat(200))],

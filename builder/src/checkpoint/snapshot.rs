@@ -662,24 +662,12 @@ mod tests {
         assert_eq!(l2.roots["out"].changed, 1);
 
         // Unchanged and not walked: the same layer a walk writes.
-        let walked = s
-            .snapshot(
-                &mut w,
-                LayerMeta {
-                    name: "walked".into(),
-                    ..LayerMeta::default()
-                },
-            )
-            .unwrap();
-        let skipped = s
-            .snapshot_unchanged(
-                &mut w,
-                LayerMeta {
-                    name: "walked".into(),
-                    ..LayerMeta::default()
-                },
-            )
-            .unwrap();
+        let meta = || LayerMeta {
+            name: "walked".into(),
+            ..LayerMeta::default()
+        };
+        let walked = s.snapshot(&mut w, meta()).unwrap();
+        let skipped = s.snapshot_unchanged(&mut w, meta()).unwrap();
         assert_eq!(walked.roots, skipped.roots);
         assert_eq!((skipped.files_hashed, skipped.files_reused), (0, 1));
         let layer_bytes = |r: &LayerRef| {

@@ -574,6 +574,13 @@ fn patch_budget(size: u64) -> usize {
     usize::try_from(size / 16).unwrap_or(usize::MAX)
 }
 
+/// What collects the regions a rewrite changes in a content of `size` bytes, when such a
+/// content is worth a patch (a known size of at least [`PATCH_MIN_SIZE`]).
+fn regions_collector(size: Option<u64>) -> Option<DiffRegions> {
+    size.filter(|&s| s >= PATCH_MIN_SIZE)
+        .map(|s| DiffRegions::new(patch_budget(s)))
+}
+
 /// Brings blob `hash` of `from` into `to` with `rw` applied; returns the hash it has there.
 /// The blob is read once to verify it and look for occurrences; content without any is
 /// copied as is (same hash, no recompression); rewritten content is stored as a patch of
@@ -596,12 +603,12 @@ fn rewrite_blob(
             to.import_verified(from, hash)?;
             return Ok(*hash);
         };
-        let mut diff = DiffRegions::new(size.map_or(0, patch_budget));
-        if size.is_some_and(|s| s >= PATCH_MIN_SIZE) {
+        let regions = regions_collector(size).and_then(|mut diff| {
             diff.feed(&data, &new);
-        }
+            diff.finish()
+        });
         let new_hash = ContentHash::of(&new);
-        if store_as_patch(from, to, hash, data.len() as u64, new_hash, diff.finish())? {
+        if store_as_patch(from, to, hash, data.len() as u64, new_hash, regions)? {
             return Ok(new_hash);
         }
         return to.put_bytes(&new);
@@ -638,8 +645,8 @@ fn rewrite_streamed(
     size: Option<u64>,
     out: &mut dyn FnMut(&[u8]) -> Result<()>,
 ) -> Result<(u64, ContentHash, Option<Vec<Region>>)> {
-    let diffing = size.is_some_and(|s| s >= PATCH_MIN_SIZE);
-    let mut diff = DiffRegions::new(size.map_or(0, patch_budget));
+    let mut diff = regions_collector(size);
+    let diffing = diff.is_some();
     // What was read and not yet passed on: the rewriter holds back the end of a chunk that
     // may begin a match. Rewrites keep lengths, so byte `i` out is byte `i` in.
     let pending = std::cell::RefCell::new(std::collections::VecDeque::<u8>::new());
@@ -647,7 +654,7 @@ fn rewrite_streamed(
     let mut hasher = blake3::Hasher::new();
     let mut emit = |c: &[u8]| -> Result<()> {
         hasher.update(c);
-        if diffing {
+        if let Some(diff) = diff.as_mut() {
             old.clear();
             old.extend(pending.borrow_mut().drain(..c.len()));
             diff.feed(&old, c);
@@ -663,7 +670,7 @@ fn rewrite_streamed(
     })?;
     let replaced = scan.finish(&mut emit)?;
     let new = ContentHash::from(hasher.finalize());
-    Ok((replaced, new, diff.finish().filter(|_| diffing)))
+    Ok((replaced, new, diff.and_then(DiffRegions::finish)))
 }
 
 /// Stores `new`, a content of `size` bytes that differs from blob `hash` of `from` (just
