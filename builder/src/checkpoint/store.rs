@@ -647,24 +647,27 @@ fn rewrite_streamed(
 ) -> Result<(u64, ContentHash, Option<Vec<Region>>)> {
     let mut diff = regions_collector(size);
     let diffing = diff.is_some();
-    // What was read and not yet passed on: the rewriter holds back the end of a chunk that
-    // may begin a match. Rewrites keep lengths, so byte `i` out is byte `i` in.
-    let pending = std::cell::RefCell::new(std::collections::VecDeque::<u8>::new());
-    let mut old = Vec::new();
+    // The bytes read from `.1` on were not passed on yet: the rewriter holds back the end of
+    // a chunk that may begin a match. Rewrites keep lengths, so byte `i` out is byte `i` in.
+    let pending = std::cell::RefCell::new((Vec::<u8>::new(), 0usize));
     let mut hasher = blake3::Hasher::new();
     let mut emit = |c: &[u8]| -> Result<()> {
         hasher.update(c);
         if let Some(diff) = diff.as_mut() {
-            old.clear();
-            old.extend(pending.borrow_mut().drain(..c.len()));
-            diff.feed(&old, c);
+            let (read, start) = &mut *pending.borrow_mut();
+            let end = *start + c.len();
+            diff.feed(&read[*start..end], c);
+            *start = end;
         }
         out(c)
     };
     let mut scan = rw.stream();
     from.stream(hash, expect, |c| {
         if diffing {
-            pending.borrow_mut().extend(c);
+            let (read, start) = &mut *pending.borrow_mut();
+            read.drain(..*start);
+            *start = 0;
+            read.extend_from_slice(c);
         }
         scan.feed(c, &mut emit)
     })?;
