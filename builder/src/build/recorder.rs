@@ -7,7 +7,7 @@
 use crate::build::signals;
 use crate::checkpoint::{
     Checkpoint, CheckpointError, CheckpointWriter, ContentHash, LayerMeta, LayerSummary,
-    RestoreReport, RewritePair, Snapshotter, State,
+    PriorTrees, RestoreReport, RewritePair, Snapshotter, State,
 };
 use crate::meta::{attachment, BuildMeta, LayerInfo};
 use crate::reuse::base::{resume_trees, BaseCheckpoint};
@@ -290,6 +290,14 @@ impl Recorder {
         self.chain.clear();
         self.next_layer_taken_over = false;
         Ok(())
+    }
+
+    /// From now on, the snapshots may store a new content from `base`'s blobs: copied when
+    /// it holds the same content, a patch over what the same path held there when they
+    /// differ in a few bytes ([`PriorTrees`]). Until [`Recorder::restart`].
+    pub fn store_against(&mut self, base: &BaseCheckpoint) {
+        self.snapshotter
+            .store_against(PriorTrees::of(&base.checkpoint).ok());
     }
 
     /// Continues from layer `depth` of an earlier build: its layers become this checkpoint's

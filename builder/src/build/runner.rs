@@ -639,6 +639,9 @@ fn start_from_bases<'b>(
                 record(rec, "setup", None, setup_state, setup_status, outcome)?;
                 outcome.decisions = choice.plan.decisions;
             }
+            // What the phases make anew may be what the base holds, or differ from it in a
+            // few bytes (the output path a stripped program names).
+            rec.store_against(base);
         }
         None => {
             record(rec, "setup", None, setup_state, setup_status, outcome)?;

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use super::error::{CheckpointError, IoResultExt, Result};
 use super::limits::{MAX_ATTACHMENT, MAX_PATCH_RECORD, MAX_ZSTD_RATIO, ZSTD_WINDOW_LOG_MAX};
 use super::manifest::{check_pack_table, ContentHash, Encoding, PackedBlob};
-use super::patch::{Applier, Patch};
+use super::patch::{overlay, patch_budget, record_len, Applier, DiffRegions, Patch, Region};
 
 /// Files up to this size are read into memory once (hash, then compress only when the
 /// blob is new); larger files are hashed in one streaming pass and compressed in a second
@@ -659,6 +659,105 @@ pub struct BlobWriter {
     zstd_workers: u32,
 }
 
+/// An earlier checkpoint whose contents [`BlobWriter::put_file_with`] may store a new
+/// content from: the same content, its stored bytes copied (verified) instead of compressed
+/// again, or the content the same path held there, the new one stored as a patch over it when
+/// they differ in a few bytes (a stripped program that names a moved output path).
+#[derive(Clone, Copy, Debug)]
+pub struct Prior<'a> {
+    pub store: &'a BlobStore,
+    /// The content the file's path held there, and its size.
+    pub at_path: Option<(ContentHash, u64)>,
+}
+
+/// A new content, compared with a stored one by [`diff_with_stored`].
+enum NewContent<'a> {
+    Memory(&'a [u8]),
+    /// The first `size` bytes of an open file.
+    File {
+        file: &'a File,
+        path: &'a Path,
+        size: u64,
+    },
+}
+
+impl NewContent<'_> {
+    fn len(&self) -> u64 {
+        match self {
+            NewContent::Memory(data) => data.len() as u64,
+            NewContent::File { size, .. } => *size,
+        }
+    }
+}
+
+/// The regions where `new` differs from blob `base` of `from` (which must be as long), when
+/// they fit a patch record ([`DiffRegions::for_content`]); `None` when they do not, and when
+/// the stored blob is not what it claims (the caller stores the content whole: an earlier
+/// checkpoint is untrusted). Reading stops as soon as the record would pass its budget. A
+/// file that no longer hashes to `hash`, the hash the caller read it with, changed during the
+/// snapshot ([`CheckpointError::ChangedDuringSnapshot`]).
+fn diff_with_stored(
+    from: &BlobStore,
+    base: &ContentHash,
+    new: &NewContent<'_>,
+    hash: &ContentHash,
+) -> Result<Option<Vec<Region>>> {
+    let size = new.len();
+    let Some(mut diff) = DiffRegions::for_content(size) else {
+        return Ok(None);
+    };
+    let mut hasher = blake3::Hasher::new();
+    let mut pos = 0u64;
+    let mut buf = Vec::new();
+    let mut failed_read = None;
+    // What the sink returns to stop the stream; never seen outside.
+    let stop = || CheckpointError::BlobCorrupt {
+        path: from.dir(),
+        problem: format!("blob {base}: not compared further"),
+    };
+    let streamed = from.stream(base, Expect::Exactly(size), |old| {
+        let end = pos + old.len() as u64;
+        let next = match new {
+            NewContent::Memory(data) => match data.get(pos as usize..end as usize) {
+                Some(next) => next,
+                None => return Err(stop()),
+            },
+            NewContent::File { file, path, size } => {
+                if end > *size {
+                    return Err(stop());
+                }
+                buf.resize(old.len(), 0);
+                if let Err(e) = file.read_exact_at(&mut buf, pos) {
+                    failed_read = Some(CheckpointError::io("read", path, e));
+                    return Err(stop());
+                }
+                hasher.update(&buf);
+                &buf[..]
+            }
+        };
+        diff.feed(old, next);
+        pos = end;
+        if diff.is_over() {
+            return Err(stop());
+        }
+        Ok(())
+    });
+    if let Some(e) = failed_read {
+        return Err(e);
+    }
+    if streamed.is_err() || pos != size {
+        return Ok(None);
+    }
+    if let NewContent::File { path, .. } = new {
+        if ContentHash::from(hasher.finalize()) != *hash {
+            return Err(CheckpointError::ChangedDuringSnapshot {
+                path: path.to_path_buf(),
+            });
+        }
+    }
+    Ok(diff.finish())
+}
+
 /// What [`BlobWriter::put_file`] learnt about the file it read.
 #[derive(Debug)]
 pub struct PutFile {
@@ -980,6 +1079,12 @@ impl BlobWriter {
     /// Fails with [`CheckpointError::ChangedDuringSnapshot`] if the file's size or times
     /// change while it is read.
     pub fn put_file(&self, path: &Path) -> Result<PutFile> {
+        self.put_file_with(path, None)
+    }
+
+    /// [`BlobWriter::put_file`], storing a new content from `prior`'s blobs when they hold
+    /// it or one it differs from in a few bytes at the same path (see [`Prior`]).
+    pub fn put_file_with(&self, path: &Path, prior: Option<Prior<'_>>) -> Result<PutFile> {
         let (mut file, metadata) = open_regular(path)?;
         let size = metadata.len();
         let hash = if size <= STREAM_THRESHOLD {
@@ -991,7 +1096,10 @@ impl BlobWriter {
                 });
             }
             let hash = ContentHash::of(&data);
-            if self.claim(hash) {
+            if !self.contains(&hash)
+                && !self.put_from_prior(prior, &hash, &NewContent::Memory(&data))?
+                && self.claim(hash)
+            {
                 if let Err(e) = self.write_new(hash, &data) {
                     self.unclaim(&hash);
                     return Err(e);
@@ -1008,7 +1116,12 @@ impl BlobWriter {
                 Ok(())
             })?;
             let hash = ContentHash::from(hasher.finalize());
-            if !self.contains(&hash) {
+            let new = NewContent::File {
+                file: &file,
+                path,
+                size,
+            };
+            if !self.contains(&hash) && !self.put_from_prior(prior, &hash, &new)? {
                 file.seek(io::SeekFrom::Start(0)).at("seek", path)?;
                 let stored = self.put_streamed(|sink| read_exactly(&mut file, path, size, sink))?;
                 if stored != hash {
@@ -1021,6 +1134,37 @@ impl BlobWriter {
         };
         check_unchanged(&file, &metadata, path)?;
         Ok(PutFile { hash, metadata })
+    }
+
+    /// Stores the new content `hash` from `prior`'s blobs: copied when it holds the same
+    /// content, a patch over the content at the same path when they are as long and differ
+    /// in a few bytes. False, storing nothing, when neither applies or what `prior` stores
+    /// cannot be used (it is checked as it is read): the caller stores the content whole.
+    fn put_from_prior(
+        &self,
+        prior: Option<Prior<'_>>,
+        hash: &ContentHash,
+        new: &NewContent<'_>,
+    ) -> Result<bool> {
+        let Some(prior) = prior else {
+            return Ok(false);
+        };
+        let size = new.len();
+        if prior.store.contains(hash)
+            && self
+                .import(prior.store, hash, Expect::Exactly(size))
+                .is_ok()
+        {
+            return Ok(true);
+        }
+        let Some((base, _)) = prior.at_path.filter(|&(h, s)| s == size && h != *hash) else {
+            return Ok(false);
+        };
+        let regions = diff_with_stored(prior.store, &base, new, hash)?;
+        Ok(regions.is_some()
+            && self
+                .put_patch_over(prior.store, &base, size, *hash, regions)
+                .unwrap_or(false))
     }
 
     /// Stores content that `produce` passes, in chunks, to the sink it is given: streamed
@@ -1127,6 +1271,44 @@ impl BlobWriter {
             self.unclaim(&hash);
         }
         result.map(|()| true)
+    }
+
+    /// Stores `new`, a content of `size` bytes that differs from blob `hash` of `from` (just
+    /// read, so verified) where `regions` say, as a patch over the blob `hash` stands on
+    /// there (itself, or its base when it is a patch: the regions are laid over that
+    /// patch's). False, storing nothing, when there are no regions, the record would not
+    /// pay, or this checkpoint cannot take the base; the caller then stores the content
+    /// whole.
+    pub fn put_patch_over(
+        &self,
+        from: &BlobStore,
+        hash: &ContentHash,
+        size: u64,
+        new: ContentHash,
+        regions: Option<Vec<Region>>,
+    ) -> Result<bool> {
+        let Some(regions) = regions else {
+            return Ok(false);
+        };
+        if self.contains(&new) {
+            return Ok(true);
+        }
+        let (base, regions) = match from.patch_of(hash)? {
+            Some(p) => (p.base, overlay(&p.regions, &regions)),
+            None => (*hash, regions),
+        };
+        if record_len(&regions) > patch_budget(size).min(MAX_PATCH_RECORD as usize) {
+            return Ok(false);
+        }
+        self.import_verified(from, &base)?;
+        self.put_patched(
+            new,
+            &Patch {
+                base,
+                size,
+                regions,
+            },
+        )
     }
 
     /// True if `hash` is stored here, readable, and not patched: a base for a patch.

@@ -96,6 +96,6 @@ pub use overlay::{
 pub use path::RelPath;
 pub use restore::{RestoreOptions, RestoreReport};
 pub use rewrite::{RewritePair, Rewrites, Translator};
-pub use snapshot::{scan_root, LayerSummary, RootSummary, Snapshotter};
+pub use snapshot::{scan_root, LayerSummary, PriorTrees, RootSummary, Snapshotter};
 pub use state::{diff, max_mtime, ChangedFields, RootChanges, RootState, State, StateDiff};
 pub use store::{Checkpoint, CheckpointWriter, VerifyReport};

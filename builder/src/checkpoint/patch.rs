@@ -12,6 +12,17 @@ use super::manifest::ContentHash;
 /// rewritten string differs from the old one in scattered characters (two hashes share some).
 const MERGE_GAP: u64 = 16;
 
+/// File contents from this size on are worth storing as a patch of an earlier content they
+/// differ from in a few bytes (an import's rewritten output path or `-frandom-seed`, a
+/// stripped program whose only change is the output path it names): smaller ones are
+/// compressed whole.
+pub const PATCH_MIN_SIZE: u64 = 4096;
+
+/// The longest patch record worth it for a content of `size` bytes: a sixteenth of it.
+pub fn patch_budget(size: u64) -> usize {
+    usize::try_from(size / 16).unwrap_or(usize::MAX)
+}
+
 /// Bytes of a record before its regions: base hash, content size, region count.
 const HEADER: usize = 32 + 8 + 4;
 /// Bytes of a region before its replacement bytes: offset, length.
@@ -179,6 +190,18 @@ impl DiffRegions {
             len: HEADER,
             over: false,
         }
+    }
+
+    /// A collector for a content of `size` bytes, when one of that size is worth a patch (at
+    /// least [`PATCH_MIN_SIZE`]); its budget is [`patch_budget`].
+    pub fn for_content(size: u64) -> Option<Self> {
+        (size >= PATCH_MIN_SIZE).then(|| DiffRegions::new(patch_budget(size)))
+    }
+
+    /// True once the record would pass its budget: the rest of the contents need not be
+    /// compared.
+    pub fn is_over(&self) -> bool {
+        self.over
     }
 
     /// The next `old.len()` bytes of both contents.

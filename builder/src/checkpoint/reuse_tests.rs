@@ -1111,3 +1111,172 @@ fn overlay_never_writes_through_symlinks_and_checks_sources() {
         "{err}"
     );
 }
+
+// ------------------------------------------------------------------------------------
+// New contents stored from the base checkpoint's blobs.
+
+/// The prior build's files (`v == 1`) or this build's (`v == 2`): `big.bin` (streamed) and
+/// `lib.a` (read into memory) differ in the output path they name, `moved/same.bin` is what
+/// `same.bin` held, `grown.bin` is longer, `noise.bin` is as long but every byte differs.
+fn prior_tree(root: &Path, v: u8) {
+    if root.exists() {
+        fs::remove_dir_all(root).unwrap();
+    }
+    fs::create_dir_all(root.join("moved")).unwrap();
+    let out = out_path(if v == 1 { H_OUT_OLD } else { H_OUT_NEW });
+    let big = cat(&[
+        &pseudo_random(3 << 20, 11),
+        &out,
+        &pseudo_random(3 << 20, 12),
+        &out,
+    ]);
+    fs::write(root.join("big.bin"), big).unwrap();
+    let lib = cat(&[&pseudo_random(40_000, 13), &out, &pseudo_random(9_000, 14)]);
+    fs::write(root.join("lib.a"), lib).unwrap();
+    let same = pseudo_random(200_000, 15);
+    fs::write(
+        root.join(if v == 1 { "same.bin" } else { "moved/same.bin" }),
+        same,
+    )
+    .unwrap();
+    fs::write(
+        root.join("grown.bin"),
+        pseudo_random(50_000 + usize::from(v), 16),
+    )
+    .unwrap();
+    fs::write(
+        root.join("noise.bin"),
+        pseudo_random(60_000, u64::from(v) * 100),
+    )
+    .unwrap();
+}
+
+/// A checkpoint in `dir` of `root` as it is, storing new contents against `prior` when
+/// given.
+fn snapshot_against(root: &Path, dir: &Path, prior: Option<&Checkpoint>) -> (Checkpoint, State) {
+    let mut w = CheckpointWriter::create(dir).unwrap();
+    let mut s = Snapshotter::new(vec![("build".into(), root.to_owned())]).unwrap();
+    if let Some(p) = prior {
+        s.store_against(Some(super::snapshot::PriorTrees::of(p).unwrap()));
+    }
+    s.snapshot(&mut w, LayerMeta::default()).unwrap();
+    w.finish().unwrap();
+    let ck = open_verified(dir);
+    let st = ck.state_after(0).unwrap();
+    (ck, st)
+}
+
+fn blob_at(st: &State, path: &str) -> ContentHash {
+    st.root("build")[&RelPath::new(path).unwrap()]
+        .blob()
+        .unwrap()
+}
+
+#[test]
+fn new_contents_are_copied_or_patched_from_the_prior_checkpoint() {
+    let t = TempDir::new("prior");
+    let root = t.path().join("build");
+    prior_tree(&root, 1);
+    let (ck_a, st_a) = snapshot_against(&root, &t.path().join("ck-a"), None);
+    prior_tree(&root, 2);
+    let b_dir = t.path().join("ck-b");
+    let (ck_b, st_b) = snapshot_against(&root, &b_dir, Some(&ck_a));
+
+    // Every content reads back as the file it was taken from.
+    for p in [
+        "big.bin",
+        "lib.a",
+        "moved/same.bin",
+        "grown.bin",
+        "noise.bin",
+    ] {
+        let h = blob_at(&st_b, p);
+        let want = fs::read(root.join(p)).unwrap();
+        let got = ck_b
+            .blobs()
+            .read_expecting(&h, Expect::Exactly(want.len() as u64))
+            .unwrap();
+        assert!(got == want, "{p}");
+    }
+    // The same content, elsewhere: its stored bytes copied.
+    let same = blob_at(&st_b, "moved/same.bin");
+    assert_eq!(same, blob_at(&st_a, "same.bin"));
+    assert_eq!(
+        ck_b.blobs().stored_bytes(&same).unwrap(),
+        ck_a.blobs().stored_bytes(&same).unwrap()
+    );
+    // A few bytes apart at the same path, streamed or from memory: a patch over the prior
+    // content, which comes along.
+    for p in ["big.bin", "lib.a"] {
+        let patch = ck_b.blobs().patch_of(&blob_at(&st_b, p)).unwrap();
+        assert_eq!(patch.map(|p| p.base), Some(blob_at(&st_a, p)), "{p}");
+    }
+    assert_eq!(
+        patch_bases(&ck_b),
+        [blob_at(&st_a, "big.bin"), blob_at(&st_a, "lib.a")]
+            .into_iter()
+            .collect()
+    );
+    // Longer, or as long with every byte changed: stored whole.
+    for p in ["grown.bin", "noise.bin"] {
+        assert!(
+            ck_b.blobs().patch_of(&blob_at(&st_b, p)).unwrap().is_none(),
+            "{p}"
+        );
+    }
+    // The old output path stands only in the bases, masked.
+    for (place, bytes) in checkpoint_bytes(&b_dir) {
+        assert!(!contains(&bytes, &out_path(H_OUT_OLD)), "{place}");
+    }
+}
+
+#[test]
+fn a_prior_blob_that_lies_is_not_used() {
+    let t = TempDir::new("prior-lies");
+    let root = t.path().join("build");
+    prior_tree(&root, 1);
+    let (ck_a, st_a) = snapshot_against(&root, &t.path().join("ck-a"), None);
+    // The prior's contents at the paths that would be patched are damaged, and it claims
+    // this build's `moved/same.bin` and `noise.bin` for other bytes.
+    damage_blob(&ck_a, &blob_at(&st_a, "big.bin"), 0x01);
+    damage_blob(&ck_a, &blob_at(&st_a, "lib.a"), 0x01);
+    prior_tree(&root, 2);
+    let claimed =
+        ["noise.bin", "moved/same.bin"].map(|p| ContentHash::of(&fs::read(root.join(p)).unwrap()));
+    let forged = t.path().join("ck-forged");
+    {
+        let mut w = CheckpointWriter::create(&forged).unwrap();
+        for h in claimed {
+            w.blobs()
+                .put_stored(h, &pseudo_random(60_000, 7), super::manifest::Encoding::Raw)
+                .unwrap();
+        }
+        w.write_layer(&super::manifest::Layer {
+            index: 0,
+            meta: LayerMeta::default(),
+            roots: BTreeMap::new(),
+            blobs: Vec::new(),
+        })
+        .unwrap();
+        w.finish().unwrap();
+    }
+    for (name, prior) in [
+        ("ck-b", &ck_a),
+        ("ck-c", &Checkpoint::open(&forged).unwrap()),
+    ] {
+        let (ck, st) = snapshot_against(&root, &t.path().join(name), Some(prior));
+        for p in ["big.bin", "lib.a", "moved/same.bin", "noise.bin"] {
+            let h = blob_at(&st, p);
+            let want = fs::read(root.join(p)).unwrap();
+            assert!(
+                ck.blobs()
+                    .read_expecting(&h, Expect::Exactly(want.len() as u64))
+                    .unwrap()
+                    == want,
+                "{name} {p}"
+            );
+            assert!(ck.blobs().patch_of(&h).unwrap().is_none(), "{name} {p}");
+        }
+        assert_eq!(ck.verify().unwrap().unreferenced_blobs, 0, "{name}");
+    }
+}

@@ -9,7 +9,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use super::blobs::hash_file;
+use super::blobs::{hash_file, BlobStore, Prior};
 use super::error::{CheckpointError, IoResultExt, Result};
 use super::manifest::{
     check_root_name, ContentHash, Entry, EntryKind, Layer, LayerMeta, LayerRef, Timestamp, Xattrs,
@@ -17,7 +17,7 @@ use super::manifest::{
 use super::parallel::run_parallel;
 use super::path::RelPath;
 use super::state::{check_root_state, diff_root, RootState, State};
-use super::store::CheckpointWriter;
+use super::store::{Checkpoint, CheckpointWriter};
 
 /// The stat fields that, when all unchanged, let a file's previous hash be reused.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -94,6 +94,44 @@ pub struct Snapshotter {
     /// The state is what the last snapshot's walk saw (not adopted or trusted from a
     /// restore): [`Snapshotter::snapshot_unchanged`] may record it again.
     walked: bool,
+    /// An earlier checkpoint new contents may be stored from ([`Snapshotter::store_against`]).
+    prior: Option<PriorTrees>,
+}
+
+/// The last trees of an earlier checkpoint (the base of this build), whose blobs a snapshot
+/// may store a new content from: copied when one is the same content, or a patch over the
+/// one the same path held when they differ in a few bytes ([`Prior`]). Read as untrusted
+/// input: each blob is checked as it is read, and one that fails is not used.
+#[derive(Debug)]
+pub struct PriorTrees {
+    store: BlobStore,
+    state: State,
+}
+
+impl PriorTrees {
+    /// The trees after the last layer of `checkpoint`.
+    pub fn of(checkpoint: &Checkpoint) -> Result<Self> {
+        let state = match checkpoint.layers().len() {
+            0 => State::default(),
+            n => checkpoint.state_after(n as u32 - 1)?,
+        };
+        Ok(PriorTrees {
+            store: checkpoint.blobs().clone(),
+            state,
+        })
+    }
+
+    /// What a new content at `path` of `root` may be stored from.
+    fn for_file(&self, root: &RootState, path: &RelPath) -> Prior<'_> {
+        let at_path = root.get(path).and_then(|e| match &e.kind {
+            EntryKind::File { size, blake3, .. } => Some((*blake3, *size)),
+            _ => None,
+        });
+        Prior {
+            store: &self.store,
+            at_path,
+        }
+    }
 }
 
 struct Scanned {
@@ -352,7 +390,13 @@ impl Snapshotter {
             cache: BTreeMap::new(),
             layers_recorded: 0,
             walked: false,
+            prior: None,
         })
+    }
+
+    /// From now on, new contents may be stored from `prior`'s blobs (see [`PriorTrees`]).
+    pub fn store_against(&mut self, prior: Option<PriorTrees>) {
+        self.prior = prior;
     }
 
     /// Leaves `path` (and everything below it) of `root` out of every snapshot.
@@ -549,9 +593,15 @@ impl Snapshotter {
                 }
             }
             let blobs = writer.blobs();
+            let prior = self.prior.as_ref().map(|p| (p, p.state.root(&spec.name)));
             let results = run_parallel(&jobs, self.threads, |&i| {
                 let s = &scanned[i];
-                let put = blobs.put_file(&s.full)?;
+                let put = match prior {
+                    Some((p, root)) => {
+                        blobs.put_file_with(&s.full, Some(p.for_file(root, &s.path)))?
+                    }
+                    None => blobs.put_file(&s.full)?,
+                };
                 if StatKey::of(&put.metadata) != StatKey::of(&s.meta) {
                     return Err(CheckpointError::ChangedDuringSnapshot {
                         path: s.full.clone(),

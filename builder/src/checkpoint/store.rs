@@ -9,14 +9,12 @@ use std::sync::Arc;
 
 use super::blobs::{pack_rel_path, BlobStore, BlobWriter, Expect, PACKS, STREAM_THRESHOLD};
 use super::error::{CheckpointError, IoResultExt, Result};
-use super::limits::{
-    MAX_ATTACHMENT, MAX_FILE_SIZE, MAX_INDEX_FILE, MAX_LAYER_FILE, MAX_PATCH_RECORD,
-};
+use super::limits::{MAX_ATTACHMENT, MAX_FILE_SIZE, MAX_INDEX_FILE, MAX_LAYER_FILE};
 use super::manifest::{
     layer_file_name, ContentHash, EntryKind, Index, Layer, LayerMeta, LayerRef, FORMAT_VERSION,
 };
 use super::parallel::run_parallel;
-use super::patch::{overlay, record_len, DiffRegions, Patch, Region};
+use super::patch::{DiffRegions, Region};
 use super::path::RelPath;
 use super::restore::{
     apply_diff, apply_diff_from, restore_root, restore_root_from, restore_root_into,
@@ -563,22 +561,10 @@ impl CheckpointWriter {
     }
 }
 
-/// File contents from this size on are stored as a patch of their earlier content when an
-/// import rewrites a few bytes of them (an output path, a `-frandom-seed` in an object's
-/// debug information): the earlier stored bytes are copied as they are and a short record
-/// says what changed, instead of the rewritten content being compressed whole again.
-const PATCH_MIN_SIZE: u64 = 4096;
-
-/// The longest patch record worth it for a content of `size` bytes: a sixteenth of it.
-fn patch_budget(size: u64) -> usize {
-    usize::try_from(size / 16).unwrap_or(usize::MAX)
-}
-
 /// What collects the regions a rewrite changes in a content of `size` bytes, when such a
 /// content is worth a patch (a known size of at least [`PATCH_MIN_SIZE`]).
 fn regions_collector(size: Option<u64>) -> Option<DiffRegions> {
-    size.filter(|&s| s >= PATCH_MIN_SIZE)
-        .map(|s| DiffRegions::new(patch_budget(s)))
+    size.and_then(DiffRegions::for_content)
 }
 
 /// Brings blob `hash` of `from` into `to` with `rw` applied; returns the hash it has there.
@@ -608,7 +594,7 @@ fn rewrite_blob(
             diff.finish()
         });
         let new_hash = ContentHash::of(&new);
-        if store_as_patch(from, to, hash, data.len() as u64, new_hash, regions)? {
+        if to.put_patch_over(from, hash, data.len() as u64, new_hash, regions)? {
             return Ok(new_hash);
         }
         return to.put_bytes(&new);
@@ -621,7 +607,7 @@ fn rewrite_blob(
         return Ok(*hash);
     }
     if let Some(size) = size {
-        if store_as_patch(from, to, hash, size, new_hash, regions)? {
+        if to.put_patch_over(from, hash, size, new_hash, regions)? {
             return Ok(new_hash);
         }
     }
@@ -676,43 +662,6 @@ fn rewrite_streamed(
     Ok((replaced, new, diff.and_then(DiffRegions::finish)))
 }
 
-/// Stores `new`, a content of `size` bytes that differs from blob `hash` of `from` (just
-/// read, so verified) where `regions` say, as a patch over the blob `hash` stands on there
-/// (itself, or its base when it is a patch: the regions are laid over that patch's). False,
-/// storing nothing, when there are no regions, the record would not pay, or `to` cannot
-/// take the base; the caller then stores the content whole.
-fn store_as_patch(
-    from: &BlobStore,
-    to: &BlobWriter,
-    hash: &ContentHash,
-    size: u64,
-    new: ContentHash,
-    regions: Option<Vec<Region>>,
-) -> Result<bool> {
-    let Some(regions) = regions else {
-        return Ok(false);
-    };
-    if to.contains(&new) {
-        return Ok(true);
-    }
-    let (base, regions) = match from.patch_of(hash)? {
-        Some(p) => (p.base, overlay(&p.regions, &regions)),
-        None => (*hash, regions),
-    };
-    if record_len(&regions) > patch_budget(size).min(MAX_PATCH_RECORD as usize) {
-        return Ok(false);
-    }
-    to.import_verified(from, &base)?;
-    to.put_patched(
-        new,
-        &Patch {
-            base,
-            size,
-            regions,
-        },
-    )
-}
-
 /// [`rewrite_blob`] for a file content that a restore will want: read once, rewritten, written
 /// to a staged file and hashed on the way; stored as it was (without occurrences), as a patch
 /// of it, or from the staged file.
@@ -734,7 +683,7 @@ fn stage_blob(
     let new = if replaced == 0 {
         to.import_verified(from, hash)?;
         *hash
-    } else if store_as_patch(from, to, hash, size, rewritten, regions)? {
+    } else if to.put_patch_over(from, hash, size, rewritten, regions)? {
         rewritten
     } else if size <= STREAM_THRESHOLD {
         // As `rewrite_blob` stores it: from memory (raw when compression does not pay).
