@@ -1578,6 +1578,58 @@ mod tests {
         assert!(!t.path().join("d/packs/000.pack").exists());
     }
 
+    /// A patched blob imported into a checkpoint that holds its base as a patch of its own (a
+    /// base a patch may not stand on) is stored whole, and reads back the same.
+    #[test]
+    fn a_patch_whose_base_is_patched_here_is_imported_whole() {
+        let t = TempDir::new("blobs-patched-base");
+        let c: Vec<u8> = (0..8192u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+            .collect();
+        let edited = |from: &[u8], at: usize, text: &[u8]| {
+            let mut v = from.to_vec();
+            v[at..at + text.len()].copy_from_slice(text);
+            v
+        };
+        let b = edited(&c, 100, b"base");
+        let p = edited(&b, 5000, b"patched");
+        let patch_of = |base: &[u8], new: &[u8]| {
+            let mut diff = DiffRegions::for_content(new.len() as u64).unwrap();
+            diff.feed(base, new);
+            Patch {
+                base: ContentHash::of(base),
+                size: new.len() as u64,
+                regions: diff.finish().unwrap(),
+            }
+        };
+        // The earlier checkpoint: `b` whole, `p` a patch over it.
+        let f = BlobWriter::open(&t.path().join("f"), &t.path().join("f/tmp")).unwrap();
+        f.put_bytes(&b).unwrap();
+        assert!(f
+            .put_patched(ContentHash::of(&p), &patch_of(&b, &p))
+            .unwrap());
+        let (table, _) = f.seal(0).unwrap();
+        let from = BlobStore::open(&t.path().join("f"), [(0, &table[..])]).unwrap();
+        assert!(from.patch_of(&ContentHash::of(&p)).unwrap().is_some());
+
+        // This checkpoint holds `b` as a patch over `c`.
+        let w = BlobWriter::open(&t.path().join("w"), &t.path().join("w/tmp")).unwrap();
+        w.put_bytes(&c).unwrap();
+        assert!(w
+            .put_patched(ContentHash::of(&b), &patch_of(&c, &b))
+            .unwrap());
+        w.import(&from, &ContentHash::of(&p), Expect::Exactly(p.len() as u64))
+            .unwrap();
+        let (sealed, _) = w.seal(0).unwrap();
+        let stored = BlobStore::open(&t.path().join("w"), [(0, &sealed[..])]).unwrap();
+        let encoding = |h: &ContentHash| stored.location(h).unwrap().1.encoding;
+        assert_eq!(encoding(&ContentHash::of(&b)), Encoding::Patch);
+        assert_eq!(encoding(&ContentHash::of(&p)), Encoding::Zstd);
+        for content in [&c, &b, &p] {
+            assert!(stored.read(&ContentHash::of(content)).unwrap() == *content);
+        }
+    }
+
     /// A streamed content is compressed into a temporary file and read from there until the
     /// seal, which copies it into the pack once and removes it; the pack holds every blob's
     /// stored bytes in hash order, as if they had been appended.
