@@ -1,6 +1,7 @@
 //! Snapshotting: walks the roots, diffs against the previous layer's state, hashes only
-//! files whose stat changed (in parallel), stores new blobs and writes the layer. Owns the
-//! stat cache; does not decide what a layer means (the caller's metadata says that).
+//! files whose stat changed (in parallel), stores new blobs (from a base checkpoint's when it
+//! holds them, [`PriorTrees`]) and writes the layer. Owns the stat cache; does not decide
+//! what a layer means (the caller's metadata says that).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
