@@ -1117,7 +1117,7 @@ fn overlay_never_writes_through_symlinks_and_checks_sources() {
 
 /// The prior build's files (`v == 1`) or this build's (`v == 2`): `big.bin` (streamed) and
 /// `lib.a` (read into memory) differ in the output path they name, `moved/same.bin` is what
-/// `same.bin` held, `grown.bin` is longer, `noise.bin` is as long but every byte differs.
+/// `same.bin` held, `grown.bin` is longer, `noise.bin` is as long but differs throughout.
 fn prior_tree(root: &Path, v: u8) {
     if root.exists() {
         fs::remove_dir_all(root).unwrap();
@@ -1217,7 +1217,7 @@ fn new_contents_are_copied_or_patched_from_the_prior_checkpoint() {
             .into_iter()
             .collect()
     );
-    // Longer, or as long with every byte changed: stored whole.
+    // Longer, or as long and different throughout: stored whole.
     for p in ["grown.bin", "noise.bin"] {
         assert!(
             ck_b.blobs().patch_of(&blob_at(&st_b, p)).unwrap().is_none(),
