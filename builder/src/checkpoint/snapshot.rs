@@ -597,12 +597,8 @@ impl Snapshotter {
             let prior = self.prior.as_ref().map(|p| (p, p.state.root(&spec.name)));
             let results = run_parallel(&jobs, self.threads, |&i| {
                 let s = &scanned[i];
-                let put = match prior {
-                    Some((p, root)) => {
-                        blobs.put_file_with(&s.full, Some(p.for_file(root, &s.path)))?
-                    }
-                    None => blobs.put_file(&s.full)?,
-                };
+                let prior = prior.map(|(p, root)| p.for_file(root, &s.path));
+                let put = blobs.put_file_with(&s.full, prior)?;
                 if StatKey::of(&put.metadata) != StatKey::of(&s.meta) {
                     return Err(CheckpointError::ChangedDuringSnapshot {
                         path: s.full.clone(),

@@ -561,12 +561,6 @@ impl CheckpointWriter {
     }
 }
 
-/// What collects the regions a rewrite changes in a content of `size` bytes, when such a
-/// content is worth a patch (a known size of at least [`PATCH_MIN_SIZE`]).
-fn regions_collector(size: Option<u64>) -> Option<DiffRegions> {
-    size.and_then(DiffRegions::for_content)
-}
-
 /// Brings blob `hash` of `from` into `to` with `rw` applied; returns the hash it has there.
 /// The blob is read once to verify it and look for occurrences; content without any is
 /// copied as is (same hash, no recompression); rewritten content is stored as a patch of
@@ -589,10 +583,12 @@ fn rewrite_blob(
             to.import_verified(from, hash)?;
             return Ok(*hash);
         };
-        let regions = regions_collector(size).and_then(|mut diff| {
-            diff.feed(&data, &new);
-            diff.finish()
-        });
+        let regions = size
+            .and_then(DiffRegions::for_content)
+            .and_then(|mut diff| {
+                diff.feed(&data, &new);
+                diff.finish()
+            });
         let new_hash = ContentHash::of(&new);
         if to.put_patch_over(from, hash, data.len() as u64, new_hash, regions)? {
             return Ok(new_hash);
@@ -621,7 +617,7 @@ fn rewrite_blob(
 
 /// Streams blob `hash` of `from` (verified) through `rw` into `out`. Returns the number of
 /// replacements that changed bytes, the hash of the rewritten content, and the regions where
-/// it differs from the content read: `None` for a content under [`PATCH_MIN_SIZE`] (or of
+/// it differs from the content read: `None` for a content under `patch::PATCH_MIN_SIZE` (or of
 /// no known `size`), with no change, or whose changes would not fit a patch record.
 fn rewrite_streamed(
     from: &BlobStore,
@@ -631,7 +627,7 @@ fn rewrite_streamed(
     size: Option<u64>,
     out: &mut dyn FnMut(&[u8]) -> Result<()>,
 ) -> Result<(u64, ContentHash, Option<Vec<Region>>)> {
-    let mut diff = regions_collector(size);
+    let mut diff = size.and_then(DiffRegions::for_content);
     let diffing = diff.is_some();
     // The bytes read from `.1` on were not passed on yet: the rewriter holds back the end of
     // a chunk that may begin a match. Rewrites keep lengths, so byte `i` out is byte `i` in.
