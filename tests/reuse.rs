@@ -6,6 +6,7 @@
 //! configured by CMake or Meson); each build is a generated case file under
 //! `target/reuse-cases/` naming the variant and the base checkpoint.
 
+use checkpoint_builder::checkpoint::{Checkpoint, RelPath};
 use integration_tests::checkpoint::FORMAT_VERSION;
 use integration_tests::forge;
 use integration_tests::nix::repo_root;
@@ -958,85 +959,23 @@ fn debug_information_reused_across_a_seed_change_is_built_again() {
         .any(|l| l.contains("keeps gcc's debug information")));
     // postInstall stripped the program again: the base's stripped program but for the
     // output path it prints, so the snapshot stores it as a patch over that one (brought
-    // in from the base), not compressed anew.
-    let (a_ck, b_ck) = (output(&a, true), output(&b, true));
-    let before = final_blob(&a_ck, "out", "bin/greet").expect("the base has bin/greet");
-    let after = final_blob(&b_ck, "out", "bin/greet").expect("bin/greet");
+    // in from the base with its stored bytes unchanged), not compressed anew.
+    let open = |r: &BuildResult| Checkpoint::open(&output(r, true)).unwrap();
+    let (a_ck, b_ck) = (open(&a), open(&b));
+    let greet = |ck: &Checkpoint| {
+        let last = ck.layers().len() as u32 - 1;
+        ck.state_after(last).unwrap().root("out")[&RelPath::new("bin/greet").unwrap()]
+            .blob()
+            .expect("bin/greet is a file")
+    };
+    let (before, after) = (greet(&a_ck), greet(&b_ck));
     assert_ne!(before, after);
-    let stored = stored_blobs(&b_ck);
-    assert_eq!(stored[&after].encoding, "patch", "{:?}", stored[&after]);
-    assert_eq!(patch_base(&b_ck, &stored[&after]), before);
+    let patch = b_ck.blobs().patch_of(&after).unwrap();
+    assert_eq!(patch.map(|p| p.base), Some(before));
     assert_eq!(
-        stored[&before].encoding,
-        stored_blobs(&a_ck)[&before].encoding
+        b_ck.blobs().stored_bytes(&before).unwrap(),
+        a_ck.blobs().stored_bytes(&before).unwrap()
     );
-}
-
-/// Where a checkpoint's pack stores a blob (its layer's blob table, docs/checkpoint-format.md §4).
-#[derive(Debug)]
-struct StoredBlob {
-    layer: u64,
-    offset: u64,
-    length: u64,
-    encoding: String,
-}
-
-/// The layer files of checkpoint `ck`, in order.
-fn layer_files(ck: &Path) -> Vec<serde_json::Value> {
-    let mut names: Vec<PathBuf> = std::fs::read_dir(ck.join("layers"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    names.sort();
-    names
-        .iter()
-        .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())
-        .collect()
-}
-
-/// Every blob `ck` stores, by hash.
-fn stored_blobs(ck: &Path) -> std::collections::HashMap<String, StoredBlob> {
-    let mut out = std::collections::HashMap::new();
-    for layer in layer_files(ck) {
-        for b in layer["blobs"].as_array().unwrap() {
-            out.insert(
-                b["blake3"].as_str().unwrap().to_owned(),
-                StoredBlob {
-                    layer: layer["index"].as_u64().unwrap(),
-                    offset: b["offset"].as_u64().unwrap(),
-                    length: b["length"].as_u64().unwrap(),
-                    encoding: b["encoding"].as_str().unwrap().to_owned(),
-                },
-            );
-        }
-    }
-    out
-}
-
-/// The content hash of `path` in `root` after the last layer of `ck` that changed it.
-fn final_blob(ck: &Path, root: &str, path: &str) -> Option<String> {
-    let mut found = None;
-    for layer in layer_files(ck) {
-        let Some(diff) = layer["roots"].get(root) else {
-            continue;
-        };
-        for e in diff["changed"].as_array().unwrap() {
-            if e["path"] == path {
-                found = e["blake3"].as_str().map(str::to_owned);
-            }
-        }
-    }
-    found
-}
-
-/// The base of a patched blob: the first 32 bytes of its record, unmasked (§5).
-fn patch_base(ck: &Path, blob: &StoredBlob) -> String {
-    use std::os::unix::fs::FileExt;
-    assert!(blob.length >= 32);
-    let pack = std::fs::File::open(ck.join(format!("packs/{:03}.pack", blob.layer))).unwrap();
-    let mut base = [0u8; 32];
-    pack.read_exact_at(&mut base, blob.offset).unwrap();
-    base.iter().map(|b| format!("{:02x}", b ^ 0x80)).collect()
 }
 
 /// A checkpoint written by an incremental build: its configure layer holds build products, so

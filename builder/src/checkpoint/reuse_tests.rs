@@ -1172,6 +1172,18 @@ fn blob_at(st: &State, path: &str) -> ContentHash {
         .unwrap()
 }
 
+/// Each of `paths` reads back from `ck` (state `st`) as the file under `root` holds it.
+fn assert_read_back(ck: &Checkpoint, st: &State, root: &Path, paths: &[&str]) {
+    for p in paths {
+        let want = fs::read(root.join(p)).unwrap();
+        let got = ck
+            .blobs()
+            .read_expecting(&blob_at(st, p), Expect::Exactly(want.len() as u64))
+            .unwrap();
+        assert!(got == want, "{} {p}", ck.dir().display());
+    }
+}
+
 #[test]
 fn new_contents_are_copied_or_patched_from_the_prior_checkpoint() {
     let t = TempDir::new("prior");
@@ -1183,21 +1195,14 @@ fn new_contents_are_copied_or_patched_from_the_prior_checkpoint() {
     let (ck_b, st_b) = snapshot_against(&root, &b_dir, Some(&ck_a));
 
     // Every content reads back as the file it was taken from.
-    for p in [
+    let all = [
         "big.bin",
         "lib.a",
         "moved/same.bin",
         "grown.bin",
         "noise.bin",
-    ] {
-        let h = blob_at(&st_b, p);
-        let want = fs::read(root.join(p)).unwrap();
-        let got = ck_b
-            .blobs()
-            .read_expecting(&h, Expect::Exactly(want.len() as u64))
-            .unwrap();
-        assert!(got == want, "{p}");
-    }
+    ];
+    assert_read_back(&ck_b, &st_b, &root, &all);
     // The same content, elsewhere: its stored bytes copied.
     let same = blob_at(&st_b, "moved/same.bin");
     assert_eq!(same, blob_at(&st_a, "same.bin"));
@@ -1265,16 +1270,10 @@ fn a_prior_blob_that_lies_is_not_used() {
         ("ck-c", &Checkpoint::open(&forged).unwrap()),
     ] {
         let (ck, st) = snapshot_against(&root, &t.path().join(name), Some(prior));
-        for p in ["big.bin", "lib.a", "moved/same.bin", "noise.bin"] {
+        let paths = ["big.bin", "lib.a", "moved/same.bin", "noise.bin"];
+        assert_read_back(&ck, &st, &root, &paths);
+        for p in paths {
             let h = blob_at(&st, p);
-            let want = fs::read(root.join(p)).unwrap();
-            assert!(
-                ck.blobs()
-                    .read_expecting(&h, Expect::Exactly(want.len() as u64))
-                    .unwrap()
-                    == want,
-                "{name} {p}"
-            );
             assert!(ck.blobs().patch_of(&h).unwrap().is_none(), "{name} {p}");
         }
         assert_eq!(ck.verify().unwrap().unreferenced_blobs, 0, "{name}");
