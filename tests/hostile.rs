@@ -867,6 +867,35 @@ fn variants() -> Vec<Variant> {
             expect: CONTENT_UNUSABLE,
             after: None,
         },
+        Variant {
+            name: "delta_blob_lies",
+            class: "hashes",
+            mutate: |c| {
+                // A new file claimed to be greet's size of `z`s, stored as a delta of greet
+                // whose frame gives greet again.
+                let base = greet_hash(c);
+                let greet = c.copy.read_blob(&base);
+                let size = greet.len() as u64;
+                let hash = repeated_hash(b'z', size);
+                let frame =
+                    checkpoint_builder::checkpoint::delta::encode(&greet, &greet).expect("a frame");
+                let record = checkpoint_builder::checkpoint::delta::DeltaHeader {
+                    base,
+                    base_size: size,
+                    size,
+                }
+                .record(&frame);
+                let i = build_layer(c);
+                c.copy.append_blob(i, &hash, &record, Encoding::Delta);
+                let h = ContentHash::from_hex(&hash).expect("hash");
+                c.copy.edit_layer(i, |l| {
+                    add_entry(l, "build", "cproject-src/delta.bin", file_claiming(size, h))
+                });
+                vec![vec![hash]]
+            },
+            expect: CONTENT_UNUSABLE,
+            after: None,
+        },
         // ---- decompression bombs
         Variant {
             name: "bomb_file_blob",
@@ -1755,6 +1784,7 @@ variant_tests! {
     format_version_layer layer_name_differs_from_index layer_hash_mismatch missing_layer_file
     missing_pack extra_top_level_file extra_pack pack_is_a_symlink truncated_pack
     blob_flipped_zstd blob_flipped_raw blob_table_overlap blob_stored_twice patched_blob_lies
+    delta_blob_lies
     bomb_file_blob
     bomb_shell_state bomb_inputs_attachment huge_valid_attachment huge_valid_shell_state
     huge_valid_file claimed_size_2_pow_63 name_300_bytes path_longer_than_path_max

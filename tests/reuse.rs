@@ -910,6 +910,69 @@ fn a_compiled_file_larger_than_an_attachment_is_still_checked_and_reused() {
     );
 }
 
+/// make rewrites data.bin (2.7 MB) after the one-line change, and the longer greeting moves
+/// every byte after it: the checkpoint stores it as a delta of the earlier build's (format
+/// 5), not compressed whole. A build that continues that checkpoint imports the delta with
+/// its base, and every output is a clean build's.
+#[test]
+fn a_rebuilt_file_whose_bytes_moved_is_stored_as_a_delta_of_the_earlier_one() {
+    let a = build(61, "shifted-a", "shifted", None);
+    let b = build(
+        61,
+        "shifted-source-from-a",
+        "shifted-source",
+        Some(&output(&a, true)),
+    );
+    assert!(
+        decision(&b, "buildPhase").contains("incrementally"),
+        "{}",
+        b.log_tail(40)
+    );
+    let clean = build(61, "shifted-source-clean", "shifted-source", None);
+    assert!(
+        normalised_out(&b) == normalised_out(&clean),
+        "the incremental out differs from a clean build"
+    );
+    let open = |r: &BuildResult| Checkpoint::open(&output(r, true)).unwrap();
+    let (a_ck, b_ck) = (open(&a), open(&b));
+    let data = |ck: &Checkpoint| {
+        let last = ck.layers().len() as u32 - 1;
+        let state = ck.state_after(last).unwrap();
+        let build = state.root("build");
+        let (path, entry) = build
+            .iter()
+            .find(|(p, _)| p.as_bytes().ends_with(b"/data.bin"))
+            .expect("data.bin in the build directory");
+        let installed = state.root("out")[&RelPath::new("share/greet/data.bin").unwrap()].blob();
+        assert_eq!(installed, entry.blob(), "{path:?}");
+        entry.blob().expect("data.bin is a file")
+    };
+    let (before, after) = (data(&a_ck), data(&b_ck));
+    assert_ne!(before, after);
+    let delta = b_ck
+        .blobs()
+        .delta_of(&after)
+        .unwrap()
+        .expect("data.bin is a delta");
+    assert_eq!(delta.base, before);
+    let (stored, _) = b_ck.blobs().stored_bytes(&after).unwrap();
+    assert!(stored.len() < 64 << 10, "a delta of {} bytes", stored.len());
+    b_ck.verify().unwrap();
+
+    // The change back, from the checkpoint that holds the delta.
+    let c = build(61, "shifted-from-b", "shifted", Some(&output(&b, true)));
+    assert!(
+        decision(&c, "buildPhase").contains("incrementally"),
+        "{}",
+        c.log_tail(40)
+    );
+    assert!(
+        normalised_out(&c) == normalised_out(&a),
+        "the out built from the delta's checkpoint differs from a clean build"
+    );
+    open(&c).verify().unwrap();
+}
+
 #[test]
 fn debug_information_reused_across_a_seed_change_is_built_again() {
     let compiles = |r: &BuildResult| make_compiles(r).len();

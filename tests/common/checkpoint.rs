@@ -845,7 +845,7 @@ pub fn bump_number(text: &str, key: &str) -> Option<String> {
 }
 
 /// The checkpoint format version the builder under test writes (docs/checkpoint-format.md).
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 
 /// Replaces the leading `{"format_version":<FORMAT_VERSION>,` of an index or layer file
 /// with `found`. Pure.

@@ -17,7 +17,9 @@
 # changes config.h; configured-o2: that, with a configure flag that changes CFLAGS in the
 # Makefile; big: make also writes a 70 MB `big.o` (ELF magic, then zeros), more than an
 # attachment's limit; big-install and big-source: that, with the change of "install" or of
-# "source"); included: configure also writes version.mk (VERSION = 1.0), which the Makefile
+# "source"); shifted: make also writes a 2.7 MB `data.bin` (text.c, then the numbers up to
+# 400000), installed in share/greet; shifted-source: that, with the change of "source", which
+# moves every byte of data.bin after the greeting; included: configure also writes version.mk (VERSION = 1.0), which the Makefile
 # includes and util.o's own rule reads; included-bump: that, with configure writing 1.1;
 # mk: the Makefile includes rules.mk from the source, which sets CFLAGS and the MARKFLAGS
 # util.o's own rule reads; mk-bump: that, with other MARKFLAGS; mk-cflags: with other CFLAGS;
@@ -61,7 +63,7 @@
 # build-id hashes the binary's own store path, which no same-length rewrite can update.
 { mkDrv, variant ? "a", base ? null, name ? "reuse-cproject", cache ? null, salt ? null, baseTrust ? null, baseContext ? true }:
 let
-  greeting = if builtins.elem variant [ "source" "source-flags" "edit-source" "date-source" "date-copy-source" "renamed-source" "pieces-source" "libtool-pieces-source" "immediates-source" "big-source" ] then "Hello, changed world" else "Hello, world";
+  greeting = if builtins.elem variant [ "source" "source-flags" "edit-source" "date-source" "date-copy-source" "renamed-source" "pieces-source" "libtool-pieces-source" "immediates-source" "big-source" "shifted-source" ] then "Hello, changed world" else "Hello, world";
   dated = variant == "date" || variant == "date-source";
   debug = builtins.elem variant [ "debug" "debug-install" "debug-stripped" "debug-stripped-install" ];
   stripped = builtins.elem variant [ "debug-stripped" "debug-stripped-install" ];
@@ -208,6 +210,17 @@ let
       all: big.o
       big.o:
       	{ printf '\177ELF'; head -c 70000000 /dev/zero; } > big.o
+      EOS
+      '' else ""}
+      ${if variant == "shifted" || variant == "shifted-source" then ''
+        cat >> Makefile.in <<'EOS'
+      all: data.bin
+      data.bin: text.c
+      	{ cat text.c; seq 1 400000; } > data.bin
+      install: install-data
+      install-data: data.bin
+      	mkdir -p $(prefix)/share/greet
+      	cp data.bin $(prefix)/share/greet/
       EOS
       '' else ""}
       ${if variant == "wild" || variant == "wild-deleted" then ''

@@ -7,16 +7,20 @@
 //! Every stored byte is masked ([`MASK`]) so that no store path a content holds stands
 //! verbatim in a pack, where Nix's scan for references would find it. Knows nothing of trees.
 
+use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, Write};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 
+use super::delta::{self, DeltaHeader};
 use super::error::{CheckpointError, IoResultExt, Result};
-use super::limits::{MAX_ATTACHMENT, MAX_PATCH_RECORD, MAX_ZSTD_RATIO, ZSTD_WINDOW_LOG_MAX};
+use super::limits::{
+    MAX_ATTACHMENT, MAX_DELTA_MEMORY, MAX_PATCH_RECORD, MAX_ZSTD_RATIO, ZSTD_WINDOW_LOG_MAX,
+};
 use super::manifest::{check_pack_table, ContentHash, Encoding, PackedBlob};
 use super::patch::{overlay, patch_budget, record_len, Applier, DiffRegions, Patch, Region};
 
@@ -115,6 +119,10 @@ struct Shared {
     located: RwLock<HashMap<ContentHash, Located>>,
     /// Pack files opened so far (a writer's current pack is registered while it grows).
     files: Mutex<HashMap<u32, Arc<File>>>,
+    /// Blobs read in full and found to hash to their names in this process, with their
+    /// lengths: [`BlobStore::verify_once`] does not decode them again. Every read still
+    /// checks what it reads.
+    verified: Mutex<HashMap<ContentHash, u64>>,
 }
 
 /// Read access to the blobs of a checkpoint. Clones share their tables and open files.
@@ -194,6 +202,7 @@ impl BlobStore {
                 dir: dir.to_owned(),
                 located: RwLock::new(HashMap::new()),
                 files: Mutex::new(HashMap::new()),
+                verified: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -360,8 +369,13 @@ impl BlobStore {
         let implied = match l.blob.encoding {
             Encoding::Raw => stored,
             Encoding::Zstd => stored.saturating_mul(MAX_ZSTD_RATIO),
-            // Bounded by its record's size instead (`stream_patched`).
-            Encoding::Patch => return Err(corrupt("a patched blob has no stored bound".into())),
+            // Bounded by their records' sizes instead (`stream_patched`, `stream_delta`).
+            Encoding::Patch | Encoding::Delta => {
+                return Err(corrupt(format!(
+                    "a {} blob has no stored bound",
+                    l.blob.encoding.name()
+                )))
+            }
         };
         match expect {
             Expect::Exactly(n)
@@ -389,11 +403,25 @@ impl BlobStore {
         &self,
         hash: &ContentHash,
         expect: Expect,
+        sink: impl FnMut(&[u8]) -> Result<()>,
+    ) -> Result<u64> {
+        let n = self.stream_once(hash, expect, sink)?;
+        lock(&self.shared.verified).insert(*hash, n);
+        Ok(n)
+    }
+
+    /// [`BlobStore::stream`], without recording the blob as verified.
+    fn stream_once(
+        &self,
+        hash: &ContentHash,
+        expect: Expect,
         mut sink: impl FnMut(&[u8]) -> Result<()>,
     ) -> Result<u64> {
         let (range, l) = self.range(hash)?;
-        if l.blob.encoding == Encoding::Patch {
-            return self.stream_patched(hash, expect, range, &l, &mut sink);
+        match l.blob.encoding {
+            Encoding::Patch => return self.stream_patched(hash, expect, range, &l, &mut sink),
+            Encoding::Delta => return self.stream_delta(hash, expect, range, &l, &mut sink),
+            Encoding::Zstd | Encoding::Raw => {}
         }
         let limit = self.bound(hash, &l, expect)?;
         let path = self.path_of(&l);
@@ -431,7 +459,7 @@ impl BlobStore {
                     }
                 }
             }),
-            Encoding::Patch => unreachable!("streamed above"),
+            Encoding::Patch | Encoding::Delta => unreachable!("streamed above"),
         }
     }
 
@@ -469,7 +497,7 @@ impl BlobStore {
 
     /// [`BlobStore::stream`] of a patched blob: its base streamed (and verified) with the
     /// record's regions laid over it, the result hashed. The base must be stored by the same
-    /// layer or an earlier one, and must not be patched itself.
+    /// layer or an earlier one, and must not be patched itself (a delta may be).
     fn stream_patched(
         &self,
         hash: &ContentHash,
@@ -489,8 +517,9 @@ impl BlobStore {
             .ok_or_else(|| corrupt(format!("its base {} is not stored", patch.base)))?;
         if base.blob.encoding == Encoding::Patch {
             return Err(corrupt(format!(
-                "its base {} is a patched blob too",
-                patch.base
+                "its base {} is {} too",
+                patch.base,
+                made_of_another(base.blob.encoding)
             )));
         }
         if base.pack > l.pack {
@@ -514,6 +543,146 @@ impl BlobStore {
             return Err(corrupt(format!("content hashes to {found}")));
         }
         Ok(n)
+    }
+
+    /// The header of a delta blob's record, checked before anything else is read: sizes
+    /// within [`super::limits::MAX_DELTA_CONTENT`], a frame no longer than the content, a content that
+    /// `expect` allows.
+    fn delta_header(
+        &self,
+        range: &mut RangeReader,
+        l: &Located,
+        expect: Expect,
+        corrupt: &dyn Fn(String) -> CheckpointError,
+    ) -> Result<DeltaHeader> {
+        let mut head = Vec::with_capacity(delta::HEADER);
+        (&mut *range)
+            .take(delta::HEADER as u64)
+            .read_to_end(&mut head)
+            .map_err(|e| corrupt(format!("its delta record: {e}")))?;
+        let header = DeltaHeader::parse(&head).map_err(corrupt)?;
+        let frame = l.blob.length.saturating_sub(delta::HEADER as u64);
+        if frame > header.size {
+            return Err(corrupt(format!(
+                "a delta frame of {frame} bytes, longer than the {} bytes of its content",
+                header.size
+            )));
+        }
+        match expect {
+            Expect::Exactly(n) if n != header.size => Err(corrupt(format!(
+                "the content is {} bytes but {n} are claimed for it",
+                header.size
+            ))),
+            Expect::AtMost(n) if header.size > n => Err(corrupt(format!(
+                "the content is longer than the limit of {n} bytes for its use"
+            ))),
+            _ => Ok(header),
+        }
+    }
+
+    /// [`BlobStore::stream`] of a delta blob: its base read (and verified) into memory, the
+    /// frame decoded against it into exactly the record's size, the result hashed before
+    /// `sink` sees any of it. The base must be stored by the same layer or an earlier one,
+    /// and must be whole. Bases, frames and contents held at once stay within
+    /// [`MAX_DELTA_MEMORY`] ([`DeltaMemory`]).
+    fn stream_delta(
+        &self,
+        hash: &ContentHash,
+        expect: Expect,
+        mut range: RangeReader,
+        l: &Located,
+        sink: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<u64> {
+        let path = self.path_of(l);
+        let corrupt = |problem: String| CheckpointError::BlobCorrupt {
+            path: path.clone(),
+            problem: format!("blob {hash}: {problem}"),
+        };
+        let header = self.delta_header(&mut range, l, expect, &corrupt)?;
+        let base = self
+            .located(&header.base)
+            .ok_or_else(|| corrupt(format!("its base {} is not stored", header.base)))?;
+        if !base.blob.encoding.is_whole() {
+            return Err(corrupt(format!(
+                "its base {} is {} too",
+                header.base,
+                made_of_another(base.blob.encoding)
+            )));
+        }
+        if base.pack > l.pack {
+            return Err(corrupt(format!(
+                "its base {} is stored by layer {}, after its own layer {}",
+                header.base, base.pack, l.pack
+            )));
+        }
+        let frame_len = l.blob.length - delta::HEADER as u64;
+        let _memory = DeltaMemory::hold(header.base_size + header.size + frame_len);
+        let mut frame = Vec::with_capacity(frame_len as usize);
+        range
+            .read_to_end(&mut frame)
+            .map_err(|e| corrupt(format!("its delta record: {e}")))?;
+        let base_content = self.read_bounded(&header.base, header.base_size)?;
+        let content = delta::decode(&base_content, &frame, header.size).map_err(corrupt)?;
+        drop((base_content, frame));
+        let found = ContentHash::of(&content);
+        if found != *hash {
+            return Err(corrupt(format!("content hashes to {found}")));
+        }
+        for chunk in content.chunks(CHUNK) {
+            sink(chunk)?;
+        }
+        Ok(header.size)
+    }
+
+    /// The header of `hash`'s record when it is stored as a delta blob (`None` for another
+    /// encoding), checked as a read would check it.
+    pub fn delta_of(&self, hash: &ContentHash) -> Result<Option<DeltaHeader>> {
+        let (mut range, l) = self.range(hash)?;
+        if l.blob.encoding != Encoding::Delta {
+            return Ok(None);
+        }
+        let path = self.path_of(&l);
+        let corrupt = |problem: String| CheckpointError::BlobCorrupt {
+            path: path.clone(),
+            problem: format!("blob {hash}: {problem}"),
+        };
+        self.delta_header(&mut range, &l, Expect::AtMost(u64::MAX), &corrupt)
+            .map(Some)
+    }
+
+    /// The blob `hash` is made out of, and its content's size, when it is a patch or a
+    /// delta; `None` for a whole blob.
+    pub fn made_from(&self, hash: &ContentHash) -> Result<Option<(ContentHash, u64)>> {
+        if let Some(p) = self.patch_of(hash)? {
+            return Ok(Some((p.base, p.size)));
+        }
+        Ok(self.delta_of(hash)?.map(|d| (d.base, d.size)))
+    }
+
+    /// The whole blob content `hash` (of `size` bytes) is made from, and its size: itself
+    /// when it is whole, else its base, or its base's base when a patch stands on a delta
+    /// (the longest chain a checkpoint may hold).
+    pub fn whole_base(&self, (hash, size): (ContentHash, u64)) -> Result<(ContentHash, u64)> {
+        let mut at = (hash, size);
+        for _ in 0..2 {
+            at = match (self.patch_of(&at.0)?, self.delta_of(&at.0)?) {
+                (Some(p), _) => (p.base, p.size),
+                (None, Some(d)) => (d.base, d.base_size),
+                (None, None) => return Ok(at),
+            };
+        }
+        match self.encoding_of(&at.0) {
+            Some(e) if e.is_whole() => Ok(at),
+            _ => Err(CheckpointError::BlobCorrupt {
+                path: self.dir(),
+                problem: format!("blob {hash}: made from a chain of more than two blobs"),
+            }),
+        }
+    }
+
+    /// How blob `hash` is stored here, when it is.
+    pub fn encoding_of(&self, hash: &ContentHash) -> Option<Encoding> {
+        self.located(hash).map(|l| l.blob.encoding)
     }
 
     /// The record of `hash` when it is stored as a patched blob (`None` for another
@@ -543,6 +712,19 @@ impl BlobStore {
         Ok(out)
     }
 
+    /// Reads and verifies a whole blob of exactly `size` bytes into memory allocated once, for
+    /// a size the caller has bounded (a delta's base, at most
+    /// [`super::limits::MAX_DELTA_CONTENT`]).
+    fn read_bounded(&self, hash: &ContentHash, size: u64) -> Result<Vec<u8>> {
+        debug_assert!(size <= super::limits::MAX_DELTA_CONTENT);
+        let mut out = Vec::with_capacity(size as usize);
+        self.stream(hash, Expect::Exactly(size), |c| {
+            out.extend_from_slice(c);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
     /// Reads and verifies a whole blob of unknown size into memory (an attachment): at most
     /// [`MAX_ATTACHMENT`] bytes, a longer one is an error.
     pub fn read(&self, hash: &ContentHash) -> Result<Vec<u8>> {
@@ -552,6 +734,70 @@ impl BlobStore {
     /// Verifies one blob against `expect`; returns its content length.
     pub fn verify(&self, hash: &ContentHash, expect: Expect) -> Result<u64> {
         self.stream(hash, expect, |_| Ok(()))
+    }
+
+    /// [`BlobStore::verify`], except for a blob this process has read in full and verified
+    /// already with a length `expect` allows: that one is not read again (a checkpoint's
+    /// whole check, where a delta's base is read with each delta and on its own). Not for a
+    /// caller that then copies the stored bytes.
+    pub fn verify_once(&self, hash: &ContentHash, expect: Expect) -> Result<u64> {
+        let known = lock(&self.shared.verified).get(hash).copied();
+        match (known, expect) {
+            (Some(n), Expect::Exactly(m)) if n == m => Ok(n),
+            (Some(n), Expect::AtMost(m)) if n <= m => Ok(n),
+            _ => self.stream(hash, expect, |_| Ok(())),
+        }
+    }
+}
+
+/// How a blob that is not whole is named in messages.
+fn made_of_another(encoding: Encoding) -> &'static str {
+    match encoding {
+        Encoding::Patch => "a patched blob",
+        Encoding::Delta => "a delta blob",
+        Encoding::Zstd | Encoding::Raw => "a whole blob",
+    }
+}
+
+/// Bytes the delta blobs being decoded or encoded hold now (bases, frames and contents), in
+/// the whole process, and the signal that some were freed.
+static DELTA_MEMORY: Mutex<u64> = Mutex::new(0);
+static DELTA_MEMORY_FREED: Condvar = Condvar::new();
+
+thread_local! {
+    /// Whether this thread holds [`DELTA_MEMORY`] already.
+    static HOLDS_DELTA_MEMORY: Cell<bool> = const { Cell::new(false) };
+}
+
+/// A share of [`MAX_DELTA_MEMORY`] held while one delta is decoded or encoded: a thread
+/// waits until the share fits beside what other threads hold. A thread that holds a share
+/// already (a sink that reads another delta) takes the next without waiting, since it would
+/// wait for itself.
+struct DeltaMemory {
+    bytes: u64,
+    nested: bool,
+}
+
+impl DeltaMemory {
+    fn hold(bytes: u64) -> Self {
+        let bytes = bytes.min(MAX_DELTA_MEMORY);
+        let nested = HOLDS_DELTA_MEMORY.with(|h| h.replace(true));
+        let mut used = lock(&DELTA_MEMORY);
+        while !nested && *used + bytes > MAX_DELTA_MEMORY {
+            used = DELTA_MEMORY_FREED
+                .wait(used)
+                .unwrap_or_else(|p| p.into_inner());
+        }
+        *used += bytes;
+        DeltaMemory { bytes, nested }
+    }
+}
+
+impl Drop for DeltaMemory {
+    fn drop(&mut self) {
+        *lock(&DELTA_MEMORY) -= self.bytes;
+        DELTA_MEMORY_FREED.notify_all();
+        HOLDS_DELTA_MEMORY.with(|h| h.set(self.nested));
     }
 }
 
@@ -659,15 +905,22 @@ pub struct BlobWriter {
     zstd_workers: u32,
 }
 
-/// An earlier checkpoint whose contents [`BlobWriter::put_file_with`] may store a new
-/// content from: the same content, its stored bytes copied (verified) instead of compressed
-/// again, or the content the same path held there, the new one stored as a patch over it when
-/// they differ in a few bytes (a stripped program that names a moved output path).
-#[derive(Clone, Copy, Debug)]
+/// Earlier contents [`BlobWriter::put_file_with`] may store a new content from.
+///
+/// From the earlier checkpoint a build continues (`base`): the same content, its stored
+/// bytes copied (verified) instead of compressed again; or the content the same path held
+/// there, the new one stored as a patch over it when they are as long and differ in a few
+/// bytes (a stripped program that names a moved output path). Then, for a content of 1 MiB
+/// and more, a delta ([`super::delta`]) of the content the path held there or in this
+/// checkpoint's previous state (`here`): a relinked program, a program stripped after it was
+/// installed.
+#[derive(Clone, Copy, Debug, Default)]
 pub struct Prior<'a> {
-    pub store: &'a BlobStore,
-    /// The content the file's path held there, and its size.
-    pub at_path: Option<(ContentHash, u64)>,
+    /// The earlier checkpoint's blobs, and the content the file's path held there with its
+    /// size.
+    pub base: Option<(&'a BlobStore, Option<(ContentHash, u64)>)>,
+    /// The content the file's path held in this checkpoint's previous state, and its size.
+    pub here: Option<(ContentHash, u64)>,
 }
 
 /// A new content, compared with a stored one by [`diff_with_stored`].
@@ -1136,10 +1389,9 @@ impl BlobWriter {
         Ok(PutFile { hash, metadata })
     }
 
-    /// Stores the new content `hash` from `prior`'s blobs: copied when it holds the same
-    /// content, a patch over the content at the same path when they are as long and differ
-    /// in a few bytes. False, storing nothing, when neither applies or what `prior` stores
-    /// cannot be used (it is checked as it is read): the caller stores the content whole.
+    /// Stores the new content `hash` from `prior`'s contents ([`Prior`]). False, storing
+    /// nothing, when none applies or what they store cannot be used (an earlier checkpoint's
+    /// blobs are checked as they are read): the caller stores the content whole.
     fn put_from_prior(
         &self,
         prior: Option<Prior<'_>>,
@@ -1150,21 +1402,108 @@ impl BlobWriter {
             return Ok(false);
         };
         let size = new.len();
-        if prior.store.contains(hash)
-            && self
-                .import(prior.store, hash, Expect::Exactly(size))
-                .is_ok()
-        {
-            return Ok(true);
+        if let Some((store, at_path)) = prior.base {
+            if store.contains(hash) && self.import(store, hash, Expect::Exactly(size)).is_ok() {
+                return Ok(true);
+            }
+            if let Some((at, _)) = at_path.filter(|&(h, s)| s == size && h != *hash) {
+                let regions = diff_with_stored(store, &at, new, hash)?;
+                if regions.is_some()
+                    && self
+                        .put_patch_over(store, &at, size, *hash, regions)
+                        .unwrap_or(false)
+                {
+                    return Ok(true);
+                }
+            }
         }
-        let Some((base, _)) = prior.at_path.filter(|&(h, s)| s == size && h != *hash) else {
+        self.put_delta(prior, new, hash)
+    }
+
+    /// Stores `new` (content `hash`) as a delta ([`super::delta`]) when it fits
+    /// [`delta::may_store`] and the record pays ([`delta::pays`]). Its base is the whole
+    /// blob that the content its path held is made from ([`BlobStore::whole_base`]: a delta
+    /// stands on a whole blob only): in the earlier checkpoint when this one holds that blob
+    /// already, else in this checkpoint's previous state, else in the earlier checkpoint,
+    /// copied here (verified). False, storing nothing, otherwise, and when a blob it reads
+    /// cannot be used: the caller stores the content whole.
+    fn put_delta(
+        &self,
+        prior: Prior<'_>,
+        new: &NewContent<'_>,
+        hash: &ContentHash,
+    ) -> Result<bool> {
+        let size = new.len();
+        if !delta::may_store(size, 0) {
+            return Ok(false);
+        }
+        let whole = |store: &BlobStore, at: (ContentHash, u64)| store.whole_base(at).ok();
+        let from_base = prior.base.and_then(|(store, at_path)| {
+            let at = at_path.filter(|(h, _)| h != hash)?;
+            Some((store, whole(store, at)?))
+        });
+        let from_here = prior
+            .here
+            .filter(|(h, _)| h != hash)
+            .and_then(|at| Some((&self.store, whole(&self.store, at)?)));
+        let (from, (base, base_size)) = match (from_base, from_here) {
+            (Some((_, b)), _) if self.usable_base(&b.0) => (&self.store, b),
+            (_, Some(here)) => here,
+            (Some(there), None) => there,
+            (None, None) => return Ok(false),
+        };
+        if base == *hash || !delta::may_store(size, base_size) {
+            return Ok(false);
+        }
+        // The base, the content, and a frame at most as long.
+        let _memory = DeltaMemory::hold(base_size + 2 * size);
+        let Ok(base_content) = from.read_bounded(&base, base_size) else {
             return Ok(false);
         };
-        let regions = diff_with_stored(prior.store, &base, new, hash)?;
-        Ok(regions.is_some()
-            && self
-                .put_patch_over(prior.store, &base, size, *hash, regions)
-                .unwrap_or(false))
+        let read;
+        let content = match new {
+            NewContent::Memory(data) => *data,
+            NewContent::File { file, path, size } => {
+                let mut buf = vec![0u8; *size as usize];
+                file.read_exact_at(&mut buf, 0).at("read", path)?;
+                if ContentHash::of(&buf) != *hash {
+                    return Err(CheckpointError::ChangedDuringSnapshot {
+                        path: path.to_path_buf(),
+                    });
+                }
+                read = buf;
+                &read[..]
+            }
+        };
+        let frame = delta::encode(&base_content, content).map_err(|problem| {
+            CheckpointError::BlobCorrupt {
+                path: self.tmp_dir.clone(),
+                problem: format!("blob {hash}: cannot encode it as a delta: {problem}"),
+            }
+        })?;
+        drop(base_content);
+        if !delta::pays(delta::HEADER + frame.len(), size) {
+            return Ok(false);
+        }
+        if !std::ptr::eq(from, &self.store) {
+            self.import_verified(from, &base)?;
+        }
+        if !self.usable_base(&base) {
+            return Ok(false);
+        }
+        if !self.claim(*hash) {
+            return Ok(true);
+        }
+        let header = DeltaHeader {
+            base,
+            base_size,
+            size,
+        };
+        let result = self.append(*hash, header.record(&frame), Encoding::Delta);
+        if result.is_err() {
+            self.unclaim(hash);
+        }
+        result.map(|()| true)
     }
 
     /// Stores content that `produce` passes, in chunks, to the sink it is given: streamed
@@ -1260,7 +1599,7 @@ impl BlobWriter {
     /// being stored by another thread, or patched itself): the caller stores the content
     /// whole instead.
     pub fn put_patched(&self, hash: ContentHash, patch: &Patch) -> Result<bool> {
-        if !self.usable_base(&patch.base) {
+        if !self.usable_patch_base(&patch.base) {
             return Ok(false);
         }
         if !self.claim(hash) {
@@ -1311,8 +1650,15 @@ impl BlobWriter {
         )
     }
 
-    /// True if `hash` is stored here, readable, and not patched: a base for a patch.
+    /// True if `hash` is stored here, readable, and whole: a base for a delta.
     fn usable_base(&self, hash: &ContentHash) -> bool {
+        self.store
+            .location(hash)
+            .is_some_and(|(_, b)| b.encoding.is_whole())
+    }
+
+    /// True if `hash` is stored here, readable, and whole or a delta: a base for a patch.
+    fn usable_patch_base(&self, hash: &ContentHash) -> bool {
         self.store
             .location(hash)
             .is_some_and(|(_, b)| b.encoding != Encoding::Patch)
@@ -1331,15 +1677,19 @@ impl BlobWriter {
             if let Some(expect) = verify {
                 from.verify(hash, expect)?;
             }
-            // A patched blob comes with its base (verified with it when it was read). Where
-            // that base is not usable here (another thread is still storing it, or this
-            // checkpoint holds that content as a patch of its own), the content is stored
-            // whole.
-            if let Some(patch) = from.patch_of(hash)? {
-                self.import_inner(from, &patch.base, None)?;
-                if !self.usable_base(&patch.base) {
+            // A patched or delta blob comes with its base (verified with it when it was
+            // read). Where that base is not usable here (another thread is still storing
+            // it, or this checkpoint holds that content as a patch or delta of its own), the
+            // content is stored whole.
+            if let Some((base, size)) = from.made_from(hash)? {
+                self.import_inner(from, &base, None)?;
+                let usable = match from.encoding_of(hash) {
+                    Some(Encoding::Patch) => self.usable_patch_base(&base),
+                    _ => self.usable_base(&base),
+                };
+                if !usable {
                     return self.store_streamed_as(*hash, |sink| {
-                        from.stream(hash, Expect::Exactly(patch.size), |c| sink(c))
+                        from.stream(hash, Expect::Exactly(size), |c| sink(c))
                             .map(|_| ())
                     });
                 }

@@ -221,7 +221,7 @@ fn claims_the_stored_length_cannot_hold_are_refused() {
         let stored = match encoding {
             Encoding::Zstd => zstd::bulk::compress(content, 3).unwrap(),
             Encoding::Raw => content.to_vec(),
-            Encoding::Patch => unreachable!("not among this test's encodings"),
+            Encoding::Patch | Encoding::Delta => unreachable!("not among this test's encodings"),
         };
         let ck_dir = forge(
             &t,
@@ -711,4 +711,211 @@ fn hostile_patched_blobs_are_refused() {
     let target = t.path().join("target");
     ck.restore(0, "build", &target).unwrap();
     assert_eq!(fs::read(target.join("f")).unwrap(), patched);
+}
+
+/// Delta blobs (encoding `delta`) that lie, stand on what they may not, or claim too much:
+/// each refused by verify and restore with its reason, quickly, and nothing restored.
+#[test]
+fn hostile_delta_blobs_are_refused() {
+    use super::delta::{self, DeltaHeader};
+    use super::limits::MAX_DELTA_CONTENT;
+    use super::patch::{Patch, Region};
+    let base: Vec<u8> = (0..65536u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let base_hash = ContentHash::of(&base);
+    let base_size = base.len() as u64;
+    let raw_base = Forged {
+        hash: base_hash,
+        stored: base.clone(),
+        encoding: Encoding::Raw,
+    };
+    // The base with a longer string early on: every later byte moved.
+    let mut content = base[..100].to_vec();
+    content.extend_from_slice(b"inserted");
+    content.extend_from_slice(&base[100..]);
+    let hash = ContentHash::of(&content);
+    let size = content.len() as u64;
+    let frame = delta::encode(&base, &content).unwrap();
+    let record = |base: ContentHash, base_size: u64, size: u64, frame: &[u8]| {
+        DeltaHeader {
+            base,
+            base_size,
+            size,
+        }
+        .record(frame)
+    };
+    let delta_blob = |hash: ContentHash, stored: Vec<u8>| Forged {
+        hash,
+        stored,
+        encoding: Encoding::Delta,
+    };
+    let good = record(base_hash, base_size, size, &frame);
+    let other = ContentHash::of(b"not stored");
+    // A patched blob to stand on: the base with one byte replaced.
+    let mut patched = base.clone();
+    patched[0] ^= 1;
+    let patched_hash = ContentHash::of(&patched);
+    let patch_blob = Forged {
+        hash: patched_hash,
+        stored: Patch {
+            base: base_hash,
+            size: base_size,
+            regions: vec![Region {
+                offset: 0,
+                bytes: vec![patched[0]],
+            }],
+        }
+        .to_bytes(),
+        encoding: Encoding::Patch,
+    };
+    let x = ContentHash::of(b"x");
+    let cases: Vec<(&str, u64, ContentHash, Vec<Forged>)> = vec![
+        (
+            "more than the limit",
+            MAX_DELTA_CONTENT + 1,
+            hash,
+            vec![
+                raw_base.clone(),
+                delta_blob(
+                    hash,
+                    record(base_hash, base_size, MAX_DELTA_CONTENT + 1, &frame),
+                ),
+            ],
+        ),
+        (
+            "more than the limit",
+            size,
+            hash,
+            vec![
+                raw_base.clone(),
+                delta_blob(hash, record(base_hash, MAX_DELTA_CONTENT + 1, size, &frame)),
+            ],
+        ),
+        (
+            "shorter than its 48-byte header",
+            size,
+            hash,
+            vec![raw_base.clone(), delta_blob(hash, good[..47].to_vec())],
+        ),
+        (
+            "is not stored",
+            size,
+            hash,
+            vec![delta_blob(hash, record(other, base_size, size, &frame))],
+        ),
+        (
+            "is a delta blob too",
+            size,
+            x,
+            vec![
+                raw_base.clone(),
+                delta_blob(hash, good.clone()),
+                delta_blob(x, record(hash, size, size, &frame)),
+            ],
+        ),
+        (
+            "is a patched blob too",
+            size,
+            hash,
+            vec![
+                raw_base.clone(),
+                patch_blob.clone(),
+                delta_blob(hash, record(patched_hash, base_size, size, &frame)),
+            ],
+        ),
+        (
+            "are claimed for it",
+            size - 1,
+            hash,
+            vec![raw_base.clone(), delta_blob(hash, good.clone())],
+        ),
+        (
+            "content hashes to",
+            size,
+            other,
+            vec![raw_base.clone(), delta_blob(other, good.clone())],
+        ),
+        (
+            "longer than the 5 bytes of its content",
+            5,
+            hash,
+            vec![
+                raw_base.clone(),
+                delta_blob(hash, record(base_hash, base_size, 5, &frame)),
+            ],
+        ),
+        // The frame makes more than the record says: decoding stops at the record's size.
+        (
+            "zstd:",
+            size - 8,
+            hash,
+            vec![
+                raw_base.clone(),
+                delta_blob(hash, record(base_hash, base_size, size - 8, &frame)),
+            ],
+        ),
+        // ... or less.
+        (
+            "the delta decodes to",
+            size + 8,
+            hash,
+            vec![
+                raw_base.clone(),
+                delta_blob(hash, record(base_hash, base_size, size + 8, &frame)),
+            ],
+        ),
+        // The base is not as long as the record says.
+        (
+            "claimed",
+            size,
+            hash,
+            vec![
+                raw_base.clone(),
+                delta_blob(hash, record(base_hash, base_size + 1, size, &frame)),
+            ],
+        ),
+        (
+            "zstd:",
+            size,
+            hash,
+            vec![
+                raw_base.clone(),
+                delta_blob(hash, record(base_hash, base_size, size, b"not a frame")),
+            ],
+        ),
+    ];
+    for (needle, claimed, hash, forged) in cases {
+        let t = TempDir::new("delta");
+        let ck_dir = forge(
+            &t,
+            vec![("f", file_claiming(claimed, hash))],
+            &[],
+            &forged,
+            &[],
+        );
+        let ck = Checkpoint::open(&ck_dir).unwrap();
+        refused_quickly("verify", Duration::from_secs(5), needle, || ck.verify());
+        refused_quickly("restore", Duration::from_secs(5), needle, || {
+            ck.restore(0, "build", &t.path().join("target"))
+        });
+        assert_nothing_written(t.path());
+    }
+
+    // The honest one restores what it says; its base counts as used.
+    let t = TempDir::new("delta");
+    let forged = [raw_base, delta_blob(hash, good)];
+    let ck_dir = forge(
+        &t,
+        vec![("f", file_claiming(size, hash))],
+        &[],
+        &forged,
+        &[],
+    );
+    let ck = Checkpoint::open(&ck_dir).unwrap();
+    let report = ck.verify().unwrap();
+    assert_eq!(report.unreferenced_blobs, 0);
+    let target = t.path().join("target");
+    ck.restore(0, "build", &target).unwrap();
+    assert_eq!(fs::read(target.join("f")).unwrap(), content);
 }

@@ -73,6 +73,15 @@ pub const MAX_ATTACHMENT: u64 = 64 << 20;
 /// memory before its base is streamed.
 pub const MAX_PATCH_RECORD: u64 = 1 << 20;
 
+/// Largest content a delta blob makes, and largest base it is made from: a reader holds both
+/// in memory while it decodes one (docs/checkpoint-format.md §5, `delta`).
+pub const MAX_DELTA_CONTENT: u64 = 256 << 20;
+
+/// Most memory the delta blobs decoded or encoded at one time may hold (bases, frames and
+/// contents together; one blob takes at most three times [`MAX_DELTA_CONTENT`]): threads
+/// wait for each other beyond it.
+pub const MAX_DELTA_MEMORY: u64 = 1 << 30;
+
 /// Largest `index.json`.
 pub const MAX_INDEX_FILE: u64 = 16 << 20;
 

@@ -20,7 +20,7 @@ use super::limits::{
 use super::path::{escape_bytes, unescape_bytes, RelPath};
 
 /// The only format version this code reads and writes.
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 
 /// blake3 of some uncompressed content.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -201,6 +201,9 @@ pub enum Encoding {
     /// Another blob of the checkpoint with byte ranges replaced
     /// ([`crate::checkpoint::patch::Patch`]).
     Patch,
+    /// A zstd frame compressed with another blob of the checkpoint as its prefix
+    /// ([`crate::checkpoint::delta`]).
+    Delta,
 }
 
 impl Encoding {
@@ -210,7 +213,14 @@ impl Encoding {
             Encoding::Zstd => "zstd",
             Encoding::Raw => "raw",
             Encoding::Patch => "patch",
+            Encoding::Delta => "delta",
         }
+    }
+
+    /// True for a blob stored on its own (`zstd`, `raw`), which a patch or a delta may
+    /// stand on; false for one made out of another blob.
+    pub fn is_whole(self) -> bool {
+        matches!(self, Encoding::Zstd | Encoding::Raw)
     }
 
     fn from_name(s: &str) -> Option<Self> {
@@ -218,6 +228,7 @@ impl Encoding {
             "zstd" => Some(Encoding::Zstd),
             "raw" => Some(Encoding::Raw),
             "patch" => Some(Encoding::Patch),
+            "delta" => Some(Encoding::Delta),
             _ => None,
         }
     }
@@ -1001,10 +1012,10 @@ mod tests {
     fn wrong_version_is_typed() {
         let text = String::from_utf8(sample().to_bytes())
             .unwrap()
-            .replace("\"format_version\":4", "\"format_version\":7");
+            .replace("\"format_version\":5", "\"format_version\":7");
         match Layer::from_bytes(text.as_bytes(), Path::new("t.json")) {
             Err(CheckpointError::FormatVersion {
-                expected: 4,
+                expected: 5,
                 found: 7,
                 ..
             }) => {}

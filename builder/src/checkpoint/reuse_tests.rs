@@ -1279,3 +1279,197 @@ fn a_prior_blob_that_lies_is_not_used() {
         assert_eq!(ck.verify().unwrap().unreferenced_blobs, 0, "{name}");
     }
 }
+
+/// A tree whose contents of 1 MiB and more moved by a longer string at version `v`: the
+/// string is `v` bytes longer each time, so every later byte shifts.
+fn shifted_tree(root: &Path, v: usize) {
+    if root.exists() {
+        fs::remove_dir_all(root).unwrap();
+    }
+    fs::create_dir_all(root).unwrap();
+    let string = vec![b'v'; 10 + v];
+    let out = out_path(H_OUT_OLD);
+    // Read into memory (up to 4 MiB) and streamed (beyond), each naming an output path.
+    let prog = cat(&[
+        &pseudo_random(1000, 21),
+        &string,
+        &out,
+        &pseudo_random(2 << 20, 22),
+    ]);
+    fs::write(root.join("prog"), prog).unwrap();
+    let lib = cat(&[
+        &pseudo_random(5 << 20, 23),
+        &string,
+        &pseudo_random(1 << 20, 24),
+    ]);
+    fs::write(root.join("lib.a"), lib).unwrap();
+    // Shifted too, but under 1 MiB; and as long as before but different throughout.
+    let small = cat(&[&string, &pseudo_random(500_000, 25)]);
+    fs::write(root.join("small"), small).unwrap();
+    fs::write(root.join("noise"), pseudo_random(2 << 20, 26 + v as u64)).unwrap();
+}
+
+#[test]
+fn shifted_contents_are_stored_as_deltas_of_the_prior_checkpoint() {
+    let t = TempDir::new("delta");
+    let root = t.path().join("build");
+    shifted_tree(&root, 1);
+    let (ck_a, st_a) = snapshot_against(&root, &t.path().join("ck-a"), None);
+    shifted_tree(&root, 2);
+    let (ck_b, st_b) = snapshot_against(&root, &t.path().join("ck-b"), Some(&ck_a));
+    let all = ["prog", "lib.a", "small", "noise"];
+    assert_read_back(&ck_b, &st_b, &root, &all);
+    // Moved bytes of 1 MiB and more: a delta of the content the path held, which comes
+    // along, in a few KiB.
+    for p in ["prog", "lib.a"] {
+        let h = blob_at(&st_b, p);
+        let d = ck_b.blobs().delta_of(&h).unwrap().expect(p);
+        assert_eq!(d.base, blob_at(&st_a, p), "{p}");
+        let (stored, _) = ck_b.blobs().stored_bytes(&h).unwrap();
+        assert!(stored.len() < 16 << 10, "{p}: {} bytes", stored.len());
+    }
+    for p in ["small", "noise"] {
+        assert_eq!(
+            ck_b.blobs().made_from(&blob_at(&st_b, p)).unwrap(),
+            None,
+            "{p}"
+        );
+    }
+
+    // Against a prior whose content is a delta itself: a delta of that delta's base (no
+    // chains), which comes along.
+    shifted_tree(&root, 3);
+    let (ck_c, st_c) = snapshot_against(&root, &t.path().join("ck-c"), Some(&ck_b));
+    assert_read_back(&ck_c, &st_c, &root, &all);
+    for p in ["prog", "lib.a"] {
+        let d = ck_c.blobs().delta_of(&blob_at(&st_c, p)).unwrap().expect(p);
+        assert_eq!(d.base, blob_at(&st_a, p), "{p}");
+        assert!(ck_c.blobs().contains(&d.base), "{p}");
+    }
+
+    // As long as a delta's content and a few bytes apart (the output path it names): a patch
+    // over the delta, which comes along with its own base.
+    let mut edited = fs::read(root.join("prog")).unwrap();
+    let (old, new) = (out_path(H_OUT_OLD), out_path(H_OUT_NEW));
+    let at = edited.windows(old.len()).position(|w| w == old).unwrap();
+    edited[at..at + new.len()].copy_from_slice(&new);
+    fs::write(root.join("prog"), &edited).unwrap();
+    let (ck_e, st_e) = snapshot_against(&root, &t.path().join("ck-e"), Some(&ck_c));
+    assert_read_back(&ck_e, &st_e, &root, &["prog"]);
+    let patch = ck_e.blobs().patch_of(&blob_at(&st_e, "prog")).unwrap();
+    assert_eq!(patch.map(|p| p.base), Some(blob_at(&st_c, "prog")));
+    assert_eq!(
+        ck_e.blobs()
+            .delta_of(&blob_at(&st_c, "prog"))
+            .unwrap()
+            .map(|d| d.base),
+        Some(blob_at(&st_a, "prog"))
+    );
+    fs::write(
+        root.join("prog"),
+        cat(&[&edited[..at], &old, &edited[at + new.len()..]]),
+    )
+    .unwrap();
+
+    // An import brings a delta's base along; one that rewrites the content stores it as a
+    // patch over the delta.
+    for rewrite in [false, true] {
+        let dir = t.path().join(format!("ck-import-{rewrite}"));
+        let mut w = CheckpointWriter::create(&dir).unwrap();
+        if rewrite {
+            w.import_layers_rewritten(&ck_c, 0, &rewrites()).unwrap();
+        } else {
+            w.import_layer(&ck_c, 0).unwrap();
+        }
+        w.finish().unwrap();
+        let ck = open_verified(&dir);
+        let st = ck.state_after(0).unwrap();
+        let mut want = fs::read(root.join("prog")).unwrap();
+        let prog = ck
+            .blobs()
+            .read_expecting(&blob_at(&st, "prog"), Expect::Exactly(want.len() as u64))
+            .unwrap();
+        if rewrite {
+            let (old, new) = (out_path(H_OUT_OLD), out_path(H_OUT_NEW));
+            let at = want.windows(old.len()).position(|w| w == old).unwrap();
+            want[at..at + new.len()].copy_from_slice(&new);
+            let patch = ck.blobs().patch_of(&blob_at(&st, "prog")).unwrap();
+            assert_eq!(patch.map(|p| p.base), Some(blob_at(&st_c, "prog")));
+        } else {
+            assert_eq!(blob_at(&st, "prog"), blob_at(&st_c, "prog"));
+            assert!(ck
+                .blobs()
+                .delta_of(&blob_at(&st, "prog"))
+                .unwrap()
+                .is_some());
+        }
+        assert!(prog == want, "rewrite {rewrite}");
+    }
+}
+
+#[test]
+fn a_prior_delta_or_base_that_lies_is_not_used() {
+    let t = TempDir::new("delta-lies");
+    let root = t.path().join("build");
+    shifted_tree(&root, 1);
+    let (ck_a, st_a) = snapshot_against(&root, &t.path().join("ck-a"), None);
+    damage_blob(&ck_a, &blob_at(&st_a, "prog"), 0x01);
+    damage_blob(&ck_a, &blob_at(&st_a, "lib.a"), 0x01);
+    shifted_tree(&root, 2);
+    let (ck_b, st_b) = snapshot_against(&root, &t.path().join("ck-b"), Some(&ck_a));
+    let all = ["prog", "lib.a", "small", "noise"];
+    assert_read_back(&ck_b, &st_b, &root, &all);
+    for p in all {
+        assert_eq!(
+            ck_b.blobs().made_from(&blob_at(&st_b, p)).unwrap(),
+            None,
+            "{p}"
+        );
+    }
+    assert_eq!(ck_b.verify().unwrap().unreferenced_blobs, 0);
+}
+
+#[test]
+fn a_content_changed_between_layers_is_a_delta_of_the_previous_one_before_a_copied_base() {
+    let t = TempDir::new("delta-here");
+    let root = t.path().join("build");
+    fs::create_dir_all(&root).unwrap();
+    // The earlier checkpoint holds something else at the path.
+    fs::write(root.join("prog"), pseudo_random(2 << 20, 31)).unwrap();
+    let (ck_a, st_a) = snapshot_against(&root, &t.path().join("ck-a"), None);
+    let unrelated = blob_at(&st_a, "prog");
+    let dir = t.path().join("ck-b");
+    let mut w = CheckpointWriter::create(&dir).unwrap();
+    let mut s = Snapshotter::new(vec![("build".into(), root.clone())]).unwrap();
+    s.store_against(Some(super::snapshot::PriorTrees::of(&ck_a).unwrap()));
+    let v1 = cat(&[
+        &pseudo_random(1000, 32),
+        b"short",
+        &pseudo_random(2 << 20, 33),
+    ]);
+    fs::write(root.join("prog"), &v1).unwrap();
+    s.snapshot(&mut w, LayerMeta::default()).unwrap();
+    // Installed and stripped, say: the bytes after the string moved.
+    let v2 = cat(&[
+        &pseudo_random(1000, 32),
+        b"longer",
+        &pseudo_random(2 << 20, 33),
+    ]);
+    fs::write(root.join("prog"), &v2).unwrap();
+    s.snapshot(&mut w, LayerMeta::default()).unwrap();
+    w.finish().unwrap();
+    let ck = open_verified(&dir);
+    let (h1, h2) = (ContentHash::of(&v1), ContentHash::of(&v2));
+    assert_eq!(ck.blobs().made_from(&h1).unwrap(), None);
+    let d = ck.blobs().delta_of(&h2).unwrap().expect("a delta");
+    assert_eq!(d.base, h1);
+    assert!(
+        !ck.blobs().contains(&unrelated),
+        "the earlier checkpoint's blob was copied"
+    );
+    let got = ck
+        .blobs()
+        .read_expecting(&h2, Expect::Exactly(v2.len() as u64))
+        .unwrap();
+    assert!(got == v2);
+}

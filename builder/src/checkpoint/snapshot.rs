@@ -1,6 +1,7 @@
 //! Snapshotting: walks the roots, diffs against the previous layer's state, hashes only
 //! files whose stat changed (in parallel), stores new blobs (from a base checkpoint's when it
-//! holds them, [`PriorTrees`]) and writes the layer. Owns the stat cache; does not decide
+//! holds them, [`PriorTrees`], or as deltas of what their path held before, [`Prior`]) and
+//! writes the layer. Owns the stat cache; does not decide
 //! what a layer means (the caller's metadata says that).
 
 use std::collections::{BTreeMap, HashMap};
@@ -100,8 +101,8 @@ pub struct Snapshotter {
 }
 
 /// The last trees of an earlier checkpoint (the base of this build), whose blobs a snapshot
-/// may store a new content from: copied when one is the same content, or a patch over the
-/// one the same path held when they differ in a few bytes ([`Prior`]). Read as untrusted
+/// may store a new content from: copied when one is the same content, or a patch or a delta
+/// of the one the same path held ([`Prior`]). Read as untrusted
 /// input: each blob is checked as it is read, and one that fails is not used.
 #[derive(Debug)]
 pub struct PriorTrees {
@@ -122,17 +123,22 @@ impl PriorTrees {
         })
     }
 
-    /// What a new content at `path` of `root` may be stored from.
-    fn for_file(&self, root: &RootState, path: &RelPath) -> Prior<'_> {
-        let at_path = root.get(path).and_then(|e| match &e.kind {
-            EntryKind::File { size, blake3, .. } => Some((*blake3, *size)),
-            _ => None,
-        });
-        Prior {
-            store: &self.store,
-            at_path,
-        }
+    /// Its blobs, and the content `path` of `root` held there.
+    fn for_file(
+        &self,
+        root: &RootState,
+        path: &RelPath,
+    ) -> (&BlobStore, Option<(ContentHash, u64)>) {
+        (&self.store, file_content(root, path))
     }
+}
+
+/// The content and size of the regular file at `path` of `root`, if it is one.
+fn file_content(root: &RootState, path: &RelPath) -> Option<(ContentHash, u64)> {
+    root.get(path).and_then(|e| match &e.kind {
+        EntryKind::File { size, blake3, .. } => Some((*blake3, *size)),
+        _ => None,
+    })
 }
 
 struct Scanned {
@@ -595,10 +601,14 @@ impl Snapshotter {
             }
             let blobs = writer.blobs();
             let prior = self.prior.as_ref().map(|p| (p, p.state.root(&spec.name)));
+            let previous = self.state.root(&spec.name);
             let results = run_parallel(&jobs, self.threads, |&i| {
                 let s = &scanned[i];
-                let prior = prior.map(|(p, root)| p.for_file(root, &s.path));
-                let put = blobs.put_file_with(&s.full, prior)?;
+                let prior = Prior {
+                    base: prior.map(|(p, root)| p.for_file(root, &s.path)),
+                    here: file_content(previous, &s.path),
+                };
+                let put = blobs.put_file_with(&s.full, Some(prior))?;
                 if StatKey::of(&put.metadata) != StatKey::of(&s.meta) {
                     return Err(CheckpointError::ChangedDuringSnapshot {
                         path: s.full.clone(),

@@ -909,7 +909,8 @@ impl Checkpoint {
 
     /// Checks everything: directory layout (only `index.json`, the indexed layer files and
     /// well-named blob files; nothing but regular files and directories), every layer's
-    /// rules and the states they fold to, and the hash of every referenced blob.
+    /// rules and the states they fold to, and the hash of every referenced blob (one this
+    /// process has read and verified already is not read again).
     pub fn verify(&self) -> Result<VerifyReport> {
         self.verify_with(false)
     }
@@ -1064,13 +1065,17 @@ impl Checkpoint {
         };
         // Rehash every referenced blob, on all cores, each stopped as soon as it passes
         // what its uses claim.
-        let referenced_list: Vec<(ContentHash, Expect, String)> = referenced
+        let mut referenced_list: Vec<(ContentHash, Expect, String)> = referenced
             .iter()
             .map(|(h, (e, first))| (*h, *e, first.clone()))
             .collect();
+        // Patches and deltas first: reading one verifies its base, which is then not read a
+        // second time on its own ([`BlobStore::verify_once`]).
+        referenced_list
+            .sort_by_key(|(h, _, _)| self.blobs.encoding_of(h).is_none_or(|e| e.is_whole()));
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
         let sizes = run_parallel(&referenced_list, threads, |(h, expect, first)| {
-            self.blobs.verify(h, *expect).map_err(|e| match e {
+            self.blobs.verify_once(h, *expect).map_err(|e| match e {
                 CheckpointError::BlobCorrupt { path, problem } => CheckpointError::BlobCorrupt {
                     path,
                     problem: format!("{problem} (used by {first})"),
@@ -1080,11 +1085,18 @@ impl Checkpoint {
         })?;
         report.blobs_verified = sizes.len() as u64;
         report.bytes_verified = sizes.iter().sum();
-        // A patched blob's base is used through it (and was verified with it).
+        // A patched or delta blob's base is used through it (and was verified with it), and
+        // so is the base of a delta a patch stands on.
         let mut used: HashSet<ContentHash> = referenced.keys().copied().collect();
         for h in referenced.keys() {
-            if let Some(p) = self.blobs.patch_of(h)? {
-                used.insert(p.base);
+            // Verified above: at most two steps (a patch over a delta) lead to a whole blob.
+            let mut at = *h;
+            for _ in 0..2 {
+                let Some((base, _)) = self.blobs.made_from(&at)? else {
+                    break;
+                };
+                used.insert(base);
+                at = base;
             }
         }
         report.unreferenced_blobs = self

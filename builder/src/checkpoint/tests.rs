@@ -777,12 +777,12 @@ fn wrong_versions_are_typed() {
     let t = TempDir::new("version");
     let ck_dir = small_checkpoint(&t);
     tamper(&ck_dir, |s| {
-        s.replace("\"format_version\":4", "\"format_version\":3")
+        s.replace("\"format_version\":5", "\"format_version\":4")
     });
     match Checkpoint::open(&ck_dir) {
         Err(CheckpointError::FormatVersion {
-            expected: 4,
-            found: 3,
+            expected: 5,
+            found: 4,
             ..
         }) => {}
         other => panic!("{other:?}"),
@@ -790,10 +790,10 @@ fn wrong_versions_are_typed() {
     let idx = ck_dir.join("index.json");
     let text = fs::read_to_string(&idx)
         .unwrap()
-        .replace("\"format_version\":4", "\"format_version\":9");
+        .replace("\"format_version\":5", "\"format_version\":9");
     fs::write(&idx, text).unwrap();
     let e = Checkpoint::open(&ck_dir).unwrap_err();
-    assert!(e.to_string().contains("expected 4, found 9"), "{e}");
+    assert!(e.to_string().contains("expected 5, found 9"), "{e}");
 }
 
 #[test]
