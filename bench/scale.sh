@@ -26,8 +26,14 @@
 # machine's ext4 (no journal) creating files right after Nix deleted the previous build
 # directory is slow enough to hide everything else.
 #
+# --runs N: each oneline, install and theirs build N times (its outputs deleted before each
+# run after the first; the builders take turns within a run), the median in the table and
+# every run's time on a `runs:` line (for an even N the lower of the middle two); the log
+# lines shown are the median run's. On this 2-core machine one run's ratios move by a
+# quarter from run to run.
+#
 # Usage: bench/scale.sh [--stdenv FILE] [--builder BIN] [--baseline BIN] [--tmpdir DIR]
-#                       [--no-theirs] [PROJECT...]
+#                       [--runs N] [--no-theirs] [PROJECT...]
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -35,6 +41,7 @@ stdenv_nix=$repo/tests/stdenv/stdenv.nix
 builder=${CHECKPOINT_BUILDER:-}
 baseline=""
 theirs=1
+runs=1
 projects=()
 while [ $# -gt 0 ]; do
   case $1 in
@@ -43,6 +50,7 @@ while [ $# -gt 0 ]; do
     --baseline) baseline=$2; shift 2 ;;
     --tmpdir) export TMPDIR=$2; shift 2 ;;
     --no-theirs) theirs=""; shift ;;
+    --runs) runs=$2; shift 2 ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     -*) echo "scale.sh: unknown option $1" >&2; exit 2 ;;
     *) projects+=("$1"); shift ;;
@@ -88,6 +96,28 @@ realise() {
   t1=$(now)
   secs "$t0" "$t1" >"$work/$name.secs"
   if [ "$status" = 0 ]; then echo ok >"$work/$name.status"; else echo "failed($status)" >"$work/$name.status"; fi
+}
+# realise_run NAME DRV RUN: run RUN of DRV as $work/NAME.RUN.*; from the second run on, the
+# outputs of the run before are deleted first, so Nix builds it again.
+realise_run() {
+  local name=$1 drv=$2 run=$3
+  if [ "$run" -gt 1 ]; then
+    # shellcheck disable=SC2046
+    nix-store --delete $(nix-store -q --outputs "$drv") >/dev/null 2>&1 ||
+      echo "scale.sh: cannot delete the outputs of $name before run $run" >&2
+  fi
+  realise "$name.$run" "$drv"
+}
+# median_run NAME: NAME.* become the files of its median run (by time, among the runs that
+# succeeded; the first run when none did); every run's time goes to NAME.runs.
+median_run() {
+  local name=$1 r pick
+  for r in $(seq 1 "$runs"); do printf '%s ' "$(value "$name.$r")"; done >"$work/$name.runs"
+  pick=$(for r in $(seq 1 "$runs"); do ok "$name.$r" && echo "$(cat "$work/$name.$r.secs") $r"; done |
+    sort -n | awk '{ a[NR] = $2 } END { if (NR) print a[int((NR + 1) / 2)] }')
+  for f in secs out log status; do
+    cp "$work/$name.${pick:-1}.$f" "$work/$name.$f" 2>/dev/null || true
+  done
 }
 ok() { [ "$(cat "$work/$1.status" 2>/dev/null)" = ok ]; }
 value() { if ok "$1"; then cat "$work/$1.secs"; else echo -; fi; }
@@ -146,19 +176,31 @@ for project in "${projects[@]}"; do
     realise "$project.$b.full" "$(instantiate "$project" "$salt" --arg builder "${bin[$b]}" --arg checkpoint true)"
   done
   for variant in oneline install; do
+    declare -A drv_of=()
     for b in "${builders[@]}"; do
       ok "$project.$b.full" || continue
-      realise "$project.$b.$variant" "$(instantiate "$project" "$(cat "$work/$project.$b.salt")" \
+      drv_of[$b]=$(instantiate "$project" "$(cat "$work/$project.$b.salt")" \
         --arg builder "${bin[$b]}" --arg checkpoint true --argstr variant "$variant" \
-        --argstr base "$(checkpoint_of "$project.$b.full")")"
+        --argstr base "$(checkpoint_of "$project.$b.full")")
     done
+    for run in $(seq 1 "$runs"); do
+      for b in "${builders[@]}"; do
+        if [ -n "${drv_of[$b]:-}" ]; then
+          realise_run "$project.$b.$variant" "${drv_of[$b]}" "$run"
+        fi
+      done
+    done
+    for b in "${builders[@]}"; do median_run "$project.$b.$variant"; done
+    unset drv_of
   done
   if [ -n "$theirs" ]; then
     salt="scale-bench-theirs-$(date +%s%N)-$$-$RANDOM"
     realise "$project.theirs.full" "$(instantiate "$project" "$salt" --argstr theirs prepare)"
     if ok "$project.theirs.full"; then
-      realise "$project.theirs.oneline" "$(instantiate "$project" "$salt" \
-        --argstr theirs "$(out_of "$project.theirs.full")" --argstr variant oneline)"
+      drv=$(instantiate "$project" "$salt" \
+        --argstr theirs "$(out_of "$project.theirs.full")" --argstr variant oneline)
+      for run in $(seq 1 "$runs"); do realise_run "$project.theirs.oneline" "$drv" "$run"; done
+      median_run "$project.theirs.oneline"
     fi
   fi
   for b in "${builders[@]}" ${theirs:+theirs}; do
@@ -173,7 +215,7 @@ floor
 
 f=$(cat "$work/floor")
 echo
-echo "== Scale: the builder's own time against the build directory ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores)"
+echo "== Scale: the builder's own time against the build directory ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, runs=$runs)"
 echo "stdenv: $stdenv_nix"
 echo "builds in: ${TMPDIR:-/tmp}"
 for b in "${builders[@]}"; do echo "$b: ${bin[$b]}"; done
@@ -192,6 +234,18 @@ for project in "${projects[@]}"; do
       "$(awk -v i="$inst" -v s="$full" 'BEGIN { if (i == "-" || s == "-") print "-"; else printf "%.3f", i / s }')"
   done
 done
+if [ "$runs" -gt 1 ]; then
+  echo "runs (seconds, in order; the table shows the median):"
+  for project in "${projects[@]}"; do
+    for b in "${builders[@]}" ${theirs:+theirs}; do
+      for variant in oneline install; do
+        if [ -f "$work/$project.$b.$variant.runs" ]; then
+          printf '  %-16s %-8s %-8s %s\n' "$project" "$b" "$variant" "$(cat "$work/$project.$b.$variant.runs")"
+        fi
+      done
+    done
+  done
+fi
 if [ -n "$theirs" ]; then
   echo "theirs: nixpkgs' checkpointBuildTools flow, stock builder (full = its prepare build)"
   for project in "${projects[@]}"; do
