@@ -621,7 +621,7 @@ impl BlobStore {
         range
             .read_to_end(&mut frame)
             .map_err(|e| corrupt(format!("its delta record: {e}")))?;
-        let base_content = self.read_bounded(&header.base, header.base_size)?;
+        let base_content = self.read_base(&header.base, header.base_size)?;
         let content = delta::decode(&base_content, &frame, header.size).map_err(corrupt)?;
         drop((base_content, frame));
         let found = ContentHash::of(&content);
@@ -657,6 +657,15 @@ impl BlobStore {
             return Ok(Some((p.base, p.size)));
         }
         Ok(self.delta_of(hash)?.map(|d| (d.base, d.size)))
+    }
+
+    /// The blob `hash` is made out of, and that blob's size, when it is a patch or a delta;
+    /// `None` for a whole blob.
+    pub fn base_of(&self, hash: &ContentHash) -> Result<Option<(ContentHash, u64)>> {
+        if let Some(p) = self.patch_of(hash)? {
+            return Ok(Some((p.base, p.size)));
+        }
+        Ok(self.delta_of(hash)?.map(|d| (d.base, d.base_size)))
     }
 
     /// The whole blob content `hash` (of `size` bytes) is made from, and its size: itself
@@ -712,16 +721,23 @@ impl BlobStore {
         Ok(out)
     }
 
-    /// Reads and verifies a whole blob of exactly `size` bytes into memory allocated once, for
-    /// a size the caller has bounded (a delta's base, at most
-    /// [`super::limits::MAX_DELTA_CONTENT`]).
-    fn read_bounded(&self, hash: &ContentHash, size: u64) -> Result<Vec<u8>> {
+    /// The content of a delta's base `hash` (stored here), of exactly `size` bytes, which the
+    /// caller has bounded (at most [`super::limits::MAX_DELTA_CONTENT`]): read and verified
+    /// into memory allocated once, or taken from [`DecodedBases`] when this process has read
+    /// it already (a base is read for each delta that stands on it, for the base check, the
+    /// snapshot's comparison and the next delta made over it).
+    fn read_base(&self, hash: &ContentHash, size: u64) -> Result<Arc<Vec<u8>>> {
         debug_assert!(size <= super::limits::MAX_DELTA_CONTENT);
+        if let Some(content) = DecodedBases::get(hash).filter(|c| c.len() as u64 == size) {
+            return Ok(content);
+        }
         let mut out = Vec::with_capacity(size as usize);
         self.stream(hash, Expect::Exactly(size), |c| {
             out.extend_from_slice(c);
             Ok(())
         })?;
+        let out = Arc::new(out);
+        DecodedBases::keep(*hash, out.clone());
         Ok(out)
     }
 
@@ -756,6 +772,54 @@ fn made_of_another(encoding: Encoding) -> &'static str {
         Encoding::Patch => "a patched blob",
         Encoding::Delta => "a delta blob",
         Encoding::Zstd | Encoding::Raw => "a whole blob",
+    }
+}
+
+/// Delta bases this process has read and verified, newest last, at most
+/// [`DECODED_BASES_BYTES`] in all: the same base is read for every delta made over it or
+/// decoded from it, from whichever checkpoint holds it (content is named by its hash). Only
+/// [`BlobStore::read_base`] uses them, for a base the store holds as a whole blob: every other
+/// read decodes what the store holds.
+struct DecodedBases {
+    entries: std::collections::VecDeque<(ContentHash, Arc<Vec<u8>>)>,
+    bytes: u64,
+}
+
+/// The most [`DecodedBases`] keeps: the largest base a delta may have.
+const DECODED_BASES_BYTES: u64 = super::limits::MAX_DELTA_CONTENT;
+
+static DECODED_BASES: Mutex<DecodedBases> = Mutex::new(DecodedBases {
+    entries: std::collections::VecDeque::new(),
+    bytes: 0,
+});
+
+impl DecodedBases {
+    fn get(hash: &ContentHash) -> Option<Arc<Vec<u8>>> {
+        lock(&DECODED_BASES)
+            .entries
+            .iter()
+            .find(|(h, _)| h == hash)
+            .map(|(_, c)| c.clone())
+    }
+
+    /// Keeps `content`, dropping the oldest bases beyond the limit.
+    fn keep(hash: ContentHash, content: Arc<Vec<u8>>) {
+        let len = content.len() as u64;
+        if len > DECODED_BASES_BYTES {
+            return;
+        }
+        let mut cache = lock(&DECODED_BASES);
+        if cache.entries.iter().any(|(h, _)| *h == hash) {
+            return;
+        }
+        while cache.bytes + len > DECODED_BASES_BYTES {
+            let Some((_, old)) = cache.entries.pop_front() else {
+                break;
+            };
+            cache.bytes -= old.len() as u64;
+        }
+        cache.bytes += len;
+        cache.entries.push_back((hash, content));
     }
 }
 
@@ -1457,7 +1521,7 @@ impl BlobWriter {
         }
         // The base, the content, and a frame at most as long.
         let _memory = DeltaMemory::hold(base_size + 2 * size);
-        let Ok(base_content) = from.read_bounded(&base, base_size) else {
+        let Ok(base_content) = from.read_base(&base, base_size) else {
             return Ok(false);
         };
         let read;
@@ -1485,8 +1549,14 @@ impl BlobWriter {
         if !delta::pays(delta::HEADER + frame.len(), size) {
             return Ok(false);
         }
-        if !std::ptr::eq(from, &self.store) {
-            self.import_verified(from, &base)?;
+        // Verified as it is copied: its content may have come from memory. An earlier
+        // checkpoint whose stored base does not verify is not used.
+        if !std::ptr::eq(from, &self.store)
+            && self
+                .import(from, &base, Expect::Exactly(base_size))
+                .is_err()
+        {
+            return Ok(false);
         }
         if !self.usable_base(&base) {
             return Ok(false);
@@ -1677,12 +1747,15 @@ impl BlobWriter {
             if let Some(expect) = verify {
                 from.verify(hash, expect)?;
             }
-            // A patched or delta blob comes with its base (verified with it when it was
-            // read). Where that base is not usable here (another thread is still storing
+            // A patched or delta blob comes with its base. Where that base is not usable here (another thread is still storing
             // it, or this checkpoint holds that content as a patch or delta of its own), the
             // content is stored whole.
-            if let Some((base, size)) = from.made_from(hash)? {
-                self.import_inner(from, &base, None)?;
+            if let (Some((base, base_size)), Some((_, size))) =
+                (from.base_of(hash)?, from.made_from(hash)?)
+            {
+                // Verified on its own: the read that verified `hash` may have taken the
+                // base's content from memory ([`DecodedBases`]), not from these stored bytes.
+                self.import_inner(from, &base, Some(Expect::Exactly(base_size)))?;
                 let usable = match from.encoding_of(hash) {
                     Some(Encoding::Patch) => self.usable_patch_base(&base),
                     _ => self.usable_base(&base),

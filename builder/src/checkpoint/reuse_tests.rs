@@ -1473,3 +1473,44 @@ fn a_content_changed_between_layers_is_a_delta_of_the_previous_one_before_a_copi
         .unwrap();
     assert!(got == v2);
 }
+
+/// A delta's base decoded once is kept in memory for the next delta over it, whichever
+/// checkpoint holds it; a copy of that checkpoint whose stored base is damaged still fails
+/// verify, and does not lend its base to an import.
+#[test]
+fn a_base_kept_in_memory_does_not_vouch_for_another_checkpoints_stored_bytes() {
+    let t = TempDir::new("delta-kept");
+    let root = t.path().join("build");
+    shifted_tree(&root, 1);
+    let (ck_a, st_a) = snapshot_against(&root, &t.path().join("ck-a"), None);
+    shifted_tree(&root, 2);
+    let (ck_b, st_b) = snapshot_against(&root, &t.path().join("ck-b"), Some(&ck_a));
+    let prog = blob_at(&st_b, "prog");
+    let base = ck_b.blobs().delta_of(&prog).unwrap().expect("a delta").base;
+    assert_eq!(base, blob_at(&st_a, "prog"));
+    // The copy's base (used only through the delta) is damaged before anything reads it.
+    let copy = t.path().join("ck-copy");
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(ck_b.dir())
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let damaged = Checkpoint::open(&copy).unwrap();
+    damage_blob(&damaged, &base, 0x01);
+    let damaged = Checkpoint::open(&copy).unwrap();
+    // This process reads the delta from the intact checkpoint: its base is kept.
+    let want = fs::read(root.join("prog")).unwrap();
+    let got = ck_b
+        .blobs()
+        .read_expecting(&prog, Expect::Exactly(want.len() as u64))
+        .unwrap();
+    assert!(got == want);
+    let err = damaged.verify().unwrap_err().to_string();
+    assert!(err.contains(&base.to_hex()), "{err}");
+    // An import of the delta from the damaged copy does not carry its base over unread.
+    let dir = t.path().join("ck-import");
+    let mut w = CheckpointWriter::create(&dir).unwrap();
+    assert!(w.import_layer(&damaged, 0).is_err());
+}

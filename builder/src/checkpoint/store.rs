@@ -1085,20 +1085,28 @@ impl Checkpoint {
         })?;
         report.blobs_verified = sizes.len() as u64;
         report.bytes_verified = sizes.iter().sum();
-        // A patched or delta blob's base is used through it (and was verified with it), and
-        // so is the base of a delta a patch stands on.
+        // A patched or delta blob's base is used through it, and so is the base of a delta a
+        // patch stands on. Each is verified on its own too: reading a delta may have taken
+        // its base's content from memory, decoded from another checkpoint.
         let mut used: HashSet<ContentHash> = referenced.keys().copied().collect();
+        let mut bases = BTreeMap::new();
         for h in referenced.keys() {
             // Verified above: at most two steps (a patch over a delta) lead to a whole blob.
             let mut at = *h;
             for _ in 0..2 {
-                let Some((base, _)) = self.blobs.made_from(&at)? else {
+                let Some((base, size)) = self.blobs.base_of(&at)? else {
                     break;
                 };
-                used.insert(base);
+                if used.insert(base) {
+                    bases.insert(base, size);
+                }
                 at = base;
             }
         }
+        let bases: Vec<(ContentHash, u64)> = bases.into_iter().collect();
+        run_parallel(&bases, threads, |(h, size)| {
+            self.blobs.verify_once(h, Expect::Exactly(*size))
+        })?;
         report.unreferenced_blobs = self
             .blobs
             .hashes()
