@@ -483,16 +483,35 @@ impl BlobStore {
             .read_to_end(&mut record)
             .map_err(|e| corrupt(e.to_string()))?;
         let patch = Patch::parse(&record).map_err(corrupt)?;
-        match expect {
-            Expect::Exactly(n) if n != patch.size => Err(corrupt(format!(
-                "the content is {} bytes but {n} are claimed for it",
-                patch.size
-            ))),
-            Expect::AtMost(n) if patch.size > n => Err(corrupt(format!(
-                "the content is longer than the limit of {n} bytes for its use"
-            ))),
-            _ => Ok(patch),
+        expect.check_recorded(patch.size, corrupt)?;
+        Ok(patch)
+    }
+
+    /// Checks that `base`, the blob a patch or delta stored at `own` is made from, is stored
+    /// here, by the same layer or an earlier one, with an encoding `may_stand_on` allows.
+    fn check_base(
+        &self,
+        base: &ContentHash,
+        own: &Located,
+        may_stand_on: impl Fn(Encoding) -> bool,
+        corrupt: &dyn Fn(String) -> CheckpointError,
+    ) -> Result<()> {
+        let at = self
+            .located(base)
+            .ok_or_else(|| corrupt(format!("its base {base} is not stored")))?;
+        if !may_stand_on(at.blob.encoding) {
+            return Err(corrupt(format!(
+                "its base {base} is {} too",
+                made_of_another(at.blob.encoding)
+            )));
         }
+        if at.pack > own.pack {
+            return Err(corrupt(format!(
+                "its base {base} is stored by layer {}, after its own layer {}",
+                at.pack, own.pack
+            )));
+        }
+        Ok(())
     }
 
     /// [`BlobStore::stream`] of a patched blob: its base streamed (and verified) with the
@@ -512,22 +531,8 @@ impl BlobStore {
             problem: format!("blob {hash}: {problem}"),
         };
         let patch = self.patch_record(range, l, expect, &corrupt)?;
-        let base = self
-            .located(&patch.base)
-            .ok_or_else(|| corrupt(format!("its base {} is not stored", patch.base)))?;
-        if base.blob.encoding == Encoding::Patch {
-            return Err(corrupt(format!(
-                "its base {} is {} too",
-                patch.base,
-                made_of_another(base.blob.encoding)
-            )));
-        }
-        if base.pack > l.pack {
-            return Err(corrupt(format!(
-                "its base {} is stored by layer {}, after its own layer {}",
-                patch.base, base.pack, l.pack
-            )));
-        }
+        // A patch may stand on a whole blob or a delta.
+        self.check_base(&patch.base, l, |e| e != Encoding::Patch, &corrupt)?;
         let mut hasher = blake3::Hasher::new();
         let mut applier = Applier::new(&patch.regions);
         let mut buf = Vec::new();
@@ -568,16 +573,8 @@ impl BlobStore {
                 header.size
             )));
         }
-        match expect {
-            Expect::Exactly(n) if n != header.size => Err(corrupt(format!(
-                "the content is {} bytes but {n} are claimed for it",
-                header.size
-            ))),
-            Expect::AtMost(n) if header.size > n => Err(corrupt(format!(
-                "the content is longer than the limit of {n} bytes for its use"
-            ))),
-            _ => Ok(header),
-        }
+        expect.check_recorded(header.size, corrupt)?;
+        Ok(header)
     }
 
     /// [`BlobStore::stream`] of a delta blob: its base read (and verified) into memory, the
@@ -599,22 +596,7 @@ impl BlobStore {
             problem: format!("blob {hash}: {problem}"),
         };
         let header = self.delta_header(&mut range, l, expect, &corrupt)?;
-        let base = self
-            .located(&header.base)
-            .ok_or_else(|| corrupt(format!("its base {} is not stored", header.base)))?;
-        if !base.blob.encoding.is_whole() {
-            return Err(corrupt(format!(
-                "its base {} is {} too",
-                header.base,
-                made_of_another(base.blob.encoding)
-            )));
-        }
-        if base.pack > l.pack {
-            return Err(corrupt(format!(
-                "its base {} is stored by layer {}, after its own layer {}",
-                header.base, base.pack, l.pack
-            )));
-        }
+        self.check_base(&header.base, l, Encoding::is_whole, &corrupt)?;
         let frame_len = l.blob.length - delta::HEADER as u64;
         let _memory = DeltaMemory::hold(header.base_size + header.size + frame_len);
         let mut frame = Vec::with_capacity(frame_len as usize);
@@ -937,6 +919,19 @@ impl Expect {
     /// (`None`) must be.
     pub fn for_use(size: Option<u64>) -> Self {
         size.map_or(Expect::AtMost(MAX_ATTACHMENT), Expect::Exactly)
+    }
+
+    /// Checks the content size a patch or delta record gives against this claim.
+    fn check_recorded(self, size: u64, corrupt: &dyn Fn(String) -> CheckpointError) -> Result<()> {
+        match self {
+            Expect::Exactly(n) if n != size => Err(corrupt(format!(
+                "the content is {size} bytes but {n} are claimed for it"
+            ))),
+            Expect::AtMost(n) if size > n => Err(corrupt(format!(
+                "the content is longer than the limit of {n} bytes for its use"
+            ))),
+            _ => Ok(()),
+        }
     }
 }
 

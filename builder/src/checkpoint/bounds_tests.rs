@@ -678,8 +678,18 @@ fn hostile_patched_blobs_are_refused() {
             ],
         ),
     ];
+    assert_each_refused("patch", cases);
+    // The honest one restores what it says.
+    let forged = [raw_base, patch_blob(patched_hash, good)];
+    assert_restores("patch", patched_hash, &forged, &patched);
+}
+
+/// A one-file checkpoint per case (`f` claiming `claimed` bytes of `hash`, the `forged`
+/// blobs stored as given): verify and restore each refuse it with an error that contains
+/// the case's needle, quickly, and nothing is restored.
+fn assert_each_refused(label: &str, cases: Vec<(&str, u64, ContentHash, Vec<Forged>)>) {
     for (needle, claimed, hash, forged) in cases {
-        let t = TempDir::new("patch");
+        let t = TempDir::new(label);
         let ck_dir = forge(
             &t,
             vec![("f", file_claiming(claimed, hash))],
@@ -694,23 +704,20 @@ fn hostile_patched_blobs_are_refused() {
         });
         assert_nothing_written(t.path());
     }
+}
 
-    // The honest one restores what it says.
-    let t = TempDir::new("patch");
-    let forged = [raw_base, patch_blob(patched_hash, good)];
-    let ck_dir = forge(
-        &t,
-        vec![("f", file_claiming(size, patched_hash))],
-        &[],
-        &forged,
-        &[],
-    );
+/// The one-file checkpoint whose `f` is `content` (blob `hash`, made from the `forged`
+/// blobs) verifies, with every blob used, and restores `content`.
+fn assert_restores(label: &str, hash: ContentHash, forged: &[Forged], content: &[u8]) {
+    let t = TempDir::new(label);
+    let size = content.len() as u64;
+    let ck_dir = forge(&t, vec![("f", file_claiming(size, hash))], &[], forged, &[]);
     let ck = Checkpoint::open(&ck_dir).unwrap();
     let report = ck.verify().unwrap();
     assert_eq!(report.unreferenced_blobs, 0);
     let target = t.path().join("target");
     ck.restore(0, "build", &target).unwrap();
-    assert_eq!(fs::read(target.join("f")).unwrap(), patched);
+    assert_eq!(fs::read(target.join("f")).unwrap(), content);
 }
 
 /// Delta blobs (encoding `delta`) that lie, stand on what they may not, or claim too much:
@@ -885,37 +892,7 @@ fn hostile_delta_blobs_are_refused() {
             ],
         ),
     ];
-    for (needle, claimed, hash, forged) in cases {
-        let t = TempDir::new("delta");
-        let ck_dir = forge(
-            &t,
-            vec![("f", file_claiming(claimed, hash))],
-            &[],
-            &forged,
-            &[],
-        );
-        let ck = Checkpoint::open(&ck_dir).unwrap();
-        refused_quickly("verify", Duration::from_secs(5), needle, || ck.verify());
-        refused_quickly("restore", Duration::from_secs(5), needle, || {
-            ck.restore(0, "build", &t.path().join("target"))
-        });
-        assert_nothing_written(t.path());
-    }
-
+    assert_each_refused("delta", cases);
     // The honest one restores what it says; its base counts as used.
-    let t = TempDir::new("delta");
-    let forged = [raw_base, delta_blob(hash, good)];
-    let ck_dir = forge(
-        &t,
-        vec![("f", file_claiming(size, hash))],
-        &[],
-        &forged,
-        &[],
-    );
-    let ck = Checkpoint::open(&ck_dir).unwrap();
-    let report = ck.verify().unwrap();
-    assert_eq!(report.unreferenced_blobs, 0);
-    let target = t.path().join("target");
-    ck.restore(0, "build", &target).unwrap();
-    assert_eq!(fs::read(target.join("f")).unwrap(), content);
+    assert_restores("delta", hash, &[raw_base, delta_blob(hash, good)], &content);
 }
