@@ -1,8 +1,8 @@
 //! Snapshotting: walks the roots, diffs against the previous layer's state, hashes only
 //! files whose stat changed (in parallel), stores new blobs (from a base checkpoint's when it
 //! holds them, [`PriorTrees`], or as deltas of what their path held before, [`Prior`]) and
-//! writes the layer. Owns the stat cache; does not decide
-//! what a layer means (the caller's metadata says that).
+//! writes the layer. Owns the stat cache; does not decide what a layer means (the caller's
+//! metadata says that).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
@@ -102,8 +102,8 @@ pub struct Snapshotter {
 
 /// The last trees of an earlier checkpoint (the base of this build), whose blobs a snapshot
 /// may store a new content from: copied when one is the same content, or a patch or a delta
-/// of the one the same path held ([`Prior`]). Read as untrusted
-/// input: each blob is checked as it is read, and one that fails is not used.
+/// of the one the same path held ([`Prior`]). Read as untrusted input: each blob is checked
+/// as it is read, and one that fails is not used.
 #[derive(Debug)]
 pub struct PriorTrees {
     store: BlobStore,
