@@ -316,6 +316,20 @@ impl BlobStore {
             })
     }
 
+    /// The error for blob `hash`, stored at `l`, whose stored bytes are not what they claim
+    /// to be, given the problem in words.
+    fn corrupt_blob<'a>(
+        &self,
+        hash: &'a ContentHash,
+        l: &Located,
+    ) -> impl Fn(String) -> CheckpointError + 'a {
+        let path = self.path_of(l);
+        move |problem| CheckpointError::BlobCorrupt {
+            path: path.clone(),
+            problem: format!("blob {hash}: {problem}"),
+        }
+    }
+
     /// The reader of `hash`'s stored bytes; a missing pack is a missing blob.
     fn range(&self, hash: &ContentHash) -> Result<(RangeReader, Located)> {
         let l = self.find(hash)?;
@@ -350,10 +364,7 @@ impl BlobStore {
         let mut out = Vec::new();
         reader
             .read_to_end(&mut out)
-            .map_err(|e| CheckpointError::BlobCorrupt {
-                path: self.path_of(&l),
-                problem: format!("blob {hash}: {e}"),
-            })?;
+            .map_err(|e| self.corrupt_blob(hash, &l)(e.to_string()))?;
         Ok((out, l.blob.encoding))
     }
 
@@ -361,10 +372,7 @@ impl BlobStore {
     /// blob table before anything is read): a raw blob is its stored length, a zstd one at
     /// most [`MAX_ZSTD_RATIO`] times it.
     fn bound(&self, hash: &ContentHash, l: &Located, expect: Expect) -> Result<u64> {
-        let corrupt = |problem: String| CheckpointError::BlobCorrupt {
-            path: self.path_of(l),
-            problem: format!("blob {hash}: {problem}"),
-        };
+        let corrupt = self.corrupt_blob(hash, l);
         let stored = l.blob.length;
         let implied = match l.blob.encoding {
             Encoding::Raw => stored,
@@ -424,11 +432,7 @@ impl BlobStore {
             Encoding::Zstd | Encoding::Raw => {}
         }
         let limit = self.bound(hash, &l, expect)?;
-        let path = self.path_of(&l);
-        let corrupt = |problem: String| CheckpointError::BlobCorrupt {
-            path: path.clone(),
-            problem: format!("blob {hash}: {problem}"),
-        };
+        let corrupt = self.corrupt_blob(hash, &l);
         match l.blob.encoding {
             Encoding::Raw => pump(range, hash, expect, limit, &corrupt, &mut sink),
             Encoding::Zstd => DCTX.with(|cell| {
@@ -525,11 +529,7 @@ impl BlobStore {
         l: &Located,
         sink: &mut dyn FnMut(&[u8]) -> Result<()>,
     ) -> Result<u64> {
-        let path = self.path_of(l);
-        let corrupt = |problem: String| CheckpointError::BlobCorrupt {
-            path: path.clone(),
-            problem: format!("blob {hash}: {problem}"),
-        };
+        let corrupt = self.corrupt_blob(hash, l);
         let patch = self.patch_record(range, l, expect, &corrupt)?;
         // A patch may stand on a whole blob or a delta.
         self.check_base(&patch.base, l, |e| e != Encoding::Patch, &corrupt)?;
@@ -590,11 +590,7 @@ impl BlobStore {
         l: &Located,
         sink: &mut dyn FnMut(&[u8]) -> Result<()>,
     ) -> Result<u64> {
-        let path = self.path_of(l);
-        let corrupt = |problem: String| CheckpointError::BlobCorrupt {
-            path: path.clone(),
-            problem: format!("blob {hash}: {problem}"),
-        };
+        let corrupt = self.corrupt_blob(hash, l);
         let header = self.delta_header(&mut range, l, expect, &corrupt)?;
         self.check_base(&header.base, l, Encoding::is_whole, &corrupt)?;
         let frame_len = l.blob.length - delta::HEADER as u64;
@@ -604,7 +600,7 @@ impl BlobStore {
             .read_to_end(&mut frame)
             .map_err(|e| corrupt(format!("its delta record: {e}")))?;
         let base_content = self.read_base(&header.base, header.base_size)?;
-        let content = delta::decode(&base_content, &frame, header.size).map_err(corrupt)?;
+        let content = delta::decode(&base_content, &frame, header.size).map_err(&corrupt)?;
         drop((base_content, frame));
         let found = ContentHash::of(&content);
         if found != *hash {
@@ -623,11 +619,7 @@ impl BlobStore {
         if l.blob.encoding != Encoding::Delta {
             return Ok(None);
         }
-        let path = self.path_of(&l);
-        let corrupt = |problem: String| CheckpointError::BlobCorrupt {
-            path: path.clone(),
-            problem: format!("blob {hash}: {problem}"),
-        };
+        let corrupt = self.corrupt_blob(hash, &l);
         self.delta_header(&mut range, &l, Expect::AtMost(u64::MAX), &corrupt)
             .map(Some)
     }
@@ -683,11 +675,7 @@ impl BlobStore {
         if l.blob.encoding != Encoding::Patch {
             return Ok(None);
         }
-        let path = self.path_of(&l);
-        let corrupt = |problem: String| CheckpointError::BlobCorrupt {
-            path: path.clone(),
-            problem: format!("blob {hash}: {problem}"),
-        };
+        let corrupt = self.corrupt_blob(hash, &l);
         self.patch_record(range, &l, Expect::AtMost(u64::MAX), &corrupt)
             .map(Some)
     }
