@@ -491,19 +491,19 @@ impl BlobStore {
         Ok(patch)
     }
 
-    /// Checks that `base`, the blob a patch or delta stored at `own` is made from, is stored
-    /// here, by the same layer or an earlier one, with an encoding `may_stand_on` allows.
+    /// Checks that `base`, the blob the patch or delta stored at `own` is made from, is
+    /// stored here, by the same layer or an earlier one, in an encoding it may stand on
+    /// ([`Encoding::may_stand_on`]).
     fn check_base(
         &self,
         base: &ContentHash,
         own: &Located,
-        may_stand_on: impl Fn(Encoding) -> bool,
         corrupt: &dyn Fn(String) -> CheckpointError,
     ) -> Result<()> {
         let at = self
             .located(base)
             .ok_or_else(|| corrupt(format!("its base {base} is not stored")))?;
-        if !may_stand_on(at.blob.encoding) {
+        if !own.blob.encoding.may_stand_on(at.blob.encoding) {
             return Err(corrupt(format!(
                 "its base {base} is {} too",
                 made_of_another(at.blob.encoding)
@@ -531,8 +531,7 @@ impl BlobStore {
     ) -> Result<u64> {
         let corrupt = self.corrupt_blob(hash, l);
         let patch = self.patch_record(range, l, expect, &corrupt)?;
-        // A patch may stand on a whole blob or a delta.
-        self.check_base(&patch.base, l, |e| e != Encoding::Patch, &corrupt)?;
+        self.check_base(&patch.base, l, &corrupt)?;
         let mut hasher = blake3::Hasher::new();
         let mut applier = Applier::new(&patch.regions);
         let mut buf = Vec::new();
@@ -592,7 +591,7 @@ impl BlobStore {
     ) -> Result<u64> {
         let corrupt = self.corrupt_blob(hash, l);
         let header = self.delta_header(&mut range, l, expect, &corrupt)?;
-        self.check_base(&header.base, l, Encoding::is_whole, &corrupt)?;
+        self.check_base(&header.base, l, &corrupt)?;
         let frame_len = l.blob.length - delta::HEADER as u64;
         let _memory = DeltaMemory::hold(header.base_size + header.size + frame_len);
         let mut frame = Vec::with_capacity(frame_len as usize);
@@ -624,22 +623,24 @@ impl BlobStore {
             .map(Some)
     }
 
-    /// The blob `hash` is made out of, and its content's size, when it is a patch or a
-    /// delta; `None` for a whole blob.
-    pub fn made_from(&self, hash: &ContentHash) -> Result<Option<(ContentHash, u64)>> {
-        if let Some(p) = self.patch_of(hash)? {
-            return Ok(Some((p.base, p.size)));
-        }
-        Ok(self.delta_of(hash)?.map(|d| (d.base, d.size)))
-    }
-
-    /// The blob `hash` is made out of, and that blob's size, when it is a patch or a delta;
-    /// `None` for a whole blob.
-    pub fn base_of(&self, hash: &ContentHash) -> Result<Option<(ContentHash, u64)>> {
-        if let Some(p) = self.patch_of(hash)? {
-            return Ok(Some((p.base, p.size)));
-        }
-        Ok(self.delta_of(hash)?.map(|d| (d.base, d.base_size)))
+    /// What blob `hash` is made out of when it is a patch or a delta (its record, checked
+    /// as a read would check it); `None` for a whole blob.
+    pub fn made_from(&self, hash: &ContentHash) -> Result<Option<MadeFrom>> {
+        Ok(match self.find(hash)?.blob.encoding {
+            Encoding::Patch => self.patch_of(hash)?.map(|p| MadeFrom {
+                encoding: Encoding::Patch,
+                base: p.base,
+                base_size: p.size,
+                size: p.size,
+            }),
+            Encoding::Delta => self.delta_of(hash)?.map(|d| MadeFrom {
+                encoding: Encoding::Delta,
+                base: d.base,
+                base_size: d.base_size,
+                size: d.size,
+            }),
+            Encoding::Zstd | Encoding::Raw => None,
+        })
     }
 
     /// The whole blob content `hash` (of `size` bytes) is made from, and its size: itself
@@ -648,11 +649,10 @@ impl BlobStore {
     pub fn whole_base(&self, (hash, size): (ContentHash, u64)) -> Result<(ContentHash, u64)> {
         let mut at = (hash, size);
         for _ in 0..2 {
-            at = match (self.patch_of(&at.0)?, self.delta_of(&at.0)?) {
-                (Some(p), _) => (p.base, p.size),
-                (None, Some(d)) => (d.base, d.base_size),
-                (None, None) => return Ok(at),
-            };
+            match self.made_from(&at.0)? {
+                Some(m) => at = (m.base, m.base_size),
+                None => return Ok(at),
+            }
         }
         match self.encoding_of(&at.0) {
             Some(e) if e.is_whole() => Ok(at),
@@ -891,6 +891,19 @@ fn pump(
         return Err(corrupt(format!("content hashes to {found}")));
     }
     Ok(total)
+}
+
+/// What a patched or delta blob is made out of ([`BlobStore::made_from`]).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct MadeFrom {
+    /// Its own encoding: `patch` or `delta`.
+    pub encoding: Encoding,
+    /// The blob it stands on.
+    pub base: ContentHash,
+    /// That blob's content size.
+    pub base_size: u64,
+    /// Its own content size.
+    pub size: u64,
 }
 
 /// What a reader knows of a blob's content length before reading it.
@@ -1494,7 +1507,7 @@ impl BlobWriter {
             .filter(|(h, _)| h != hash)
             .and_then(|at| Some((&self.store, whole(&self.store, at)?)));
         let (from, (base, base_size)) = match (from_base, from_here) {
-            (Some((_, b)), _) if self.usable_base(&b.0) => (&self.store, b),
+            (Some((_, b)), _) if self.usable_base(Encoding::Delta, &b.0) => (&self.store, b),
             (_, Some(here)) => here,
             (Some(there), None) => there,
             (None, None) => return Ok(false),
@@ -1541,7 +1554,7 @@ impl BlobWriter {
         {
             return Ok(false);
         }
-        if !self.usable_base(&base) {
+        if !self.usable_base(Encoding::Delta, &base) {
             return Ok(false);
         }
         if !self.claim(*hash) {
@@ -1652,7 +1665,7 @@ impl BlobWriter {
     /// being stored by another thread, or patched itself): the caller stores the content
     /// whole instead.
     pub fn put_patched(&self, hash: ContentHash, patch: &Patch) -> Result<bool> {
-        if !self.usable_patch_base(&patch.base) {
+        if !self.usable_base(Encoding::Patch, &patch.base) {
             return Ok(false);
         }
         if !self.claim(hash) {
@@ -1703,18 +1716,12 @@ impl BlobWriter {
         )
     }
 
-    /// True if `hash` is stored here, readable, and whole: a base for a delta.
-    fn usable_base(&self, hash: &ContentHash) -> bool {
+    /// True if `base` is stored here, readable, in an encoding a blob of encoding `own` may
+    /// stand on ([`Encoding::may_stand_on`]).
+    fn usable_base(&self, own: Encoding, base: &ContentHash) -> bool {
         self.store
-            .location(hash)
-            .is_some_and(|(_, b)| b.encoding.is_whole())
-    }
-
-    /// True if `hash` is stored here, readable, and whole or a delta: a base for a patch.
-    fn usable_patch_base(&self, hash: &ContentHash) -> bool {
-        self.store
-            .location(hash)
-            .is_some_and(|(_, b)| b.encoding != Encoding::Patch)
+            .location(base)
+            .is_some_and(|(_, b)| own.may_stand_on(b.encoding))
     }
 
     fn import_inner(
@@ -1730,22 +1737,16 @@ impl BlobWriter {
             if let Some(expect) = verify {
                 from.verify(hash, expect)?;
             }
-            // A patched or delta blob comes with its base. Where that base is not usable here (another thread is still storing
-            // it, or this checkpoint holds that content as a patch or delta of its own), the
-            // content is stored whole.
-            if let (Some((base, base_size)), Some((_, size))) =
-                (from.base_of(hash)?, from.made_from(hash)?)
-            {
+            // A patched or delta blob comes with its base. Where that base is not usable
+            // here (another thread is still storing it, or this checkpoint holds that content
+            // as a patch or delta of its own), the content is stored whole.
+            if let Some(m) = from.made_from(hash)? {
                 // Verified on its own: the read that verified `hash` may have taken the
                 // base's content from memory ([`DecodedBases`]), not from these stored bytes.
-                self.import_inner(from, &base, Some(Expect::Exactly(base_size)))?;
-                let usable = match from.encoding_of(hash) {
-                    Some(Encoding::Patch) => self.usable_patch_base(&base),
-                    _ => self.usable_base(&base),
-                };
-                if !usable {
+                self.import_inner(from, &m.base, Some(Expect::Exactly(m.base_size)))?;
+                if !self.usable_base(m.encoding, &m.base) {
                     return self.store_streamed_as(*hash, |sink| {
-                        from.stream(hash, Expect::Exactly(size), |c| sink(c))
+                        from.stream(hash, Expect::Exactly(m.size), |c| sink(c))
                             .map(|_| ())
                     });
                 }

@@ -223,6 +223,17 @@ impl Encoding {
         matches!(self, Encoding::Zstd | Encoding::Raw)
     }
 
+    /// True when a blob of this encoding may be made out of one of encoding `base`
+    /// (docs/checkpoint-format.md §5): a patch out of a whole blob or a delta, a delta out
+    /// of a whole blob only, so a reader follows at most two steps.
+    pub fn may_stand_on(self, base: Encoding) -> bool {
+        match self {
+            Encoding::Patch => base != Encoding::Patch,
+            Encoding::Delta => base.is_whole(),
+            Encoding::Zstd | Encoding::Raw => false,
+        }
+    }
+
     fn from_name(s: &str) -> Option<Self> {
         match s {
             "zstd" => Some(Encoding::Zstd),

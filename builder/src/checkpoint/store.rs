@@ -1094,13 +1094,13 @@ impl Checkpoint {
             // Verified above: at most two steps (a patch over a delta) lead to a whole blob.
             let mut at = *h;
             for _ in 0..2 {
-                let Some((base, size)) = self.blobs.base_of(&at)? else {
+                let Some(m) = self.blobs.made_from(&at)? else {
                     break;
                 };
-                if used.insert(base) {
-                    bases.insert(base, size);
+                if used.insert(m.base) {
+                    bases.insert(m.base, m.base_size);
                 }
-                at = base;
+                at = m.base;
             }
         }
         let bases: Vec<(ContentHash, u64)> = bases.into_iter().collect();
