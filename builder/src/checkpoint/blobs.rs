@@ -14,7 +14,7 @@ use std::io::{self, Read, Seek, Write};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, RwLock};
 
 use super::delta::{self, DeltaHeader};
 use super::error::{CheckpointError, IoResultExt, Result};
@@ -123,6 +123,10 @@ struct Shared {
     /// lengths: [`BlobStore::verify_once`] does not decode them again. Every read still
     /// checks what it reads.
     verified: Mutex<HashMap<ContentHash, u64>>,
+    /// The whole blobs the delta blobs of this store stand on, with their sizes, from the
+    /// delta records as they were when first asked (a record that does not read is left
+    /// out: reading its delta reports it).
+    delta_bases: OnceLock<HashMap<ContentHash, u64>>,
 }
 
 /// Read access to the blobs of a checkpoint. Clones share their tables and open files.
@@ -203,6 +207,7 @@ impl BlobStore {
                 located: RwLock::new(HashMap::new()),
                 files: Mutex::new(HashMap::new()),
                 verified: Mutex::new(HashMap::new()),
+                delta_bases: OnceLock::new(),
             }),
         }
     }
@@ -407,7 +412,42 @@ impl BlobStore {
     /// inflates beyond its claim costs at most one chunk more than the claim; a claim the
     /// stored length cannot hold is refused before anything is read. The sink sees
     /// unverified data: callers write only into places they discard on error.
+    ///
+    /// A blob a delta of this store stands on is kept in memory too, with the bases deltas
+    /// read, for the reads of those deltas: a restore reads the base, the check of what no
+    /// restore read and the snapshot's next delta read the deltas.
     pub fn stream(
+        &self,
+        hash: &ContentHash,
+        expect: Expect,
+        mut sink: impl FnMut(&[u8]) -> Result<()>,
+    ) -> Result<u64> {
+        // Only a read that claims the size the delta records give (a file's content): a
+        // buffer of that size, at most the largest base, is taken before anything is read.
+        let Some(size) = self
+            .delta_base_size(hash)
+            .filter(|&size| expect == Expect::Exactly(size))
+            .filter(|_| DecodedBases::get(hash).is_none())
+        else {
+            return self.stream_verified(hash, expect, sink);
+        };
+        // Decoded into the kept buffer and verified, then passed on from it: one copy.
+        let mut kept = Vec::with_capacity(size as usize);
+        let n = self.stream_verified(hash, expect, |chunk| {
+            kept.extend_from_slice(chunk);
+            Ok(())
+        })?;
+        for chunk in kept.chunks(CHUNK) {
+            sink(chunk)?;
+        }
+        if n == size {
+            DecodedBases::keep(*hash, Arc::new(kept));
+        }
+        Ok(n)
+    }
+
+    /// [`BlobStore::stream`] without keeping a delta's base in memory.
+    fn stream_verified(
         &self,
         hash: &ContentHash,
         expect: Expect,
@@ -416,6 +456,29 @@ impl BlobStore {
         let n = self.stream_once(hash, expect, sink)?;
         lock(&self.shared.verified).insert(*hash, n);
         Ok(n)
+    }
+
+    /// The size of `hash` when a delta blob of this store stands on it (and the size is one
+    /// a base may have).
+    fn delta_base_size(&self, hash: &ContentHash) -> Option<u64> {
+        let bases = self.shared.delta_bases.get_or_init(|| {
+            let deltas: Vec<ContentHash> = self
+                .shared
+                .located
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .values()
+                .filter(|l| l.blob.encoding == Encoding::Delta)
+                .map(|l| l.blob.blake3)
+                .collect();
+            deltas
+                .iter()
+                .filter_map(|h| self.delta_of(h).ok().flatten())
+                .filter(|d| d.base_size <= super::limits::MAX_DELTA_CONTENT)
+                .map(|d| (d.base, d.base_size))
+                .collect()
+        });
+        bases.get(hash).copied()
     }
 
     /// [`BlobStore::stream`], without recording the blob as verified.
@@ -702,7 +765,7 @@ impl BlobStore {
             return Ok(content);
         }
         let mut out = Vec::with_capacity(size as usize);
-        self.stream(hash, Expect::Exactly(size), |c| {
+        self.stream_verified(hash, Expect::Exactly(size), |c| {
             out.extend_from_slice(c);
             Ok(())
         })?;
@@ -790,6 +853,17 @@ impl DecodedBases {
         }
         cache.bytes += len;
         cache.entries.push_back((hash, content));
+    }
+}
+
+/// Drops `hash` from the delta bases this process keeps (tests of what reads them).
+#[cfg(test)]
+pub(crate) fn forget_decoded_base(hash: &ContentHash) {
+    let mut cache = lock(&DECODED_BASES);
+    if let Some(at) = cache.entries.iter().position(|(h, _)| h == hash) {
+        if let Some((_, content)) = cache.entries.remove(at) {
+            cache.bytes -= content.len() as u64;
+        }
     }
 }
 

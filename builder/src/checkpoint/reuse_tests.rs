@@ -1514,3 +1514,36 @@ fn a_base_kept_in_memory_does_not_vouch_for_another_checkpoints_stored_bytes() {
     let mut w = CheckpointWriter::create(&dir).unwrap();
     assert!(w.import_layer(&damaged, 0).is_err());
 }
+
+/// A delta's base that a read streams whole (a restore writing it) is kept in memory for the
+/// deltas over it: reading a delta then does not decode the base's stored bytes again.
+#[test]
+fn a_delta_base_read_whole_is_kept_for_the_deltas_over_it() {
+    let t = TempDir::new("delta-base-streamed");
+    let root = t.path().join("build");
+    shifted_tree(&root, 7);
+    let (ck_a, _) = snapshot_against(&root, &t.path().join("ck-a"), None);
+    shifted_tree(&root, 8);
+    let (ck_b, st_b) = snapshot_against(&root, &t.path().join("ck-b"), Some(&ck_a));
+    let prog = blob_at(&st_b, "prog");
+    let d = ck_b.blobs().delta_of(&prog).unwrap().expect("a delta");
+    super::blobs::forget_decoded_base(&d.base);
+    let reader = Checkpoint::open(ck_b.dir()).unwrap();
+    let base = reader
+        .blobs()
+        .read_expecting(&d.base, Expect::Exactly(d.base_size))
+        .unwrap();
+    assert_eq!(base.len() as u64, d.base_size);
+    damage_blob(&reader, &d.base, 0x01);
+    let want = fs::read(root.join("prog")).unwrap();
+    let got = reader
+        .blobs()
+        .read_expecting(&prog, Expect::Exactly(want.len() as u64))
+        .unwrap();
+    assert!(got == want);
+    // The stored base is damaged: read on its own, it is decoded and refused.
+    assert!(reader
+        .blobs()
+        .read_expecting(&d.base, Expect::Exactly(d.base_size))
+        .is_err());
+}
