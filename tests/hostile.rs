@@ -92,8 +92,13 @@ fn build_trusting(label: &str, variant: &str, base: Option<&Path>, trust: Trust)
 
 /// The pristine checkpoint every variant copies: cproject "a", built once per process.
 fn pristine() -> &'static Path {
+    output_ref(pristine_build())
+}
+
+/// The build that made [`pristine`]: cproject "a" without a base.
+fn pristine_build() -> &'static BuildResult {
     static BUILD: OnceLock<BuildResult> = OnceLock::new();
-    output_ref(BUILD.get_or_init(|| build("base", "a", None)))
+    BUILD.get_or_init(|| build("base", "a", None))
 }
 
 fn output_ref(b: &'static BuildResult) -> &'static Path {
@@ -1817,9 +1822,14 @@ fn every_variant_has_a_test_and_there_are_forty() {
 
 /// A copy of the pristine checkpoint, edited by `mutate`, added to the store.
 fn forged_base(label: &str, mutate: impl FnOnce(&Ctx) -> Words) -> PathBuf {
+    forged_copy_of(pristine(), label, mutate)
+}
+
+/// A copy of checkpoint `original`, edited by `mutate`, added to the store.
+fn forged_copy_of(original: &Path, label: &str, mutate: impl FnOnce(&Ctx) -> Words) -> PathBuf {
     let scratch = Scratch::new(&format!("hostile-base-{label}")).expect("a scratch directory");
     let copy_dir = scratch.path().join(format!("{label}-checkpoint"));
-    ck::copy_checkpoint(pristine(), &copy_dir).expect("copying the checkpoint");
+    ck::copy_checkpoint(original, &copy_dir).expect("copying the checkpoint");
     let canary = scratch.path().join("PWNED");
     let ctx = Ctx {
         copy: CkCopy::new(&copy_dir),
@@ -1840,10 +1850,21 @@ fn forged_base(label: &str, mutate: impl FnOnce(&Ctx) -> Words) -> PathBuf {
     PathBuf::from(String::from_utf8_lossy(&added.stdout).trim())
 }
 
+/// When a build finds what is wrong with a base.
+#[derive(Clone, Copy)]
+enum Found {
+    /// When it loads the base, before anything is restored: "rejected", "not trusted", ….
+    WhenLoaded,
+    /// A blob's content, when a restore reads it or after the restores: "could not be
+    /// used", the blob "corrupt" (docs/trust.md, "When the contents are checked").
+    WhenRead,
+}
+
 /// Builds "install" with `base`, trusting it by default and then with
-/// `checkpointBaseTrust = "any"`: each build succeeds, says why the base was not used,
-/// runs from scratch, and `out` equals the clean build's.
-fn check_base(label: &str, base: &Path, not_in_new_checkpoint: Option<&str>) {
+/// `checkpointBaseTrust = "any"`: each build succeeds, says why the base was not used (as
+/// `found` says when the base is trusted), runs from scratch, and `out` equals the clean
+/// build's.
+fn check_base(label: &str, base: &Path, not_in_new_checkpoint: Option<&str>, found: Found) {
     let mut problems = Vec::new();
     for trust in [Trust::Default, Trust::Any] {
         let suffix = if trust == Trust::Any {
@@ -1856,6 +1877,7 @@ fn check_base(label: &str, base: &Path, not_in_new_checkpoint: Option<&str>) {
             base,
             not_in_new_checkpoint,
             trust,
+            found,
         ) {
             problems.push(e);
         }
@@ -1870,33 +1892,51 @@ fn check_base_build(
     base: &Path,
     not_in_new_checkpoint: Option<&str>,
     trust: Trust,
+    found: Found,
 ) -> Result<(), String> {
     let b = build_trusting(&format!("from-{label}"), "install", Some(base), trust);
     let clean = clean_install();
     let mut problems = Vec::new();
     let log = b.log_lines.join("\n");
-    let missing = missing_words(
-        &log,
-        &[&[
-            "rejected",
-            "refused",
-            "not trusted",
-            "untrusted",
-            "unusable",
-            "not used",
-        ]],
-    );
+    // A base added to the store is refused for its provenance before its contents are read,
+    // unless the derivation trusts it.
+    let found = match trust {
+        Trust::Default => Found::WhenLoaded,
+        Trust::Any => found,
+    };
+    let missing = match found {
+        Found::WhenLoaded => missing_words(
+            &log,
+            &[&[
+                "rejected",
+                "refused",
+                "not trusted",
+                "untrusted",
+                "unusable",
+                "not used",
+            ]],
+        ),
+        Found::WhenRead => missing_words(&log, &[&["could not be used"], &["corrupt"]]),
+    };
     if !missing.is_empty() {
         problems.push(format!(
             "the log does not say the base was refused:\n{}",
             b.log_tail(30)
         ));
     }
-    for line in b
-        .log_lines
-        .iter()
-        .filter(|l| missing_words(l, &[&["rejected", "refused", "trust", "unusable"]]).is_empty())
-    {
+    for line in b.log_lines.iter().filter(|l| {
+        missing_words(
+            l,
+            &[&[
+                "rejected",
+                "refused",
+                "trust",
+                "unusable",
+                "could not be used",
+            ]],
+        )
+        .is_empty()
+    }) {
         eprintln!("{label}: {line}");
     }
     if !(b.ran_phase("unpackPhase") && b.ran_phase("buildPhase")) {
@@ -1935,55 +1975,95 @@ fn check_base_build(
 }
 
 /// A base variant made from a CLI variant of the table.
-fn base_from_table(name: &str) {
+fn base_from_table(name: &str, found: Found) {
     let v = find(name);
     let base = forged_base(name, v.mutate);
-    check_base(name, &base, None);
+    check_base(name, &base, None, found);
 }
 
 #[test]
 fn base_blob_flipped() {
-    base_from_table("blob_flipped_zstd");
+    base_from_table("blob_flipped_zstd", Found::WhenRead);
+}
+
+/// A blob no restore reads is wrong. The "install" build's checkpoint stores
+/// `share/greet/extra.txt` in its installPhase layer; a build of "a" from it restores the
+/// layers through checkPhase and runs its own installPhase, so nothing reads that blob
+/// before the check of the blobs no restore read, which finds it before installPhase runs
+/// (docs/trust.md, "When the contents are checked"). The build falls back to a clean one.
+#[test]
+fn base_blob_no_restore_reads_flipped() {
+    let base = forged_copy_of(output_ref(clean_install()), "unread-blob", |c| {
+        let install = c.copy.layer(c.copy.layer_index("installPhase"));
+        let hash = install.roots["out"]
+            .changed
+            .iter()
+            .find(|(p, _)| p.escaped() == "share/greet/extra.txt")
+            .and_then(|(_, e)| e.blob())
+            .expect("installPhase makes share/greet/extra.txt");
+        assert!(
+            install.blobs.iter().any(|b| b.blake3 == hash),
+            "the installPhase layer stores extra.txt's content"
+        );
+        flip_stored_byte(c, &hash);
+        vec![]
+    });
+    let b = build_trusting("a-from-unread-blob", "a", Some(&base), Trust::Any);
+    assert!(
+        b.log_lines.iter().any(|l| missing_words(
+            l,
+            &[&["could not be used"], &["no restore read"], &["corrupt"]]
+        )
+        .is_empty()),
+        "no line says the base could not be used for a blob no restore read:\n{}",
+        b.log_tail(40)
+    );
+    assert!(
+        b.ran_phase("unpackPhase") && b.ran_phase("buildPhase"),
+        "{}",
+        b.log_tail(30)
+    );
+    assert!(normalised_out(&b) == normalised_out(pristine_build()));
 }
 
 #[test]
 fn base_truncated_index() {
-    base_from_table("truncated_index");
+    base_from_table("truncated_index", Found::WhenLoaded);
 }
 
 #[test]
 fn base_format_version_layer() {
-    base_from_table("format_version_layer");
+    base_from_table("format_version_layer", Found::WhenLoaded);
 }
 
 #[test]
 fn base_missing_pack() {
-    base_from_table("missing_pack");
+    base_from_table("missing_pack", Found::WhenLoaded);
 }
 
 #[test]
 fn base_path_dotdot() {
-    base_from_table("path_dotdot");
+    base_from_table("path_dotdot", Found::WhenLoaded);
 }
 
 #[test]
 fn base_symlink_escape() {
-    base_from_table("symlink_escape_in_earlier_layer");
+    base_from_table("symlink_escape_in_earlier_layer", Found::WhenLoaded);
 }
 
 #[test]
 fn base_claimed_size_2_pow_63() {
-    base_from_table("claimed_size_2_pow_63");
+    base_from_table("claimed_size_2_pow_63", Found::WhenLoaded);
 }
 
 #[test]
 fn base_mtime_far_future() {
-    base_from_table("mtime_far_future");
+    base_from_table("mtime_far_future", Found::WhenLoaded);
 }
 
 #[test]
 fn base_hardlink_outside_root() {
-    base_from_table("hardlink_outside_root");
+    base_from_table("hardlink_outside_root", Found::WhenLoaded);
 }
 
 #[test]
@@ -2011,7 +2091,7 @@ fn base_small_bomb() {
         });
         vec![]
     });
-    check_base("small-bomb", &base, None);
+    check_base("small-bomb", &base, None, Found::WhenLoaded);
 }
 
 /// A consistent forgery: greet's content replaced by another, with its hash; every hash
@@ -2034,7 +2114,12 @@ fn base_forged_content_consistent() {
         });
         vec![]
     });
-    check_base("forged-content", &base, Some(&forged_hash));
+    check_base(
+        "forged-content",
+        &base,
+        Some(&forged_hash),
+        Found::WhenLoaded,
+    );
 }
 
 /// A consistent forgery of the state: the buildPhase layer's functions define `postInstall`,
@@ -2055,7 +2140,7 @@ fn base_forged_functions() {
         });
         vec![]
     });
-    check_base("forged-functions", &base, None);
+    check_base("forged-functions", &base, None, Found::WhenLoaded);
 }
 
 /// An injected variable name that would write into `$out` if evaluated by the build.
@@ -2068,5 +2153,5 @@ fn base_injected_variable_name() {
         });
         vec![]
     });
-    check_base("injected-name", &base, None);
+    check_base("injected-name", &base, None, Found::WhenLoaded);
 }

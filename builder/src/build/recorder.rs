@@ -58,6 +58,10 @@ pub struct Recorder {
     /// records, pieces of earlier paths, includers), beyond its imports and restores.
     pub analysis_time: Duration,
     pub analysis_cpu: Duration,
+    /// Wall and CPU time of checking the blobs of the base that no restore read (the rest of
+    /// the base check, done after the restores).
+    pub base_check_time: Duration,
+    pub base_check_cpu: Duration,
     /// What imports of an earlier checkpoint did to ninja's build logs.
     ninja_logs: Arc<NinjaLogs>,
     /// One line per restore of earlier layers (what it imported, wrote and kept, and how
@@ -132,6 +136,8 @@ impl Recorder {
             restore_cpu: Duration::ZERO,
             analysis_time: Duration::ZERO,
             analysis_cpu: Duration::ZERO,
+            base_check_time: Duration::ZERO,
+            base_check_cpu: Duration::ZERO,
             ninja_logs,
             restore_notes: Vec::new(),
             snapshot_notes: Vec::new(),

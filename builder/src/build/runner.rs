@@ -88,6 +88,8 @@ pub enum RunError {
         status: i32,
         left_out: String,
     },
+    #[error("a blob of the base that no restore read is wrong")]
+    BaseContents(#[source] crate::checkpoint::CheckpointError),
     #[error("cannot record the layer after `{step}` in the checkpoint")]
     Checkpoint {
         step: String,
@@ -291,6 +293,7 @@ fn run_steps(
         reused_objects_seeds: Vec::new(),
         working_copy: None,
         environment: None,
+        chosen: None,
     };
     if let Some(rec) = recorder.as_deref_mut() {
         start = start_from_bases(
@@ -312,7 +315,12 @@ fn run_steps(
         mut reused_objects_seeds,
         mut working_copy,
         mut environment,
+        chosen,
     } = start;
+    // The chosen base's blobs that no restore read are checked once no restore from it is
+    // pending: before the first phase, or after patchPhase when an incremental restore may
+    // follow it.
+    let mut unchecked = chosen;
     // The build products left out of a rerun's tree (a short list, empty when none): a phase
     // that then fails may have missed one nothing remakes, and the build tries again from
     // scratch.
@@ -325,6 +333,9 @@ fn run_steps(
 
     let mut index = start;
     while index < phases.len() {
+        if incremental.is_none() {
+            check_unread_contents(unchecked.take(), recorder.as_deref_mut(), base_used)?;
+        }
         let phase = &phases[index];
         index += 1;
         let ran = match phase_skip::skipped_phase_state(&state, phase) {
@@ -436,6 +447,7 @@ fn run_steps(
         }
     }
 
+    check_unread_contents(unchecked.take(), recorder, base_used)?;
     // Final step: the EXIT trap (exitHandler) runs once, with the last step's status.
     restore
         .set(restore_script(&state).as_bytes())
@@ -487,6 +499,34 @@ struct Start<'b> {
     working_copy: Option<WorkingCopy>,
     /// Set on a resume over the earlier tree: what buildPhase must end with.
     environment: Option<EnvironmentCheck>,
+    /// The base the build continues, if any.
+    chosen: Option<&'b BaseCheckpoint>,
+}
+
+/// Rehashes the blobs of `base` the build has not read
+/// ([`BaseCheckpoint::verify_unread_contents`]), as the base check's time. A bad one makes the base unusable, and the build falls back to
+/// a clean one ([`run_build`]).
+fn check_unread_contents(
+    base: Option<&BaseCheckpoint>,
+    rec: Option<&mut Recorder>,
+    base_used: &mut Option<PathBuf>,
+) -> Result<(), RunError> {
+    let (Some(base), Some(rec)) = (base, rec) else {
+        return Ok(());
+    };
+    let (started, cpu) = (std::time::Instant::now(), recorder::cpu_time());
+    *base_used = Some(base.dir.clone());
+    base.verify_unread_contents()
+        .map_err(RunError::BaseContents)?;
+    let (time, cpu) = (started.elapsed(), recorder::cpu_time().saturating_sub(cpu));
+    rec.base_check_time += time;
+    rec.base_check_cpu += cpu;
+    rec.restore_notes.push(format!(
+        "check of the base's blobs no restore read: {:.3}s, CPU {:.3}s",
+        time.as_secs_f64(),
+        cpu.as_secs_f64()
+    ));
+    Ok(())
 }
 
 /// After setup, with a checkpoint being written: chooses among the candidate bases (pure,
@@ -510,6 +550,7 @@ fn start_from_bases<'b>(
     let mut reused_objects_seeds = Vec::new();
     let mut working_copy = None;
     let mut environment = None;
+    let mut chosen = None;
     rec.phases = phases.to_vec();
     let moves: Vec<Result<PathMoves, String>> = bases
         .iter()
@@ -565,6 +606,7 @@ fn start_from_bases<'b>(
             }
             let moves = moves[choice.index].clone().unwrap_or_default();
             incremental = Some((base, moves.clone()));
+            chosen = Some(base);
             if choice.plan.depth > 0 {
                 *base_used = Some(base.dir.clone());
                 start = choice.plan.depth;
@@ -656,6 +698,7 @@ fn start_from_bases<'b>(
         reused_objects_seeds,
         working_copy,
         environment,
+        chosen,
     })
 }
 

@@ -99,4 +99,4 @@ pub use restore::{RestoreOptions, RestoreReport};
 pub use rewrite::{RewritePair, Rewrites, Translator};
 pub use snapshot::{scan_root, LayerSummary, PriorTrees, RootSummary, Snapshotter};
 pub use state::{diff, max_mtime, ChangedFields, RootChanges, RootState, State, StateDiff};
-pub use store::{Checkpoint, CheckpointWriter, VerifyReport};
+pub use store::{Checkpoint, CheckpointWriter, ContentCheck, VerifyReport};

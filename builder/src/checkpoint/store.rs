@@ -794,6 +794,14 @@ pub struct VerifyReport {
     pub unreferenced_blobs: u64,
 }
 
+/// What reading a checkpoint's blobs must check, from [`Checkpoint::check_structure`]: every
+/// referenced blob with what its uses claim and its first use (for messages).
+#[derive(Clone, Debug, Default)]
+pub struct ContentCheck {
+    layers: u32,
+    referenced: Vec<(ContentHash, Expect, String)>,
+}
+
 /// A checkpoint opened for reading. Opening parses the index and every layer and checks
 /// format versions, layer file hashes and per-layer rules; [`Checkpoint::verify`] checks
 /// everything else.
@@ -912,17 +920,25 @@ impl Checkpoint {
     /// rules and the states they fold to, and the hash of every referenced blob (one this
     /// process has read and verified already is not read again).
     pub fn verify(&self) -> Result<VerifyReport> {
-        self.verify_with(false)
+        let contents = self.check_structure(false)?;
+        self.verify_contents(&contents)
     }
 
     /// [`Checkpoint::verify`] for a checkpoint that may still be written, or whose writer was
     /// killed (a development cache entry): its `tmp/` directory and layer files the index does
     /// not list yet are ignored; everything the index lists is checked as strictly.
     pub fn verify_unfinished(&self) -> Result<VerifyReport> {
-        self.verify_with(true)
+        let contents = self.check_structure(true)?;
+        self.verify_contents(&contents)
     }
 
-    fn verify_with(&self, allow_unfinished: bool) -> Result<VerifyReport> {
+    /// [`Checkpoint::verify`] without reading any blob's content: the directory layout, every
+    /// layer's rules and the states they fold to, and that every referenced blob is stored
+    /// by its layer or an earlier one, claimed with one size. Returns what
+    /// [`Checkpoint::verify_contents`] then reads. Every read of a blob verifies what it
+    /// reads, so a caller that reads only some blobs before it checks the rest reads none
+    /// twice (a base checkpoint, docs/trust.md).
+    pub fn check_structure(&self, allow_unfinished: bool) -> Result<ContentCheck> {
         let expected_layers: BTreeSet<String> = self
             .index
             .layers
@@ -1059,16 +1075,26 @@ impl Checkpoint {
                 }
             }
         }
-        let mut report = VerifyReport {
+        Ok(ContentCheck {
             layers: self.layers.len() as u32,
+            referenced: referenced
+                .into_iter()
+                .map(|(h, (e, first))| (h, e, first))
+                .collect(),
+        })
+    }
+
+    /// The rest of [`Checkpoint::verify`] after [`Checkpoint::check_structure`]: rehashes
+    /// every blob in `contents`, and every whole blob a patch or delta among them stands on,
+    /// except those this process has read in full and verified already.
+    pub fn verify_contents(&self, contents: &ContentCheck) -> Result<VerifyReport> {
+        let mut report = VerifyReport {
+            layers: contents.layers,
             ..VerifyReport::default()
         };
         // Rehash every referenced blob, on all cores, each stopped as soon as it passes
         // what its uses claim.
-        let mut referenced_list: Vec<(ContentHash, Expect, String)> = referenced
-            .iter()
-            .map(|(h, (e, first))| (*h, *e, first.clone()))
-            .collect();
+        let mut referenced_list: Vec<(ContentHash, Expect, String)> = contents.referenced.clone();
         // Patches and deltas first: reading one verifies its base, which is then not read a
         // second time on its own ([`BlobStore::verify_once`]).
         referenced_list
@@ -1088,9 +1114,10 @@ impl Checkpoint {
         // A patched or delta blob's base is used through it, and so is the base of a delta a
         // patch stands on. Each is verified on its own too: reading a delta may have taken
         // its base's content from memory, decoded from another checkpoint.
-        let mut used: HashSet<ContentHash> = referenced.keys().copied().collect();
+        let mut used: HashSet<ContentHash> =
+            contents.referenced.iter().map(|(h, _, _)| *h).collect();
         let mut bases = BTreeMap::new();
-        for h in referenced.keys() {
+        for (h, _, _) in &contents.referenced {
             // Verified above: at most two steps (a patch over a delta) lead to a whole blob.
             let mut at = *h;
             for _ in 0..2 {

@@ -4,8 +4,8 @@
 //! Effectful. Deciding *what* to reuse is pure and lives in [`crate::reuse::plan`].
 
 use crate::checkpoint::{
-    Checkpoint, CheckpointError, CheckpointWriter, ContentHash, EntryKind, Layer, RelPath,
-    RestoreReport, RewritePair, RootState, Snapshotter, State,
+    Checkpoint, CheckpointError, CheckpointWriter, ContentCheck, ContentHash, EntryKind, Layer,
+    RelPath, RestoreReport, RewritePair, RootState, Snapshotter, State,
 };
 use crate::meta::attachment;
 use crate::meta::{BuildMeta, LayerInfo};
@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-/// An earlier build's checkpoint that passed every check.
+/// An earlier build's checkpoint that passed the checks made when it is loaded.
 pub struct BaseCheckpoint {
     pub dir: PathBuf,
     pub checkpoint: Checkpoint,
@@ -36,10 +36,28 @@ pub struct BaseCheckpoint {
     /// Said in the log when the base is used: why it is trusted although it did not come
     /// out of a build at its path (`checkpointBaseTrust = "any"`).
     pub trust_note: Option<String>,
+    /// The blobs whose content was not checked when the base was loaded: the build's reads
+    /// verify each blob they read, and [`BaseCheckpoint::verify_unread_contents`] the others.
+    unchecked_contents: Option<ContentCheck>,
+}
+
+impl BaseCheckpoint {
+    /// Rehashes every blob of the base the build has not read (and verified) yet; a no-op
+    /// for a base whose contents were checked whole when it was loaded. Called once the
+    /// build's restores from the base are done, before a phase runs over what they restored
+    /// (docs/trust.md, "When the contents are checked").
+    pub fn verify_unread_contents(&self) -> Result<(), CheckpointError> {
+        match &self.unchecked_contents {
+            Some(contents) => self.checkpoint.verify_contents(contents).map(|_| ()),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Opens and checks `dir` (integrity, system, keys and chain, then provenance under `trust`,
-/// docs/trust.md); `Err` is the reason, for a log line ("checkpoint rejected: …").
+/// docs/trust.md); `Err` is the reason, for a log line ("checkpoint rejected: …"). The
+/// contents of its blobs are checked as the build reads them, and the rest by
+/// [`BaseCheckpoint::verify_unread_contents`]: no blob is read twice.
 pub fn load_base(
     dir: &Path,
     system: Option<&str>,
@@ -49,7 +67,9 @@ pub fn load_base(
 }
 
 /// [`load_base`], optionally for a checkpoint that may be unfinished (a development cache
-/// entry of a build that failed or was killed: only the layers its index lists count).
+/// entry of a build that failed or was killed: only the layers its index lists count). An
+/// unfinished one has every blob checked here, so that the cache drops a bad entry before
+/// any build uses it.
 pub fn load_base_with(
     dir: &Path,
     system: Option<&str>,
@@ -57,13 +77,17 @@ pub fn load_base_with(
     trust: BaseTrust,
 ) -> Result<BaseCheckpoint, String> {
     let checkpoint = Checkpoint::open(dir).map_err(|e| error_chain(&e))?;
-    if unfinished {
+    let contents = checkpoint
+        .check_structure(unfinished)
+        .map_err(|e| error_chain(&e))?;
+    let unchecked_contents = if unfinished {
         checkpoint
-            .verify_unfinished()
+            .verify_contents(&contents)
             .map_err(|e| error_chain(&e))?;
+        None
     } else {
-        checkpoint.verify().map_err(|e| error_chain(&e))?;
-    }
+        Some(contents)
+    };
     let meta = BuildMeta::from_json(checkpoint.meta()).map_err(|e| e.to_string())?;
     if meta.system.as_deref() != system {
         return Err(format!(
@@ -134,6 +158,7 @@ pub fn load_base_with(
         masked_outputs,
         build_top,
         trust_note,
+        unchecked_contents,
     })
 }
 
