@@ -90,6 +90,12 @@ pub enum RunError {
     },
     #[error("a blob of the base that no restore read is wrong")]
     BaseContents(#[source] crate::checkpoint::CheckpointError),
+    #[error("the {step} failed")]
+    Restore {
+        step: String,
+        #[source]
+        source: crate::checkpoint::CheckpointError,
+    },
     #[error("cannot record the layer after `{step}` in the checkpoint")]
     Checkpoint {
         step: String,
@@ -622,14 +628,14 @@ fn start_from_bases<'b>(
                     patch,
                 ) {
                     (
-                        Err(RunError::Checkpoint {
+                        Err(RunError::Restore {
                             source: source @ CheckpointError::PathPieceHeld { .. },
                             ..
                         }),
                         Some(p),
                     ) => {
                         eprint!("{}", nix_log::piece_held_line(&source.to_string()));
-                        rec.restart().map_err(|source| RunError::Checkpoint {
+                        rec.restart().map_err(|source| RunError::Restore {
                             step: "restart before restoring through patchPhase".into(),
                             source,
                         })?;
@@ -723,7 +729,7 @@ fn resume_from(
         &env.build_top,
         &options.outputs,
     )
-    .map_err(|source| RunError::Checkpoint {
+    .map_err(|source| RunError::Restore {
         step: format!("restore of {}", phases[plan.depth - 1]),
         source,
     })?;
@@ -771,7 +777,7 @@ fn resume_after_patch(
         &options.outputs,
     )
     .map_err(RunError::Incremental)?;
-    rec.end_staging().map_err(|source| RunError::Checkpoint {
+    rec.end_staging().map_err(|source| RunError::Restore {
         step: "incremental restore".into(),
         source,
     })?;
