@@ -431,7 +431,9 @@ impl BlobStore {
         else {
             return self.stream_verified(hash, expect, sink);
         };
-        // Decoded into the kept buffer and verified, then passed on from it: one copy.
+        // Decoded into the kept buffer and verified, then passed on from it: one copy. The
+        // buffer counts in the delta memory until it joins the kept bases.
+        let memory = DeltaMemory::hold(size);
         let mut kept = Vec::with_capacity(size as usize);
         let n = self.stream_verified(hash, expect, |chunk| {
             kept.extend_from_slice(chunk);
@@ -440,6 +442,7 @@ impl BlobStore {
         for chunk in kept.chunks(CHUNK) {
             sink(chunk)?;
         }
+        drop(memory);
         if n == size {
             DecodedBases::keep(*hash, Arc::new(kept));
         }
