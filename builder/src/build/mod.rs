@@ -190,10 +190,10 @@ pub fn run(args: &[String]) -> Result<i32, BuildError> {
         cache.as_ref(),
         layers_dir.as_deref(),
     );
-    let base_check = BaseCheck {
-        time: started.elapsed(),
-        cpu: cpu_time().saturating_sub(cpu),
-    };
+    if let Some(rec) = recorder.as_mut() {
+        rec.base_check_time += started.elapsed();
+        rec.base_check_cpu += cpu_time().saturating_sub(cpu);
+    }
     let options = BuildOptions {
         arg0,
         arg1,
@@ -224,7 +224,7 @@ pub fn run(args: &[String]) -> Result<i32, BuildError> {
         rec.snapshot_time.as_secs_f64(),
         rec.restore_time.as_secs_f64()
     );
-    report_own_time(&outcome, &rec, &base_check);
+    report_own_time(&outcome, &rec);
     let started = std::time::Instant::now();
     let finished = rec.finish().map_err(BuildError::FinishCheckpoint)?;
     eprintln!(
@@ -310,15 +310,9 @@ fn report_outcome(outcome: &BuildOutcome, recorder: Option<&Recorder>) {
     }
 }
 
-/// Wall and CPU time of opening and checking the earlier checkpoints a build may continue.
-struct BaseCheck {
-    time: std::time::Duration,
-    cpu: std::time::Duration,
-}
-
 /// The builder's own time (checking the base, restore, snapshot, carry) beside the phases',
 /// its CPU time, and one line per restore and snapshot (docs/benchmarks.md, "Scale").
-fn report_own_time(outcome: &BuildOutcome, rec: &Recorder, base_check: &BaseCheck) {
+fn report_own_time(outcome: &BuildOutcome, rec: &Recorder) {
     let seconds = |f: fn(&StepReport) -> Option<std::time::Duration>| -> f64 {
         outcome
             .steps
@@ -329,7 +323,7 @@ fn report_own_time(outcome: &BuildOutcome, rec: &Recorder, base_check: &BaseChec
     };
     eprintln!(
         "checkpoint-builder: own time: base check {:.3}s, restore {:.3}s, analysis {:.3}s, snapshot {:.3}s, carry {:.3}s; phases {:.3}s",
-        (base_check.time + rec.base_check_time).as_secs_f64(),
+        rec.base_check_time.as_secs_f64(),
         rec.restore_time.as_secs_f64(),
         rec.analysis_time.as_secs_f64(),
         rec.snapshot_time.as_secs_f64(),
@@ -338,7 +332,7 @@ fn report_own_time(outcome: &BuildOutcome, rec: &Recorder, base_check: &BaseChec
     );
     eprintln!(
         "checkpoint-builder: own CPU time: base check {:.3}s, restore {:.3}s, analysis {:.3}s, snapshot {:.3}s",
-        (base_check.cpu + rec.base_check_cpu).as_secs_f64(),
+        rec.base_check_cpu.as_secs_f64(),
         rec.restore_cpu.as_secs_f64(),
         rec.analysis_cpu.as_secs_f64(),
         rec.snapshot_cpu.as_secs_f64()

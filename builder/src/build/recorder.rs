@@ -58,8 +58,9 @@ pub struct Recorder {
     /// records, pieces of earlier paths, includers), beyond its imports and restores.
     pub analysis_time: Duration,
     pub analysis_cpu: Duration,
-    /// Wall and CPU time of checking the blobs of the base that no restore read (the rest of
-    /// the base check, done after the restores).
+    /// Wall and CPU time of opening and checking the earlier checkpoints the build may
+    /// continue, and of checking the blobs of the chosen one that no restore read (after
+    /// the restores).
     pub base_check_time: Duration,
     pub base_check_cpu: Duration,
     /// What imports of an earlier checkpoint did to ninja's build logs.

@@ -795,10 +795,10 @@ pub struct VerifyReport {
 }
 
 /// What reading a checkpoint's blobs must check, from [`Checkpoint::check_structure`]: every
-/// referenced blob with what its uses claim and its first use (for messages).
+/// referenced blob with what its uses claim and its first use (for messages), patches and
+/// deltas first.
 #[derive(Clone, Debug, Default)]
 pub struct ContentCheck {
-    layers: u32,
     referenced: Vec<(ContentHash, Expect, String)>,
 }
 
@@ -1075,13 +1075,14 @@ impl Checkpoint {
                 }
             }
         }
-        Ok(ContentCheck {
-            layers: self.layers.len() as u32,
-            referenced: referenced
-                .into_iter()
-                .map(|(h, (e, first))| (h, e, first))
-                .collect(),
-        })
+        let mut referenced: Vec<(ContentHash, Expect, String)> = referenced
+            .into_iter()
+            .map(|(h, (e, first))| (h, e, first))
+            .collect();
+        // Patches and deltas first: reading one verifies its base, which is then not read a
+        // second time on its own ([`BlobStore::verify_once`]).
+        referenced.sort_by_key(|(h, _, _)| self.blobs.encoding_of(h).is_none_or(|e| e.is_whole()));
+        Ok(ContentCheck { referenced })
     }
 
     /// The rest of [`Checkpoint::verify`] after [`Checkpoint::check_structure`]: rehashes
@@ -1089,18 +1090,13 @@ impl Checkpoint {
     /// except those this process has read in full and verified already.
     pub fn verify_contents(&self, contents: &ContentCheck) -> Result<VerifyReport> {
         let mut report = VerifyReport {
-            layers: contents.layers,
+            layers: self.layers.len() as u32,
             ..VerifyReport::default()
         };
         // Rehash every referenced blob, on all cores, each stopped as soon as it passes
         // what its uses claim.
-        let mut referenced_list: Vec<(ContentHash, Expect, String)> = contents.referenced.clone();
-        // Patches and deltas first: reading one verifies its base, which is then not read a
-        // second time on its own ([`BlobStore::verify_once`]).
-        referenced_list
-            .sort_by_key(|(h, _, _)| self.blobs.encoding_of(h).is_none_or(|e| e.is_whole()));
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let sizes = run_parallel(&referenced_list, threads, |(h, expect, first)| {
+        let sizes = run_parallel(&contents.referenced, threads, |(h, expect, first)| {
             self.blobs.verify_once(h, *expect).map_err(|e| match e {
                 CheckpointError::BlobCorrupt { path, problem } => CheckpointError::BlobCorrupt {
                     path,
