@@ -521,9 +521,11 @@ fn check_unread_contents(
         return Ok(());
     };
     let (started, cpu) = (std::time::Instant::now(), recorder::cpu_time());
-    *base_used = Some(base.dir.clone());
-    base.verify_unread_contents()
-        .map_err(RunError::BaseContents)?;
+    if let Err(e) = base.verify_unread_contents() {
+        // The base is at fault, whether or not its content entered the build yet.
+        *base_used = Some(base.dir.clone());
+        return Err(RunError::BaseContents(e));
+    }
     let (time, cpu) = (started.elapsed(), recorder::cpu_time().saturating_sub(cpu));
     rec.base_check_time += time;
     rec.base_check_cpu += cpu;
