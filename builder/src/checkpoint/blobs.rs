@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, RwLock};
 
+use super::chunk_buffer::{with_chunk_buffer, CHUNK};
 use super::delta::{self, DeltaHeader};
 use super::error::{CheckpointError, IoResultExt, Result};
 use super::limits::{
@@ -76,7 +77,6 @@ impl<W: Write> Write for MaskingWriter<W> {
         self.inner.flush()
     }
 }
-const CHUNK: usize = 1 << 20;
 
 /// The directory of the packs inside a checkpoint.
 pub const PACKS: &str = "packs";
@@ -921,6 +921,19 @@ thread_local! {
 
 /// The loop of [`BlobStore::stream`] over the decoded content: sink, length limit, hash.
 fn pump(
+    reader: impl Read,
+    hash: &ContentHash,
+    expect: Expect,
+    limit: u64,
+    corrupt: &dyn Fn(String) -> CheckpointError,
+    sink: &mut dyn FnMut(&[u8]) -> Result<()>,
+) -> Result<u64> {
+    with_chunk_buffer(|buf| pump_through(buf, reader, hash, expect, limit, corrupt, sink))
+}
+
+/// [`pump`] with its buffer.
+fn pump_through(
+    buf: &mut [u8],
     mut reader: impl Read,
     hash: &ContentHash,
     expect: Expect,
@@ -929,11 +942,9 @@ fn pump(
     sink: &mut dyn FnMut(&[u8]) -> Result<()>,
 ) -> Result<u64> {
     let mut hasher = blake3::Hasher::new();
-    // Never more than the bound plus one byte is asked of the decoder.
-    let cap = usize::try_from(limit.saturating_add(1)).unwrap_or(CHUNK);
-    let mut buf = vec![0u8; CHUNK.min(cap)];
     let mut total = 0u64;
     loop {
+        // Never more than the bound plus one byte is asked of the decoder.
         let want = usize::try_from((limit - total).saturating_add(1))
             .map_or(buf.len(), |w| w.min(buf.len()));
         let n = match reader.read(&mut buf[..want]) {
@@ -1862,18 +1873,19 @@ fn read_exactly(
     size: u64,
     sink: &mut dyn FnMut(&[u8]) -> Result<()>,
 ) -> Result<()> {
-    let mut buf = vec![0u8; CHUNK];
-    let mut total = 0u64;
-    loop {
-        let n = match file.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(CheckpointError::io("read", path, e)),
-        };
-        sink(&buf[..n])?;
-        total += n as u64;
-    }
+    let total = with_chunk_buffer(|buf| {
+        let mut total = 0u64;
+        loop {
+            let n = match file.read(buf) {
+                Ok(0) => return Ok(total),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(CheckpointError::io("read", path, e)),
+            };
+            sink(&buf[..n])?;
+            total += n as u64;
+        }
+    })?;
     if total != size {
         return Err(CheckpointError::ChangedDuringSnapshot {
             path: path.to_owned(),

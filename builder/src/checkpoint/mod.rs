@@ -59,6 +59,7 @@
 //! The on-disk format is specified in `docs/checkpoint-format.md`.
 
 pub mod blobs;
+mod chunk_buffer;
 pub mod delta;
 pub mod error;
 mod fsops;

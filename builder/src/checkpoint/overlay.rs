@@ -14,6 +14,7 @@ use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
+use super::chunk_buffer::with_chunk_buffer;
 use super::error::{CheckpointError, IoResultExt, Result};
 use super::fsops;
 use super::manifest::{ContentHash, Entry, EntryKind, Timestamp};
@@ -494,19 +495,20 @@ fn copy_checked(
         return Err(changed());
     }
     let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut total = 0u64;
-    loop {
-        let n = match input.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(CheckpointError::io("read", in_path, e)),
-        };
-        hasher.update(&buf[..n]);
-        out.write_all(&buf[..n]).at("write", out_path)?;
-        total += n as u64;
-    }
+    let total = with_chunk_buffer(|buf| {
+        let mut total = 0u64;
+        loop {
+            let n = match input.read(buf) {
+                Ok(0) => return Ok(total),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(CheckpointError::io("read", in_path, e)),
+            };
+            hasher.update(&buf[..n]);
+            out.write_all(&buf[..n]).at("write", out_path)?;
+            total += n as u64;
+        }
+    })?;
     if total != size || ContentHash::from(hasher.finalize()) != *hash {
         return Err(changed());
     }

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
+use super::chunk_buffer::with_chunk_buffer;
 use super::error::{CheckpointError, IoResultExt, Result};
 use super::fsops;
 use super::manifest::{ContentHash, Timestamp};
@@ -202,15 +203,14 @@ fn mtime_of(fd: BorrowedFd<'_>, path: &Path) -> Result<Timestamp> {
 
 /// Reads `f` (at `path`, for errors) to its end, passing each chunk to `sink`.
 fn read_chunks(f: &mut File, path: &Path, sink: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        match f.read(&mut buf) {
+    with_chunk_buffer(|buf| loop {
+        match f.read(buf) {
             Ok(0) => return Ok(()),
             Ok(n) => sink(&buf[..n])?,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(CheckpointError::io("read", path, e)),
         }
-    }
+    })
 }
 
 impl Drop for Staging {
