@@ -10,6 +10,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use memchr::memmem;
+
 use super::error::{CheckpointError, Result};
 use super::manifest::{ContentHash, Entry, EntryKind, Xattrs};
 use super::path::{escape_bytes, RelPath};
@@ -18,14 +20,27 @@ use super::state::RootState;
 /// One rewrite: `(old, new)`, both of the same length.
 pub type RewritePair = (Vec<u8>, Vec<u8>);
 
+/// Where each pattern of a [`Rewrites`] occurs next in the bytes one scan goes over, by
+/// pattern: `None` before it was looked for, `Some(usize::MAX)` when it occurs no more.
+struct Occurrences(Vec<Option<usize>>);
+
+impl Occurrences {
+    fn new(patterns: usize) -> Self {
+        Occurrences(vec![None; patterns])
+    }
+}
+
 /// A validated list of `(old, new)` pairs, ready to scan with.
 #[derive(Clone, Debug)]
 pub struct Rewrites {
     pairs: Vec<(Vec<u8>, Vec<u8>)>,
     /// `first[b]`: some `old` starts with byte `b` (positions with other bytes are skipped).
     first: [bool; 256],
-    /// The bytes `first` holds, when there are at most three (searched with `memchr`).
-    firsts: Option<Vec<u8>>,
+    /// A substring searcher for each `old`, in the order of `pairs`: a scan jumps from one
+    /// occurrence to the next. Jumping to the next byte that starts a pattern instead made
+    /// the cost follow the output hash: a store hash starting with a letter frequent in the
+    /// content stopped the scan every few bytes.
+    finders: Vec<memmem::Finder<'static>>,
     max_len: usize,
 }
 
@@ -53,11 +68,13 @@ impl Rewrites {
             first[old[0] as usize] = true;
             max_len = max_len.max(old.len());
         }
-        let bytes: Vec<u8> = (0..=255u8).filter(|&b| first[b as usize]).collect();
         Ok(Rewrites {
             pairs: pairs.to_vec(),
             first,
-            firsts: (bytes.len() <= 3).then_some(bytes),
+            finders: pairs
+                .iter()
+                .map(|(old, _)| memmem::Finder::new(old).into_owned())
+                .collect(),
             max_len,
         })
     }
@@ -83,38 +100,45 @@ impl Rewrites {
     fn scan(&self, data: &mut [u8], from: usize, limit: usize) -> (usize, u64) {
         let mut i = from;
         let mut n = 0;
-        while i < limit {
-            i = match self.next_candidate(&data[..limit], i) {
-                Some(j) => j,
-                None => break,
-            };
-            match self.match_at(data, i) {
-                Some((old, new)) => {
-                    let len = new.len();
-                    if old != new {
-                        data[i..i + len].copy_from_slice(new);
-                        n += 1;
-                    }
-                    i += len;
-                }
-                None => i += 1,
+        let mut next = Occurrences::new(self.pairs.len());
+        while let Some(j) = self.next_match(data, i, limit, &mut next) {
+            let (old, new) = self
+                .match_at(data, j)
+                .expect("a pattern occurs where the search found it");
+            let len = new.len();
+            if old != new {
+                data[j..j + len].copy_from_slice(new);
+                n += 1;
             }
+            i = j + len;
         }
         (i.max(limit), n)
     }
 
-    /// The first position from `i` in `data` where some pattern could start (its byte starts
-    /// one); what lies between can hold no match.
-    fn next_candidate(&self, data: &[u8], i: usize) -> Option<usize> {
-        let rest = data.get(i..)?;
-        let found = match self.firsts.as_deref() {
-            Some([]) => None,
-            Some(&[a]) => memchr::memchr(a, rest),
-            Some(&[a, b]) => memchr::memchr2(a, b, rest),
-            Some(&[a, b, c]) => memchr::memchr3(a, b, c, rest),
-            _ => rest.iter().position(|&b| self.first[b as usize]),
-        };
-        found.map(|j| i + j)
+    /// The first position from `i` and before `limit` where some `old` occurs whole in
+    /// `data`; `next` keeps where each one occurs next, for the calls that follow on the same
+    /// bytes from a later `i` (those after a replacement are unchanged by it).
+    fn next_match(
+        &self,
+        data: &[u8],
+        i: usize,
+        limit: usize,
+        next: &mut Occurrences,
+    ) -> Option<usize> {
+        if i >= limit {
+            return None;
+        }
+        for (at, finder) in next.0.iter_mut().zip(&self.finders) {
+            if at.is_none_or(|at| at < i) {
+                *at = Some(finder.find(&data[i..]).map_or(usize::MAX, |j| i + j));
+            }
+        }
+        next.0
+            .iter()
+            .flatten()
+            .copied()
+            .min()
+            .filter(|&j| j < limit)
     }
 
     /// Rewrites `data` in place; returns the number of replacements that changed bytes
@@ -131,18 +155,19 @@ impl Rewrites {
     /// it changes.
     pub fn apply(&self, data: &[u8]) -> Option<Vec<u8>> {
         let mut i = 0;
-        while i < data.len() {
-            match self.match_at(data, i) {
-                Some((old, new)) if old != new => {
-                    // Everything before `i` is decided and unchanged: go on in a copy.
-                    let mut v = data.to_vec();
-                    let len = v.len();
-                    self.scan(&mut v, i, len);
-                    return Some(v);
-                }
-                Some((old, _)) => i += old.len(),
-                None => i += 1,
+        let mut next = Occurrences::new(self.pairs.len());
+        while let Some(j) = self.next_match(data, i, data.len(), &mut next) {
+            let (old, new) = self
+                .match_at(data, j)
+                .expect("a pattern occurs where the search found it");
+            if old != new {
+                // Everything before `j` is decided and unchanged: go on in a copy.
+                let mut v = data.to_vec();
+                let len = v.len();
+                self.scan(&mut v, j, len);
+                return Some(v);
             }
+            i = j + old.len();
         }
         None
     }
@@ -150,13 +175,10 @@ impl Rewrites {
     /// True if some pair with `new != old` has its `old` somewhere in `data`, whatever the
     /// priorities: a cheap test that rules out any change, in `data` or in any part of it.
     fn may_change(&self, data: &[u8]) -> bool {
-        (0..data.len()).any(|i| {
-            self.first[data[i] as usize]
-                && self
-                    .pairs
-                    .iter()
-                    .any(|(old, new)| old != new && data[i..].starts_with(old))
-        })
+        self.pairs
+            .iter()
+            .zip(&self.finders)
+            .any(|((old, new), finder)| old != new && finder.find(data).is_some())
     }
 
     /// A rewriter for content that arrives in chunks.
@@ -443,9 +465,9 @@ mod tests {
             x ^= x << 17;
             x
         };
-        for round in 0..300 {
-            // Small alphabet so patterns occur often and overlap; up to four first bytes
-            // (more than three are not searched with memchr).
+        for round in 0..2000 {
+            // Small alphabet so patterns occur often, overlap and shield each other; up to
+            // five patterns, the same one twice at times.
             let np = 1 + (next() % 5) as usize;
             let pairs: Vec<(Vec<u8>, Vec<u8>)> = (0..np)
                 .map(|_| {
@@ -468,6 +490,12 @@ mod tests {
                 "round {round}"
             );
             assert_eq!(r.apply(&data).is_some(), want != data, "round {round}");
+            let occurs = |o: &[u8]| data.windows(o.len()).any(|w| w == o);
+            assert_eq!(
+                r.may_change(&data),
+                pairs.iter().any(|(o, n)| o != n && occurs(o)),
+                "round {round}"
+            );
             let chunk = 1 + (next() % 7) as usize;
             let mut s = r.stream();
             let mut got = Vec::new();
