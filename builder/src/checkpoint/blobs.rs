@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, RwLock};
 
-use super::chunk_buffer::{with_chunk_buffer, CHUNK};
+use super::chunk_buffer::{read_in_chunks, with_chunk_buffer, CHUNK};
 use super::delta::{self, DeltaHeader};
 use super::error::{CheckpointError, IoResultExt, Result};
 use super::limits::{
@@ -921,19 +921,6 @@ thread_local! {
 
 /// The loop of [`BlobStore::stream`] over the decoded content: sink, length limit, hash.
 fn pump(
-    reader: impl Read,
-    hash: &ContentHash,
-    expect: Expect,
-    limit: u64,
-    corrupt: &dyn Fn(String) -> CheckpointError,
-    sink: &mut dyn FnMut(&[u8]) -> Result<()>,
-) -> Result<u64> {
-    with_chunk_buffer(|buf| pump_through(buf, reader, hash, expect, limit, corrupt, sink))
-}
-
-/// [`pump`] with its buffer.
-fn pump_through(
-    buf: &mut [u8],
     mut reader: impl Read,
     hash: &ContentHash,
     expect: Expect,
@@ -942,31 +929,33 @@ fn pump_through(
     sink: &mut dyn FnMut(&[u8]) -> Result<()>,
 ) -> Result<u64> {
     let mut hasher = blake3::Hasher::new();
-    let mut total = 0u64;
-    loop {
-        // Never more than the bound plus one byte is asked of the decoder.
-        let want = usize::try_from((limit - total).saturating_add(1))
-            .map_or(buf.len(), |w| w.min(buf.len()));
-        let n = match reader.read(&mut buf[..want]) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(corrupt(e.to_string())),
-        };
-        total += n as u64;
-        if total > limit {
-            return Err(corrupt(match expect {
-                Expect::Exactly(n) => {
-                    format!("the content is longer than the {n} bytes claimed for it")
-                }
-                Expect::AtMost(n) => {
-                    format!("the content is longer than the limit of {n} bytes for its use")
-                }
-            }));
+    let total = with_chunk_buffer(|buf| {
+        let mut total = 0u64;
+        loop {
+            // Never more than the bound plus one byte is asked of the decoder.
+            let want = usize::try_from((limit - total).saturating_add(1))
+                .map_or(buf.len(), |w| w.min(buf.len()));
+            let n = match reader.read(&mut buf[..want]) {
+                Ok(0) => return Ok(total),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(corrupt(e.to_string())),
+            };
+            total += n as u64;
+            if total > limit {
+                return Err(corrupt(match expect {
+                    Expect::Exactly(n) => {
+                        format!("the content is longer than the {n} bytes claimed for it")
+                    }
+                    Expect::AtMost(n) => {
+                        format!("the content is longer than the limit of {n} bytes for its use")
+                    }
+                }));
+            }
+            hasher.update(&buf[..n]);
+            sink(&buf[..n])?;
         }
-        hasher.update(&buf[..n]);
-        sink(&buf[..n])?;
-    }
+    })?;
     if let Expect::Exactly(n) = expect {
         if total != n {
             return Err(corrupt(format!(
@@ -1873,20 +1862,7 @@ fn read_exactly(
     size: u64,
     sink: &mut dyn FnMut(&[u8]) -> Result<()>,
 ) -> Result<()> {
-    let total = with_chunk_buffer(|buf| {
-        let mut total = 0u64;
-        loop {
-            let n = match file.read(buf) {
-                Ok(0) => return Ok(total),
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(CheckpointError::io("read", path, e)),
-            };
-            sink(&buf[..n])?;
-            total += n as u64;
-        }
-    })?;
-    if total != size {
+    if read_in_chunks(file, path, sink)? != size {
         return Err(CheckpointError::ChangedDuringSnapshot {
             path: path.to_owned(),
         });

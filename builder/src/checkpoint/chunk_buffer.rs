@@ -5,6 +5,10 @@
 //! buffers, a third of that search's time (docs/benchmarks.md, "Session 22").
 
 use std::cell::RefCell;
+use std::io::{self, Read};
+use std::path::Path;
+
+use super::error::{CheckpointError, Result};
 
 /// The size of a buffer.
 pub(crate) const CHUNK: usize = 1 << 20;
@@ -30,6 +34,28 @@ pub(crate) fn with_chunk_buffer<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
         }
     });
     result
+}
+
+/// Reads `reader` (the file at `path`, for errors) to its end through a buffer of the pool,
+/// passing each chunk to `sink`; returns how many bytes it read.
+pub(crate) fn read_in_chunks(
+    reader: &mut impl Read,
+    path: &Path,
+    sink: &mut dyn FnMut(&[u8]) -> Result<()>,
+) -> Result<u64> {
+    with_chunk_buffer(|buf| {
+        let mut total = 0u64;
+        loop {
+            let n = match reader.read(buf) {
+                Ok(0) => return Ok(total),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(CheckpointError::io("read", path, e)),
+            };
+            sink(&buf[..n])?;
+            total += n as u64;
+        }
+    })
 }
 
 #[cfg(test)]

@@ -10,11 +10,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
-use super::chunk_buffer::with_chunk_buffer;
+use super::chunk_buffer::read_in_chunks;
 use super::error::{CheckpointError, IoResultExt, Result};
 use super::fsops;
 use super::manifest::{ContentHash, Entry, EntryKind, Timestamp};
@@ -495,19 +495,9 @@ fn copy_checked(
         return Err(changed());
     }
     let mut hasher = blake3::Hasher::new();
-    let total = with_chunk_buffer(|buf| {
-        let mut total = 0u64;
-        loop {
-            let n = match input.read(buf) {
-                Ok(0) => return Ok(total),
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(CheckpointError::io("read", in_path, e)),
-            };
-            hasher.update(&buf[..n]);
-            out.write_all(&buf[..n]).at("write", out_path)?;
-            total += n as u64;
-        }
+    let total = read_in_chunks(input, in_path, &mut |c| {
+        hasher.update(c);
+        out.write_all(c).at("write", out_path)
     })?;
     if total != size || ContentHash::from(hasher.finalize()) != *hash {
         return Err(changed());

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use super::chunk_buffer::with_chunk_buffer;
+use super::chunk_buffer::read_in_chunks;
 use super::error::{CheckpointError, IoResultExt, Result};
 use super::fsops;
 use super::manifest::{ContentHash, Timestamp};
@@ -171,7 +171,7 @@ impl Staging {
         sink: &mut dyn FnMut(&[u8]) -> Result<()>,
     ) -> Option<Result<()>> {
         let mut f = self.open(hash)?;
-        Some(read_chunks(&mut f, &self.path.join(hash.to_hex()), sink))
+        Some(read_in_chunks(&mut f, &self.path.join(hash.to_hex()), sink).map(drop))
     }
 
     /// Removes the directory and everything staged in it (files linked into a tree stay
@@ -198,18 +198,6 @@ fn mtime_of(fd: BorrowedFd<'_>, path: &Path) -> Result<Timestamp> {
     Ok(Timestamp {
         sec: st.st_mtime,
         nsec: st.st_mtime_nsec as u32,
-    })
-}
-
-/// Reads `f` (at `path`, for errors) to its end, passing each chunk to `sink`.
-fn read_chunks(f: &mut File, path: &Path, sink: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
-    with_chunk_buffer(|buf| loop {
-        match f.read(buf) {
-            Ok(0) => return Ok(()),
-            Ok(n) => sink(&buf[..n])?,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(CheckpointError::io("read", path, e)),
-        }
     })
 }
 
@@ -245,7 +233,7 @@ impl StagedFile<'_> {
     pub(super) fn read_back(&self, sink: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
         let mut f =
             fsops::open_nofollow_at(self.staging.fd.as_fd(), &self.name).at("open", &self.path)?;
-        read_chunks(&mut f, &self.path, sink)
+        read_in_chunks(&mut f, &self.path, sink).map(drop)
     }
 
     /// Makes the content available to restores as `hash` (what it hashes to).
