@@ -34,8 +34,6 @@ impl Occurrences {
 #[derive(Clone, Debug)]
 pub struct Rewrites {
     pairs: Vec<(Vec<u8>, Vec<u8>)>,
-    /// `first[b]`: some `old` starts with byte `b` (positions with other bytes are skipped).
-    first: [bool; 256],
     /// A substring searcher for each `old`, in the order of `pairs`: a scan jumps from one
     /// occurrence to the next. Jumping to the next byte that starts a pattern instead made
     /// the cost follow the output hash: a store hash starting with a letter frequent in the
@@ -49,7 +47,6 @@ impl Rewrites {
     /// A pair whose `new` equals its `old` is kept: it changes nothing itself but, being
     /// earlier in the order, shields its occurrences from later pairs.
     pub fn new(pairs: &[(Vec<u8>, Vec<u8>)]) -> Result<Self> {
-        let mut first = [false; 256];
         let mut max_len = 0;
         for (old, new) in pairs {
             let bad = |problem| {
@@ -65,12 +62,10 @@ impl Rewrites {
             if old.len() != new.len() {
                 return bad("old and new differ in length, so they cannot be swapped in place");
             }
-            first[old[0] as usize] = true;
             max_len = max_len.max(old.len());
         }
         Ok(Rewrites {
             pairs: pairs.to_vec(),
-            first,
             finders: pairs
                 .iter()
                 .map(|(old, _)| memmem::Finder::new(old).into_owned())
@@ -85,15 +80,6 @@ impl Rewrites {
         self.pairs.iter().all(|(o, n)| o == n)
     }
 
-    /// The pair matching at `data[i..]`, if any (`data[i..]` may be shorter than a pattern).
-    fn match_at(&self, data: &[u8], i: usize) -> Option<&(Vec<u8>, Vec<u8>)> {
-        if !self.first[data[i] as usize] {
-            return None;
-        }
-        let rest = &data[i..];
-        self.pairs.iter().find(|(old, _)| rest.starts_with(old))
-    }
-
     /// Scans `data[from..]` in place, deciding only positions before `limit`; returns where
     /// the scan stopped (`>= limit`, or past a replacement that ends beyond it) and the
     /// number of replacements that changed bytes.
@@ -101,10 +87,7 @@ impl Rewrites {
         let mut i = from;
         let mut n = 0;
         let mut next = Occurrences::new(self.pairs.len());
-        while let Some(j) = self.next_match(data, i, limit, &mut next) {
-            let (old, new) = self
-                .match_at(data, j)
-                .expect("a pattern occurs where the search found it");
+        while let Some((j, (old, new))) = self.next_match(data, i, limit, &mut next) {
             let len = new.len();
             if old != new {
                 data[j..j + len].copy_from_slice(new);
@@ -116,15 +99,18 @@ impl Rewrites {
     }
 
     /// The first position from `i` and before `limit` where some `old` occurs whole in
-    /// `data`; `next` keeps where each one occurs next, for the calls that follow on the same
-    /// bytes from a later `i` (those after a replacement are unchanged by it).
+    /// `data`, with the first pair (in order) whose `old` occurs there. `next` keeps where
+    /// each one occurs next, for the calls that follow on the same bytes from a later `i`
+    /// (those after a replacement are unchanged by it). Each entry is the first occurrence
+    /// at or after `i`, so the pairs that occur at the position found are those whose entry
+    /// is that position.
     fn next_match(
         &self,
         data: &[u8],
         i: usize,
         limit: usize,
         next: &mut Occurrences,
-    ) -> Option<usize> {
+    ) -> Option<(usize, &RewritePair)> {
         if i >= limit {
             return None;
         }
@@ -133,12 +119,15 @@ impl Rewrites {
                 *at = Some(finder.find(&data[i..]).map_or(usize::MAX, |j| i + j));
             }
         }
-        next.0
+        let j = next
+            .0
             .iter()
             .flatten()
             .copied()
             .min()
-            .filter(|&j| j < limit)
+            .filter(|&j| j < limit)?;
+        let p = next.0.iter().position(|&at| at == Some(j))?;
+        Some((j, &self.pairs[p]))
     }
 
     /// Rewrites `data` in place; returns the number of replacements that changed bytes
@@ -156,10 +145,7 @@ impl Rewrites {
     pub fn apply(&self, data: &[u8]) -> Option<Vec<u8>> {
         let mut i = 0;
         let mut next = Occurrences::new(self.pairs.len());
-        while let Some(j) = self.next_match(data, i, data.len(), &mut next) {
-            let (old, new) = self
-                .match_at(data, j)
-                .expect("a pattern occurs where the search found it");
+        while let Some((j, (old, new))) = self.next_match(data, i, data.len(), &mut next) {
             if old != new {
                 // Everything before `j` is decided and unchanged: go on in a copy.
                 let mut v = data.to_vec();
