@@ -1986,35 +1986,18 @@ fn base_blob_flipped() {
     base_from_table("blob_flipped_zstd", Found::WhenRead);
 }
 
-/// A blob no restore reads is wrong. The "install" build's checkpoint stores
-/// `share/greet/extra.txt` in its installPhase layer; a build of "a" from it restores the
-/// layers through checkPhase and runs its own installPhase, so nothing reads that blob
-/// before the check of the blobs no restore read, which finds it before installPhase runs
-/// (docs/trust.md, "When the contents are checked"). The build falls back to a clean one.
+/// A blob no restore reads is wrong ([`flip_installed_extra_txt`]): the build falls back to a
+/// clean one.
 #[test]
 fn base_blob_no_restore_reads_flipped() {
-    let base = forged_copy_of(output_ref(clean_install()), "unread-blob", |c| {
-        let install = c.copy.layer(c.copy.layer_index("installPhase"));
-        let hash = install.roots["out"]
-            .changed
-            .iter()
-            .find(|(p, _)| p.escaped() == "share/greet/extra.txt")
-            .and_then(|(_, e)| e.blob())
-            .expect("installPhase makes share/greet/extra.txt");
-        assert!(
-            install.blobs.iter().any(|b| b.blake3 == hash),
-            "the installPhase layer stores extra.txt's content"
-        );
-        flip_stored_byte(c, &hash);
-        vec![]
-    });
+    let base = forged_copy_of(
+        output_ref(clean_install()),
+        "unread-blob",
+        flip_installed_extra_txt,
+    );
     let b = build_trusting("a-from-unread-blob", "a", Some(&base), Trust::Any);
     assert!(
-        b.log_lines.iter().any(|l| missing_words(
-            l,
-            &[&["could not be used"], &["no restore read"], &["corrupt"]]
-        )
-        .is_empty()),
+        says_unread_blob_unusable(&b),
         "no line says the base could not be used for a blob no restore read:\n{}",
         b.log_tail(40)
     );
@@ -2024,6 +2007,77 @@ fn base_blob_no_restore_reads_flipped() {
         b.log_tail(30)
     );
     assert!(normalised_out(&b) == normalised_out(pristine_build()));
+}
+
+/// As [`base_blob_no_restore_reads_flipped`], with an installPhase that fails: the build
+/// waits for the check of the blobs no restore read before it reports the failure, so the
+/// bad base still sends it to a clean build (which fails the same way, from scratch).
+#[test]
+fn base_blob_no_restore_reads_flipped_before_a_failing_phase() {
+    let base = forged_copy_of(
+        output_ref(clean_install()),
+        "unread-blob-failing",
+        flip_installed_extra_txt,
+    );
+    let builder = builder_binary().unwrap_or_else(|e| panic!("{e}"));
+    let case = case_file(
+        "broken-install-from-unread-blob",
+        "broken-install",
+        Some(&base),
+        Trust::Any,
+    );
+    let b = nix_build(&case, Some(builder)).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!b.success, "the installPhase fails:\n{}", b.log_tail(30));
+    assert!(
+        says_unread_blob_unusable(&b),
+        "no line says the base could not be used for a blob no restore read:\n{}",
+        b.log_tail(40)
+    );
+    let failures = b
+        .log_lines
+        .iter()
+        .filter(|l| l.contains("this installPhase fails"))
+        .count();
+    assert_eq!(
+        failures,
+        2,
+        "installPhase ran over the restored tree, then from scratch:\n{}",
+        b.log_tail(40)
+    );
+    assert!(b.ran_phase("unpackPhase"), "{}", b.log_tail(30));
+}
+
+/// Flips a stored byte of `share/greet/extra.txt`, which the "install" build's checkpoint
+/// stores in its installPhase layer: a build of another variant from it restores the layers
+/// through checkPhase and runs its own installPhase, so nothing reads that blob but the check
+/// of the blobs no restore read, which runs beside installPhase and which the build awaits
+/// before it ends (docs/trust.md, "When the contents are checked").
+fn flip_installed_extra_txt(c: &Ctx) -> Words {
+    let install = c.copy.layer(c.copy.layer_index("installPhase"));
+    let hash = install.roots["out"]
+        .changed
+        .iter()
+        .find(|(p, _)| p.escaped() == "share/greet/extra.txt")
+        .and_then(|(_, e)| e.blob())
+        .expect("installPhase makes share/greet/extra.txt");
+    assert!(
+        install.blobs.iter().any(|b| b.blake3 == hash),
+        "the installPhase layer stores extra.txt's content"
+    );
+    flip_stored_byte(c, &hash);
+    vec![]
+}
+
+/// Whether a line of `b`'s log says the base could not be used for a corrupt blob no
+/// restore read.
+fn says_unread_blob_unusable(b: &BuildResult) -> bool {
+    b.log_lines.iter().any(|l| {
+        missing_words(
+            l,
+            &[&["could not be used"], &["no restore read"], &["corrupt"]],
+        )
+        .is_empty()
+    })
 }
 
 #[test]

@@ -87,6 +87,12 @@ pub fn cpu_time() -> Duration {
     Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
 }
 
+/// The CPU time the calling thread has used so far.
+pub fn thread_cpu_time() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
+
 /// What a restore wrote, for [`Recorder::restore_notes`].
 fn written(report: &RestoreReport) -> String {
     format!(

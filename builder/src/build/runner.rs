@@ -313,180 +313,199 @@ fn run_steps(
             base_used,
         )?;
     }
-    let Start {
-        mut state,
-        index: start,
-        mut last_status,
-        mut incremental,
-        mut reused_objects_seeds,
-        mut working_copy,
-        mut environment,
-        chosen,
-    } = start;
-    // The chosen base's blobs that no restore read are checked once no restore from it is
-    // pending: before the first phase, or after patchPhase when an incremental restore may
-    // follow it.
-    let mut unchecked = chosen;
-    // The build products left out of a rerun's tree (a short list, empty when none): a phase
-    // that then fails may have missed one nothing remakes, and the build tries again from
-    // scratch.
-    let left_out_of = |copy: &Option<WorkingCopy>| {
-        copy.as_ref()
-            .map(|c| short_list(&c.left_out, 5))
-            .unwrap_or_default()
-    };
-    let mut left_out = left_out_of(&working_copy);
-
-    let mut index = start;
-    while index < phases.len() {
-        if incremental.is_none() {
-            check_unread_contents(unchecked.take(), recorder.as_deref_mut(), base_used)?;
-        }
-        let phase = &phases[index];
-        index += 1;
-        let ran = match phase_skip::skipped_phase_state(&state, phase) {
-            // The stdenv's runPhase would return at once: no process to start.
-            Some(next) => {
-                outcome.steps.push(StepReport {
-                    name: phase.clone(),
-                    wall: Duration::ZERO,
-                    work: Some(Duration::ZERO),
-                });
-                outcome.states.push((phase.clone(), next.clone()));
-                Some((next, None, 0))
-            }
-            None => run_phase_step(
-                env,
-                &channel,
-                (&mut dump, &mut restore, &mut script_file, &mut step_file),
-                (&arg0, &passthrough),
-                &state,
-                phase,
-                groups,
-                &mut outcome,
-            )?,
+    std::thread::scope(|scope| {
+        let Start {
+            mut state,
+            index: start,
+            mut last_status,
+            mut incremental,
+            mut reused_objects_seeds,
+            mut working_copy,
+            mut environment,
+            chosen,
+        } = start;
+        // The chosen base's blobs that no restore read are checked once no restore from it is
+        // pending (before the first phase, or after patchPhase when an incremental restore may
+        // follow it), on a thread of their own while the phases run; the build waits for that
+        // check before it ends.
+        let mut unchecked = chosen;
+        let mut unread_check = None;
+        // The build products left out of a rerun's tree (a short list, empty when none): a phase
+        // that then fails may have missed one nothing remakes, and the build tries again from
+        // scratch.
+        let left_out_of = |copy: &Option<WorkingCopy>| {
+            copy.as_ref()
+                .map(|c| short_list(&c.left_out, 5))
+                .unwrap_or_default()
         };
-        match ran {
-            Some((mut next, _, status)) => {
-                // Nothing runs at the levels around genericBuild while the phases do.
-                next.outer_traps = state.outer_traps.clone();
-                if let Some(rec) = recorder.as_deref_mut() {
-                    // Phases rerun over the earlier tree leave its build products in theirs.
-                    rec.next_layer_taken_over |= working_copy
-                        .as_ref()
-                        .is_some_and(|c| index <= c.build_phase);
-                    record(rec, phase, Some(&state), &next, status, &outcome)?;
-                    if let Some(copy) = working_copy.take_if(|c| index == c.build_phase) {
-                        let products = settle_rerun(rec, &copy, &next, env, options, &mut outcome)?;
-                        if !products.is_empty() {
-                            let mut all = copy.left_out.clone();
-                            all.extend(products);
-                            left_out = short_list(&all, 5);
-                        }
-                    }
-                    if let Some(check) = environment.take_if(|c| index == c.build_phase + 1) {
-                        let unjudged = check.unjudged(&next, rec.output_paths());
-                        if !unjudged.differing.is_empty() {
-                            return Err(RunError::EnvironmentMoved {
-                                names: short_list(&unjudged.differing, 5),
-                            });
-                        }
-                        if !unjudged.expanded.is_empty() {
-                            return Err(RunError::ChangedValueExpanded {
-                                names: short_list(&unjudged.expanded, 5),
-                            });
-                        }
-                    }
-                }
-                state = next;
-                last_status = status;
-                if phase == "patchPhase" {
-                    if let (Some((base, moves)), Some(rec)) =
-                        (incremental.take(), recorder.as_deref_mut())
-                    {
-                        *base_used = Some(base.dir.clone());
-                        let resumption = resume_after_patch(
-                            rec,
-                            env,
-                            options,
-                            base,
-                            &moves,
-                            &phases,
-                            index - 1,
-                            &state,
-                            &mut outcome,
-                        )?;
-                        if let Some(resumed) = resumption {
-                            reused_objects_seeds =
-                                debug_info::changed_seeds(&base.outputs, &options.outputs);
-                            state = resumed.state;
-                            last_status = 0;
-                            index = resumed.next_phase;
-                            left_out = short_list(&resumed.left_out, 5);
-                            working_copy = resumed.working_copy;
-                            environment = Some(resumed.environment);
-                        }
-                    }
-                }
-            }
-            None => {
-                if outcome.status != 0 && !left_out.is_empty() {
-                    return Err(RunError::FailedAfterLeavingOut {
-                        phase: phase.clone(),
-                        status: outcome.status,
-                        left_out,
-                    });
-                }
-                if outcome.status != 0 {
-                    if let Some(rec) = recorder.as_deref_mut() {
-                        // The tree as the failing phase left it, with the state it started
-                        // from, so the failure can be entered (`shell --at PHASE`).
-                        let name = format!("failed:{phase}");
-                        record(rec, &name, Some(&state), &state, outcome.status, &outcome)?;
-                    }
-                }
-                if outcome.status != 0 {
-                    signals::end_groups(groups);
-                }
-                return Ok(outcome);
-            }
-        }
-    }
+        let mut left_out = left_out_of(&working_copy);
 
-    check_unread_contents(unchecked.take(), recorder, base_used)?;
-    // Final step: the EXIT trap (exitHandler) runs once, with the last step's status.
-    restore
-        .set(restore_script(&state).as_bytes())
-        .map_err(RunError::MemFile)?;
-    dump.clear().map_err(RunError::MemFile)?;
-    let script = driver::final_script(&channel, &state, last_status, !phases.is_empty());
-    let args = script_args(&mut script_file, &mut step_file, false, &arg0, &script)?;
-    let step = run_step(
-        env,
-        "exit",
-        &args,
-        None,
-        Some((&passthrough, &state)),
-        groups,
-    )?;
-    outcome.status = step.status;
-    outcome.steps.push(StepReport {
-        name: "(exit)".into(),
-        wall: step.wall,
-        work: None,
-    });
-    if outcome.status != 0 {
-        signals::end_groups(groups);
-    }
-    if outcome.status == 0 && !reused_objects_seeds.is_empty() {
-        let roots: Vec<PathBuf> = options.outputs.iter().map(|(_, p)| p.clone()).collect();
-        let found = debug_info::find_object_with(&roots, &reused_objects_seeds)
-            .map_err(RunError::OutputScan)?;
-        if let Some(file) = found {
-            return Err(RunError::DebugInfoAcrossSeeds { file });
+        let mut index = start;
+        while index < phases.len() {
+            // An incremental restore follows patchPhase, if patchPhase is still to run.
+            let restore_pending =
+                incremental.is_some() && phases[index..].iter().any(|p| p == "patchPhase");
+            if !restore_pending && unread_check.is_none() {
+                unread_check = UnreadCheck::start(scope, unchecked.take(), recorder.is_some());
+            }
+            let phase = &phases[index];
+            index += 1;
+            let ran = match phase_skip::skipped_phase_state(&state, phase) {
+                // The stdenv's runPhase would return at once: no process to start.
+                Some(next) => {
+                    outcome.steps.push(StepReport {
+                        name: phase.clone(),
+                        wall: Duration::ZERO,
+                        work: Some(Duration::ZERO),
+                    });
+                    outcome.states.push((phase.clone(), next.clone()));
+                    Some((next, None, 0))
+                }
+                None => run_phase_step(
+                    env,
+                    &channel,
+                    (&mut dump, &mut restore, &mut script_file, &mut step_file),
+                    (&arg0, &passthrough),
+                    &state,
+                    phase,
+                    groups,
+                    &mut outcome,
+                )?,
+            };
+            match ran {
+                Some((mut next, _, status)) => {
+                    // Nothing runs at the levels around genericBuild while the phases do.
+                    next.outer_traps = state.outer_traps.clone();
+                    if let Some(rec) = recorder.as_deref_mut() {
+                        // Phases rerun over the earlier tree leave its build products in theirs.
+                        rec.next_layer_taken_over |= working_copy
+                            .as_ref()
+                            .is_some_and(|c| index <= c.build_phase);
+                        record(rec, phase, Some(&state), &next, status, &outcome)?;
+                        if let Some(copy) = working_copy.take_if(|c| index == c.build_phase) {
+                            let products =
+                                settle_rerun(rec, &copy, &next, env, options, &mut outcome)?;
+                            if !products.is_empty() {
+                                let mut all = copy.left_out.clone();
+                                all.extend(products);
+                                left_out = short_list(&all, 5);
+                            }
+                        }
+                        if let Some(check) = environment.take_if(|c| index == c.build_phase + 1) {
+                            let unjudged = check.unjudged(&next, rec.output_paths());
+                            if !unjudged.differing.is_empty() {
+                                return Err(RunError::EnvironmentMoved {
+                                    names: short_list(&unjudged.differing, 5),
+                                });
+                            }
+                            if !unjudged.expanded.is_empty() {
+                                return Err(RunError::ChangedValueExpanded {
+                                    names: short_list(&unjudged.expanded, 5),
+                                });
+                            }
+                        }
+                    }
+                    state = next;
+                    last_status = status;
+                    if phase == "patchPhase" {
+                        if let (Some((base, moves)), Some(rec)) =
+                            (incremental.take(), recorder.as_deref_mut())
+                        {
+                            *base_used = Some(base.dir.clone());
+                            let resumption = resume_after_patch(
+                                rec,
+                                env,
+                                options,
+                                base,
+                                &moves,
+                                &phases,
+                                index - 1,
+                                &state,
+                                &mut outcome,
+                            )?;
+                            if let Some(resumed) = resumption {
+                                reused_objects_seeds =
+                                    debug_info::changed_seeds(&base.outputs, &options.outputs);
+                                state = resumed.state;
+                                last_status = 0;
+                                index = resumed.next_phase;
+                                left_out = short_list(&resumed.left_out, 5);
+                                working_copy = resumed.working_copy;
+                                environment = Some(resumed.environment);
+                            }
+                        }
+                    }
+                }
+                None => {
+                    // The build ends here: a check not started yet (a restore was pending)
+                    // runs now.
+                    if unread_check.is_none() {
+                        unread_check =
+                            UnreadCheck::start(scope, unchecked.take(), recorder.is_some());
+                    }
+                    UnreadCheck::finish(unread_check.take(), recorder.as_deref_mut(), base_used)?;
+                    if outcome.status != 0 && !left_out.is_empty() {
+                        return Err(RunError::FailedAfterLeavingOut {
+                            phase: phase.clone(),
+                            status: outcome.status,
+                            left_out,
+                        });
+                    }
+                    if outcome.status != 0 {
+                        if let Some(rec) = recorder.as_deref_mut() {
+                            // The tree as the failing phase left it, with the state it started
+                            // from, so the failure can be entered (`shell --at PHASE`).
+                            let name = format!("failed:{phase}");
+                            record(rec, &name, Some(&state), &state, outcome.status, &outcome)?;
+                        }
+                    }
+                    if outcome.status != 0 {
+                        signals::end_groups(groups);
+                    }
+                    return Ok(outcome);
+                }
+            }
         }
-    }
-    Ok(outcome)
+
+        // A build that restored nothing after setup starts the check here.
+        if unread_check.is_none() {
+            unread_check = UnreadCheck::start(scope, unchecked.take(), recorder.is_some());
+        }
+        UnreadCheck::finish(unread_check.take(), recorder, base_used)?;
+        // Final step: the EXIT trap (exitHandler) runs once, with the last step's status.
+        restore
+            .set(restore_script(&state).as_bytes())
+            .map_err(RunError::MemFile)?;
+        dump.clear().map_err(RunError::MemFile)?;
+        let script = driver::final_script(&channel, &state, last_status, !phases.is_empty());
+        let args = script_args(&mut script_file, &mut step_file, false, &arg0, &script)?;
+        let step = run_step(
+            env,
+            "exit",
+            &args,
+            None,
+            Some((&passthrough, &state)),
+            groups,
+        )?;
+        outcome.status = step.status;
+        outcome.steps.push(StepReport {
+            name: "(exit)".into(),
+            wall: step.wall,
+            work: None,
+        });
+        if outcome.status != 0 {
+            signals::end_groups(groups);
+        }
+        if outcome.status == 0 && !reused_objects_seeds.is_empty() {
+            let roots: Vec<PathBuf> = options.outputs.iter().map(|(_, p)| p.clone()).collect();
+            let found = debug_info::find_object_with(&roots, &reused_objects_seeds)
+                .map_err(RunError::OutputScan)?;
+            if let Some(file) = found {
+                return Err(RunError::DebugInfoAcrossSeeds { file });
+            }
+        }
+        Ok(outcome)
+    })
 }
 
 /// Where the phases begin after setup: the first phase, or the one after the phases an
@@ -509,32 +528,83 @@ struct Start<'b> {
     chosen: Option<&'b BaseCheckpoint>,
 }
 
-/// Rehashes the blobs of `base` the build has not read
-/// ([`BaseCheckpoint::verify_unread_contents`]), as the base check's time. A bad one makes the base unusable, and the build falls back to
-/// a clean one ([`run_build`]).
-fn check_unread_contents(
-    base: Option<&BaseCheckpoint>,
-    rec: Option<&mut Recorder>,
-    base_used: &mut Option<PathBuf>,
-) -> Result<(), RunError> {
-    let (Some(base), Some(rec)) = (base, rec) else {
-        return Ok(());
-    };
-    let (started, cpu) = (std::time::Instant::now(), recorder::cpu_time());
-    if let Err(e) = base.verify_unread_contents() {
-        // The base is at fault, whether or not its content entered the build yet.
-        *base_used = Some(base.dir.clone());
-        return Err(RunError::BaseContents(e));
+/// The check of the chosen base's blobs that no restore read
+/// ([`BaseCheckpoint::verify_unread_contents`]), on one thread beside the phases: it decodes
+/// and hashes what the build does not need (on the large synthetic project, the base's
+/// stripped program and archive), so it need not hold up the phase after the restores.
+struct UnreadCheck<'scope, 'b> {
+    base: &'b BaseCheckpoint,
+    thread: std::thread::ScopedJoinHandle<'scope, UnreadCheckRun>,
+}
+
+/// What the check's thread found, with its wall and CPU time.
+struct UnreadCheckRun {
+    result: Result<(), CheckpointError>,
+    wall: Duration,
+    cpu: Duration,
+}
+
+impl<'scope, 'b: 'scope> UnreadCheck<'scope, 'b> {
+    /// Starts the check of `base` when a checkpoint is being written (only then is there
+    /// a base to check).
+    fn start(
+        scope: &'scope std::thread::Scope<'scope, '_>,
+        base: Option<&'b BaseCheckpoint>,
+        recording: bool,
+    ) -> Option<Self> {
+        let base = base.filter(|_| recording)?;
+        let thread = scope.spawn(move || {
+            let (started, cpu) = (std::time::Instant::now(), recorder::thread_cpu_time());
+            // A panic stays on this thread: it is the check's result, whichever way the
+            // build ends (a scope whose thread panicked unjoined would panic itself).
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                base.verify_unread_contents(1)
+            }))
+            .unwrap_or(Err(CheckpointError::WorkerPanicked));
+            UnreadCheckRun {
+                result,
+                wall: started.elapsed(),
+                cpu: recorder::thread_cpu_time().saturating_sub(cpu),
+            }
+        });
+        Some(UnreadCheck { base, thread })
     }
-    let (time, cpu) = (started.elapsed(), recorder::cpu_time().saturating_sub(cpu));
-    rec.base_check_time += time;
-    rec.base_check_cpu += cpu;
-    rec.restore_notes.push(format!(
-        "check of the base's blobs no restore read: {:.3}s, CPU {:.3}s",
-        time.as_secs_f64(),
-        cpu.as_secs_f64()
-    ));
-    Ok(())
+
+    /// Waits for the check; the wait counts as the base check's time, its CPU time as the
+    /// base check's CPU. A bad blob makes the base unusable, and the build falls back to a
+    /// clean one ([`run_build`]), whether or not its content entered the build yet.
+    fn finish(
+        check: Option<Self>,
+        rec: Option<&mut Recorder>,
+        base_used: &mut Option<PathBuf>,
+    ) -> Result<(), RunError> {
+        let Some(UnreadCheck { base, thread }) = check else {
+            return Ok(());
+        };
+        let waited = std::time::Instant::now();
+        let run = thread.join().unwrap_or(UnreadCheckRun {
+            result: Err(CheckpointError::WorkerPanicked),
+            wall: Duration::ZERO,
+            cpu: Duration::ZERO,
+        });
+        let waited = waited.elapsed();
+        if let Err(e) = run.result {
+            *base_used = Some(base.dir.clone());
+            return Err(RunError::BaseContents(e));
+        }
+        if let Some(rec) = rec {
+            rec.base_check_time += waited;
+            rec.base_check_cpu += run.cpu;
+            rec.restore_notes.push(format!(
+                "check of the base's blobs no restore read, beside the phases: {:.3}s, CPU \
+                 {:.3}s, waited for {:.3}s",
+                run.wall.as_secs_f64(),
+                run.cpu.as_secs_f64(),
+                waited.as_secs_f64()
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// After setup, with a checkpoint being written: chooses among the candidate bases (pure,

@@ -1089,13 +1089,22 @@ impl Checkpoint {
     /// every blob in `contents`, and every whole blob a patch or delta among them stands on,
     /// except those this process has read in full and verified already.
     pub fn verify_contents(&self, contents: &ContentCheck) -> Result<VerifyReport> {
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        self.verify_contents_on(contents, threads)
+    }
+
+    /// [`Checkpoint::verify_contents`] on `threads` threads (at least one).
+    pub fn verify_contents_on(
+        &self,
+        contents: &ContentCheck,
+        threads: usize,
+    ) -> Result<VerifyReport> {
         let mut report = VerifyReport {
             layers: self.layers.len() as u32,
             ..VerifyReport::default()
         };
-        // Rehash every referenced blob, on all cores, each stopped as soon as it passes
-        // what its uses claim.
-        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        // Rehash every referenced blob, each stopped as soon as it passes what its uses
+        // claim.
         let sizes = run_parallel(&contents.referenced, threads, |(h, expect, first)| {
             self.blobs.verify_once(h, *expect).map_err(|e| match e {
                 CheckpointError::BlobCorrupt { path, problem } => CheckpointError::BlobCorrupt {

@@ -42,13 +42,16 @@ pub struct BaseCheckpoint {
 }
 
 impl BaseCheckpoint {
-    /// Rehashes every blob of the base the build has not read (and verified) yet; a no-op
-    /// for a base whose contents were checked whole when it was loaded. Called once the
-    /// build's restores from the base are done, before a phase runs over what they restored
-    /// (docs/trust.md, "When the contents are checked").
-    pub fn verify_unread_contents(&self) -> Result<(), CheckpointError> {
+    /// Rehashes, on `threads` threads, every blob of the base the build has not read (and
+    /// verified) yet; a no-op for a base whose contents were checked whole when it was
+    /// loaded. Started once the build's restores from the base are done, beside the phases
+    /// that run over what they restored (docs/trust.md, "When the contents are checked").
+    pub fn verify_unread_contents(&self, threads: usize) -> Result<(), CheckpointError> {
         match &self.unchecked_contents {
-            Some(contents) => self.checkpoint.verify_contents(contents).map(|_| ()),
+            Some(contents) => self
+                .checkpoint
+                .verify_contents_on(contents, threads)
+                .map(|_| ()),
             None => Ok(()),
         }
     }
