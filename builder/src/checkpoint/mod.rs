@@ -66,7 +66,7 @@ mod fsops;
 pub mod limits;
 pub mod manifest;
 pub mod overlay;
-mod parallel;
+pub(crate) mod parallel;
 pub mod patch;
 pub mod path;
 pub mod restore;

@@ -7,6 +7,7 @@
 //!
 //! Pure: patterns in, the paths that hold them out ([`holding`]).
 
+use crate::checkpoint::parallel::run_parallel;
 use crate::checkpoint::{ContentHash, EntryKind, RelPath, RootState};
 use crate::civil_date::civil_from_days;
 use memchr::memmem;
@@ -24,7 +25,7 @@ pub struct StaleValue {
 /// Reads a content by its hash, passing it to the sink in chunks of any size; `false` when
 /// it cannot be read (what was passed until then does not count). The searches below never
 /// hold a whole content in memory: a build product may be gigabytes.
-pub type ReadChunks<'a> = &'a dyn Fn(&ContentHash, &mut dyn FnMut(&[u8])) -> bool;
+pub type ReadChunks<'a> = &'a (dyn Fn(&ContentHash, &mut dyn FnMut(&[u8])) -> bool + Sync);
 
 /// A content searched as it arrives in chunks: each search sees the last `keep` bytes of
 /// what came before (fewer at the start) followed by the new chunk.
@@ -240,23 +241,49 @@ pub fn pieces_held<'v>(
             })
         })
     };
-    let mut held = Vec::new();
-    for (path, entry) in tree {
-        let EntryKind::File { blake3, .. } = &entry.kind else {
-            continue;
-        };
-        if pieces.is_empty() || earlier.contains(blake3) {
-            continue;
-        }
-        let value = match search_chunks(read, blake3, keep, |buf, carried| held_in(buf, carried)) {
+    if pieces.is_empty() {
+        return Vec::new();
+    }
+    let files = files_of(tree, |_, _, blake3| !earlier.contains(blake3));
+    let values = search_each(&files, |blake3| {
+        match search_chunks(read, blake3, keep, |buf, carried| held_in(buf, carried)) {
             Some(found) => found,
             None => pieces.first(),
-        };
-        if let Some(v) = value {
-            held.push((path.clone(), v));
         }
-    }
-    held
+    });
+    files
+        .iter()
+        .zip(values)
+        .filter_map(|((path, _), value)| Some(((*path).clone(), value?)))
+        .collect()
+}
+
+/// The regular files of `tree` (path and content) that `wanted` accepts (given path, mode
+/// and content), in the tree's order.
+fn files_of(
+    tree: &RootState,
+    wanted: impl Fn(&RelPath, u32, &ContentHash) -> bool,
+) -> Vec<(&RelPath, &ContentHash)> {
+    tree.iter()
+        .filter_map(|(path, entry)| match &entry.kind {
+            EntryKind::File { blake3, .. } if wanted(path, entry.mode, blake3) => {
+                Some((path, blake3))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// `search` over the content of each of `files`, on every core (a search mostly waits for
+/// its reads: the 5,000 objects of a 400 MB build directory took 0.3 s on one); the results
+/// in `files`' order.
+fn search_each<R: Send>(
+    files: &[(&RelPath, &ContentHash)],
+    search: impl Fn(&ContentHash) -> R + Sync,
+) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    run_parallel(files, threads, |(_, blake3)| Ok(search(blake3)))
+        .unwrap_or_else(|e| panic!("a search of the build products failed: {e}"))
 }
 
 /// The first file of `tree` that looks like compiler output (an ELF object, program or
@@ -371,15 +398,14 @@ impl<'a> Windows<'a> {
         if self.windows.is_empty() {
             return;
         }
-        for (path, entry) in tree {
-            let EntryKind::File { blake3, .. } = &entry.kind else {
-                continue;
-            };
-            if keep(path) || !looks_compiled(path.as_bytes(), entry.mode) {
-                continue;
-            }
-            // The first 8 bytes tell compiler output (ELF, `ar`); the search stops at anything
-            // else.
+        let files = files_of(tree, |path, mode, _| {
+            !keep(path) && looks_compiled(path.as_bytes(), mode)
+        });
+        // Where a window is in each file (0 for one that cannot be read: it cannot be shown
+        // clean), searched on every core; then `found` sees them in the tree's order.
+        let hits = search_each(&files, |blake3| {
+            // The first 8 bytes tell compiler output (ELF, `ar`); the search stops at
+            // anything else.
             let mut head: Vec<u8> = Vec::with_capacity(WINDOW);
             let is_compiled =
                 |head: &[u8]| head.starts_with(b"\x7fELF") || head.starts_with(b"!<arch>\n");
@@ -393,14 +419,17 @@ impl<'a> Windows<'a> {
                 }
                 self.finder.find(buf).map(Some)
             });
-            let go_on = match result {
-                // Unreadable: it cannot be shown clean.
-                None => found(path, 0),
-                Some(Some(Some(i))) if is_compiled(&head) => found(path, i),
-                Some(_) => true,
-            };
-            if !go_on {
-                return;
+            match result {
+                None => Some(0),
+                Some(Some(Some(i))) if is_compiled(&head) => Some(i),
+                Some(_) => None,
+            }
+        });
+        for ((path, _), hit) in files.iter().zip(hits) {
+            if let Some(i) = hit {
+                if !found(path, i) {
+                    return;
+                }
             }
         }
     }

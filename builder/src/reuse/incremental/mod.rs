@@ -84,7 +84,7 @@ pub struct Resumed {
 
 /// The checkpoint this build is recording, as an incremental restore reads and writes it
 /// (the build's recorder implements it; reuse does not depend on the build).
-pub trait Recording {
+pub trait Recording: Sync {
     /// This build's output paths (and the checkpoint's), as normalisation masks them.
     fn output_paths(&self) -> &[Vec<u8>];
     /// Whether reuse is strict (every key must match exactly).
