@@ -5,7 +5,8 @@
 //! build remakes it and no stale value reaches an output. Also the pieces of an earlier output
 //! path that a compiler stored apart ([`pieces_held`]): a reused file holding one is not used.
 //!
-//! Pure: patterns in, the paths that hold them out ([`holding`]).
+//! Pure: patterns in, the paths that hold them out ([`holding`]); contents come through the
+//! caller's reader, which the searches of build products call from every core.
 
 use crate::checkpoint::parallel::run_parallel;
 use crate::checkpoint::{ContentHash, EntryKind, RelPath, RootState};
