@@ -4,6 +4,12 @@
 use super::error::{CheckpointError, Result};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+/// Threads for work spread over every core: the machine's parallelism, 2 when it cannot be
+/// told.
+pub(crate) fn all_cores() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
 /// Runs `f` over `items` on up to `threads` threads; stops early on the first error. Asked
 /// for one thread (or none), it runs `f` on the calling thread, in order: a caller that
 /// measures its own thread's CPU time (the check beside the phases) sees the work.

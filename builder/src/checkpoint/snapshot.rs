@@ -16,7 +16,7 @@ use super::error::{CheckpointError, IoResultExt, Result};
 use super::manifest::{
     check_root_name, ContentHash, Entry, EntryKind, Layer, LayerMeta, LayerRef, Timestamp, Xattrs,
 };
-use super::parallel::run_parallel;
+use super::parallel::{all_cores, run_parallel};
 use super::path::RelPath;
 use super::state::{check_root_state, diff_root, RootState, State};
 use super::store::{Checkpoint, CheckpointWriter};
@@ -346,7 +346,7 @@ pub fn scan_root(path: &Path, exclude: &[RelPath]) -> Result<RootState> {
             job_of[i] = Some(job);
         }
     }
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let threads = all_cores();
     let results = run_parallel(&jobs, threads, |&i| {
         let s = &scanned[i];
         let got = hash_file(&s.full)?;
@@ -389,7 +389,7 @@ impl Snapshotter {
                 exclude: Vec::new(),
             });
         }
-        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let threads = all_cores();
         Ok(Snapshotter {
             roots: specs,
             threads,

@@ -13,7 +13,7 @@ use super::limits::{MAX_ATTACHMENT, MAX_FILE_SIZE, MAX_INDEX_FILE, MAX_LAYER_FIL
 use super::manifest::{
     layer_file_name, ContentHash, EntryKind, Index, Layer, LayerMeta, LayerRef, FORMAT_VERSION,
 };
-use super::parallel::run_parallel;
+use super::parallel::{all_cores, run_parallel};
 use super::patch::{DiffRegions, Region};
 use super::path::RelPath;
 use super::restore::{
@@ -533,7 +533,7 @@ impl CheckpointWriter {
         hashes: &mut HashMap<ContentHash, ContentHash>,
     ) -> Result<()> {
         let jobs: Vec<(ContentHash, Option<u64>)> = wanted.into_iter().collect();
-        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let threads = all_cores();
         let done = run_parallel(&jobs, threads, |(h, size)| match (&self.staging, size) {
             (Some(staging), Some(size)) if stage.contains(h) => {
                 stage_blob(from.blobs(), &self.blobs, staging, rw, h, *size)
@@ -1089,8 +1089,7 @@ impl Checkpoint {
     /// every blob in `contents`, and every whole blob a patch or delta among them stands on,
     /// except those this process has read in full and verified already.
     pub fn verify_contents(&self, contents: &ContentCheck) -> Result<VerifyReport> {
-        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-        self.verify_contents_on(contents, threads)
+        self.verify_contents_on(contents, all_cores())
     }
 
     /// [`Checkpoint::verify_contents`] on `threads` threads (at least one).

@@ -8,7 +8,7 @@
 //! Pure: patterns in, the paths that hold them out ([`holding`]); contents come through the
 //! caller's reader, which the searches of build products call from every core.
 
-use crate::checkpoint::parallel::run_parallel;
+use crate::checkpoint::parallel::{all_cores, run_parallel};
 use crate::checkpoint::{ContentHash, EntryKind, RelPath, RootState};
 use crate::civil_date::civil_from_days;
 use memchr::memmem;
@@ -282,8 +282,7 @@ fn search_each<R: Send>(
     files: &[(&RelPath, &ContentHash)],
     search: impl Fn(&ContentHash) -> R + Sync,
 ) -> Vec<R> {
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    run_parallel(files, threads, |(_, blake3)| Ok(search(blake3)))
+    run_parallel(files, all_cores(), |(_, blake3)| Ok(search(blake3)))
         .unwrap_or_else(|e| panic!("a search of the build products failed: {e}"))
 }
 
