@@ -345,8 +345,8 @@ fn run_steps(
             // An incremental restore follows patchPhase, if patchPhase is still to run.
             let restore_pending =
                 incremental.is_some() && phases[index..].iter().any(|p| p == "patchPhase");
-            if !restore_pending && unread_check.is_none() {
-                unread_check = UnreadCheck::start(scope, unchecked.take(), recorder.is_some());
+            if !restore_pending {
+                unread_check = unread_check.or_else(|| UnreadCheck::start(scope, unchecked.take()));
             }
             let phase = &phases[index];
             index += 1;
@@ -439,11 +439,10 @@ fn run_steps(
                 None => {
                     // The build ends here: a check not started yet (a restore was pending)
                     // runs now.
-                    if unread_check.is_none() {
-                        unread_check =
-                            UnreadCheck::start(scope, unchecked.take(), recorder.is_some());
-                    }
-                    UnreadCheck::finish(unread_check.take(), recorder.as_deref_mut(), base_used)?;
+                    let check = unread_check
+                        .take()
+                        .or_else(|| UnreadCheck::start(scope, unchecked.take()));
+                    UnreadCheck::finish(check, recorder.as_deref_mut(), base_used)?;
                     if outcome.status != 0 && !left_out.is_empty() {
                         return Err(RunError::FailedAfterLeavingOut {
                             phase: phase.clone(),
@@ -467,11 +466,9 @@ fn run_steps(
             }
         }
 
-        // A build that restored nothing after setup starts the check here.
-        if unread_check.is_none() {
-            unread_check = UnreadCheck::start(scope, unchecked.take(), recorder.is_some());
-        }
-        UnreadCheck::finish(unread_check.take(), recorder, base_used)?;
+        // A check not started yet (no phase ran after the restores) starts here.
+        let check = unread_check.or_else(|| UnreadCheck::start(scope, unchecked.take()));
+        UnreadCheck::finish(check, recorder, base_used)?;
         // Final step: the EXIT trap (exitHandler) runs once, with the last step's status.
         restore
             .set(restore_script(&state).as_bytes())
@@ -545,14 +542,13 @@ struct UnreadCheckRun {
 }
 
 impl<'scope, 'b: 'scope> UnreadCheck<'scope, 'b> {
-    /// Starts the check of `base` when a checkpoint is being written (only then is there
-    /// a base to check).
+    /// Starts the check of `base`, if any (a base is chosen only when a checkpoint is
+    /// being written).
     fn start(
         scope: &'scope std::thread::Scope<'scope, '_>,
         base: Option<&'b BaseCheckpoint>,
-        recording: bool,
     ) -> Option<Self> {
-        let base = base.filter(|_| recording)?;
+        let base = base?;
         let thread = scope.spawn(move || {
             let (started, cpu) = (std::time::Instant::now(), recorder::thread_cpu_time());
             // A panic stays on this thread: it is the check's result, whichever way the
