@@ -6,8 +6,8 @@
 
 use crate::build::signals;
 use crate::checkpoint::{
-    Checkpoint, CheckpointError, CheckpointWriter, ContentHash, LayerMeta, LayerSummary,
-    PriorTrees, RestoreReport, RewritePair, Snapshotter, State,
+    Checkpoint, CheckpointError, CheckpointWriter, ContentHash, Holding, LayerMeta, LayerSummary,
+    PriorTrees, ReadLayer, RestoreReport, RewritePair, Snapshotter, State,
 };
 use crate::meta::{attachment, BuildMeta, LayerInfo};
 use crate::reuse::base::{resume_trees, BaseCheckpoint};
@@ -76,6 +76,79 @@ pub struct Recorder {
     /// the trees. While it holds and no step has started since, the trees are as that walk
     /// saw them, and the next layer is recorded without walking them again.
     quiet_walk: Option<u64>,
+}
+
+/// A moment of the build, as far as the trees are concerned: how many step processes had
+/// started by then ([`signals::steps_started`]), and whether none of the build's processes
+/// was running ([`signals::no_descendants`]).
+#[derive(Clone, Copy, Debug)]
+pub struct TreeMoment {
+    steps: u64,
+    quiet: bool,
+}
+
+impl TreeMoment {
+    /// This moment.
+    pub fn now() -> Self {
+        TreeMoment {
+            steps: signals::steps_started(),
+            quiet: signals::no_descendants(),
+        }
+    }
+
+    /// Whether the trees at this moment are as the walk that set `quiet_walk` saw them
+    /// ([`Recorder::unchanged_at`]).
+    fn unchanged_since(self, quiet_walk: Option<u64>) -> bool {
+        quiet_walk == Some(self.steps) && self.quiet
+    }
+}
+
+/// A layer [`Recorder::read_layer`] read, for [`Recorder::store_layer`].
+pub struct ReadRecord {
+    step: String,
+    key: String,
+    layer: ReadOrWritten,
+    read_time: Duration,
+    read_cpu: Duration,
+}
+
+impl ReadRecord {
+    /// The step whose layer it is.
+    pub fn step(&self) -> &str {
+        &self.step
+    }
+}
+
+enum ReadOrWritten {
+    /// Read: its held contents and the layer are still to write.
+    Read(ReadLayer),
+    /// Written already (the trees were unchanged).
+    Written(LayerSummary),
+}
+
+/// What [`Recorder::store_layer`] did, for [`Recorder::note_stored`].
+pub struct StoredRecord {
+    step: String,
+    /// The layer written.
+    pub summary: LayerSummary,
+    unchanged: bool,
+    held_bytes: u64,
+    read_time: Duration,
+    read_cpu: Duration,
+    store_time: Duration,
+    store_cpu: Duration,
+}
+
+impl StoredRecord {
+    /// The step whose layer it is.
+    pub fn step(&self) -> &str {
+        &self.step
+    }
+
+    /// How long its walk and reads took ([`Recorder::read_layer`]).
+    pub fn read_time(&self) -> Duration {
+        self.read_time
+    }
 }
 
 /// The CPU time this process (every thread of the builder, not its children) has used so
@@ -161,6 +234,33 @@ impl Recorder {
         status: i32,
         seconds: Option<f64>,
     ) -> Result<LayerSummary, CheckpointError> {
+        let read = self.read_layer(
+            step,
+            (before, after, status, seconds),
+            TreeMoment::now(),
+            &Holding::none(),
+        )?;
+        let started = std::time::Instant::now();
+        let stored = self.store_layer(read)?;
+        let summary = stored.summary.clone();
+        self.note_stored(stored, started.elapsed());
+        Ok(summary)
+    }
+
+    /// The part of [`Recorder::record`] that must see the trees: the layer's inputs and
+    /// state, and the snapshot's walk and reads ([`Snapshotter::read_layer`], new contents
+    /// held in memory as far as `holding` has room). The trees may change once it returns;
+    /// [`Recorder::store_layer`] must come next, before anything else uses the recorder.
+    ///
+    /// `at` is when the step ended: the layer is the last one's trees, not walked again,
+    /// when [`Recorder::unchanged_at`] says so.
+    pub fn read_layer(
+        &mut self,
+        step: &str,
+        (before, after, status, seconds): (Option<&ShellState>, &ShellState, i32, Option<f64>),
+        at: TreeMoment,
+        holding: &Holding,
+    ) -> Result<ReadRecord, CheckpointError> {
         let started = std::time::Instant::now();
         let cpu = cpu_time();
         let excluded = match self.phases.iter().position(|p| p == step) {
@@ -211,19 +311,70 @@ impl Recorder {
         };
         // Never a staging directory in a layer (each restore removes its own).
         self.writer.end_staging()?;
-        // A phase that started no process (the stdenv's runPhase returns at once), with none
-        // left running since the last walk, changed nothing: its layer is the last one's
-        // trees, recorded without walking them again.
-        let steps = signals::steps_started();
-        let unchanged = self.quiet_walk == Some(steps) && signals::no_descendants();
-        let summary = if unchanged {
-            self.snapshotter
-                .snapshot_unchanged(&mut self.writer, meta)?
+        let layer = if self.unchanged_at(at) {
+            ReadOrWritten::Written(
+                self.snapshotter
+                    .snapshot_unchanged(&mut self.writer, meta)?,
+            )
         } else {
-            let quiet = signals::no_descendants();
-            let summary = self.snapshotter.snapshot(&mut self.writer, meta)?;
-            self.quiet_walk = quiet.then_some(steps);
-            summary
+            let read = self
+                .snapshotter
+                .read_layer(&mut self.writer, meta, holding)?;
+            self.quiet_walk = at.quiet.then_some(at.steps);
+            ReadOrWritten::Read(read)
+        };
+        self.parent_key = key.clone();
+        let read_time = started.elapsed();
+        self.snapshot_time += read_time;
+        let cpu = cpu_time().saturating_sub(cpu);
+        self.snapshot_cpu += cpu;
+        Ok(ReadRecord {
+            step: step.to_owned(),
+            key,
+            layer,
+            read_time,
+            read_cpu: cpu,
+        })
+    }
+
+    /// Whether the trees at `at` are as the last walk saw them: a phase that started no
+    /// process (the stdenv's runPhase returns at once), with none left running since that
+    /// walk, changed nothing, and its layer is the last one's trees, recorded without
+    /// walking them again.
+    pub fn unchanged_at(&self, at: TreeMoment) -> bool {
+        at.unchanged_since(self.quiet_walk)
+    }
+
+    /// [`Recorder::unchanged_at`] as of now, for a caller that holds no recorder: only a
+    /// walk changes the answer.
+    pub fn unchanged_since_last_walk(&self) -> impl Fn(TreeMoment) -> bool + 'static {
+        let walk = self.quiet_walk;
+        move |at| at.unchanged_since(walk)
+    }
+
+    /// The rest of [`Recorder::record`] after [`Recorder::read_layer`]: stores the contents
+    /// it held, writes the layer and links it into the chain. May run while the next phase
+    /// does; what it took is reported by [`Recorder::note_stored`].
+    pub fn store_layer(&mut self, read: ReadRecord) -> Result<StoredRecord, CheckpointError> {
+        let started = std::time::Instant::now();
+        let cpu = cpu_time();
+        let ReadRecord {
+            step,
+            key,
+            layer,
+            read_time,
+            read_cpu,
+        } = read;
+        let (summary, held_bytes, unchanged) = match layer {
+            ReadOrWritten::Written(summary) => (summary, 0, true),
+            ReadOrWritten::Read(read) => {
+                let held = read.held_bytes();
+                (
+                    self.snapshotter.store_layer(&mut self.writer, read)?,
+                    held,
+                    false,
+                )
+            }
         };
         let link = trust::chain_link(
             self.chain.last().map_or("", String::as_str),
@@ -232,27 +383,58 @@ impl Recorder {
         );
         self.chain.push(link);
         self.write_chain()?;
-        self.parent_key = key;
-        self.snapshot_time += started.elapsed();
-        let cpu = cpu_time().saturating_sub(cpu);
-        self.snapshot_cpu += cpu;
-        self.snapshot_notes.push(if unchanged {
+        Ok(StoredRecord {
+            step,
+            summary,
+            unchanged,
+            held_bytes,
+            read_time,
+            read_cpu,
+            store_time: started.elapsed(),
+            store_cpu: cpu_time().saturating_sub(cpu),
+        })
+    }
+
+    /// Reports a layer [`Recorder::store_layer`] wrote: the snapshot's line, and the time
+    /// the build `waited` for the store (all of it when nothing ran beside it) added to the
+    /// snapshots' time.
+    pub fn note_stored(&mut self, stored: StoredRecord, waited: Duration) {
+        let s = &stored;
+        self.snapshot_time += waited;
+        self.snapshot_cpu += s.store_cpu;
+        let (step, summary) = (&s.step, &s.summary);
+        let line = if s.unchanged {
             format!(
                 "snapshot after {step}: {:.3}s, CPU {:.3}s (unchanged: no process ran since the last walk)",
-                started.elapsed().as_secs_f64(),
-                cpu.as_secs_f64(),
+                (s.read_time + s.store_time).as_secs_f64(),
+                (s.read_cpu + s.store_cpu).as_secs_f64(),
             )
-        } else {
+        } else if s.store_time <= waited {
+            // Nothing ran beside the store.
             format!(
                 "snapshot after {step}: {:.3}s, CPU {:.3}s ({} files / {:.1} MB hashed, {} reused)",
-                started.elapsed().as_secs_f64(),
-                cpu.as_secs_f64(),
+                (s.read_time + s.store_time).as_secs_f64(),
+                (s.read_cpu + s.store_cpu).as_secs_f64(),
                 summary.files_hashed,
                 summary.bytes_hashed as f64 / 1e6,
                 summary.files_reused
             )
-        });
-        Ok(summary)
+        } else {
+            format!(
+                "snapshot after {step}: {:.3}s, CPU {:.3}s ({} files / {:.1} MB hashed, {} reused), \
+                 then {:.1} MB stored beside the next step: {:.3}s, CPU {:.3}s, waited for {:.3}s",
+                s.read_time.as_secs_f64(),
+                s.read_cpu.as_secs_f64(),
+                summary.files_hashed,
+                summary.bytes_hashed as f64 / 1e6,
+                summary.files_reused,
+                s.held_bytes as f64 / 1e6,
+                s.store_time.as_secs_f64(),
+                s.store_cpu.as_secs_f64(),
+                waited.as_secs_f64(),
+            )
+        };
+        self.snapshot_notes.push(line);
     }
 
     /// Writes the chain of the layers so far into the index's meta.

@@ -1157,6 +1157,43 @@ pub struct PutFile {
     pub metadata: fs::Metadata,
 }
 
+/// What [`BlobWriter::read_file_with`] learnt about the file it read.
+#[derive(Debug)]
+pub struct ReadFile {
+    /// blake3 of the content.
+    pub hash: ContentHash,
+    /// Metadata from the open descriptor, taken before reading.
+    pub metadata: fs::Metadata,
+    /// The content, when it is new and was not stored yet ([`BlobWriter::put_held`]).
+    pub held: Option<Vec<u8>>,
+}
+
+/// How many bytes of new contents [`BlobWriter::read_file_with`] may still hold in memory
+/// instead of storing them at once; shared by the threads of one snapshot.
+#[derive(Debug)]
+pub struct Holding(AtomicU64);
+
+impl Holding {
+    /// Room for `bytes`.
+    pub fn up_to(bytes: u64) -> Self {
+        Holding(AtomicU64::new(bytes))
+    }
+
+    /// No room: every new content is stored as it is read.
+    pub fn none() -> Self {
+        Holding::up_to(0)
+    }
+
+    /// Takes room for `bytes`; false, taking none, when there is not that much left.
+    fn take(&self, bytes: u64) -> bool {
+        self.0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                left.checked_sub(bytes)
+            })
+            .is_ok()
+    }
+}
+
 impl BlobWriter {
     /// A writer for the packs of the new checkpoint at `dir` (its `packs/` is created),
     /// using `tmp_dir` for the pack being filled and other partial files.
@@ -1475,9 +1512,27 @@ impl BlobWriter {
     /// [`BlobWriter::put_file`], storing a new content from `prior`'s blobs when they hold
     /// it or one it differs from in a few bytes at the same path (see [`Prior`]).
     pub fn put_file_with(&self, path: &Path, prior: Option<Prior<'_>>) -> Result<PutFile> {
+        let read = self.read_file_with(path, prior, &Holding::none())?;
+        Ok(PutFile {
+            hash: read.hash,
+            metadata: read.metadata,
+        })
+    }
+
+    /// [`BlobWriter::put_file_with`] that may leave a new content unstored: held in memory
+    /// when `holding` has room for it, for the caller to store later with
+    /// [`BlobWriter::put_held`] (a snapshot's contents, stored while the next phase runs).
+    /// The file is read once, or twice when it is larger than [`STREAM_THRESHOLD`] and new,
+    /// and must not change meanwhile.
+    pub fn read_file_with(
+        &self,
+        path: &Path,
+        prior: Option<Prior<'_>>,
+        holding: &Holding,
+    ) -> Result<ReadFile> {
         let (mut file, metadata) = open_regular(path)?;
         let size = metadata.len();
-        let hash = if size <= STREAM_THRESHOLD {
+        let (hash, held) = if size <= STREAM_THRESHOLD {
             let mut data = Vec::with_capacity(size as usize);
             file.read_to_end(&mut data).at("read", path)?;
             if data.len() as u64 != size {
@@ -1486,44 +1541,92 @@ impl BlobWriter {
                 });
             }
             let hash = ContentHash::of(&data);
-            if !self.contains(&hash)
-                && !self.put_from_prior(prior, &hash, &NewContent::Memory(&data))?
-                && self.claim(hash)
-            {
-                if let Err(e) = self.write_new(hash, &data) {
-                    self.unclaim(&hash);
-                    return Err(e);
-                }
+            if self.contains(&hash) {
+                (hash, None)
+            } else if holding.take(size) {
+                (hash, Some(data))
+            } else {
+                self.put_held(hash, &data, prior)?;
+                (hash, None)
             }
-            hash
         } else {
             // Hashed first: a large content that is already stored (an installed copy of a
             // library the build directory holds) is not compressed again for nothing. A new
-            // one is read a second time, through zstd, and must hash the same.
+            // one is read a second time, into memory or through zstd, and must hash the same.
             let mut hasher = blake3::Hasher::new();
             read_exactly(&mut file, path, size, &mut |c| {
                 hasher.update(c);
                 Ok(())
             })?;
             let hash = ContentHash::from(hasher.finalize());
-            let new = NewContent::File {
-                file: &file,
-                path,
-                size,
-            };
-            if !self.contains(&hash) && !self.put_from_prior(prior, &hash, &new)? {
-                file.seek(io::SeekFrom::Start(0)).at("seek", path)?;
-                let stored = self.put_streamed(|sink| read_exactly(&mut file, path, size, sink))?;
-                if stored != hash {
+            if self.contains(&hash) {
+                (hash, None)
+            } else if holding.take(size) {
+                let mut data = vec![0u8; size as usize];
+                file.read_exact_at(&mut data, 0).at("read", path)?;
+                if ContentHash::of(&data) != hash {
                     return Err(CheckpointError::ChangedDuringSnapshot {
                         path: path.to_owned(),
                     });
                 }
+                (hash, Some(data))
+            } else {
+                let new = NewContent::File {
+                    file: &file,
+                    path,
+                    size,
+                };
+                if !self.put_from_prior(prior, &hash, &new)? {
+                    file.seek(io::SeekFrom::Start(0)).at("seek", path)?;
+                    let stored =
+                        self.put_streamed(|sink| read_exactly(&mut file, path, size, sink))?;
+                    if stored != hash {
+                        return Err(CheckpointError::ChangedDuringSnapshot {
+                            path: path.to_owned(),
+                        });
+                    }
+                }
+                (hash, None)
             }
-            hash
         };
         check_unchanged(&file, &metadata, path)?;
-        Ok(PutFile { hash, metadata })
+        Ok(ReadFile {
+            hash,
+            metadata,
+            held,
+        })
+    }
+
+    /// Stores `content`, which hashes to `hash` (held by [`BlobWriter::read_file_with`]),
+    /// unless it is stored already; from `prior` as [`BlobWriter::put_file_with`] would.
+    pub fn put_held(
+        &self,
+        hash: ContentHash,
+        content: &[u8],
+        prior: Option<Prior<'_>>,
+    ) -> Result<()> {
+        if self.contains(&hash)
+            || self.put_from_prior(prior, &hash, &NewContent::Memory(content))?
+        {
+            return Ok(());
+        }
+        if content.len() as u64 > STREAM_THRESHOLD {
+            // Through zstd's workers, as a large file is stored.
+            let stored =
+                self.put_streamed(|sink| content.chunks(CHUNK).try_for_each(&mut *sink))?;
+            if stored != hash {
+                return Err(CheckpointError::BlobCorrupt {
+                    path: self.tmp_dir.clone(),
+                    problem: format!("blob {hash}: the content held for it hashes to {stored}"),
+                });
+            }
+        } else if self.claim(hash) {
+            if let Err(e) = self.write_new(hash, content) {
+                self.unclaim(&hash);
+                return Err(e);
+            }
+        }
+        Ok(())
     }
 
     /// Stores the new content `hash` from `prior`'s contents ([`Prior`]). False, storing

@@ -85,7 +85,7 @@ mod tests;
 #[cfg(test)]
 pub(crate) mod testutil;
 
-pub use blobs::Expect;
+pub use blobs::{Expect, Holding};
 pub use error::{CheckpointError, IoResultExt, Result};
 pub use manifest::{
     ContentHash, Encoding, Entry, EntryKind, Layer, LayerMeta, LayerRef, PackedBlob, RootDiff,
@@ -98,6 +98,6 @@ pub use overlay::{
 pub use path::RelPath;
 pub use restore::{RestoreOptions, RestoreReport};
 pub use rewrite::{RewritePair, Rewrites, Translator};
-pub use snapshot::{scan_root, LayerSummary, PriorTrees, RootSummary, Snapshotter};
+pub use snapshot::{scan_root, LayerSummary, PriorTrees, ReadLayer, RootSummary, Snapshotter};
 pub use state::{diff, max_mtime, ChangedFields, RootChanges, RootState, State, StateDiff};
 pub use store::{Checkpoint, CheckpointWriter, ContentCheck, VerifyReport};

@@ -11,7 +11,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use super::blobs::{hash_file, BlobStore, Prior};
+use super::blobs::{hash_file, BlobStore, Holding, Prior};
 use super::error::{CheckpointError, IoResultExt, Result};
 use super::manifest::{
     check_root_name, ContentHash, Entry, EntryKind, Layer, LayerMeta, LayerRef, Timestamp, Xattrs,
@@ -563,11 +563,27 @@ impl Snapshotter {
         writer: &mut CheckpointWriter,
         meta: LayerMeta,
     ) -> Result<LayerSummary> {
+        let read = self.read_layer(writer, meta, &Holding::none())?;
+        self.store_layer(writer, read)
+    }
+
+    /// The first part of [`Snapshotter::snapshot`], the part that must see the roots: walks
+    /// them and reads what changed. New contents that `holding` has room for are held in
+    /// memory, the rest stored. The roots may change as soon as it returns; nothing else
+    /// may use `writer` or this snapshotter until [`Snapshotter::store_layer`] has written
+    /// the layer.
+    pub fn read_layer(
+        &mut self,
+        writer: &mut CheckpointWriter,
+        meta: LayerMeta,
+        holding: &Holding,
+    ) -> Result<ReadLayer> {
         let index = self.next_layer(writer)?;
         let mut new_state = State::default();
         let mut new_cache = BTreeMap::new();
         let mut diffs = BTreeMap::new();
         let mut summaries = BTreeMap::new();
+        let mut held = Vec::new();
         let (mut files_hashed, mut bytes_hashed, mut files_reused) = (0, 0, 0);
         for spec in &self.roots {
             let scanned = walk(spec)?;
@@ -604,17 +620,25 @@ impl Snapshotter {
             let previous = self.state.root(&spec.name);
             let results = run_parallel(&jobs, self.threads, |&i| {
                 let s = &scanned[i];
+                let here = file_content(previous, &s.path);
                 let prior = Prior {
                     base: prior.map(|(p, root)| p.for_file(root, &s.path)),
-                    here: file_content(previous, &s.path),
+                    here,
                 };
-                let put = blobs.put_file_with(&s.full, Some(prior))?;
-                if StatKey::of(&put.metadata) != StatKey::of(&s.meta) {
+                let read = blobs.read_file_with(&s.full, Some(prior), holding)?;
+                if StatKey::of(&read.metadata) != StatKey::of(&s.meta) {
                     return Err(CheckpointError::ChangedDuringSnapshot {
                         path: s.full.clone(),
                     });
                 }
-                Ok((put.hash, read_xattrs(&s.full)?))
+                let content = read.held.map(|content| HeldContent {
+                    root: spec.name.clone(),
+                    path: s.path.clone(),
+                    here,
+                    hash: read.hash,
+                    content,
+                });
+                Ok((read.hash, read_xattrs(&s.full)?, content))
             })?;
             for &i in &jobs {
                 files_hashed += 1;
@@ -622,9 +646,11 @@ impl Snapshotter {
             }
             for (i, job) in pending.iter().enumerate() {
                 if let Some(j) = job {
-                    file_hash[i] = Some(results[*j].clone());
+                    let (hash, xattrs, _) = &results[*j];
+                    file_hash[i] = Some((*hash, xattrs.clone()));
                 }
             }
+            held.extend(results.into_iter().filter_map(|(_, _, content)| content));
 
             let root_state = build_root_state(scanned, file_hash, |path, m, hash, xattrs| {
                 cache.insert(
@@ -657,25 +683,90 @@ impl Snapshotter {
             new_state.roots.insert(spec.name.clone(), root_state);
             new_cache.insert(spec.name.clone(), cache);
         }
-        let layer = Layer {
-            index,
-            meta,
-            roots: diffs,
-            blobs: Vec::new(),
-        };
-        let layer_ref = writer.write_layer(&layer)?;
         self.state = new_state;
         self.cache = new_cache;
         self.layers_recorded = index + 1;
         self.walked = true;
-        Ok(LayerSummary {
-            layer: layer_ref,
+        Ok(ReadLayer {
+            layer: Layer {
+                index,
+                meta,
+                roots: diffs,
+                blobs: Vec::new(),
+            },
+            held,
             roots: summaries,
             files_hashed,
             bytes_hashed,
             files_reused,
         })
     }
+
+    /// The rest of [`Snapshotter::snapshot`] after [`Snapshotter::read_layer`]: stores the
+    /// contents it held, then writes the layer.
+    pub fn store_layer(
+        &mut self,
+        writer: &mut CheckpointWriter,
+        read: ReadLayer,
+    ) -> Result<LayerSummary> {
+        let ReadLayer {
+            layer,
+            held,
+            roots,
+            files_hashed,
+            bytes_hashed,
+            files_reused,
+        } = read;
+        let blobs = writer.blobs();
+        run_parallel(&held, self.threads, |h| {
+            let prior = Prior {
+                base: self
+                    .prior
+                    .as_ref()
+                    .map(|p| p.for_file(p.state.root(&h.root), &h.path)),
+                here: h.here,
+            };
+            blobs.put_held(h.hash, &h.content, Some(prior))
+        })?;
+        drop(held);
+        let layer_ref = writer.write_layer(&layer)?;
+        Ok(LayerSummary {
+            layer: layer_ref,
+            roots,
+            files_hashed,
+            bytes_hashed,
+            files_reused,
+        })
+    }
+}
+
+/// A layer [`Snapshotter::read_layer`] read and [`Snapshotter::store_layer`] has yet to
+/// write, with the new contents it holds.
+#[derive(Debug)]
+pub struct ReadLayer {
+    layer: Layer,
+    held: Vec<HeldContent>,
+    roots: BTreeMap<String, RootSummary>,
+    files_hashed: u64,
+    bytes_hashed: u64,
+    files_reused: u64,
+}
+
+impl ReadLayer {
+    /// Bytes of new contents held in memory, still to store.
+    pub fn held_bytes(&self) -> u64 {
+        self.held.iter().map(|h| h.content.len() as u64).sum()
+    }
+}
+
+/// A new content read for a layer and held to store later, with what its path held before.
+#[derive(Debug)]
+struct HeldContent {
+    root: String,
+    path: RelPath,
+    here: Option<(ContentHash, u64)>,
+    hash: ContentHash,
+    content: Vec<u8>,
 }
 
 #[cfg(test)]
@@ -751,6 +842,82 @@ mod tests {
             s.snapshot(&mut other, LayerMeta::default()),
             Err(CheckpointError::OutOfSync { .. })
         ));
+        w.finish().unwrap();
+    }
+
+    #[test]
+    fn a_layer_stored_after_its_files_changed_holds_what_was_read() {
+        use crate::checkpoint::blobs::STREAM_THRESHOLD;
+        let t = TempDir::new("held");
+        let root = t.path().join("b");
+        fs::create_dir_all(&root).unwrap();
+        let small = b"a small content".to_vec();
+        let large: Vec<u8> = (0..STREAM_THRESHOLD as usize + 4096)
+            .map(|i| (i * 7 % 251) as u8)
+            .collect();
+        let write_both = |fill: Option<u8>| {
+            for (name, bytes) in [("small", &small), ("large", &large)] {
+                let bytes = match fill {
+                    Some(b) => vec![b; bytes.len()],
+                    None => bytes.clone(),
+                };
+                fs::write(root.join(name), bytes).unwrap();
+            }
+        };
+        let layer_file = |dir: &Path, r: &LayerRef| {
+            fs::read(dir.join(crate::checkpoint::manifest::layer_file_name(
+                r.index, &r.name,
+            )))
+            .unwrap()
+        };
+        let snapshotter = || Snapshotter::new(vec![("build".into(), root.clone())]).unwrap();
+
+        write_both(None);
+        let at_once_dir = t.path().join("at-once");
+        let mut w = CheckpointWriter::create(&at_once_dir).unwrap();
+        let at_once = snapshotter()
+            .snapshot(&mut w, LayerMeta::default())
+            .unwrap();
+        w.finish().unwrap();
+
+        // Read, then both files overwritten in place before the layer is stored.
+        let held_dir = t.path().join("held");
+        let mut w = CheckpointWriter::create(&held_dir).unwrap();
+        let mut s = snapshotter();
+        let read = s
+            .read_layer(&mut w, LayerMeta::default(), &Holding::up_to(u64::MAX))
+            .unwrap();
+        assert_eq!(read.held_bytes(), (small.len() + large.len()) as u64);
+        write_both(Some(b'x'));
+        let held = s.store_layer(&mut w, read).unwrap();
+        w.finish().unwrap();
+        assert_eq!(
+            layer_file(&at_once_dir, &at_once.layer),
+            layer_file(&held_dir, &held.layer)
+        );
+        let written = Checkpoint::open(&held_dir).unwrap();
+        assert_eq!(
+            written.blobs().read(&ContentHash::of(&large)).unwrap(),
+            large
+        );
+        assert_eq!(
+            written.blobs().read(&ContentHash::of(&small)).unwrap(),
+            small
+        );
+
+        // Room for the small content only: the large one is stored as it is read.
+        write_both(None);
+        let mut w = CheckpointWriter::create(&t.path().join("some")).unwrap();
+        let mut s = snapshotter();
+        let holding = Holding::up_to(small.len() as u64);
+        let read = s
+            .read_layer(&mut w, LayerMeta::default(), &holding)
+            .unwrap();
+        assert_eq!(read.held_bytes(), small.len() as u64);
+        assert!(w.blobs().contains(&ContentHash::of(&large)));
+        assert!(!w.blobs().contains(&ContentHash::of(&small)));
+        s.store_layer(&mut w, read).unwrap();
+        assert!(w.blobs().contains(&ContentHash::of(&small)));
         w.finish().unwrap();
     }
 }
