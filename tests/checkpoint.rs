@@ -255,6 +255,8 @@ fn c_build_listing_records_what_the_restore_test_compares() {
     assert_eq!(entry("./file with space.txt")[1], "f");
     assert_eq!(entry("./100%.txt")[1], "f");
     assert_eq!(entry("./sparse.bin")[5], "1048581");
+    // Larger than what a snapshot reads into memory at once (blobs::STREAM_THRESHOLD).
+    assert_eq!(entry("./large.txt")[5], "4788895");
     let mtimes: Vec<&str> = listing
         .lines()
         .filter_map(|l| l.split('\t').nth(4))
@@ -376,6 +378,30 @@ fn restore_after_build_phase_equals_the_build_tree() {
         make.status,
         String::from_utf8_lossy(&make.stdout),
         String::from_utf8_lossy(&make.stderr)
+    );
+
+    // postInstall overwrote bytes of two files buildPhase left, in place, while buildPhase's
+    // layer may still have been being stored: that layer holds them as buildPhase left them
+    // (compared in the listing above), installPhase's as postInstall did.
+    let after_install = scratch.path().join("after-install");
+    ck::restore_ok(&build.checkpoint, "installPhase", &after_install)
+        .unwrap_or_else(|e| panic!("restore after installPhase: {e}"));
+    let installed_tree = after_install.join(BUILD_ROOT).join(&source_root);
+    let large = std::fs::read(installed_tree.join("large.txt")).expect("large.txt");
+    assert_eq!(
+        &large[1000..1026],
+        b"overwritten by postInstall",
+        "large.txt after installPhase"
+    );
+    assert_eq!(
+        std::fs::read(installed_tree.join("file with space.txt")).expect("file with space.txt"),
+        b"A space\n",
+        "file with space.txt after installPhase"
+    );
+    assert_eq!(
+        std::fs::read(tree.join("file with space.txt")).expect("file with space.txt"),
+        b"a space\n",
+        "file with space.txt after buildPhase"
     );
 
     // `out` as it was after buildPhase: the two files postBuild wrote.

@@ -6,11 +6,13 @@
 # entries a checkpoint must keep (a symlink, a dangling symlink, an empty
 # directory, a read-only file, a read-only directory, a file with a space and
 # one with `%` in its name, a hardlink, a fifo, a sparse file; the sandbox
-# refuses setuid/setgid bits) and records the source root's tree (lib/tree-listing.sh) into
-# $out/tree-after-build.txt, and the source root relative to $NIX_BUILD_TOP into
-# $out/source-root. Nothing touches the tree after that listing until the end
-# of buildPhase. The recording holds real mtimes, so `out` is not reproducible:
-# this case is never compared with a stock build.
+# refuses setuid/setgid bits, a text file larger than the 4 MiB the snapshot streams) and
+# records the source root's tree (lib/tree-listing.sh) into $out/tree-after-build.txt, and
+# the source root relative to $NIX_BUILD_TOP into $out/source-root. Nothing touches the
+# tree after that listing until the end of buildPhase. postInstall then overwrites bytes of
+# the large file and of a small one in place: buildPhase's layer, stored while installPhase
+# runs, must still hold what buildPhase left. The recording holds real mtimes, so `out` is
+# not reproducible: this case is never compared with a stock build.
 { mkDrv, ... }:
 mkDrv {
   name = "checkpoint-c-build";
@@ -43,6 +45,7 @@ mkDrv {
     mkfifo a-fifo
     truncate -s 1M sparse.bin
     echo tail >>sparse.bin
+    seq 1 700000 >large.txt
     mkdir -p "$out"
     echo "''${PWD#"$NIX_BUILD_TOP"/}" >"$out/source-root"
     bash ${./lib/tree-listing.sh} >"$out/tree-after-build.txt"
@@ -51,5 +54,9 @@ mkDrv {
     runHook preInstall
     make install PREFIX="$out"
     runHook postInstall
+  '';
+  postInstall = ''
+    printf 'overwritten by postInstall' | dd of=large.txt bs=1 seek=1000 conv=notrunc status=none
+    printf 'A' | dd of='file with space.txt' bs=1 conv=notrunc status=none
   '';
 }

@@ -241,7 +241,7 @@ impl Recorder {
             &Holding::none(),
         )?;
         let started = std::time::Instant::now();
-        let stored = self.store_layer(read)?;
+        let stored = self.store_layer(read, false)?;
         let summary = stored.summary.clone();
         self.note_stored(stored, started.elapsed());
         Ok(summary)
@@ -353,9 +353,14 @@ impl Recorder {
     }
 
     /// The rest of [`Recorder::record`] after [`Recorder::read_layer`]: stores the contents
-    /// it held, writes the layer and links it into the chain. May run while the next phase
-    /// does; what it took is reported by [`Recorder::note_stored`].
-    pub fn store_layer(&mut self, read: ReadRecord) -> Result<StoredRecord, CheckpointError> {
+    /// it held, writes the layer and links it into the chain. May run `beside` the next
+    /// phase, on half the cores, so that the phase keeps the others; what it took is
+    /// reported by [`Recorder::note_stored`].
+    pub fn store_layer(
+        &mut self,
+        read: ReadRecord,
+        beside: bool,
+    ) -> Result<StoredRecord, CheckpointError> {
         let started = std::time::Instant::now();
         let cpu = cpu_time();
         let ReadRecord {
@@ -369,11 +374,14 @@ impl Recorder {
             ReadOrWritten::Written(summary) => (summary, 0, true),
             ReadOrWritten::Read(read) => {
                 let held = read.held_bytes();
-                (
-                    self.snapshotter.store_layer(&mut self.writer, read)?,
-                    held,
-                    false,
-                )
+                let threads = match self.snapshotter.threads() {
+                    all if beside => (all / 2).max(1),
+                    all => all,
+                };
+                let summary = self
+                    .snapshotter
+                    .store_layer(&mut self.writer, read, threads)?;
+                (summary, held, false)
             }
         };
         let link = trust::chain_link(

@@ -8,9 +8,9 @@
 use crate::build::environment::BuildEnvironment;
 use crate::build::memfile::MemFile;
 use crate::build::nix_log;
-use crate::build::recorder::{self, Recorder};
+use crate::build::recorder::{self, ReadRecord, Recorder, StoredRecord, TreeMoment};
 use crate::build::signals;
-use crate::checkpoint::{CheckpointError, RelPath, RewritePair};
+use crate::checkpoint::{CheckpointError, Holding, RelPath, RewritePair};
 use crate::reuse::base::{
     error_chain, path_rewrites, remove_tree, BaseCheckpoint, InitialTree, PathMoves,
 };
@@ -330,6 +330,9 @@ fn run_steps(
         // check before it ends.
         let mut unchecked = chosen;
         let mut unread_check = None;
+        // The layer of the last phase, stored while the next phase runs; the recorder is
+        // its thread's until it is settled.
+        let mut storing: Option<StoringLayer> = None;
         // The build products left out of a rerun's tree (a short list, empty when none): a phase
         // that then fails may have missed one nothing remakes, and the build tries again from
         // scratch.
@@ -350,7 +353,9 @@ fn run_steps(
             }
             let phase = &phases[index];
             index += 1;
-            let ran = match phase_skip::skipped_phase_state(&state, phase) {
+            let skipped = phase_skip::skipped_phase_state(&state, phase);
+            let started_process = skipped.is_none();
+            let ran = match skipped {
                 // The stdenv's runPhase would return at once: no process to start.
                 Some(next) => {
                     outcome.steps.push(StepReport {
@@ -372,17 +377,59 @@ fn run_steps(
                     &mut outcome,
                 )?,
             };
+            let ended = TreeMoment::now();
+            // Phases rerun over the earlier tree leave its build products in theirs.
+            let taken_over = working_copy
+                .as_ref()
+                .is_some_and(|c| index <= c.build_phase);
             match ran {
+                // A phase that started no process, while the last phase's layer is still
+                // being stored: its layer (the same trees) is recorded after that one, without
+                // waiting for it now.
+                Some((mut next, _, status))
+                    if !started_process
+                        && storing.as_ref().is_some_and(|s| s.may_queue(ended))
+                        && working_copy.as_ref().is_none_or(|c| index < c.build_phase)
+                        && environment.as_ref().is_none_or(|c| index <= c.build_phase)
+                        && !(phase == "patchPhase" && incremental.is_some()) =>
+                {
+                    next.outer_traps = state.outer_traps.clone();
+                    let queued = QueuedRecord {
+                        step: phase.clone(),
+                        before: state.clone(),
+                        after: next.clone(),
+                        status,
+                        seconds: step_seconds(&outcome),
+                        taken_over,
+                        ended,
+                    };
+                    if let Some(storing) = storing.as_mut() {
+                        storing.queue(queued);
+                    }
+                    state = next;
+                    last_status = status;
+                }
                 Some((mut next, _, status)) => {
+                    StoringLayer::settle(&mut storing, &mut recorder)?;
                     // Nothing runs at the levels around genericBuild while the phases do.
                     next.outer_traps = state.outer_traps.clone();
+                    // The phase's layer, read and not yet stored.
+                    let mut read = None;
                     if let Some(rec) = recorder.as_deref_mut() {
-                        // Phases rerun over the earlier tree leave its build products in theirs.
-                        rec.next_layer_taken_over |= working_copy
-                            .as_ref()
-                            .is_some_and(|c| index <= c.build_phase);
-                        record(rec, phase, Some(&state), &next, status, &outcome)?;
+                        rec.next_layer_taken_over |= taken_over;
+                        // New contents are held in memory for a store beside the next phase
+                        // only when a later phase starts a process.
+                        let hold = phases[index..].iter().any(|p| !phase_skip::skips(&next, p));
+                        read = Some(read_record(
+                            rec,
+                            phase,
+                            (Some(&state), &next, status),
+                            &outcome,
+                            ended,
+                            hold,
+                        )?);
                         if let Some(copy) = working_copy.take_if(|c| index == c.build_phase) {
+                            store_record(rec, read.take())?;
                             let products =
                                 settle_rerun(rec, &copy, &next, env, options, &mut outcome)?;
                             if !products.is_empty() {
@@ -411,6 +458,7 @@ fn run_steps(
                         if let (Some((base, moves)), Some(rec)) =
                             (incremental.take(), recorder.as_deref_mut())
                         {
+                            store_record(rec, read.take())?;
                             *base_used = Some(base.dir.clone());
                             let resumption = resume_after_patch(
                                 rec,
@@ -423,7 +471,8 @@ fn run_steps(
                                 &state,
                                 &mut outcome,
                             )?;
-                            if let Some(resumed) = resumption {
+                            if let Some((resumed, adopted)) = resumption {
+                                read = adopted;
                                 reused_objects_seeds =
                                     debug_info::changed_seeds(&base.outputs, &options.outputs);
                                 state = resumed.state;
@@ -435,8 +484,15 @@ fn run_steps(
                             }
                         }
                     }
+                    if let Some(read) = read {
+                        let rec = recorder
+                            .take()
+                            .expect("a layer is read only with a recorder");
+                        storing = Some(StoringLayer::start(scope, rec, read, phase));
+                    }
                 }
                 None => {
+                    StoringLayer::settle(&mut storing, &mut recorder)?;
                     // The build ends here: a check not started yet (a restore was pending)
                     // runs now.
                     let check = unread_check
@@ -466,6 +522,7 @@ fn run_steps(
             }
         }
 
+        StoringLayer::settle(&mut storing, &mut recorder)?;
         // A check not started yet (no phase ran after the restores) starts here.
         let check = unread_check.or_else(|| UnreadCheck::start(scope, unchecked.take()));
         UnreadCheck::finish(check, recorder, base_used)?;
@@ -742,7 +799,8 @@ fn start_from_bases<'b>(
                         &state,
                         outcome,
                     )?;
-                    if let Some(resumed) = resumed {
+                    if let Some((resumed, adopted)) = resumed {
+                        store_record(rec, adopted)?;
                         reused_objects_seeds =
                             debug_info::changed_seeds(&base.outputs, &options.outputs);
                         state = resumed.state;
@@ -830,7 +888,7 @@ fn resume_after_patch(
     patch_index: usize,
     after_patch: &ShellState,
     outcome: &mut BuildOutcome,
-) -> Result<Option<Resumed>, RunError> {
+) -> Result<Option<(Resumed, Option<ReadRecord>)>, RunError> {
     eprint!("{}", nix_log::incremental_line(&base.dir.to_string_lossy()));
     let (started, cpu) = (std::time::Instant::now(), recorder::cpu_time());
     let (restore_before, restore_cpu_before) = (rec.restore_time, rec.restore_cpu);
@@ -862,9 +920,19 @@ fn resume_after_patch(
             return Ok(None);
         }
     };
+    // The last phase taken over is read now and stored beside the next phase.
+    let mut last_read = None;
     for (p, before, after) in &resumed.adopted {
+        store_record(rec, last_read.take())?;
         rec.next_layer_taken_over = true;
-        record(rec, p, Some(before), after, 0, outcome)?;
+        last_read = Some(read_record(
+            rec,
+            p,
+            (Some(before), after, 0),
+            outcome,
+            TreeMoment::now(),
+            true,
+        )?);
     }
     for d in std::mem::take(&mut resumed.decisions) {
         if let Some(slot) = outcome.decisions.iter_mut().find(|x| x.phase == d.phase) {
@@ -875,7 +943,7 @@ fn resume_after_patch(
         resumed.adopted.iter().map(|(p, before, _)| (p, before)),
         &outcome.decisions,
     );
-    Ok(Some(*resumed))
+    Ok(Some((*resumed, last_read)))
 }
 
 /// After the phases rerun over the earlier tree (`state` is the one after the last of them):
@@ -970,6 +1038,189 @@ fn record(
         );
     }
     Ok(())
+}
+
+/// [`Recorder::read_layer`] for the layer after a phase, whose new contents (up to
+/// [`HELD_WHILE_NEXT_STEP_RUNS`]) may be stored while the next phase runs.
+fn read_record(
+    rec: &mut Recorder,
+    step: &str,
+    (before, after, status): (Option<&ShellState>, &ShellState, i32),
+    outcome: &BuildOutcome,
+    ended: TreeMoment,
+    hold: bool,
+) -> Result<ReadRecord, RunError> {
+    let holding = if hold {
+        Holding::up_to(HELD_WHILE_NEXT_STEP_RUNS)
+    } else {
+        Holding::none()
+    };
+    rec.read_layer(
+        step,
+        (before, after, status, step_seconds(outcome)),
+        ended,
+        &holding,
+    )
+    .map_err(|source| RunError::Checkpoint {
+        step: step.to_owned(),
+        source,
+    })
+}
+
+/// The work time of the last step, for its layer.
+fn step_seconds(outcome: &BuildOutcome) -> Option<f64> {
+    outcome
+        .steps
+        .last()
+        .and_then(|s| s.work)
+        .map(|w| w.as_secs_f64())
+}
+
+/// Stores a layer [`read_record`] read, now (the build waits for all of it).
+fn store_record(rec: &mut Recorder, read: Option<ReadRecord>) -> Result<(), RunError> {
+    let Some(read) = read else {
+        return Ok(());
+    };
+    let started = Instant::now();
+    let step = read.step().to_owned();
+    let stored = rec
+        .store_layer(read, false)
+        .map_err(|source| RunError::Checkpoint { step, source })?;
+    stored_layer(rec, stored, started.elapsed());
+    Ok(())
+}
+
+/// Reports a stored layer, with the slow-snapshot line when the build waited long for it.
+fn stored_layer(rec: &mut Recorder, stored: StoredRecord, waited: Duration) {
+    let blocked = stored.read_time() + waited;
+    if blocked > nix_log::SLOW_SNAPSHOT {
+        eprint!(
+            "{}",
+            nix_log::slow_snapshot_line(
+                stored.step(),
+                blocked,
+                stored.summary.files_hashed,
+                stored.summary.bytes_hashed
+            )
+        );
+    }
+    rec.note_stored(stored, waited);
+}
+
+/// The niceness of the thread that stores a layer beside the next phase.
+const STORING_NICENESS: i32 = 10;
+
+/// Most bytes of a phase's new contents held in memory to be stored while the next phase
+/// runs; a snapshot stores the rest before the next phase starts.
+const HELD_WHILE_NEXT_STEP_RUNS: u64 = 512 << 20;
+
+/// The layer after a phase, stored on a thread of its own while the next phase runs: its
+/// compression and deltas, and the copy of its blobs into the pack, need not hold up that
+/// phase. The thread holds the recorder until [`StoringLayer::settle`] gives it back, and
+/// the layers of phases that started no process meanwhile wait for it in `queued`.
+struct StoringLayer<'scope, 'r> {
+    step: String,
+    thread: std::thread::ScopedJoinHandle<
+        'scope,
+        (&'r mut Recorder, Result<StoredRecord, CheckpointError>),
+    >,
+    /// Whether the trees were unchanged at a moment, as the recorder would tell.
+    unchanged_at: Box<dyn Fn(TreeMoment) -> bool>,
+    queued: Vec<QueuedRecord>,
+}
+
+/// The layer of a phase that started no process while [`StoringLayer`] held the recorder.
+struct QueuedRecord {
+    step: String,
+    before: ShellState,
+    after: ShellState,
+    status: i32,
+    seconds: Option<f64>,
+    taken_over: bool,
+    ended: TreeMoment,
+}
+
+impl<'scope, 'r: 'scope> StoringLayer<'scope, 'r> {
+    fn start(
+        scope: &'scope std::thread::Scope<'scope, '_>,
+        rec: &'r mut Recorder,
+        read: ReadRecord,
+        step: &str,
+    ) -> Self {
+        let unchanged_at = Box::new(rec.unchanged_since_last_walk());
+        let thread = scope.spawn(move || {
+            // Below the phase's processes: they come first for the CPU (the threads this
+            // one starts inherit its niceness). Best effort: a refusal changes nothing else.
+            let _ = rustix::process::setpriority_process(
+                Some(rustix::thread::gettid()),
+                STORING_NICENESS,
+            );
+            // A panic stays on this thread and becomes the store's error.
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                rec.store_layer(read, true)
+            }))
+            .unwrap_or(Err(CheckpointError::WorkerPanicked));
+            (rec, result)
+        });
+        StoringLayer {
+            step: step.to_owned(),
+            thread,
+            unchanged_at,
+            queued: Vec::new(),
+        }
+    }
+
+    /// Whether the layer of a phase that ended at `ended` may wait in the queue: it is the
+    /// last one's trees, and needs no walk now.
+    fn may_queue(&self, ended: TreeMoment) -> bool {
+        (self.unchanged_at)(ended)
+    }
+
+    fn queue(&mut self, record: QueuedRecord) {
+        self.queued.push(record);
+    }
+
+    /// Waits for the layer being stored, if any, and gives the recorder back; the wait
+    /// counts as snapshot time.
+    fn settle(
+        storing: &mut Option<Self>,
+        recorder: &mut Option<&'r mut Recorder>,
+    ) -> Result<(), RunError> {
+        let Some(StoringLayer {
+            step,
+            thread,
+            queued,
+            ..
+        }) = storing.take()
+        else {
+            return Ok(());
+        };
+        let started = Instant::now();
+        let (rec, result) = thread
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        let waited = started.elapsed();
+        let stored = result.map_err(|source| RunError::Checkpoint { step, source });
+        let rec = recorder.insert(rec);
+        stored_layer(rec, stored?, waited);
+        for q in queued {
+            debug_assert!(rec.unchanged_at(q.ended), "a queued layer would walk");
+            rec.next_layer_taken_over |= q.taken_over;
+            let read = rec
+                .read_layer(
+                    &q.step,
+                    (Some(&q.before), &q.after, q.status, q.seconds),
+                    q.ended,
+                    &Holding::none(),
+                )
+                .map_err(|source| RunError::Checkpoint {
+                    step: q.step.clone(),
+                    source,
+                })?;
+            store_record(rec, Some(read))?;
+        }
+        Ok(())
+    }
 }
 
 /// Before restoring `phases` from `base`: what the restore writes, so a wait is explained.

@@ -430,6 +430,11 @@ impl Snapshotter {
         self.threads = threads.max(1);
     }
 
+    /// The number of hashing threads.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
     /// The state recorded by the last snapshot (or adopted).
     pub fn state(&self) -> &State {
         &self.state
@@ -564,7 +569,8 @@ impl Snapshotter {
         meta: LayerMeta,
     ) -> Result<LayerSummary> {
         let read = self.read_layer(writer, meta, &Holding::none())?;
-        self.store_layer(writer, read)
+        let threads = self.threads;
+        self.store_layer(writer, read, threads)
     }
 
     /// The first part of [`Snapshotter::snapshot`], the part that must see the roots: walks
@@ -703,11 +709,12 @@ impl Snapshotter {
     }
 
     /// The rest of [`Snapshotter::snapshot`] after [`Snapshotter::read_layer`]: stores the
-    /// contents it held, then writes the layer.
+    /// contents it held, on up to `threads` threads, then writes the layer.
     pub fn store_layer(
         &mut self,
         writer: &mut CheckpointWriter,
         read: ReadLayer,
+        threads: usize,
     ) -> Result<LayerSummary> {
         let ReadLayer {
             layer,
@@ -718,7 +725,7 @@ impl Snapshotter {
             files_reused,
         } = read;
         let blobs = writer.blobs();
-        run_parallel(&held, self.threads, |h| {
+        run_parallel(&held, threads, |h| {
             let prior = Prior {
                 base: self
                     .prior
@@ -889,7 +896,7 @@ mod tests {
             .unwrap();
         assert_eq!(read.held_bytes(), (small.len() + large.len()) as u64);
         write_both(Some(b'x'));
-        let held = s.store_layer(&mut w, read).unwrap();
+        let held = s.store_layer(&mut w, read, 2).unwrap();
         w.finish().unwrap();
         assert_eq!(
             layer_file(&at_once_dir, &at_once.layer),
@@ -916,7 +923,7 @@ mod tests {
         assert_eq!(read.held_bytes(), small.len() as u64);
         assert!(w.blobs().contains(&ContentHash::of(&large)));
         assert!(!w.blobs().contains(&ContentHash::of(&small)));
-        s.store_layer(&mut w, read).unwrap();
+        s.store_layer(&mut w, read, 1).unwrap();
         assert!(w.blobs().contains(&ContentHash::of(&small)));
         w.finish().unwrap();
     }

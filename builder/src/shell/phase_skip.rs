@@ -36,21 +36,29 @@ enum Shape {
     Case(Vec<SkipTest>),
 }
 
+/// Whether [`skipped_phase_state`] shows that `runPhase PHASE` returns at once from
+/// `state`, starting no process.
+pub fn skips(state: &ShellState, phase: &str) -> bool {
+    let shown = || -> Option<bool> {
+        if !quiet(state) {
+            return Some(false);
+        }
+        let cur = state.variable("curPhase");
+        if cur.is_some_and(|v| v.attributes != Attributes::default()) {
+            return Some(false);
+        }
+        let shape = parse_run_phase(state.function_text("runPhase")?)?;
+        returns_at_once(&shape, phase, state)
+    };
+    shown().unwrap_or(false)
+}
+
 /// The state after `runPhase PHASE` when the stdenv's `runPhase` provably returns at once
 /// (with status 0) and nothing else can observe the call: `state` with `curPhase` set to
 /// `phase`, as stock's `genericBuild` loop leaves it. `None` when the phase would run, or
 /// when that cannot be shown.
 pub fn skipped_phase_state(state: &ShellState, phase: &str) -> Option<ShellState> {
-    if !quiet(state) {
-        return None;
-    }
-    let cur = state.variable("curPhase");
-    if cur.is_some_and(|v| v.attributes != Attributes::default()) {
-        return None;
-    }
-    let text = state.function_text("runPhase")?;
-    let shape = parse_run_phase(text)?;
-    if !returns_at_once(&shape, phase, state)? {
+    if !skips(state, phase) {
         return None;
     }
     let mut next = state.clone();
