@@ -21,7 +21,7 @@ use crate::reuse::trust::{BaseTrust, TRUST_ATTRIBUTE};
 use environment::{BuildEnvironment, EnvironmentError};
 use invocation::{classify, stock_positional, Invocation};
 use recorder::{cpu_time, declared_outputs, Recorder, CHECKPOINT_OUTPUT};
-use runner::{format_report, run_build, BuildOptions, BuildOutcome, RunError, StepReport};
+use runner::{format_report, run_build, Bases, BuildOptions, BuildOutcome, RunError, StepReport};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
@@ -181,19 +181,6 @@ pub fn run(args: &[String]) -> Result<i32, BuildError> {
             .map_err(BuildError::StartCheckpoint)?,
         ),
     };
-    // Opening and checking the earlier checkpoints is the builder's own time too, before any
-    // phase (the base's blobs no restore reads are rehashed after the restores).
-    let (started, cpu) = (std::time::Instant::now(), cpu_time());
-    let bases = base_checkpoints(
-        &plan,
-        recorder.is_some(),
-        cache.as_ref(),
-        layers_dir.as_deref(),
-    );
-    if let Some(rec) = recorder.as_mut() {
-        rec.base_check_time += started.elapsed();
-        rec.base_check_cpu += cpu_time().saturating_sub(cpu);
-    }
     let options = BuildOptions {
         arg0,
         arg1,
@@ -204,7 +191,40 @@ pub fn run(args: &[String]) -> Result<i32, BuildError> {
             .as_ref()
             .map(|_| CHECKPOINT_OUTPUT.to_owned()),
     };
-    let outcome = run_build(&env, &options, recorder.as_mut(), &bases).map_err(BuildError::Run)?;
+    // Opening and checking the earlier checkpoints is the builder's own time too (the base's
+    // blobs no restore reads are rehashed beside the phases). A `checkpointBase` needs
+    // nothing of the setup step and is checked on a thread of its own while that step runs;
+    // the development cache's entries, which the check may delete, before it.
+    let outcome = std::thread::scope(|scope| {
+        let bases = match (&plan.base_dir, recorder.is_some()) {
+            (Some(dir), true) => Bases::loading(scope, || checkpoint_base(&plan, dir)),
+            (base_dir, _) => {
+                let (started, cpu) = (std::time::Instant::now(), cpu_time());
+                let bases = match base_dir {
+                    Some(_) => {
+                        eprintln!(
+                            "checkpoint-builder: checkpointBase ignored: the derivation has no \
+                             `{CHECKPOINT_OUTPUT}` output to continue"
+                        );
+                        Vec::new()
+                    }
+                    None => match (&cache, &layers_dir) {
+                        (Some(cache), Some(own)) => {
+                            cache.candidates(&plan.name, plan.system.as_deref(), own)
+                        }
+                        _ => Vec::new(),
+                    },
+                };
+                if let Some(rec) = recorder.as_mut() {
+                    rec.base_check_time += started.elapsed();
+                    rec.base_check_cpu += cpu_time().saturating_sub(cpu);
+                }
+                Bases::Ready(bases)
+            }
+        };
+        run_build(&env, &options, recorder.as_mut(), bases)
+    })
+    .map_err(BuildError::Run)?;
     report_outcome(&outcome, recorder.as_ref());
     let Some(rec) = recorder else {
         return Ok(outcome.status);
@@ -253,41 +273,26 @@ fn pass_through(env: &BuildEnvironment, args: &[String]) -> BuildError {
     }
 }
 
-/// The earlier checkpoints the build may continue: `checkpointBase` when it is given and
-/// passes every check, else the development cache's entries for this derivation.
-fn base_checkpoints(
-    plan: &BuildPlan,
-    recording: bool,
-    cache: Option<&DevCache>,
-    own_entry: Option<&Path>,
-) -> Vec<BaseCheckpoint> {
-    let Some(dir) = &plan.base_dir else {
-        return match (cache, own_entry) {
-            (Some(cache), Some(own)) => cache.candidates(&plan.name, plan.system.as_deref(), own),
-            _ => Vec::new(),
-        };
-    };
-    if !recording {
-        eprintln!(
-            "checkpoint-builder: checkpointBase ignored: the derivation has no `{CHECKPOINT_OUTPUT}` output to continue"
-        );
-        return Vec::new();
-    }
+/// The `checkpointBase` of a build that records a checkpoint, when it passes every check,
+/// with the lines that say why not, for the log.
+fn checkpoint_base(plan: &BuildPlan, dir: &str) -> (Vec<BaseCheckpoint>, String) {
     if !Path::new(dir).exists() {
-        eprint!("{}", nix_log::missing_base_line(dir));
-        return Vec::new();
+        return (Vec::new(), nix_log::missing_base_line(dir));
     }
+    let mut lines = String::new();
     let trust = plan.trust.clone().unwrap_or_else(|reason| {
-        eprintln!("checkpoint-builder: {reason}; only a checkpoint built at its path is used");
+        lines.push_str(&format!(
+            "checkpoint-builder: {reason}; only a checkpoint built at its path is used\n"
+        ));
         BaseTrust::Built
     });
     match load_base(Path::new(dir), plan.system.as_deref(), trust) {
-        Ok(base) => vec![base],
+        Ok(base) => (vec![base], lines),
         Err(reason) => {
-            eprintln!(
-                "checkpoint-builder: checkpoint {dir} rejected: {reason}; building from scratch"
-            );
-            Vec::new()
+            lines.push_str(&format!(
+                "checkpoint-builder: checkpoint {dir} rejected: {reason}; building from scratch\n"
+            ));
+            (Vec::new(), lines)
         }
     }
 }

@@ -166,12 +166,12 @@ pub fn run_build(
     env: &BuildEnvironment,
     options: &BuildOptions,
     mut recorder: Option<&mut Recorder>,
-    bases: &[BaseCheckpoint],
+    bases: Bases<'_>,
 ) -> Result<BuildOutcome, RunError> {
     signals::install_forwarding();
     // What a clean start has in the build directory, to come back to.
-    let initial = match (&recorder, bases.is_empty()) {
-        (Some(_), false) => Some(InitialTree::capture(&env.build_top)),
+    let initial = match (&recorder, bases.may_hold_any()) {
+        (Some(_), true) => Some(InitialTree::capture(&env.build_top)),
         _ => None,
     };
     let mut groups = Vec::new();
@@ -223,7 +223,14 @@ pub fn run_build(
         return Err(error);
     }
     let mut groups = Vec::new();
-    let mut outcome = run_steps(env, options, recorder, &[], &mut groups, &mut None)?;
+    let mut outcome = run_steps(
+        env,
+        options,
+        recorder,
+        Bases::Ready(Vec::new()),
+        &mut groups,
+        &mut None,
+    )?;
     outcome.reuse_note = Some(format!(
         "checkpoint {which} not reused: {reason}; built from scratch"
     ));
@@ -238,7 +245,7 @@ fn run_steps(
     env: &BuildEnvironment,
     options: &BuildOptions,
     mut recorder: Option<&mut Recorder>,
-    bases: &[BaseCheckpoint],
+    bases: Bases<'_>,
     groups: &mut Vec<i32>,
     base_used: &mut Option<PathBuf>,
 ) -> Result<BuildOutcome, RunError> {
@@ -291,6 +298,8 @@ fn run_steps(
         }
         return Ok(outcome);
     };
+    let bases = bases.resolve(recorder.as_deref_mut());
+    let bases = bases.as_slice();
     let mut start = Start {
         state: setup_state.clone(),
         index: 0,
@@ -560,6 +569,80 @@ fn run_steps(
         }
         Ok(outcome)
     })
+}
+
+/// The earlier checkpoints a build may continue: known, or being opened and checked on a
+/// thread of their own while the setup step runs.
+pub enum Bases<'scope> {
+    Ready(Vec<BaseCheckpoint>),
+    Loading(std::thread::ScopedJoinHandle<'scope, LoadedBases>),
+}
+
+/// What the thread of [`Bases::loading`] found: the bases that passed every check, the log
+/// lines about the others, and its wall and CPU time.
+pub struct LoadedBases {
+    bases: Vec<BaseCheckpoint>,
+    lines: String,
+    wall: Duration,
+    cpu: Duration,
+}
+
+impl<'scope> Bases<'scope> {
+    /// Runs `load` on a thread of `scope`: it returns the bases and what to log about them.
+    pub fn loading(
+        scope: &'scope std::thread::Scope<'scope, '_>,
+        load: impl FnOnce() -> (Vec<BaseCheckpoint>, String) + Send + 'scope,
+    ) -> Self {
+        Bases::Loading(scope.spawn(move || {
+            let (started, cpu) = (Instant::now(), recorder::thread_cpu_time());
+            let (bases, lines) = load();
+            LoadedBases {
+                bases,
+                lines,
+                wall: started.elapsed(),
+                cpu: recorder::thread_cpu_time().saturating_sub(cpu),
+            }
+        }))
+    }
+
+    /// Whether there may be a base (so the build directory's first content must be kept,
+    /// to fall back to).
+    fn may_hold_any(&self) -> bool {
+        match self {
+            Bases::Ready(bases) => !bases.is_empty(),
+            Bases::Loading(_) => true,
+        }
+    }
+
+    /// The bases, once loaded: the log lines about them printed, the wait counted as the
+    /// base check's time and the thread's CPU time as its CPU.
+    fn resolve(self, rec: Option<&mut Recorder>) -> Vec<BaseCheckpoint> {
+        let thread = match self {
+            Bases::Ready(bases) => return bases,
+            Bases::Loading(thread) => thread,
+        };
+        let waited = Instant::now();
+        let loaded = thread
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        let waited = waited.elapsed();
+        eprint!("{}", loaded.lines);
+        if let Some(rec) = rec {
+            rec.base_check_time += waited;
+            rec.base_check_cpu += loaded.cpu;
+            rec.restore_notes.insert(
+                0,
+                format!(
+                    "opening and checking the base, beside the setup step: {:.3}s, CPU {:.3}s, \
+                     waited for {:.3}s",
+                    loaded.wall.as_secs_f64(),
+                    loaded.cpu.as_secs_f64(),
+                    waited.as_secs_f64()
+                ),
+            );
+        }
+        loaded.bases
+    }
 }
 
 /// Where the phases begin after setup: the first phase, or the one after the phases an
