@@ -1190,9 +1190,6 @@ fn stored_layer(rec: &mut Recorder, stored: StoredRecord, waited: Duration) {
     rec.note_stored(stored, waited);
 }
 
-/// The niceness of the thread that stores a layer beside the next phase.
-const STORING_NICENESS: i32 = 10;
-
 /// Most bytes of a phase's new contents held in memory to be stored while the next phase
 /// runs; a snapshot stores the rest before the next phase starts.
 const HELD_WHILE_NEXT_STEP_RUNS: u64 = 512 << 20;
@@ -1232,12 +1229,6 @@ impl<'scope, 'r: 'scope> StoringLayer<'scope, 'r> {
     ) -> Self {
         let unchanged_at = Box::new(rec.unchanged_since_last_walk());
         let thread = scope.spawn(move || {
-            // Below the phase's processes: they come first for the CPU (the threads this
-            // one starts inherit its niceness). Best effort: a refusal changes nothing else.
-            let _ = rustix::process::setpriority_process(
-                Some(rustix::thread::gettid()),
-                STORING_NICENESS,
-            );
             // A panic stays on this thread and becomes the store's error.
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 rec.store_layer(read, true)
