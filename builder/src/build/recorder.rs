@@ -225,31 +225,10 @@ impl Recorder {
         })
     }
 
-    /// Records the layer after `step`, given the state before it (None for setup) and after it.
-    pub fn record(
-        &mut self,
-        step: &str,
-        before: Option<&ShellState>,
-        after: &ShellState,
-        status: i32,
-        seconds: Option<f64>,
-    ) -> Result<LayerSummary, CheckpointError> {
-        let read = self.read_layer(
-            step,
-            (before, after, status, seconds),
-            TreeMoment::now(),
-            &Holding::none(),
-        )?;
-        let started = std::time::Instant::now();
-        let stored = self.store_layer(read, false)?;
-        let summary = stored.summary.clone();
-        self.note_stored(stored, started.elapsed());
-        Ok(summary)
-    }
-
-    /// The part of [`Recorder::record`] that must see the trees: the layer's inputs and
-    /// state, and the snapshot's walk and reads ([`Snapshotter::read_layer`], new contents
-    /// held in memory as far as `holding` has room). The trees may change once it returns;
+    /// Records the layer after `step`, given the state before it (None for setup) and after
+    /// it, in two parts. This one must see the trees: the layer's inputs and state, and the
+    /// snapshot's walk and reads ([`Snapshotter::read_layer`], new contents held in memory
+    /// as far as `holding` has room). The trees may change once it returns;
     /// [`Recorder::store_layer`] must come next, before anything else uses the recorder.
     ///
     /// `at` is when the step ended: the layer is the last one's trees, not walked again,
@@ -352,7 +331,7 @@ impl Recorder {
         move |at| at.unchanged_since(walk)
     }
 
-    /// The rest of [`Recorder::record`] after [`Recorder::read_layer`]: stores the contents
+    /// The rest of recording a layer, after [`Recorder::read_layer`]: stores the contents
     /// it held, writes the layer and links it into the chain. May run `beside` the next
     /// phase, on half the cores, so that the phase keeps the others; what it took is
     /// reported by [`Recorder::note_stored`].

@@ -1090,37 +1090,22 @@ fn trace_file(name: &str, bytes: &[u8]) {
 }
 
 fn record(
-    recorder: &mut Recorder,
+    rec: &mut Recorder,
     step: &str,
     before: Option<&ShellState>,
     after: &ShellState,
     status: i32,
     outcome: &BuildOutcome,
 ) -> Result<(), RunError> {
-    let seconds = outcome
-        .steps
-        .last()
-        .and_then(|s| s.work)
-        .map(|w| w.as_secs_f64());
-    let started = Instant::now();
-    let summary = recorder
-        .record(step, before, after, status, seconds)
-        .map_err(|source| RunError::Checkpoint {
-            step: step.to_owned(),
-            source,
-        })?;
-    if started.elapsed() > nix_log::SLOW_SNAPSHOT {
-        eprint!(
-            "{}",
-            nix_log::slow_snapshot_line(
-                step,
-                started.elapsed(),
-                summary.files_hashed,
-                summary.bytes_hashed
-            )
-        );
-    }
-    Ok(())
+    let read = read_record(
+        rec,
+        step,
+        (before, after, status),
+        outcome,
+        TreeMoment::now(),
+        false,
+    )?;
+    store_record(rec, Some(read))
 }
 
 /// [`Recorder::read_layer`] for the layer after a phase, whose new contents (up to
