@@ -45,6 +45,7 @@ in
   lua = project ./lua.nix;
   zstd = project ./zstd.nix;
   zstd-cmake = project ./zstd-cmake.nix;
+  pixman-meson = project ./pixman-meson.nix;
   # The scale benchmark's synthetic projects (bench/scale.sh): about 400 MB of build
   # directory, and ten times less.
   synthetic = project ./synthetic.nix;
