@@ -42,7 +42,9 @@
 # and header / stock (no target: what a header change costs against a full build);
 # and oneline / (warm make + after + floor), which also counts the check and
 # install steps any rebuild in Nix runs after buildPhase; and oneline / theirs
-# (issue 19: below 1 on every project).
+# (issue 19: below 1 on every project); then, per build of ours, the builder's
+# own time as its log reports it (base check, restore, analysis, snapshot,
+# carry, and the phases' own time).
 #
 # Every Nix build is a fresh derivation: one `benchSalt` per project and run,
 # shared by full, oneline and install (the salt is part of the layer keys, so
@@ -490,6 +492,12 @@ for project in "${projects[@]}"; do
     for kind in full oneline install header; do
       ! ok "$project.$kind.$run" ||
         echo "$project $kind (run $run) timeline, s: $(timeline "$project.$kind.$run")"
+    done
+    for kind in full oneline install header; do
+      ok "$project.$kind.$run" || continue
+      own=$(grep -a '^checkpoint-builder: own time: ' "$work/$project.$kind.$run.log" |
+        tail -n 1 | sed 's/^checkpoint-builder: own time: //')
+      [ -z "$own" ] || echo "$project $kind (run $run) builder's own time: $own"
     done
     echo "$project warm make (run $run): $(objects "$work/plain-$project-$run.warm.log" | wc -l) object(s)"
   done
