@@ -83,7 +83,7 @@ cases! {
     case_29b_setup_hooks_strictdeps_true, "29b-setup-hooks-strictdeps-true.nix", Success, Identical;
     case_30_no_hook_rerun, "30-no-hook-rerun.nix", Success, Identical;
     case_31_background_job_pid, "31-background-job-pid.nix", Success,
-        Divergent("process identity ($$, background jobs) cannot be carried between phase processes");
+        Divergent("bash is the sandbox's PID 1 in stock, a child of the builder here");
     case_32a_custom_builder_script, "32a-custom-builder-script.nix", Success, Identical;
     case_32b_custom_args, "32b-custom-args.nix", Success, Identical;
     case_34_patches, "34-patches.nix", Success, Identical;
@@ -96,6 +96,7 @@ cases! {
     case_40_funcname_frames, "40-funcname-frames.nix", Success, Identical;
     case_40b_frames_unnested_builder, "40b-frames-unnested-builder.nix", Success, Identical;
     case_41_bash_source_in_hook_function, "41-bash-source-in-hook-function.nix", Success, Identical;
+    case_42_one_process_across_phases, "42-one-process-across-phases.nix", Success, Identical;
 }
 
 /// Every `tests/cases/*.nix` has a test above, and every listed file exists.

@@ -1,7 +1,8 @@
-# A background job started in one phase and waited for in another, and $$
-# saved in one phase and compared in a later one.  Process identity cannot be
-# carried between processes: this case documents the divergence (the
-# conformance test reports it, it does not fail on it).
+# A background job started in one phase and waited for in another, $$ saved in
+# one phase and compared in a later one, and $$ compared with 1.  In stock, bash
+# is the sandbox's PID 1; here the builder is, and bash its child: this case
+# documents that divergence (the conformance test reports it, it does not fail
+# on it).  42-one-process-across-phases checks the rest against stock.
 { mkDrv, ... }:
 mkDrv {
   name = "case-31";

@@ -11,6 +11,7 @@ pub mod nix_log;
 pub mod recorder;
 pub mod runner;
 pub mod signals;
+pub mod waiting;
 
 use crate::checkpoint::CheckpointError;
 use crate::dev_cache::{copy_checkpoint, DevCache};

@@ -1,5 +1,7 @@
-//! Runs a build: the setup step, one bash process per phase, and the final step, carrying the
-//! shell state between them (see [`crate::shell::driver`] for the protocol).
+//! Runs a build: the setup step, the phases, and the final step, carrying the shell state
+//! between them (see [`crate::shell::driver`] for the protocol): a phase process goes on into
+//! the next phase when that one starts from the state it dumped ([`crate::build::waiting`]),
+//! and a new process is restored from the state otherwise.
 //!
 //! Effectful shell around the pure core in [`crate::shell`]: spawns bash in its own process
 //! group, forwards termination signals to it, reads each step's state dump, and reports
@@ -10,6 +12,7 @@ use crate::build::memfile::MemFile;
 use crate::build::nix_log;
 use crate::build::recorder::{self, ReadRecord, Recorder, StoredRecord, TreeMoment};
 use crate::build::signals;
+use crate::build::waiting::{self, PhasePipes, StepEnd, Waiting};
 use crate::checkpoint::{CheckpointError, Holding, RelPath, RewritePair};
 use crate::reuse::base::{
     error_chain, path_rewrites, remove_tree, BaseCheckpoint, InitialTree, PathMoves,
@@ -29,7 +32,7 @@ use crate::shell::Value;
 use std::ffi::OsString;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 use thiserror::Error;
 
@@ -37,6 +40,8 @@ use thiserror::Error;
 pub enum RunError {
     #[error("cannot create the builder's memory file")]
     MemFile(#[source] std::io::Error),
+    #[error("cannot create the pipes the phase processes wait on")]
+    Pipes(#[source] std::io::Error),
     #[error("cannot start bash ({bash}) for step `{step}`")]
     Spawn {
         bash: PathBuf,
@@ -253,12 +258,18 @@ fn run_steps(
     let mut restore = MemFile::new("checkpoint-builder-restore").map_err(RunError::MemFile)?;
     let mut script_file = MemFile::new("checkpoint-builder-script").map_err(RunError::MemFile)?;
     let mut step_file = MemFile::new("checkpoint-builder-step").map_err(RunError::MemFile)?;
+    let mut next_file = MemFile::new("checkpoint-builder-next").map_err(RunError::MemFile)?;
+    let mut pipes = PhasePipes::new().map_err(RunError::Pipes)?;
+    signals::set_waiting(0);
     let channel = Channel {
         nonce: nonce(),
         dump_fd: dump.fd(),
         restore_fd: restore.fd(),
         step_fd: step_file.fd(),
         helper: options.helper.to_string_lossy().into_owned(),
+        paused_fd: pipes.paused_fd(),
+        go_fd: pipes.go_fd(),
+        next_fd: next_file.fd(),
         // Stock's `source-stdenv.sh` sources the builder script (`$1`).
         nested: options.arg1.is_some(),
     };
@@ -342,6 +353,9 @@ fn run_steps(
         // The layer of the last phase, stored while the next phase runs; the recorder is
         // its thread's until it is settled.
         let mut storing: Option<StoringLayer> = None;
+        // The last phase's process, waiting to run the next phase if that one starts from
+        // the state it dumped.
+        let mut waiting: Option<Waiting> = None;
         // The build products left out of a rerun's tree (a short list, empty when none): a phase
         // that then fails may have missed one nothing remakes, and the build tries again from
         // scratch.
@@ -378,8 +392,15 @@ fn run_steps(
                 None => run_phase_step(
                     env,
                     &channel,
-                    (&mut dump, &mut restore, &mut script_file, &mut step_file),
+                    (
+                        &mut dump,
+                        &mut restore,
+                        &mut script_file,
+                        &mut step_file,
+                        &mut next_file,
+                    ),
                     (&arg0, &passthrough),
+                    (&mut pipes, &mut waiting),
                     &state,
                     phase,
                     groups,
@@ -535,21 +556,41 @@ fn run_steps(
         // A check not started yet (no phase ran after the restores) starts here.
         let check = unread_check.or_else(|| UnreadCheck::start(scope, unchecked.take()));
         UnreadCheck::finish(check, recorder, base_used)?;
-        // Final step: the EXIT trap (exitHandler) runs once, with the last step's status.
-        restore
-            .set(restore_script(&state).as_bytes())
-            .map_err(RunError::MemFile)?;
-        dump.clear().map_err(RunError::MemFile)?;
-        let script = driver::final_script(&channel, &state, last_status, !phases.is_empty());
-        let args = script_args(&mut script_file, &mut step_file, false, &arg0, &script)?;
-        let step = run_step(
-            env,
-            "exit",
-            &args,
-            None,
-            Some((&passthrough, &state)),
-            groups,
-        )?;
+        // Final step: the EXIT trap (exitHandler) runs once, with the last step's status, in
+        // the last phase's process when the build ends from the state it dumped.
+        let step = match waiting.take() {
+            Some(w) if waiting::goes_on(&w.state, &state) => {
+                next_file
+                    .set(driver::final_code(&state, last_status).as_bytes())
+                    .map_err(RunError::MemFile)?;
+                let (mut child, started) = go_on(env, "exit", w, &mut pipes)?;
+                let status = wait_for_end(env, "exit", &mut child)?;
+                StepRun {
+                    status,
+                    wall: started.elapsed(),
+                }
+            }
+            other => {
+                if let Some(w) = other {
+                    leave(env, w, &mut pipes, &mut next_file)?;
+                }
+                restore
+                    .set(restore_script(&state).as_bytes())
+                    .map_err(RunError::MemFile)?;
+                dump.clear().map_err(RunError::MemFile)?;
+                let script =
+                    driver::final_script(&channel, &state, last_status, !phases.is_empty());
+                let args = script_args(&mut script_file, &mut step_file, false, &arg0, &script)?;
+                run_step(
+                    env,
+                    "exit",
+                    &args,
+                    None,
+                    Some((&passthrough, &state)),
+                    groups,
+                )?
+            }
+        };
         outcome.status = step.status;
         outcome.steps.push(StepReport {
             name: "(exit)".into(),
@@ -1369,6 +1410,7 @@ struct StepRun {
     wall: Duration,
 }
 
+/// Runs one step in a new bash process and waits for it to end.
 fn run_step(
     env: &BuildEnvironment,
     name: &str,
@@ -1378,6 +1420,23 @@ fn run_step(
     groups: &mut Vec<i32>,
 ) -> Result<StepRun, RunError> {
     let started = Instant::now();
+    let mut child = spawn_step(env, name, args, full_env, restored, groups)?;
+    let status = wait_for_end(env, name, &mut child)?;
+    Ok(StepRun {
+        status,
+        wall: started.elapsed(),
+    })
+}
+
+/// Starts one step's bash process, the leader of a process group of its own.
+fn spawn_step(
+    env: &BuildEnvironment,
+    name: &str,
+    args: &[OsString],
+    full_env: Option<&Vec<(OsString, OsString)>>,
+    restored: Option<(&[(OsString, OsString)], &ShellState)>,
+    groups: &mut Vec<i32>,
+) -> Result<Child, RunError> {
     let mut cmd = Command::new(&env.bash);
     cmd.args(args).env_clear();
     if let Some(vars) = full_env {
@@ -1413,53 +1472,100 @@ fn run_step(
         });
     }
     signals::step_starting();
-    let mut child = cmd.spawn().map_err(|source| RunError::Spawn {
-        bash: env.bash.clone(),
-        step: name.to_owned(),
-        source,
-    })?;
+    let child = cmd
+        .spawn()
+        .map_err(|source| spawn_error(env, name, source))?;
     let pid = child.id() as i32;
     groups.push(pid);
     signals::set_current_group(pid);
+    Ok(child)
+}
+
+fn spawn_error(env: &BuildEnvironment, step: &str, source: std::io::Error) -> RunError {
+    RunError::Spawn {
+        bash: env.bash.clone(),
+        step: step.to_owned(),
+        source,
+    }
+}
+
+/// Waits for a step's process to end; its exit status (128 + the signal that ended it).
+fn wait_for_end(env: &BuildEnvironment, name: &str, child: &mut Child) -> Result<i32, RunError> {
     let status = loop {
         match child.wait() {
             Ok(s) => break s,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(source) => {
-                return Err(RunError::Spawn {
-                    bash: env.bash.clone(),
-                    step: name.to_owned(),
-                    source,
-                })
-            }
+            Err(source) => return Err(spawn_error(env, name, source)),
         }
     };
     signals::set_current_group(0);
     signals::reap_orphans();
-    let status = status
+    Ok(exit_code(status))
+}
+
+fn exit_code(status: std::process::ExitStatus) -> i32 {
+    status
         .code()
-        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
-    Ok(StepRun {
-        status,
-        wall: started.elapsed(),
-    })
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+}
+
+/// Lets the waiting phase process `w` run the code of the next memory file (the next phase,
+/// or the build's end): its process, and when it went on.
+fn go_on(
+    env: &BuildEnvironment,
+    name: &str,
+    w: Waiting,
+    pipes: &mut PhasePipes,
+) -> Result<(Child, Instant), RunError> {
+    let Waiting { child, pid, .. } = w;
+    signals::set_waiting(0);
+    signals::step_starting();
+    signals::set_current_group(pid);
+    let started = Instant::now();
+    pipes.go().map_err(|e| spawn_error(env, name, e))?;
+    Ok((child, started))
+}
+
+/// Ends the waiting phase process `w` without ending the build: the next step starts from
+/// another state, in a process of its own.
+fn leave(
+    env: &BuildEnvironment,
+    w: Waiting,
+    pipes: &mut PhasePipes,
+    next_file: &mut MemFile,
+) -> Result<(), RunError> {
+    let Waiting { mut child, .. } = w;
+    signals::set_waiting(0);
+    next_file
+        .set(driver::leave_code().as_bytes())
+        .map_err(RunError::MemFile)?;
+    pipes.go().map_err(|e| spawn_error(env, "leave", e))?;
+    // It may have ended by itself already (and been reaped with the orphans).
+    let _ = child.wait();
+    signals::set_current_group(0);
+    signals::reap_orphans();
+    Ok(())
 }
 
 type StepResult = Option<(ShellState, Option<Vec<String>>, i32)>;
 
-/// Runs `phase` as its own bash process from `state` and reads what it left (see
-/// [`finish_step`]).
+/// Runs `phase` from `state` and reads what it left (see [`finish_step`]): in the last
+/// phase's process, waiting in `waiting`, when `state` is the state it dumped
+/// ([`waiting::goes_on`]), else in a process of its own (the waiting one leaves first).
+/// A process that dumped its state waits in `waiting` for the next step.
 #[allow(clippy::too_many_arguments)]
 fn run_phase_step(
     env: &BuildEnvironment,
     channel: &Channel,
-    (dump, restore, script_file, step_file): (
+    (dump, restore, script_file, step_file, next_file): (
+        &mut MemFile,
         &mut MemFile,
         &mut MemFile,
         &mut MemFile,
         &mut MemFile,
     ),
     (arg0, passthrough): (&OsString, &[(OsString, OsString)]),
+    (pipes, waiting): (&mut PhasePipes, &mut Option<Waiting>),
     state: &ShellState,
     phase: &str,
     groups: &mut Vec<i32>,
@@ -1471,16 +1577,61 @@ fn run_phase_step(
              bash will fail with status 127, as the stock builder does"
         );
     }
-    let restore_text = restore_script(state);
-    restore
-        .set(restore_text.as_bytes())
-        .map_err(RunError::MemFile)?;
     dump.clear().map_err(RunError::MemFile)?;
-    trace_file(&format!("{phase}.restore.sh"), restore_text.as_bytes());
-    let script = driver::phase_script(channel, state, phase);
-    let args = script_args(script_file, step_file, false, arg0, &script)?;
-    let step = run_step(env, phase, &args, None, Some((passthrough, state)), groups)?;
-    finish_step(dump, phase, step, outcome)
+    let (mut child, started) = match waiting.take() {
+        Some(w) if waiting::goes_on(&w.state, state) => {
+            let code = driver::next_phase_code(channel, state, phase);
+            trace_file(&format!("{phase}.next.sh"), code.as_bytes());
+            next_file.set(code.as_bytes()).map_err(RunError::MemFile)?;
+            go_on(env, phase, w, pipes)?
+        }
+        other => {
+            if let Some(w) = other {
+                leave(env, w, pipes, next_file)?;
+            }
+            let restore_text = restore_script(state);
+            restore
+                .set(restore_text.as_bytes())
+                .map_err(RunError::MemFile)?;
+            trace_file(&format!("{phase}.restore.sh"), restore_text.as_bytes());
+            let script = driver::phase_script(channel, state, phase);
+            let args = script_args(script_file, step_file, false, arg0, &script)?;
+            pipes.drain();
+            let started = Instant::now();
+            let child = spawn_step(env, phase, &args, None, Some((passthrough, state)), groups)?;
+            (child, started)
+        }
+    };
+    let end = pipes
+        .wait(&mut child)
+        .map_err(|e| spawn_error(env, phase, e))?;
+    signals::set_current_group(0);
+    let status = match end {
+        StepEnd::Paused => 0,
+        StepEnd::Exited(status) => {
+            signals::reap_orphans();
+            exit_code(status)
+        }
+    };
+    let run = StepRun {
+        status,
+        wall: started.elapsed(),
+    };
+    let result = finish_step(dump, phase, run, outcome)?;
+    if let (StepEnd::Paused, Some((dumped, _, _))) = (&end, &result) {
+        let pid = child.id() as i32;
+        signals::set_waiting(pid);
+        *waiting = Some(Waiting {
+            child,
+            pid,
+            state: dumped.clone(),
+        });
+    } else if let StepEnd::Paused = end {
+        // Paused without a whole dump: cannot go on from it.
+        let _ = child.kill();
+        wait_for_end(env, phase, &mut child)?;
+    }
+    Ok(result)
 }
 
 /// Reads a step's dump. `None` when the step ended the build (no `end` marker).

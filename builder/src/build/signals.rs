@@ -17,6 +17,8 @@ static SIGPIPE_INHERITED_IGNORED: AtomicBool = AtomicBool::new(false);
 static SUBREAPER: AtomicBool = AtomicBool::new(false);
 /// Step processes started so far.
 static STEPS_STARTED: AtomicU64 = AtomicU64::new(0);
+/// The phase process waiting for the builder's word (0: none): it runs nothing meanwhile.
+static WAITING: AtomicI32 = AtomicI32::new(0);
 
 /// Notes how SIGPIPE was set when the process started, then ignores it (the builder wants
 /// `EPIPE` from a closed pipe, not death). Called first thing in `main`, which is the
@@ -99,26 +101,52 @@ pub fn install_forwarding() {
     SUBREAPER.store(subreaper, Ordering::SeqCst);
 }
 
-/// Counts a step process about to start (see [`steps_started`]).
+/// Counts a step about to start, in a new process or in the one that waits
+/// (see [`steps_started`]).
 pub fn step_starting() {
     STEPS_STARTED.fetch_add(1, Ordering::SeqCst);
 }
 
-/// How many step processes the build has started so far: equal at two moments, with
+/// How many steps the build has started so far: equal at two moments, with
 /// [`no_descendants`] true at the first, nothing of the build ran in between.
 pub fn steps_started() -> u64 {
     STEPS_STARTED.load(Ordering::SeqCst)
 }
 
+/// Notes the phase process that waits for the builder's word (0: none).
+pub fn set_waiting(pid: i32) {
+    WAITING.store(pid, Ordering::SeqCst);
+}
+
 /// True when no process the build started is still running: the builder, a subreaper (or
 /// the sandbox's PID 1), has no child left once those that exited are reaped, and every
-/// descendant a step left behind would be its child. False when that cannot be known
-/// (not a subreaper) or a child remains.
+/// descendant a step left behind would be its child. A phase process that waits for the
+/// builder ([`set_waiting`]) runs nothing: it counts only by its own children. False when
+/// that cannot be known (not a subreaper, or `/proc` does not list children) or a process
+/// remains.
 pub fn no_descendants() -> bool {
     if !SUBREAPER.load(Ordering::SeqCst) && rustix::process::getpid() != Pid::INIT {
         return false;
     }
     reap_orphans();
+    let waiting = WAITING.load(Ordering::SeqCst);
+    if waiting != 0 {
+        let children = |task: &str| -> Option<Vec<i32>> {
+            let text = std::fs::read_to_string(format!("{task}/children")).ok()?;
+            text.split_whitespace().map(|p| p.parse().ok()).collect()
+        };
+        let own = || -> Option<bool> {
+            let mut mine = Vec::new();
+            for task in std::fs::read_dir("/proc/self/task").ok()? {
+                mine.extend(children(&task.ok()?.path().to_string_lossy())?);
+            }
+            Some(
+                mine == [waiting]
+                    && children(&format!("/proc/{waiting}/task/{waiting}"))?.is_empty(),
+            )
+        };
+        return own().unwrap_or(false);
+    }
     // Looks without reaping: ECHILD is "no children at all"; a child that has exited
     // since the reap above still counts as one.
     matches!(

@@ -11,11 +11,15 @@
 //!    the stdenv's own `genericBuild` with `runPhase` temporarily replaced by a recorder, so the
 //!    phase list is exactly what `genericBuild` computes (a `buildCommand` derivation, or a
 //!    stdenv without `runPhase`, runs the whole build right there).
-//! 2. one process per phase: restore, `curPhase=NAME; runPhase "$curPhase"` (the stdenv's own).
+//! 2. a phase process: restore, `curPhase=NAME; runPhase "$curPhase"` (the stdenv's own), dump
+//!    the state, then wait for the builder's word ([`phase_script`]). The code the builder
+//!    then gives it runs the next phase in the same process ([`next_phase_code`]), ends the
+//!    build there as the final step would ([`final_code`]), or leaves ([`leave_code`]) for a
+//!    process restored from another state.
 //! 3. `final`: restore, reproduce the status of the last step, and end normally so the EXIT trap
 //!    (`exitHandler`) runs once, as in stock.
 //!
-//! Steps 1–2 end with the epilogue (state dump, then `trap - EXIT; exit 0`). A process that ends
+//! Steps 1–2 end with the dump (setup then with `trap - EXIT; exit 0`). A process that ends
 //! without writing the `end` marker ended the build: a failure, or `exit` inside a phase.
 //!
 //! Stock calls `genericBuild` from the builder script, which `source-stdenv.sh` sources
@@ -47,6 +51,14 @@ pub struct Channel {
     pub step_fd: i32,
     /// Absolute path of the builder binary (runs the `__capture` helper).
     pub helper: String,
+    /// The builder's fd of the write end of the pause pipe: a phase process writes one byte
+    /// there once its state is dumped, then waits.
+    pub paused_fd: i32,
+    /// The builder's fd of the read end of the go pipe: a waiting phase process reads one
+    /// line there, then runs the code of the next memory file.
+    pub go_fd: i32,
+    /// The builder's fd of the memory file with the code a waiting process runs next.
+    pub next_fd: i32,
     /// Stock sources the builder script (`bash -e source-stdenv.sh default-builder.sh`), so
     /// `genericBuild` runs one `source` deeper than the top level; `false` for the older
     /// `bash -e default-builder.sh`, which calls it at the top level.
@@ -221,21 +233,84 @@ fn frame_traps_and_options(state: &ShellState) -> String {
 }
 
 /// A phase step: restore, run the phase through the stdenv's `runPhase` inside a
-/// `genericBuild` frame, dump.
+/// `genericBuild` frame, dump, and wait for the builder.
+///
+/// The wait is the condition of a loop whose body runs the next phase, as stock's loop in
+/// `genericBuild` does. It writes the pause byte, reads one line from the go pipe, then
+/// evaluates the code of the next memory file, with xtrace and verbose off and the frame's
+/// `DEBUG`, `RETURN` and `ERR` traps cleared (the dump leaves them so). (A `TMOUT` would
+/// end the wait: the builder lets no such process go on, [`crate::build::waiting::goes_on`].)
+/// That code sets up the next
+/// phase and ends with its options (xtrace last), or returns from `genericBuild`, or exits;
+/// it first unsets the variable it was read into, so nothing of the builder's stays in the
+/// state. A failed read of the go pipe (the builder is gone) ends the process without the
+/// EXIT trap. The loop ending any other way is the builder's error, never a silent end of
+/// the build: the process exits with status 70.
 pub fn phase_script(ch: &Channel, state: &ShellState, phase: &str) -> StepCode {
-    let d = ch.dump();
     let mut body = generic_build_frame(state);
-    body.push_str(&format!(
-        "builtin printf {}'%s\\n' \"$EPOCHREALTIME\" >>{d}\n",
-        ch.marker("t0")
-    ));
+    body.push_str(&t0_line(ch));
     body.push_str(&format!("curPhase={}\n", quote(phase.as_bytes())));
     body.push_str(&frame_traps_and_options(state));
-    body.push_str("runPhase \"$curPhase\"\n");
-    body.push_str(&status_line(ch));
-    body.push_str(&epilogue(ch));
+    let run = format!(
+        "runPhase \"$curPhase\"\n{}{}",
+        status_line(ch),
+        dump_state(ch)
+    );
+    body.push_str(&run);
+    body.push_str(&format!(
+        concat!(
+            "while builtin printf . >>\"/proc/$PPID/fd/{paused}\" && ",
+            "{{ builtin read -r __cpb_go <\"/proc/$PPID/fd/{go}\" || ",
+            "{{ builtin trap - EXIT; builtin exit 1; }}; }} && ",
+            "{{ builtin read -r -d '' __cpb_go <\"/proc/$PPID/fd/{next}\" || builtin :; }} && ",
+            "{{ builtin set +v; }} 2>/dev/null && builtin eval \"$__cpb_go\"; do\n",
+            "{run}",
+            "done\n",
+            "builtin trap - EXIT\n",
+            "builtin exit 70\n",
+        ),
+        paused = ch.paused_fd,
+        go = ch.go_fd,
+        next = ch.next_fd,
+        run = run,
+    ));
     body.push_str("}\ngenericBuild\n");
     ch.nest(restored_top(ch, state), body)
+}
+
+/// What a waiting phase process runs to go on with `phase` from `state`: the state it
+/// dumped, but for `curPhase` (and the traps and xtrace the dump cleared, set again here).
+pub fn next_phase_code(ch: &Channel, state: &ShellState, phase: &str) -> String {
+    let mut s = String::from("builtin unset -v __cpb_go\n");
+    s.push_str(&t0_line(ch));
+    s.push_str(&format!("curPhase={}\n", quote(phase.as_bytes())));
+    s.push_str(&frame_traps_and_options(state));
+    s
+}
+
+/// What a waiting phase process runs to end the build as [`final_script`] would: the traps
+/// and options back, then `genericBuild` returns with the last step's status, and the
+/// script ends normally (the EXIT trap runs).
+pub fn final_code(state: &ShellState, last_status: i32) -> String {
+    let mut s = String::from("builtin unset -v __cpb_go\n");
+    s.push_str(&frame_traps_and_options(state));
+    s.push_str(&format!("builtin return {last_status}\n"));
+    s
+}
+
+/// What a waiting phase process runs to leave without ending the build (the next step starts
+/// from another state, in a process of its own).
+pub fn leave_code() -> String {
+    String::from("builtin trap - EXIT\nbuiltin exit 0\n")
+}
+
+/// Records when the step's own work starts.
+fn t0_line(ch: &Channel) -> String {
+    format!(
+        "builtin printf {}'%s\\n' \"$EPOCHREALTIME\" >>{}\n",
+        ch.marker("t0"),
+        ch.dump()
+    )
 }
 
 /// The final step: restore, give `$?` the last step's status, end normally (EXIT trap runs).
@@ -289,6 +364,14 @@ fn status_line(ch: &Channel) -> String {
 
 /// Dumps the whole state, then leaves without running the EXIT trap.
 fn epilogue(ch: &Channel) -> String {
+    let mut s = dump_state(ch);
+    s.push_str("builtin trap - EXIT\nbuiltin exit 0\n");
+    s
+}
+
+/// Dumps the whole state, ending with the `end` marker. Leaves xtrace off and the `DEBUG`,
+/// `RETURN` and `ERR` traps cleared.
+fn dump_state(ch: &Channel) -> String {
     let d = ch.dump();
     format!(
         concat!(
@@ -302,8 +385,6 @@ fn epilogue(ch: &Channel) -> String {
             "builtin printf {dirs}; builtin declare -p DIRSTACK; }} >>{d}\n",
             "{helper} __capture {nonce} >>{d}\n",
             "builtin printf {end} >>{d}\n",
-            "builtin trap - EXIT\n",
-            "builtin exit 0\n",
         ),
         set = ch.marker("set"),
         shopt = ch.marker("shopt"),
