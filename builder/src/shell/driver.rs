@@ -238,14 +238,14 @@ fn frame_traps_and_options(state: &ShellState) -> String {
 /// The wait is the condition of a loop whose body runs the next phase, as stock's loop in
 /// `genericBuild` does. It writes the pause byte, reads one line from the go pipe, then
 /// evaluates the code of the next memory file, with xtrace and verbose off and the frame's
-/// `DEBUG`, `RETURN` and `ERR` traps cleared (the dump leaves them so). (A `TMOUT` would
-/// end the wait: the builder lets no such process go on, [`crate::build::waiting::goes_on`].)
-/// That code sets up the next
-/// phase and ends with its options (xtrace last), or returns from `genericBuild`, or exits;
-/// it first unsets the variable it was read into, so nothing of the builder's stays in the
-/// state. A failed read of the go pipe (the builder is gone) ends the process without the
-/// EXIT trap. The loop ending any other way is the builder's error, never a silent end of
-/// the build: the process exits with status 70.
+/// `DEBUG`, `RETURN` and `ERR` traps cleared (the dump leaves them so). That code first
+/// unsets the variable it was read into, so nothing of the builder's stays in the state;
+/// then it sets up the next phase and ends with its options (xtrace last), or returns from
+/// `genericBuild`, or exits. A failed read of the go pipe (the builder is gone) ends the
+/// process without the EXIT trap. The loop ending any other way is the builder's error,
+/// never a silent end of the build: the process exits with status 70. A `TMOUT` in the
+/// state would end the wait early, so the builder lets no such process go on
+/// ([`crate::build::waiting::goes_on`]).
 pub fn phase_script(ch: &Channel, state: &ShellState, phase: &str) -> StepCode {
     let mut body = generic_build_frame(state);
     body.push_str(&t0_line(ch));
