@@ -1498,12 +1498,14 @@ fn wait_for_end(env: &BuildEnvironment, name: &str, child: &mut Child) -> Result
             Err(source) => return Err(spawn_error(env, name, source)),
         }
     };
-    signals::set_current_group(0);
-    signals::reap_orphans();
-    Ok(exit_code(status))
+    Ok(step_ended(status))
 }
 
-fn exit_code(status: std::process::ExitStatus) -> i32 {
+/// What follows the end of a step's process: no group to forward signals to, the orphans it
+/// left reaped. Its exit status (128 + the signal that ended it).
+fn step_ended(status: std::process::ExitStatus) -> i32 {
+    signals::set_current_group(0);
+    signals::reap_orphans();
     status
         .code()
         .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
@@ -1517,10 +1519,10 @@ fn go_on(
     w: Waiting,
     pipes: &mut PhasePipes,
 ) -> Result<(Child, Instant), RunError> {
-    let Waiting { child, pid, .. } = w;
+    let child = w.child;
     signals::set_waiting(0);
     signals::step_starting();
-    signals::set_current_group(pid);
+    signals::set_current_group(child.id() as i32);
     let started = Instant::now();
     pipes.go().map_err(|e| spawn_error(env, name, e))?;
     Ok((child, started))
@@ -1534,7 +1536,7 @@ fn leave(
     pipes: &mut PhasePipes,
     next_file: &mut MemFile,
 ) -> Result<(), RunError> {
-    let Waiting { mut child, .. } = w;
+    let mut child = w.child;
     signals::set_waiting(0);
     next_file
         .set(driver::leave_code().as_bytes())
@@ -1605,13 +1607,12 @@ fn run_phase_step(
     let end = pipes
         .wait(&mut child)
         .map_err(|e| spawn_error(env, phase, e))?;
-    signals::set_current_group(0);
     let status = match end {
-        StepEnd::Paused => 0,
-        StepEnd::Exited(status) => {
-            signals::reap_orphans();
-            exit_code(status)
+        StepEnd::Paused => {
+            signals::set_current_group(0);
+            0
         }
+        StepEnd::Exited(status) => step_ended(status),
     };
     let run = StepRun {
         status,
@@ -1619,11 +1620,9 @@ fn run_phase_step(
     };
     let result = finish_step(dump, phase, run, outcome)?;
     if let (StepEnd::Paused, Some((dumped, _, _))) = (&end, &result) {
-        let pid = child.id() as i32;
-        signals::set_waiting(pid);
+        signals::set_waiting(child.id() as i32);
         *waiting = Some(Waiting {
             child,
-            pid,
             state: dumped.clone(),
         });
     } else if let StepEnd::Paused = end {

@@ -34,7 +34,6 @@ pub struct PhasePipes {
 /// A phase process that has dumped its state and waits.
 pub struct Waiting {
     pub child: Child,
-    pub pid: i32,
     /// The state it dumped.
     pub state: ShellState,
 }
