@@ -261,13 +261,9 @@ impl Recorder {
             .expect("inputs serialise"),
         )?;
         let input_functions_blob = self.writer.put_blob(inputs.functions.as_bytes())?;
-        let state_blob = self.writer.put_blob(
-            &serde_json::to_vec(&ShellState {
-                functions: ByteString::default(),
-                ..after.clone()
-            })
-            .expect("state serialises"),
-        )?;
+        let state_blob = self
+            .writer
+            .put_blob(&serde_json::to_vec(&after.without_functions()).expect("state serialises"))?;
         let functions_blob = self.writer.put_blob(after.functions.as_bytes())?;
         let meta = LayerMeta {
             name: step.to_owned(),

@@ -1383,8 +1383,10 @@ fn hide_output(vars: &[(OsString, OsString)], name: &str) -> Vec<(OsString, OsSt
 /// and replacing them could change how bash reads a function or trap text that was safe
 /// before (design §6; see `shell::validate`).
 fn safe_after_rewrites(base: &BaseCheckpoint, rewrites: &[RewritePair]) -> Result<(), String> {
+    let mut validator = crate::shell::validate::StateValidator::default();
     for layer in &base.layers {
-        crate::shell::validate::validate_state(&plan::rewrite_state(&layer.state, rewrites))
+        validator
+            .validate(&plan::rewrite_state(&layer.state, rewrites))
             .map_err(|e| {
                 format!(
                     "layer `{}`: its shell state moved to this build's paths is unsafe to restore: {e}",

@@ -15,6 +15,7 @@ use crate::reuse::stale::{
     hash_windows_held, pieces_held, windows_holding, ReadChunks, StaleValue,
 };
 use crate::reuse::trust::{self, BaseTrust, LayerRecord, TrustError};
+use crate::shell::validate::StateValidator;
 use crate::shell::ShellState;
 use std::collections::{BTreeMap, HashSet};
 use std::os::unix::ffi::OsStrExt;
@@ -219,8 +220,9 @@ pub fn check_keys_and_chain(
 /// Every layer's name, shell state and keyed inputs.
 pub fn decode_layers(checkpoint: &Checkpoint) -> Result<Vec<BaseLayer>, String> {
     let mut layers = Vec::new();
+    let mut validator = StateValidator::default();
     for layer in checkpoint.layers() {
-        let state = read_shell_state(checkpoint, layer)?;
+        let state = read_shell_state_with(checkpoint, layer, &mut validator)?;
         let mut inputs: LayerInputs =
             serde_json::from_slice(&read_attachment(checkpoint, layer, attachment::INPUTS)?)
                 .map_err(|e| format!("layer `{}`: inputs unreadable: {e}", layer.meta.name))?;
@@ -249,10 +251,19 @@ fn read_attachment(checkpoint: &Checkpoint, layer: &Layer, name: &str) -> Result
 /// unless it can be restored without running anything it carries
 /// ([`crate::shell::validate`]).
 pub fn read_shell_state(checkpoint: &Checkpoint, layer: &Layer) -> Result<ShellState, String> {
-    use crate::shell::validate::{load_state, LoadError, UnsafeState};
+    read_shell_state_with(checkpoint, layer, &mut StateValidator::default())
+}
+
+/// [`read_shell_state`] for one of a checkpoint's layers read in turn by `validator`.
+fn read_shell_state_with(
+    checkpoint: &Checkpoint,
+    layer: &Layer,
+    validator: &mut StateValidator,
+) -> Result<ShellState, String> {
+    use crate::shell::validate::{load_state_with, LoadError, UnsafeState};
     let json = read_attachment(checkpoint, layer, attachment::SHELL_STATE)?;
     let functions = read_attachment(checkpoint, layer, attachment::SHELL_FUNCTIONS)?;
-    load_state(&json, &functions).map_err(|e| {
+    load_state_with(validator, &json, &functions).map_err(|e| {
         let which = match &e {
             LoadError::Unsafe(UnsafeState::Function(_)) => attachment::SHELL_FUNCTIONS,
             _ => attachment::SHELL_STATE,

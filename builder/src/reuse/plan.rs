@@ -129,15 +129,25 @@ pub fn with_variables_from(
 /// Replaces each `old` byte string by its `new` (same length) everywhere in `state`: variable
 /// values, functions, traps, cwd. Used to move an earlier build's state to this build's
 /// output paths.
+///
+/// As a checkpoint's import rewrites the two attachments a state is stored in: the function
+/// text as the bytes it is, the rest as its JSON (a rewrite that leaves that JSON unreadable
+/// leaves the rest as it was).
 pub fn rewrite_state(state: &ShellState, rewrites: &[(Vec<u8>, Vec<u8>)]) -> ShellState {
     let Ok(rewrites) = Rewrites::new(rewrites) else {
         return state.clone();
     };
-    let bytes = serde_json::to_vec(state).expect("state serialises");
-    match rewrites.apply(&bytes) {
-        Some(rewritten) => serde_json::from_slice(&rewritten).unwrap_or_else(|_| state.clone()),
-        None => state.clone(),
-    }
+    let rest = state.without_functions();
+    let bytes = serde_json::to_vec(&rest).expect("state serialises");
+    let mut moved = match rewrites.apply(&bytes) {
+        Some(rewritten) => serde_json::from_slice(&rewritten).unwrap_or(rest),
+        None => rest,
+    };
+    moved.functions = match rewrites.apply(state.functions.as_bytes()) {
+        Some(rewritten) => rewritten.into(),
+        None => state.functions.clone(),
+    };
+    moved
 }
 
 /// Explains why two inputs differ, in words for the log.
@@ -454,6 +464,44 @@ mod tests {
             variables,
             ..ShellState::default()
         }
+    }
+
+    #[test]
+    fn a_rewritten_state_moves_the_function_text_as_bytes_and_the_rest_as_its_json() {
+        let old = b"/nix/store/aaaa-x".to_vec();
+        let new = b"/nix/store/bbbb-x".to_vec();
+        let mut s = state(&[("out", "/nix/store/aaaa-x"), ("other", "kept")]);
+        // Not UTF-8: its JSON form is hex, but the import rewrites the bytes.
+        let mut text = b"f () \n{ \n    echo /nix/store/aaaa-x/bin \xff\n}\n".to_vec();
+        s.function_names = vec![("f".into(), false)];
+        s.functions = ByteString(text.clone());
+        s.cwd = ByteString::from("/nix/store/aaaa-x/src");
+        let moved = rewrite_state(&s, &[(old.clone(), new.clone())]);
+        let at = text.windows(old.len()).position(|w| w == old).unwrap();
+        text[at..at + new.len()].copy_from_slice(&new);
+        assert_eq!(moved.functions.as_bytes(), &text[..]);
+        assert_eq!(moved.cwd, ByteString::from("/nix/store/bbbb-x/src"));
+        assert_eq!(
+            moved.variable("out").map(|v| &v.value),
+            Some(&Value::Scalar(ByteString::from("/nix/store/bbbb-x")))
+        );
+        assert_eq!(moved.variable("other"), s.variable("other"));
+        assert_eq!(
+            ShellState {
+                functions: s.functions.clone(),
+                ..moved.without_functions()
+            },
+            ShellState {
+                cwd: moved.cwd.clone(),
+                variables: moved.variables.clone(),
+                ..s.clone()
+            }
+        );
+        // Nothing to rewrite: the same state.
+        assert_eq!(
+            rewrite_state(&s, &[(b"/nowhere".to_vec(), b"/nothere".to_vec())]),
+            s
+        );
     }
 
     fn phases() -> Vec<String> {

@@ -119,6 +119,43 @@ impl ShellState {
         self.function_names.iter().any(|(n, _)| n == name)
     }
 
+    /// A copy of everything but the function text (left empty), which is the bulk of a state
+    /// and is stored, hashed and rewritten as plain bytes of its own.
+    pub fn without_functions(&self) -> ShellState {
+        let ShellState {
+            variables,
+            export_order,
+            functions: _,
+            function_names,
+            set_options,
+            shopt_options,
+            traps,
+            outer_traps,
+            cwd,
+            dir_stack,
+            umask,
+            limits,
+            stdout_target,
+            stderr_target,
+        } = self;
+        ShellState {
+            variables: variables.clone(),
+            export_order: export_order.clone(),
+            functions: ByteString::default(),
+            function_names: function_names.clone(),
+            set_options: set_options.clone(),
+            shopt_options: shopt_options.clone(),
+            traps: traps.clone(),
+            outer_traps: outer_traps.clone(),
+            cwd: cwd.clone(),
+            dir_stack: dir_stack.clone(),
+            umask: *umask,
+            limits: limits.clone(),
+            stdout_target: stdout_target.clone(),
+            stderr_target: stderr_target.clone(),
+        }
+    }
+
     /// The text of one function as `declare -f` printed it, if defined.
     pub fn function_text(&self, name: &str) -> Option<&[u8]> {
         split_functions(self.functions.as_bytes(), &self.function_names)

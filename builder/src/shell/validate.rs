@@ -8,6 +8,7 @@
 //! structurally, the function definitions ([`super::funcdef`]). Values are never checked for
 //! content: the restore code quotes them ([`super::quote`]).
 
+use super::bytes::ByteString;
 use super::declare::{is_identifier, Value, Variable};
 use super::funcdef::{check_definitions, FunctionError};
 use super::names::{is_function_name, is_set_option, is_shopt_option};
@@ -58,14 +59,53 @@ pub enum LoadError {
 
 /// Parses a stored state (its JSON and its `declare -f` text) and validates it.
 pub fn load_state(json: &[u8], functions: &[u8]) -> Result<ShellState, LoadError> {
+    load_state_with(&mut StateValidator::default(), json, functions)
+}
+
+/// [`load_state`] for one of several states read in turn, validated by `validator`.
+pub fn load_state_with(
+    validator: &mut StateValidator,
+    json: &[u8],
+    functions: &[u8],
+) -> Result<ShellState, LoadError> {
     let mut state: ShellState = serde_json::from_slice(json).map_err(LoadError::Json)?;
     state.functions = functions.to_vec().into();
-    validate_state(&state).map_err(LoadError::Unsafe)?;
+    validator.validate(&state).map_err(LoadError::Unsafe)?;
     Ok(state)
 }
 
 /// Every check of this module; the first failure is returned.
 pub fn validate_state(state: &ShellState) -> Result<(), UnsafeState> {
+    check_state(state, true)
+}
+
+/// Validates states one after another (a checkpoint's layers), each as [`validate_state`]
+/// does, but lexes a function text only when it differs from the last one that passed with
+/// the same names: phases seldom define functions, so the layers of a build mostly share one,
+/// and lexing it is most of a check's cost.
+#[derive(Default)]
+pub struct StateValidator {
+    passed_definitions: Option<(ByteString, Vec<(String, bool)>)>,
+}
+
+impl StateValidator {
+    pub fn validate(&mut self, state: &ShellState) -> Result<(), UnsafeState> {
+        let passed = self
+            .passed_definitions
+            .as_ref()
+            .is_some_and(|(text, names)| {
+                *text == state.functions && *names == state.function_names
+            });
+        check_state(state, !passed)?;
+        if !passed {
+            self.passed_definitions = Some((state.functions.clone(), state.function_names.clone()));
+        }
+        Ok(())
+    }
+}
+
+/// [`validate_state`], with the function definitions lexed only when `definitions` is set.
+fn check_state(state: &ShellState, definitions: bool) -> Result<(), UnsafeState> {
     let mut seen = BTreeSet::new();
     for var in &state.variables {
         validate_variable(var)?;
@@ -92,10 +132,12 @@ pub fn validate_state(state: &ShellState) -> Result<(), UnsafeState> {
             return Err(UnsafeState::DuplicateFunction(name.clone()));
         }
     }
-    check_definitions(
-        state.functions.as_bytes(),
-        state.function_names.iter().map(|(n, _)| n.as_str()),
-    )?;
+    if definitions {
+        check_definitions(
+            state.functions.as_bytes(),
+            state.function_names.iter().map(|(n, _)| n.as_str()),
+        )?;
+    }
     parse_traps(state.traps.as_bytes())?;
     for t in parse_traps(state.outer_traps.as_bytes())? {
         if !super::traps::is_frame_scoped(&t.condition) {
@@ -326,6 +368,41 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(matches!(load_state(b"{", b""), Err(LoadError::Json(_))));
+    }
+
+    fn with_functions(text: &str, names: &[&str]) -> ShellState {
+        ShellState {
+            function_names: names.iter().map(|n| (n.to_string(), false)).collect(),
+            functions: ByteString::from(text),
+            ..ShellState::default()
+        }
+    }
+
+    #[test]
+    fn a_validator_lexes_a_function_text_again_unless_it_passed_with_the_same_names() {
+        let safe = "f () \n{ \n    echo ok\n}\n";
+        let unsafe_text = "f () \n{ \n    echo 'x\n}\ntouch /tmp/PWNED\n";
+        let mut v = StateValidator::default();
+        v.validate(&with_functions(safe, &["f"])).unwrap();
+        // The same text and names: passed already.
+        v.validate(&with_functions(safe, &["f"])).unwrap();
+        // The same text under other names is lexed again, and refused.
+        assert!(matches!(
+            v.validate(&with_functions(safe, &["g"])),
+            Err(UnsafeState::Function(_))
+        ));
+        // A refused text is never taken as passed.
+        for _ in 0..2 {
+            assert!(matches!(
+                v.validate(&with_functions(unsafe_text, &["f"])),
+                Err(UnsafeState::Function(_))
+            ));
+        }
+        // The checks besides the definitions still run on a text that passed.
+        let mut twice = with_functions(safe, &["f"]);
+        twice.set_options = vec![("no-such-option".into(), true)];
+        assert!(matches!(v.validate(&twice), Err(UnsafeState::SetOption(_))));
+        v.validate(&with_functions(safe, &["f"])).unwrap();
     }
 
     /// Why builds validate a base's states again after moving them to this build's paths
