@@ -218,12 +218,20 @@ fn declares_local(text: &[u8], name: &[u8]) -> bool {
 /// Whether `text` holds `name` as a whole word (not inside a longer name).
 fn names_word(text: &[u8], name: &[u8]) -> bool {
     let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
-    !name.is_empty()
-        && text.windows(name.len()).enumerate().any(|(i, w)| {
-            w == name
-                && (i == 0 || !word(text[i - 1]))
-                && text.get(i + name.len()).is_none_or(|&b| !word(b))
-        })
+    if name.is_empty() {
+        return false;
+    }
+    // Every occurrence, overlapping ones included (`a-a` is a word of `xa-a-a` at 3, not 1).
+    let finder = memchr::memmem::Finder::new(name);
+    let mut from = 0;
+    while let Some(found) = finder.find(&text[from..]) {
+        let i = from + found;
+        if (i == 0 || !word(text[i - 1])) && text.get(i + name.len()).is_none_or(|&b| !word(b)) {
+            return true;
+        }
+        from = i + 1;
+    }
+    false
 }
 
 #[cfg(test)]
@@ -323,6 +331,12 @@ mod tests {
         assert!(c.unjudged(&a, &[NEW_OUT.to_vec()]).is_empty());
         assert!(names_word(b"x=$scratch;", b"scratch"));
         assert!(!names_word(b"x=$scratch2 my_scratch", b"scratch"));
+        // An occurrence inside a longer name, overlapping a whole one.
+        assert!(names_word(b"xa-a-a", b"a-a"));
+        assert!(!names_word(b"xa-a-ab", b"a-a"));
+        assert!(names_word(b"scratch", b"scratch"));
+        assert!(!names_word(b"", b"scratch"));
+        assert!(!names_word(b"text", b""));
     }
 
     #[test]
