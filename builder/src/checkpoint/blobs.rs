@@ -1411,36 +1411,38 @@ impl BlobWriter {
             .open(&ordered)
             .at("create", &ordered)?;
         let mut out = io::BufWriter::with_capacity(CHUNK, out);
-        let mut buf = vec![0u8; CHUNK];
-        for b in &sorted {
-            let (old, from) = sources[&b.blake3];
-            let (input, path) = match (from, &file) {
-                (Some(from), _) => (&*from.file, &from.path),
-                (None, Some((f, tmp))) => (&**f, tmp),
-                (None, None) => unreachable!("a blob of the open pack without its file"),
-            };
-            let mut done = 0u64;
-            while done < old.length {
-                let n = (old.length - done).min(CHUNK as u64) as usize;
-                input
-                    .read_exact_at(&mut buf[..n], old.offset + done)
-                    .map_err(|e| {
-                        if e.kind() == io::ErrorKind::UnexpectedEof {
-                            CheckpointError::BlobCorrupt {
-                                path: path.clone(),
-                                problem: format!(
-                                    "blob {}: the pack ends inside the blob",
-                                    b.blake3
-                                ),
+        with_chunk_buffer(|buf| -> Result<()> {
+            for b in &sorted {
+                let (old, from) = sources[&b.blake3];
+                let (input, path) = match (from, &file) {
+                    (Some(from), _) => (&*from.file, &from.path),
+                    (None, Some((f, tmp))) => (&**f, tmp),
+                    (None, None) => unreachable!("a blob of the open pack without its file"),
+                };
+                let mut done = 0u64;
+                while done < old.length {
+                    let n = (old.length - done).min(CHUNK as u64) as usize;
+                    input
+                        .read_exact_at(&mut buf[..n], old.offset + done)
+                        .map_err(|e| {
+                            if e.kind() == io::ErrorKind::UnexpectedEof {
+                                CheckpointError::BlobCorrupt {
+                                    path: path.clone(),
+                                    problem: format!(
+                                        "blob {}: the pack ends inside the blob",
+                                        b.blake3
+                                    ),
+                                }
+                            } else {
+                                CheckpointError::io("read", path, e)
                             }
-                        } else {
-                            CheckpointError::io("read", path, e)
-                        }
-                    })?;
-                out.write_all(&buf[..n]).at("write", &ordered)?;
-                done += n as u64;
+                        })?;
+                    out.write_all(&buf[..n]).at("write", &ordered)?;
+                    done += n as u64;
+                }
             }
-        }
+            Ok(())
+        })?;
         let out = out
             .into_inner()
             .map_err(|e| CheckpointError::io("write", &ordered, e.into_error()))?;

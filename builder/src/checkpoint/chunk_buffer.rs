@@ -1,39 +1,57 @@
-//! The engine's 1 MiB read buffers, reused: a small pool per thread. Streaming file after
+//! The engine's 1 MiB read buffers, reused: one pool for the process. Streaming file after
 //! file (a staged content read back, a blob decoded, a file read for a snapshot) with a new
 //! zeroed megabyte each time cost more than the reads themselves when the files are small:
 //! reading back the 5,000 staged objects of a 400 MB build directory spent 0.06 s zeroing
-//! buffers, a third of that search's time (docs/benchmarks.md, "Session 22").
+//! buffers, a third of that search's time (docs/benchmarks.md, "Session 22"). The pool is
+//! the process's, not each thread's: the workers of a parallel step are threads of their own
+//! that end with it, and each used to zero (and fault in) buffers of its own.
 
-use std::cell::RefCell;
 use std::io::{self, Read};
 use std::path::Path;
+use std::sync::Mutex;
 
 use super::error::{CheckpointError, Result};
 
 /// The size of a buffer.
 pub(crate) const CHUNK: usize = 1 << 20;
 
-/// Buffers a thread keeps between calls; deeper nesting allocates and drops its own.
-const KEPT_PER_THREAD: usize = 4;
+/// Buffers the pool keeps between calls (a few for each core's worker, and their nested
+/// calls); more at once are allocated and dropped.
+const KEPT: usize = 8;
 
-thread_local! {
-    static POOL: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+/// Buffers handed back, for the next calls on any thread.
+struct ChunkPool {
+    kept: Mutex<Vec<Vec<u8>>>,
+    limit: usize,
 }
 
-/// Runs `f` with a buffer of [`CHUNK`] bytes from this thread's pool, holding whatever an
-/// earlier user left in it (zeros the first time). A call inside `f` gets another buffer.
-pub(crate) fn with_chunk_buffer<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
-    let mut buf = POOL
-        .with(|p| p.borrow_mut().pop())
-        .unwrap_or_else(|| vec![0u8; CHUNK]);
-    let result = f(&mut buf);
-    POOL.with(|p| {
-        let mut p = p.borrow_mut();
-        if p.len() < KEPT_PER_THREAD {
-            p.push(buf);
+impl ChunkPool {
+    const fn new(limit: usize) -> Self {
+        ChunkPool {
+            kept: Mutex::new(Vec::new()),
+            limit,
         }
-    });
-    result
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut [u8]) -> R) -> R {
+        let taken = self.kept.lock().map(|mut k| k.pop()).unwrap_or(None);
+        let mut buf = taken.unwrap_or_else(|| vec![0u8; CHUNK]);
+        let result = f(&mut buf);
+        if let Ok(mut kept) = self.kept.lock() {
+            if kept.len() < self.limit {
+                kept.push(buf);
+            }
+        }
+        result
+    }
+}
+
+static POOL: ChunkPool = ChunkPool::new(KEPT);
+
+/// Runs `f` with a buffer of [`CHUNK`] bytes from the pool, holding whatever an earlier user
+/// left in it (zeros the first time). A call inside `f` gets another buffer.
+pub(crate) fn with_chunk_buffer<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
+    POOL.with(f)
 }
 
 /// Reads `reader` (the file at `path`, for errors) to its end through a buffer of the pool,
@@ -64,18 +82,35 @@ mod tests {
 
     #[test]
     fn buffers_are_reused_and_a_nested_call_gets_another() {
+        let pool = ChunkPool::new(KEPT);
         let address = |b: &mut [u8]| b.as_ptr() as usize;
-        let (outer, inner) = with_chunk_buffer(|b| {
+        let (outer, inner) = pool.with(|b| {
             assert_eq!(b.len(), CHUNK);
             b[0] = 7;
-            (address(b), with_chunk_buffer(address))
+            (address(b), pool.with(address))
         });
         assert_ne!(outer, inner);
         // Both went back to the pool: the same two serve the next calls, with what the last
         // user left in them.
-        with_chunk_buffer(|b| {
+        pool.with(|b| {
             assert_eq!((address(b), b[0]), (outer, 7));
-            assert_eq!(with_chunk_buffer(address), inner);
+            assert_eq!(pool.with(address), inner);
         });
+    }
+
+    #[test]
+    fn a_buffer_handed_back_by_a_thread_that_ended_serves_another() {
+        let pool = ChunkPool::new(KEPT);
+        let address = |b: &mut [u8]| b.as_ptr() as usize;
+        let first = std::thread::scope(|s| s.spawn(|| pool.with(address)).join().unwrap());
+        let second = std::thread::scope(|s| s.spawn(|| pool.with(address)).join().unwrap());
+        assert_eq!(first, second);
+    }
+
+    #[test]
+    fn the_pool_keeps_no_more_than_its_limit() {
+        let pool = ChunkPool::new(1);
+        pool.with(|_| pool.with(|_| ()));
+        assert_eq!(pool.kept.lock().unwrap().len(), 1);
     }
 }
