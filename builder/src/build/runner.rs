@@ -259,6 +259,7 @@ fn run_steps(
     let mut script_file = MemFile::new("checkpoint-builder-script").map_err(RunError::MemFile)?;
     let mut step_file = MemFile::new("checkpoint-builder-step").map_err(RunError::MemFile)?;
     let mut next_file = MemFile::new("checkpoint-builder-next").map_err(RunError::MemFile)?;
+    let scratch_file = MemFile::new("checkpoint-builder-scratch").map_err(RunError::MemFile)?;
     let mut pipes = PhasePipes::new().map_err(RunError::Pipes)?;
     signals::set_waiting(0);
     let channel = Channel {
@@ -270,6 +271,7 @@ fn run_steps(
         paused_fd: pipes.paused_fd(),
         go_fd: pipes.go_fd(),
         next_fd: next_file.fd(),
+        scratch_fd: scratch_file.fd(),
         // Stock's `source-stdenv.sh` sources the builder script (`$1`).
         nested: options.arg1.is_some(),
     };

@@ -59,6 +59,9 @@ pub struct Channel {
     pub go_fd: i32,
     /// The builder's fd of the memory file with the code a waiting process runs next.
     pub next_fd: i32,
+    /// The builder's fd of a scratch memory file: the setup step writes text there and reads
+    /// it back, where a command substitution would fork.
+    pub scratch_fd: i32,
     /// Stock sources the builder script (`bash -e source-stdenv.sh default-builder.sh`), so
     /// `genericBuild` runs one `source` deeper than the top level; `false` for the older
     /// `bash -e default-builder.sh`, which calls it at the top level.
@@ -76,6 +79,10 @@ pub struct StepCode {
 impl Channel {
     fn dump(&self) -> String {
         format!("\"/proc/$PPID/fd/{}\"", self.dump_fd)
+    }
+
+    fn scratch(&self) -> String {
+        format!("\"/proc/$PPID/fd/{}\"", self.scratch_fd)
     }
 
     fn marker(&self, name: &str) -> String {
@@ -147,21 +154,23 @@ pub fn setup_script(ch: &Channel, hidden_output: Option<&str>) -> StepCode {
         ch.marker("outer-debug")
     ));
     // The recorder writes the traps it sees and the phases marker on its first call, then
-    // replaces itself by the plain recorder.
+    // replaces itself by the plain recorder. The stdenv's `runPhase` waits in the scratch
+    // file meanwhile (no name of ours exists while `genericBuild` runs), and is defined
+    // again from there.
     let body = format!(
         concat!(
             "{reads_source}",
             "if [[ -z $__cpb_whole ]] && builtin declare -F runPhase >/dev/null; then\n",
             "builtin unset -v __cpb_whole\n",
-            "builtin eval \"__cpb_saved_$(builtin declare -f runPhase)\"\n",
+            "builtin declare -f runPhase >|{scratch}\n",
             "runPhase() {{ {{ builtin printf {it}; builtin trap -p; builtin printf {m}; ",
             "builtin printf '%s\\0' \"$1\"; }} >>{d}; ",
             "runPhase() {{ builtin printf '%s\\0' \"$1\" >>{d}; }}; }}\n",
             "genericBuild\n",
             "{ep_status}",
-            "__cpb_def=$(builtin declare -f __cpb_saved_runPhase)\n",
-            "builtin eval \"${{__cpb_def#__cpb_saved_}}\"\n",
-            "builtin unset -v __cpb_def; builtin unset -f __cpb_saved_runPhase\n",
+            "IFS= builtin read -r -d '' __cpb_def <{scratch} || builtin :\n",
+            "builtin eval \"$__cpb_def\"\n",
+            "builtin unset -v __cpb_def\n",
             "else\n",
             "builtin unset -v __cpb_whole\n",
             "genericBuild\n",
@@ -169,7 +178,8 @@ pub fn setup_script(ch: &Channel, hidden_output: Option<&str>) -> StepCode {
             "fi\n",
             "{epilogue}",
         ),
-        reads_source = READS_BASH_SOURCE,
+        reads_source = reads_bash_source(ch),
+        scratch = ch.scratch(),
         d = d,
         it = ch.marker("inner-traps"),
         m = ch.marker("phases"),
@@ -182,17 +192,24 @@ pub fn setup_script(ch: &Channel, hidden_output: Option<&str>) -> StepCode {
 /// Sets `__cpb_whole` when a function defined by the end of setup (a setup hook's) reads
 /// `BASH_SOURCE`: restored functions would see the restore file there, not the hook's own
 /// path (docs/state-carry.md), so the build then runs whole in the setup step, like a
-/// `buildCommand`, and says so. Run with xtrace off (the function text would be traced).
-const READS_BASH_SOURCE: &str = concat!(
-    "{ __cpb_xt=${-//[^x]/}; builtin set +x; } 2>/dev/null\n",
-    "__cpb_whole=$(builtin declare -f)\n",
-    "if [[ $__cpb_whole == *BASH_SOURCE* ]]; then __cpb_whole=1; builtin echo ",
-    "'checkpoint-builder: a function defined at setup reads BASH_SOURCE, which phase processes ",
-    "cannot reproduce; running all phases in one process (no per-phase checkpoints)' >&2; ",
-    "else __cpb_whole=; fi\n",
-    "if [[ -n $__cpb_xt ]]; then builtin unset -v __cpb_xt; builtin set -x; ",
-    "else builtin unset -v __cpb_xt; fi\n",
-);
+/// `buildCommand`, and says so. Run with xtrace off (the function text would be traced);
+/// the text goes through the scratch file, not a command substitution's subshell.
+fn reads_bash_source(ch: &Channel) -> String {
+    format!(
+        concat!(
+            "{{ __cpb_xt=${{-//[^x]/}}; builtin set +x; }} 2>/dev/null\n",
+            "builtin declare -f >|{scratch}\n",
+            "IFS= builtin read -r -d '' __cpb_whole <{scratch} || builtin :\n",
+            "if [[ $__cpb_whole == *BASH_SOURCE* ]]; then __cpb_whole=1; builtin echo ",
+            "'checkpoint-builder: a function defined at setup reads BASH_SOURCE, which phase processes ",
+            "cannot reproduce; running all phases in one process (no per-phase checkpoints)' >&2; ",
+            "else __cpb_whole=; fi\n",
+            "if [[ -n $__cpb_xt ]]; then builtin unset -v __cpb_xt; builtin set -x; ",
+            "else builtin unset -v __cpb_xt; fi\n",
+        ),
+        scratch = ch.scratch(),
+    )
+}
 
 /// The top level of a restored step: the restore file, then the traps stock's outer levels
 /// hold while `genericBuild` runs.
