@@ -202,7 +202,7 @@ fn find_header(text: &[u8], needle: &[u8], from: usize) -> Option<usize> {
 }
 
 fn memchr_newline(s: &[u8]) -> Option<usize> {
-    s.iter().position(|&b| b == b'\n')
+    memchr::memchr(b'\n', s)
 }
 
 #[derive(Debug, Error)]
@@ -226,16 +226,8 @@ impl<'a> DumpSections<'a> {
         let marker = format!("\n#CPB-{nonce} ");
         let marker = marker.as_bytes();
         let mut sections = Vec::new();
-        let mut positions = Vec::new();
-        let mut i = 0;
-        while i + marker.len() <= dump.len() {
-            if &dump[i..i + marker.len()] == marker {
-                positions.push(i);
-                i += marker.len();
-            } else {
-                i += 1;
-            }
-        }
+        // Markers do not overlap: the search goes on after each one.
+        let positions: Vec<usize> = memchr::memmem::find_iter(dump, marker).collect();
         for (k, &pos) in positions.iter().enumerate() {
             let name_start = pos + marker.len();
             let Some(name_len) = memchr_newline(&dump[name_start..]) else {
