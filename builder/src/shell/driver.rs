@@ -1,10 +1,11 @@
 //! The bash code each process of a build runs: the setup step, a phase, and the final step.
 //!
-//! Pure: text generation only. Each process talks to the builder through two memory files the
-//! builder holds open, reached as `/proc/$PPID/fd/N` (bash's parent is the builder): the
-//! *restore* file holds [`super::restore::restore_script`], the *dump* file receives the
-//! sections that [`super::state::parse_state`] reads. Nothing is written to the build
-//! directory and no descriptor is inherited by the phase's own processes.
+//! Pure: text generation only. Each process talks to the builder through memory files and
+//! pipes the builder holds open, reached as `/proc/$PPID/fd/N` (bash's parent is the
+//! builder): the *restore* file holds [`super::restore::restore_script`], the *dump* file
+//! receives the sections that [`super::state::parse_state`] reads, and the others are named
+//! in [`Channel`]. Nothing is written to the build directory and no descriptor is inherited
+//! by the phase's own processes.
 //!
 //! Protocol, in order, for every process:
 //! 1. `setup`: source `.attrs.sh` (Nix 2.8 fallback included) and `$stdenv/setup`, then call
