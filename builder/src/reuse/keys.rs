@@ -101,43 +101,47 @@ pub fn output_masks(output_paths: &[Vec<u8>]) -> Masks {
 #[derive(Debug, Clone)]
 pub struct Masks {
     pairs: Vec<(Vec<u8>, Vec<u8>)>,
-    /// `first[b]`: some pattern starts with byte `b`.
-    first: [bool; 256],
+    /// A substring searcher for each pair's pattern, in the order of `pairs`: the scan jumps
+    /// from one occurrence to the next instead of trying every byte.
+    finders: Vec<memchr::memmem::Finder<'static>>,
 }
 
 impl Masks {
     /// Empty patterns are dropped.
     pub fn new(mut pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Self {
         pairs.retain(|(old, _)| !old.is_empty());
-        let mut first = [false; 256];
-        for (old, _) in &pairs {
-            first[old[0] as usize] = true;
-        }
-        Masks { pairs, first }
+        let finders = pairs
+            .iter()
+            .map(|(old, _)| memchr::memmem::Finder::new(old).into_owned())
+            .collect();
+        Masks { pairs, finders }
     }
 
     fn apply(&self, data: &[u8]) -> Vec<u8> {
         let mut out = Vec::with_capacity(data.len());
+        // Each pattern's next occurrence at or after `i` (searched again once `i` passes it).
+        let mut next: Vec<Option<usize>> = self.finders.iter().map(|f| f.find(data)).collect();
         let mut i = 0;
-        while i < data.len() {
-            let found = self.first[data[i] as usize]
-                .then(|| {
-                    self.pairs
-                        .iter()
-                        .find(|(old, _)| data[i..].starts_with(old))
-                })
-                .flatten();
-            match found {
-                Some((old, token)) => {
-                    out.extend_from_slice(token);
-                    i += old.len();
-                }
-                None => {
-                    out.push(data[i]);
-                    i += 1;
+        loop {
+            for (at, finder) in next.iter_mut().zip(&self.finders) {
+                if at.is_some_and(|p| p < i) {
+                    *at = finder.find(&data[i..]).map(|p| p + i);
                 }
             }
+            // No pattern starts between `i` and the nearest occurrence: those bytes are kept.
+            let Some(p) = next.iter().flatten().min().copied() else {
+                break;
+            };
+            let (old, token) = self
+                .pairs
+                .iter()
+                .find(|(old, _)| data[p..].starts_with(old))
+                .expect("a pattern occurs where one was found");
+            out.extend_from_slice(&data[i..p]);
+            out.extend_from_slice(token);
+            i = p + old.len();
         }
+        out.extend_from_slice(&data[i..]);
         out
     }
 }
@@ -257,6 +261,72 @@ pub fn layer_key(parent: &str, inputs: &LayerInputs, build_top: &[u8]) -> String
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// [`Masks::apply`] as it reads: every position, the first pair that matches there.
+    fn masked_byte_by_byte(masks: &Masks, data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < data.len() {
+            match masks
+                .pairs
+                .iter()
+                .find(|(old, _)| data[i..].starts_with(old))
+            {
+                Some((old, token)) => {
+                    out.extend_from_slice(token);
+                    i += old.len();
+                }
+                None => {
+                    out.push(data[i]);
+                    i += 1;
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn masks_jump_between_occurrences_as_a_byte_by_byte_scan_would_mask() {
+        // Patterns that overlap, share prefixes, contain one another and repeat, in both
+        // orders, over texts made of their own letters.
+        let pattern_sets: [&[&[u8]]; 4] = [
+            &[b"aba", b"ab", b"b"],
+            &[b"b", b"ab", b"aba"],
+            &[b"aa", b"aaa", b"ba"],
+            &[b"/nix/store/abc-x", b"abc", b"c-x/"],
+        ];
+        let mut state = 0x2545_f491_u32;
+        let mut random = |n: u32| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state % n
+        };
+        for patterns in pattern_sets {
+            let masks = Masks::new(
+                patterns
+                    .iter()
+                    .enumerate()
+                    .map(|(k, p)| (p.to_vec(), format!("<{k}>").into_bytes()))
+                    .collect(),
+            );
+            let letters: Vec<u8> = patterns.concat();
+            for len in 0..40 {
+                for _ in 0..25 {
+                    let data: Vec<u8> = (0..len)
+                        .map(|_| letters[random(letters.len() as u32) as usize])
+                        .collect();
+                    assert_eq!(
+                        masks.apply(&data),
+                        masked_byte_by_byte(&masks, &data),
+                        "{:?} over {:?}",
+                        patterns,
+                        String::from_utf8_lossy(&data)
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn output_paths_and_seeds_become_tokens() {
