@@ -1,12 +1,14 @@
 //! Checks that a shell state read from a checkpoint (untrusted input, design §6) can be
 //! restored without running anything it carries, beyond defining its functions and traps.
 //!
-//! Pure. [`load_state`] is the one way to read a stored state: it parses the JSON and the
-//! function text, then [`validate_state`] checks every name that the restore code writes as a
-//! bare word (variables, `shopt`/`set -o` options, functions, trap conditions), every value
-//! bash would *evaluate* while declaring it (integers), every name reference, the traps and,
+//! Pure. [`load_state`] (or [`load_state_with`], for a checkpoint's layers in turn) is the one
+//! way to read a stored state: it parses the JSON and the function text, then
+//! [`validate_state`] checks every name that the restore code writes as a bare word
+//! (variables, `shopt`/`set -o` options, functions, trap conditions), every value bash would
+//! *evaluate* while declaring it (integers), every name reference, the traps and,
 //! structurally, the function definitions ([`super::funcdef`]). Values are never checked for
-//! content: the restore code quotes them ([`super::quote`]).
+//! content: the restore code quotes them ([`super::quote`]). A [`StateValidator`] makes the
+//! same checks but lexes a function text it has seen pass only once.
 
 use super::bytes::ByteString;
 use super::declare::{is_identifier, Value, Variable};
