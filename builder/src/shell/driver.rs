@@ -77,13 +77,18 @@ pub struct StepCode {
     pub inner: Option<String>,
 }
 
+/// The quoted path at which a step's bash reaches the builder's descriptor `fd`.
+fn builder_fd(fd: i32) -> String {
+    format!("\"/proc/$PPID/fd/{fd}\"")
+}
+
 impl Channel {
     fn dump(&self) -> String {
-        format!("\"/proc/$PPID/fd/{}\"", self.dump_fd)
+        builder_fd(self.dump_fd)
     }
 
     fn scratch(&self) -> String {
-        format!("\"/proc/$PPID/fd/{}\"", self.scratch_fd)
+        builder_fd(self.scratch_fd)
     }
 
     fn marker(&self, name: &str) -> String {
@@ -94,10 +99,7 @@ impl Channel {
     /// stock runs it one `source` deeper; appended to `outer` otherwise.
     fn nest(&self, mut outer: String, body: String) -> StepCode {
         if self.nested {
-            outer.push_str(&format!(
-                "builtin source \"/proc/$PPID/fd/{}\"\n",
-                self.step_fd
-            ));
+            outer.push_str(&format!("builtin source {}\n", builder_fd(self.step_fd)));
             StepCode {
                 main: outer,
                 inner: Some(body),
@@ -277,19 +279,19 @@ pub fn phase_script(ch: &Channel, state: &ShellState, phase: &str) -> StepCode {
     body.push_str(&run);
     body.push_str(&format!(
         concat!(
-            "while builtin printf . >>\"/proc/$PPID/fd/{paused}\" && ",
-            "{{ builtin read -r __cpb_go <\"/proc/$PPID/fd/{go}\" || ",
+            "while builtin printf . >>{paused} && ",
+            "{{ builtin read -r __cpb_go <{go} || ",
             "{{ builtin trap - EXIT; builtin exit 1; }}; }} && ",
-            "{{ builtin read -r -d '' __cpb_go <\"/proc/$PPID/fd/{next}\" || builtin :; }} && ",
+            "{{ builtin read -r -d '' __cpb_go <{next} || builtin :; }} && ",
             "{{ builtin set +v; }} 2>/dev/null && builtin eval \"$__cpb_go\"; do\n",
             "{run}",
             "done\n",
             "builtin trap - EXIT\n",
             "builtin exit 70\n",
         ),
-        paused = ch.paused_fd,
-        go = ch.go_fd,
-        next = ch.next_fd,
+        paused = builder_fd(ch.paused_fd),
+        go = builder_fd(ch.go_fd),
+        next = builder_fd(ch.next_fd),
         run = run,
     ));
     body.push_str("}\ngenericBuild\n");
@@ -368,7 +370,7 @@ pub fn final_script(
 }
 
 fn restore_head(ch: &Channel) -> String {
-    format!(". \"/proc/$PPID/fd/{}\"\n", ch.restore_fd)
+    format!(". {}\n", builder_fd(ch.restore_fd))
 }
 
 /// Records the status of the step's last command and the time; must come right after it.
@@ -383,7 +385,7 @@ fn status_line(ch: &Channel) -> String {
 /// Dumps the whole state, then leaves without running the EXIT trap.
 fn epilogue(ch: &Channel) -> String {
     let mut s = dump_state(ch);
-    s.push_str("builtin trap - EXIT\nbuiltin exit 0\n");
+    s.push_str(&leave_code());
     s
 }
 
