@@ -24,7 +24,14 @@
 #            `make install` with its installFlags. A project that writes its
 #            own phases (zstd-cmake: CMake and ninja) gets them run instead,
 #            in bash with `out` set and runHook a no-op: configurePhase
-#            (untimed), buildPhase (cold, then warm), installPhase (after)
+#            (untimed), buildPhase (cold, then warm), installPhase (after).
+#            All of it runs in `nix-shell --pure` of the stock derivation, so
+#            with the toolchain every Nix build of the project has (the
+#            stdenv's compiler wrapper and its NIX_CFLAGS_COMPILE and
+#            NIX_LDFLAGS), as a developer's warm build in nix-shell would.
+#            The same steps with the host's tools as the benchmark runs (no
+#            wrapper) are timed too, in a tree of their own, and shown in a
+#            second table
 #   theirs   nixpkgs' checkpointBuildTools flow on the same project, stock builder
 #            (tests/projects/checkpoint-build-tools.nix; needs rsync on the host):
 #            its prepare build (untimed here), then the `oneline` variant through
@@ -213,77 +220,102 @@ for name, code in zip(("configure_phase", "build_phase", "install_phase"), a["ph
 '
 }
 
-# plain_phases: plain()'s limit for a project with its own phases (variables
-# of plain()): they run in bash as the stdenv would run them, in the unpacked
-# source root, with `out` the temporary prefix and runHook doing nothing.
-# Called in an `&&` list, where errexit does not apply: every step checks.
+# plain_phases: plain_steps' limit for a project with its own phases: they run
+# in bash as the stdenv would run them, in the unpacked source root, with `out`
+# the temporary prefix and runHook doing nothing.
 plain_phases() {
-  local log=$work/plain-$project-$run
-  (
-    cd "$root"
-    export out=$dir/out NIX_BUILD_CORES=$cores
-    runHook() { :; }
-    eval "$configure_phase" >"$log.configure.log" 2>&1 || exit 1
-    t0=$(now)
-    eval "$build_phase" >"$log.cold.log" 2>&1 || exit 1
-    t1=$(now)
-    secs "$t0" "$t1" >"$log.cold.secs"
-    (cd "$root" && bash -euo pipefail -c "$post_patch") || exit 1
-    t0=$(now)
-    eval "$build_phase" >"$log.warm.log" 2>&1 || exit 1
-    t1=$(now)
-    secs "$t0" "$t1" >"$log.warm.secs"
-    t0=$(now)
-    eval "$install_phase" >"$log.install.log" 2>&1 || exit 1
-    t1=$(now)
-    secs "$t0" "$t1" >"$log.after.secs"
-  )
+  export out=$dir/out NIX_BUILD_CORES=$cores
+  runHook() { :; }
+  eval "$configure_phase" >"$log.configure.log" 2>&1 || return 1
+  t0=$(now)
+  eval "$build_phase" >"$log.cold.log" 2>&1 || return 1
+  t1=$(now)
+  secs "$t0" "$t1" >"$log.cold.secs"
+  (cd "$root" && bash -euo pipefail -c "$post_patch") || return 1
+  t0=$(now)
+  eval "$build_phase" >"$log.warm.log" 2>&1 || return 1
+  t1=$(now)
+  secs "$t0" "$t1" >"$log.warm.secs"
+  t0=$(now)
+  eval "$install_phase" >"$log.install.log" 2>&1 || return 1
+  t1=$(now)
+  secs "$t0" "$t1" >"$log.after.secs"
 }
 
-# plain PROJECT RUN: the warm-make limit in a temporary directory.
+# plain_steps: plain()'s builds, in the unpacked source root (variables of
+# plain()); every step checks, and a time is written only when its step
+# succeeded.
+plain_steps() {
+  local t0 t1 cfg
+  cd "$root" || return 1
+  if [ -n "$build_phase" ]; then
+    plain_phases
+    return
+  fi
+  [ -z "$cflags" ] || export CFLAGS=$cflags
+  [ -z "$ldflags" ] || export LDFLAGS=$ldflags
+  if [ -n "$configure" ] && [ -x ./configure ]; then
+    cfg=(--prefix="$dir/out")
+    ! grep -q dependency-tracking ./configure || cfg=(--disable-dependency-tracking "${cfg[@]}")
+    ! grep -q enable-static ./configure || cfg=(--disable-static "${cfg[@]}")
+    ./configure "${cfg[@]}" >"$log.configure.log" 2>&1 || return 1
+  fi
+  t0=$(now)
+  make -j"$cores" SHELL=/bin/bash "${flags[@]}" >"$log.cold.log" 2>&1 || return 1
+  t1=$(now)
+  secs "$t0" "$t1" >"$log.cold.secs"
+  bash -euo pipefail -c "$post_patch" || return 1
+  t0=$(now)
+  make -j"$cores" SHELL=/bin/bash "${flags[@]}" >"$log.warm.log" 2>&1 || return 1
+  t1=$(now)
+  secs "$t0" "$t1" >"$log.warm.secs"
+  # What the Nix build runs after buildPhase (fixup aside): make check when
+  # the derivation sets doCheck, make install.
+  t0=$(now)
+  if [ -n "$check" ]; then
+    make SHELL=/bin/bash "${checkflags[@]}" VERBOSE=y check >"$log.check.log" 2>&1 || return 1
+  fi
+  make SHELL=/bin/bash "${installflags[@]}" install >"$log.install.log" 2>&1 || return 1
+  t1=$(now)
+  secs "$t0" "$t1" >"$log.after.secs"
+}
+
+# plain PROJECT RUN MODE [DRV]: the warm-make limit in a temporary directory.
+# MODE env: inside `nix-shell DRV --pure` (DRV: the project's stock derivation),
+# so the builds run with the toolchain and variables the Nix build has (the
+# stdenv's compiler wrapper, NIX_CFLAGS_COMPILE, NIX_LDFLAGS); files
+# plain-PROJECT-RUN.*. MODE bare: the host's tools as the benchmark runs,
+# without the wrapper; files bare-PROJECT-RUN.*.
 plain() {
-  local project=$1 run=$2 dir src post_patch configure flags installflags check checkflags
-  local cflags ldflags configure_phase build_phase install_phase
-  local t0 t1 root cfg
-  dir=$work/plain-$project-$run
+  local project=$1 run=$2 mode=$3 drv=${4:-} dir log script src post_patch configure flags
+  local installflags check checkflags cflags ldflags configure_phase build_phase install_phase root
+  case $mode in
+    env) log=$work/plain-$project-$run ;;
+    bare) log=$work/bare-$project-$run ;;
+  esac
+  dir=$log.d
   mkdir -p "$dir"
   eval "$(attrs "$project" "$dir/out")"
   tar -xf "$src" -C "$dir"
   root=$(find "$dir" -mindepth 1 -maxdepth 1 -type d | head -n 1)
-  if [ -n "$build_phase" ]; then
-    plain_phases && return 0
-    echo "reuse.sh: the plain build of $project failed" >&2
+  if [ "$mode" = bare ]; then
+    (plain_steps) || echo "reuse.sh: the plain build of $project ($mode) failed" >&2
     return 0
   fi
-  (
-    cd "$root"
-    [ -z "$cflags" ] || export CFLAGS=$cflags
-    [ -z "$ldflags" ] || export LDFLAGS=$ldflags
-    if [ -n "$configure" ] && [ -x ./configure ]; then
-      cfg=(--prefix="$dir/out")
-      ! grep -q dependency-tracking ./configure || cfg=(--disable-dependency-tracking "${cfg[@]}")
-      ! grep -q enable-static ./configure || cfg=(--disable-static "${cfg[@]}")
-      ./configure "${cfg[@]}" >"$work/plain-$project-$run.configure.log" 2>&1
-    fi
-    t0=$(now)
-    make -j"$cores" SHELL=/bin/bash "${flags[@]}" >"$work/plain-$project-$run.cold.log" 2>&1
-    t1=$(now)
-    secs "$t0" "$t1" >"$work/plain-$project-$run.cold.secs"
-    bash -euo pipefail -c "$post_patch"
-    t0=$(now)
-    make -j"$cores" SHELL=/bin/bash "${flags[@]}" >"$work/plain-$project-$run.warm.log" 2>&1
-    t1=$(now)
-    secs "$t0" "$t1" >"$work/plain-$project-$run.warm.secs"
-    # What the Nix build runs after buildPhase (fixup aside): make check when
-    # the derivation sets doCheck, make install.
-    t0=$(now)
-    if [ -n "$check" ]; then
-      make SHELL=/bin/bash "${checkflags[@]}" VERBOSE=y check >"$work/plain-$project-$run.check.log" 2>&1
-    fi
-    make SHELL=/bin/bash "${installflags[@]}" install >"$work/plain-$project-$run.install.log" 2>&1
-    t1=$(now)
-    secs "$t0" "$t1" >"$work/plain-$project-$run.after.secs"
-  ) || { echo "reuse.sh: the plain build of $project failed" >&2; return 0; }
+  script=$log.sh
+  {
+    declare -p project run dir log root src post_patch configure flags installflags \
+      check checkflags cflags ldflags configure_phase build_phase install_phase cores
+    declare -f now secs plain_steps plain_phases
+  } >"$script"
+  # nix-shell puts its shell's directory first on PATH: a directory of its own
+  # holding only bash keeps /bin (and the host's gcc in it) behind the stdenv's.
+  mkdir -p "$work/shell"
+  ln -sf /bin/bash "$work/shell/bash"
+  NIX_BUILD_SHELL=$work/shell/bash nix-shell "$drv" --pure \
+    --run "source $(printf '%q' "$script"); plain_steps" >"$log.shell.log" 2>&1 ||
+    { echo "reuse.sh: the plain build of $project ($mode) failed" >&2; tail -n 20 "$log.shell.log" >&2; }
+  return 0
 }
 
 # floor PROJECT RUN: median of three fresh trivial sandboxed builds.
@@ -374,7 +406,8 @@ load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 for project in "${projects[@]}"; do
   for run in $(seq 1 "$runs"); do
     salt="reuse-bench-$(date +%s%N)-$$-$RANDOM"
-    realise "$project.stock.$run" "$(instantiate "$project" "$salt-stock")"
+    stock_drv=$(instantiate "$project" "$salt-stock")
+    realise "$project.stock.$run" "$stock_drv"
     realise "$project.full.$run" "$(instantiate "$project" "$salt" \
       --arg builder "$builder" --arg checkpoint true)"
     if ok "$project.full.$run"; then
@@ -392,7 +425,8 @@ for project in "${projects[@]}"; do
           --argstr theirs "$(out_of "$project.prepare.$run")" --argstr variant oneline)"
       fi
     fi
-    plain "$project" "$run"
+    plain "$project" "$run" env "$stock_drv"
+    plain "$project" "$run" bare
     floor "$project" "$run"
     check "$project" "$run"
   done
@@ -428,8 +462,9 @@ echo "stdenv:  $stdenv_nix"
 echo "builder: $builder"
 echo "load:    $load_before (before), $load_after (after)"
 echo "seconds: wall time of nix-store --realise (stock, full, oneline, install, header, floor), of make"
-echo "         outside Nix (cold: the first make, configure excluded; warm: make after the"
-echo "         one-line change; after: make check (hello) and make install after it)"
+echo "         outside Nix in nix-shell of the stock derivation (cold: the first make, configure"
+echo "         excluded; warm: make after the one-line change; after: make check (hello) and"
+echo "         make install after it)"
 printf '%-6s %4s %7s %7s %7s %7s %7s %7s %6s %6s %6s %6s | %8s %10s %8s %8s %8s %8s\n' \
   project run stock full oneline install header theirs cold warm after floor \
   "ol/(w+f)" "ol/(w+a+f)" inst/stk hdr/stk full/stk ol/thr
@@ -466,6 +501,35 @@ for project in "${projects[@]}"; do
       "$(ratio "${col[header]}" "${col[stock]}")" \
       "$(ratio "${col[full]}" "${col[stock]}")" \
       "$(ratio "${col[oneline]}" "${col[theirs]}")"
+  done
+  unset col
+done
+echo
+echo "the same limit with the host's tools as the benchmark runs (no compiler wrapper,"
+echo "none of the stdenv's variables), against the same oneline builds:"
+printf '%-6s %4s %6s %6s %6s | %8s %10s\n' project run warm after floor "ol/(w+f)" "ol/(w+a+f)"
+for project in "${projects[@]}"; do
+  declare -A col=()
+  for run in $(seq 1 "$runs") median; do
+    if [ "$run" = median ]; then
+      [ "$runs" -gt 1 ] || continue
+      for k in oneline warm after floor; do
+        # shellcheck disable=SC2086
+        col[$k]=$(median ${col[$k.all]})
+      done
+    else
+      col[oneline]=$(value "$project.oneline.$run")
+      col[warm]=$(file_value "bare-$project-$run.warm.secs")
+      col[after]=$(file_value "bare-$project-$run.after.secs")
+      col[floor]=$(file_value "floor-$project-$run.secs")
+      for k in oneline warm after floor; do
+        col[$k.all]="${col[$k.all]:-} ${col[$k]}"
+      done
+    fi
+    printf '%-6s %4s %6s %6s %6s | %8s %10s\n' "$project" "$run" \
+      "${col[warm]}" "${col[after]}" "${col[floor]}" \
+      "$(ratio "${col[oneline]}" "$(sum "${col[warm]}" "${col[floor]}")")" \
+      "$(ratio "${col[oneline]}" "$(sum "$(sum "${col[warm]}" "${col[after]}")" "${col[floor]}")")"
   done
   unset col
 done

@@ -15,8 +15,10 @@
 #   theirs          the `oneline` variant through that flow (its `oneline` column)
 #
 # then the limit outside Nix: the tarball unpacked into a temporary directory, `make -j2`,
-# the one-line edit, `make -j2` again (warm) and `make install` (after), and the floor (a
-# trivial sandboxed build, median of three). Prints the wall times, the builder's own time
+# the one-line edit, `make -j2` again (warm) and `make install` (after), in `nix-shell
+# --pure` of the project's stock derivation (so with the compiler wrapper and variables its
+# Nix builds have; the same with the host's tools as the benchmark runs is printed below the
+# table), and the floor (a trivial sandboxed build, median of three). Prints the wall times, the builder's own time
 # of each build as its log reports it (restore, snapshot, carry, phases; a builder without
 # that line shows its older "snapshots took … restores …" line), each restore's line, and
 # the ratios: oneline / (warm + after + floor), install / full, and each builder's own
@@ -124,27 +126,50 @@ value() { if ok "$1"; then cat "$work/$1.secs"; else echo -; fi; }
 checkpoint_of() { grep -- '-checkpoint$' "$work/$1.out" | head -n 1; }
 out_of() { grep -v -- '-checkpoint$' "$work/$1.out" | head -n 1; }
 
-# plain PROJECT: warm make and install outside Nix; $work/plain-PROJECT.{warm,after}.
+# plain_steps: plain()'s builds in the unpacked source root $root (variables of plain()):
+# cold make, the one-line edit, warm make, make install; a time is written only when its
+# step succeeded.
+plain_steps() {
+  local t0 t1
+  cd "$root" || return 1
+  make -j2 SHELL=/bin/bash PREFIX="$dir/out" >"$dir.cold.log" 2>&1 || return 1
+  sed -i 's/"synthetic project"/"synthetic project (one-line change)"/' src/u00000.c || return 1
+  t0=$(now)
+  make -j2 SHELL=/bin/bash PREFIX="$dir/out" >"$dir.warm.log" 2>&1 || return 1
+  t1=$(now)
+  secs "$t0" "$t1" >"$dir.warm"
+  t0=$(now)
+  make SHELL=/bin/bash PREFIX="$dir/out" install >"$dir.install.log" 2>&1 || return 1
+  t1=$(now)
+  secs "$t0" "$t1" >"$dir.after"
+}
+
+# plain PROJECT MODE: warm make and install outside Nix. MODE env: in `nix-shell --pure` of
+# the project's stock derivation, with the toolchain its Nix builds have (the stdenv's
+# compiler wrapper and its variables); $work/plain-PROJECT.{warm,after,mb}. MODE bare: the
+# host's tools as the benchmark runs; $work/bare-PROJECT.{warm,after}.
 plain() {
-  local project=$1 dir=$work/plain-$1 src root t0 t1
+  local project=$1 mode=$2 dir src root drv script
+  dir=$work/$([ "$mode" = env ] && echo plain || echo bare)-$project
   src=$(nix-store --realise "${nix_opts[@]}" "$(nix-instantiate "$repo/tests/projects" -A "$project.src" \
     --arg stdenvNix "$stdenv_nix" --arg sources "$work" 2>/dev/null)" 2>/dev/null)
   mkdir -p "$dir"
   tar -xzf "$src" -C "$dir"
   root=$(find "$dir" -mindepth 1 -maxdepth 1 -type d | head -n 1)
-  (
-    cd "$root"
-    make -j2 SHELL=/bin/bash PREFIX="$dir/out" >"$dir.cold.log" 2>&1
-    sed -i 's/"synthetic project"/"synthetic project (one-line change)"/' src/u00000.c
-    t0=$(now)
-    make -j2 SHELL=/bin/bash PREFIX="$dir/out" >"$dir.warm.log" 2>&1
-    t1=$(now)
-    secs "$t0" "$t1" >"$dir.warm"
-    t0=$(now)
-    make SHELL=/bin/bash PREFIX="$dir/out" install >"$dir.install.log" 2>&1
-    t1=$(now)
-    secs "$t0" "$t1" >"$dir.after"
-  ) || echo "scale.sh: the plain build of $project failed" >&2
+  if [ "$mode" = bare ]; then
+    (plain_steps) || echo "scale.sh: the plain build of $project ($mode) failed" >&2
+    return 0
+  fi
+  drv=$(instantiate "$project" "scale-bench-plain-$(date +%s%N)-$$-$RANDOM")
+  script=$dir.sh
+  { declare -p dir root; declare -f now secs plain_steps; } >"$script"
+  # nix-shell puts its shell's directory first on PATH: a directory holding only bash keeps
+  # /bin (and the host's gcc in it) behind the stdenv's.
+  mkdir -p "$work/shell"
+  ln -sf /bin/bash "$work/shell/bash"
+  NIX_BUILD_SHELL=$work/shell/bash nix-shell "$drv" --pure \
+    --run "source $(printf '%q' "$script"); plain_steps" >"$dir.shell.log" 2>&1 ||
+    { echo "scale.sh: the plain build of $project ($mode) failed" >&2; tail -n 20 "$dir.shell.log" >&2; }
   du -sm "$root" | cut -f1 >"$dir.mb"
 }
 
@@ -209,7 +234,8 @@ for project in "${projects[@]}"; do
         echo "      the change is NOT visible" >"$work/$project.$b.oneline.note"
     fi
   done
-  plain "$project"
+  plain "$project" env
+  plain "$project" bare
 done
 floor
 
@@ -233,6 +259,18 @@ for project in "${projects[@]}"; do
       "$(awk -v o="$ol" -v w="$warm" -v a="$after" -v f="$f" 'BEGIN { if (o == "-" || w == "-") print "-"; else printf "%.2f", o / (w + a + f) }')" \
       "$(awk -v i="$inst" -v s="$full" 'BEGIN { if (i == "-" || s == "-") print "-"; else printf "%.3f", i / s }')"
   done
+done
+echo "warm, after: in nix-shell of the stock derivation (the stdenv's compiler wrapper);"
+echo "with the host's tools as the benchmark runs instead:"
+for project in "${projects[@]}"; do
+  warm=$(cat "$work/bare-$project.warm" 2>/dev/null || echo -)
+  after=$(cat "$work/bare-$project.after" 2>/dev/null || echo -)
+  printf '  %-16s warm %s, after %s' "$project" "$warm" "$after"
+  for b in "${builders[@]}" ${theirs:+theirs}; do
+    printf ', %s ol/limit %s' "$b" "$(awk -v o="$(value "$project.$b.oneline")" -v w="$warm" -v a="$after" -v f="$f" \
+      'BEGIN { if (o == "-" || w == "-") print "-"; else printf "%.2f", o / (w + a + f) }')"
+  done
+  echo
 done
 if [ "$runs" -gt 1 ]; then
   echo "runs (seconds, in order; the table shows the median):"
