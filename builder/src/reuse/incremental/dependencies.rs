@@ -593,13 +593,54 @@ pub fn forced_include_in<'v>(values: impl IntoIterator<Item = &'v [u8]>) -> bool
 
 /// Reads a file's content: `(path, hash, from_new_source)`; None when it cannot be read,
 /// which counts as "may include anything".
-pub type Reader<'a> = dyn Fn(&RelPath, &ContentHash, bool) -> Option<Vec<u8>> + 'a;
+pub type Reader<'a> = dyn Fn(&RelPath, &ContentHash, bool) -> Option<Vec<u8>> + Sync + 'a;
 
 fn file_hash(e: &Entry) -> Option<ContentHash> {
     match &e.kind {
         EntryKind::File { blake3, .. } => Some(*blake3),
         _ => None,
     }
+}
+
+/// Below this many bytes of files to scan, [`scan_includes`] reads them on the calling
+/// thread: threads would cost more than they save.
+const PARALLEL_SCAN_BYTES: u64 = 8 << 20;
+
+/// The include directives of each file of `files` (path, content, whether it is in the new
+/// source, size), in order: the file names they name and whether one names none literally
+/// ([`include_directives`]), or None when the file cannot be read. Large sources (the
+/// reading and the scan grow with the whole source, not the change) are read on every core.
+fn scan_includes(
+    files: &[(&RelPath, ContentHash, bool, u64)],
+    read: &Reader,
+) -> Vec<Option<(Vec<Vec<u8>>, bool)>> {
+    let bytes: u64 = files.iter().map(|f| f.3).sum();
+    let threads = if bytes >= PARALLEL_SCAN_BYTES {
+        crate::checkpoint::parallel::all_cores()
+    } else {
+        1
+    };
+    scan_includes_on(files, read, threads)
+}
+
+/// [`scan_includes`] on `threads` threads (one: the calling thread).
+fn scan_includes_on(
+    files: &[(&RelPath, ContentHash, bool, u64)],
+    read: &Reader,
+    threads: usize,
+) -> Vec<Option<(Vec<Vec<u8>>, bool)>> {
+    let scan = |&(path, hash, new, _): &(&RelPath, ContentHash, bool, u64)| {
+        let found = read(path, &hash, new).map(|text| {
+            let mut names = Vec::new();
+            let computed = include_directives(&text, has_c_comments(path.as_bytes()), |n| {
+                names.push(n.to_vec())
+            });
+            (names, computed)
+        });
+        Ok(found)
+    };
+    crate::checkpoint::parallel::run_parallel(files, threads, scan)
+        .unwrap_or_else(|e| panic!("a scan of the source's include directives failed: {e}"))
 }
 
 /// The changed paths (files and symlinks among `changes`, `overlay_diff(old_source,
@@ -634,30 +675,29 @@ pub fn untracked_changes<'a>(
         .built
         .iter()
         .filter(|(p, _)| !trees.old_source.contains_key(*p) && !trees.new_source.contains_key(*p));
-    let scanned = trees
+    let scanned: Vec<(&RelPath, ContentHash, bool, u64)> = trees
         .new_source
         .iter()
         .map(|(p, e)| (p, e, true))
-        .chain(generated.map(|(p, e)| (p, e, false)));
-    for (path, entry, new) in scanned {
-        let Some(hash) = file_hash(entry) else {
-            continue;
-        };
-        if !is_scanned(path.as_bytes()) {
-            continue;
-        }
-        let Some(text) = read(path, &hash, new) else {
-            opaque.push(Opaque::Unreadable(path.clone()));
-            continue;
-        };
-        let c_comments = has_c_comments(path.as_bytes());
-        if include_directives(&text, c_comments, |name| {
-            includers
-                .entry(name.to_vec())
-                .or_default()
-                .insert(path.clone());
-        }) {
-            opaque.push(Opaque::ComputedInclude(path.clone()));
+        .chain(generated.map(|(p, e)| (p, e, false)))
+        .filter_map(|(path, entry, new)| match &entry.kind {
+            EntryKind::File { blake3, size, .. } if is_scanned(path.as_bytes()) => {
+                Some((path, *blake3, new, *size))
+            }
+            _ => None,
+        })
+        .collect();
+    for ((path, ..), found) in scanned.iter().zip(scan_includes(&scanned, read)) {
+        match found {
+            None => opaque.push(Opaque::Unreadable((*path).clone())),
+            Some((names, computed)) => {
+                for name in names {
+                    includers.entry(name).or_default().insert((*path).clone());
+                }
+                if computed {
+                    opaque.push(Opaque::ComputedInclude((*path).clone()));
+                }
+            }
         }
     }
     let included_by = |p: &RelPath| -> Option<&BTreeSet<RelPath>> {
@@ -832,6 +872,74 @@ mod tests {
             contents.insert(ContentHash::of(c.as_bytes()), c.as_bytes().to_vec());
         }
         tree_of(files)
+    }
+
+    #[test]
+    fn a_scan_of_include_directives_on_several_threads_finds_what_one_thread_finds() {
+        // Files that name headers, one with a computed include, one that cannot be read, a
+        // Fortran file (no C comments), many of them so that every thread gets some.
+        let mut texts: Vec<(String, Option<String>)> = Vec::new();
+        for i in 0..200 {
+            let text = match i % 5 {
+                0 => format!("#include \"h{i}.h\"\n#include <sys/{i}.h>\nint x{i};\n"),
+                1 => format!("/* #include \"c{i}.h\" */\n#include HEADER_{i}\n"),
+                2 => format!("  # include \"a{i}.h\" // note\n"),
+                3 => format!("      include 'f{i}.inc'\n"),
+                _ => String::new(),
+            };
+            let name = if i % 5 == 3 {
+                format!("src/f{i}.f90")
+            } else {
+                format!("src/u{i}.c")
+            };
+            texts.push((name, (i % 7 != 6).then_some(text)));
+        }
+        let paths: Vec<RelPath> = texts
+            .iter()
+            .map(|(n, _)| RelPath::new(n.as_bytes()).expect("relative path"))
+            .collect();
+        let contents: HashMap<ContentHash, Vec<u8>> = texts
+            .iter()
+            .filter_map(|(n, t)| {
+                let t = t.as_ref()?;
+                let content = format!("{n}\n{t}").into_bytes();
+                Some((ContentHash::of(&content), content))
+            })
+            .collect();
+        let files: Vec<(&RelPath, ContentHash, bool, u64)> = texts
+            .iter()
+            .zip(&paths)
+            .map(|((n, t), p)| {
+                let content = format!("{n}\n{}", t.as_deref().unwrap_or("unreadable"));
+                (
+                    p,
+                    ContentHash::of(content.as_bytes()),
+                    true,
+                    content.len() as u64,
+                )
+            })
+            .collect();
+        let read = |_: &RelPath, h: &ContentHash, _: bool| contents.get(h).cloned();
+        let one = scan_includes_on(&files, &read, 1);
+        assert_eq!(one.len(), files.len());
+        assert!(one.iter().any(Option::is_none), "an unreadable file");
+        assert!(
+            one.iter().flatten().any(|(_, computed)| *computed),
+            "a computed include"
+        );
+        assert!(
+            one.iter()
+                .flatten()
+                .any(|(names, _)| names.contains(&b"h0.h".to_vec())),
+            "a named header"
+        );
+        for threads in [2, 3, 8] {
+            assert_eq!(
+                scan_includes_on(&files, &read, threads),
+                one,
+                "{threads} threads"
+            );
+        }
     }
 
     /// [`untracked_changes`] between two sources, with `built` = the old source plus
