@@ -12,7 +12,7 @@ use crate::meta::{BuildMeta, LayerInfo};
 use crate::reuse::keys::{random_seed_of, LayerInputs};
 use crate::reuse::plan::BaseLayer;
 use crate::reuse::stale::{
-    hash_windows_held, pieces_held, windows_holding, ReadChunks, StaleValue,
+    hash_windows_held, pieces_held, pieces_or_windows_held, ReadChunks, StaleValue,
 };
 use crate::reuse::trust::{self, BaseTrust, LayerRecord, TrustError};
 use crate::shell::validate::StateValidator;
@@ -623,16 +623,12 @@ pub fn files_holding_pieces(
     outputs: &[(String, PathBuf)],
     read: ReadChunks<'_>,
 ) -> Result<Vec<(RelPath, String)>, CheckpointError> {
-    let mut held: Vec<(RelPath, String)> = Vec::new();
     let pieces = path_pieces(base, outputs);
-    if !pieces.is_empty() {
-        let earlier = file_contents(&base.checkpoint.state_after(depth)?);
-        held.extend(
-            pieces_held(root, &earlier, &pieces, read)
-                .into_iter()
-                .map(|(file, value)| (file, value.what.clone())),
-        );
-    }
+    let earlier = if pieces.is_empty() {
+        HashSet::new()
+    } else {
+        file_contents(&base.checkpoint.state_after(depth)?)
+    };
     let hashes: Vec<StaleValue> = moved_hashes(base, outputs)
         .into_iter()
         .map(|(old, what)| StaleValue {
@@ -641,12 +637,13 @@ pub fn files_holding_pieces(
             what,
         })
         .collect();
-    let found: HashSet<RelPath> = held.iter().map(|(file, _)| file.clone()).collect();
-    held.extend(
-        windows_holding(root, &hashes, &[], |p| found.contains(p), read)
+    // One read of each file for both searches (a rewritten object is read for the pieces
+    // and, as compiler output, for the hashes' windows).
+    let mut held: Vec<(RelPath, String)> =
+        pieces_or_windows_held(root, &earlier, &pieces, &hashes, read)
             .into_iter()
-            .map(|(file, value)| (file, value.what.clone())),
-    );
+            .map(|(file, value)| (file, value.what.clone()))
+            .collect();
     held.sort();
     Ok(held)
 }

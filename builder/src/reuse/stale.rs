@@ -222,16 +222,48 @@ pub fn pieces_held<'v>(
     pieces: &'v [StaleValue],
     read: ReadChunks<'_>,
 ) -> Vec<(RelPath, &'v StaleValue)> {
-    // Each search sees a match that ends in the new chunk together with the bytes before it
-    // up to a whole hash: a match starting less than that into the buffer is at the start of
-    // the content (the buffer carries more than a piece and a hash).
-    let keep = pieces
+    if pieces.is_empty() {
+        return Vec::new();
+    }
+    let search = PieceSearch::of(pieces);
+    let files = files_of(tree, |_, _, blake3| !earlier.contains(blake3));
+    let values = search_each(&files, |blake3| {
+        match search_chunks(read, blake3, search.keep, |buf, carried| {
+            search.held_in(buf, carried)
+        }) {
+            Some(found) => found,
+            None => pieces.first(),
+        }
+    });
+    files
         .iter()
-        .map(|v| v.old.len() + v.new.as_ref().map_or(0, Vec::len).max(HASH_LEN))
-        .max()
-        .unwrap_or(0);
-    let held_in = |buf: &[u8], carried: usize| {
-        pieces.iter().find(|v| {
+        .zip(values)
+        .filter_map(|((path, _), value)| Some(((*path).clone(), value?)))
+        .collect()
+}
+
+/// The search of [`pieces_held`] over one content's chunks.
+struct PieceSearch<'v> {
+    pieces: &'v [StaleValue],
+    /// The bytes each search must see before a new chunk: a match ending in the chunk
+    /// together with the bytes before it up to a whole hash (a match starting less than
+    /// that into the buffer is at the start of the content).
+    keep: usize,
+}
+
+impl<'v> PieceSearch<'v> {
+    fn of(pieces: &'v [StaleValue]) -> Self {
+        let keep = pieces
+            .iter()
+            .map(|v| v.old.len() + v.new.as_ref().map_or(0, Vec::len).max(HASH_LEN))
+            .max()
+            .unwrap_or(0);
+        PieceSearch { pieces, keep }
+    }
+
+    /// The first piece with a match in `buf` that ends after its first `carried` bytes.
+    fn held_in(&self, buf: &[u8], carried: usize) -> Option<&'v StaleValue> {
+        self.pieces.iter().find(|v| {
             memmem::find_iter(buf, &v.old).any(|i| {
                 i + v.old.len() > carried
                     && !ends_a_whole_hash(buf, i)
@@ -241,20 +273,87 @@ pub fn pieces_held<'v>(
                     }
             })
         })
-    };
-    if pieces.is_empty() {
-        return Vec::new();
     }
-    let files = files_of(tree, |_, _, blake3| !earlier.contains(blake3));
-    let values = search_each(&files, |blake3| {
-        match search_chunks(read, blake3, keep, |buf, carried| held_in(buf, carried)) {
-            Some(found) => found,
-            None => pieces.first(),
-        }
+}
+
+/// [`pieces_held`] and then [`windows_holding`] of `hashes` (no dates) over the files it
+/// did not report, with each file read once: every file of `tree` that holds a piece, with
+/// the piece, or else, if it looks like compiler output, a window of a hash, with that hash.
+/// The same files and values as the two searches one after the other, in the tree's order.
+pub fn pieces_or_windows_held<'v>(
+    tree: &RootState,
+    earlier: &std::collections::HashSet<ContentHash>,
+    pieces: &'v [StaleValue],
+    hashes: &'v [StaleValue],
+    read: ReadChunks<'_>,
+) -> Vec<(RelPath, &'v StaleValue)> {
+    const WINDOW: usize = Windows::WINDOW;
+    let search = PieceSearch::of(pieces);
+    let windows = Windows::of(
+        hashes
+            .iter()
+            .map(|v| (v.old.as_slice(), v.new.as_deref(), false)),
+    );
+    let piece_file = |blake3: &ContentHash| !pieces.is_empty() && !earlier.contains(blake3);
+    let window_file = |path: &RelPath, mode: u32| {
+        !windows.windows.is_empty() && looks_compiled(path.as_bytes(), mode)
+    };
+    let files = files_of(tree, |path, mode, blake3| {
+        piece_file(blake3) || window_file(path, mode)
     });
+    let modes: Vec<u32> = files
+        .iter()
+        .map(|(path, _)| tree.get(path).map_or(0, |e| e.mode))
+        .collect();
+    let items: Vec<((&RelPath, &ContentHash), u32)> = files.iter().copied().zip(modes).collect();
+    let is_compiled = |head: &[u8]| head.starts_with(b"\x7fELF") || head.starts_with(b"!<arch>\n");
+    let held = run_parallel(&items, all_cores(), |&((path, blake3), mode)| {
+        let pieces_wanted = piece_file(blake3);
+        let windows_wanted = window_file(path, mode);
+        // What each search found so far: a piece ends the read; a window or a head that
+        // is not compiler output ends the windows' search only.
+        let mut piece: Option<&StaleValue> = None;
+        let mut window: Option<usize> = None;
+        let mut windows_done = !windows_wanted;
+        let mut head: Vec<u8> = Vec::with_capacity(WINDOW);
+        let found = search_chunks(read, blake3, search.keep.max(WINDOW - 1), |buf, carried| {
+            if pieces_wanted {
+                piece = search.held_in(buf, carried);
+                if piece.is_some() {
+                    return Some(());
+                }
+            }
+            if !windows_done {
+                if head.len() < WINDOW {
+                    let more = (WINDOW - head.len()).min(buf.len() - carried);
+                    head.extend_from_slice(&buf[carried..carried + more]);
+                    if head.len() == WINDOW && !is_compiled(&head) {
+                        windows_done = true;
+                    }
+                }
+                if !windows_done {
+                    window = windows.finder.find(buf);
+                    windows_done = window.is_some();
+                }
+            }
+            (windows_done && !pieces_wanted).then_some(())
+        });
+        let value = match found {
+            // Unreadable: it cannot be shown clean.
+            None if pieces_wanted => pieces.first(),
+            None => hashes.get(windows.found(0).1),
+            Some(_) => piece.or_else(|| {
+                window
+                    .filter(|_| is_compiled(&head))
+                    .map(|i| &hashes[windows.found(i).1])
+            }),
+        };
+        Ok(value)
+    })
+    .unwrap_or_else(|e| panic!("a search of the build products failed: {e}"));
     files
         .iter()
-        .zip(values)
+        .zip(held)
         .filter_map(|((path, _), value)| Some(((*path).clone(), value?)))
         .collect()
 }
@@ -664,6 +763,108 @@ mod tests {
             .map(|(p, _)| p.to_string())
             .collect();
         assert_eq!(held, ["zeros.o"]);
+    }
+
+    /// [`pieces_or_windows_held`] reports what [`pieces_held`] and then [`windows_holding`]
+    /// over the other files report, reading each file once: files with a piece, a window,
+    /// both or neither, compiler output or not by name, mode and head, rewritten or not,
+    /// unreadable, across every chunk boundary; and with either list of values empty.
+    #[test]
+    fn one_read_for_pieces_and_windows_finds_what_the_two_searches_find() {
+        let piece = StaleValue {
+            old: b"w-cpio-2.13".to_vec(),
+            new: Some(b"ywxiaxyl3nidpgrg1s55zgiw0fp4j8j".to_vec()),
+            what: "a piece of output `out`".into(),
+        };
+        let hash = StaleValue {
+            old: b"3chry7afr35hrm6a1csd2vy6qvi8lmiw".to_vec(),
+            new: Some(b"3chry7afr3zzzzzzzzzzzzzzzzzzzzzz".to_vec()),
+            what: "output `out`".into(),
+        };
+        let heads: [&[u8]; 3] = [b"\x7fELF\x02\x01\x01\0", b"!<arch>\n", b"text fil"];
+        let bodies: [&[u8]; 6] = [
+            b"nothing to see",
+            b"..qqw-cpio-2.13/lib..",
+            b"\x48\xb8re/3chry\x48\xba7afr35hr",
+            b"w-cpio-2.13 and m6a1csd2 both",
+            b"/nix/store/ywxiaxyl3nidpgrg1s55zgiw0fp4j8jw-cpio-2.13/lib",
+            b"seeded 3chry7afr3 only",
+        ];
+        let names = [
+            "bin/greet",
+            "lib/a.o",
+            "lib/liba.a",
+            "notes.txt",
+            "lib/b.so.1",
+        ];
+        let mut files: Vec<(String, Vec<u8>, u32)> = Vec::new();
+        for (i, body) in bodies.iter().enumerate() {
+            for (j, head) in heads.iter().enumerate() {
+                for (k, name) in names.iter().enumerate() {
+                    let mode = if (i + j + k) % 2 == 0 { 0o755 } else { 0o644 };
+                    let mut content = head.to_vec();
+                    content.extend_from_slice(&b"x".repeat(i * 7 + j * 3 + k * 37));
+                    content.extend_from_slice(body);
+                    files.push((format!("{name}.{i}.{j}.{k}"), content, mode));
+                }
+            }
+        }
+        let spec: Vec<(&str, &[u8], u32)> = files
+            .iter()
+            .map(|(p, c, m)| (p.as_str(), c.as_slice(), *m))
+            .collect();
+        let (tree, mut contents) = files_of(&spec);
+        // Every third content was not rewritten (its hash is among the earlier contents);
+        // every eleventh cannot be read.
+        let earlier: std::collections::HashSet<ContentHash> = files
+            .iter()
+            .enumerate()
+            .filter(|(n, _)| n % 3 == 0)
+            .map(|(_, (_, c, _))| ContentHash::of(c))
+            .collect();
+        for (n, (_, c, _)) in files.iter().enumerate() {
+            if n % 11 == 5 {
+                contents.remove(&ContentHash::of(c));
+            }
+        }
+        let sorted = |held: Vec<(RelPath, &StaleValue)>| {
+            let mut held: Vec<(String, String)> = held
+                .into_iter()
+                .map(|(p, v)| (p.to_string(), v.what.clone()))
+                .collect();
+            held.sort();
+            held
+        };
+        let (pieces, hashes) = (vec![piece], vec![hash]);
+        let none: Vec<StaleValue> = Vec::new();
+        for (pieces, hashes) in [(&pieces, &hashes), (&pieces, &none), (&none, &hashes)] {
+            for size in [1, 3, 7, 8, 13, 1 << 20] {
+                let read = in_chunks(size, |h| contents.get(h).cloned());
+                let mut expected = pieces_held(&tree, &earlier, pieces, &read);
+                let found: std::collections::HashSet<RelPath> =
+                    expected.iter().map(|(p, _)| p.clone()).collect();
+                expected.extend(windows_holding(
+                    &tree,
+                    hashes,
+                    &[],
+                    |p| found.contains(p),
+                    &read,
+                ));
+                let expected = sorted(expected);
+                let merged = sorted(pieces_or_windows_held(
+                    &tree, &earlier, pieces, hashes, &read,
+                ));
+                assert_eq!(merged, expected, "chunks of {size}");
+                if size == 8 && !pieces.is_empty() && !hashes.is_empty() {
+                    assert!(
+                        expected.iter().any(|(_, w)| w == "output `out`"),
+                        "a window"
+                    );
+                    assert!(expected.iter().any(|(_, w)| w.contains("piece")), "a piece");
+                    assert!(expected.len() < files.len(), "clean files");
+                }
+            }
+        }
     }
 
     #[test]
