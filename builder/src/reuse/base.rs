@@ -11,9 +11,7 @@ use crate::meta::attachment;
 use crate::meta::{BuildMeta, LayerInfo};
 use crate::reuse::keys::{random_seed_of, LayerInputs};
 use crate::reuse::plan::BaseLayer;
-use crate::reuse::stale::{
-    hash_windows_held, pieces_held, pieces_or_windows_held, ReadChunks, StaleValue,
-};
+use crate::reuse::stale::{pieces_or_windows_held, ReadChunks, StaleValue};
 use crate::reuse::trust::{self, BaseTrust, LayerRecord, TrustError};
 use crate::shell::validate::StateValidator;
 use crate::shell::ShellState;
@@ -397,7 +395,8 @@ pub fn path_rewrites(
 /// right as it is (both hashes end alike) counts: gcc chose how to store the path by its
 /// bytes, so an object compiled with the earlier path can differ from one compiled with this
 /// build's in more than the path (seen: 8 more bytes of `.rodata`). Found in a reused file
-/// ([`crate::reuse::stale::pieces_held`]), it keeps that file's layer from being used.
+/// ([`crate::reuse::stale::pieces_or_windows_held`]), it keeps that file's layer from being
+/// used.
 pub fn path_pieces(base: &BaseCheckpoint, outputs: &[(String, PathBuf)]) -> Vec<StaleValue> {
     base.outputs
         .iter()
@@ -410,7 +409,7 @@ pub fn path_pieces(base: &BaseCheckpoint, outputs: &[(String, PathBuf)]) -> Vec<
 
 /// The hash parts of the earlier outputs that moved to a new hash under the same name (whose
 /// whole hashes are rewritten), each with what it is for the log; see
-/// [`crate::reuse::stale::hash_windows_held`]. A renamed output's hash is not rewritten but
+/// [`crate::reuse::stale::pieces_or_windows_held`]. A renamed output's hash is not rewritten but
 /// left out where it is found whole ([`PathMoves::stale`]), so it is not among them.
 pub fn moved_hashes(
     base: &BaseCheckpoint,
@@ -592,25 +591,44 @@ pub fn piece_held(
     outputs: &[(String, PathBuf)],
     read: ReadChunks<'_>,
 ) -> Result<Option<HeldPiece>, CheckpointError> {
+    let (pieces, earlier, hashes) = pieces_and_hashes(base, depth, outputs)?;
+    // One read of each file for both searches; a piece anywhere comes first.
+    let held = pieces_or_windows_held(root, &earlier, &pieces, &hashes, read);
+    let first = held
+        .iter()
+        .find(|(_, _, window)| window.is_none())
+        .or_else(|| held.first());
+    Ok(first.map(|(file, value, window)| HeldPiece {
+        file: file.clone(),
+        what: value.what.clone(),
+        piece: window.map_or_else(|| value.old.clone(), <[u8]>::to_vec),
+    }))
+}
+
+/// What [`piece_held`] and [`files_holding_pieces`] look for: the pieces of earlier output
+/// paths, the contents of layer `depth` before any rewrite (a file still holding one of
+/// those is not searched for pieces: the rewrite left it alone), and the moved hashes.
+#[allow(clippy::type_complexity)]
+fn pieces_and_hashes(
+    base: &BaseCheckpoint,
+    depth: u32,
+    outputs: &[(String, PathBuf)],
+) -> Result<(Vec<StaleValue>, HashSet<ContentHash>, Vec<StaleValue>), CheckpointError> {
     let pieces = path_pieces(base, outputs);
-    if !pieces.is_empty() {
-        let earlier = file_contents(&base.checkpoint.state_after(depth)?);
-        if let Some((file, value)) = pieces_held(root, &earlier, &pieces, read).first() {
-            return Ok(Some(HeldPiece {
-                file: file.clone(),
-                what: value.what.clone(),
-                piece: value.old.clone(),
-            }));
-        }
-    }
-    let hashes = moved_hashes(base, outputs);
-    Ok(
-        hash_windows_held(root, &hashes, read).map(|(file, what, piece)| HeldPiece {
-            file,
+    let earlier = if pieces.is_empty() {
+        HashSet::new()
+    } else {
+        file_contents(&base.checkpoint.state_after(depth)?)
+    };
+    let hashes = moved_hashes(base, outputs)
+        .into_iter()
+        .map(|(old, what)| StaleValue {
+            old,
+            new: None,
             what,
-            piece,
-        }),
-    )
+        })
+        .collect();
+    Ok((pieces, earlier, hashes))
 }
 
 /// Every file of `root` (as for [`piece_held`]) that holds a piece of an earlier output path,
@@ -623,26 +641,13 @@ pub fn files_holding_pieces(
     outputs: &[(String, PathBuf)],
     read: ReadChunks<'_>,
 ) -> Result<Vec<(RelPath, String)>, CheckpointError> {
-    let pieces = path_pieces(base, outputs);
-    let earlier = if pieces.is_empty() {
-        HashSet::new()
-    } else {
-        file_contents(&base.checkpoint.state_after(depth)?)
-    };
-    let hashes: Vec<StaleValue> = moved_hashes(base, outputs)
-        .into_iter()
-        .map(|(old, what)| StaleValue {
-            old,
-            new: None,
-            what,
-        })
-        .collect();
+    let (pieces, earlier, hashes) = pieces_and_hashes(base, depth, outputs)?;
     // One read of each file for both searches (a rewritten object is read for the pieces
     // and, as compiler output, for the hashes' windows).
     let mut held: Vec<(RelPath, String)> =
         pieces_or_windows_held(root, &earlier, &pieces, &hashes, read)
             .into_iter()
-            .map(|(file, value)| (file, value.what.clone()))
+            .map(|(file, value, _)| (file, value.what.clone()))
             .collect();
     held.sort();
     Ok(held)
@@ -788,9 +793,10 @@ impl InitialTree {
 
 #[cfg(test)]
 mod tests {
-    use super::{output_piece, output_rewrites, pieces_held, remove_tree, InitialTree, StaleValue};
+    use super::{output_piece, output_rewrites, remove_tree, InitialTree, StaleValue};
     use crate::checkpoint::ContentHash;
     use crate::checkpoint::Rewrites;
+    use crate::reuse::stale::pieces_held;
     use std::collections::{BTreeMap, HashSet};
     use std::os::unix::fs::PermissionsExt;
 
@@ -825,7 +831,7 @@ mod tests {
             Some(&b"ywxiaxyl3nidpgrg1s55zgiw0fp4j8i"[..])
         );
         // Hashes that end alike: still looked for (the object may differ in more than the
-        // path), the end of this build's whole hash excepted (pieces_held).
+        // path), the end of this build's whole hash excepted (pieces_or_windows_held).
         let new = b"/nix/store/ywxiaxyl3nidpgrg1s55zgiw0fp4j8jw-cpio-2.13";
         assert_eq!(output_piece("out", old, new).unwrap().old, b"w-cpio-2.13");
         assert!(output_piece("out", old, old).is_none());

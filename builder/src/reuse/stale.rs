@@ -3,7 +3,8 @@
 //! the renderings of an earlier `SOURCE_DATE_EPOCH` (a generated header's date, `__DATE__`).
 //! A build product that still holds one is left out of the tree a rerun resumes over, so the
 //! build remakes it and no stale value reaches an output. Also the pieces of an earlier output
-//! path that a compiler stored apart ([`pieces_held`]): a reused file holding one is not used.
+//! path that a compiler stored apart ([`pieces_or_windows_held`]): a reused file holding one
+//! is not used.
 //!
 //! Pure: patterns in, the paths that hold them out ([`holding`]); contents come through the
 //! caller's reader, which the searches of build products call from every core.
@@ -207,15 +208,9 @@ fn ends_a_whole_hash(buf: &[u8], i: usize) -> bool {
     i >= HASH_LEN && buf[i - HASH_LEN] == b'/' && buf[i - HASH_LEN + 1..i].iter().all(is_hash_char)
 }
 
-/// The files of `tree` that a rewrite changed (content not among `earlier`, the contents of
-/// the same layer before rewriting) and that still hold one of `pieces`
-/// ([`crate::reuse::base::path_pieces`]): a piece of an earlier output path no rewrite
-/// reached. A match right after a piece's `new` (the end of this build's whole hash) is not
-/// one, nor is one that ends any whole hash of a store path (`/` and 31 more hash
-/// characters before it): another path whose name starts with the output's, such as the
-/// `checkpoint` output's or the earlier checkpoint's in `env-vars` (`…l-pkg-1.0-checkpoint`
-/// for `l-pkg-1.0`), which a whole-path rewrite would have moved had it been the output's.
-/// Files the rewrite left alone are not read; one that cannot be read counts as holding.
+/// The search for pieces alone, as [`pieces_or_windows_held`] makes it: the reference its
+/// tests hold it to.
+#[cfg(test)]
 pub fn pieces_held<'v>(
     tree: &RootState,
     earlier: &std::collections::HashSet<ContentHash>,
@@ -242,7 +237,7 @@ pub fn pieces_held<'v>(
         .collect()
 }
 
-/// The search of [`pieces_held`] over one content's chunks.
+/// The search for pieces of [`pieces_or_windows_held`] over one content's chunks.
 struct PieceSearch<'v> {
     pieces: &'v [StaleValue],
     /// The bytes each search must see before a new chunk: a match ending in the chunk
@@ -276,17 +271,36 @@ impl<'v> PieceSearch<'v> {
     }
 }
 
-/// [`pieces_held`] and then [`windows_holding`] of `hashes` (no dates) over the files it
-/// did not report, with each file read once: every file of `tree` that holds a piece, with
-/// the piece, or else, if it looks like compiler output, a window of a hash, with that hash.
-/// The same files and values as the two searches one after the other, in the tree's order.
+/// The files of `tree` that still hold a piece of an earlier output path no rewrite
+/// reached, each read once for both of these searches:
+///
+/// - In the files a rewrite changed (content not among `earlier`, the contents of the same
+///   layer before rewriting), one of `pieces` ([`crate::reuse::base::path_pieces`]). A match
+///   right after a piece's `new` (the end of this build's whole hash) is not one, nor is one
+///   that ends any whole hash of a store path (`/` and 31 more hash characters before it):
+///   another path whose name starts with the output's, such as the `checkpoint` output's or
+///   the earlier checkpoint's in `env-vars` (`…l-pkg-1.0-checkpoint` for `l-pkg-1.0`), which
+///   a whole-path rewrite would have moved had it been the output's.
+/// - In the other files that look like compiler output, 8 characters of one of `hashes` (no
+///   dates), as [`windows_holding`] looks for them.
+///
+/// Each with the piece or the hash, and for a hash the window (the first one for a file that
+/// cannot be read; such a file counts as holding). In the tree's order.
+///
+/// Compiler output is an ELF object, program or library or an `ar` archive, judged by name
+/// or executable mode, then by its magic. A compiler may split a constant path so that no
+/// file holds the whole hash (gcc at `-O1` copies it in 8-byte immediates between opcodes),
+/// and then no rewrite reaches it; after the rewrite every whole hash is the new one, so 8
+/// characters of an old one (`hashes`: the hash parts of earlier outputs that moved) are
+/// always such a piece. Every such file is read: the cost grows with the compiler output of
+/// the tree, not with the change.
 pub fn pieces_or_windows_held<'v>(
     tree: &RootState,
     earlier: &std::collections::HashSet<ContentHash>,
     pieces: &'v [StaleValue],
     hashes: &'v [StaleValue],
     read: ReadChunks<'_>,
-) -> Vec<(RelPath, &'v StaleValue)> {
+) -> Vec<(RelPath, &'v StaleValue, Option<&'v [u8]>)> {
     const WINDOW: usize = Windows::WINDOW;
     let search = PieceSearch::of(pieces);
     let windows = Windows::of(
@@ -338,15 +352,18 @@ pub fn pieces_or_windows_held<'v>(
             }
             (windows_done && !pieces_wanted).then_some(())
         });
+        let in_window = |i: usize| {
+            let (window, owner) = windows.found(i);
+            (&hashes[owner], Some(window))
+        };
         let value = match found {
             // Unreadable: it cannot be shown clean.
-            None if pieces_wanted => pieces.first(),
-            None => hashes.get(windows.found(0).1),
-            Some(_) => piece.or_else(|| {
-                window
-                    .filter(|_| is_compiled(&head))
-                    .map(|i| &hashes[windows.found(i).1])
-            }),
+            None if pieces_wanted => pieces.first().map(|p| (p, None)),
+            None => Some(in_window(0)),
+            Some(_) => match piece {
+                Some(p) => Some((p, None)),
+                None => window.filter(|_| is_compiled(&head)).map(in_window),
+            },
         };
         Ok(value)
     })
@@ -354,7 +371,10 @@ pub fn pieces_or_windows_held<'v>(
     files
         .iter()
         .zip(held)
-        .filter_map(|((path, _), value)| Some(((*path).clone(), value?)))
+        .filter_map(|((path, _), value)| {
+            let (value, window) = value?;
+            Some(((*path).clone(), value, window))
+        })
         .collect()
 }
 
@@ -385,32 +405,7 @@ fn search_each<R: Send>(
         .unwrap_or_else(|e| panic!("a search of the build products failed: {e}"))
 }
 
-/// The first file of `tree` that looks like compiler output (an ELF object, program or
-/// library, or an `ar` archive; judged by name or executable mode, then by its magic) and
-/// holds 8 consecutive characters of one of `old_hashes` (the hash parts of earlier outputs
-/// that moved), with what it holds and those characters. A compiler may split a constant
-/// path so that no file holds the whole hash (gcc at `-O1` copies it in 8-byte immediates
-/// between opcodes), and then no rewrite reaches it; after the rewrite every whole hash is the
-/// new one, so 8 characters of an old one are always such a piece. Every such file is read:
-/// the cost grows with the compiler output of the tree, not with the change.
-pub fn hash_windows_held(
-    tree: &RootState,
-    old_hashes: &[(Vec<u8>, String)],
-    read: ReadChunks<'_>,
-) -> Option<(RelPath, String, Vec<u8>)> {
-    let windows = Windows::of(old_hashes.iter().map(|(h, _)| (h.as_slice(), None, false)));
-    let mut first = None;
-    windows.scan(tree, |_| false, read, &mut |path, i| {
-        first = Some((path.clone(), i));
-        false
-    });
-    first.map(|(path, i)| {
-        let (window, owner) = windows.found(i);
-        (path, old_hashes[owner].1.clone(), window.to_vec())
-    })
-}
-
-/// Every file of `tree` that looks like compiler output (as [`hash_windows_held`] judges it)
+/// Every file of `tree` that looks like compiler output (as [`pieces_or_windows_held`] judges it)
 /// and holds 8 consecutive bytes of the `old` of one of `hashes` (the hash parts of renamed
 /// outputs) that its `new` does not hold, or of one of `dates` (the renderings of an earlier
 /// `SOURCE_DATE_EPOCH`), with the value: a piece that no search for the whole value finds. A
@@ -677,23 +672,33 @@ mod tests {
             ("notes.txt", b"7afr35hr in a text file", 0o644),
             ("clean.o", b"\x7fELF nothing here", 0o644),
         ]);
-        let hashes = [(hash, "a piece of output `out`".to_owned())];
+        let hashes = [StaleValue {
+            old: hash,
+            new: None,
+            what: "a piece of output `out`".to_owned(),
+        }];
+        let earlier = std::collections::HashSet::new();
+        let held = |tree: &RootState, read: ReadChunks<'_>| -> Vec<(String, String, Vec<u8>)> {
+            pieces_or_windows_held(tree, &earlier, &[], &hashes, read)
+                .into_iter()
+                .map(|(p, v, w)| (p.to_string(), v.what.clone(), w.expect("a window").to_vec()))
+                .collect()
+        };
         for size in [1, 3, 7, 8, 1 << 20] {
             let read = in_chunks(size, |h| contents.get(h).cloned());
-            let (path, what, window) = hash_windows_held(&tree, &hashes, &read).unwrap();
-            assert_eq!(path.to_string(), "greet");
+            let found = held(&tree, &read);
+            assert_eq!(found.len(), 1, "chunks of {size}");
+            let (path, what, window) = &found[0];
+            assert_eq!(path, "greet");
             assert_eq!(what, "a piece of output `out`");
-            assert!(window.len() == 8 && memmem::find(program, &window).is_some());
+            assert!(window.len() == 8 && memmem::find(program, window).is_some());
             let mut without = tree.clone();
             without.remove(&RelPath::new(b"greet".to_vec()).unwrap());
-            assert!(
-                hash_windows_held(&without, &hashes, &read).is_none(),
-                "text files are not read"
-            );
+            assert!(held(&without, &read).is_empty(), "text files are not read");
         }
         // A content that cannot be read cannot be shown clean.
         let unreadable = |_: &ContentHash, _: &mut dyn FnMut(&[u8])| false;
-        assert!(hash_windows_held(&tree, &hashes, &unreadable).is_some());
+        assert_eq!(held(&tree, &unreadable).len(), 2, "greet and clean.o");
     }
 
     /// A renamed output's hash: every compiler output holding 8 of its characters is named
@@ -766,7 +771,7 @@ mod tests {
     }
 
     /// [`pieces_or_windows_held`] reports what [`pieces_held`] and then [`windows_holding`]
-    /// over the other files report, reading each file once: files with a piece, a window,
+    /// over the other files report (each file read twice), reading each file once: files with a piece, a window,
     /// both or neither, compiler output or not by name, mode and head, rewritten or not,
     /// unreadable, across every chunk boundary; and with either list of values empty.
     #[test]
@@ -851,9 +856,17 @@ mod tests {
                     &read,
                 ));
                 let expected = sorted(expected);
-                let merged = sorted(pieces_or_windows_held(
-                    &tree, &earlier, pieces, hashes, &read,
-                ));
+                let merged = pieces_or_windows_held(&tree, &earlier, pieces, hashes, &read);
+                for (path, value, window) in &merged {
+                    // A window is reported with a hash, and is a piece of it.
+                    if let Some(w) = window {
+                        assert!(hashes.iter().any(|h| std::ptr::eq(h, *value)), "{path}");
+                        assert!(memmem::find(&value.old, w).is_some(), "{path}");
+                    } else {
+                        assert!(pieces.iter().any(|p| std::ptr::eq(p, *value)), "{path}");
+                    }
+                }
+                let merged = sorted(merged.into_iter().map(|(p, v, _)| (p, v)).collect());
                 assert_eq!(merged, expected, "chunks of {size}");
                 if size == 8 && !pieces.is_empty() && !hashes.is_empty() {
                     assert!(
