@@ -468,71 +468,79 @@ echo "         make install after it)"
 printf '%-6s %4s %7s %7s %7s %7s %7s %7s %6s %6s %6s %6s | %8s %10s %8s %8s %8s %8s\n' \
   project run stock full oneline install header theirs cold warm after floor \
   "ol/(w+f)" "ol/(w+a+f)" inst/stk hdr/stk full/stk ol/thr
-for project in "${projects[@]}"; do
-  declare -A col=()
-  for run in $(seq 1 "$runs") median; do
-    if [ "$run" = median ]; then
-      [ "$runs" -gt 1 ] || continue
-      for k in stock full oneline install header theirs cold warm after floor; do
-        # shellcheck disable=SC2086
-        col[$k]=$(median ${col[$k.all]})
-      done
-    else
-      col[stock]=$(value "$project.stock.$run")
-      col[full]=$(value "$project.full.$run")
-      col[oneline]=$(value "$project.oneline.$run")
-      col[install]=$(value "$project.install.$run")
-      col[header]=$(value "$project.header.$run")
-      col[theirs]=$(value "$project.theirs.$run")
-      col[cold]=$(file_value "plain-$project-$run.cold.secs")
-      col[warm]=$(file_value "plain-$project-$run.warm.secs")
-      col[after]=$(file_value "plain-$project-$run.after.secs")
-      col[floor]=$(file_value "floor-$project-$run.secs")
-      for k in stock full oneline install header theirs cold warm after floor; do
-        col[$k.all]="${col[$k.all]:-} ${col[$k]}"
-      done
-    fi
-    printf '%-6s %4s %7s %7s %7s %7s %7s %7s %6s %6s %6s %6s | %8s %10s %8s %8s %8s %8s\n' "$project" "$run" \
-      "${col[stock]}" "${col[full]}" "${col[oneline]}" "${col[install]}" "${col[header]}" "${col[theirs]}" \
-      "${col[cold]}" "${col[warm]}" "${col[after]}" "${col[floor]}" \
-      "$(ratio "${col[oneline]}" "$(sum "${col[warm]}" "${col[floor]}")")" \
-      "$(ratio "${col[oneline]}" "$(sum "$(sum "${col[warm]}" "${col[after]}")" "${col[floor]}")")" \
-      "$(ratio "${col[install]}" "${col[stock]}")" \
-      "$(ratio "${col[header]}" "${col[stock]}")" \
-      "$(ratio "${col[full]}" "${col[stock]}")" \
-      "$(ratio "${col[oneline]}" "${col[theirs]}")"
+# rows FILL PRINT KEYS...: for each project, a row per run (FILL PROJECT RUN sets col[KEY]
+# for each of KEYS, PRINT PROJECT RUN prints the row from col) and, with more than one run,
+# a median row (each key's median over the runs).
+rows() {
+  local fill=$1 print=$2 project run k
+  shift 2
+  for project in "${projects[@]}"; do
+    declare -A col=()
+    for run in $(seq 1 "$runs") median; do
+      if [ "$run" = median ]; then
+        [ "$runs" -gt 1 ] || continue
+        for k in "$@"; do
+          # shellcheck disable=SC2086
+          col[$k]=$(median ${col[$k.all]})
+        done
+      else
+        "$fill" "$project" "$run"
+        for k in "$@"; do
+          col[$k.all]="${col[$k.all]:-} ${col[$k]}"
+        done
+      fi
+      "$print" "$project" "$run"
+    done
+    unset col
   done
-  unset col
-done
+}
+
+# The main table: our builds, theirs, the limit in nix-shell.
+main_fill() {
+  local project=$1 run=$2
+  col[stock]=$(value "$project.stock.$run")
+  col[full]=$(value "$project.full.$run")
+  col[oneline]=$(value "$project.oneline.$run")
+  col[install]=$(value "$project.install.$run")
+  col[header]=$(value "$project.header.$run")
+  col[theirs]=$(value "$project.theirs.$run")
+  col[cold]=$(file_value "plain-$project-$run.cold.secs")
+  col[warm]=$(file_value "plain-$project-$run.warm.secs")
+  col[after]=$(file_value "plain-$project-$run.after.secs")
+  col[floor]=$(file_value "floor-$project-$run.secs")
+}
+main_print() {
+  printf '%-6s %4s %7s %7s %7s %7s %7s %7s %6s %6s %6s %6s | %8s %10s %8s %8s %8s %8s\n' "$1" "$2" \
+    "${col[stock]}" "${col[full]}" "${col[oneline]}" "${col[install]}" "${col[header]}" "${col[theirs]}" \
+    "${col[cold]}" "${col[warm]}" "${col[after]}" "${col[floor]}" \
+    "$(ratio "${col[oneline]}" "$(sum "${col[warm]}" "${col[floor]}")")" \
+    "$(ratio "${col[oneline]}" "$(sum "$(sum "${col[warm]}" "${col[after]}")" "${col[floor]}")")" \
+    "$(ratio "${col[install]}" "${col[stock]}")" \
+    "$(ratio "${col[header]}" "${col[stock]}")" \
+    "$(ratio "${col[full]}" "${col[stock]}")" \
+    "$(ratio "${col[oneline]}" "${col[theirs]}")"
+}
+rows main_fill main_print stock full oneline install header theirs cold warm after floor
+
+# The limit with the host's tools.
+bare_fill() {
+  local project=$1 run=$2
+  col[oneline]=$(value "$project.oneline.$run")
+  col[warm]=$(file_value "bare-$project-$run.warm.secs")
+  col[after]=$(file_value "bare-$project-$run.after.secs")
+  col[floor]=$(file_value "floor-$project-$run.secs")
+}
+bare_print() {
+  printf '%-6s %4s %6s %6s %6s | %8s %10s\n' "$1" "$2" \
+    "${col[warm]}" "${col[after]}" "${col[floor]}" \
+    "$(ratio "${col[oneline]}" "$(sum "${col[warm]}" "${col[floor]}")")" \
+    "$(ratio "${col[oneline]}" "$(sum "$(sum "${col[warm]}" "${col[after]}")" "${col[floor]}")")"
+}
 echo
 echo "the same limit with the host's tools as the benchmark runs (no compiler wrapper,"
 echo "none of the stdenv's variables), against the same oneline builds:"
 printf '%-6s %4s %6s %6s %6s | %8s %10s\n' project run warm after floor "ol/(w+f)" "ol/(w+a+f)"
-for project in "${projects[@]}"; do
-  declare -A col=()
-  for run in $(seq 1 "$runs") median; do
-    if [ "$run" = median ]; then
-      [ "$runs" -gt 1 ] || continue
-      for k in oneline warm after floor; do
-        # shellcheck disable=SC2086
-        col[$k]=$(median ${col[$k.all]})
-      done
-    else
-      col[oneline]=$(value "$project.oneline.$run")
-      col[warm]=$(file_value "bare-$project-$run.warm.secs")
-      col[after]=$(file_value "bare-$project-$run.after.secs")
-      col[floor]=$(file_value "floor-$project-$run.secs")
-      for k in oneline warm after floor; do
-        col[$k.all]="${col[$k.all]:-} ${col[$k]}"
-      done
-    fi
-    printf '%-6s %4s %6s %6s %6s | %8s %10s\n' "$project" "$run" \
-      "${col[warm]}" "${col[after]}" "${col[floor]}" \
-      "$(ratio "${col[oneline]}" "$(sum "${col[warm]}" "${col[floor]}")")" \
-      "$(ratio "${col[oneline]}" "$(sum "$(sum "${col[warm]}" "${col[after]}")" "${col[floor]}")")"
-  done
-  unset col
-done
+rows bare_fill bare_print oneline warm after floor
 echo
 echo "targets: ol/(w+f) = oneline / (warm make + floor) <= 1.2; inst/stk = install / stock <= 0.1 (zstd)"
 echo "ol/(w+a+f) counts what the Nix build also runs after buildPhase (check, install)"
