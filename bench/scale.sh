@@ -17,12 +17,12 @@
 # then the limit outside Nix: the tarball unpacked into a temporary directory, `make -j2`,
 # the one-line edit, `make -j2` again (warm) and `make install` (after), in `nix-shell
 # --pure` of the project's stock derivation (so with the compiler wrapper and variables its
-# Nix builds have; the same with the host's tools as the benchmark runs is printed below the
-# table), and the floor (a trivial sandboxed build, median of three). Prints the wall times, the builder's own time
-# of each build as its log reports it (restore, snapshot, carry, phases; a builder without
-# that line shows its older "snapshots took … restores …" line), each restore's line, and
-# the ratios: oneline / (warm + after + floor), install / full, and each builder's own
-# time against the baseline's.
+# Nix builds have; the same with the host's tools as the benchmark runs is printed below
+# the table), and the floor (a trivial sandboxed build, median of three). Prints the wall
+# times, the builder's own time of each build as its log reports it (restore, snapshot,
+# carry, phases; a builder without that line shows its older "snapshots took … restores …"
+# line), each restore's line, and the ratios: oneline / (warm + after + floor), install /
+# full, and each builder's own time against the baseline's.
 #
 # --tmpdir DIR: the directory Nix builds in (TMPDIR of nix-store), e.g. a tmpfs: on this
 # machine's ext4 (no journal) creating files right after Nix deleted the previous build
