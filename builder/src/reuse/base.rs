@@ -411,10 +411,7 @@ pub fn path_pieces(base: &BaseCheckpoint, outputs: &[(String, PathBuf)]) -> Vec<
 /// whole hashes are rewritten), each with what it is for the log; see
 /// [`crate::reuse::stale::pieces_or_windows_held`]. A renamed output's hash is not rewritten but
 /// left out where it is found whole ([`PathMoves::stale`]), so it is not among them.
-pub fn moved_hashes(
-    base: &BaseCheckpoint,
-    outputs: &[(String, PathBuf)],
-) -> Vec<(Vec<u8>, String)> {
+pub fn moved_hashes(base: &BaseCheckpoint, outputs: &[(String, PathBuf)]) -> Vec<StaleValue> {
     base.outputs
         .iter()
         .filter_map(|(name, old)| {
@@ -424,7 +421,11 @@ pub fn moved_hashes(
             let moved = store_hash_of(new).is_some_and(|h| h != old_hash)
                 && new.len() == old.len()
                 && name_part(old) == name_part(new);
-            moved.then(|| (old_hash, format!("a piece of output `{name}`")))
+            moved.then(|| StaleValue {
+                old: old_hash,
+                new: None,
+                what: format!("a piece of output `{name}`"),
+            })
         })
         .collect()
 }
@@ -620,15 +621,7 @@ fn pieces_and_hashes(
     } else {
         file_contents(&base.checkpoint.state_after(depth)?)
     };
-    let hashes = moved_hashes(base, outputs)
-        .into_iter()
-        .map(|(old, what)| StaleValue {
-            old,
-            new: None,
-            what,
-        })
-        .collect();
-    Ok((pieces, earlier, hashes))
+    Ok((pieces, earlier, moved_hashes(base, outputs)))
 }
 
 /// Every file of `root` (as for [`piece_held`]) that holds a piece of an earlier output path,

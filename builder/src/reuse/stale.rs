@@ -233,7 +233,7 @@ pub fn pieces_held<'v>(
     files
         .iter()
         .zip(values)
-        .filter_map(|((path, _), value)| Some(((*path).clone(), value?)))
+        .filter_map(|((path, ..), value)| Some(((*path).clone(), value?)))
         .collect()
 }
 
@@ -315,13 +315,7 @@ pub fn pieces_or_windows_held<'v>(
     let files = files_of(tree, |path, mode, blake3| {
         piece_file(blake3) || window_file(path, mode)
     });
-    let modes: Vec<u32> = files
-        .iter()
-        .map(|(path, _)| tree.get(path).map_or(0, |e| e.mode))
-        .collect();
-    let items: Vec<((&RelPath, &ContentHash), u32)> = files.iter().copied().zip(modes).collect();
-    let is_compiled = |head: &[u8]| head.starts_with(b"\x7fELF") || head.starts_with(b"!<arch>\n");
-    let held = run_parallel(&items, all_cores(), |&((path, blake3), mode)| {
+    let held = run_parallel(&files, all_cores(), |&(path, blake3, mode)| {
         let pieces_wanted = piece_file(blake3);
         let windows_wanted = window_file(path, mode);
         // What each search found so far: a piece ends the read; a window or a head that
@@ -329,7 +323,7 @@ pub fn pieces_or_windows_held<'v>(
         let mut piece: Option<&StaleValue> = None;
         let mut window: Option<usize> = None;
         let mut windows_done = !windows_wanted;
-        let mut head: Vec<u8> = Vec::with_capacity(WINDOW);
+        let mut head = Head::default();
         let found = search_chunks(read, blake3, search.keep.max(WINDOW - 1), |buf, carried| {
             if pieces_wanted {
                 piece = search.held_in(buf, carried);
@@ -338,13 +332,7 @@ pub fn pieces_or_windows_held<'v>(
                 }
             }
             if !windows_done {
-                if head.len() < WINDOW {
-                    let more = (WINDOW - head.len()).min(buf.len() - carried);
-                    head.extend_from_slice(&buf[carried..carried + more]);
-                    if head.len() == WINDOW && !is_compiled(&head) {
-                        windows_done = true;
-                    }
-                }
+                windows_done = !head.feed(buf, carried);
                 if !windows_done {
                     window = windows.finder.find(buf);
                     windows_done = window.is_some();
@@ -362,7 +350,7 @@ pub fn pieces_or_windows_held<'v>(
             None => Some(in_window(0)),
             Some(_) => match piece {
                 Some(p) => Some((p, None)),
-                None => window.filter(|_| is_compiled(&head)).map(in_window),
+                None => window.filter(|_| head.is_compiled()).map(in_window),
             },
         };
         Ok(value)
@@ -371,23 +359,23 @@ pub fn pieces_or_windows_held<'v>(
     files
         .iter()
         .zip(held)
-        .filter_map(|((path, _), value)| {
+        .filter_map(|((path, ..), value)| {
             let (value, window) = value?;
             Some(((*path).clone(), value, window))
         })
         .collect()
 }
 
-/// The regular files of `tree` (path and content) that `wanted` accepts (given path, mode
-/// and content), in the tree's order.
+/// The regular files of `tree` (path, content and mode) that `wanted` accepts (given path,
+/// mode and content), in the tree's order.
 fn files_of(
     tree: &RootState,
     wanted: impl Fn(&RelPath, u32, &ContentHash) -> bool,
-) -> Vec<(&RelPath, &ContentHash)> {
+) -> Vec<(&RelPath, &ContentHash, u32)> {
     tree.iter()
         .filter_map(|(path, entry)| match &entry.kind {
             EntryKind::File { blake3, .. } if wanted(path, entry.mode, blake3) => {
-                Some((path, blake3))
+                Some((path, blake3, entry.mode))
             }
             _ => None,
         })
@@ -398,10 +386,10 @@ fn files_of(
 /// its reads: the 5,000 objects of a 400 MB build directory took 0.3 s on one); the results
 /// in `files`' order.
 fn search_each<R: Send>(
-    files: &[(&RelPath, &ContentHash)],
+    files: &[(&RelPath, &ContentHash, u32)],
     search: impl Fn(&ContentHash) -> R + Sync,
 ) -> Vec<R> {
-    run_parallel(files, all_cores(), |(_, blake3)| Ok(search(blake3)))
+    run_parallel(files, all_cores(), |(_, blake3, _)| Ok(search(blake3)))
         .unwrap_or_else(|e| panic!("a search of the build products failed: {e}"))
 }
 
@@ -498,28 +486,21 @@ impl<'a> Windows<'a> {
         // Where a window is in each file (0 for one that cannot be read: it cannot be shown
         // clean), searched on every core; then `found` sees them in the tree's order.
         let hits = search_each(&files, |blake3| {
-            // The first 8 bytes tell compiler output (ELF, `ar`); the search stops at
-            // anything else.
-            let mut head: Vec<u8> = Vec::with_capacity(WINDOW);
-            let is_compiled =
-                |head: &[u8]| head.starts_with(b"\x7fELF") || head.starts_with(b"!<arch>\n");
+            // The search stops at a head that is not compiler output.
+            let mut head = Head::default();
             let result = search_chunks(read, blake3, WINDOW - 1, |buf, carried| {
-                if head.len() < WINDOW {
-                    let more = (WINDOW - head.len()).min(buf.len() - carried);
-                    head.extend_from_slice(&buf[carried..carried + more]);
-                    if head.len() == WINDOW && !is_compiled(&head) {
-                        return Some(None);
-                    }
+                if !head.feed(buf, carried) {
+                    return Some(None);
                 }
                 self.finder.find(buf).map(Some)
             });
             match result {
                 None => Some(0),
-                Some(Some(Some(i))) if is_compiled(&head) => Some(i),
+                Some(Some(Some(i))) if head.is_compiled() => Some(i),
                 Some(_) => None,
             }
         });
-        for ((path, _), hit) in files.iter().zip(hits) {
+        for ((path, ..), hit) in files.iter().zip(hits) {
             if let Some(i) = hit {
                 if !found(path, i) {
                     return;
@@ -596,6 +577,32 @@ fn looks_compiled(path: &[u8], mode: u32) -> bool {
             .iter()
             .any(|s| name.ends_with(s))
         || memmem::find(name, b".so.").is_some()
+}
+
+/// The first 8 bytes of a content, gathered as its chunks arrive: they tell compiler output
+/// (ELF, `ar`) from anything else.
+#[derive(Default)]
+struct Head(Vec<u8>);
+
+impl Head {
+    const LEN: usize = Windows::WINDOW;
+
+    /// Takes what `buf` (whose first `carried` bytes came before) adds to the head; false
+    /// once the head is whole and not compiler output.
+    fn feed(&mut self, buf: &[u8], carried: usize) -> bool {
+        if self.0.len() < Self::LEN {
+            let more = (Self::LEN - self.0.len()).min(buf.len() - carried);
+            self.0.extend_from_slice(&buf[carried..carried + more]);
+            if self.0.len() == Self::LEN && !self.is_compiled() {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn is_compiled(&self) -> bool {
+        self.0.starts_with(b"\x7fELF") || self.0.starts_with(b"!<arch>\n")
+    }
 }
 
 /// `content` with every `old` of `values` replaced by its `new` (lengths may differ); `None`
