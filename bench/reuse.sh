@@ -495,6 +495,13 @@ rows() {
   done
 }
 
+# limit_ratios: the oneline build of col against the limit in col, as two words:
+# oneline / (warm + floor) and oneline / (warm + after + floor).
+limit_ratios() {
+  echo "$(ratio "${col[oneline]}" "$(sum "${col[warm]}" "${col[floor]}")")" \
+    "$(ratio "${col[oneline]}" "$(sum "$(sum "${col[warm]}" "${col[after]}")" "${col[floor]}")")"
+}
+
 # The main table: our builds, theirs, the limit in nix-shell.
 main_fill() {
   local project=$1 run=$2
@@ -510,11 +517,11 @@ main_fill() {
   col[floor]=$(file_value "floor-$project-$run.secs")
 }
 main_print() {
+  # shellcheck disable=SC2046 # limit_ratios prints two words
   printf '%-6s %4s %7s %7s %7s %7s %7s %7s %6s %6s %6s %6s | %8s %10s %8s %8s %8s %8s\n' "$1" "$2" \
     "${col[stock]}" "${col[full]}" "${col[oneline]}" "${col[install]}" "${col[header]}" "${col[theirs]}" \
     "${col[cold]}" "${col[warm]}" "${col[after]}" "${col[floor]}" \
-    "$(ratio "${col[oneline]}" "$(sum "${col[warm]}" "${col[floor]}")")" \
-    "$(ratio "${col[oneline]}" "$(sum "$(sum "${col[warm]}" "${col[after]}")" "${col[floor]}")")" \
+    $(limit_ratios) \
     "$(ratio "${col[install]}" "${col[stock]}")" \
     "$(ratio "${col[header]}" "${col[stock]}")" \
     "$(ratio "${col[full]}" "${col[stock]}")" \
@@ -531,10 +538,9 @@ bare_fill() {
   col[floor]=$(file_value "floor-$project-$run.secs")
 }
 bare_print() {
+  # shellcheck disable=SC2046 # limit_ratios prints two words
   printf '%-6s %4s %6s %6s %6s | %8s %10s\n' "$1" "$2" \
-    "${col[warm]}" "${col[after]}" "${col[floor]}" \
-    "$(ratio "${col[oneline]}" "$(sum "${col[warm]}" "${col[floor]}")")" \
-    "$(ratio "${col[oneline]}" "$(sum "$(sum "${col[warm]}" "${col[after]}")" "${col[floor]}")")"
+    "${col[warm]}" "${col[after]}" "${col[floor]}" $(limit_ratios)
 }
 echo
 echo "the same limit with the host's tools as the benchmark runs (no compiler wrapper,"

@@ -240,6 +240,11 @@ done
 floor
 
 f=$(cat "$work/floor")
+# ol_limit ONELINE WARM AFTER FLOOR: oneline / (warm + after + floor), `-` when unknown.
+ol_limit() {
+  awk -v o="$1" -v w="$2" -v a="$3" -v f="$4" \
+    'BEGIN { if (o == "-" || w == "-") print "-"; else printf "%.2f", o / (w + a + f) }'
+}
 echo
 echo "== Scale: the builder's own time against the build directory ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, runs=$runs)"
 echo "stdenv: $stdenv_nix"
@@ -256,7 +261,7 @@ for project in "${projects[@]}"; do
     full=$(value "$project.$b.full") ol=$(value "$project.$b.oneline") inst=$(value "$project.$b.install")
     printf '%-16s %-8s %6s %7s %7s %7s %6s %6s | %9s %9s\n' "$project" "$b" "$mb" "$full" "$ol" "$inst" \
       "$warm" "$after" \
-      "$(awk -v o="$ol" -v w="$warm" -v a="$after" -v f="$f" 'BEGIN { if (o == "-" || w == "-") print "-"; else printf "%.2f", o / (w + a + f) }')" \
+      "$(ol_limit "$ol" "$warm" "$after" "$f")" \
       "$(awk -v i="$inst" -v s="$full" 'BEGIN { if (i == "-" || s == "-") print "-"; else printf "%.3f", i / s }')"
   done
 done
@@ -267,8 +272,7 @@ for project in "${projects[@]}"; do
   after=$(cat "$work/bare-$project.after" 2>/dev/null || echo -)
   printf '  %-16s warm %s, after %s' "$project" "$warm" "$after"
   for b in "${builders[@]}" ${theirs:+theirs}; do
-    printf ', %s ol/limit %s' "$b" "$(awk -v o="$(value "$project.$b.oneline")" -v w="$warm" -v a="$after" -v f="$f" \
-      'BEGIN { if (o == "-" || w == "-") print "-"; else printf "%.2f", o / (w + a + f) }')"
+    printf ', %s ol/limit %s' "$b" "$(ol_limit "$(value "$project.$b.oneline")" "$warm" "$after" "$f")"
   done
   echo
 done
