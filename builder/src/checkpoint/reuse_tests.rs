@@ -1474,6 +1474,78 @@ fn a_content_changed_between_layers_is_a_delta_of_the_previous_one_before_a_copi
     assert!(got == v2);
 }
 
+/// A large file (streamed, not read into memory at once) written again at its path is
+/// stored as a delta of what the path held, whether it is stored as it is read or held for a
+/// later store while the file changes again; one written again with a content stored already
+/// is not held, and leaves the room for the next layer's new content.
+#[test]
+fn a_large_file_written_again_is_stored_as_a_delta_of_what_its_path_held() {
+    use super::blobs::{Holding, STREAM_THRESHOLD};
+    let t = TempDir::new("delta-large-again");
+    let root = t.path().join("build");
+    fs::create_dir_all(&root).unwrap();
+    let size = STREAM_THRESHOLD as usize + (1 << 20);
+    let version = |word: &[u8]| {
+        cat(&[
+            &pseudo_random(1000, 41),
+            word,
+            &pseudo_random(size - 1000, 42),
+        ])
+    };
+    let (v1, v2, v3) = (version(b"one"), version(b"two!"), version(b"three"));
+    let dir = t.path().join("ck");
+    let mut w = CheckpointWriter::create(&dir).unwrap();
+    let mut s = Snapshotter::new(vec![("build".into(), root.clone())]).unwrap();
+    s.set_threads(1);
+    fs::write(root.join("a"), &v1).unwrap();
+    s.snapshot(&mut w, LayerMeta::default()).unwrap();
+    // Stored as it is read (no room to hold it).
+    fs::write(root.join("a"), &v2).unwrap();
+    let read = s
+        .read_layer(&mut w, LayerMeta::default(), &Holding::none())
+        .unwrap();
+    assert_eq!(read.held_bytes(), 0);
+    assert!(w.blobs().contains(&ContentHash::of(&v2)));
+    s.store_layer(&mut w, read, 1).unwrap();
+    // Held, then stored; the file changes in between.
+    fs::write(root.join("a"), &v3).unwrap();
+    let read = s
+        .read_layer(&mut w, LayerMeta::default(), &Holding::up_to(u64::MAX))
+        .unwrap();
+    assert_eq!(read.held_bytes(), v3.len() as u64);
+    fs::write(root.join("a"), &v1).unwrap();
+    s.store_layer(&mut w, read, 1).unwrap();
+    // `a` again holds a stored content: not held, and the room is there for the next
+    // layer's new path `b` with a new content.
+    let v4 = version(b"four");
+    let holding = Holding::up_to(v4.len() as u64);
+    let read = s
+        .read_layer(&mut w, LayerMeta::default(), &holding)
+        .unwrap();
+    assert_eq!(read.held_bytes(), 0);
+    s.store_layer(&mut w, read, 1).unwrap();
+    fs::write(root.join("b"), &v4).unwrap();
+    let read = s
+        .read_layer(&mut w, LayerMeta::default(), &holding)
+        .unwrap();
+    assert_eq!(read.held_bytes(), v4.len() as u64);
+    s.store_layer(&mut w, read, 1).unwrap();
+    w.finish().unwrap();
+    let ck = open_verified(&dir);
+    for (v, base) in [(&v2, Some(&v1)), (&v3, Some(&v1)), (&v4, None)] {
+        let h = ContentHash::of(v);
+        if let Some(base) = base {
+            let d = ck.blobs().delta_of(&h).unwrap().expect("a delta");
+            assert_eq!(d.base, ContentHash::of(base));
+        }
+        let got = ck
+            .blobs()
+            .read_expecting(&h, Expect::Exactly(v.len() as u64))
+            .unwrap();
+        assert!(got == *v);
+    }
+}
+
 /// A delta's base decoded once is kept in memory for the next delta over it, whichever
 /// checkpoint holds it; a copy of that checkpoint whose stored base is damaged still fails
 /// verify, and does not lend its base to an import.
