@@ -8,11 +8,13 @@
 #   oneline  the `oneline` variant (one line of one C file) over full's checkpoint
 #   install  the `install` variant (postInstall only) over full's checkpoint
 #
-# then nixpkgs' checkpointBuildTools flow on the same project with the stock builder
+# and nixpkgs' checkpointBuildTools flow on the same project with the stock builder
 # (tests/projects/checkpoint-build-tools.nix, needs rsync on the host; --no-theirs skips it):
 #
-#   theirs-prepare  the build that keeps the sources and the built tree (its `full` column)
-#   theirs          the `oneline` variant through that flow (its `oneline` column)
+#   theirs-prepare  the build that keeps the sources and the built tree (its `full` column),
+#                   after the full builds
+#   theirs          the `oneline` variant through that flow (its `oneline` column), built
+#                   in turn with the builders' oneline builds
 #
 # then the limit outside Nix: the tarball unpacked into a temporary directory, `make -j2`,
 # the one-line edit, `make -j2` again (warm) and `make install` (after), in `nix-shell
@@ -29,10 +31,11 @@
 # directory is slow enough to hide everything else.
 #
 # --runs N: each oneline, install and theirs build N times (its outputs deleted before each
-# run after the first; the builders take turns within a run), the median in the table and
-# every run's time on a `runs:` line (for an even N the lower of the middle two); the log
-# lines shown are the median run's. On this 2-core machine one run's ratios move by a
-# quarter from run to run.
+# run after the first; the builders, and theirs among the oneline builds, take turns within
+# a run, so a drift of the machine's speed over the minutes of a run does not fall on one
+# flow), the median in the table and every run's time on a `runs:` line (for an even N the
+# lower of the middle two); the log lines shown are the median run's. On this 2-core
+# machine one run's ratios move by a quarter from run to run.
 #
 # Usage: bench/scale.sh [--stdenv FILE] [--builder BIN] [--baseline BIN] [--tmpdir DIR]
 #                       [--runs N] [--no-theirs] [PROJECT...]
@@ -200,34 +203,37 @@ for project in "${projects[@]}"; do
     echo "$salt" >"$work/$project.$b.salt"
     realise "$project.$b.full" "$(instantiate "$project" "$salt" --arg builder "${bin[$b]}" --arg checkpoint true)"
   done
+  if [ -n "$theirs" ]; then
+    theirs_salt="scale-bench-theirs-$(date +%s%N)-$$-$RANDOM"
+    realise "$project.theirs.full" "$(instantiate "$project" "$theirs_salt" --argstr theirs prepare)"
+  fi
   for variant in oneline install; do
     declare -A drv_of=()
+    members=("${builders[@]}")
     for b in "${builders[@]}"; do
       ok "$project.$b.full" || continue
       drv_of[$b]=$(instantiate "$project" "$(cat "$work/$project.$b.salt")" \
         --arg builder "${bin[$b]}" --arg checkpoint true --argstr variant "$variant" \
         --argstr base "$(checkpoint_of "$project.$b.full")")
     done
+    # checkpointBuildTools' one-line builds take their turns in the same rounds.
+    if [ "$variant" = oneline ] && [ -n "$theirs" ]; then
+      members+=(theirs)
+      if ok "$project.theirs.full"; then
+        drv_of[theirs]=$(instantiate "$project" "$theirs_salt" \
+          --argstr theirs "$(out_of "$project.theirs.full")" --argstr variant oneline)
+      fi
+    fi
     for run in $(seq 1 "$runs"); do
-      for b in "${builders[@]}"; do
+      for b in "${members[@]}"; do
         if [ -n "${drv_of[$b]:-}" ]; then
           realise_run "$project.$b.$variant" "${drv_of[$b]}" "$run"
         fi
       done
     done
-    for b in "${builders[@]}"; do median_run "$project.$b.$variant"; done
+    for b in "${members[@]}"; do median_run "$project.$b.$variant"; done
     unset drv_of
   done
-  if [ -n "$theirs" ]; then
-    salt="scale-bench-theirs-$(date +%s%N)-$$-$RANDOM"
-    realise "$project.theirs.full" "$(instantiate "$project" "$salt" --argstr theirs prepare)"
-    if ok "$project.theirs.full"; then
-      drv=$(instantiate "$project" "$salt" \
-        --argstr theirs "$(out_of "$project.theirs.full")" --argstr variant oneline)
-      for run in $(seq 1 "$runs"); do realise_run "$project.theirs.oneline" "$drv" "$run"; done
-      median_run "$project.theirs.oneline"
-    fi
-  fi
   for b in "${builders[@]}" ${theirs:+theirs}; do
     if ok "$project.$b.oneline"; then
       "$(out_of "$project.$b.oneline")/bin/synth" | grep -q 'one-line change' ||
