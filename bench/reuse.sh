@@ -506,19 +506,26 @@ limit_ratios() {
     "$(ratio "${col[oneline]}" "$(sum "$(sum "${col[warm]}" "${col[after]}")" "${col[floor]}")")"
 }
 
+# limit_fill TREE PROJECT RUN: sets col's oneline build and the limit timed in TREE (`plain`:
+# in nix-shell, `bare`: with the host's tools): warm, after, floor.
+limit_fill() {
+  local tree=$1 project=$2 run=$3
+  col[oneline]=$(value "$project.oneline.$run")
+  col[warm]=$(file_value "$tree-$project-$run.warm.secs")
+  col[after]=$(file_value "$tree-$project-$run.after.secs")
+  col[floor]=$(file_value "floor-$project-$run.secs")
+}
+
 # The main table: our builds, theirs, the limit in nix-shell.
 main_fill() {
   local project=$1 run=$2
+  limit_fill plain "$project" "$run"
   col[stock]=$(value "$project.stock.$run")
   col[full]=$(value "$project.full.$run")
-  col[oneline]=$(value "$project.oneline.$run")
   col[install]=$(value "$project.install.$run")
   col[header]=$(value "$project.header.$run")
   col[theirs]=$(value "$project.theirs.$run")
   col[cold]=$(file_value "plain-$project-$run.cold.secs")
-  col[warm]=$(file_value "plain-$project-$run.warm.secs")
-  col[after]=$(file_value "plain-$project-$run.after.secs")
-  col[floor]=$(file_value "floor-$project-$run.secs")
 }
 main_print() {
   # shellcheck disable=SC2046 # limit_ratios prints two words
@@ -534,13 +541,7 @@ main_print() {
 rows main_fill main_print stock full oneline install header theirs cold warm after floor
 
 # The limit with the host's tools.
-bare_fill() {
-  local project=$1 run=$2
-  col[oneline]=$(value "$project.oneline.$run")
-  col[warm]=$(file_value "bare-$project-$run.warm.secs")
-  col[after]=$(file_value "bare-$project-$run.after.secs")
-  col[floor]=$(file_value "floor-$project-$run.secs")
-}
+bare_fill() { limit_fill bare "$@"; }
 bare_print() {
   # shellcheck disable=SC2046 # limit_ratios prints two words
   printf '%-6s %4s %6s %6s %6s | %8s %10s\n' "$1" "$2" \
