@@ -980,6 +980,74 @@ fn a_rebuilt_file_whose_bytes_moved_is_stored_as_a_delta_of_the_earlier_one() {
     open(&c).verify().unwrap();
 }
 
+/// A one-line change to text.c: greet-big (2 MiB) and libgreet.a hold text.o, so make links
+/// them again whatever the restore writes; the incremental build leaves them out of the tree
+/// it resumes on (neither imported nor written) and make remakes them. tool, as large, holds
+/// no changed unit: restored, not linked again. Every output is a clean build's, and so it is
+/// for the change back from that checkpoint, where the programs are stored as deltas.
+#[test]
+fn programs_and_archives_that_hold_the_changed_unit_are_left_out_and_linked_again() {
+    let a = build(62, "linked-a", "linked", None);
+    let b = build(
+        62,
+        "linked-source-from-a",
+        "linked-source",
+        Some(&output(&a, true)),
+    );
+    let clean = build(62, "linked-source-clean", "linked-source", None);
+    let assert_relinked = |r: &BuildResult| {
+        let reason = decision(r, "buildPhase");
+        assert!(
+            reason.contains("incrementally")
+                && reason.contains(
+                    "left out because they hold a changed compile unit (the build links them \
+                     again): 2 file(s)"
+                )
+                && reason.contains("greet-big")
+                && reason.contains("libgreet.a")
+                && !reason.contains("tool"),
+            "{reason}\n{}",
+            r.log_tail(40)
+        );
+        assert_compiled_only(r, "text");
+        let ran = |needle: &str| r.log_lines.iter().any(|l| l.contains(needle));
+        assert!(ran("-o greet-big main.o") && ran("ar rcs libgreet.a"));
+        assert!(!ran("-o tool tool.o"), "{}", r.log_tail(40));
+    };
+    assert_relinked(&b);
+    assert!(
+        normalised_out(&b) == normalised_out(&clean),
+        "the incremental out differs from a clean build"
+    );
+    // The tree the build resumed on, as the layer of configurePhase (taken over) records it.
+    let ck = Checkpoint::open(&output(&b, true)).unwrap();
+    ck.verify().unwrap();
+    let configure = ck
+        .layers()
+        .iter()
+        .position(|l| l.meta.name == "configurePhase")
+        .expect("a configurePhase layer");
+    let resumed = ck.state_after(configure as u32).unwrap();
+    let has = |name: &str| {
+        resumed
+            .root("build")
+            .iter()
+            .any(|(p, _)| p.as_bytes().ends_with(format!("/{name}").as_bytes()))
+    };
+    assert!(!has("greet-big") && !has("libgreet.a") && has("tool") && has("text.o"));
+
+    let c = build(62, "linked-from-b", "linked", Some(&output(&b, true)));
+    assert_relinked(&c);
+    assert!(
+        normalised_out(&c) == normalised_out(&a),
+        "the out built from the incremental checkpoint differs from a clean build"
+    );
+    Checkpoint::open(&output(&c, true))
+        .unwrap()
+        .verify()
+        .unwrap();
+}
+
 #[test]
 fn debug_information_reused_across_a_seed_change_is_built_again() {
     let compiles = |r: &BuildResult| make_compiles(r).len();

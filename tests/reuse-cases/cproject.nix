@@ -19,7 +19,9 @@
 # attachment's limit; big-install and big-source: that, with the change of "install" or of
 # "source"); shifted: make also writes a 2.7 MB `data.bin` (text.c, then the numbers up to
 # 400000), installed in share/greet; shifted-source: that, with the change of "source", which
-# moves every byte of data.bin after the greeting; included: configure also writes version.mk (VERSION = 1.0), which the Makefile
+# moves every byte of data.bin after the greeting; linked: make also links greet-big (greet
+# with big.c, 2 MiB of data) and tool (tool.c and big.c), and archives text.o and big.o into
+# libgreet.a, all three installed; linked-source: that, with the change of "source"; included: configure also writes version.mk (VERSION = 1.0), which the Makefile
 # includes and util.o's own rule reads; included-bump: that, with configure writing 1.1;
 # mk: the Makefile includes rules.mk from the source, which sets CFLAGS and the MARKFLAGS
 # util.o's own rule reads; mk-bump: that, with other MARKFLAGS; mk-cflags: with other CFLAGS;
@@ -63,7 +65,7 @@
 # build-id hashes the binary's own store path, which no same-length rewrite can update.
 { mkDrv, variant ? "a", base ? null, name ? "reuse-cproject", cache ? null, salt ? null, baseTrust ? null, baseContext ? true }:
 let
-  greeting = if builtins.elem variant [ "source" "source-flags" "edit-source" "date-source" "date-copy-source" "renamed-source" "pieces-source" "libtool-pieces-source" "immediates-source" "big-source" "shifted-source" ] then "Hello, changed world" else "Hello, world";
+  greeting = if builtins.elem variant [ "source" "source-flags" "edit-source" "date-source" "date-copy-source" "renamed-source" "pieces-source" "libtool-pieces-source" "immediates-source" "big-source" "shifted-source" "linked-source" ] then "Hello, changed world" else "Hello, world";
   dated = variant == "date" || variant == "date-source";
   debug = builtins.elem variant [ "debug" "debug-install" "debug-stripped" "debug-stripped-install" ];
   stripped = builtins.elem variant [ "debug-stripped" "debug-stripped-install" ];
@@ -236,6 +238,25 @@ let
       EOS
       '' else ""}
       ${if variant == "wild" then "printf 'int extra(void) { return 42; }\n' > extra.c" else ""}
+      ${if variant == "linked" || variant == "linked-source" then ''
+        printf 'const char big[2 << 20] = { 1 };\n' > big.c
+        printf 'extern const char big[];\nint main(void) { return big[0] - 1; }\n' > tool.c
+        cat >> Makefile.in <<'EOS'
+      all: greet-big tool libgreet.a
+      greet-big: main.o util.o text.o big.o
+      	$(CC) -Wl,--build-id=none -o $@ main.o util.o text.o big.o
+      tool: tool.o big.o
+      	$(CC) -Wl,--build-id=none -o $@ tool.o big.o
+      libgreet.a: text.o big.o
+      	rm -f $@
+      	ar rcs $@ text.o big.o
+      install: install-linked
+      install-linked: greet-big tool libgreet.a
+      	mkdir -p $(prefix)/bin $(prefix)/lib
+      	cp greet-big tool $(prefix)/bin/
+      	cp libgreet.a $(prefix)/lib/
+      EOS
+      '' else ""}
       ${if included then ''
         cat >> configure <<'EOS'
       printf 'VERSION = ${if variant == "included-bump" then "1.1" else "1.0"}\n' > version.mk

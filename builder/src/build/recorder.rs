@@ -7,7 +7,7 @@
 use crate::build::signals;
 use crate::checkpoint::{
     Checkpoint, CheckpointError, CheckpointWriter, ContentHash, Holding, LayerMeta, LayerSummary,
-    PriorTrees, ReadLayer, RestoreReport, RewritePair, Snapshotter, State,
+    PriorTrees, ReadLayer, RelPath, RestoreReport, RewritePair, Snapshotter, State,
 };
 use crate::meta::{attachment, BuildMeta, LayerInfo};
 use crate::reuse::base::{resume_trees, BaseCheckpoint};
@@ -548,6 +548,7 @@ impl Recording for Recorder {
         base: &BaseCheckpoint,
         upto: u32,
         rewrites: &[RewritePair],
+        leave_out: &[RelPath],
     ) -> Result<State, CheckpointError> {
         self.quiet_walk = None;
         let started = std::time::Instant::now();
@@ -558,9 +559,13 @@ impl Recording for Recorder {
             let build = &self.roots[0].1;
             self.writer.stage_in(build)?;
         }
-        let state = self
-            .writer
-            .import_state_rewritten(&base.checkpoint, upto, rewrites);
+        let leave_out: Vec<(String, RelPath)> = leave_out
+            .iter()
+            .map(|p| ("build".to_owned(), p.clone()))
+            .collect();
+        let state =
+            self.writer
+                .import_state_rewritten(&base.checkpoint, upto, rewrites, &leave_out);
         self.restore_time += started.elapsed();
         let cpu = cpu_time().saturating_sub(cpu);
         self.restore_cpu += cpu;

@@ -681,7 +681,9 @@ fn a_staged_import_restores_each_content_once_and_the_same() {
     fs::create_dir(&ib).unwrap();
     wi.restore_state_into(st0.root("build"), &ib).unwrap();
     wi.stage_in(&ib).unwrap();
-    let want = wi.import_state_rewritten(&ck_a, 1, &rewrites()).unwrap();
+    let want = wi
+        .import_state_rewritten(&ck_a, 1, &rewrites(), &[])
+        .unwrap();
     assert_eq!(want, st_u);
     let staged = ib.join(staging_leftovers(&ib).pop().unwrap());
     let fresh: std::collections::BTreeSet<_> = fs::read_dir(&staged)

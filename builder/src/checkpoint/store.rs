@@ -448,15 +448,22 @@ impl CheckpointWriter {
     /// The state of `from` after layer `upto`, rewritten with `rewrites` as
     /// [`Self::import_layers_rewritten`] does, with every blob it references brought into
     /// this checkpoint (rewritten where needed); no layer is written. Blobs an earlier import
-    /// with the same rewrites brought in are not read again.
+    /// with the same rewrites brought in are not read again. The entries of `leave_out`
+    /// (root, path) are left out of the state, and their contents are not brought in.
     pub fn import_state_rewritten(
         &mut self,
         from: &Checkpoint,
         upto: u32,
         rewrites: &[RewritePair],
+        leave_out: &[(String, RelPath)],
     ) -> Result<State> {
         let rw = Rewrites::new(rewrites)?;
-        let old_state = from.state_after(upto)?;
+        let mut old_state = from.state_after(upto)?;
+        for (root, path) in leave_out {
+            if let Some(root) = old_state.roots.get_mut(root) {
+                root.remove(path);
+            }
+        }
         let mut hashes = self.take_imported(rewrites);
         let mut fresh: BTreeMap<ContentHash, Option<u64>> = BTreeMap::new();
         for root in old_state.roots.values() {

@@ -24,7 +24,9 @@
 //!   newer than every restored file, so make's timestamp rule sees exactly the change;
 //! - a changed file make would not see (a header no dependency record of the earlier build
 //!   names, see [`crate::reuse::incremental::dependencies`]) makes the compile units that
-//!   include it compile again: their objects are made older than them ([`objects`]).
+//!   include it compile again: their objects are made older than them ([`objects`]);
+//! - the large programs, libraries and archives that hold a changed compile unit are left out
+//!   of the tree, not imported: the build links them again anyway ([`relinked`]).
 
 pub mod build_environment;
 pub mod dependencies;
@@ -32,13 +34,16 @@ pub mod libtool;
 pub mod makefile_changes;
 pub mod ninja;
 pub mod objects;
+pub mod relinked;
 pub mod rules;
 pub mod working_copy;
 
+use crate::checkpoint::blobs::BlobStore;
+use crate::checkpoint::parallel::{all_cores, run_parallel};
 use crate::checkpoint::restore::write_new_file_under;
 use crate::checkpoint::{
     floor_after, max_mtime, overlay_diff, overlay_state, CheckpointError, ContentHash, EntryKind,
-    OverlayChange, RelPath, RewritePair, RootState, State, Timestamp,
+    Expect, OverlayChange, RelPath, RewritePair, RootState, State, Timestamp,
 };
 use crate::reuse::base::{files_holding_pieces, BaseCheckpoint, PathMoves};
 use crate::reuse::plan::PhaseDecision;
@@ -90,12 +95,14 @@ pub trait Recording: Sync {
     /// Whether reuse is strict (every key must match exactly).
     fn strict(&self) -> bool;
     /// The earlier build's state after its layer `upto`, rewritten to this build's paths,
-    /// with every blob it references brought into this checkpoint.
+    /// with every blob it references brought into this checkpoint; the files of the build
+    /// directory at `leave_out` are left out of it, their contents not brought in.
     fn import_base_state(
         &mut self,
         base: &BaseCheckpoint,
         upto: u32,
         rewrites: &[RewritePair],
+        leave_out: &[RelPath],
     ) -> Result<State, CheckpointError>;
     /// The content of a blob this checkpoint holds, verified (an attachment's limit).
     fn read_blob(&self, hash: &ContentHash) -> Result<Vec<u8>, CheckpointError>;
@@ -193,9 +200,9 @@ pub fn try_resume(
         Some((old, new)) => working_copy::rename_root(tree, old, new),
         None => tree.clone(),
     };
-    let import = |recorder: &mut dyn Recording, layer: usize| {
+    let import = |recorder: &mut dyn Recording, layer: usize, leave_out: &[RelPath]| {
         recorder
-            .import_base_state(base, layer as u32, rewrites)
+            .import_base_state(base, layer as u32, rewrites, leave_out)
             .map(|mut state| {
                 if let Some(tree) = state.roots.get("build") {
                     let moved = renamed(tree);
@@ -213,9 +220,22 @@ pub fn try_resume(
     // the earlier build's after patch and after build, rewritten to this build's paths
     // (their blobs brought into this checkpoint on the way).
     let new_tree = recorder.recorded_state().root("build").clone();
-    let old_tree = import(recorder, k)?.root("build").clone();
+    let old_tree = import(recorder, k, &[])?.root("build").clone();
     let changes = overlay_diff(&old_tree, &new_tree);
-    let mut want = import(recorder, build_layer)?;
+    // What a resume with no value to move and no build description changed need not
+    // restore: the products the change relinks, decided from the earlier checkpoint before
+    // the import, which then neither reads nor stages them.
+    let moved_epoch = rules::moved_source_date_epoch(&base.layers[k].state, after_patch);
+    let plain = found.renamed_root.is_none()
+        && moves.stale.is_empty()
+        && root_stale.is_none()
+        && moved_epoch.is_none()
+        && rules::check_source_changes(&changes).is_ok();
+    let relinked = match plain {
+        true => relinked_products(base, build_layer as u32, &old_tree, &new_tree, &changes),
+        false => Vec::new(),
+    };
+    let mut want = import(recorder, build_layer, &relinked)?;
     let read = |h: &ContentHash, sink: &mut dyn FnMut(&[u8])| recorder.stream_blob(h, sink).is_ok();
     // Build products that hold a piece of an earlier output path no rewrite reaches (a
     // compiler stored the path in pieces): left out below, for the build to remake them.
@@ -235,7 +255,6 @@ pub fn try_resume(
     let mut stale_values = moves.stale.clone();
     stale_values.extend(root_stale);
     let mut earlier_dates = Vec::new();
-    let moved_epoch = rules::moved_source_date_epoch(&base.layers[k].state, after_patch);
     if let Some(epoch) = moved_epoch {
         earlier_dates = stale::epoch_values(epoch);
         stale_values.extend(earlier_dates.iter().cloned());
@@ -280,8 +299,10 @@ pub fn try_resume(
     // undone (they make them again).
     let rerun_base = match found.rerun_from {
         Some(f) => {
-            let before = import(recorder, k + f)?.root("build").clone();
-            let after = import(recorder, build_layer - 1)?.root("build").clone();
+            let before = import(recorder, k + f, &[])?.root("build").clone();
+            let after = import(recorder, build_layer - 1, &[])?
+                .root("build")
+                .clone();
             Some(revert_rerun_edits(&restored, &before, &after))
         }
         None => None,
@@ -405,9 +426,18 @@ pub fn try_resume(
     // libtool's records of what is left out go too, so that make remakes them together.
     let records = libtool::records_of(
         restored,
-        left_out.iter().chain(&held_pieces).map(|(p, _)| p),
+        left_out
+            .iter()
+            .chain(&held_pieces)
+            .map(|(p, _)| p)
+            .chain(&relinked),
     );
-    for path in held_pieces.iter().map(|(p, _)| p).chain(&records) {
+    for path in held_pieces
+        .iter()
+        .map(|(p, _)| p)
+        .chain(&records)
+        .chain(&relinked)
+    {
         tree.remove(path);
         if let Some(copy) = working_copy.as_mut() {
             copy.expected.remove(path);
@@ -474,6 +504,7 @@ pub fn try_resume(
     );
     if let Some(build) = decisions.last_mut() {
         build.reason.push_str(&rules::pieces_note(&held_pieces));
+        build.reason.push_str(&rules::relinked_note(&relinked));
         build.reason.push_str(&rules::records_note(&records));
     }
     let next_phase = match found.rerun_from {
@@ -505,6 +536,7 @@ pub fn try_resume(
             .into_iter()
             .map(|(path, _)| path)
             .chain(records)
+            .chain(relinked)
             .collect(),
     };
     Ok(Resumption::Resumed(Box::new(Resumed {
@@ -650,6 +682,71 @@ fn rerun_all(found: &mut PhaseMatch, why: impl FnOnce() -> String) {
         found.first_mismatch = Some(why());
     }
     found.rerun_from = Some(0);
+}
+
+/// The products of the earlier tree after `buildPhase` (layer `layer` of `base`, after the
+/// one before it) that hold a compile unit `changes` change ([`relinked`]), read from the
+/// base on every core. A content that cannot be read is kept: its import then finds what is
+/// wrong with it.
+fn relinked_products(
+    base: &BaseCheckpoint,
+    layer: u32,
+    old_source: &RootState,
+    new_source: &RootState,
+    changes: &[(RelPath, OverlayChange)],
+) -> Vec<RelPath> {
+    let names = relinked::changed_unit_names(changes, dependencies::is_compile_unit);
+    if names.is_empty() {
+        return Vec::new();
+    }
+    let (Ok(before), Ok(after)) = (
+        base.checkpoint.state_after(layer - 1),
+        base.checkpoint.state_after(layer),
+    ) else {
+        return Vec::new();
+    };
+    let candidates = relinked::candidates(
+        after.root("build"),
+        before.root("build"),
+        old_source,
+        new_source,
+    );
+    let blobs = base.checkpoint.blobs();
+    let holds = run_parallel(&candidates, all_cores(), |(_, hash, size)| {
+        Ok(holds_changed_unit(blobs, (*hash, *size), &names))
+    })
+    .unwrap_or_default();
+    candidates
+        .into_iter()
+        .zip(holds)
+        .filter(|(_, holds)| *holds)
+        .map(|((path, _, _), _)| path)
+        .collect()
+}
+
+/// Whether content `hash` of `blobs` is a linked product naming one of the units `names`
+/// ([`relinked::UnitSearch`]). A patch or delta is judged by the whole content it is made
+/// from, the same product as an earlier build linked it, which is read without decoding the
+/// record. Reading stops once the first bytes or a match decide.
+fn holds_changed_unit(blobs: &BlobStore, content: (ContentHash, u64), names: &[Vec<u8>]) -> bool {
+    let Some(mut search) = relinked::UnitSearch::new(names) else {
+        return false;
+    };
+    let Ok((whole, size)) = blobs.whole_base(content) else {
+        return false;
+    };
+    let mut verdict = relinked::Verdict::Undecided;
+    let _ = blobs.stream(&whole, Expect::Exactly(size), |chunk| {
+        verdict = search.feed(chunk);
+        match verdict {
+            relinked::Verdict::Undecided => Ok(()),
+            _ => Err(CheckpointError::BlobCorrupt {
+                path: blobs.dir(),
+                problem: "read no further: decided".to_owned(),
+            }),
+        }
+    });
+    verdict == relinked::Verdict::Holds
 }
 
 /// Under make: refuses a rerun when a makefile of the earlier tree (`restored`) reads a

@@ -660,6 +660,21 @@ fn what_and_paths(left_out: &[(RelPath, String)]) -> (String, String) {
     (what.join(", "), short_list(&paths, 5))
 }
 
+/// What the log adds to `buildPhase`'s decision for the programs, libraries and archives
+/// left out because they hold a changed compile unit ([`super::relinked`]); empty when there
+/// are none.
+pub fn relinked_note(relinked: &[RelPath]) -> String {
+    if relinked.is_empty() {
+        return String::new();
+    }
+    format!(
+        "; left out because they hold a changed compile unit (the build links them again): \
+         {} file(s), {}",
+        relinked.len(),
+        short_list(relinked, 5)
+    )
+}
+
 /// What the log adds to `buildPhase`'s decision for libtool's records left out with the
 /// objects and libraries they name ([`super::libtool`]); empty when there are none.
 pub fn records_note(records: &[RelPath]) -> String {
