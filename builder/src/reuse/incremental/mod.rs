@@ -736,7 +736,9 @@ fn holds_changed_unit(blobs: &BlobStore, content: (ContentHash, u64), names: &[V
         return false;
     };
     let mut verdict = relinked::Verdict::Undecided;
-    let _ = blobs.stream(&whole, Expect::Exactly(size), |chunk| {
+    // Bounded by the size, not claiming it: a content a delta stands on is then streamed as
+    // any other, not decoded into memory first to be kept.
+    let _ = blobs.stream(&whole, Expect::AtMost(size), |chunk| {
         verdict = search.feed(chunk);
         match verdict {
             relinked::Verdict::Undecided => Ok(()),
