@@ -38,9 +38,10 @@ pub fn changed_unit_names(
 }
 
 /// The files of `built` (the earlier tree after `buildPhase`) worth reading for a changed
-/// unit: regular files of at least [`MIN_SIZE`] bytes that neither source tree has and that
-/// `buildPhase` wrote (`before`, the tree before it, lacks them or had another content: a
-/// program configure compiled is not one make remakes), with their content hash and size.
+/// unit: regular files of at least [`MIN_SIZE`] bytes, with no other link in the tree (a
+/// hardlink group stays whole), that neither source tree has and that `buildPhase` wrote
+/// (`before`, the tree before it, lacks them or had another content: a program configure
+/// compiled is not one make remakes), with their content hash and size.
 pub fn candidates(
     built: &RootState,
     before: &RootState,
@@ -51,9 +52,11 @@ pub fn candidates(
         .iter()
         .filter(|(p, _)| !old_source.contains_key(p) && !new_source.contains_key(p))
         .filter_map(|(p, e)| match &e.kind {
-            EntryKind::File { size, blake3, .. } if *size >= MIN_SIZE => {
-                Some((p.clone(), *blake3, *size))
-            }
+            EntryKind::File {
+                size,
+                blake3,
+                hardlink: None,
+            } if *size >= MIN_SIZE => Some((p.clone(), *blake3, *size)),
             _ => None,
         })
         .filter(|(p, hash, _)| before.get(p).and_then(|e| e.blob()) != Some(*hash))
@@ -245,7 +248,8 @@ mod tests {
             kind: EntryKind::File {
                 size,
                 blake3: ContentHash::of(&size.to_le_bytes()),
-                hardlink: None,
+                // Odd sizes stand for a file linked twice.
+                hardlink: (size % 2 == 1).then(|| rp("p/linked")),
             },
             mode: 0o644,
             mtime: Timestamp { sec: 1, nsec: 0 },
@@ -256,6 +260,8 @@ mod tests {
         };
         let built = tree(&[
             ("p/prog", MIN_SIZE),
+            ("p/linked", (6 << 20) + 1),
+            ("p/linked-too", (6 << 20) + 1),
             ("p/relinked", 3 << 20),
             ("p/configured", 4 << 20),
             ("p/small", MIN_SIZE - 1),
