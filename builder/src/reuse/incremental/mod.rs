@@ -222,30 +222,7 @@ pub fn try_resume(
     let new_tree = recorder.recorded_state().root("build").clone();
     let old_tree = import(recorder, k, &[])?.root("build").clone();
     let changes = overlay_diff(&old_tree, &new_tree);
-    // What a resume with no value to move and no build description changed need not
-    // restore: the products the change relinks, decided from the earlier checkpoint before
-    // the import, which then neither reads nor stages them.
     let moved_epoch = rules::moved_source_date_epoch(&base.layers[k].state, after_patch);
-    let plain = found.renamed_root.is_none()
-        && moves.stale.is_empty()
-        && root_stale.is_none()
-        && moved_epoch.is_none()
-        && rules::check_source_changes(&changes).is_ok();
-    let relinked = match plain {
-        true => relinked_products(base, build_layer as u32, &old_tree, &new_tree, &changes),
-        false => Vec::new(),
-    };
-    let mut want = import(recorder, build_layer, &relinked)?;
-    let read = |h: &ContentHash, sink: &mut dyn FnMut(&[u8])| recorder.stream_blob(h, sink).is_ok();
-    // Build products that hold a piece of an earlier output path no rewrite reaches (a
-    // compiler stored the path in pieces): left out below, for the build to remake them.
-    let mut held_pieces =
-        files_holding_pieces(base, build_layer as u32, want.root("build"), outputs, &read)
-            .map_err(|source| ResumeError::Import {
-                layer: build_layer as u32,
-                source,
-            })?;
-    let ninja = ran_ninja(want.root("build"));
     let mut found = found;
     // What no rewrite moves: paths that changed length, and the renderings of a moved
     // SOURCE_DATE_EPOCH. No earlier state can be taken over then (it holds them too): every
@@ -265,10 +242,31 @@ pub fn try_resume(
                 .unwrap_or_else(|| "SOURCE_DATE_EPOCH moved".to_owned())
         });
     }
+    let source_changes = rules::check_source_changes(&changes);
+    // What a resume with no value to move and no build description changed need not
+    // restore: the products the change relinks, decided from the earlier checkpoint before
+    // the import, which then neither reads nor stages them.
+    let plain = found.renamed_root.is_none() && stale_values.is_empty() && source_changes.is_ok();
+    let relinked = if plain {
+        relinked_products(base, build_layer as u32, &old_tree, &new_tree, &changes)
+    } else {
+        Vec::new()
+    };
+    let mut want = import(recorder, build_layer, &relinked)?;
+    let read = |h: &ContentHash, sink: &mut dyn FnMut(&[u8])| recorder.stream_blob(h, sink).is_ok();
+    // Build products that hold a piece of an earlier output path no rewrite reaches (a
+    // compiler stored the path in pieces): left out below, for the build to remake them.
+    let mut held_pieces =
+        files_holding_pieces(base, build_layer as u32, want.root("build"), outputs, &read)
+            .map_err(|source| ResumeError::Import {
+                layer: build_layer as u32,
+                source,
+            })?;
+    let ninja = ran_ninja(want.root("build"));
     // The changed build description files the new source has (their order among the
     // source's files is kept, [`working_copy::keep_source_order`]).
     let mut descriptions: Vec<RelPath> = Vec::new();
-    match rules::check_source_changes(&changes) {
+    match source_changes {
         Ok(()) => {}
         // Under ninja, a changed build description reruns configure over the earlier tree:
         // ninja then rebuilds what the new commands and dependencies say. Under make, so does

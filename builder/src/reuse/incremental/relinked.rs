@@ -27,10 +27,8 @@ pub fn changed_unit_names(
 ) -> Vec<Vec<u8>> {
     let mut names: Vec<Vec<u8>> = changes
         .iter()
-        .filter(|(_, c)| *c == OverlayChange::Content)
-        .map(|(p, _)| p.as_bytes())
-        .filter(|p| is_unit(p))
-        .map(|p| p.rsplit(|&b| b == b'/').next().unwrap_or(p).to_vec())
+        .filter(|(p, c)| *c == OverlayChange::Content && is_unit(p.as_bytes()))
+        .filter_map(|(p, _)| p.file_name().map(<[u8]>::to_vec))
         .collect();
     names.sort();
     names.dedup();
