@@ -601,7 +601,7 @@ impl Head {
     }
 
     fn is_compiled(&self) -> bool {
-        self.0.starts_with(b"\x7fELF") || self.0.starts_with(b"!<arch>\n")
+        crate::reuse::debug_info::is_object_file(&self.0)
     }
 }
 
