@@ -1,5 +1,6 @@
 //! Reading nix-build's `--log-format internal-json` stderr: for one derivation, the
-//! phases it announced (`setPhase` results), its log lines and the exit code Nix reports.
+//! phases it announced (`setPhase` results), its log lines, the exit code Nix reports and
+//! the errors that explain a failure (its own, a dependency's).
 //! Pure: no processes, no files.
 
 use serde_json::Value;
@@ -10,6 +11,8 @@ const ACT_BUILD: u64 = 105;
 const RES_BUILD_LOG_LINE: u64 = 101;
 /// Result type of a phase change (`resSetPhase`).
 const RES_SET_PHASE: u64 = 104;
+/// Verbosity of an error message (`lvlError`).
+const LVL_ERROR: u64 = 0;
 
 /// What the log says about one derivation's build.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -20,7 +23,8 @@ pub struct BuildLog {
     pub lines: Vec<String>,
     /// `N` of "failed with exit code N" for this derivation, if reported.
     pub exit_code: Option<i32>,
-    /// Nix's error messages that mention this derivation, ANSI escapes removed.
+    /// Nix's messages that mention this derivation and its error messages about any other
+    /// (a dependency that failed, with its last log lines), in order, ANSI escapes removed.
     pub errors: Vec<String>,
     /// Whether this nix-build ran the derivation's builder (false when its outputs were
     /// already valid, e.g. built meanwhile by another process).
@@ -65,6 +69,8 @@ pub fn parse(stderr: &str, drv_path: &str) -> BuildLog {
                     if log.exit_code.is_none() {
                         log.exit_code = exit_code_in(&text);
                     }
+                    log.errors.push(text);
+                } else if value.get("level").and_then(Value::as_u64) == Some(LVL_ERROR) {
                     log.errors.push(text);
                 }
             }
@@ -139,6 +145,21 @@ mod tests {
         assert_eq!(log.exit_code, Some(2));
         assert_eq!(log.errors.len(), 1);
         assert!(log.errors[0].starts_with("error: builder for '/nix/store/"));
+    }
+
+    #[test]
+    fn a_failed_dependency_s_error_is_kept_but_gives_no_exit_code() {
+        let stderr = [
+            r#"@nix {"action":"msg","level":1,"msg":"warning: the group 'nixbld' does not exist"}"#,
+            r#"@nix {"action":"msg","level":0,"msg":"error: builder for '/nix/store/clcp68af1ldwi4lz7r2p35n7r373j5r2-dep.drv' failed due to signal 9 (Killed)"}"#,
+            r#"@nix {"action":"msg","level":0,"msg":"error: 1 dependencies of derivation '/nix/store/5zbxg55ypkvpfx8wkahj6jdg2ahw0258-case.drv' failed to build"}"#,
+        ]
+        .join("\n");
+        let log = parse(&stderr, DRV);
+        assert_eq!(log.errors.len(), 2, "{:?}", log.errors);
+        assert!(log.errors[0].contains("dep.drv' failed due to signal 9"));
+        assert!(log.errors[1].contains("1 dependencies"));
+        assert_eq!(log.exit_code, None);
     }
 
     #[test]

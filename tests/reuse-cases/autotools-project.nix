@@ -52,6 +52,9 @@ let
       ./configure >/dev/null
       make dist >/dev/null
       cp atdemo-${version}.tar.gz $out
+      # Not `cp` as the last command: bash would exec it, and coreutils close stderr before
+      # exiting, which Nix reads as the builder's end and kills it (NixOS/nix#2176).
+      exit 0
     '' ];
   };
 in

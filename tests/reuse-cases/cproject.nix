@@ -288,6 +288,10 @@ let
       EOS
         printf '#include <stdio.h>\n#include "util.h"\n#include "built.h"\nint greet(void) { printf("%%s from %%s, built %%s (%%s)\\n", text(), PREFIX, BUILT, __DATE__); return 0; }\n' > util.c
       '' else ""}
+      # Not a coreutils command (chmod, sed, cat) last: bash would exec it, and it closes
+      # stderr before exiting, which Nix reads as the builder's end and kills it
+      # (NixOS/nix#2176).
+      exit 0
     '' ];
   };
 in
