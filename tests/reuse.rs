@@ -301,6 +301,30 @@ fn one_line_source_change_recompiles_that_file_only() {
     assert!(String::from_utf8_lossy(&greet.stdout).starts_with("Hello, changed world"));
 }
 
+/// A chain of incremental builds: the change back to the first source, built from the
+/// checkpoint of the incremental build (whose configure layer it took over, holding build
+/// products). Configure does not run again: its state is adopted as in the first incremental
+/// build, make compiles the changed file only, and `out` equals the first (clean) build's.
+#[test]
+fn an_incremental_build_from_an_incremental_checkpoint_does_not_run_configure_again() {
+    let a = build(73, "chained-a", "a", None);
+    let b = build(73, "chained-b-from-a", "source", Some(&output(&a, true)));
+    let c = build(73, "chained-a-from-b", "a", Some(&output(&b, true)));
+    for r in [&b, &c] {
+        assert!(!r.ran_phase("configurePhase"), "{}", r.log_tail(40));
+        let configure = decision(r, "configurePhase");
+        assert!(configure.contains("restored (incremental)"), "{configure}");
+        assert_compiled_only(r, "text");
+    }
+    assert!(normalised_out(&c) == normalised_out(&a));
+    let greet = greet_output(&c);
+    assert!(String::from_utf8_lossy(&greet.stdout).starts_with("Hello, world"));
+    Checkpoint::open(&output(&c, true))
+        .unwrap()
+        .verify()
+        .unwrap();
+}
+
 /// The compile command lines a ninja build (`ninja -v`) printed.
 fn ninja_compiles(b: &BuildResult) -> Vec<&String> {
     b.log_lines

@@ -225,6 +225,7 @@ pub fn plan(
         phases,
         strict,
         &BTreeSet::new(),
+        false,
     )
 }
 
@@ -247,6 +248,12 @@ fn without(inputs: &LayerInputs, ignored: &BTreeSet<String>) -> LayerInputs {
 }
 
 /// [`plan`] with the variables in `ignored` left out of every comparison.
+///
+/// `accept_taken_over`: whether a layer an incremental build took over (its tree also holds
+/// that build's products) may match. [`plan`] refuses it, since restoring such a layer as its
+/// phase's result would bring build products the next phase takes as up to date. An
+/// incremental restore accepts it: of the layers up to `buildPhase` it takes only the shell
+/// states, and resumes on the tree after `buildPhase`, whose products it checks itself.
 #[allow(clippy::too_many_arguments)]
 pub fn plan_ignoring(
     base: &[BaseLayer],
@@ -257,6 +264,7 @@ pub fn plan_ignoring(
     phases: &[String],
     strict: bool,
     ignored: &BTreeSet<String>,
+    accept_taken_over: bool,
 ) -> ReusePlan {
     let mut decisions = Vec::new();
     let Some(base_setup) = base.first() else {
@@ -281,7 +289,7 @@ pub fn plan_ignoring(
         if miss.is_none() {
             let reason = (|| -> Option<String> {
                 let layer = base.get(i + 1)?;
-                if layer.taken_over {
+                if layer.taken_over && !accept_taken_over {
                     return Some(
                         "the checkpoint's layer was taken over by an incremental build (its tree also holds build products)"
                             .into(),
@@ -612,6 +620,24 @@ mod tests {
         );
         // Never deeper than the plan itself.
         assert_eq!(p.cut_at(5, "no").depth, 3);
+    }
+
+    #[test]
+    fn a_taken_over_layer_matches_only_for_an_incremental_restore() {
+        let out = vec![b"/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-x".to_vec()];
+        let a = state(&[("buildFlags", "-O2")]);
+        let mut base = base_from(&a, &out);
+        base[1].taken_over = true;
+        let refused = plan(&base, &out, &a, &out, &[], &phases(), false);
+        assert_eq!(refused.depth, 0);
+        assert!(
+            refused.decisions[0].reason.contains("taken over"),
+            "{:?}",
+            refused.decisions
+        );
+        let none = BTreeSet::new();
+        let accepted = plan_ignoring(&base, &out, &a, &out, &[], &phases(), false, &none, true);
+        assert_eq!(accepted.depth, 3, "{:?}", accepted.decisions);
     }
 
     #[test]

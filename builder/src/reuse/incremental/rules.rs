@@ -354,6 +354,8 @@ pub fn check_phases(
         .chain(phase_variables("patchPhase"))
         .chain(["patches".to_owned()])
         .collect();
+    // Layers an earlier incremental build took over match too: a chain of incremental builds
+    // adopts configure's state as the first one did instead of running configure again.
     let plan = plan::plan_ignoring(
         &base[k..],
         base_outputs,
@@ -363,6 +365,7 @@ pub fn check_phases(
         rest,
         strict,
         &ignored,
+        true,
     );
     if plan.depth > b && renamed_root.is_none() {
         return Ok(PhaseMatch {
