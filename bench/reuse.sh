@@ -22,7 +22,11 @@
 #            same sed) applied and `make` timed again (a warm make); then
 #            what the Nix build runs after buildPhase, timed as `after`:
 #            `make check` when the derivation sets doCheck (hello), and
-#            `make install` with its installFlags. A project that writes its
+#            `make install` with its installFlags; then the stdenv's
+#            fixupPhase over what was installed, timed as `fixup` (every Nix
+#            build runs it over the outputs the change rewrote: strip and the
+#            other hooks, on big programs most of the build after make). A
+#            project that writes its
 #            own phases (zstd-cmake: CMake and ninja) gets them run instead,
 #            in bash with `out` set and runHook a no-op: configurePhase
 #            (untimed), buildPhase (cold, then warm), installPhase (after).
@@ -50,7 +54,8 @@
 #   install / stock                <= 0.1  (the target is set for zstd)
 # and header / stock (no target: what a header change costs against a full build);
 # and oneline / (warm make + after + floor), which also counts the check and
-# install steps any rebuild in Nix runs after buildPhase; and oneline / theirs
+# install steps any rebuild in Nix runs after buildPhase; oneline / (warm + after +
+# fixup + floor), which counts the fixup too; and oneline / theirs
 # (issue 19: below 1 on every project); then, per build of ours, the builder's
 # own time as its log reports it (base check, restore, analysis, snapshot,
 # carry, and the phases' own time).
@@ -226,6 +231,8 @@ for name, code in zip(("configure_phase", "build_phase", "install_phase"), a["ph
 # in bash as the stdenv would run them, in the unpacked source root, with `out`
 # the temporary prefix and runHook doing nothing.
 plain_phases() {
+  local stdenv_run_hook
+  stdenv_run_hook=$(declare -f runHook)
   export out=$dir/out NIX_BUILD_CORES=$cores
   runHook() { :; }
   eval "$configure_phase" >"$log.configure.log" 2>&1 || return 1
@@ -242,6 +249,25 @@ plain_phases() {
   eval "$install_phase" >"$log.install.log" 2>&1 || return 1
   t1=$(now)
   secs "$t0" "$t1" >"$log.after.secs"
+  # The fixup runs the stdenv's hooks.
+  eval "$stdenv_run_hook"
+  plain_fixup
+}
+
+# plain_fixup: the stdenv's fixupPhase over what the install step wrote to $dir/out (strip,
+# patchShebangs, …), which every Nix build runs after installPhase on the outputs it wrote;
+# timed as `fixup`. Only in nix-shell, where the stdenv defines it.
+plain_fixup() {
+  local t0 t1
+  declare -F fixupPhase >/dev/null || return 0
+  t0=$(now)
+  # A temporary directory of its own, as /build beside $out in Nix: hooks flag what points
+  # into TMPDIR (a symlink into /tmp would be one here).
+  mkdir -p "$dir/tmp"
+  (outputs=out out=$dir/out prefix=$dir/out TMPDIR=$dir/tmp; fixupPhase) >"$log.fixup.log" 2>&1 ||
+    return 1
+  t1=$(now)
+  secs "$t0" "$t1" >"$log.fixup.secs"
 }
 
 # plain_steps: plain()'s builds, in the unpacked source root (variables of
@@ -280,6 +306,7 @@ plain_steps() {
   make SHELL=/bin/bash "${installflags[@]}" install >"$log.install.log" 2>&1 || return 1
   t1=$(now)
   secs "$t0" "$t1" >"$log.after.secs"
+  plain_fixup
 }
 
 # plain PROJECT RUN MODE [DRV]: the warm-make limit in a temporary directory.
@@ -308,7 +335,7 @@ plain() {
   {
     declare -p project run dir log root src post_patch configure flags installflags \
       check checkflags cflags ldflags configure_phase build_phase install_phase cores
-    declare -f now secs plain_steps plain_phases
+    declare -f now secs plain_steps plain_phases plain_fixup
   } >"$script"
   # nix-shell puts its shell's directory first on PATH: a directory of its own
   # holding only bash keeps /bin (and the host's gcc in it) behind the stdenv's.
@@ -513,6 +540,7 @@ limit_fill() {
   col[oneline]=$(value "$project.oneline.$run")
   col[warm]=$(file_value "$tree-$project-$run.warm.secs")
   col[after]=$(file_value "$tree-$project-$run.after.secs")
+  col[fixup]=$(file_value "$tree-$project-$run.fixup.secs")
   col[floor]=$(file_value "floor-$project-$run.secs")
 }
 
@@ -552,6 +580,18 @@ echo "the same limit with the host's tools as the benchmark runs (no compiler wr
 echo "none of the stdenv's variables), against the same oneline builds:"
 printf '%-6s %4s %6s %6s %6s | %8s %10s\n' project run warm after floor "ol/(w+f)" "ol/(w+a+f)"
 rows bare_fill bare_print oneline warm after floor
+
+# The limit with the stdenv's fixup over the installed files counted in (nix-shell).
+fixup_print() {
+  printf '%-6s %4s %6s %6s %6s %6s | %12s\n' "$1" "$2" \
+    "${col[warm]}" "${col[after]}" "${col[fixup]}" "${col[floor]}" \
+    "$(ratio "${col[oneline]}" "$(sum "$(sum "$(sum "${col[warm]}" "${col[after]}")" "${col[fixup]}")" "${col[floor]}")")"
+}
+echo
+echo "the limit in nix-shell with the stdenv's fixupPhase over what make installed (fixup),"
+echo "which every Nix build runs after installPhase over the outputs the change rewrote:"
+printf '%-6s %4s %6s %6s %6s %6s | %12s\n' project run warm after fixup floor "ol/(w+a+x+f)"
+rows main_fill fixup_print oneline warm after fixup floor
 echo
 echo "targets: ol/(w+f) = oneline / (warm make + floor) <= 1.2; inst/stk = install / stock <= 0.1 (zstd)"
 echo "ol/(w+a+f) counts what the Nix build also runs after buildPhase (check, install)"

@@ -17,14 +17,16 @@
 #                   in turn with the builders' oneline builds
 #
 # then the limit outside Nix: the tarball unpacked into a temporary directory, `make -j2`,
-# the one-line edit, `make -j2` again (warm) and `make install` (after), in `nix-shell
-# --pure` of the project's stock derivation (so with the compiler wrapper and variables its
-# Nix builds have; the same with the host's tools as the benchmark runs is printed below
-# the table), and the floor (a trivial sandboxed build, median of three). Prints the wall
-# times, the builder's own time of each build as its log reports it (restore, snapshot,
-# carry, phases; a builder without that line shows its older "snapshots took … restores …"
-# line), each restore's line, and the ratios: oneline / (warm + after + floor), install /
-# full, and each builder's own time against the baseline's.
+# the one-line edit, `make -j2` again (warm), `make install` (after) and the stdenv's
+# fixupPhase over the installed files (fixup), in `nix-shell --pure` of the project's stock
+# derivation (so with the compiler wrapper and variables its Nix builds have; warm and after
+# with the host's tools as the benchmark runs are printed below the table), and the floor (a
+# trivial sandboxed build, median of three). Prints the wall times, the builder's own time of
+# each build as its log reports it (restore, snapshot, carry, phases; a builder without that
+# line shows its older "snapshots took … restores …" line), each restore's line, and the
+# ratios: oneline / (warm + after + floor) (issue 19's limit), the same with fixup counted in
+# the limit (the fixup any build in Nix runs over the products the change rewrote), install
+# / full, and each builder's own time against the baseline's.
 #
 # --tmpdir DIR: the directory Nix builds in (TMPDIR of nix-store), e.g. a tmpfs: on this
 # machine's ext4 (no journal) creating files right after Nix deleted the previous build
@@ -145,6 +147,17 @@ plain_steps() {
   make SHELL=/bin/bash PREFIX="$dir/out" install >"$dir.install.log" 2>&1 || return 1
   t1=$(now)
   secs "$t0" "$t1" >"$dir.after"
+  # The stdenv's fixupPhase over what make installed (strip, patchShebangs, …), which every
+  # Nix build runs after installPhase: only in nix-shell, where the stdenv defines it.
+  declare -F fixupPhase >/dev/null || return 0
+  t0=$(now)
+  # A temporary directory of its own, as /build beside $out in Nix: hooks flag what points
+  # into TMPDIR (a symlink into /tmp would be one here).
+  mkdir -p "$dir/tmp"
+  (outputs=out out=$dir/out prefix=$dir/out TMPDIR=$dir/tmp; fixupPhase) >"$dir.fixup.log" 2>&1 ||
+    return 1
+  t1=$(now)
+  secs "$t0" "$t1" >"$dir.fixup"
 }
 
 # plain PROJECT MODE: warm make and install outside Nix. MODE env: in `nix-shell --pure` of
@@ -246,10 +259,11 @@ done
 floor
 
 f=$(cat "$work/floor")
-# ol_limit ONELINE WARM AFTER FLOOR: oneline / (warm + after + floor), `-` when unknown.
+# ol_limit ONELINE WARM AFTER FLOOR [FIXUP]: oneline / (warm + after + floor [+ fixup]),
+# `-` when unknown.
 ol_limit() {
-  awk -v o="$1" -v w="$2" -v a="$3" -v f="$4" \
-    'BEGIN { if (o == "-" || w == "-") print "-"; else printf "%.2f", o / (w + a + f) }'
+  awk -v o="$1" -v w="$2" -v a="$3" -v f="$4" -v x="${5:-0}" \
+    'BEGIN { if (o == "-" || w == "-" || x == "-") print "-"; else printf "%.2f", o / (w + a + f + x) }'
 }
 echo
 echo "== Scale: the builder's own time against the build directory ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, runs=$runs)"
@@ -257,21 +271,25 @@ echo "stdenv: $stdenv_nix"
 echo "builds in: ${TMPDIR:-/tmp}"
 for b in "${builders[@]}"; do echo "$b: ${bin[$b]}"; done
 echo "floor (trivial sandboxed build): $f s"
-printf '%-16s %-8s %6s %7s %7s %7s %6s %6s | %9s %9s\n' project builder dir_MB full oneline install warm after \
-  "ol/limit" "inst/full"
+printf '%-16s %-8s %6s %7s %7s %7s %6s %6s %6s | %9s %9s %9s\n' project builder dir_MB full oneline install \
+  warm after fixup "ol/limit" "ol/lim+fx" "inst/full"
 for project in "${projects[@]}"; do
   warm=$(cat "$work/plain-$project.warm" 2>/dev/null || echo -)
   after=$(cat "$work/plain-$project.after" 2>/dev/null || echo -)
+  fixup=$(cat "$work/plain-$project.fixup" 2>/dev/null || echo -)
   mb=$(cat "$work/plain-$project.mb" 2>/dev/null || echo -)
   for b in "${builders[@]}" ${theirs:+theirs}; do
     full=$(value "$project.$b.full") ol=$(value "$project.$b.oneline") inst=$(value "$project.$b.install")
-    printf '%-16s %-8s %6s %7s %7s %7s %6s %6s | %9s %9s\n' "$project" "$b" "$mb" "$full" "$ol" "$inst" \
-      "$warm" "$after" \
+    printf '%-16s %-8s %6s %7s %7s %7s %6s %6s %6s | %9s %9s %9s\n' "$project" "$b" "$mb" "$full" "$ol" \
+      "$inst" "$warm" "$after" "$fixup" \
       "$(ol_limit "$ol" "$warm" "$after" "$f")" \
+      "$(ol_limit "$ol" "$warm" "$after" "$f" "$fixup")" \
       "$(awk -v i="$inst" -v s="$full" 'BEGIN { if (i == "-" || s == "-") print "-"; else printf "%.3f", i / s }')"
   done
 done
-echo "warm, after: in nix-shell of the stock derivation (the stdenv's compiler wrapper);"
+echo "fixup: the stdenv's fixupPhase over what make installed, which every Nix build runs"
+echo "after installPhase on the outputs it wrote; ol/lim+fx counts it in the limit"
+echo "warm, after, fixup: in nix-shell of the stock derivation (the stdenv's compiler wrapper);"
 echo "with the host's tools as the benchmark runs instead:"
 for project in "${projects[@]}"; do
   warm=$(cat "$work/bare-$project.warm" 2>/dev/null || echo -)
