@@ -18,6 +18,8 @@
 #             paths of the same length), the source unchanged
 #   longer    the same for a version bump that makes `name` one character longer (no output
 #             path keeps its length)
+#   chain     the header variant built from oneline's checkpoint, itself incremental (an
+#             edit-build loop's next build), against header's stock clean build
 #   plain     the same one-line change in a plain directory outside Nix, for the incremental
 #             time to be set against: the project's stock base derivation (its inputs
 #             realised, untimed) run by bash in a temporary directory with the derivation's
@@ -55,8 +57,9 @@
 #   --only plain  the plain scenario alone: its columns of each project's row are written
 #              into --out's results.tsv, the other columns of an earlier run kept (so the
 #              report sets them against that run's oneline times); no builder needed
-#   --scenarios  the Nix scenarios after full, from `oneline header install rename longer`
-#              (the default: all; stock and full always run); plain runs only with oneline.
+#   --scenarios  the Nix scenarios after full, from `oneline header install rename longer
+#              chain` (the default: all; stock and full always run; chain needs oneline and
+#              header); plain runs only with oneline.
 #              The report leaves out the columns of a scenario no project ran
 #   --stdenv   default $CHECKPOINT_TEST_STDENV, else ../shared/realstdenv/stdenv.nix beside the repo
 #   --builder  default $CHECKPOINT_BUILDER, else scripts/build-static.sh's binary
@@ -72,9 +75,10 @@ out_dir=$repo/target/corpus
 ci=""
 report_only=""
 only=""
-# The Nix scenarios after full, in this order (each from full's checkpoint); results.tsv
-# has six columns for each of all five, so the plain columns come after them all.
-all_scenarios="oneline header install rename longer"
+# The Nix scenarios after full, in this order (each from full's checkpoint but chain, from
+# oneline's); results.tsv has six columns for each of all six, so the plain columns come
+# after them all.
+all_scenarios="oneline header install rename longer chain"
 scenarios=$all_scenarios
 projects=()
 while [ $# -gt 0 ]; do
@@ -103,6 +107,11 @@ for v in $scenarios; do
     *) echo "corpus.sh: unknown scenario $v (--scenarios takes some of: $all_scenarios)" >&2; exit 2 ;;
   esac
 done
+if [[ " $scenarios " == *" chain "* ]] &&
+  { [[ " $scenarios " != *" oneline "* ]] || [[ " $scenarios " != *" header "* ]]; }; then
+  echo "corpus.sh: the chain scenario builds on oneline's checkpoint and header's stock build" >&2
+  exit 2
+fi
 if [ -n "$ci" ] && [ "$scenarios" != "$all_scenarios" ]; then
   echo "corpus.sh: --ci runs every Nix scenario; not with --scenarios" >&2
   exit 2
@@ -121,7 +130,7 @@ import csv, sys
 rows = [{k: (v if v != "" else "–") for k, v in r.items()}
         for r in csv.DictReader(open(sys.argv[1]), delimiter="\t")]
 for r in rows:
-    for v in ("rename", "longer"):
+    for v in ("rename", "longer", "chain"):
         for k in ("s", "stock_s", "result", "compiles", "clean_compiles", "effect"):
             r.setdefault(f"{v}_{k}", "–")
     for k in ("plain_cold_s", "plain_warm_s", "plain_after_s", "plain_compiles", "plain_cold_compiles", "floor_s"):
@@ -143,7 +152,8 @@ def res(r):
 # The scenarios some project ran (a column no row has is left out), and the plain columns
 # when a row has them.
 labels = {"oneline": "oneline", "header": "header", "install": "install",
-          "rename": "rename (same length)", "longer": "longer name"}
+          "rename": "rename (same length)", "longer": "longer name",
+          "chain": "chain (header over oneline's checkpoint)"}
 shown = [v for v in labels if any(r[v + "_result"] != "–" for r in rows)]
 ran_plain = any(r["plain_warm_s"] != "–" for r in rows)
 head = ["project", "build system", "stock s", "full s (ours/stock)", "full = stock", "verify",
@@ -175,7 +185,8 @@ n = len(rows)
 for key, label in (("full_vs_stock", "full build = stock"), ("oneline_result", "oneline incremental = stock clean"),
                    ("header_result", "header incremental = stock clean"), ("install_result", "install incremental = stock clean"),
                    ("rename_result", "rename (same length) incremental = stock clean"),
-                   ("longer_result", "longer name incremental = stock clean")):
+                   ("longer_result", "longer name incremental = stock clean"),
+                   ("chain_result", "chain (header over oneline's checkpoint) incremental = stock clean")):
     ran = [r for r in rows if r[key] != "–"]
     if ran:
         print(f"- {label}: {sum(1 for r in ran if r[key] == 'identical')} of {len(ran)}")
@@ -198,7 +209,8 @@ for key, base, label in (("full_s", "stock_s", "full build, ours / stock"),
                          ("header_s", "header_stock_s", "header incremental / stock clean"),
                          ("install_s", "install_stock_s", "install incremental / stock clean"),
                          ("rename_s", "rename_stock_s", "rename (same length) incremental / stock clean"),
-                         ("longer_s", "longer_stock_s", "longer name incremental / stock clean")):
+                         ("longer_s", "longer_stock_s", "longer name incremental / stock clean"),
+                         ("chain_s", "chain_stock_s", "chain incremental / stock clean")):
     vals = [num(r[key]) / num(r[base]) for r in rows if num(r[key]) and num(r[base])]
     if key == "full_s" or key[:-2] in shown:
         print(f"- median time, {label}: {median(vals)}")
@@ -421,7 +433,7 @@ sys.stdout.write("".join(f"{k}={v}\0" for k, v in env.items()))
   nix-instantiate --eval --strict --json -E "
     let c = (import $repo/tests/projects/corpus { stdenvNix = $stdenv_nix; sources = $sources; }).$p.corpus;
     in (import $repo/tests/projects/corpus/variant.nix {
-      variant = \"oneline\"; inherit (c) file header; }).postPatch" 2>"$work/eval.err" |
+      variant = \"oneline\"; inherit (c) file header name; }).postPatch" 2>"$work/eval.err" |
     python3 -c 'import json, sys; print(json.load(sys.stdin))' >"$dir/edit.sh" ||
     { cat "$work/eval.err" >&2; echo eval-failed >"$out_dir/$name.status"; return 0; }
   echo "corpus.sh: $name: $drv in $dir" >&2
@@ -539,18 +551,21 @@ for project in "${projects[@]}"; do
         continue
       fi
       inc=- stock=- result=- effect=-
-      if ok "$p.full"; then
+      # chain: the header variant over oneline's checkpoint, against header's stock build.
+      base=$p.full variant=$v clean=$p.$v.stock
+      [ "$v" != chain ] || base=$p.oneline variant=header clean=$p.header.stock
+      if ok "$base"; then
         realise "$p.$v" "$(instantiate "$p" "$salt" --arg builder "$builder" --arg checkpoint true \
-          --argstr variant "$v" --argstr base "$(checkpoint_of "$p.full")")"
-        realise "$p.$v.stock" "$(instantiate "$p" "$salt-stock" --argstr variant "$v")"
-        result=$(compare "$p.$v" "$p.$v.stock" "$p.$v")
-        case $(compare "$p.$v.effect" "$p.stock" "$p.$v.stock") in
+          --argstr variant "$variant" --argstr base "$(checkpoint_of "$base")")"
+        [ "$v" = chain ] || realise "$clean" "$(instantiate "$p" "$salt-stock" --argstr variant "$v")"
+        result=$(compare "$p.$v" "$clean" "$p.$v")
+        case $(compare "$p.$v.effect" "$p.stock" "$clean") in
           identical) effect="no effect" ;;
           DIFFERS) effect=changed ;;
         esac
         rm -rf "$out_dir/$p.$v.effect.trees"
       fi
-      row+=("$(time_of "$p.$v")" "$(time_of "$p.$v.stock")" "$result" "$(compiles "$p.$v")" "$(compiles "$p.$v.stock")" "$effect")
+      row+=("$(time_of "$p.$v")" "$(time_of "$clean")" "$result" "$(compiles "$p.$v")" "$(compiles "$clean")" "$effect")
       [ "$result" = identical ] || fail "$p $v: incremental vs stock clean: $result"
       case $v in
         rename | longer) ;;

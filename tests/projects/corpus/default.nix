@@ -25,7 +25,8 @@ let
   src = name: import ../orig-tarball.nix sources "corpus-${name}";
 
   # project NAME ATTRS: ATTRS (with `file`, `header` and `system`, the build system, for
-  # the report) as a derivation of the variant asked for.
+  # the report) as a derivation of the variant asked for; `corpus` holds what
+  # bench/corpus.sh reads of them (and `name`, which variant.nix takes).
   project = name: attrs:
     let
       v = import ./variant.nix { inherit variant; inherit (attrs) file header name; };
@@ -39,7 +40,7 @@ let
       postPatch = join (own.postPatch or "") (v.postPatch or "");
       postInstall = join (own.postInstall or "") (v.postInstall or "");
     } // (if v ? name then { inherit (v) name; } else { })))
-    // { corpus = { inherit (attrs) file header system; }; };
+    // { corpus = { inherit (attrs) file header system name; }; };
 
   ninja = import ../ninja-phases.nix;
   cmake = { generator ? "Ninja", dir ? ".", flags ? [ ] }: {
