@@ -25,6 +25,8 @@
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/lib.sh
+source "$repo/bench/lib.sh"
 stdenv_nix=$repo/../shared/realstdenv/stdenv.nix
 [ -f "$stdenv_nix" ] || stdenv_nix=$repo/tests/stdenv/stdenv.nix
 builder=""
@@ -52,16 +54,7 @@ if [ -n "$baseline" ]; then
   bin[baseline]=$(realpath "$baseline")
 fi
 
-pins=()
-for project in "${projects[@]}"; do
-  case $project in
-    zstd-cmake*) pins+=(zstd) ;;
-    pixman-meson) pins+=(corpus-pixman) ;;
-    *) pins+=("$project") ;;
-  esac
-done
-fetch_out=$("$repo/scripts/fetch-sources.sh" "${pins[@]}")
-sources=$(dirname "$(awk 'NR==1 {print $2}' <<<"$fetch_out")")
+sources=$(project_sources "" "${projects[@]}")
 
 nix_opts=(
   --option build-users-group '' --option sandbox true

@@ -89,6 +89,8 @@
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/lib.sh
+source "$repo/bench/lib.sh"
 stdenv_nix=$repo/tests/stdenv/stdenv.nix
 builder=${CHECKPOINT_BUILDER:-}
 sources=""
@@ -123,19 +125,7 @@ nix_opts=(
 )
 cores=2
 
-# The pins the projects build from (zstd-cmake and zstd-cmake-make use zstd's tarball,
-# pixman-meson the corpus's pixman): only
-# those are fetched, so a pin that has left the archive stops only the runs that build it.
-pins=()
-for project in "${projects[@]}"; do
-  case $project in
-    zstd-cmake*) pins+=(zstd) ;;
-    pixman-meson) pins+=(corpus-pixman) ;;
-    *) pins+=("$project") ;;
-  esac
-done
-fetch_out=$("$repo/scripts/fetch-sources.sh" ${sources:+--dir "$sources"} "${pins[@]}")
-sources=$(dirname "$(awk 'NR==1 {print $2}' <<<"$fetch_out")")
+sources=$(project_sources "$sources" "${projects[@]}")
 
 if [ -z "$builder" ]; then
   echo "reuse.sh: building checkpoint-builder (scripts/build-static.sh)" >&2
@@ -251,23 +241,7 @@ plain_phases() {
   secs "$t0" "$t1" >"$log.after.secs"
   # The fixup runs the stdenv's hooks.
   eval "$stdenv_run_hook"
-  plain_fixup
-}
-
-# plain_fixup: the stdenv's fixupPhase over what the install step wrote to $dir/out (strip,
-# patchShebangs, …), which every Nix build runs after installPhase on the outputs it wrote;
-# timed as `fixup`. Only in nix-shell, where the stdenv defines it.
-plain_fixup() {
-  local t0 t1
-  declare -F fixupPhase >/dev/null || return 0
-  t0=$(now)
-  # A temporary directory of its own, as /build beside $out in Nix: hooks flag what points
-  # into TMPDIR (a symlink into /tmp would be one here).
-  mkdir -p "$dir/tmp"
-  (outputs=out out=$dir/out prefix=$dir/out TMPDIR=$dir/tmp; fixupPhase) >"$log.fixup.log" 2>&1 ||
-    return 1
-  t1=$(now)
-  secs "$t0" "$t1" >"$log.fixup.secs"
+  stdenv_fixup "$dir" "$log.fixup.log" "$log.fixup.secs"
 }
 
 # plain_steps: plain()'s builds, in the unpacked source root (variables of
@@ -306,7 +280,7 @@ plain_steps() {
   make SHELL=/bin/bash "${installflags[@]}" install >"$log.install.log" 2>&1 || return 1
   t1=$(now)
   secs "$t0" "$t1" >"$log.after.secs"
-  plain_fixup
+  stdenv_fixup "$dir" "$log.fixup.log" "$log.fixup.secs"
 }
 
 # plain PROJECT RUN MODE [DRV]: the warm-make limit in a temporary directory.
@@ -335,7 +309,7 @@ plain() {
   {
     declare -p project run dir log root src post_patch configure flags installflags \
       check checkflags cflags ldflags configure_phase build_phase install_phase cores
-    declare -f now secs plain_steps plain_phases plain_fixup
+    declare -f now secs plain_steps plain_phases stdenv_fixup
   } >"$script"
   # nix-shell puts its shell's directory first on PATH: a directory of its own
   # holding only bash keeps /bin (and the host's gcc in it) behind the stdenv's.

@@ -44,6 +44,8 @@
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/lib.sh
+source "$repo/bench/lib.sh"
 stdenv_nix=$repo/tests/stdenv/stdenv.nix
 builder=${CHECKPOINT_BUILDER:-}
 baseline=""
@@ -147,17 +149,7 @@ plain_steps() {
   make SHELL=/bin/bash PREFIX="$dir/out" install >"$dir.install.log" 2>&1 || return 1
   t1=$(now)
   secs "$t0" "$t1" >"$dir.after"
-  # The stdenv's fixupPhase over what make installed (strip, patchShebangs, …), which every
-  # Nix build runs after installPhase: only in nix-shell, where the stdenv defines it.
-  declare -F fixupPhase >/dev/null || return 0
-  t0=$(now)
-  # A temporary directory of its own, as /build beside $out in Nix: hooks flag what points
-  # into TMPDIR (a symlink into /tmp would be one here).
-  mkdir -p "$dir/tmp"
-  (outputs=out out=$dir/out prefix=$dir/out TMPDIR=$dir/tmp; fixupPhase) >"$dir.fixup.log" 2>&1 ||
-    return 1
-  t1=$(now)
-  secs "$t0" "$t1" >"$dir.fixup"
+  stdenv_fixup "$dir" "$dir.fixup.log" "$dir.fixup"
 }
 
 # plain PROJECT MODE: warm make and install outside Nix. MODE env: in `nix-shell --pure` of
@@ -178,7 +170,7 @@ plain() {
   fi
   drv=$(instantiate "$project" "scale-bench-plain-$(date +%s%N)-$$-$RANDOM")
   script=$dir.sh
-  { declare -p dir root; declare -f now secs plain_steps; } >"$script"
+  { declare -p dir root; declare -f now secs plain_steps stdenv_fixup; } >"$script"
   # nix-shell puts its shell's directory first on PATH: a directory holding only bash keeps
   # /bin (and the host's gcc in it) behind the stdenv's.
   mkdir -p "$work/shell"

@@ -24,6 +24,8 @@
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/lib.sh
+source "$repo/bench/lib.sh"
 stdenv_nix=$repo/tests/stdenv/stdenv.nix
 builder=${CHECKPOINT_BUILDER:-}
 sources=""
@@ -49,14 +51,7 @@ nix_opts=(
   --cores 2 --max-jobs 1
 )
 
-# The pins the projects build from (zstd-cmake and zstd-cmake-make use zstd's tarball): only
-# those are fetched, so a pin that has left the archive stops only the runs that build it.
-pins=()
-for project in "${projects[@]}"; do
-  case $project in zstd-cmake*) pins+=(zstd) ;; *) pins+=("$project") ;; esac
-done
-fetch_out=$("$repo/scripts/fetch-sources.sh" ${sources:+--dir "$sources"} "${pins[@]}")
-sources=$(dirname "$(awk 'NR==1 {print $2}' <<<"$fetch_out")")
+sources=$(project_sources "$sources" "${projects[@]}")
 if [ -z "$builder" ]; then
   echo "version-bump.sh: building checkpoint-builder (scripts/build-static.sh)" >&2
   builder=$("$repo/scripts/build-static.sh")

@@ -1,0 +1,40 @@
+# Shell functions the benchmark scripts share; sourced (`source "$repo/bench/lib.sh"`, with
+# `repo` the repository's root), not run.
+
+# project_sources DIR PROJECT...: fetches the sources.lock pins the projects of tests/projects
+# build from (zstd-cmake and zstd-cmake-make use zstd's tarball, pixman-meson the corpus's
+# pixman; every other project its own name) into DIR (empty: scripts/fetch-sources.sh's
+# default) and prints the directory they are in, which tests/projects/default.nix takes as
+# `sources`. Only those pins are fetched, so a pin that has left the archive stops only the
+# runs that build it.
+project_sources() {
+  local dir=$1 project fetched
+  shift
+  local pins=()
+  for project in "$@"; do
+    case $project in
+      zstd-cmake*) pins+=(zstd) ;;
+      pixman-meson) pins+=(corpus-pixman) ;;
+      *) pins+=("$project") ;;
+    esac
+  done
+  # fetch-sources.sh prints `<pin> <tarball>` per pin.
+  fetched=$("$repo/scripts/fetch-sources.sh" ${dir:+--dir "$dir"} "${pins[@]}") || return 1
+  dirname "$(awk 'NR==1 {print $2}' <<<"$fetched")"
+}
+
+# stdenv_fixup DIR LOG SECONDS: the stdenv's fixupPhase over DIR/out, what a plain build
+# outside Nix installed (strip, patchShebangs, …: what every Nix build runs after
+# installPhase over the outputs it wrote), its output into LOG and its wall time into the
+# file SECONDS (with the caller's `now` and `secs`). Only in nix-shell, where the stdenv
+# defines fixupPhase (else nothing). DIR/tmp is its TMPDIR, as /build is beside $out in Nix:
+# hooks flag what points into TMPDIR (a symlink into /tmp would be one here).
+stdenv_fixup() {
+  local top=$1 log=$2 seconds=$3 t0 t1
+  declare -F fixupPhase >/dev/null || return 0
+  t0=$(now)
+  mkdir -p "$top/tmp"
+  (outputs=out out=$top/out prefix=$top/out TMPDIR=$top/tmp; fixupPhase) >"$log" 2>&1 || return 1
+  t1=$(now)
+  secs "$t0" "$t1" >"$seconds"
+}
