@@ -543,6 +543,14 @@ fn rewriting_nothing_is_a_verbatim_import() {
     }
 }
 
+/// The hashes of what the files of staging directory `dir` hold.
+fn staged_contents(dir: &Path) -> std::collections::BTreeSet<String> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| ContentHash::of(&fs::read(e.unwrap().path()).unwrap()).to_hex())
+        .collect()
+}
+
 fn staging_leftovers(dir: &Path) -> Vec<String> {
     fs::read_dir(dir)
         .unwrap()
@@ -625,11 +633,7 @@ fn a_staged_import_restores_each_content_once_and_the_same() {
         .flat_map(|r| st_s.root(r).values().filter_map(|e| e.blob()))
         .map(|h| h.to_hex())
         .collect();
-    let files: std::collections::BTreeSet<_> = fs::read_dir(&staged)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    assert_eq!(files, contents);
+    assert_eq!(staged_contents(&staged), contents);
     let rb = ws.restore_state_into(st_s.root("build"), &sb).unwrap();
     let ro = ws.restore_state(st_s.root("out"), &so).unwrap();
     assert_eq!(staging_leftovers(&sb).len(), 1, "the restore keeps it");
@@ -686,10 +690,7 @@ fn a_staged_import_restores_each_content_once_and_the_same() {
         .unwrap();
     assert_eq!(want, st_u);
     let staged = ib.join(staging_leftovers(&ib).pop().unwrap());
-    let fresh: std::collections::BTreeSet<_> = fs::read_dir(&staged)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
+    let fresh = staged_contents(&staged);
     let configured = ContentHash::of(b"int configured;\n").to_hex();
     assert!(fresh.contains(&configured), "{fresh:?}");
     let rep = wi

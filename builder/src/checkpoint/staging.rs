@@ -1,5 +1,5 @@
 //! Staged contents: file contents an import has just read and verified, kept decompressed
-//! (and rewritten) as files named by their hash in a hidden directory of the restore's target,
+//! (and rewritten) as files in a hidden directory of the restore's target, found by their hash,
 //! so that the restore which follows links each into place instead of decompressing its blob
 //! a second time (issue 19). Only this process writes there, between the import and the
 //! restore; the directory is removed once the restore is done, before any snapshot.
@@ -31,12 +31,21 @@ pub struct Staging {
     name: Vec<u8>,
     path: PathBuf,
     fd: OwnedFd,
-    /// Staged contents: hash → linked into a tree already.
-    staged: Mutex<HashMap<ContentHash, bool>>,
+    /// Staged contents: hash → the file holding it.
+    staged: Mutex<HashMap<ContentHash, Staged>>,
     counter: AtomicU64,
     removed: bool,
     /// The parent's mtime before and after the staging directory was made in it.
     parent_mtimes: (Timestamp, Timestamp),
+}
+
+/// A staged content's file: kept under the name it was written as (a rename to its hash
+/// would be one more operation on the directory, which every staging thread locks).
+#[derive(Debug)]
+struct Staged {
+    name: Vec<u8>,
+    /// Linked into a tree already.
+    placed: bool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -129,20 +138,19 @@ impl Staging {
         dir: BorrowedFd<'_>,
         name: &[u8],
     ) -> io::Result<Option<File>> {
-        let first = match lock(&self.staged).get_mut(hash) {
+        let (staged, first) = match lock(&self.staged).get_mut(hash) {
             None => return Ok(None),
-            Some(placed) => !std::mem::replace(placed, true),
+            Some(s) => (s.name.clone(), !std::mem::replace(&mut s.placed, true)),
         };
-        let staged = hash.to_hex();
         if first {
-            match fsops::link_at(self.fd.as_fd(), staged.as_bytes(), dir, name) {
+            match fsops::link_at(self.fd.as_fd(), &staged, dir, name) {
                 Ok(()) => return fsops::open_nofollow_at(dir, name).map(Some),
                 Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {}
                 Err(e) => return Err(e),
             }
         }
         // The first use may have made the file unreadable (its recorded mode): then the blob.
-        let Ok(mut from) = fsops::open_nofollow_at(self.fd.as_fd(), staged.as_bytes()) else {
+        let Ok(mut from) = fsops::open_nofollow_at(self.fd.as_fd(), &staged) else {
             return Ok(None);
         };
         let mut to = fsops::create_file_at(dir, name, 0o600)?;
@@ -156,10 +164,14 @@ impl Staging {
     /// read its blob instead. Reading a staged file costs a copy from the page cache, where
     /// the blob would be decompressed and hashed again.
     pub fn open(&self, hash: &ContentHash) -> Option<File> {
-        if !lock(&self.staged).contains_key(hash) {
-            return None;
-        }
-        fsops::open_nofollow_at(self.fd.as_fd(), hash.to_hex().as_bytes()).ok()
+        self.open_named(hash).map(|(f, _)| f)
+    }
+
+    /// [`Self::open`], with the staged file's path.
+    fn open_named(&self, hash: &ContentHash) -> Option<(File, PathBuf)> {
+        let name = lock(&self.staged).get(hash)?.name.clone();
+        let f = fsops::open_nofollow_at(self.fd.as_fd(), &name).ok()?;
+        Some((f, self.path.join(std::ffi::OsStr::from_bytes(&name))))
     }
 
     /// Passes the staged content `hash` to `sink` in chunks; `None` when [`Self::open`]
@@ -170,8 +182,8 @@ impl Staging {
         hash: &ContentHash,
         sink: &mut dyn FnMut(&[u8]) -> Result<()>,
     ) -> Option<Result<()>> {
-        let mut f = self.open(hash)?;
-        Some(read_in_chunks(&mut f, &self.path.join(hash.to_hex()), sink).map(drop))
+        let (mut f, path) = self.open_named(hash)?;
+        Some(read_in_chunks(&mut f, &path, sink).map(drop))
     }
 
     /// Removes the directory and everything staged in it (files linked into a tree stay
@@ -239,16 +251,20 @@ impl StagedFile<'_> {
     /// Makes the content available to restores as `hash` (what it hashes to).
     pub(super) fn publish(mut self, hash: &ContentHash) -> Result<()> {
         self.file = None;
-        let dest = hash.to_hex();
-        let dir = self.staging.fd.as_fd();
         let mut staged = lock(&self.staging.staged);
         if staged.contains_key(hash) {
-            // Two contents rewritten to the same bytes: one copy is enough.
+            // Two contents rewritten to the same bytes: one copy is enough (dropped, this
+            // one is removed).
             return Ok(());
         }
-        fsops::rename_at(dir, &self.name, dir, dest.as_bytes()).at("rename", &self.path)?;
-        self.name.clear();
-        staged.insert(*hash, false);
+        let name = std::mem::take(&mut self.name);
+        staged.insert(
+            *hash,
+            Staged {
+                name,
+                placed: false,
+            },
+        );
         Ok(())
     }
 }
