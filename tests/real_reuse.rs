@@ -372,11 +372,18 @@ fn check_header(
         ));
     }
     let untracked = build_decision.contains("are compiled again");
-    // Their objects are found and made older: the units themselves keep their mtimes, so no
-    // other rule with a unit as prerequisite runs (docs/keys.md).
-    if untracked && !build_decision.contains("1 object(s) made older than their sources)") {
+    // Their objects are found and made older, and so is the program linked from them: the
+    // units themselves keep their mtimes, so no other rule with a unit as prerequisite runs
+    // (docs/keys.md).
+    if untracked
+        && !build_decision.contains(
+            "1 object(s) made older than their sources, 1 program(s), shared librar(ies) or \
+             archive(s) holding them too)",
+        )
+    {
         problems.push(format!(
-            "{label}: expected the one includer's object to be made older: {build_decision}"
+            "{label}: expected the one includer's object and the program to be made older: \
+             {build_decision}"
         ));
     }
     if untracked != spec.header_untracked {

@@ -1811,6 +1811,55 @@ fn an_untracked_header_change_recompiles_its_includers_and_nothing_made_from_the
     assert!(String::from_utf8_lossy(&greet_output(&b).stdout).ends_with("!\n"));
 }
 
+/// The same header change where a rule makes a shared library from the units themselves,
+/// compiled and linked in one command (lz4's `liblz4.so: $(SRCFILES)`): `util.c` has an
+/// object (`util.o`, for the program), so it is not made newer, and only the library's being
+/// older than it remakes the library. The builder before left the library as the earlier
+/// build made it (MARK without the change), and `out` differed from a clean build's.
+#[test]
+fn an_untracked_header_change_remakes_a_library_made_from_the_units_themselves() {
+    let a = build(74, "direct-base", "untracked-direct", None);
+    let b = build(
+        74,
+        "direct-header",
+        "untracked-direct-header",
+        Some(&output(&a, true)),
+    );
+    let clean = build(74, "direct-header-clean", "untracked-direct-header", None);
+    let build_line = decision(&b, "buildPhase");
+    assert!(
+        build_line.contains("util.h")
+            && build_line.contains("3 object(s) made older than their sources, 2 program(s), shared librar(ies) or archive(s) holding them too"),
+        "{build_line}\n{}",
+        b.log_tail(40)
+    );
+    assert!(
+        b.log_lines
+            .iter()
+            .any(|l| l.contains("-shared -Wl,--build-id=none -o libdirect.so")),
+        "the library is made again: {}",
+        b.log_tail(40)
+    );
+    assert!(
+        !b.log_lines
+            .iter()
+            .any(|l| l.contains("regenerated from util.c")),
+        "{}",
+        b.log_tail(40)
+    );
+    // The library alone, each build's own output hash set aside.
+    let lib = |r: &BuildResult| {
+        let out = output(r, false);
+        normalised_nar(&out, &out.join("lib/libdirect.so"))
+    };
+    assert!(
+        lib(&a) != lib(&clean),
+        "the header change reaches the library"
+    );
+    assert!(lib(&b) == lib(&clean), "the library is the clean build's");
+    assert!(normalised_out(&b) == normalised_out(&clean));
+}
+
 /// The same header change where a unit includes a header through a macro (`#include
 /// OTHER_H`): that could be any header, so that unit counts as including the changed one, as
 /// do the units that include it, but not the others (`lone.c`); the log names the file.

@@ -53,7 +53,9 @@
 # (no target of the Makefile) through a macro; untracked-impl-source: that, with impl.c changed;
 # untracked-configmake: untracked, with make writing configmake.h (LIBDIR, from the
 # Makefile's prefix) before it builds the rest, as gnulib's Makefiles do, and util.c
-# including it;
+# including it; untracked-direct: untracked, with a shared library compiled and linked from
+# util.c and text.c in one command (no object between, as lz4's `liblz4.so: $(SRCFILES)`)
+# and installed in $out/lib; untracked-direct-header: that, with MARK changed;
 # input-paths: postBuild leaves the source's store path in the build directory in a short
 # file, in the middle of 200 kB of random bytes, as a symlink target and in a file name;
 # dev: a second output, `dev`, declared after `out` (as nixpkgs declares it), into which
@@ -70,7 +72,7 @@ let
   debug = builtins.elem variant [ "debug" "debug-install" "debug-stripped" "debug-stripped-install" ];
   stripped = builtins.elem variant [ "debug-stripped" "debug-stripped-install" ];
   configured = builtins.elem variant [ "configured" "configured-loud" "configured-o2" ];
-  untracked = builtins.elem variant [ "untracked" "untracked-header" "untracked-computed" "untracked-computed-header" "untracked-impl" "untracked-impl-source" "untracked-configmake" ];
+  untracked = builtins.elem variant [ "untracked" "untracked-header" "untracked-computed" "untracked-computed-header" "untracked-impl" "untracked-impl-source" "untracked-configmake" "untracked-direct" "untracked-direct-header" ];
   computedInclude = variant == "untracked-computed" || variant == "untracked-computed-header";
   included = variant == "included" || variant == "included-bump";
   mk = builtins.elem variant [ "mk" "mk-bump" "mk-cflags" ];
@@ -147,10 +149,21 @@ let
       EOS
         echo "shipped manual page" > greet.1
         printf '#include <stdio.h>\n#include "util.h"\nint greet(void) { printf("%%s from %%s%%s\\n", text(), PREFIX, MARK); return 0; }\n' > util.c
-        printf '#define MARK "${if builtins.elem variant [ "untracked-header" "untracked-computed-header" ] then "!" else ""}"\n' >> util.h
+        printf '#define MARK "${if builtins.elem variant [ "untracked-header" "untracked-computed-header" "untracked-direct-header" ] then "!" else ""}"\n' >> util.h
         printf '/* Note:\n   #include this file as the last one.  */\n#define MIN(a, b) ((a) < (b) ? (a) : (b))\n' > minmax.h
         printf '${if computedInclude then "#define OTHER_H \"minmax.h\"\\n#include OTHER_H" else "#include \"minmax.h\""}\nint other(void) { return MIN(1, 2); }\n' > other.c
         printf 'int lone(void) { return 0; }\n' > lone.c
+      '' else ""}
+      ${if variant == "untracked-direct" || variant == "untracked-direct-header" then ''
+        cat >> Makefile.in <<'EOS'
+      all: libdirect.so
+      libdirect.so: util.c text.c
+      	$(CC) $(CFLAGS) -DPREFIX='"$(prefix)"' -fPIC -shared -Wl,--build-id=none -o $@ util.c text.c
+      install: install-direct
+      install-direct: libdirect.so
+      	mkdir -p $(prefix)/lib
+      	cp libdirect.so $(prefix)/lib/
+      EOS
       '' else ""}
       ${if variant == "untracked-configmake" then ''
         sed -i 's/^all: greet$/all: configmake.h\n\t$(MAKE) all-am\nall-am: greet/' Makefile.in

@@ -829,6 +829,50 @@ pub(crate) fn mark_includers(
         AffectedUnits::Bounded { units, .. } => units.iter().cloned().collect(),
         AffectedUnits::All(_) => compile_units(tree),
     };
+    let linked = if ninja {
+        BTreeSet::new()
+    } else {
+        linked_holding(tree, &units, source, recorder)
+    };
     let read = |h: &ContentHash| recorder.read_blob(h).ok();
-    objects::mark_units_changed(tree, &units, source, left_out, &read, changed_mtime, ninja)
+    objects::mark_units_changed(
+        tree,
+        &units,
+        source,
+        left_out,
+        &read,
+        &linked,
+        changed_mtime,
+        ninja,
+    )
+}
+
+/// The programs, shared libraries and archives of `tree` ([`objects::linked_candidates`])
+/// whose content names one of `units` as an `STT_FILE` symbol would
+/// ([`relinked::ProductSearch`]), read through `recorder`. One whose bytes cannot tell (a
+/// program or library with no symbol table, `-s`) or that cannot be read is taken to hold
+/// one: made older, it is only remade, as a clean build makes it.
+fn linked_holding(
+    tree: &RootState,
+    units: &[RelPath],
+    source: &RootState,
+    recorder: &dyn Recording,
+) -> BTreeSet<RelPath> {
+    let mut names: Vec<Vec<u8>> = units
+        .iter()
+        .filter_map(|u| u.file_name().map(<[u8]>::to_vec))
+        .collect();
+    names.sort();
+    names.dedup();
+    let mut holding = BTreeSet::new();
+    for (path, hash, _) in objects::linked_candidates(tree, source) {
+        let Some(mut search) = relinked::ProductSearch::new(&names) else {
+            break;
+        };
+        let read = recorder.stream_blob(&hash, &mut |chunk| search.feed(chunk));
+        if read.is_err() || search.may_hold() {
+            holding.insert(path);
+        }
+    }
+    holding
 }

@@ -15,12 +15,21 @@
 //! - or are ELF relocatable objects whose `STT_FILE` symbol names the unit's file name (gcc
 //!   writes the source's base name there, whatever the object is called).
 //!
+//! The programs, shared libraries and archives that hold a unit (its `STT_FILE` name, which
+//! the linker and `ar` keep: [`super::relinked::UnitSearch`]) are made older than the units
+//! too: a rule may make one from the unit itself, with no object between (lz4's
+//! `liblz4.so: $(SRCFILES)`, compiled and linked in one command, and `liblz4.a:
+//! $(SRCFILES)`), and only its being older than the unit remakes it; where an object is
+//! between, the object's compile makes it older anyway. So is a program or shared library
+//! with no symbol table (linked with `-s`), whose bytes cannot say what it holds
+//! ([`super::relinked::ProductSearch`]): remade, it is what a clean build makes.
+//!
 //! A unit with no such product, or whose mtime cannot be gone below (second 0), is made newer
 //! instead, as before: it may be compiled by a rule this cannot see, and a stale object is a
 //! wrong output. So is every unit under ninja: for a `restat` rule it compares the inputs with
 //! the output mtime its log recorded, not the file's, and would not see an aged object.
 
-use crate::checkpoint::{ContentHash, EntryKind, RelPath, RootState, Timestamp};
+use crate::checkpoint::{ContentHash, Entry, EntryKind, RelPath, RootState, Timestamp};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Suffixes of the files a compile of `foo.c` writes as `foo<suffix>`.
@@ -39,6 +48,9 @@ pub struct MarkedUnits {
     pub units: usize,
     /// Their objects, made older than the unit.
     pub aged_objects: usize,
+    /// Programs, shared libraries and archives holding one of them, made older than the
+    /// units.
+    pub aged_linked: usize,
     /// Units with no object found, made newer than everything restored.
     pub touched_units: usize,
     /// Units whose only objects were left out of the tree: make remakes them as it remakes
@@ -53,6 +65,12 @@ impl MarkedUnits {
             "{} object(s) made older than their sources",
             self.aged_objects
         );
+        if self.aged_linked > 0 {
+            text.push_str(&format!(
+                ", {} program(s), shared librar(ies) or archive(s) holding them too",
+                self.aged_linked
+            ));
+        }
         if self.touched_units > 0 {
             text.push_str(&format!(
                 ", {} unit(s) with no object found made newer",
@@ -240,6 +258,31 @@ fn elf_file_symbols(data: &[u8]) -> Option<Vec<Vec<u8>>> {
     Some(names)
 }
 
+/// The build products of `tree` (paths `source` lacks) that may be linked from compile
+/// units: regular files with an execute bit, archives (`.a`) and shared libraries (`.so`,
+/// `.so.N…`), with their content hash and size. Whether one holds a unit is for the caller to
+/// read ([`super::relinked::UnitSearch`]); what it finds goes to [`mark_units_changed`].
+pub fn linked_candidates(tree: &RootState, source: &RootState) -> Vec<(RelPath, ContentHash, u64)> {
+    tree.iter()
+        .filter(|(p, _)| !source.contains_key(p))
+        .filter_map(|(p, e)| match &e.kind {
+            EntryKind::File { blake3, size, .. } if may_be_linked(p.as_bytes(), e.mode) => {
+                Some((p.clone(), *blake3, *size))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// True for a path and mode a linked product may have (see [`linked_candidates`]).
+fn may_be_linked(path: &[u8], mode: u32) -> bool {
+    let name = file_name(path);
+    mode & 0o111 != 0
+        || name.ends_with(b".a")
+        || name.ends_with(b".so")
+        || memchr::memmem::find(name, b".so.").is_some()
+}
+
 /// Marks `units` (compile units of `tree`) as changed for make: their objects (build
 /// products: paths `source` does not have) are made one second older than the unit; a unit
 /// with none found is made as new as `changed_mtime` if it is older. `left_out` holds the
@@ -249,13 +292,18 @@ fn elf_file_symbols(data: &[u8]) -> Option<Vec<Vec<u8>>> {
 /// rule that has it as a prerequisite (GNU m4's `m4.1: src/m4.c`, remade by `help2man`,
 /// which stamps the current month, where a clean build installs the shipped page). `read`
 /// gives a file's content by hash (None when it cannot be read: the file is then matched by
-/// name only). Under ninja (`ninja`) every unit is made newer instead.
+/// name only). `linked` are the programs, shared libraries and archives of `tree` that hold
+/// one of the units ([`linked_candidates`] the caller found naming one): each is made one
+/// second older than the oldest unit. Under ninja (`ninja`) every unit is made newer
+/// instead.
+#[allow(clippy::too_many_arguments)]
 pub fn mark_units_changed(
     tree: &mut RootState,
     units: &[RelPath],
     source: &RootState,
     left_out: &RootState,
     read: &dyn Fn(&ContentHash) -> Option<Vec<u8>>,
+    linked: &BTreeSet<RelPath>,
     changed_mtime: Timestamp,
     ninja: bool,
 ) -> MarkedUnits {
@@ -340,6 +388,58 @@ pub fn mark_units_changed(
     for (object, older) in &aged {
         if let Some(e) = tree.get_mut(object) {
             e.mtime = e.mtime.min(*older);
+        }
+    }
+    // A linked product holds some of the units: older than the oldest, it is older than each
+    // it holds. Units at second 0 are made newer below, which remakes it as well.
+    let oldest = units
+        .iter()
+        .filter_map(|u| tree.get(u).map(|e| e.mtime))
+        .filter(|m| m.sec >= 1)
+        .min();
+    if let Some(oldest) = oldest {
+        let older = Timestamp {
+            sec: oldest.sec - 1,
+            nsec: oldest.nsec,
+        };
+        for product in linked {
+            if source.contains_key(product) || aged.contains_key(product) {
+                continue;
+            }
+            if let Some(e) = tree.get_mut(product) {
+                if matches!(e.kind, EntryKind::File { .. }) {
+                    e.mtime = e.mtime.min(older);
+                    marked.aged_linked += 1;
+                }
+            }
+        }
+    }
+    // The paths of one inode share its mtime: an aged path's other links are aged with it.
+    let mut groups: BTreeMap<RelPath, Timestamp> = BTreeMap::new();
+    for path in aged.keys().chain(linked) {
+        if let Some(Entry {
+            kind:
+                EntryKind::File {
+                    hardlink: Some(group),
+                    ..
+                },
+            mtime,
+            ..
+        }) = tree.get(path)
+        {
+            let at = groups.entry(group.clone()).or_insert(*mtime);
+            *at = (*at).min(*mtime);
+        }
+    }
+    for e in tree.values_mut() {
+        if let EntryKind::File {
+            hardlink: Some(group),
+            ..
+        } = &e.kind
+        {
+            if let Some(older) = groups.get(group) {
+                e.mtime = e.mtime.min(*older);
+            }
         }
     }
     for unit in &touched {
@@ -551,18 +651,29 @@ mod tests {
             &source,
             &none,
             &read,
+            &BTreeSet::new(),
             changed,
             true,
         );
         assert_eq!((marked.aged_objects, marked.touched_units), (0, 3));
         assert_eq!(under_ninja[&rp("src/cmp.c")].mtime.sec, 500);
         assert_eq!(under_ninja[&rp("src/cmp.o")].mtime.sec, 200);
-        let marked = mark_units_changed(&mut tree, &units, &source, &none, &read, changed, false);
+        let marked = mark_units_changed(
+            &mut tree,
+            &units,
+            &source,
+            &none,
+            &read,
+            &BTreeSet::new(),
+            changed,
+            false,
+        );
         assert_eq!(
             marked,
             MarkedUnits {
                 units: 3,
                 aged_objects: 2,
+                aged_linked: 0,
                 touched_units: 1,
                 remade_units: 0
             }
@@ -585,6 +696,96 @@ mod tests {
     }
 
     #[test]
+    fn programs_libraries_and_archives_holding_a_unit_are_aged_below_the_oldest_unit() {
+        // lz4: `liblz4.a` and `liblz4.so` are made from the sources themselves
+        // (`liblz4.a: $(SRCFILES)`), so only their being older than a unit remakes them,
+        // though the programs' make compiles an object of the same unit.
+        let mut contents = BTreeMap::new();
+        let files = [
+            ("lib/lz4hc.c", "int hc;"),
+            ("lib/lz4.c", "int l;"),
+            ("lib/lz4hc.o", "object"),
+            ("lib/liblz4.a", "archive"),
+            ("lib/liblz4.so.1.9.4", "shared"),
+            ("lib/liblz4.so.1", "shared"),
+            ("lib/liblz4.pc", "text"),
+            ("programs/lz4", "program"),
+            ("scripts/run.sh", "#!/bin/sh"),
+        ];
+        let mut tree = object_tree(&files, &mut contents);
+        for (p, e) in tree.iter_mut() {
+            let p = p.as_bytes();
+            e.mtime = Timestamp {
+                sec: if p == b"lib/lz4hc.c" {
+                    100
+                } else if p == b"lib/lz4.c" {
+                    150
+                } else {
+                    200
+                },
+                nsec: 7,
+            };
+            if p == b"programs/lz4" || p == b"scripts/run.sh" {
+                e.mode = 0o755;
+            }
+            // One inode: the library and its soname link.
+            if p.starts_with(b"lib/liblz4.so.1") {
+                if let EntryKind::File { hardlink, .. } = &mut e.kind {
+                    *hardlink = Some(rp("lib/liblz4.so.1"));
+                }
+            }
+        }
+        let mut source = tree.clone();
+        source.retain(|p, _| {
+            let p = p.as_bytes();
+            p.ends_with(b".c") || p.ends_with(b".sh")
+        });
+        let candidates: Vec<String> = linked_candidates(&tree, &source)
+            .into_iter()
+            .map(|(p, _, _)| p.to_string())
+            .collect();
+        assert_eq!(
+            candidates,
+            [
+                "lib/liblz4.a",
+                "lib/liblz4.so.1",
+                "lib/liblz4.so.1.9.4",
+                "programs/lz4"
+            ],
+            "products with an execute bit, `.a` or `.so` only; the source's script is no product"
+        );
+        let linked: BTreeSet<RelPath> = [rp("lib/liblz4.a"), rp("lib/liblz4.so.1.9.4")].into();
+        let read = |h: &ContentHash| contents.get(h).cloned();
+        let marked = mark_units_changed(
+            &mut tree,
+            &[rp("lib/lz4hc.c"), rp("lib/lz4.c")],
+            &source,
+            &RootState::new(),
+            &read,
+            &linked,
+            Timestamp { sec: 500, nsec: 0 },
+            false,
+        );
+        assert_eq!((marked.aged_objects, marked.aged_linked), (1, 2));
+        let mtime = |p: &str| tree[&rp(p)].mtime;
+        assert_eq!(mtime("lib/lz4hc.o").sec, 99);
+        assert_eq!(mtime("lib/liblz4.a"), Timestamp { sec: 99, nsec: 7 });
+        assert_eq!(mtime("lib/liblz4.so.1.9.4").sec, 99);
+        assert_eq!(
+            mtime("lib/liblz4.so.1").sec,
+            99,
+            "another link of the same inode has its mtime"
+        );
+        assert_eq!(mtime("programs/lz4").sec, 200, "not found holding a unit");
+        assert_eq!(mtime("lib/lz4hc.c").sec, 100);
+        assert_eq!(mtime("lib/lz4.c").sec, 500, "no object: made newer");
+        assert!(marked.describe().starts_with(
+            "1 object(s) made older than their sources, 2 program(s), shared librar(ies) or \
+             archive(s) holding them too"
+        ));
+    }
+
+    #[test]
     fn a_shipped_object_and_a_unit_at_second_zero_are_not_aged() {
         let mut contents = BTreeMap::new();
         let mut tree = object_tree(&[("a.c", "int a;"), ("a.o", "shipped")], &mut contents);
@@ -601,6 +802,7 @@ mod tests {
             &source,
             &none,
             &read,
+            &BTreeSet::new(),
             changed,
             false,
         );
@@ -642,13 +844,22 @@ mod tests {
         let read = |h: &ContentHash| contents.get(h).cloned();
         let changed = Timestamp { sec: 500, nsec: 0 };
         let units = [rp("src/m4.c"), rp("src/path.c")];
-        let marked =
-            mark_units_changed(&mut tree, &units, &source, &left_out, &read, changed, false);
+        let marked = mark_units_changed(
+            &mut tree,
+            &units,
+            &source,
+            &left_out,
+            &read,
+            &BTreeSet::new(),
+            changed,
+            false,
+        );
         assert_eq!(
             marked,
             MarkedUnits {
                 units: 2,
                 aged_objects: 1,
+                aged_linked: 0,
                 touched_units: 0,
                 remade_units: 1
             }

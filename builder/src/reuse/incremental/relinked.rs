@@ -10,7 +10,8 @@
 //! does (`\0unit.c\0` in a string table: gcc and clang write the source's base name, and
 //! the linker and `ar` keep the symbol). Only files of [`MIN_SIZE`] and more are looked at,
 //! where leaving one out saves more than reading it costs. Pure: which files to read
-//! ([`candidates`]) and what their bytes say ([`UnitSearch`]); the reads are the caller's.
+//! ([`candidates`]) and what their bytes say ([`UnitSearch`]; [`ProductSearch`], the same
+//! search for a header change's units, [`super::objects`]); the reads are the caller's.
 
 use crate::checkpoint::{ContentHash, EntryKind, OverlayChange, RelPath, RootState};
 use memchr::memmem;
@@ -137,6 +138,78 @@ impl UnitSearch {
     }
 }
 
+/// Whether a build product may hold one of some compile units, for a header change no
+/// dependency record names ([`super::objects`]): a [`UnitSearch`] over the whole content,
+/// from its first bytes whatever the chunks, that also looks for the symbol table the
+/// `STT_FILE` names are in. A program or shared library without one (linked with `-s`) may
+/// hold any unit.
+#[derive(Debug)]
+pub struct ProductSearch {
+    units: UnitSearch,
+    symtab: UnitSearch,
+    found: Verdict,
+    has_symtab: bool,
+    /// The first bytes, until there are enough to tell the kind of file.
+    head: Vec<u8>,
+    started: bool,
+}
+
+/// Bytes enough to tell an ELF file's type (18) or an archive's magic (8).
+const HEAD: usize = 64;
+
+impl ProductSearch {
+    /// A search for `names` (file names of compile units); `None` when there are none.
+    pub fn new(names: &[Vec<u8>]) -> Option<Self> {
+        Some(ProductSearch {
+            units: UnitSearch::new(names)?,
+            symtab: UnitSearch::new(&[b".symtab".to_vec()])?,
+            found: Verdict::Undecided,
+            has_symtab: false,
+            head: Vec::new(),
+            started: false,
+        })
+    }
+
+    /// The next chunk of the content.
+    pub fn feed(&mut self, chunk: &[u8]) {
+        if self.found != Verdict::Undecided {
+            return;
+        }
+        if self.started {
+            self.search(chunk);
+            return;
+        }
+        self.head.extend_from_slice(chunk);
+        if self.head.len() >= HEAD {
+            self.started = true;
+            let head = std::mem::take(&mut self.head);
+            self.search(&head);
+        }
+    }
+
+    fn search(&mut self, chunk: &[u8]) {
+        self.found = self.units.feed(chunk);
+        if !self.has_symtab {
+            self.has_symtab = self.symtab.feed(chunk) == Verdict::Holds;
+        }
+    }
+
+    /// After the whole content: true for a program, shared library or archive that names
+    /// one of the units, or that has no symbol table to name them in.
+    pub fn may_hold(mut self) -> bool {
+        if !self.started && !self.head.is_empty() {
+            let head = std::mem::take(&mut self.head);
+            self.started = true;
+            self.search(&head);
+        }
+        match self.found {
+            Verdict::Holds => true,
+            Verdict::NotLinked => false,
+            Verdict::Undecided => self.started && !self.has_symtab,
+        }
+    }
+}
+
 /// An ELF executable or shared object, or an `ar` archive, by its first bytes.
 fn is_linked_product(head: &[u8]) -> bool {
     if head.starts_with(b"!<arch>\n") {
@@ -177,6 +250,46 @@ mod tests {
             }
         }
         Verdict::Undecided
+    }
+
+    fn may_hold(names: &[&str], content: &[u8], chunk: usize) -> bool {
+        let names: Vec<Vec<u8>> = names.iter().map(|n| n.as_bytes().to_vec()).collect();
+        let mut s = ProductSearch::new(&names).unwrap();
+        for c in content.chunks(chunk) {
+            s.feed(c);
+        }
+        s.may_hold()
+    }
+
+    #[test]
+    fn a_product_may_hold_a_unit_it_names_or_when_it_has_no_symbol_table() {
+        let with_symtab = [&[7u8; 300][..], b"\0.symtab\0.strtab\0", &[1u8; 40]].concat();
+        let naming = [&with_symtab[..], b"\0lz4hc.c\0"].concat();
+        for chunk in [1, 5, 17, 18, 63, 64, 65, 1000] {
+            assert!(may_hold(&["lz4hc.c"], &elf(3, &naming), chunk), "{chunk}");
+            assert!(
+                may_hold(&["lz4hc.c"], &[b"!<arch>\n", &naming[..]].concat(), chunk),
+                "{chunk}"
+            );
+            assert!(
+                !may_hold(&["lz4hc.c"], &elf(2, &with_symtab), chunk),
+                "a symbol table without the name: {chunk}"
+            );
+            assert!(
+                may_hold(&["lz4hc.c"], &elf(2, &[9u8; 400]), chunk),
+                "no symbol table (linked with -s): {chunk}"
+            );
+            assert!(
+                !may_hold(&["lz4hc.c"], &elf(1, &naming), chunk),
+                "an object is no linked product: {chunk}"
+            );
+            assert!(!may_hold(&["lz4hc.c"], b"#!/bin/sh\nexec lz4hc.c\n", chunk));
+        }
+        assert!(!may_hold(&["lz4hc.c"], b"", 1), "empty");
+        assert!(
+            !may_hold(&["lz4hc.c"], b"\x7fELF", 1),
+            "too short to be one"
+        );
     }
 
     #[test]

@@ -1081,6 +1081,7 @@ mod tests {
         let marked = MarkedUnits {
             units: 12,
             aged_objects: 11,
+            aged_linked: 0,
             touched_units: 1,
             remade_units: 0,
         };
