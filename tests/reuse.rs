@@ -1860,6 +1860,38 @@ fn an_untracked_header_change_remakes_a_library_made_from_the_units_themselves()
     assert!(normalised_out(&b) == normalised_out(&clean));
 }
 
+/// An edit-build loop that undoes an edit: the earlier build's postPatch edited `util.c`,
+/// newer than the shipped manual page, so its make remade the page from it (as a clean build
+/// of that source does); the new source has `util.c` as shipped, older than the page, so a
+/// clean build installs the shipped page. Over the earlier tree the page is the remade one,
+/// and the changed `util.c`, newer than every restored file, would have make remake it again:
+/// the builder runs configure and build on the new tree instead, and says why. The builder
+/// before installed the remade page (GNU diffutils' `diff.1: diff.c`, docs/corpus.md).
+#[test]
+fn an_edit_undone_does_not_keep_a_source_file_the_edit_remade() {
+    let a = build(75, "edit-base", "untracked-edit", None);
+    assert!(
+        a.log_lines
+            .iter()
+            .any(|l| l.contains("regenerated from util.c")),
+        "the edit remakes the page: {}",
+        a.log_tail(40)
+    );
+    let b = build(75, "edit-undone", "untracked", Some(&output(&a, true)));
+    let clean = build(75, "edit-undone-clean", "untracked", None);
+    assert!(
+        b.log_lines.iter().any(|l| l.contains(
+            "no incremental restore after patchPhase: the earlier build remade \
+             cproject-src/greet.1, a file of the source, when cproject-src/util.c was newer"
+        )),
+        "{}",
+        b.log_tail(40)
+    );
+    let page = std::fs::read_to_string(output(&b, false).join("share/greet/greet.1")).unwrap();
+    assert_eq!(page, "shipped manual page\n");
+    assert!(normalised_out(&b) == normalised_out(&clean));
+}
+
 /// The same header change where a unit includes a header through a macro (`#include
 /// OTHER_H`): that could be any header, so that unit counts as including the changed one, as
 /// do the units that include it, but not the others (`lone.c`); the log names the file.

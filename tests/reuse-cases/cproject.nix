@@ -55,7 +55,8 @@
 # Makefile's prefix) before it builds the rest, as gnulib's Makefiles do, and util.c
 # including it; untracked-direct: untracked, with a shared library compiled and linked from
 # util.c and text.c in one command (no object between, as lz4's `liblz4.so: $(SRCFILES)`)
-# and installed in $out/lib; untracked-direct-header: that, with MARK changed;
+# and installed in $out/lib; untracked-direct-header: that, with MARK changed; untracked-edit:
+# untracked, with util.c edited by postPatch;
 # input-paths: postBuild leaves the source's store path in the build directory in a short
 # file, in the middle of 200 kB of random bytes, as a symlink target and in a file name;
 # dev: a second output, `dev`, declared after `out` (as nixpkgs declares it), into which
@@ -72,7 +73,7 @@ let
   debug = builtins.elem variant [ "debug" "debug-install" "debug-stripped" "debug-stripped-install" ];
   stripped = builtins.elem variant [ "debug-stripped" "debug-stripped-install" ];
   configured = builtins.elem variant [ "configured" "configured-loud" "configured-o2" ];
-  untracked = builtins.elem variant [ "untracked" "untracked-header" "untracked-computed" "untracked-computed-header" "untracked-impl" "untracked-impl-source" "untracked-configmake" "untracked-direct" "untracked-direct-header" ];
+  untracked = builtins.elem variant [ "untracked" "untracked-header" "untracked-computed" "untracked-computed-header" "untracked-impl" "untracked-impl-source" "untracked-configmake" "untracked-direct" "untracked-direct-header" "untracked-edit" ];
   computedInclude = variant == "untracked-computed" || variant == "untracked-computed-header";
   included = variant == "included" || variant == "included-bump";
   mk = builtins.elem variant [ "mk" "mk-bump" "mk-cflags" ];
@@ -351,6 +352,9 @@ mkDrv ({
       ln -s "$src/configure" input-link
       touch "''${src#/nix/store/}.stamp"
     '' else null;
+  # untracked-edit: the source as untracked's, with util.c edited by postPatch (so newer than
+  # the shipped page, which make then remakes from it, in a clean build too).
+  postPatch = if variant == "untracked-edit" then "echo 'int edited_unit;' >> util.c" else null;
   preConfigure = if variant == "edit" || variant == "edit-source" then ''
     sed -i 's/Hello/Howdy/' text.c
   '' else null;

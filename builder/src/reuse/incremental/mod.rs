@@ -312,6 +312,9 @@ pub fn try_resume(
     ) {
         return Ok(Resumption::NotResumed(no));
     }
+    if let Err(no) = rules::check_rewrite_order(&changes, &old_tree, &new_tree, &restored) {
+        return Ok(Resumption::NotResumed(no));
+    }
     if found.rerun_from.is_some() && !ninja {
         if let Err(no) = check_makefiles_read(&found, &restored, recorder) {
             return Ok(Resumption::NotResumed(no));

@@ -1,9 +1,12 @@
 //! The rules of the incremental rebuild, pure: whether an earlier build's tree may be resumed
 //! over after this build's `patchPhase` ([`check_phases`], [`check_source_changes`],
-//! [`check_earlier_edits`]), with a typed reason when not ([`NoResume`]); the mtime changed
-//! files get ([`resume_floor`]); and what the log says for each phase ([`resumed_decisions`]).
+//! [`check_earlier_edits`], [`check_rewrite_order`]), with a typed reason when not
+//! ([`NoResume`]); the mtime changed files get ([`resume_floor`]); and what the log says for
+//! each phase ([`resumed_decisions`]).
 
-use crate::checkpoint::{classify, OverlayChange, RelPath, RewritePair, RootState, Timestamp};
+use crate::checkpoint::{
+    classify, EntryKind, OverlayChange, RelPath, RewritePair, RootState, Timestamp,
+};
 use crate::reuse::incremental::dependencies::AffectedUnits;
 use crate::reuse::incremental::objects::MarkedUnits;
 use crate::reuse::incremental::working_copy::ConfigureCaches;
@@ -45,6 +48,12 @@ pub enum NoResume {
          (laid over, it would lose that edit): configure and build run on the new tree"
     )]
     EditedByEarlierBuild { files: String },
+    #[error(
+        "the earlier build remade {rewritten}, a file of the source, when {changed} was newer \
+         than it; in the new source {changed} changed and is not newer than it, so a clean \
+         build would not remake it: configure and build run on the new tree"
+    )]
+    RewriteOrderFlipped { rewritten: String, changed: String },
     #[error(
         "deleted files are still prerequisites in the earlier build's dependency records \
          ({files}), and nothing makes them: make would stop on them, so configure and build \
@@ -527,6 +536,56 @@ pub fn check_earlier_edits(
             files: short_list(&edited, 3),
         })
     }
+}
+
+/// Refuses a resume when the earlier build rewrote a file of the source that the new source
+/// leaves as it was (with a new mtime, as make remakes a file, not in place with its mtime
+/// kept, as `patchShebangs` does), while a file the new source changes was newer than it in
+/// the earlier source and is not newer than it in the new one. A clean build of the new
+/// source would not remake it from that file (make goes by mtimes), but over the earlier tree
+/// it holds what the earlier build made, and the changed file, made newer than every restored
+/// file, would have make remake it anyway: in an edit-build loop that undoes an edit of GNU
+/// diffutils' `src/diff.c`, the page `man/diff.1` that `help2man` remade after the edit
+/// (`diff.1: diff.c diff.x`, stamping the current month), where a clean build installs the
+/// shipped one.
+pub fn check_rewrite_order(
+    changes: &[(RelPath, OverlayChange)],
+    old_source: &RootState,
+    new_source: &RootState,
+    built: &RootState,
+) -> Result<(), NoResume> {
+    let changed: Vec<(&RelPath, Timestamp, Timestamp)> = changes
+        .iter()
+        .filter(|(p, _)| !is_stdenv_file(p))
+        .filter_map(|(p, _)| Some((p, old_source.get(p)?.mtime, new_source.get(p)?.mtime)))
+        .collect();
+    if changed.is_empty() {
+        return Ok(());
+    }
+    let changed_paths: BTreeSet<&RelPath> = changes.iter().map(|(p, _)| p).collect();
+    for (path, old) in old_source {
+        if changed_paths.contains(path) || !matches!(old.kind, EntryKind::File { .. }) {
+            continue;
+        }
+        let (Some(new), Some(now)) = (new_source.get(path), built.get(path)) else {
+            continue;
+        };
+        // Rewritten, and not in place with its mtime kept (as `patchShebangs` and
+        // `substituteInPlace` keep it): what make rewrites gets a new one.
+        if classify(old, now) != Some(OverlayChange::Content) || now.mtime == old.mtime {
+            continue;
+        }
+        if let Some((c, _, _)) = changed
+            .iter()
+            .find(|(_, was, is)| *was > old.mtime && *is <= new.mtime)
+        {
+            return Err(NoResume::RewriteOrderFlipped {
+                rewritten: path.to_string(),
+                changed: c.to_string(),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn edited_by_earlier_build(
@@ -1120,6 +1179,68 @@ mod tests {
             "{}",
             d[1].reason
         );
+    }
+
+    #[test]
+    fn a_source_file_remade_after_a_change_the_new_source_undoes_refuses_the_resume() {
+        let at = |t: &mut RootState, p: &str, sec: i64| {
+            t.get_mut(&RelPath::from_escaped(p).unwrap()).unwrap().mtime =
+                Timestamp { sec, nsec: 0 };
+        };
+        // diffutils: the earlier build's postPatch edited src/diff.c (newer than the shipped
+        // page), so make remade man/diff.1 with help2man; the new source has diff.c as
+        // shipped, older than the page, and edits diff.h.
+        let mut old = tree(&[
+            ("d/src/diff.c", "edited"),
+            ("d/src/diff.h", "h"),
+            ("d/man/diff.1", "shipped page"),
+        ]);
+        at(&mut old, "d/src/diff.c", 500);
+        at(&mut old, "d/src/diff.h", 100);
+        at(&mut old, "d/man/diff.1", 200);
+        let mut new = tree(&[
+            ("d/src/diff.c", "shipped"),
+            ("d/src/diff.h", "h edited"),
+            ("d/man/diff.1", "shipped page"),
+        ]);
+        at(&mut new, "d/src/diff.c", 100);
+        at(&mut new, "d/src/diff.h", 600);
+        at(&mut new, "d/man/diff.1", 200);
+        let mut built = old.clone();
+        built.extend(tree(&[
+            ("d/man/diff.1", "remade page"),
+            ("d/src/diff.o", "o"),
+        ]));
+        let changes = overlay_diff(&old, &new);
+        assert_eq!(
+            check_rewrite_order(&changes, &old, &new, &built),
+            Err(NoResume::RewriteOrderFlipped {
+                rewritten: "d/man/diff.1".into(),
+                changed: "d/src/diff.c".into(),
+            })
+        );
+        // The page as shipped after the earlier build: nothing was remade.
+        let mut kept = built.clone();
+        kept.insert(
+            RelPath::from_escaped("d/man/diff.1").unwrap(),
+            old[&RelPath::from_escaped("d/man/diff.1").unwrap()].clone(),
+        );
+        assert_eq!(check_rewrite_order(&changes, &old, &new, &kept), Ok(()));
+        // Rewritten in place with its mtime kept (patchShebangs on a script): no make rule.
+        let page = RelPath::from_escaped("d/man/diff.1").unwrap();
+        let mut patched = built.clone();
+        patched.get_mut(&page).unwrap().mtime = old[&page].mtime;
+        assert_eq!(check_rewrite_order(&changes, &old, &new, &patched), Ok(()));
+        // diff.c still newer than the page in the new source (an edit, not an undo): a
+        // clean build remakes the page too, and so does the resumed one.
+        at(&mut new, "d/src/diff.c", 700);
+        let changes = overlay_diff(&old, &new);
+        assert_eq!(check_rewrite_order(&changes, &old, &new, &built), Ok(()));
+        // diff.c older than the page in the earlier source too: the change did not remake it.
+        at(&mut new, "d/src/diff.c", 100);
+        at(&mut old, "d/src/diff.c", 150);
+        let changes = overlay_diff(&old, &new);
+        assert_eq!(check_rewrite_order(&changes, &old, &new, &built), Ok(()));
     }
 
     fn edited(old: &[(&str, &str)], new: &[(&str, &str)], built: &[(&str, &str)]) -> Vec<String> {
