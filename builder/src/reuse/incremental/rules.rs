@@ -540,8 +540,9 @@ pub fn check_earlier_edits(
 
 /// Refuses a resume when the earlier build rewrote a file of the source that the new source
 /// leaves as it was (with a new mtime, as make remakes a file, not in place with its mtime
-/// kept, as `patchShebangs` does), while a file the new source changes was newer than it in
-/// the earlier source and is not newer than it in the new one. A clean build of the new
+/// kept, as `patchShebangs` does, and no earlier than a changed file's mtime in its tree),
+/// while that changed file was newer than it in the earlier source and is not newer than it
+/// in the new one. A clean build of the new
 /// source would not remake it from that file (make goes by mtimes), but over the earlier tree
 /// it holds what the earlier build made, and the changed file, made newer than every restored
 /// file, would have make remake it anyway: in an edit-build loop that undoes an edit of GNU
@@ -554,10 +555,15 @@ pub fn check_rewrite_order(
     new_source: &RootState,
     built: &RootState,
 ) -> Result<(), NoResume> {
-    let changed: Vec<(&RelPath, Timestamp, Timestamp)> = changes
+    // Each changed file's mtime in the earlier source, in the new one, and in the earlier
+    // tree after buildPhase (none when the build removed it).
+    let changed: Vec<(&RelPath, Timestamp, Timestamp, Option<Timestamp>)> = changes
         .iter()
         .filter(|(p, _)| !is_stdenv_file(p))
-        .filter_map(|(p, _)| Some((p, old_source.get(p)?.mtime, new_source.get(p)?.mtime)))
+        .filter_map(|(p, _)| {
+            let (old, new) = (old_source.get(p)?.mtime, new_source.get(p)?.mtime);
+            Some((p, old, new, built.get(p).map(|e| e.mtime)))
+        })
         .collect();
     if changed.is_empty() {
         return Ok(());
@@ -575,10 +581,13 @@ pub fn check_rewrite_order(
         if classify(old, now) != Some(OverlayChange::Content) || now.mtime == old.mtime {
             continue;
         }
-        if let Some((c, _, _)) = changed
-            .iter()
-            .find(|(_, was, is)| *was > old.mtime && *is <= new.mtime)
-        {
+        // Newer than it in the earlier source, not in the new one, and it was written no
+        // earlier than the changed file's time in the earlier tree, as make writes what it
+        // remakes from a newer file (a file configure wrote over a shipped one before an
+        // earlier build's change is not: zlib's `Makefile`).
+        if let Some((c, ..)) = changed.iter().find(|(_, was, is, then)| {
+            *was > old.mtime && *is <= new.mtime && then.is_none_or(|t| now.mtime >= t)
+        }) {
             return Err(NoResume::RewriteOrderFlipped {
                 rewritten: path.to_string(),
                 changed: c.to_string(),
@@ -1211,6 +1220,8 @@ mod tests {
             ("d/man/diff.1", "remade page"),
             ("d/src/diff.o", "o"),
         ]));
+        // Remade by make after the edit.
+        at(&mut built, "d/man/diff.1", 600);
         let changes = overlay_diff(&old, &new);
         assert_eq!(
             check_rewrite_order(&changes, &old, &new, &built),
@@ -1219,6 +1230,7 @@ mod tests {
                 changed: "d/src/diff.c".into(),
             })
         );
+        let page = RelPath::from_escaped("d/man/diff.1").unwrap();
         // The page as shipped after the earlier build: nothing was remade.
         let mut kept = built.clone();
         kept.insert(
@@ -1226,8 +1238,19 @@ mod tests {
             old[&RelPath::from_escaped("d/man/diff.1").unwrap()].clone(),
         );
         assert_eq!(check_rewrite_order(&changes, &old, &new, &kept), Ok(()));
+        // Written before the changed file's time in the earlier tree (zlib's configure
+        // writes its Makefile over the shipped one; the change came after): no make rule.
+        let mut configured = built.clone();
+        configured.get_mut(&page).unwrap().mtime = Timestamp { sec: 300, nsec: 0 };
+        configured
+            .get_mut(&RelPath::from_escaped("d/src/diff.c").unwrap())
+            .unwrap()
+            .mtime = Timestamp { sec: 500, nsec: 0 };
+        assert_eq!(
+            check_rewrite_order(&changes, &old, &new, &configured),
+            Ok(())
+        );
         // Rewritten in place with its mtime kept (patchShebangs on a script): no make rule.
-        let page = RelPath::from_escaped("d/man/diff.1").unwrap();
         let mut patched = built.clone();
         patched.get_mut(&page).unwrap().mtime = old[&page].mtime;
         assert_eq!(check_rewrite_order(&changes, &old, &new, &patched), Ok(()));
