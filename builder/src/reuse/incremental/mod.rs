@@ -861,12 +861,7 @@ fn linked_holding(
     source: &RootState,
     recorder: &dyn Recording,
 ) -> BTreeSet<RelPath> {
-    let mut names: Vec<Vec<u8>> = units
-        .iter()
-        .filter_map(|u| u.file_name().map(<[u8]>::to_vec))
-        .collect();
-    names.sort();
-    names.dedup();
+    let names = relinked::unit_file_names(units);
     let mut holding = BTreeSet::new();
     for (path, hash, _) in objects::linked_candidates(tree, source) {
         let Some(mut search) = relinked::ProductSearch::new(&names) else {

@@ -26,10 +26,20 @@ pub fn changed_unit_names(
     changes: &[(RelPath, OverlayChange)],
     is_unit: impl Fn(&[u8]) -> bool,
 ) -> Vec<Vec<u8>> {
-    let mut names: Vec<Vec<u8>> = changes
-        .iter()
-        .filter(|(p, c)| *c == OverlayChange::Content && is_unit(p.as_bytes()))
-        .filter_map(|(p, _)| p.file_name().map(<[u8]>::to_vec))
+    unit_file_names(
+        changes
+            .iter()
+            .filter(|(p, c)| *c == OverlayChange::Content && is_unit(p.as_bytes()))
+            .map(|(p, _)| p),
+    )
+}
+
+/// The file names (last path component) of compile units `units`, sorted, each once: what
+/// [`UnitSearch`] looks for.
+pub fn unit_file_names<'a>(units: impl IntoIterator<Item = &'a RelPath>) -> Vec<Vec<u8>> {
+    let mut names: Vec<Vec<u8>> = units
+        .into_iter()
+        .filter_map(|p| p.file_name().map(<[u8]>::to_vec))
         .collect();
     names.sort();
     names.dedup();
