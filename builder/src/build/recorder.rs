@@ -586,7 +586,7 @@ impl Recording for Recorder {
     fn stream_blob(
         &self,
         hash: &ContentHash,
-        sink: &mut dyn FnMut(&[u8]),
+        sink: &mut dyn FnMut(&[u8]) -> std::ops::ControlFlow<()>,
     ) -> Result<(), CheckpointError> {
         self.writer.stream_content(hash, sink)
     }

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs;
 use std::io::{self, Read};
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -135,24 +136,43 @@ impl CheckpointWriter {
 
     /// Passes the content of blob `hash` of this checkpoint, verified, to `sink` in chunks,
     /// whatever its size (memory stays bounded): the staged copy when an import staged it,
-    /// else the blob, decompressed on the way.
-    pub fn stream_content(&self, hash: &ContentHash, sink: &mut dyn FnMut(&[u8])) -> Result<()> {
-        let mut pass = |c: &[u8]| {
-            sink(c);
-            Ok(())
+    /// else the blob, decompressed on the way. `sink` may stop the stream
+    /// ([`ControlFlow::Break`]): then nothing more is read, the content is not verified, and
+    /// the result is `Ok` (the caller decided on what it saw, unverified as every chunk is
+    /// until the end).
+    pub fn stream_content(
+        &self,
+        hash: &ContentHash,
+        sink: &mut dyn FnMut(&[u8]) -> ControlFlow<()>,
+    ) -> Result<()> {
+        let stopped = std::cell::Cell::new(false);
+        let mut pass = |c: &[u8]| match sink(c) {
+            ControlFlow::Continue(()) => Ok(()),
+            ControlFlow::Break(()) => {
+                stopped.set(true);
+                Err(CheckpointError::BlobCorrupt {
+                    path: self.blobs.store().dir(),
+                    problem: "read no further: the reader stopped".to_owned(),
+                })
+            }
         };
         // A staged file read back in part has fed `sink`: no second source then.
-        if let Some(streamed) = self
+        let staged = self
             .staging
             .as_ref()
-            .and_then(|s| s.stream(hash, &mut pass))
-        {
-            return streamed;
+            .and_then(|s| s.stream(hash, &mut pass));
+        let streamed = match staged {
+            Some(streamed) => streamed,
+            None => self
+                .blobs
+                .store()
+                .stream(hash, Expect::AtMost(MAX_FILE_SIZE), pass)
+                .map(|_| ()),
+        };
+        if stopped.get() {
+            return Ok(());
         }
-        self.blobs
-            .store()
-            .stream(hash, Expect::AtMost(MAX_FILE_SIZE), pass)
-            .map(|_| ())
+        streamed
     }
 
     fn contents(&self) -> Contents<'_> {

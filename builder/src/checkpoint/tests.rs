@@ -556,6 +556,52 @@ fn non_directory_roots_and_sockets() {
     ));
 }
 
+/// A reader of a content may stop it: the rest is not read, and the stream counts as done.
+#[test]
+fn a_streamed_content_stops_where_its_reader_stops_it() {
+    use std::ops::ControlFlow;
+    let t = TempDir::new("ck-stream-stop");
+    let root = t.path().join("src");
+    fs::create_dir_all(&root).unwrap();
+    // Five chunks of bytes that do not compress to nothing.
+    let content: Vec<u8> = (0..5u64 << 20)
+        .map(|i| (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as u8)
+        .collect();
+    fs::write(root.join("big"), &content).unwrap();
+    let mut w = CheckpointWriter::create(&t.path().join("ck")).unwrap();
+    let mut s = Snapshotter::new(vec![("build".into(), root)]).unwrap();
+    let meta = LayerMeta {
+        name: "p".into(),
+        ..LayerMeta::default()
+    };
+    s.snapshot(&mut w, meta).unwrap();
+    let hash = ContentHash::of(&content);
+
+    let mut whole = Vec::new();
+    w.stream_content(&hash, &mut |c| {
+        whole.extend_from_slice(c);
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    assert!(whole == content, "the content streamed whole differs");
+
+    let (mut calls, mut seen) = (0, 0);
+    w.stream_content(&hash, &mut |c| {
+        calls += 1;
+        seen += c.len();
+        ControlFlow::Break(())
+    })
+    .unwrap();
+    assert_eq!(calls, 1);
+    assert!(seen < content.len(), "{seen} bytes passed before the stop");
+
+    let missing = ContentHash::of(b"not in this checkpoint");
+    assert!(w
+        .stream_content(&missing, &mut |_| ControlFlow::Break(()))
+        .is_err());
+    w.finish().unwrap();
+}
+
 // ------------------------------------------------------------------------------------
 // Hostile input.
 

@@ -553,8 +553,9 @@ fn check_path_pieces(
     writer: &CheckpointWriter,
     outputs: &[(String, PathBuf)],
 ) -> Result<(), CheckpointError> {
-    let read =
-        |h: &ContentHash, sink: &mut dyn FnMut(&[u8])| writer.stream_content(h, sink).is_ok();
+    let read = |h: &ContentHash, sink: &mut dyn FnMut(&[u8]) -> std::ops::ControlFlow<()>| {
+        writer.stream_content(h, sink).is_ok()
+    };
     for (root_name, root) in &state.roots {
         if let Some(held) = piece_held(base, depth, root, outputs, &read)? {
             return Err(CheckpointError::PathPieceHeld {

@@ -13,6 +13,7 @@ use crate::checkpoint::parallel::{all_cores, run_parallel};
 use crate::checkpoint::{ContentHash, EntryKind, RelPath, RootState};
 use crate::civil_date::civil_from_days;
 use memchr::memmem;
+use std::ops::ControlFlow;
 
 /// A byte string of the earlier build and what this build has in its place (`None` when it
 /// has nothing that corresponds, like a date).
@@ -24,10 +25,12 @@ pub struct StaleValue {
     pub what: String,
 }
 
-/// Reads a content by its hash, passing it to the sink in chunks of any size; `false` when
-/// it cannot be read (what was passed until then does not count). The searches below never
-/// hold a whole content in memory: a build product may be gigabytes.
-pub type ReadChunks<'a> = &'a (dyn Fn(&ContentHash, &mut dyn FnMut(&[u8])) -> bool + Sync);
+/// Reads a content by its hash, passing it to the sink in chunks of any size until the sink
+/// stops it; `false` when it cannot be read (what was passed until then does not count). The
+/// searches below never hold a whole content in memory, and stop reading once they have
+/// decided: a build product may be gigabytes.
+pub type ReadChunks<'a> =
+    &'a (dyn Fn(&ContentHash, &mut dyn FnMut(&[u8]) -> ControlFlow<()>) -> bool + Sync);
 
 /// A content searched as it arrives in chunks: each search sees the last `keep` bytes of
 /// what came before (fewer at the start) followed by the new chunk.
@@ -48,8 +51,8 @@ impl Overlapped {
     }
 }
 
-/// Streams `hash` through `read` into an [`Overlapped`] search; `None` when it cannot be
-/// read, else what `search` set.
+/// Streams `hash` through `read` into an [`Overlapped`] search, until `search` finds
+/// something; `None` when it cannot be read, else what `search` found.
 fn search_chunks<T>(
     read: ReadChunks<'_>,
     hash: &ContentHash,
@@ -62,8 +65,13 @@ fn search_chunks<T>(
     };
     let mut found: Option<T> = None;
     let readable = read(hash, &mut |chunk| {
+        // A reader that reads on after a stop does not undo the find.
         if found.is_none() {
             window.feed(chunk, &mut |buf, carried| found = search(buf, carried));
+        }
+        match found {
+            Some(_) => ControlFlow::Break(()),
+            None => ControlFlow::Continue(()),
         }
     });
     readable.then_some(found)
@@ -634,10 +642,10 @@ pub fn substituted(content: &[u8], values: &[StaleValue]) -> Option<Vec<u8>> {
 pub(crate) fn in_chunks(
     size: usize,
     get: impl Fn(&ContentHash) -> Option<Vec<u8>>,
-) -> impl Fn(&ContentHash, &mut dyn FnMut(&[u8])) -> bool {
-    move |h: &ContentHash, sink: &mut dyn FnMut(&[u8])| match get(h) {
+) -> impl Fn(&ContentHash, &mut dyn FnMut(&[u8]) -> ControlFlow<()>) -> bool {
+    move |h: &ContentHash, sink: &mut dyn FnMut(&[u8]) -> ControlFlow<()>| match get(h) {
         Some(content) => {
-            content.chunks(size.max(1)).for_each(&mut *sink);
+            let _ = content.chunks(size.max(1)).try_for_each(&mut *sink);
             true
         }
         None => false,
@@ -704,7 +712,7 @@ mod tests {
             assert!(held(&without, &read).is_empty(), "text files are not read");
         }
         // A content that cannot be read cannot be shown clean.
-        let unreadable = |_: &ContentHash, _: &mut dyn FnMut(&[u8])| false;
+        let unreadable = |_: &ContentHash, _: &mut dyn FnMut(&[u8]) -> ControlFlow<()>| false;
         assert_eq!(held(&tree, &unreadable).len(), 2, "greet and clean.o");
     }
 

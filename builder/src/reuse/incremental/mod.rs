@@ -55,6 +55,7 @@ use dependencies::{compile_units, forced_include_in, untracked_changes, Affected
 pub use rules::{is_build_description, NoResume};
 use rules::{is_stdenv_file, PhaseMatch};
 use std::collections::BTreeSet;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 use working_copy::{
@@ -106,11 +107,12 @@ pub trait Recording: Sync {
     ) -> Result<State, CheckpointError>;
     /// The content of a blob this checkpoint holds, verified (an attachment's limit).
     fn read_blob(&self, hash: &ContentHash) -> Result<Vec<u8>, CheckpointError>;
-    /// The same, of any size, passed to `sink` in chunks.
+    /// The same, of any size, passed to `sink` in chunks until it stops them (then `Ok`,
+    /// the content unverified).
     fn stream_blob(
         &self,
         hash: &ContentHash,
-        sink: &mut dyn FnMut(&[u8]),
+        sink: &mut dyn FnMut(&[u8]) -> ControlFlow<()>,
     ) -> Result<(), CheckpointError>;
     /// What the last recorded layer saw of each root.
     fn recorded_state(&self) -> &State;
@@ -253,7 +255,9 @@ pub fn try_resume(
         Vec::new()
     };
     let mut want = import(recorder, build_layer, &relinked)?;
-    let read = |h: &ContentHash, sink: &mut dyn FnMut(&[u8])| recorder.stream_blob(h, sink).is_ok();
+    let read = |h: &ContentHash, sink: &mut dyn FnMut(&[u8]) -> ControlFlow<()>| {
+        recorder.stream_blob(h, sink).is_ok()
+    };
     // Build products that hold a piece of an earlier output path no rewrite reaches (a
     // compiler stored the path in pieces): left out below, for the build to remake them.
     let mut held_pieces =
@@ -575,7 +579,9 @@ fn leave_out_stale(
         (Some(s), Some(t)) => crate::checkpoint::classify(s, t).is_none(),
         _ => false,
     };
-    let read = |h: &ContentHash, sink: &mut dyn FnMut(&[u8])| recorder.stream_blob(h, sink).is_ok();
+    let read = |h: &ContentHash, sink: &mut dyn FnMut(&[u8]) -> ControlFlow<()>| {
+        recorder.stream_blob(h, sink).is_ok()
+    };
     let held = stale::holding(tree, values, own_source, &read);
     // What holds a value whole is left out already: not read again for its pieces.
     let held_paths: BTreeSet<&RelPath> = held.iter().map(|(p, _)| p).collect();
@@ -867,7 +873,15 @@ fn linked_holding(
         let Some(mut search) = relinked::ProductSearch::new(&names) else {
             break;
         };
-        let read = recorder.stream_blob(&hash, &mut |chunk| search.feed(chunk));
+        // A verdict from the first bytes or a match is final: read no further.
+        let read = recorder.stream_blob(&hash, &mut |chunk| {
+            search.feed(chunk);
+            if search.decided() {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        });
         if read.is_err() || search.may_hold() {
             holding.insert(path);
         }

@@ -204,6 +204,12 @@ impl ProductSearch {
         }
     }
 
+    /// Whether what was fed decides already (a match, or a head that is no linked
+    /// product): [`Self::may_hold`] says the same whatever comes after.
+    pub fn decided(&self) -> bool {
+        self.found != Verdict::Undecided
+    }
+
     /// After the whole content: true for a program, shared library or archive that names
     /// one of the units, or that has no symbol table to name them in.
     pub fn may_hold(mut self) -> bool {
@@ -262,13 +268,35 @@ mod tests {
         Verdict::Undecided
     }
 
+    /// As the untracked-header search reads a product: no further than a decided verdict.
     fn may_hold(names: &[&str], content: &[u8], chunk: usize) -> bool {
         let names: Vec<Vec<u8>> = names.iter().map(|n| n.as_bytes().to_vec()).collect();
         let mut s = ProductSearch::new(&names).unwrap();
         for c in content.chunks(chunk) {
             s.feed(c);
+            if s.decided() {
+                break;
+            }
         }
         s.may_hold()
+    }
+
+    #[test]
+    fn a_product_search_decides_at_a_name_or_a_head_that_is_no_product() {
+        let names = [b"lz4hc.c".to_vec()];
+        let fed = |content: &[u8]| {
+            let mut s = ProductSearch::new(&names).unwrap();
+            s.feed(content);
+            s
+        };
+        let naming = elf(2, &[&[7u8; 300][..], b"\0lz4hc.c\0"].concat());
+        assert!(fed(&naming).decided());
+        assert!(fed(&elf(1, &[7u8; 300])).decided(), "an object");
+        assert!(fed(&[b'#'; 100]).decided(), "a script");
+        // A symbol table alone decides nothing: the name may come after it.
+        let symtab_only = elf(2, &[&[7u8; 300][..], b"\0.symtab\0"].concat());
+        assert!(!fed(&symtab_only).decided());
+        assert!(!fed(&elf(2, &[9u8; 300])).decided());
     }
 
     #[test]
