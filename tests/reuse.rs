@@ -60,6 +60,27 @@ fn build(test: u32, label: &str, variant: &str, base: Option<&Path>) -> BuildRes
     build_named(label, variant, &format!("reuse-cproject-{test}"), base)
 }
 
+/// The three builds most tests here compare: `a`, a full build of variant `earlier`; `b`,
+/// variant `variant` with `a`'s checkpoint as its base; and `clean`, variant `variant` with
+/// no base. Case labels `<label>-base`, `<label>-from-a` and `<label>-clean`.
+struct Triple {
+    a: BuildResult,
+    b: BuildResult,
+    clean: BuildResult,
+}
+
+fn triple(test: u32, label: &str, earlier: &str, variant: &str) -> Triple {
+    let a = build(test, &format!("{label}-base"), earlier, None);
+    let b = build(
+        test,
+        &format!("{label}-from-a"),
+        variant,
+        Some(&output(&a, true)),
+    );
+    let clean = build(test, &format!("{label}-clean"), variant, None);
+    Triple { a, b, clean }
+}
+
 fn build_named(label: &str, variant: &str, name: &str, base: Option<&Path>) -> BuildResult {
     build_project(CPROJECT, label, variant, name, base)
 }
@@ -211,9 +232,7 @@ fn install_phase_change_restores_up_to_build_and_equals_a_clean_build() {
 
 #[test]
 fn build_flag_change_restores_configure_and_reruns_build() {
-    let a = build(2, "flags-base", "a", None);
-    let b = build(2, "flags-from-a", "flags", Some(&output(&a, true)));
-    let clean = build(2, "flags-clean", "flags", None);
+    let Triple { b, clean, .. } = triple(2, "flags", "a", "flags");
     assert!(decision(&b, "configurePhase").contains("restored"));
     assert!(!b.ran_phase("configurePhase"));
     assert!(
@@ -278,9 +297,7 @@ fn another_packages_checkpoint_restores_nothing_and_says_why() {
 /// make recompiles the changed file only, and `out` equals a clean build of the new source.
 #[test]
 fn one_line_source_change_recompiles_that_file_only() {
-    let a = build(5, "source-base", "a", None);
-    let b = build(5, "source-from-a", "source", Some(&output(&a, true)));
-    let clean = build(5, "source-clean", "source", None);
+    let Triple { b, clean, .. } = triple(5, "source", "a", "source");
     assert!(b.ran_phase("unpackPhase") && b.ran_phase("patchPhase"));
     assert!(!b.ran_phase("configurePhase"), "{}", b.log_tail(40));
     assert!(decision(&b, "configurePhase").contains("restored (incremental)"));
@@ -416,9 +433,7 @@ fn meson_ninja_project_reuses_its_objects_although_commands_name_the_output_path
 /// Added, deleted, binary, symlink and mode changes of the source all reach `out` exactly.
 #[test]
 fn tree_changes_are_reflected_exactly() {
-    let a = build(6, "tree-base", "a", None);
-    let b = build(6, "tree-from-a", "tree", Some(&output(&a, true)));
-    let clean = build(6, "tree-clean", "tree", None);
+    let Triple { b, clean, .. } = triple(6, "tree", "a", "tree");
     assert!(decision(&b, "configurePhase").contains("restored (incremental)"));
     assert!(normalised_out(&b) == normalised_out(&clean));
     let share = output(&b, false).join("share/greet");
@@ -434,9 +449,7 @@ fn tree_changes_are_reflected_exactly() {
 /// the comment alone, and make compiles nothing; `out` equals a clean build.
 #[test]
 fn a_makefile_template_change_reruns_configure_and_make_follows_the_new_makefile() {
-    let a = build(7, "makefile-base", "a", None);
-    let b = build(7, "makefile-from-a", "makefile", Some(&output(&a, true)));
-    let clean = build(7, "makefile-clean", "makefile", None);
+    let Triple { b, clean, .. } = triple(7, "makefile", "a", "makefile");
     let configure = decision(&b, "configurePhase");
     assert!(
         configure.contains("ran over the earlier build's tree")
@@ -460,14 +473,7 @@ fn a_makefile_template_change_reruns_configure_and_make_follows_the_new_makefile
 /// clean build.
 #[test]
 fn a_value_changed_in_an_included_makefile_remakes_what_the_includer_makes_from_it() {
-    let a = build(63, "included-base", "included", None);
-    let b = build(
-        63,
-        "included-from-a",
-        "included-bump",
-        Some(&output(&a, true)),
-    );
-    let clean = build(63, "included-clean", "included-bump", None);
+    let Triple { b, clean, .. } = triple(63, "included", "included", "included-bump");
     let configure = decision(&b, "configurePhase");
     assert!(
         configure.contains("ran over the earlier build's tree"),
@@ -540,9 +546,7 @@ fn assert_not_laid_over(b: &BuildResult, clean: &BuildResult, reason: &str, file
 /// configure and build run on the new tree, and the log says why.
 #[test]
 fn a_source_file_the_earlier_build_edited_is_not_laid_over() {
-    let a = build(10, "edit-base", "edit", None);
-    let b = build(10, "edit-from-a", "edit-source", Some(&output(&a, true)));
-    let clean = build(10, "edit-clean", "edit-source", None);
+    let Triple { b, clean, .. } = triple(10, "edit", "edit", "edit-source");
     assert_not_laid_over(&b, &clean, "the earlier build changed", "text.c");
     let greet = greet_output(&b);
     let text = String::from_utf8_lossy(&greet.stdout).into_owned();
@@ -553,9 +557,7 @@ fn a_source_file_the_earlier_build_edited_is_not_laid_over() {
 /// the static library, so configure and build run on the new tree, and the log says why.
 #[test]
 fn a_deleted_source_file_is_not_laid_over() {
-    let a = build(11, "wild-base", "wild", None);
-    let b = build(11, "wild-from-a", "wild-deleted", Some(&output(&a, true)));
-    let clean = build(11, "wild-clean", "wild-deleted", None);
+    let Triple { a, b, clean } = triple(11, "wild", "wild", "wild-deleted");
     assert_not_laid_over(&b, &clean, "source files were deleted", "extra.c");
     assert!(
         normalised_out(&a) != normalised_out(&clean),
@@ -571,9 +573,7 @@ fn a_deleted_source_file_is_not_laid_over() {
 /// date as a clean build does; the object that holds no date is kept.
 #[test]
 fn a_changed_source_date_epoch_remakes_what_holds_the_earlier_date() {
-    let a = build(30, "date-base", "date", None);
-    let b = build(30, "date-from-a", "date-source", Some(&output(&a, true)));
-    let clean = build(30, "date-clean", "date-source", None);
+    let Triple { b, clean, .. } = triple(30, "date", "date", "date-source");
     let configure = decision(&b, "configurePhase");
     assert!(
         configure.contains("ran over the earlier build's tree")
@@ -605,14 +605,7 @@ fn a_changed_source_date_epoch_remakes_what_holds_the_earlier_date() {
 /// it printed the earlier one.
 #[test]
 fn a_changed_source_date_epoch_remakes_what_holds_the_earlier_date_in_pieces() {
-    let a = build(67, "date-copy-base", "date-copy", None);
-    let b = build(
-        67,
-        "date-copy-from-a",
-        "date-copy-source",
-        Some(&output(&a, true)),
-    );
-    let clean = build(67, "date-copy-clean", "date-copy-source", None);
+    let Triple { b, clean, .. } = triple(67, "date-copy", "date-copy", "date-copy-source");
     let configure = decision(&b, "configurePhase");
     assert!(
         configure.contains("ran over the earlier build's tree")
@@ -738,14 +731,7 @@ fn an_object_holding_a_piece_of_the_earlier_path_is_remade() {
 /// earlier hash in the object and the program, leaves them out, and make remakes them.
 #[test]
 fn an_object_holding_the_earlier_path_in_immediates_is_remade() {
-    let a = build(47, "immediates-base", "immediates", None);
-    let b = build(
-        47,
-        "immediates-from-a",
-        "immediates-source",
-        Some(&output(&a, true)),
-    );
-    let clean = build(47, "immediates-clean", "immediates-source", None);
+    let Triple { b, clean, .. } = triple(47, "immediates", "immediates", "immediates-source");
     assert_remade_for_pieces(&b);
     // The program's own path is split into immediates too, some holding fewer than 8 of its
     // hash characters, which the NAR normaliser cannot tell from other bytes; so the programs'
@@ -1011,14 +997,7 @@ fn a_rebuilt_file_whose_bytes_moved_is_stored_as_a_delta_of_the_earlier_one() {
 /// for the change back from that checkpoint, where the programs are stored as deltas.
 #[test]
 fn programs_and_archives_that_hold_the_changed_unit_are_left_out_and_linked_again() {
-    let a = build(62, "linked-a", "linked", None);
-    let b = build(
-        62,
-        "linked-source-from-a",
-        "linked-source",
-        Some(&output(&a, true)),
-    );
-    let clean = build(62, "linked-source-clean", "linked-source", None);
+    let Triple { a, b, clean } = triple(62, "linked", "linked", "linked-source");
     let assert_relinked = |r: &BuildResult| {
         let reason = decision(r, "buildPhase");
         assert!(
@@ -1722,14 +1701,7 @@ fn a_rename_runs_on_the_new_tree_when_the_build_code_passes_make_the_changed_nam
 /// build starts again from scratch.
 #[test]
 fn a_source_change_a_hook_hands_to_make_rebuilds() {
-    let a = build(72, "hook-source-base", "hook-source", None);
-    let b = build(
-        72,
-        "hook-source-changed",
-        "hook-source-changed",
-        Some(&output(&a, true)),
-    );
-    let clean = build(72, "hook-source-clean", "hook-source-changed", None);
+    let Triple { b, clean, .. } = triple(72, "hook-source", "hook-source", "hook-source-changed");
     assert_marked_like_a_clean_build(&b, &clean, "mark-2");
     assert!(
         b.log_lines.iter().any(|l| {
@@ -1747,14 +1719,7 @@ fn a_source_change_a_hook_hands_to_make_rebuilds() {
 /// includes it counts as changed; the other objects are kept.
 #[test]
 fn a_changed_configure_flag_recompiles_what_includes_the_changed_header() {
-    let a = build(41, "configured-base", "configured", None);
-    let b = build(
-        41,
-        "configured-loud",
-        "configured-loud",
-        Some(&output(&a, true)),
-    );
-    let clean = build(41, "configured-loud-clean", "configured-loud", None);
+    let Triple { b, clean, .. } = triple(41, "configured", "configured", "configured-loud");
     assert!(
         decision(&b, "configurePhase").contains("ran over the earlier build's tree"),
         "{}",
@@ -1781,14 +1746,7 @@ fn a_changed_configure_flag_recompiles_what_includes_the_changed_header() {
 /// inside a comment (gnulib's `minmax.h`), which is no computed include.
 #[test]
 fn an_untracked_header_change_recompiles_its_includers_and_nothing_made_from_them() {
-    let a = build(44, "untracked-base", "untracked", None);
-    let b = build(
-        44,
-        "untracked-header",
-        "untracked-header",
-        Some(&output(&a, true)),
-    );
-    let clean = build(44, "untracked-header-clean", "untracked-header", None);
+    let Triple { b, clean, .. } = triple(44, "untracked", "untracked", "untracked-header");
     let build_line = decision(&b, "buildPhase");
     assert!(
         build_line.contains("util.h")
@@ -1818,14 +1776,8 @@ fn an_untracked_header_change_recompiles_its_includers_and_nothing_made_from_the
 /// build made it (MARK without the change), and `out` differed from a clean build's.
 #[test]
 fn an_untracked_header_change_remakes_a_library_made_from_the_units_themselves() {
-    let a = build(74, "direct-base", "untracked-direct", None);
-    let b = build(
-        74,
-        "direct-header",
-        "untracked-direct-header",
-        Some(&output(&a, true)),
-    );
-    let clean = build(74, "direct-header-clean", "untracked-direct-header", None);
+    let Triple { a, b, clean } =
+        triple(74, "direct", "untracked-direct", "untracked-direct-header");
     let build_line = decision(&b, "buildPhase");
     assert!(
         build_line.contains("util.h")
@@ -1869,7 +1821,7 @@ fn an_untracked_header_change_remakes_a_library_made_from_the_units_themselves()
 /// before installed the remade page (GNU diffutils' `diff.1: diff.c`, docs/corpus.md).
 #[test]
 fn an_edit_undone_does_not_keep_a_source_file_the_edit_remade() {
-    let a = build(75, "edit-base", "untracked-edit", None);
+    let Triple { a, b, clean } = triple(75, "edit-undone", "untracked-edit", "untracked");
     assert!(
         a.log_lines
             .iter()
@@ -1877,8 +1829,6 @@ fn an_edit_undone_does_not_keep_a_source_file_the_edit_remade() {
         "the edit remakes the page: {}",
         a.log_tail(40)
     );
-    let b = build(75, "edit-undone", "untracked", Some(&output(&a, true)));
-    let clean = build(75, "edit-undone-clean", "untracked", None);
     assert!(
         b.log_lines.iter().any(|l| l.contains(
             "no incremental restore after patchPhase: the earlier build remade \
@@ -1930,14 +1880,7 @@ fn a_computed_include_counts_as_including_the_changed_header_and_the_log_says_wh
 /// computed include is compiled again, and the log says why.
 #[test]
 fn a_source_file_a_computed_include_may_name_recompiles_that_unit() {
-    let a = build(55, "impl-base", "untracked-impl", None);
-    let b = build(
-        55,
-        "impl-source",
-        "untracked-impl-source",
-        Some(&output(&a, true)),
-    );
-    let clean = build(55, "impl-source-clean", "untracked-impl-source", None);
+    let Triple { b, clean, .. } = triple(55, "impl", "untracked-impl", "untracked-impl-source");
     let build_line = decision(&b, "buildPhase");
     assert!(
         build_line.contains("names cproject-src/impl.c")
@@ -1957,14 +1900,7 @@ fn a_source_file_a_computed_include_may_name_recompiles_that_unit() {
 /// objects compiled with the old ones, so the build starts again from scratch, and says why.
 #[test]
 fn a_configure_flag_that_changes_the_makefile_builds_from_scratch() {
-    let a = build(42, "configured-o2-base", "configured", None);
-    let b = build(
-        42,
-        "configured-o2",
-        "configured-o2",
-        Some(&output(&a, true)),
-    );
-    let clean = build(42, "configured-o2-clean", "configured-o2", None);
+    let Triple { b, clean, .. } = triple(42, "configured-o2", "configured", "configured-o2");
     assert!(
         b.log_lines.iter().any(|l| l
             .contains("changed in cproject-src/Makefile beyond what can be followed")
@@ -2141,14 +2077,7 @@ fn meson_ninja_project_description_changes_compile_what_they_add() {
 /// rerun over it, and make compiles the changed file only; `out` equals a clean build.
 #[test]
 fn a_renamed_source_root_is_laid_over_under_its_new_name() {
-    let a = build(43, "renamed-base", "a", None);
-    let b = build(
-        43,
-        "renamed-from-a",
-        "renamed-source",
-        Some(&output(&a, true)),
-    );
-    let clean = build(43, "renamed-clean", "renamed-source", None);
+    let Triple { b, clean, .. } = triple(43, "renamed", "a", "renamed-source");
     let configure = decision(&b, "configurePhase");
     assert!(
         configure.contains("ran over the earlier build's tree")

@@ -2,7 +2,9 @@
 //! under `target/<dir>/`, importing the project with the run's salt and the build's attributes
 //! (variant, package name, base, …), and building such a file with the builder under test.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use crate::nix::{builder_binary, nix_build, repo_root, BuildResult};
 use crate::outputs::run_salt;
@@ -20,8 +22,28 @@ pub fn case_file(dir: &str, label: &str, project: &str, attrs: &str) -> PathBuf 
             .display(),
         run_salt(),
     );
+    claim_label(&file, &text);
     std::fs::write(&file, text).expect("writing the case file");
     file
+}
+
+/// Panics when `file` was written by this test process with other text: tests run in
+/// parallel, so two cases under one label could each build the other's file.
+fn claim_label(file: &Path, text: &str) {
+    static WRITTEN: Mutex<BTreeMap<PathBuf, String>> = Mutex::new(BTreeMap::new());
+    let mut written = WRITTEN.lock().unwrap_or_else(|e| e.into_inner());
+    match written.get(file) {
+        Some(earlier) if earlier != text => {
+            panic!(
+                "{} names two different cases: give each its own label",
+                file.display()
+            )
+        }
+        Some(_) => {}
+        None => {
+            written.insert(file.to_owned(), text.to_owned());
+        }
+    }
 }
 
 /// The `base` binding of a case: the checkpoint's store path as a string, or `null`.
