@@ -1842,6 +1842,44 @@ fn an_edit_undone_does_not_keep_a_source_file_the_edit_remade() {
     assert!(normalised_out(&b) == normalised_out(&clean));
 }
 
+/// The same loop one build longer: the edit's build (a) remakes the page; the next (b), over
+/// a's checkpoint, keeps the edit and changes `util.h`, and its tree keeps the remade page;
+/// the one after (c), over b's checkpoint, undoes the edit. c's source is header's, whose
+/// clean build installs the shipped page: c must not keep the remade one.
+#[test]
+fn an_edit_undone_two_builds_later_does_not_keep_a_source_file_the_edit_remade() {
+    let a = build(76, "undo3-a", "untracked-edit", None);
+    let b = build(
+        76,
+        "undo3-b",
+        "untracked-edit-header",
+        Some(&output(&a, true)),
+    );
+    let c = build(76, "undo3-c", "untracked-header", Some(&output(&b, true)));
+    let clean = build(76, "undo3-clean", "untracked-header", None);
+    let page = |r: &BuildResult| {
+        std::fs::read_to_string(output(r, false).join("share/greet/greet.1")).unwrap()
+    };
+    assert_eq!(page(&a), "regenerated from util.c\n");
+    assert!(
+        decision(&b, "configurePhase").contains("restored (incremental)"),
+        "{}",
+        b.log_tail(40)
+    );
+    assert_eq!(page(&b), "regenerated from util.c\n");
+    assert_eq!(page(&clean), "shipped manual page\n");
+    assert_eq!(page(&c), "shipped manual page\n", "{}", c.log_tail(40));
+    assert!(
+        c.log_lines.iter().any(|l| l.contains(
+            "no incremental restore after patchPhase: the earlier build remade \
+             cproject-src/greet.1, a file of the source, when cproject-src/util.c was newer"
+        )),
+        "{}",
+        c.log_tail(40)
+    );
+    assert!(normalised_out(&c) == normalised_out(&clean));
+}
+
 /// The same header change where a unit includes a header through a macro (`#include
 /// OTHER_H`): that could be any header, so that unit counts as including the changed one, as
 /// do the units that include it, but not the others (`lone.c`); the log names the file.

@@ -56,7 +56,7 @@
 # including it; untracked-direct: untracked, with a shared library compiled and linked from
 # util.c and text.c in one command (no object between, as lz4's `liblz4.so: $(SRCFILES)`)
 # and installed in $out/lib; untracked-direct-header: that, with MARK changed; untracked-edit:
-# untracked, with util.c edited by postPatch;
+# untracked, with util.c edited by postPatch; untracked-edit-header: that, with MARK changed;
 # input-paths: postBuild leaves the source's store path in the build directory in a short
 # file, in the middle of 200 kB of random bytes, as a symlink target and in a file name;
 # dev: a second output, `dev`, declared after `out` (as nixpkgs declares it), into which
@@ -73,7 +73,7 @@ let
   debug = builtins.elem variant [ "debug" "debug-install" "debug-stripped" "debug-stripped-install" ];
   stripped = builtins.elem variant [ "debug-stripped" "debug-stripped-install" ];
   configured = builtins.elem variant [ "configured" "configured-loud" "configured-o2" ];
-  untracked = builtins.elem variant [ "untracked" "untracked-header" "untracked-computed" "untracked-computed-header" "untracked-impl" "untracked-impl-source" "untracked-configmake" "untracked-direct" "untracked-direct-header" "untracked-edit" ];
+  untracked = builtins.elem variant [ "untracked" "untracked-header" "untracked-computed" "untracked-computed-header" "untracked-impl" "untracked-impl-source" "untracked-configmake" "untracked-direct" "untracked-direct-header" "untracked-edit" "untracked-edit-header" ];
   computedInclude = variant == "untracked-computed" || variant == "untracked-computed-header";
   included = variant == "included" || variant == "included-bump";
   mk = builtins.elem variant [ "mk" "mk-bump" "mk-cflags" ];
@@ -150,7 +150,7 @@ let
       EOS
         echo "shipped manual page" > greet.1
         printf '#include <stdio.h>\n#include "util.h"\nint greet(void) { printf("%%s from %%s%%s\\n", text(), PREFIX, MARK); return 0; }\n' > util.c
-        printf '#define MARK "${if builtins.elem variant [ "untracked-header" "untracked-computed-header" "untracked-direct-header" ] then "!" else ""}"\n' >> util.h
+        printf '#define MARK "${if builtins.elem variant [ "untracked-header" "untracked-computed-header" "untracked-direct-header" "untracked-edit-header" ] then "!" else ""}"\n' >> util.h
         printf '/* Note:\n   #include this file as the last one.  */\n#define MIN(a, b) ((a) < (b) ? (a) : (b))\n' > minmax.h
         printf '${if computedInclude then "#define OTHER_H \"minmax.h\"\\n#include OTHER_H" else "#include \"minmax.h\""}\nint other(void) { return MIN(1, 2); }\n' > other.c
         printf 'int lone(void) { return 0; }\n' > lone.c
@@ -352,9 +352,11 @@ mkDrv ({
       ln -s "$src/configure" input-link
       touch "''${src#/nix/store/}.stamp"
     '' else null;
-  # untracked-edit: the source as untracked's, with util.c edited by postPatch (so newer than
-  # the shipped page, which make then remakes from it, in a clean build too).
-  postPatch = if variant == "untracked-edit" then "echo 'int edited_unit;' >> util.c" else null;
+  # untracked-edit(-header): the source as untracked(-header)'s, with util.c edited by
+  # postPatch (so newer than the shipped page, which make then remakes from it, in a clean
+  # build too).
+  postPatch = if variant == "untracked-edit" || variant == "untracked-edit-header"
+    then "echo 'int edited_unit;' >> util.c" else null;
   preConfigure = if variant == "edit" || variant == "edit-source" then ''
     sed -i 's/Hello/Howdy/' text.c
   '' else null;
