@@ -563,9 +563,11 @@ fn a_streamed_content_stops_where_its_reader_stops_it() {
     let t = TempDir::new("ck-stream-stop");
     let root = t.path().join("src");
     fs::create_dir_all(&root).unwrap();
-    // Five chunks of bytes that do not compress to nothing.
-    let content: Vec<u8> = (0..5u64 << 20)
-        .map(|i| (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as u8)
+    // Five chunks of numbered lines: stored compressed, so read through the thread's
+    // decompression context.
+    let content: Vec<u8> = (0u64..)
+        .flat_map(|i| format!("line {i:09} of a large file\n").into_bytes())
+        .take(5 << 20)
         .collect();
     fs::write(root.join("big"), &content).unwrap();
     let mut w = CheckpointWriter::create(&t.path().join("ck")).unwrap();
@@ -594,6 +596,17 @@ fn a_streamed_content_stops_where_its_reader_stops_it() {
     .unwrap();
     assert_eq!(calls, 1);
     assert!(seen < content.len(), "{seen} bytes passed before the stop");
+    // The thread's decompression context, left mid-frame by the stop, serves the next read.
+    let mut again = Vec::new();
+    w.stream_content(&hash, &mut |c| {
+        again.extend_from_slice(c);
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    assert!(
+        again == content,
+        "the content streamed after a stop differs"
+    );
 
     let missing = ContentHash::of(b"not in this checkpoint");
     assert!(w
