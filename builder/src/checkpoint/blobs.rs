@@ -11,6 +11,7 @@ use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, Write};
+use std::ops::ControlFlow;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -912,6 +913,32 @@ impl Drop for DeltaMemory {
     }
 }
 
+/// Runs `stream`, a read that passes chunks to a sink returning `Result` ([`BlobStore::stream`],
+/// a staged file read back), with a sink that hands each chunk to `sink` until it returns
+/// [`ControlFlow::Break`]. The stop reaches `stream` as an error and comes back as
+/// `Ok(None)`: nothing more was read, and the content is not verified (the caller decided on
+/// what it saw). `Ok(Some(_))` is a stream read to its end, `Err` one that failed.
+pub(crate) fn until_stopped<T>(
+    sink: &mut dyn FnMut(&[u8]) -> ControlFlow<()>,
+    stream: impl FnOnce(&mut dyn FnMut(&[u8]) -> Result<()>) -> Result<T>,
+) -> Result<Option<T>> {
+    let stopped = Cell::new(false);
+    let result = stream(&mut |chunk| match sink(chunk) {
+        ControlFlow::Continue(()) => Ok(()),
+        ControlFlow::Break(()) => {
+            stopped.set(true);
+            Err(CheckpointError::BlobCorrupt {
+                path: PathBuf::new(),
+                problem: "read no further: the reader stopped".to_owned(),
+            })
+        }
+    });
+    if stopped.get() {
+        return Ok(None);
+    }
+    result.map(Some)
+}
+
 thread_local! {
     /// This thread's zstd decompression context, reused blob after blob (creating one per
     /// blob was a tenth of a restore's CPU time); its window limit is set once.
@@ -1100,26 +1127,21 @@ fn diff_with_stored(
     let mut pos = 0u64;
     let mut buf = Vec::new();
     let mut failed_read = None;
-    // What the sink returns to stop the stream; never seen outside.
-    let stop = || CheckpointError::BlobCorrupt {
-        path: from.dir(),
-        problem: format!("blob {base}: not compared further"),
-    };
-    let streamed = from.stream(base, Expect::Exactly(size), |old| {
+    let mut sink = |old: &[u8]| {
         let end = pos + old.len() as u64;
         let next = match new {
             NewContent::Memory(data) => match data.get(pos as usize..end as usize) {
                 Some(next) => next,
-                None => return Err(stop()),
+                None => return ControlFlow::Break(()),
             },
             NewContent::File { file, path, size } => {
                 if end > *size {
-                    return Err(stop());
+                    return ControlFlow::Break(());
                 }
                 buf.resize(old.len(), 0);
                 if let Err(e) = file.read_exact_at(&mut buf, pos) {
                     failed_read = Some(CheckpointError::io("read", path, e));
-                    return Err(stop());
+                    return ControlFlow::Break(());
                 }
                 hasher.update(&buf);
                 &buf[..]
@@ -1128,14 +1150,17 @@ fn diff_with_stored(
         diff.feed(old, next);
         pos = end;
         if diff.is_over() {
-            return Err(stop());
+            return ControlFlow::Break(());
         }
-        Ok(())
+        ControlFlow::Continue(())
+    };
+    let streamed = until_stopped(&mut sink, |pass| {
+        from.stream(base, Expect::Exactly(size), pass)
     });
     if let Some(e) = failed_read {
         return Err(e);
     }
-    if streamed.is_err() || pos != size {
+    if !matches!(streamed, Ok(Some(_))) || pos != size {
         return Ok(None);
     }
     if let NewContent::File { path, .. } = new {

@@ -8,7 +8,9 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::blobs::{pack_rel_path, BlobStore, BlobWriter, Expect, PACKS, STREAM_THRESHOLD};
+use super::blobs::{
+    pack_rel_path, until_stopped, BlobStore, BlobWriter, Expect, PACKS, STREAM_THRESHOLD,
+};
 use super::error::{CheckpointError, IoResultExt, Result};
 use super::limits::{MAX_ATTACHMENT, MAX_FILE_SIZE, MAX_INDEX_FILE, MAX_LAYER_FILE};
 use super::manifest::{
@@ -145,34 +147,18 @@ impl CheckpointWriter {
         hash: &ContentHash,
         sink: &mut dyn FnMut(&[u8]) -> ControlFlow<()>,
     ) -> Result<()> {
-        let stopped = std::cell::Cell::new(false);
-        let mut pass = |c: &[u8]| match sink(c) {
-            ControlFlow::Continue(()) => Ok(()),
-            ControlFlow::Break(()) => {
-                stopped.set(true);
-                Err(CheckpointError::BlobCorrupt {
-                    path: self.blobs.store().dir(),
-                    problem: "read no further: the reader stopped".to_owned(),
-                })
-            }
-        };
         // A staged file read back in part has fed `sink`: no second source then.
-        let staged = self
-            .staging
-            .as_ref()
-            .and_then(|s| s.stream(hash, &mut pass));
-        let streamed = match staged {
-            Some(streamed) => streamed,
-            None => self
-                .blobs
-                .store()
-                .stream(hash, Expect::AtMost(MAX_FILE_SIZE), pass)
-                .map(|_| ()),
-        };
-        if stopped.get() {
-            return Ok(());
-        }
-        streamed
+        until_stopped(sink, |pass| {
+            match self.staging.as_ref().and_then(|s| s.stream(hash, pass)) {
+                Some(streamed) => streamed,
+                None => self
+                    .blobs
+                    .store()
+                    .stream(hash, Expect::AtMost(MAX_FILE_SIZE), pass)
+                    .map(drop),
+            }
+        })
+        .map(drop)
     }
 
     fn contents(&self) -> Contents<'_> {

@@ -38,7 +38,7 @@ pub mod relinked;
 pub mod rules;
 pub mod working_copy;
 
-use crate::checkpoint::blobs::BlobStore;
+use crate::checkpoint::blobs::{until_stopped, BlobStore};
 use crate::checkpoint::parallel::{all_cores, run_parallel};
 use crate::checkpoint::restore::write_new_file_under;
 use crate::checkpoint::{
@@ -745,15 +745,15 @@ fn holds_changed_unit(blobs: &BlobStore, content: (ContentHash, u64), names: &[V
     let mut verdict = relinked::Verdict::Undecided;
     // Bounded by the size, not claiming it: a content a delta stands on is then streamed as
     // any other, not decoded into memory first to be kept.
-    let _ = blobs.stream(&whole, Expect::AtMost(size), |chunk| {
+    let mut sink = |chunk: &[u8]| {
         verdict = search.feed(chunk);
         match verdict {
-            relinked::Verdict::Undecided => Ok(()),
-            _ => Err(CheckpointError::BlobCorrupt {
-                path: blobs.dir(),
-                problem: "read no further: decided".to_owned(),
-            }),
+            relinked::Verdict::Undecided => ControlFlow::Continue(()),
+            _ => ControlFlow::Break(()),
         }
+    };
+    let _ = until_stopped(&mut sink, |pass| {
+        blobs.stream(&whole, Expect::AtMost(size), pass)
     });
     verdict == relinked::Verdict::Holds
 }
