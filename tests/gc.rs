@@ -1,15 +1,16 @@
 //! Checkpoints in the store's life cycle (issue 16), with real Nix: what keeps a checkpoint
 //! alive, that an old one can be collected once nothing roots it, that a new checkpoint never
 //! references its base, that a checkpoint is copied with its build's `out` and nothing else
-//! (nor references an input whose path its trees hold), and what a build whose base is gone
-//! says and does. Docs: docs/nix-tools.md.
+//! (nor references an input whose path its trees hold), what a build whose base is gone
+//! says and does, and what `nix-store --check` says of a checkpointed build. Docs:
+//! docs/nix-tools.md.
 //!
 //! Never runs a store-wide `nix-store --gc` (other tests share the store): it asks
 //! `nix-store --delete PATH` about single paths, which refuses while the path is alive.
 //! GC roots live in a scratch directory and are removed on drop, also when the test fails.
 
 use integration_tests::checkpoint::Scratch;
-use integration_tests::nix::repo_root;
+use integration_tests::nix::{repo_root, NIX_BUILD_OPTIONS};
 use integration_tests::outputs::{normalised_out, output};
 use integration_tests::reuse_cases::{base_attr, build_ok, case_file};
 use integration_tests::{builder_binary, BuildResult};
@@ -292,5 +293,50 @@ fn a_checkpoint_does_not_reference_the_inputs_its_trees_name() {
     assert!(
         refs.iter().all(|r| own.contains(r)),
         "the checkpoint references only its build's outputs: {refs:?}, outputs {own:?}"
+    );
+}
+
+#[test]
+fn a_rebuild_check_compares_the_outputs_before_the_checkpoint() {
+    // `nix-store --realise --check` builds the derivation again and compares every output with
+    // the registered one, stopping at the first that differs. A checkpoint records the mtimes
+    // and step times of its build, so it differs on every rebuild; Nix compares an output the
+    // checkpoint names (all of them: `output_paths`) before it. The error therefore names the
+    // checkpoint when every other output was reproduced, and `out` when it was not.
+    let check = |result: &BuildResult| {
+        let mut args: Vec<&str> = vec!["--realise"];
+        args.extend_from_slice(NIX_BUILD_OPTIONS);
+        args.extend_from_slice(&["--check", &result.drv_path]);
+        let o = nix_store(&args);
+        assert!(!o.status.success(), "the check passed: {}", text(&o));
+        let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+        let differs: Vec<String> = stderr
+            .lines()
+            .filter(|l| l.contains("may not be deterministic"))
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(differs.len(), 1, "one mismatch reported: {}", text(&o));
+        differs[0].clone()
+    };
+    let quoted = |p: &Path| format!("output '{}' differs", p.display());
+
+    let two = build("check-dev", "dev", None, true);
+    assert_eq!(
+        two.out_paths.len(),
+        3,
+        "out, dev and checkpoint: {:?}",
+        two.out_paths
+    );
+    let line = check(&two);
+    assert!(
+        line.contains(&quoted(&output(&two, true))),
+        "the checkpoint is the output reported, after out and dev matched: {line}"
+    );
+
+    let stamped = build("check-stamped", "stamped", None, true);
+    let line = check(&stamped);
+    assert!(
+        line.contains(&quoted(&output(&stamped, false))),
+        "out, which differs, is reported before the checkpoint: {line}"
     );
 }

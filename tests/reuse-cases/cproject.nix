@@ -60,7 +60,8 @@
 # input-paths: postBuild leaves the source's store path in the build directory in a short
 # file, in the middle of 200 kB of random bytes, as a symlink target and in a file name;
 # dev: a second output, `dev`, declared after `out` (as nixpkgs declares it), into which
-# postInstall copies util.h;
+# postInstall copies util.h; stamped: postInstall writes the time of the build into
+# $out/share/greet/stamp, so `out` differs on every rebuild;
 # `base` is an earlier build's checkpoint (`baseContext = false`: passed without string
 # context), `cache` a development cache directory, `baseTrust` the value of
 # `checkpointBaseTrust` (docs/trust.md; unset when null).
@@ -324,6 +325,8 @@ mkDrv ({
   '' else if variant == "dev" then ''
     mkdir -p $dev/include
     cp util.h $dev/include/
+  '' else if variant == "stamped" then ''
+    date +%s%N > $out/share/greet/stamp
   '' else if variant == "broken-install" then ''
     echo "this installPhase fails"
     false
