@@ -7,6 +7,9 @@
 #   full     full build with a `checkpoint` output (the base)
 #   oneline  the `oneline` variant (one line of one C file) over full's checkpoint
 #   install  the `install` variant (postInstall only) over full's checkpoint
+#   oneline-src  with --source-edit: the same one-line change made in the source tarball
+#            (the `oneline-src` variant), as a new release or a local checkout brings it:
+#            unpackPhase runs instead of being restored, and patchPhase changes nothing
 #
 # and nixpkgs' checkpointBuildTools flow on the same project with the stock builder
 # (tests/projects/checkpoint-build-tools.nix, needs rsync on the host; --no-theirs skips it):
@@ -32,15 +35,19 @@
 # machine's ext4 (no journal) creating files right after Nix deleted the previous build
 # directory is slow enough to hide everything else.
 #
-# --runs N: each oneline, install and theirs build N times (its outputs deleted before each
-# run after the first; the builders, and theirs among the oneline builds, take turns within
-# a run, so a drift of the machine's speed over the minutes of a run does not fall on one
-# flow), the median in the table and every run's time on a `runs:` line (for an even N the
-# lower of the middle two); the log lines shown are the median run's. On this 2-core
-# machine one run's ratios move by a quarter from run to run.
+# --source-edit: also build oneline-src, and time the unpacking of the tarball outside Nix
+# (unpack), which any Nix build of a new source runs; oneline-src's ratio counts it in the
+# limit (oneline-src / (warm + after + fixup + floor + unpack)).
+#
+# --runs N: each oneline, install, oneline-src and theirs build N times (its outputs deleted
+# before each run after the first; the builders, and theirs among the oneline builds, take
+# turns within a run, so a drift of the machine's speed over the minutes of a run does not
+# fall on one flow), the median in the table and every run's time on a `runs:` line (for an
+# even N the lower of the middle two); the log lines shown are the median run's. On this
+# 2-core machine one run's ratios move by a quarter from run to run.
 #
 # Usage: bench/scale.sh [--stdenv FILE] [--builder BIN] [--baseline BIN] [--tmpdir DIR]
-#                       [--runs N] [--no-theirs] [PROJECT...]
+#                       [--runs N] [--no-theirs] [--source-edit] [PROJECT...]
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -50,6 +57,7 @@ stdenv_nix=$repo/tests/stdenv/stdenv.nix
 builder=${CHECKPOINT_BUILDER:-}
 baseline=""
 theirs=1
+source_edit=""
 runs=1
 projects=()
 while [ $# -gt 0 ]; do
@@ -59,6 +67,7 @@ while [ $# -gt 0 ]; do
     --baseline) baseline=$2; shift 2 ;;
     --tmpdir) export TMPDIR=$2; shift 2 ;;
     --no-theirs) theirs=""; shift ;;
+    --source-edit) source_edit=1; shift ;;
     --runs) runs=$2; shift 2 ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     -*) echo "scale.sh: unknown option $1" >&2; exit 2 ;;
@@ -162,7 +171,11 @@ plain() {
   src=$(nix-store --realise "${nix_opts[@]}" "$(nix-instantiate "$repo/tests/projects" -A "$project.src" \
     --arg stdenvNix "$stdenv_nix" --arg sources "$work" 2>/dev/null)" 2>/dev/null)
   mkdir -p "$dir"
+  local t0 t1
+  t0=$(now)
   tar -xzf "$src" -C "$dir"
+  t1=$(now)
+  secs "$t0" "$t1" >"$dir.unpack"
   root=$(find "$dir" -mindepth 1 -maxdepth 1 -type d | head -n 1)
   if [ "$mode" = bare ]; then
     (plain_steps) || echo "scale.sh: the plain build of $project ($mode) failed" >&2
@@ -212,7 +225,7 @@ for project in "${projects[@]}"; do
     theirs_salt="scale-bench-theirs-$(date +%s%N)-$$-$RANDOM"
     realise "$project.theirs.full" "$(instantiate "$project" "$theirs_salt" --argstr theirs prepare)"
   fi
-  for variant in oneline install; do
+  for variant in oneline install ${source_edit:+oneline-src}; do
     declare -A drv_of=()
     members=("${builders[@]}")
     for b in "${builders[@]}"; do
@@ -240,10 +253,12 @@ for project in "${projects[@]}"; do
     unset drv_of
   done
   for b in "${builders[@]}" ${theirs:+theirs}; do
-    if ok "$project.$b.oneline"; then
-      "$(out_of "$project.$b.oneline")/bin/synth" | grep -q 'one-line change' ||
-        echo "      the change is NOT visible" >"$work/$project.$b.oneline.note"
-    fi
+    for variant in oneline oneline-src; do
+      if ok "$project.$b.$variant"; then
+        "$(out_of "$project.$b.$variant")/bin/synth" | grep -q 'one-line change' ||
+          echo "      the change is NOT visible" >"$work/$project.$b.$variant.note"
+      fi
+    done
   done
   plain "$project" env
   plain "$project" bare
@@ -292,11 +307,29 @@ for project in "${projects[@]}"; do
   done
   echo
 done
+if [ -n "$source_edit" ]; then
+  echo "oneline-src: the one-line change in the source tarball (unpackPhase runs); unpack: the"
+  echo "project's tarball unpacked outside Nix; limit: warm + after + fixup + floor + unpack"
+  for project in "${projects[@]}"; do
+    warm=$(cat "$work/plain-$project.warm" 2>/dev/null || echo -)
+    after=$(cat "$work/plain-$project.after" 2>/dev/null || echo -)
+    fixup=$(cat "$work/plain-$project.fixup" 2>/dev/null || echo -)
+    unpack=$(cat "$work/plain-$project.unpack" 2>/dev/null || echo -)
+    for b in "${builders[@]}"; do
+      src_ol=$(value "$project.$b.oneline-src")
+      printf '  %-16s %-8s oneline-src %s, oneline %s, unpack %s, oneline-src / limit %s\n' \
+        "$project" "$b" "$src_ol" "$(value "$project.$b.oneline")" "$unpack" \
+        "$(awk -v o="$src_ol" -v w="$warm" -v a="$after" -v f="$f" -v x="$fixup" -v u="$unpack" \
+          'BEGIN { if (o == "-" || w == "-" || x == "-" || u == "-") print "-"; else printf "%.2f", o / (w + a + f + x + u) }')"
+      cat "$work/$project.$b.oneline-src.note" 2>/dev/null || true
+    done
+  done
+fi
 if [ "$runs" -gt 1 ]; then
   echo "runs (seconds, in order; the table shows the median):"
   for project in "${projects[@]}"; do
     for b in "${builders[@]}" ${theirs:+theirs}; do
-      for variant in oneline install; do
+      for variant in oneline install oneline-src; do
         if [ -f "$work/$project.$b.$variant.runs" ]; then
           printf '  %-16s %-8s %-8s %s\n' "$project" "$b" "$variant" "$(cat "$work/$project.$b.$variant.runs")"
         fi
@@ -318,7 +351,7 @@ fi
 echo
 echo "builder's own time, per build (from its log):"
 for project in "${projects[@]}"; do
-  for variant in full oneline install; do
+  for variant in full oneline install ${source_edit:+oneline-src}; do
     for b in "${builders[@]}"; do
       printf '  %-16s %-8s %-8s %s\n' "$project" "$variant" "$b" "$(own "$project.$b.$variant")"
       grep -E 'checkpoint-builder:   (resume|import|in-place|snapshot)' "$work/$project.$b.$variant.log" 2>/dev/null |

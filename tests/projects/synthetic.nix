@@ -4,13 +4,17 @@
 # unit: 2500 units (`synthetic`) make a build directory of about 400 MB, 250
 # (`synthetic-small`) one ten times smaller. The source is a tarball generated once per
 # `units` by a raw derivation (python3 and tar from the host), so it is the same for every
-# variant. `variant` (see variant.nix): "oneline" appends "(one-line change)" to the banner
+# variant but "oneline-src". `variant` (see variant.nix): "oneline" appends "(one-line change)" to the banner
 # in src/u00000.c that `synth` prints; "header" changes a constant in include/g000.h (the
-# objects record it in their .d files).
+# objects record it in their .d files); "oneline-src" makes oneline's change in the tarball.
 { mkDrv, sources, variant ? "base", units ? 2500 }:
 let
+  # "oneline-src": the one-line change of "oneline" made in the tarball itself, as a new
+  # source release or a local checkout brings it (unpackPhase runs, patchPhase has nothing to
+  # do).
+  srcEdit = variant == "oneline-src";
   src = derivation {
-    name = "synthetic-${toString units}.tar.gz";
+    name = "synthetic-${toString units}${if srcEdit then "-edited" else ""}.tar.gz";
     system = builtins.currentSystem;
     builder = "/bin/sh";
     args = [ "-c" ''
@@ -18,6 +22,11 @@ let
       export PATH=/usr/bin:/bin
       mkdir synthetic-${toString units}
       python3 ${./synthetic-gen.py} ${toString units} synthetic-${toString units}
+      ${if srcEdit then ''
+        sed -i -e 's/"synthetic project"/"synthetic project (one-line change)"/' \
+          synthetic-${toString units}/src/u00000.c
+        grep -q '(one-line change)' synthetic-${toString units}/src/u00000.c
+      '' else ""}
       tar --sort=name --mtime=@1 --owner=0 --group=0 --numeric-owner \
         -czf "$out" synthetic-${toString units}
     '' ];
@@ -30,7 +39,8 @@ mkDrv ({
   dontConfigure = true;
   makeFlags = [ "PREFIX=${placeholder "out"}" ];
 } // import ./variant.nix {
-  inherit variant name;
+  variant = if srcEdit then "base" else variant;
+  inherit name;
   file = "src/u00000.c";
   expression = ''s/"synthetic project"/"synthetic project (one-line change)"/'';
   header = "include/g000.h";
