@@ -6,8 +6,8 @@
 
 use crate::build::signals;
 use crate::checkpoint::{
-    Checkpoint, CheckpointError, CheckpointWriter, ContentHash, Holding, LayerMeta, LayerSummary,
-    PriorTrees, ReadLayer, RelPath, RestoreReport, RewritePair, Snapshotter, State,
+    Checkpoint, CheckpointError, CheckpointWriter, ContentHash, Gate, Holding, LayerMeta,
+    LayerSummary, PriorTrees, ReadLayer, RelPath, RestoreReport, RewritePair, Snapshotter, State,
 };
 use crate::meta::{attachment, BuildMeta, LayerInfo};
 use crate::reuse::base::{resume_trees, BaseCheckpoint};
@@ -329,12 +329,13 @@ impl Recorder {
 
     /// The rest of recording a layer, after [`Recorder::read_layer`]: stores the contents
     /// it held, writes the layer and links it into the chain. May run `beside` the next
-    /// phase, on half the cores, so that the phase keeps the others; what it took is
-    /// reported by [`Recorder::note_stored`].
+    /// phase, on half the cores, so that the phase keeps the others, and on all of them
+    /// once the gate opens (the build waits for the store: the phase has ended); what it
+    /// took is reported by [`Recorder::note_stored`].
     pub fn store_layer(
         &mut self,
         read: ReadRecord,
-        beside: bool,
+        beside: Option<&Gate>,
     ) -> Result<StoredRecord, CheckpointError> {
         let started = std::time::Instant::now();
         let cpu = cpu_time();
@@ -349,13 +350,14 @@ impl Recorder {
             ReadOrWritten::Written(summary) => (summary, 0, true),
             ReadOrWritten::Read(read) => {
                 let held = read.held_bytes();
-                let threads = match self.snapshotter.threads() {
-                    all if beside => (all / 2).max(1),
-                    all => all,
+                let all = self.snapshotter.threads();
+                let (threads, widen) = match beside {
+                    Some(gate) => ((all / 2).max(1), Some((all, gate))),
+                    None => (all, None),
                 };
-                let summary = self
-                    .snapshotter
-                    .store_layer(&mut self.writer, read, threads)?;
+                let summary =
+                    self.snapshotter
+                        .store_layer(&mut self.writer, read, threads, widen)?;
                 (summary, held, false)
             }
         };

@@ -13,7 +13,7 @@ use crate::build::nix_log;
 use crate::build::recorder::{self, ReadRecord, Recorder, StoredRecord, TreeMoment};
 use crate::build::signals;
 use crate::build::waiting::{self, PhasePipes, StepEnd, Waiting};
-use crate::checkpoint::{CheckpointError, Holding, RelPath, RewritePair};
+use crate::checkpoint::{CheckpointError, Gate, Holding, RelPath, RewritePair};
 use crate::reuse::base::{
     error_chain, path_rewrites, remove_tree, BaseCheckpoint, InitialTree, PathMoves,
 };
@@ -33,6 +33,7 @@ use std::ffi::OsString;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Child, Command};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use thiserror::Error;
 
@@ -1195,7 +1196,7 @@ fn store_record(rec: &mut Recorder, read: Option<ReadRecord>) -> Result<(), RunE
     let started = Instant::now();
     let step = read.step().to_owned();
     let stored = rec
-        .store_layer(read, false)
+        .store_layer(read, None)
         .map_err(|source| RunError::Checkpoint { step, source })?;
     stored_layer(rec, stored, started.elapsed());
     Ok(())
@@ -1225,9 +1226,12 @@ const HELD_WHILE_NEXT_STEP_RUNS: u64 = 512 << 20;
 /// The layer after a phase, stored on a thread of its own while the next phase runs: its
 /// compression and deltas, and the copy of its blobs into the pack, need not hold up that
 /// phase. The thread holds the recorder until [`StoringLayer::settle`] gives it back, and
-/// the layers of phases that started no process meanwhile wait for it in `queued`.
+/// the layers of phases that started no process meanwhile wait for it in `queued`. It stores
+/// on half the cores until the build waits for it (`settle` opens `wait_started`), then on
+/// all of them.
 struct StoringLayer<'scope, 'r> {
     step: String,
+    wait_started: Arc<Gate>,
     thread: std::thread::ScopedJoinHandle<
         'scope,
         (&'r mut Recorder, Result<StoredRecord, CheckpointError>),
@@ -1256,16 +1260,19 @@ impl<'scope, 'r: 'scope> StoringLayer<'scope, 'r> {
         step: &str,
     ) -> Self {
         let unchanged_at = Box::new(rec.unchanged_since_last_walk());
+        let wait_started = Arc::new(Gate::new());
+        let gate = Arc::clone(&wait_started);
         let thread = scope.spawn(move || {
             // A panic stays on this thread and becomes the store's error.
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                rec.store_layer(read, true)
+                rec.store_layer(read, Some(&gate))
             }))
             .unwrap_or(Err(CheckpointError::WorkerPanicked));
             (rec, result)
         });
         StoringLayer {
             step: step.to_owned(),
+            wait_started,
             thread,
             unchanged_at,
             queued: Vec::new(),
@@ -1290,6 +1297,7 @@ impl<'scope, 'r: 'scope> StoringLayer<'scope, 'r> {
     ) -> Result<(), RunError> {
         let Some(StoringLayer {
             step,
+            wait_started,
             thread,
             queued,
             ..
@@ -1298,6 +1306,7 @@ impl<'scope, 'r: 'scope> StoringLayer<'scope, 'r> {
             return Ok(());
         };
         let started = Instant::now();
+        wait_started.open();
         let (rec, result) = thread
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));

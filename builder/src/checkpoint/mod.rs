@@ -95,6 +95,7 @@ pub use overlay::{
     classify, floor_after, overlay_changes, overlay_diff, overlay_state, OverlayChange,
     OverlayReport,
 };
+pub use parallel::Gate;
 pub use path::RelPath;
 pub use restore::{RestoreOptions, RestoreReport};
 pub use rewrite::{RewritePair, Rewrites, Translator};

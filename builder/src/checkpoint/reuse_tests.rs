@@ -1509,7 +1509,7 @@ fn a_large_file_written_again_is_stored_as_a_delta_of_what_its_path_held() {
         .unwrap();
     assert_eq!(read.held_bytes(), 0);
     assert!(w.blobs().contains(&ContentHash::of(&v2)));
-    s.store_layer(&mut w, read, 1).unwrap();
+    s.store_layer(&mut w, read, 1, None).unwrap();
     // Held, then stored; the file changes in between.
     fs::write(root.join("a"), &v3).unwrap();
     let read = s
@@ -1517,7 +1517,7 @@ fn a_large_file_written_again_is_stored_as_a_delta_of_what_its_path_held() {
         .unwrap();
     assert_eq!(read.held_bytes(), v3.len() as u64);
     fs::write(root.join("a"), &v1).unwrap();
-    s.store_layer(&mut w, read, 1).unwrap();
+    s.store_layer(&mut w, read, 1, None).unwrap();
     // `a` again holds a stored content: not held, and the room is there for the next
     // layer's new path `b` with a new content.
     let v4 = version(b"four");
@@ -1526,13 +1526,13 @@ fn a_large_file_written_again_is_stored_as_a_delta_of_what_its_path_held() {
         .read_layer(&mut w, LayerMeta::default(), &holding)
         .unwrap();
     assert_eq!(read.held_bytes(), 0);
-    s.store_layer(&mut w, read, 1).unwrap();
+    s.store_layer(&mut w, read, 1, None).unwrap();
     fs::write(root.join("b"), &v4).unwrap();
     let read = s
         .read_layer(&mut w, LayerMeta::default(), &holding)
         .unwrap();
     assert_eq!(read.held_bytes(), v4.len() as u64);
-    s.store_layer(&mut w, read, 1).unwrap();
+    s.store_layer(&mut w, read, 1, None).unwrap();
     w.finish().unwrap();
     let ck = open_verified(&dir);
     for (v, base) in [(&v2, Some(&v1)), (&v3, Some(&v1)), (&v4, None)] {

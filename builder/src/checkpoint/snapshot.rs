@@ -16,7 +16,7 @@ use super::error::{CheckpointError, IoResultExt, Result};
 use super::manifest::{
     check_root_name, ContentHash, Entry, EntryKind, Layer, LayerMeta, LayerRef, Timestamp, Xattrs,
 };
-use super::parallel::{all_cores, run_parallel};
+use super::parallel::{all_cores, run_parallel, run_parallel_widening, Gate};
 use super::path::RelPath;
 use super::state::{check_root_state, diff_root, RootState, State};
 use super::store::{Checkpoint, CheckpointWriter};
@@ -570,7 +570,7 @@ impl Snapshotter {
     ) -> Result<LayerSummary> {
         let read = self.read_layer(writer, meta, &Holding::none())?;
         let threads = self.threads;
-        self.store_layer(writer, read, threads)
+        self.store_layer(writer, read, threads, None)
     }
 
     /// The first part of [`Snapshotter::snapshot`], the part that must see the roots: walks
@@ -709,12 +709,14 @@ impl Snapshotter {
     }
 
     /// The rest of [`Snapshotter::snapshot`] after [`Snapshotter::read_layer`]: stores the
-    /// contents it held, on up to `threads` threads, then writes the layer.
+    /// contents it held, on up to `threads` threads (with `widen = Some((more, gate))`, on
+    /// `more` once `gate` opens), then writes the layer.
     pub fn store_layer(
         &mut self,
         writer: &mut CheckpointWriter,
         read: ReadLayer,
         threads: usize,
+        widen: Option<(usize, &Gate)>,
     ) -> Result<LayerSummary> {
         let ReadLayer {
             layer,
@@ -725,7 +727,7 @@ impl Snapshotter {
             files_reused,
         } = read;
         let blobs = writer.blobs();
-        run_parallel(&held, threads, |h| {
+        run_parallel_widening(&held, threads, widen, |h| {
             let prior = Prior {
                 base: self
                     .prior
@@ -896,7 +898,7 @@ mod tests {
             .unwrap();
         assert_eq!(read.held_bytes(), (small.len() + large.len()) as u64);
         write_both(Some(b'x'));
-        let held = s.store_layer(&mut w, read, 2).unwrap();
+        let held = s.store_layer(&mut w, read, 2, None).unwrap();
         w.finish().unwrap();
         assert_eq!(
             layer_file(&at_once_dir, &at_once.layer),
@@ -923,7 +925,7 @@ mod tests {
         assert_eq!(read.held_bytes(), small.len() as u64);
         assert!(w.blobs().contains(&ContentHash::of(&large)));
         assert!(!w.blobs().contains(&ContentHash::of(&small)));
-        s.store_layer(&mut w, read, 1).unwrap();
+        s.store_layer(&mut w, read, 1, None).unwrap();
         assert!(w.blobs().contains(&ContentHash::of(&small)));
         w.finish().unwrap();
     }
