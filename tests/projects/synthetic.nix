@@ -4,14 +4,15 @@
 # unit: 2500 units (`synthetic`) make a build directory of about 400 MB, 250
 # (`synthetic-small`) one ten times smaller. The source is a tarball generated once per
 # `units` by a raw derivation (python3 and tar from the host), so it is the same for every
-# variant but "oneline-src". `variant` (see variant.nix): "oneline" appends "(one-line change)" to the banner
-# in src/u00000.c that `synth` prints; "header" changes a constant in include/g000.h (the
-# objects record it in their .d files); "oneline-src" makes oneline's change in the tarball.
+# variant but "oneline-src". `variant` (see variant.nix): "oneline" appends "(one-line
+# change)" to the banner in src/u00000.c that `synth` prints; "header" changes a constant in
+# include/g000.h (the objects record it in their .d files); "oneline-src" makes oneline's
+# change in the tarball.
 { mkDrv, sources, variant ? "base", units ? 2500 }:
 let
   # "oneline-src": the one-line change of "oneline" made in the tarball itself, as a new
-  # source release or a local checkout brings it (unpackPhase runs, patchPhase has nothing to
-  # do).
+  # source release or a local checkout brings it (unpackPhase runs, patchPhase has nothing
+  # to do).
   srcEdit = variant == "oneline-src";
   src = derivation {
     name = "synthetic-${toString units}${if srcEdit then "-edited" else ""}.tar.gz";
