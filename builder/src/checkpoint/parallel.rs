@@ -66,7 +66,8 @@ pub(crate) fn run_parallel<T: Sync, R: Send>(
 /// threads from the moment `gate` opens (the caller opens it when it starts waiting for the
 /// results: work that ran beside a phase then takes the cores the phase has left). The
 /// threads beyond `threads` wait at the gate; the first worker to leave opens it, so none
-/// waits for a gate nobody opens. Results come in input order either way.
+/// waits for a gate nobody opens. With no more items than `threads` it is [`run_parallel`]
+/// (no thread would find an item behind the gate). Results come in input order either way.
 pub(crate) fn run_parallel_widening<T: Sync, R: Send>(
     items: &[T],
     threads: usize,
@@ -74,7 +75,7 @@ pub(crate) fn run_parallel_widening<T: Sync, R: Send>(
     f: impl Fn(&T) -> Result<R> + Sync,
 ) -> Result<Vec<R>> {
     let (most, gate) = match widen {
-        Some((more, gate)) if more > threads => (more, Some(gate)),
+        Some((more, gate)) if more > threads && items.len() > threads => (more, Some(gate)),
         _ => (threads, None),
     };
     if most <= 1 {
