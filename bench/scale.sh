@@ -266,11 +266,11 @@ done
 floor
 
 f=$(cat "$work/floor")
-# ol_limit ONELINE WARM AFTER FLOOR [FIXUP]: oneline / (warm + after + floor [+ fixup]),
-# `-` when unknown.
+# ol_limit ONELINE WARM AFTER FLOOR [FIXUP [UNPACK]]: oneline / (warm + after + floor
+# [+ fixup [+ unpack]]), `-` when unknown.
 ol_limit() {
-  awk -v o="$1" -v w="$2" -v a="$3" -v f="$4" -v x="${5:-0}" \
-    'BEGIN { if (o == "-" || w == "-" || x == "-") print "-"; else printf "%.2f", o / (w + a + f + x) }'
+  awk -v o="$1" -v w="$2" -v a="$3" -v f="$4" -v x="${5:-0}" -v u="${6:-0}" \
+    'BEGIN { if (o == "-" || w == "-" || x == "-" || u == "-") print "-"; else printf "%.2f", o / (w + a + f + x + u) }'
 }
 echo
 echo "== Scale: the builder's own time against the build directory ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, runs=$runs)"
@@ -319,8 +319,7 @@ if [ -n "$source_edit" ]; then
       src_ol=$(value "$project.$b.oneline-src")
       printf '  %-16s %-8s oneline-src %s, oneline %s, unpack %s, oneline-src / limit %s\n' \
         "$project" "$b" "$src_ol" "$(value "$project.$b.oneline")" "$unpack" \
-        "$(awk -v o="$src_ol" -v w="$warm" -v a="$after" -v f="$f" -v x="$fixup" -v u="$unpack" \
-          'BEGIN { if (o == "-" || w == "-" || x == "-" || u == "-") print "-"; else printf "%.2f", o / (w + a + f + x + u) }')"
+        "$(ol_limit "$src_ol" "$warm" "$after" "$f" "$fixup" "$unpack")"
       cat "$work/$project.$b.oneline-src.note" 2>/dev/null || true
     done
   done
