@@ -23,18 +23,18 @@ project_sources() {
   dirname "$(awk 'NR==1 {print $2}' <<<"$fetched")"
 }
 
-# stdenv_fixup DIR LOG SECONDS: the stdenv's fixupPhase over DIR/out, what a plain build
-# outside Nix installed (strip, patchShebangs, …: what every Nix build runs after
-# installPhase over the outputs it wrote), its output into LOG and its wall time into the
-# file SECONDS (with the caller's `now` and `secs`). Only in nix-shell, where the stdenv
-# defines fixupPhase (else nothing). DIR/tmp is its TMPDIR, as /build is beside $out in Nix:
-# hooks flag what points into TMPDIR (a symlink into /tmp would be one here).
+# stdenv_fixup DIR LOG SECONDS [OUT]: the stdenv's fixupPhase over OUT (default DIR/out),
+# what a plain build outside Nix installed (strip, patchShebangs, …: what every Nix build
+# runs after installPhase over the outputs it wrote), its output into LOG and its wall time
+# into the file SECONDS (with the caller's `now` and `secs`). Only in nix-shell, where the
+# stdenv defines fixupPhase (else nothing). DIR/tmp is its TMPDIR, as /build is beside $out
+# in Nix: hooks flag what points into TMPDIR (a symlink into /tmp would be one here).
 stdenv_fixup() {
-  local top=$1 log=$2 seconds=$3 t0 t1
+  local top=$1 log=$2 seconds=$3 dest=${4:-$1/out} t0 t1
   declare -F fixupPhase >/dev/null || return 0
   t0=$(now)
   mkdir -p "$top/tmp"
-  (outputs=out out=$top/out prefix=$top/out TMPDIR=$top/tmp; fixupPhase) >"$log" 2>&1 || return 1
+  (outputs=out out=$dest prefix=$dest TMPDIR=$top/tmp; fixupPhase) >"$log" 2>&1 || return 1
   t1=$(now)
   secs "$t0" "$t1" >"$seconds"
 }
