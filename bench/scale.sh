@@ -359,6 +359,18 @@ if [ -n "$theirs" ]; then
       printf '  %-16s oneline %-8s / theirs: %s\n' "$project" "$b" \
         "$(awk -v o="$(value "$project.$b.oneline")" -v t="$(value "$project.theirs.oneline")" \
           'BEGIN { if (o == "-" || t == "-") print "-"; else printf "%.2f", o / t }')"
+      # The two builds of a round ran one after the other: their ratio leaves out what drifts
+      # between rounds.
+      if [ "$runs" -gt 1 ]; then
+        ratios=$(for run in $(seq 1 "$runs"); do
+          awk -v o="$(value "$project.$b.oneline.$run")" -v t="$(value "$project.theirs.oneline.$run")" \
+            'BEGIN { if (o != "-" && t != "-") printf "%.2f\n", o / t }'
+        done)
+        if [ -n "$ratios" ]; then
+          printf '  %-16s         %-8s per round: %s (median %s)\n' "$project" "$b" \
+            "$(paste -sd " " <<<"$ratios")" "$(sort -n <<<"$ratios" | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')"
+        fi
+      fi
     done
     cat "$work/$project.theirs.oneline.note" 2>/dev/null || true
   done
