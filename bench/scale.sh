@@ -4,6 +4,8 @@
 # synthetic, tests/projects/synthetic.nix: about 40 and 400 MB of build directory) and each
 # builder given (--baseline first, when given, then --builder), in one run:
 #
+#   stock    full build with the stock builder (bash + genericBuild), no checkpoint: what
+#            install-only builds are set against (issue 19: at most 0.05 of it)
 #   full     full build with a `checkpoint` output (the base)
 #   oneline  the `oneline` variant (one line of one C file) over full's checkpoint
 #   install  the `install` variant (postInstall only) over full's checkpoint
@@ -29,7 +31,7 @@
 # line shows its older "snapshots took … restores …" line), each restore's line, and the
 # ratios: oneline / (warm + after + floor) (issue 19's limit), the same with fixup counted in
 # the limit (the fixup any build in Nix runs over the products the change rewrote), install
-# / full, and each builder's own time against the baseline's.
+# / stock, and each builder's own time against the baseline's.
 #
 # --tmpdir DIR: the directory Nix builds in (TMPDIR of nix-store), e.g. a tmpfs: on this
 # machine's ext4 (no journal) creating files right after Nix deleted the previous build
@@ -230,6 +232,7 @@ own() {
 }
 
 for project in "${projects[@]}"; do
+  realise "$project.stock" "$(instantiate "$project" "scale-bench-stock-$(date +%s%N)-$$-$RANDOM")"
   for b in "${builders[@]}"; do
     salt="scale-bench-$(date +%s%N)-$$-$RANDOM"
     echo "$salt" >"$work/$project.$b.salt"
@@ -294,20 +297,21 @@ echo "the limit installs into: $out_root ($([ "$(stat -c %d "$out_root")" = "$(s
   printf 'not ')on the filesystem of /nix/store)"
 for b in "${builders[@]}"; do echo "$b: ${bin[$b]}"; done
 echo "floor (trivial sandboxed build): $f s"
-printf '%-16s %-8s %6s %7s %7s %7s %6s %6s %6s | %9s %9s %9s\n' project builder dir_MB full oneline install \
-  warm after fixup "ol/limit" "ol/lim+fx" "inst/full"
+printf '%-16s %-8s %6s %7s %7s %7s %7s %6s %6s %6s | %9s %9s %9s\n' project builder dir_MB stock full oneline \
+  install warm after fixup "ol/limit" "ol/lim+fx" "inst/stk"
 for project in "${projects[@]}"; do
+  stock=$(value "$project.stock")
   warm=$(cat "$work/plain-$project.warm" 2>/dev/null || echo -)
   after=$(cat "$work/plain-$project.after" 2>/dev/null || echo -)
   fixup=$(cat "$work/plain-$project.fixup" 2>/dev/null || echo -)
   mb=$(cat "$work/plain-$project.mb" 2>/dev/null || echo -)
   for b in "${builders[@]}" ${theirs:+theirs}; do
     full=$(value "$project.$b.full") ol=$(value "$project.$b.oneline") inst=$(value "$project.$b.install")
-    printf '%-16s %-8s %6s %7s %7s %7s %6s %6s %6s | %9s %9s %9s\n' "$project" "$b" "$mb" "$full" "$ol" \
-      "$inst" "$warm" "$after" "$fixup" \
+    printf '%-16s %-8s %6s %7s %7s %7s %7s %6s %6s %6s | %9s %9s %9s\n' "$project" "$b" "$mb" "$stock" "$full" \
+      "$ol" "$inst" "$warm" "$after" "$fixup" \
       "$(ol_limit "$ol" "$warm" "$after" "$f")" \
       "$(ol_limit "$ol" "$warm" "$after" "$f" "$fixup")" \
-      "$(awk -v i="$inst" -v s="$full" 'BEGIN { if (i == "-" || s == "-") print "-"; else printf "%.3f", i / s }')"
+      "$(awk -v i="$inst" -v s="$stock" 'BEGIN { if (i == "-" || s == "-") print "-"; else printf "%.3f", i / s }')"
   done
 done
 echo "fixup: the stdenv's fixupPhase over what make installed, which every Nix build runs"
