@@ -75,12 +75,20 @@
 # set-up and Nix registering the outputs); `out` equality
 # with a clean build is what tests/real_reuse.rs asserts, not this script.
 #
-# Usage: bench/reuse.sh [--stdenv FILE] [--builder BIN] [--sources DIR]
-#                       [--runs N] [--log-lines N] [--no-theirs] [PROJECT...]
+# Usage: bench/reuse.sh [--stdenv FILE] [--builder BIN] [--sources DIR] [--tmpdir DIR]
+#                       [--out-dir DIR] [--runs N] [--log-lines N] [--no-theirs] [PROJECT...]
 #   --stdenv   the stdenv.nix to build on (default: tests/stdenv/stdenv.nix)
 #   --builder  checkpoint-builder binary (default: $CHECKPOINT_BUILDER, else
 #              the output of scripts/build-static.sh)
 #   --sources  orig tarball cache (default: as scripts/fetch-sources.sh)
+#   --tmpdir   the directory Nix and the plain builds build in (TMPDIR; default
+#              $TMPDIR, else /tmp), e.g. a tmpfs: on an ext4 without a journal
+#              (this machine's) creating files soon after many were deleted is
+#              slow, and every restore and unpack creates files
+#   --out-dir  where the plain builds install and fixupPhase runs (their
+#              prefix; default /tmp when it is on the filesystem of /nix/store,
+#              else the work directory): a Nix build writes its outputs into
+#              the store
 #   --runs     repetitions of the whole sequence per project (default 1);
 #              with more than one, a median row per project
 #   --log-lines  lines of the last oneline build's log shown (default 24)
@@ -97,12 +105,15 @@ sources=""
 runs=1
 log_lines=24
 theirs=1
+out_root=""
 projects=()
 while [ $# -gt 0 ]; do
   case $1 in
     --stdenv) stdenv_nix=$2; shift 2 ;;
     --builder) builder=$2; shift 2 ;;
     --sources) sources=$2; shift 2 ;;
+    --tmpdir) export TMPDIR=$2; shift 2 ;;
+    --out-dir) out_root=$2; shift 2 ;;
     --runs) runs=$2; shift 2 ;;
     --log-lines) log_lines=$2; shift 2 ;;
     --no-theirs) theirs=""; shift ;;
@@ -134,9 +145,14 @@ fi
 builder=$(realpath "$builder")
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/reuse-bench.XXXXXX")
+if [ -z "$out_root" ]; then
+  out_root=$work
+  [ "$(stat -c %d /tmp)" != "$(stat -c %d /nix/store)" ] || out_root=/tmp
+fi
+outs=$(mktemp -d "$out_root/reuse-bench-outputs.XXXXXX")
 cleanup() {
-  chmod -R u+w "$work" 2>/dev/null || true
-  rm -rf "$work"
+  chmod -R u+w "$work" "$outs" 2>/dev/null || true
+  rm -rf "$work" "$outs"
 }
 trap cleanup EXIT
 
@@ -223,7 +239,7 @@ for name, code in zip(("configure_phase", "build_phase", "install_phase"), a["ph
 plain_phases() {
   local stdenv_run_hook
   stdenv_run_hook=$(declare -f runHook)
-  export out=$dir/out NIX_BUILD_CORES=$cores
+  export out=$prefix NIX_BUILD_CORES=$cores
   runHook() { :; }
   eval "$configure_phase" >"$log.configure.log" 2>&1 || return 1
   t0=$(now)
@@ -241,7 +257,7 @@ plain_phases() {
   secs "$t0" "$t1" >"$log.after.secs"
   # The fixup runs the stdenv's hooks.
   eval "$stdenv_run_hook"
-  stdenv_fixup "$dir" "$log.fixup.log" "$log.fixup.secs"
+  stdenv_fixup "$dir" "$log.fixup.log" "$log.fixup.secs" "$prefix"
 }
 
 # plain_steps: plain()'s builds, in the unpacked source root (variables of
@@ -257,7 +273,7 @@ plain_steps() {
   [ -z "$cflags" ] || export CFLAGS=$cflags
   [ -z "$ldflags" ] || export LDFLAGS=$ldflags
   if [ -n "$configure" ] && [ -x ./configure ]; then
-    cfg=(--prefix="$dir/out")
+    cfg=(--prefix="$prefix")
     ! grep -q dependency-tracking ./configure || cfg=(--disable-dependency-tracking "${cfg[@]}")
     ! grep -q enable-static ./configure || cfg=(--disable-static "${cfg[@]}")
     ./configure "${cfg[@]}" >"$log.configure.log" 2>&1 || return 1
@@ -280,7 +296,7 @@ plain_steps() {
   make SHELL=/bin/bash "${installflags[@]}" install >"$log.install.log" 2>&1 || return 1
   t1=$(now)
   secs "$t0" "$t1" >"$log.after.secs"
-  stdenv_fixup "$dir" "$log.fixup.log" "$log.fixup.secs"
+  stdenv_fixup "$dir" "$log.fixup.log" "$log.fixup.secs" "$prefix"
 }
 
 # plain PROJECT RUN MODE [DRV]: the warm-make limit in a temporary directory.
@@ -291,14 +307,15 @@ plain_steps() {
 # without the wrapper; files bare-PROJECT-RUN.*.
 plain() {
   local project=$1 run=$2 mode=$3 drv=${4:-} dir log script src post_patch configure flags
-  local installflags check checkflags cflags ldflags configure_phase build_phase install_phase root
+  local installflags check checkflags cflags ldflags configure_phase build_phase install_phase root prefix
   case $mode in
     env) log=$work/plain-$project-$run ;;
     bare) log=$work/bare-$project-$run ;;
   esac
   dir=$log.d
+  prefix=$outs/$(basename "$log")/out
   mkdir -p "$dir"
-  eval "$(attrs "$project" "$dir/out")"
+  eval "$(attrs "$project" "$prefix")"
   tar -xf "$src" -C "$dir"
   root=$(find "$dir" -mindepth 1 -maxdepth 1 -type d | head -n 1)
   if [ "$mode" = bare ]; then
@@ -307,7 +324,7 @@ plain() {
   fi
   script=$log.sh
   {
-    declare -p project run dir log root src post_patch configure flags installflags \
+    declare -p project run dir prefix log root src post_patch configure flags installflags \
       check checkflags cflags ldflags configure_phase build_phase install_phase cores
     declare -f now secs plain_steps plain_phases stdenv_fixup
   } >"$script"
@@ -465,6 +482,8 @@ echo
 echo "== Reuse: incremental and install-only rebuilds ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, runs=$runs)"
 echo "stdenv:  $stdenv_nix"
 echo "builder: $builder"
+echo "builds in: ${TMPDIR:-/tmp}; the limit installs into $out_root ($([ "$(stat -c %d "$out_root")" = "$(stat -c %d /nix/store)" ] ||
+  printf 'not ')on the filesystem of /nix/store)"
 echo "load:    $load_before (before), $load_after (after)"
 echo "seconds: wall time of nix-store --realise (stock, full, oneline, install, header, floor), of make"
 echo "         outside Nix in nix-shell of the stock derivation (cold: the first make, configure"
