@@ -23,6 +23,28 @@ project_sources() {
   dirname "$(awk 'NR==1 {print $2}' <<<"$fetched")"
 }
 
+# limit_outputs_root DIR WORK: where a benchmark's plain builds install and run fixupPhase
+# (their prefix's parent): DIR when not empty; else /tmp when it is on the filesystem of
+# /nix/store, where every Nix build writes its outputs (installing and stripping there can
+# cost more than on a tmpfs); else WORK.
+limit_outputs_root() {
+  if [ -n "$1" ]; then
+    echo "$1"
+  elif [ "$(stat -c %d /tmp)" = "$(stat -c %d /nix/store)" ]; then
+    echo /tmp
+  else
+    echo "$2"
+  fi
+}
+
+# on_store_filesystem DIR: DIR and whether it is on the filesystem of /nix/store, for a
+# benchmark's report.
+on_store_filesystem() {
+  local not="not "
+  [ "$(stat -c %d "$1")" != "$(stat -c %d /nix/store)" ] || not=""
+  echo "$1 (${not}on the filesystem of /nix/store)"
+}
+
 # stdenv_fixup DIR LOG SECONDS [OUT]: the stdenv's fixupPhase over OUT (default DIR/out),
 # what a plain build outside Nix installed (strip, patchShebangs, …: what every Nix build
 # runs after installPhase over the outputs it wrote), its output into LOG and its wall time

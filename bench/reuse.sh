@@ -145,10 +145,7 @@ fi
 builder=$(realpath "$builder")
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/reuse-bench.XXXXXX")
-if [ -z "$out_root" ]; then
-  out_root=$work
-  [ "$(stat -c %d /tmp)" != "$(stat -c %d /nix/store)" ] || out_root=/tmp
-fi
+out_root=$(limit_outputs_root "$out_root" "$work")
 outs=$(mktemp -d "$out_root/reuse-bench-outputs.XXXXXX")
 cleanup() {
   chmod -R u+w "$work" "$outs" 2>/dev/null || true
@@ -482,8 +479,7 @@ echo
 echo "== Reuse: incremental and install-only rebuilds ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, runs=$runs)"
 echo "stdenv:  $stdenv_nix"
 echo "builder: $builder"
-echo "builds in: ${TMPDIR:-/tmp}; the limit installs into $out_root ($([ "$(stat -c %d "$out_root")" = "$(stat -c %d /nix/store)" ] ||
-  printf 'not ')on the filesystem of /nix/store)"
+echo "builds in: ${TMPDIR:-/tmp}; the limit installs into $(on_store_filesystem "$out_root")"
 echo "load:    $load_before (before), $load_after (after)"
 echo "seconds: wall time of nix-store --realise (stock, full, oneline, install, header, floor), of make"
 echo "         outside Nix in nix-shell of the stock derivation (cold: the first make, configure"

@@ -101,10 +101,7 @@ nix_opts=(
   --option substituters '' --cores 2 --max-jobs 1
 )
 work=$(mktemp -d "${TMPDIR:-/tmp}/scale-bench.XXXXXX")
-if [ -z "$out_root" ]; then
-  out_root=$work
-  [ "$(stat -c %d /tmp)" != "$(stat -c %d /nix/store)" ] || out_root=/tmp
-fi
+out_root=$(limit_outputs_root "$out_root" "$work")
 outs=$(mktemp -d "$out_root/scale-bench-outputs.XXXXXX")
 trap 'chmod -R u+w "$work" "$outs" 2>/dev/null || true; rm -rf "$work" "$outs"' EXIT
 now() { date +%s.%N; }
@@ -293,8 +290,7 @@ echo
 echo "== Scale: the builder's own time against the build directory ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, runs=$runs)"
 echo "stdenv: $stdenv_nix"
 echo "builds in: ${TMPDIR:-/tmp}"
-echo "the limit installs into: $out_root ($([ "$(stat -c %d "$out_root")" = "$(stat -c %d /nix/store)" ] ||
-  printf 'not ')on the filesystem of /nix/store)"
+echo "the limit installs into: $(on_store_filesystem "$out_root")"
 for b in "${builders[@]}"; do echo "$b: ${bin[$b]}"; done
 echo "floor (trivial sandboxed build): $f s"
 printf '%-16s %-8s %6s %7s %7s %7s %7s %6s %6s %6s | %9s %9s %9s\n' project builder dir_MB stock full oneline \
