@@ -1,6 +1,8 @@
 # Writes a synthetic C project (for bench/scale.sh): UNITS compile units in src/, one header
-# per 50 units in include/, a main program, and a Makefile that builds every object (with
-# -g and dependency files), a static library of them and the program, and installs both.
+# per 50 units in include/, a main program, a small program of its own (src/tool.c, linked
+# alone into `synth-tool`: a change there relinks kilobytes however large the tree), and a
+# Makefile that builds every object (with -g and dependency files), a static library of the
+# units and both programs, and installs them and the library.
 # Deterministic: the same UNITS give the same files byte for byte.
 import os
 import random
@@ -44,15 +46,19 @@ with open(f"{root}/src/main.c", "w") as m:
     for u in range(units):
         m.write(f"  s += u{u:05}_entry({u});\n")
     m.write('  printf("%s %ld\\n", synth_banner, s);\n  return 0;\n}\n')
+with open(f"{root}/src/tool.c", "w") as t:
+    t.write('#include <stdio.h>\nint main(void) {\n  puts("synthetic tool");\n  return 0;\n}\n')
 with open(f"{root}/Makefile", "w") as mk:
     mk.write(
         "CC ?= cc\nCFLAGS ?= -O1 -g\nPREFIX ?= /usr/local\n"
         "UNITS := $(sort $(wildcard src/u*.c))\nOBJS := $(UNITS:.c=.o)\n"
-        "all: synth\n"
+        "all: synth synth-tool\n"
         "%.o: %.c\n\t$(CC) $(CFLAGS) -Iinclude -MMD -MP -c -o $@ $<\n"
         "libsynth.a: $(OBJS)\n\trm -f $@\n\tar rcs $@ $(OBJS)\n"
         "synth: src/main.o libsynth.a\n\t$(CC) $(CFLAGS) -o $@ src/main.o libsynth.a\n"
-        "install: synth libsynth.a\n\tmkdir -p $(PREFIX)/bin $(PREFIX)/lib\n"
-        "\tcp synth $(PREFIX)/bin/synth\n\tcp libsynth.a $(PREFIX)/lib/libsynth.a\n"
-        "-include $(OBJS:.o=.d) src/main.d\n"
+        "synth-tool: src/tool.o\n\t$(CC) $(CFLAGS) -o $@ src/tool.o\n"
+        "install: synth synth-tool libsynth.a\n\tmkdir -p $(PREFIX)/bin $(PREFIX)/lib\n"
+        "\tcp synth $(PREFIX)/bin/synth\n\tcp synth-tool $(PREFIX)/bin/synth-tool\n"
+        "\tcp libsynth.a $(PREFIX)/lib/libsynth.a\n"
+        "-include $(OBJS:.o=.d) src/main.d src/tool.d\n"
     )

@@ -14,6 +14,7 @@ let
   # source release or a local checkout brings it (unpackPhase runs, patchPhase has nothing
   # to do).
   srcEdit = variant == "oneline-src";
+  toolEdit = variant == "oneline-tool";
   src = derivation {
     name = "synthetic-${toString units}${if srcEdit then "-edited" else ""}.tar.gz";
     system = builtins.currentSystem;
@@ -40,10 +41,12 @@ mkDrv ({
   dontConfigure = true;
   makeFlags = [ "PREFIX=${placeholder "out"}" ];
 } // import ./variant.nix {
-  variant = if srcEdit then "base" else variant;
+  variant = if srcEdit then "base" else if toolEdit then "oneline" else variant;
   inherit name;
-  file = "src/u00000.c";
-  expression = ''s/"synthetic project"/"synthetic project (one-line change)"/'';
+  file = if toolEdit then "src/tool.c" else "src/u00000.c";
+  expression =
+    if toolEdit then ''s/"synthetic tool"/"synthetic tool (one-line change)"/''
+    else ''s/"synthetic project"/"synthetic project (one-line change)"/'';
   header = "include/g000.h";
   headerExpression = ''s/^#define G0_SCALE .*/& + 1 \/* (one-line change) *\//'';
 })
