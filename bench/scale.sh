@@ -9,6 +9,10 @@
 #   full     full build with a `checkpoint` output (the base)
 #   oneline  the `oneline` variant (one line of one C file) over full's checkpoint
 #   install  the `install` variant (postInstall only) over full's checkpoint
+#   tool     the `oneline-tool` variant over full's checkpoint: one line of the small
+#            program `synth-tool`, so the change (a few KB relinked) is the same in every
+#            project while the tree grows: what of the builder's own time grows from one
+#            project to the next grows with the tree, not with the change
 #   oneline-src  with --source-edit: the same one-line change made in the source tarball
 #            (the `oneline-src` variant), as a new release or a local checkout brings it:
 #            unpackPhase runs instead of being restored, and patchPhase changes nothing
@@ -31,7 +35,10 @@
 # line shows its older "snapshots took … restores …" line), each restore's line, and the
 # ratios: oneline / (warm + after + floor) (issue 19's limit), the same with fixup counted in
 # the limit (the fixup any build in Nix runs over the products the change rewrote), install
-# / stock, and each builder's own time against the baseline's.
+# / stock, and each builder's own time against the baseline's; then, per variant, the
+# builder's own time beside the megabytes its restores wrote (what grows with the tree make
+# reads) and its snapshots hashed (what grows with the change), and the last project's
+# against the first's.
 #
 # --tmpdir DIR: the directory Nix builds in (TMPDIR of nix-store), e.g. a tmpfs: on this
 # machine's ext4 (no journal) creating files right after Nix deleted the previous build
@@ -47,7 +54,7 @@
 # (unpack), which any Nix build of a new source runs; oneline-src's ratio counts it in the
 # limit (oneline-src / (warm + after + fixup + floor + unpack)).
 #
-# --runs N: each oneline, install, oneline-src and theirs build N times (its outputs deleted
+# --runs N: each oneline, install, tool, oneline-src and theirs build N times (its outputs deleted
 # before each run after the first; the builders, and theirs among the oneline builds, take
 # turns within a run, so a drift of the machine's speed over the minutes of a run does not
 # fall on one flow), the median in the table and every run's time on a `runs:` line (for an
@@ -239,7 +246,7 @@ for project in "${projects[@]}"; do
     theirs_salt="scale-bench-theirs-$(date +%s%N)-$$-$RANDOM"
     realise "$project.theirs.full" "$(instantiate "$project" "$theirs_salt" --argstr theirs prepare)"
   fi
-  for variant in oneline install ${source_edit:+oneline-src}; do
+  for variant in oneline install oneline-tool ${source_edit:+oneline-src}; do
     declare -A drv_of=()
     members=("${builders[@]}")
     for b in "${builders[@]}"; do
@@ -267,9 +274,11 @@ for project in "${projects[@]}"; do
     unset drv_of
   done
   for b in "${builders[@]}" ${theirs:+theirs}; do
-    for variant in oneline oneline-src; do
+    for variant in oneline oneline-src oneline-tool; do
+      program=synth
+      [ "$variant" != oneline-tool ] || program=synth-tool
       if ok "$project.$b.$variant"; then
-        "$(out_of "$project.$b.$variant")/bin/synth" | grep -q 'one-line change' ||
+        "$(out_of "$project.$b.$variant")/bin/$program" | grep -q 'one-line change' ||
           echo "      the change is NOT visible" >"$work/$project.$b.$variant.note"
       fi
     done
@@ -293,8 +302,8 @@ echo "builds in: ${TMPDIR:-/tmp}"
 echo "the limit installs into: $(on_store_filesystem "$out_root")"
 for b in "${builders[@]}"; do echo "$b: ${bin[$b]}"; done
 echo "floor (trivial sandboxed build): $f s"
-printf '%-16s %-8s %6s %7s %7s %7s %7s %6s %6s %6s | %9s %9s %9s\n' project builder dir_MB stock full oneline \
-  install warm after fixup "ol/limit" "ol/lim+fx" "inst/stk"
+printf '%-16s %-8s %6s %7s %7s %7s %7s %7s %6s %6s %6s | %9s %9s %9s\n' project builder dir_MB stock full oneline \
+  install tool warm after fixup "ol/limit" "ol/lim+fx" "inst/stk"
 for project in "${projects[@]}"; do
   stock=$(value "$project.stock")
   warm=$(cat "$work/plain-$project.warm" 2>/dev/null || echo -)
@@ -303,13 +312,14 @@ for project in "${projects[@]}"; do
   mb=$(cat "$work/plain-$project.mb" 2>/dev/null || echo -)
   for b in "${builders[@]}" ${theirs:+theirs}; do
     full=$(value "$project.$b.full") ol=$(value "$project.$b.oneline") inst=$(value "$project.$b.install")
-    printf '%-16s %-8s %6s %7s %7s %7s %7s %6s %6s %6s | %9s %9s %9s\n' "$project" "$b" "$mb" "$stock" "$full" \
-      "$ol" "$inst" "$warm" "$after" "$fixup" \
+    printf '%-16s %-8s %6s %7s %7s %7s %7s %7s %6s %6s %6s | %9s %9s %9s\n' "$project" "$b" "$mb" "$stock" "$full" \
+      "$ol" "$inst" "$(value "$project.$b.oneline-tool")" "$warm" "$after" "$fixup" \
       "$(ol_limit "$ol" "$warm" "$after" "$f")" \
       "$(ol_limit "$ol" "$warm" "$after" "$f" "$fixup")" \
       "$(awk -v i="$inst" -v s="$stock" 'BEGIN { if (i == "-" || s == "-") print "-"; else printf "%.3f", i / s }')"
   done
 done
+echo "tool: the one-line change in synth-tool's source (the same few KB relinked in every project)"
 echo "fixup: the stdenv's fixupPhase over what make installed, which every Nix build runs"
 echo "after installPhase on the outputs it wrote; ol/lim+fx counts it in the limit"
 echo "warm, after, fixup: in nix-shell of the stock derivation (the stdenv's compiler wrapper);"
@@ -344,7 +354,7 @@ if [ "$runs" -gt 1 ]; then
   echo "runs (seconds, in order; the table shows the median):"
   for project in "${projects[@]}"; do
     for b in "${builders[@]}" ${theirs:+theirs}; do
-      for variant in oneline install oneline-src; do
+      for variant in oneline install oneline-tool oneline-src; do
         if [ -f "$work/$project.$b.$variant.runs" ]; then
           printf '  %-16s %-8s %-8s %s\n' "$project" "$b" "$variant" "$(cat "$work/$project.$b.$variant.runs")"
         fi
@@ -378,12 +388,58 @@ fi
 echo
 echo "builder's own time, per build (from its log):"
 for project in "${projects[@]}"; do
-  for variant in full oneline install ${source_edit:+oneline-src}; do
+  for variant in full oneline install oneline-tool ${source_edit:+oneline-src}; do
     for b in "${builders[@]}"; do
       printf '  %-16s %-8s %-8s %s\n' "$project" "$variant" "$b" "$(own "$project.$b.$variant")"
       grep -E 'checkpoint-builder:   (resume|import|in-place|snapshot)' "$work/$project.$b.$variant.log" 2>/dev/null |
         sed 's/^checkpoint-builder:  /      /' || true
       cat "$work/$project.$b.$variant.note" 2>/dev/null || true
+    done
+  done
+done
+
+# own_fields NAME: "own restore analysis snapshot carry written hashed" of a build's log:
+# seconds (own = base check + restore + analysis + snapshot + carry, the log's own-time
+# line), then the MB its restores wrote and its snapshots hashed; `-` for each when the log
+# has no own-time line.
+own_fields() {
+  local log=$work/$1.log line k v own=0 fields=()
+  line=$(grep -o 'own time: .*' "$log" 2>/dev/null) || { echo "- - - - - - -"; return; }
+  for k in "base check" restore analysis snapshot carry; do
+    v=$(grep -o "$k [0-9.]*s" <<<"$line" | grep -o '[0-9.]*' || echo 0)
+    own=$(awk -v a="$own" -v b="$v" 'BEGIN { printf "%.3f", a + b }')
+    [ "$k" = "base check" ] || fields+=("$v")
+  done
+  printf '%s %s %s %s\n' "$own" "${fields[*]}" \
+    "$(grep -o '[0-9.]* MB written' "$log" | awk '{ s += $1 } END { printf "%.1f", s }')" \
+    "$(grep -o '[0-9.]* MB hashed' "$log" | awk '{ s += $1 } END { printf "%.1f", s }')"
+}
+# ratio A B: A / B as "N.Nx", `-` when either is unknown or B is 0.
+ratio() {
+  awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.1fx", a / b }'
+}
+
+echo
+echo "builder's own time against the bytes (seconds; MB): own = base check + restore + analysis"
+echo "+ snapshot + carry; written: by its restores (the tree make reads), hashed: by its snapshots"
+echo "(what the phases wrote or changed); tree: the plain build directory"
+for variant in oneline install oneline-tool ${source_edit:+oneline-src}; do
+  for b in "${builders[@]}"; do
+    first=""
+    for project in "${projects[@]}"; do
+      read -r own restore analysis snapshot carry written hashed <<<"$(own_fields "$project.$b.$variant")"
+      mb=$(cat "$work/plain-$project.mb" 2>/dev/null || echo -)
+      printf '  %-12s %-8s %-16s own %s (restore %s, analysis %s, snapshot %s, carry %s), written %s, hashed %s, tree %s\n' \
+        "$variant" "$b" "$project" "$own" "$restore" "$analysis" "$snapshot" "$carry" "$written" "$hashed" "$mb"
+      if [ -z "$first" ]; then
+        first="$own $restore $analysis $snapshot $written $hashed $mb"
+      else
+        read -r own0 restore0 analysis0 snapshot0 written0 hashed0 mb0 <<<"$first"
+        printf '  %-12s %-8s %-16s own %s (restore %s, analysis %s, snapshot %s), written %s, hashed %s, tree %s\n' \
+          "" "" "/ ${projects[0]}" "$(ratio "$own" "$own0")" "$(ratio "$restore" "$restore0")" \
+          "$(ratio "$analysis" "$analysis0")" "$(ratio "$snapshot" "$snapshot0")" \
+          "$(ratio "$written" "$written0")" "$(ratio "$hashed" "$hashed0")" "$(ratio "$mb" "$mb0")"
+      fi
     done
   done
 done
