@@ -54,12 +54,12 @@
 # (unpack), which any Nix build of a new source runs; oneline-src's ratio counts it in the
 # limit (oneline-src / (warm + after + fixup + floor + unpack)).
 #
-# --runs N: each oneline, install, tool, oneline-src and theirs build N times (its outputs deleted
-# before each run after the first; the builders, and theirs among the oneline builds, take
-# turns within a run, so a drift of the machine's speed over the minutes of a run does not
-# fall on one flow), the median in the table and every run's time on a `runs:` line (for an
-# even N the lower of the middle two); the log lines shown are the median run's. On this
-# 2-core machine one run's ratios move by a quarter from run to run.
+# --runs N: each oneline, install, tool, oneline-src and theirs build N times (its outputs
+# deleted before each run after the first; the builders, and theirs among the oneline
+# builds, take turns within a run, so a drift of the machine's speed over the minutes of a
+# run does not fall on one flow), the median in the table and every run's time on a `runs:`
+# line (for an even N the lower of the middle two); the log lines shown are the median
+# run's. On this 2-core machine one run's ratios move by a quarter from run to run.
 #
 # Usage: bench/scale.sh [--stdenv FILE] [--builder BIN] [--baseline BIN] [--tmpdir DIR]
 #                       [--out-dir DIR] [--runs N] [--no-theirs] [--source-edit] [PROJECT...]
