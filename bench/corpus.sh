@@ -47,7 +47,7 @@
 # trees of the differing outputs under `<project>.<scenario>.trees/`).
 #
 # Usage: bench/corpus.sh [--ci] [--only plain] [--scenarios LIST] [--stdenv FILE] [--builder BIN]
-#                        [--sources DIR] [--out DIR] [PROJECT...]
+#                        [--sources DIR] [--tmpdir DIR] [--out DIR] [PROJECT...]
 #        bench/corpus.sh --report [--out DIR]   the table and summary of an earlier run's
 #                                               results.tsv (also of an unfinished run)
 #   --ci       the subset CI runs (zlib ed fmt), without the plain scenario; the exit status
@@ -64,6 +64,10 @@
 #   --stdenv   default $CHECKPOINT_TEST_STDENV, else ../shared/realstdenv/stdenv.nix beside the repo
 #   --builder  default $CHECKPOINT_BUILDER, else scripts/build-static.sh's binary
 #   --sources  orig tarball cache (default: as scripts/fetch-sources.sh)
+#   --tmpdir   the directory the Nix builds (TMPDIR of nix-store) and the plain builds run
+#              in, e.g. a tmpfs (default: $TMPDIR, else /tmp): on an ext4 without a journal
+#              a build that creates its files right after the previous build's directory
+#              was deleted is slow (docs/corpus.md, openssl with the builder of 2026-12-06)
 #   PROJECT    names in tests/projects/corpus (default: all, in the file's order)
 set -euo pipefail
 
@@ -90,6 +94,7 @@ while [ $# -gt 0 ]; do
     --stdenv) stdenv_nix=$2; shift 2 ;;
     --builder) builder=$2; shift 2 ;;
     --sources) sources=$2; shift 2 ;;
+    --tmpdir) export TMPDIR=$2; shift 2 ;;
     --out) out_dir=$2; shift 2 ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     -*) echo "corpus.sh: unknown option $1" >&2; exit 2 ;;
