@@ -92,6 +92,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ ${#projects[@]} -gt 0 ] || projects=(synthetic-small synthetic)
+# The variants built over each full build's checkpoint, in this order.
+variants=(oneline install oneline-tool ${source_edit:+oneline-src})
 stdenv_nix=$(realpath "$stdenv_nix")
 [ -n "$builder" ] || builder=$("$repo/scripts/build-static.sh")
 builder=$(realpath "$builder")
@@ -246,7 +248,7 @@ for project in "${projects[@]}"; do
     theirs_salt="scale-bench-theirs-$(date +%s%N)-$$-$RANDOM"
     realise "$project.theirs.full" "$(instantiate "$project" "$theirs_salt" --argstr theirs prepare)"
   fi
-  for variant in oneline install oneline-tool ${source_edit:+oneline-src}; do
+  for variant in "${variants[@]}"; do
     declare -A drv_of=()
     members=("${builders[@]}")
     for b in "${builders[@]}"; do
@@ -354,7 +356,7 @@ if [ "$runs" -gt 1 ]; then
   echo "runs (seconds, in order; the table shows the median):"
   for project in "${projects[@]}"; do
     for b in "${builders[@]}" ${theirs:+theirs}; do
-      for variant in oneline install oneline-tool oneline-src; do
+      for variant in "${variants[@]}"; do
         if [ -f "$work/$project.$b.$variant.runs" ]; then
           printf '  %-16s %-8s %-8s %s\n' "$project" "$b" "$variant" "$(cat "$work/$project.$b.$variant.runs")"
         fi
@@ -388,7 +390,7 @@ fi
 echo
 echo "builder's own time, per build (from its log):"
 for project in "${projects[@]}"; do
-  for variant in full oneline install oneline-tool ${source_edit:+oneline-src}; do
+  for variant in full "${variants[@]}"; do
     for b in "${builders[@]}"; do
       printf '  %-16s %-8s %-8s %s\n' "$project" "$variant" "$b" "$(own "$project.$b.$variant")"
       grep -E 'checkpoint-builder:   (resume|import|in-place|snapshot)' "$work/$project.$b.$variant.log" 2>/dev/null |
@@ -423,7 +425,7 @@ echo
 echo "builder's own time against the bytes (seconds; MB): own = base check + restore + analysis"
 echo "+ snapshot + carry; written: by its restores (the tree make reads), hashed: by its snapshots"
 echo "(what the phases wrote or changed); tree: the plain build directory"
-for variant in oneline install oneline-tool ${source_edit:+oneline-src}; do
+for variant in "${variants[@]}"; do
   for b in "${builders[@]}"; do
     first=""
     for project in "${projects[@]}"; do
