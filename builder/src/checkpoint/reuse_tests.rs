@@ -6,7 +6,7 @@ use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{symlink, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::blobs::Expect;
 use super::error::CheckpointError;
@@ -544,11 +544,29 @@ fn rewriting_nothing_is_a_verbatim_import() {
 }
 
 /// The hashes of what the files of staging directory `dir` hold.
-fn staged_contents(dir: &Path) -> std::collections::BTreeSet<String> {
-    fs::read_dir(dir)
+/// The files staged in the staging directory `dir` by the hash of their contents, and how
+/// many of its subdirectories hold some (it holds nothing else).
+fn staged_contents(dir: &Path) -> (BTreeMap<String, PathBuf>, usize) {
+    let mut names: Vec<String> = fs::read_dir(dir)
         .unwrap()
-        .map(|e| ContentHash::of(&fs::read(e.unwrap().path()).unwrap()).to_hex())
-        .collect()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let want: Vec<String> = (0..super::staging::SHARDS).map(|i| i.to_string()).collect();
+    assert_eq!(names, want);
+    let mut hashes = BTreeMap::new();
+    let mut used = 0;
+    for shard in names {
+        let files: Vec<_> = fs::read_dir(dir.join(shard))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        used += usize::from(!files.is_empty());
+        for f in files {
+            hashes.insert(ContentHash::of(&fs::read(&f).unwrap()).to_hex(), f);
+        }
+    }
+    (hashes, used)
 }
 
 fn staging_leftovers(dir: &Path) -> Vec<String> {
@@ -633,7 +651,9 @@ fn a_staged_import_restores_each_content_once_and_the_same() {
         .flat_map(|r| st_s.root(r).values().filter_map(|e| e.blob()))
         .map(|h| h.to_hex())
         .collect();
-    assert_eq!(staged_contents(&staged), contents);
+    let (staged_hashes, shards_used) = staged_contents(&staged);
+    assert!(staged_hashes.keys().eq(contents.iter()));
+    assert!(shards_used > 1, "{} contents in one shard", contents.len());
     let rb = ws.restore_state_into(st_s.root("build"), &sb).unwrap();
     let ro = ws.restore_state(st_s.root("out"), &so).unwrap();
     assert_eq!(staging_leftovers(&sb).len(), 1, "the restore keeps it");
@@ -690,9 +710,9 @@ fn a_staged_import_restores_each_content_once_and_the_same() {
         .unwrap();
     assert_eq!(want, st_u);
     let staged = ib.join(staging_leftovers(&ib).pop().unwrap());
-    let fresh = staged_contents(&staged);
+    let fresh = staged_contents(&staged).0;
     let configured = ContentHash::of(b"int configured;\n").to_hex();
-    assert!(fresh.contains(&configured), "{fresh:?}");
+    assert!(fresh.contains_key(&configured), "{fresh:?}");
     let rep = wi
         .apply_state_over(st0.root("build"), want.root("build"), &ib)
         .unwrap();
@@ -713,6 +733,22 @@ fn a_staged_import_restores_each_content_once_and_the_same() {
     let name = staging_leftovers(&target).pop().unwrap();
     let mut hostile = st_n.root("build").clone();
     let file = hostile[&RelPath::new("src/plain.c").unwrap()].clone();
+    // Reads of a staged content come from its staged file, whichever subdirectory holds it:
+    // one changed behind the writer's back shows through.
+    let plain = file.blob().unwrap();
+    let staged_plain = &staged_contents(&target.join(&name)).0[&plain.to_hex()];
+    fs::write(staged_plain, b"changed behind its back\n").unwrap();
+    assert_eq!(
+        wn.read_content(&plain).unwrap(),
+        b"changed behind its back\n"
+    );
+    let mut streamed = Vec::new();
+    wn.stream_content(&plain, &mut |c| {
+        streamed.extend_from_slice(c);
+        std::ops::ControlFlow::Continue(())
+    })
+    .unwrap();
+    assert_eq!(streamed, b"changed behind its back\n");
     hostile.insert(RelPath::new(name.as_bytes()).unwrap(), file);
     let err = wn.restore_state_into(&hostile, &target).unwrap_err();
     assert!(

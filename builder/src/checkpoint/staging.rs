@@ -3,6 +3,11 @@
 //! so that the restore which follows links each into place instead of decompressing its blob
 //! a second time (issue 19). Only this process writes there, between the import and the
 //! restore; the directory is removed once the restore is done, before any snapshot.
+//!
+//! The files are spread over [`SHARDS`] subdirectories: the import's threads create them at
+//! once, and a file system locks a directory while it creates a name in it (on an ext4
+//! without a journal, where a create right after deletions searches long for a free inode,
+//! one directory made openssl's import twice as long).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -23,6 +28,9 @@ use super::restore::{remove_at, SparseWriter};
 /// The start of a staging directory's name.
 pub const STAGING_PREFIX: &str = ".checkpoint-staging-";
 
+/// How many subdirectories the staged files are spread over (named `0` to `7`).
+pub const SHARDS: usize = 8;
+
 /// A staging directory (see the module documentation).
 #[derive(Debug)]
 pub struct Staging {
@@ -30,7 +38,8 @@ pub struct Staging {
     parent_fd: OwnedFd,
     name: Vec<u8>,
     path: PathBuf,
-    fd: OwnedFd,
+    /// The subdirectories, in order.
+    shards: Vec<OwnedFd>,
     /// Staged contents: hash → the file holding it.
     staged: Mutex<HashMap<ContentHash, Staged>>,
     counter: AtomicU64,
@@ -40,9 +49,11 @@ pub struct Staging {
 }
 
 /// A staged content's file: kept under the name it was written as (a rename to its hash
-/// would be one more operation on the directory, which every staging thread locks).
+/// would be one more operation on a directory the staging threads share).
 #[derive(Debug)]
 struct Staged {
+    /// The subdirectory it is in.
+    shard: usize,
     name: Vec<u8>,
     /// Linked into a tree already.
     placed: bool,
@@ -72,20 +83,42 @@ impl Staging {
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(CheckpointError::io("mkdir", path, e)),
             }
-            let fd = fsops::open_dir_at(parent_fd.as_fd(), &name).at("open dir", &path)?;
             let after = mtime_of(parent_fd.as_fd(), parent)?;
-            return Ok(Staging {
+            // Made before anything can fail, so that dropping it removes the directory.
+            let mut staging = Staging {
                 parent: parent.to_owned(),
                 parent_fd,
                 name,
                 path,
-                fd,
+                shards: Vec::with_capacity(SHARDS),
                 staged: Mutex::new(HashMap::new()),
                 counter: AtomicU64::new(0),
                 removed: false,
                 parent_mtimes: (before, after),
-            });
+            };
+            let fd = fsops::open_dir_at(staging.parent_fd.as_fd(), &staging.name)
+                .at("open dir", &staging.path)?;
+            for shard in 0..SHARDS {
+                let sub = shard.to_string().into_bytes();
+                let sub_path = staging.path.join(shard.to_string());
+                fsops::mkdir_at(fd.as_fd(), &sub, 0o700).at("mkdir", &sub_path)?;
+                let sub_fd = fsops::open_dir_at(fd.as_fd(), &sub).at("open dir", &sub_path)?;
+                staging.shards.push(sub_fd);
+            }
+            return Ok(staging);
         }
+    }
+
+    /// The subdirectory `shard`.
+    fn dir(&self, shard: usize) -> BorrowedFd<'_> {
+        self.shards[shard].as_fd()
+    }
+
+    /// The path of `name` in the subdirectory `shard` (for messages).
+    fn path_of(&self, shard: usize, name: &[u8]) -> PathBuf {
+        self.path
+            .join(shard.to_string())
+            .join(std::ffi::OsStr::from_bytes(name))
     }
 
     /// The directory's name inside its parent.
@@ -116,11 +149,14 @@ impl Staging {
 
     /// A new file to stage a content in, published under its hash once written.
     pub(super) fn begin(&self) -> Result<StagedFile<'_>> {
-        let name = format!("tmp-{}", self.counter.fetch_add(1, Ordering::Relaxed)).into_bytes();
-        let path = self.path.join(std::ffi::OsStr::from_bytes(&name));
-        let file = fsops::create_file_at(self.fd.as_fd(), &name, 0o600).at("create", &path)?;
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let shard = (n % SHARDS as u64) as usize;
+        let name = format!("tmp-{n}").into_bytes();
+        let path = self.path_of(shard, &name);
+        let file = fsops::create_file_at(self.dir(shard), &name, 0o600).at("create", &path)?;
         Ok(StagedFile {
             staging: self,
+            shard,
             name,
             path,
             file: Some(file),
@@ -138,19 +174,23 @@ impl Staging {
         dir: BorrowedFd<'_>,
         name: &[u8],
     ) -> io::Result<Option<File>> {
-        let (staged, first) = match lock(&self.staged).get_mut(hash) {
+        let (shard, staged, first) = match lock(&self.staged).get_mut(hash) {
             None => return Ok(None),
-            Some(s) => (s.name.clone(), !std::mem::replace(&mut s.placed, true)),
+            Some(s) => (
+                s.shard,
+                s.name.clone(),
+                !std::mem::replace(&mut s.placed, true),
+            ),
         };
         if first {
-            match fsops::link_at(self.fd.as_fd(), &staged, dir, name) {
+            match fsops::link_at(self.dir(shard), &staged, dir, name) {
                 Ok(()) => return fsops::open_nofollow_at(dir, name).map(Some),
                 Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {}
                 Err(e) => return Err(e),
             }
         }
         // The first use may have made the file unreadable (its recorded mode): then the blob.
-        let Ok(mut from) = fsops::open_nofollow_at(self.fd.as_fd(), &staged) else {
+        let Ok(mut from) = fsops::open_nofollow_at(self.dir(shard), &staged) else {
             return Ok(None);
         };
         let mut to = fsops::create_file_at(dir, name, 0o600)?;
@@ -169,9 +209,13 @@ impl Staging {
 
     /// [`Self::open`], with the staged file's path.
     fn open_named(&self, hash: &ContentHash) -> Option<(File, PathBuf)> {
-        let name = lock(&self.staged).get(hash)?.name.clone();
-        let f = fsops::open_nofollow_at(self.fd.as_fd(), &name).ok()?;
-        Some((f, self.path.join(std::ffi::OsStr::from_bytes(&name))))
+        let (shard, name) = {
+            let staged = lock(&self.staged);
+            let s = staged.get(hash)?;
+            (s.shard, s.name.clone())
+        };
+        let f = fsops::open_nofollow_at(self.dir(shard), &name).ok()?;
+        Some((f, self.path_of(shard, &name)))
     }
 
     /// Passes the staged content `hash` to `sink` in chunks; `None` when [`Self::open`]
@@ -224,6 +268,7 @@ impl Drop for Staging {
 /// A content being staged; removed unless [`StagedFile::publish`]ed.
 pub(super) struct StagedFile<'a> {
     staging: &'a Staging,
+    shard: usize,
     name: Vec<u8>,
     path: PathBuf,
     file: Option<File>,
@@ -243,8 +288,8 @@ impl StagedFile<'_> {
 
     /// Passes what was written to `sink` in chunks (to store it).
     pub(super) fn read_back(&self, sink: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
-        let mut f =
-            fsops::open_nofollow_at(self.staging.fd.as_fd(), &self.name).at("open", &self.path)?;
+        let mut f = fsops::open_nofollow_at(self.staging.dir(self.shard), &self.name)
+            .at("open", &self.path)?;
         read_in_chunks(&mut f, &self.path, sink).map(drop)
     }
 
@@ -261,6 +306,7 @@ impl StagedFile<'_> {
         staged.insert(
             *hash,
             Staged {
+                shard: self.shard,
                 name,
                 placed: false,
             },
@@ -272,7 +318,7 @@ impl StagedFile<'_> {
 impl Drop for StagedFile<'_> {
     fn drop(&mut self) {
         if !self.name.is_empty() {
-            let _ = fsops::unlink_at(self.staging.fd.as_fd(), &self.name, false);
+            let _ = fsops::unlink_at(self.staging.dir(self.shard), &self.name, false);
         }
     }
 }
