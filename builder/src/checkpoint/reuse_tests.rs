@@ -543,7 +543,6 @@ fn rewriting_nothing_is_a_verbatim_import() {
     }
 }
 
-/// The hashes of what the files of staging directory `dir` hold.
 /// The files staged in the staging directory `dir` by the hash of their contents, and how
 /// many of its subdirectories hold some (it holds nothing else).
 fn staged_contents(dir: &Path) -> (BTreeMap<String, PathBuf>, usize) {
