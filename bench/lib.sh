@@ -23,6 +23,15 @@ project_sources() {
   dirname "$(awk 'NR==1 {print $2}' <<<"$fetched")"
 }
 
+# store_device: the device number of the filesystem /nix/store is on; on a fresh machine,
+# before the first Nix command creates it, that of its nearest existing parent, where Nix
+# will create it.
+store_device() {
+  local d=/nix/store
+  while [ ! -e "$d" ]; do d=$(dirname "$d"); done
+  stat -c %d "$d"
+}
+
 # limit_outputs_root DIR WORK: where a benchmark's plain builds install and run fixupPhase
 # (their prefix's parent): DIR when not empty; else /tmp when it is on the filesystem of
 # /nix/store, where every Nix build writes its outputs (installing and stripping there can
@@ -30,7 +39,7 @@ project_sources() {
 limit_outputs_root() {
   if [ -n "$1" ]; then
     echo "$1"
-  elif [ "$(stat -c %d /tmp)" = "$(stat -c %d /nix/store)" ]; then
+  elif [ "$(stat -c %d /tmp)" = "$(store_device)" ]; then
     echo /tmp
   else
     echo "$2"
@@ -41,7 +50,7 @@ limit_outputs_root() {
 # benchmark's report.
 on_store_filesystem() {
   local not="not "
-  [ "$(stat -c %d "$1")" != "$(stat -c %d /nix/store)" ] || not=""
+  [ "$(stat -c %d "$1")" != "$(store_device)" ] || not=""
   echo "$1 (${not}on the filesystem of /nix/store)"
 }
 
