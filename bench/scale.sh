@@ -25,9 +25,12 @@
 #   theirs          the `oneline` variant through that flow (its `oneline` column), built
 #                   in turn with the builders' oneline builds
 #
-# then the limit outside Nix: the tarball unpacked into a temporary directory, `make -j2`,
-# the one-line edit, `make -j2` again (warm), `make install` (after) and the stdenv's
-# fixupPhase over the installed files (fixup), in `nix-shell --pure` of the project's stock
+# then the limit outside Nix, after the full builds: the tarball unpacked into a temporary
+# directory, `make -j2`, the one-line edit, `make -j2` again (warm), `make install` (after)
+# and the stdenv's fixupPhase over the installed files (fixup: run again after each round
+# of one-line builds, over a fresh copy of what make installed, and the median of those
+# taken, so that it runs after what the builds did, as each build runs after the one
+# before), in `nix-shell --pure` of the project's stock
 # derivation (so with the compiler wrapper and variables its Nix builds have; warm and after
 # with the host's tools as the benchmark runs are printed below the table), and the floor (a
 # trivial sandboxed build, median of three). Prints the wall times, the builder's own time of
@@ -179,7 +182,18 @@ plain_steps() {
   make SHELL=/bin/bash PREFIX="$prefix" install >"$dir.install.log" 2>&1 || return 1
   t1=$(now)
   secs "$t0" "$t1" >"$dir.after"
-  stdenv_fixup "$dir" "$dir.fixup.log" "$dir.fixup" "$prefix"
+  # Kept for the rounds' fixups (limit_fixup_steps); bare builds run none.
+  if declare -F fixupPhase >/dev/null; then cp -a "$prefix" "$prefix.installed" || return 1; fi
+  stdenv_fixup "$dir" "$dir.fixup.0.log" "$dir.fixup.0" "$prefix"
+}
+
+# limit_fixup_steps: the limit's fixupPhase again, in round $run (a variable of the caller),
+# over a fresh copy of what make installed (untimed); its time into $dir.fixup.$run.
+limit_fixup_steps() {
+  chmod -R u+w "$prefix" 2>/dev/null || true
+  rm -rf "$prefix"
+  cp -a "$prefix.installed" "$prefix"
+  stdenv_fixup "$dir" "$dir.fixup.$run.log" "$dir.fixup.$run" "$prefix"
 }
 
 # plain PROJECT MODE: warm make and install outside Nix. MODE env: in `nix-shell --pure` of
@@ -204,8 +218,9 @@ plain() {
     return 0
   fi
   drv=$(instantiate "$project" "scale-bench-plain-$(date +%s%N)-$$-$RANDOM")
+  echo "$drv" >"$dir.drv"
   script=$dir.sh
-  { declare -p dir root prefix; declare -f now secs plain_steps stdenv_fixup; } >"$script"
+  { declare -p dir root prefix; declare -f now secs plain_steps limit_fixup_steps stdenv_fixup; } >"$script"
   # nix-shell puts its shell's directory first on PATH: a directory holding only bash keeps
   # /bin (and the host's gcc in it) behind the stdenv's.
   mkdir -p "$work/shell"
@@ -214,6 +229,33 @@ plain() {
     --run "source $(printf '%q' "$script"); plain_steps" >"$dir.shell.log" 2>&1 ||
     { echo "scale.sh: the plain build of $project ($mode) failed" >&2; tail -n 20 "$dir.shell.log" >&2; }
   du -sm "$root" | cut -f1 >"$dir.mb"
+  cp "$dir.fixup.0" "$dir.fixup" 2>/dev/null || true
+}
+
+# limit_fixup PROJECT RUN: the limit's fixupPhase again after round RUN's one-line builds, so
+# that it runs where they run and after what they did. On this machine's ext4 (no journal)
+# each new inode is allocated past the ones freed in the last minutes, and strip writes
+# every member of an archive to a file of its own (2,500 for the large project): a fixup
+# right after another costs about twice one after a pause, in Nix or outside.
+limit_fixup() {
+  local project=$1 run=$2 dir=$work/plain-$1
+  [ -f "$dir.drv" ] && [ -f "$dir.fixup.0" ] || return 0
+  NIX_BUILD_SHELL=$work/shell/bash nix-shell "$(cat "$dir.drv")" --pure \
+    --run "source $(printf '%q' "$dir.sh"); run=$run; limit_fixup_steps" >>"$dir.shell.log" 2>&1 ||
+    echo "scale.sh: the limit's fixup of $project in round $run failed" >&2
+}
+
+# limit_fixup_median PROJECT: the limit's fixup time is the median of the rounds' (the lower
+# of the middle two for an even number); their times, after the first one's, go to
+# plain-PROJECT.fixup.runs.
+limit_fixup_median() {
+  local dir=$work/plain-$1 r
+  [ -f "$dir.fixup.1" ] || return 0
+  { printf 'after the plain build %s; rounds' "$(cat "$dir.fixup.0" 2>/dev/null || echo -)"
+    for r in $(seq 1 "$runs"); do printf ' %s' "$(cat "$dir.fixup.$r" 2>/dev/null || echo -)"; done
+  } >"$dir.fixup.runs"
+  for r in $(seq 1 "$runs"); do cat "$dir.fixup.$r" 2>/dev/null || true; done | sort -n |
+    awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)] }' >"$dir.fixup"
 }
 
 floor() {
@@ -248,6 +290,9 @@ for project in "${projects[@]}"; do
     theirs_salt="scale-bench-theirs-$(date +%s%N)-$$-$RANDOM"
     realise "$project.theirs.full" "$(instantiate "$project" "$theirs_salt" --argstr theirs prepare)"
   fi
+  # The limit before the rounds: its fixup runs again in each one-line round (limit_fixup).
+  plain "$project" env
+  plain "$project" bare
   for variant in "${variants[@]}"; do
     declare -A drv_of=()
     members=("${builders[@]}")
@@ -271,6 +316,7 @@ for project in "${projects[@]}"; do
           realise_run "$project.$b.$variant" "${drv_of[$b]}" "$run"
         fi
       done
+      [ "$variant" != oneline ] || limit_fixup "$project" "$run"
     done
     for b in "${members[@]}"; do median_run "$project.$b.$variant"; done
     unset drv_of
@@ -285,8 +331,7 @@ for project in "${projects[@]}"; do
       fi
     done
   done
-  plain "$project" env
-  plain "$project" bare
+  limit_fixup_median "$project"
 done
 floor
 
@@ -364,6 +409,12 @@ if [ "$runs" -gt 1 ]; then
     done
   done
 fi
+echo "the limit's fixup (the table: the median of the one-line rounds', each run after the"
+echo "round's builds on a fresh copy of what make installed):"
+for project in "${projects[@]}"; do
+  printf '  %-16s %s\n' "$project" "$(cat "$work/plain-$project.fixup.runs" 2>/dev/null ||
+    echo "after the plain build $(cat "$work/plain-$project.fixup.0" 2>/dev/null || echo -)")"
+done
 if [ -n "$theirs" ]; then
   echo "theirs: nixpkgs' checkpointBuildTools flow, stock builder (full = its prepare build)"
   for project in "${projects[@]}"; do
