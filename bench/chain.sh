@@ -72,7 +72,6 @@ ratio() {
     *) awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f\n", a / b }' ;;
   esac
 }
-median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print NR ? v[int((NR + 1) / 2)] : "-" }'; }
 
 # instantiate PROJECT BUILDER [nix-instantiate args...]: the .drv path.
 instantiate() {
@@ -140,7 +139,7 @@ for project in "${projects[@]}"; do
   for b in "${builders[@]}"; do
     key=$project.$b
     # shellcheck disable=SC2086
-    med=$(median ${rounds_of[$key]})
+    med=$(lower_median ${rounds_of[$key]})
     printf '%-13s %-8s %7s %7s %7s %7s | %8s %9s\n' "$project" "$b" "${full[$key]}" \
       "${oneline[$key]}" "${first[$key]}" "$med" "$(ratio "$med" "${oneline[$key]}")" \
       "${same[$key]%%[ :]*}"
@@ -157,7 +156,7 @@ if [ -n "$baseline" ]; then
   for project in "${projects[@]}"; do
     # shellcheck disable=SC2086
     printf '  %-13s %s\n' "$project" \
-      "$(ratio "$(median ${rounds_of[$project.new]})" "$(median ${rounds_of[$project.baseline]})")"
+      "$(ratio "$(lower_median ${rounds_of[$project.new]})" "$(lower_median ${rounds_of[$project.baseline]})")"
   done
 fi
 echo "back's decisions:"

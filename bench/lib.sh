@@ -23,6 +23,11 @@ project_sources() {
   dirname "$(awk 'NR==1 {print $2}' <<<"$fetched")"
 }
 
+# lower_median VALUE...: the median of the values, for an even count the lower of the middle
+# two (a value that was measured; reuse.sh's own `median` averages them), `-` when there are
+# none.
+lower_median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print NR ? v[int((NR + 1) / 2)] : "-" }'; }
+
 # store_device: the device number of the filesystem /nix/store is on; on a fresh machine,
 # before the first Nix command creates it, that of its nearest existing parent, where Nix
 # will create it.

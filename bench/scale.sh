@@ -254,8 +254,8 @@ limit_fixup_median() {
   { printf 'after the plain build %s; rounds' "$(cat "$dir.fixup.0" 2>/dev/null || echo -)"
     for r in $(seq 1 "$runs"); do printf ' %s' "$(cat "$dir.fixup.$r" 2>/dev/null || echo -)"; done
   } >"$dir.fixup.runs"
-  for r in $(seq 1 "$runs"); do cat "$dir.fixup.$r" 2>/dev/null || true; done | sort -n |
-    awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)] }' >"$dir.fixup"
+  # shellcheck disable=SC2046 # one time per round
+  lower_median $(for r in $(seq 1 "$runs"); do cat "$dir.fixup.$r" 2>/dev/null || true; done) >"$dir.fixup"
 }
 
 floor() {
@@ -430,8 +430,9 @@ if [ -n "$theirs" ]; then
             'BEGIN { if (o != "-" && t != "-") printf "%.2f\n", o / t }'
         done)
         if [ -n "$ratios" ]; then
+          # shellcheck disable=SC2086 # one ratio per round
           printf '  %-16s         %-8s per round: %s (median %s)\n' "$project" "$b" \
-            "$(paste -sd " " <<<"$ratios")" "$(sort -n <<<"$ratios" | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')"
+            "$(paste -sd " " <<<"$ratios")" "$(lower_median $ratios)"
         fi
       fi
     done
