@@ -26,7 +26,7 @@ project_sources() {
 # lower_median VALUE...: the median of the values, for an even count the lower of the middle
 # two (a value that was measured; reuse.sh's own `median` averages them), `-` when there are
 # none.
-lower_median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print NR ? v[int((NR + 1) / 2)] : "-" }'; }
+lower_median() { printf '%s\n' "$@" | sort -n | awk 'NF { v[++n] = $1 } END { print n ? v[int((n + 1) / 2)] : "-" }'; }
 
 # store_device: the device number of the filesystem /nix/store is on; on a fresh machine,
 # before the first Nix command creates it, that of its nearest existing parent, where Nix
@@ -74,3 +74,24 @@ stdenv_fixup() {
   t1=$(now)
   secs "$t0" "$t1" >"$seconds"
 }
+
+# own_time_fields LOG: "own restore analysis snapshot carry written hashed" of a build's log
+# (checkpoint-builder's "own time:" line and its restore and snapshot lines): seconds, with
+# own = base check + restore + analysis + snapshot + carry, then the MB its restores wrote
+# and its snapshots hashed; `-` for each when the log has no own-time line (a stock build,
+# or a builder from before that line).
+own_time_fields() {
+  local log=$1 line k v own=0 fields=()
+  line=$(grep -ao 'own time: .*' "$log" 2>/dev/null | tail -n 1) || { echo "- - - - - - -"; return; }
+  for k in "base check" restore analysis snapshot carry; do
+    v=$(grep -o "$k [0-9.]*s" <<<"$line" | grep -o '[0-9.]*' || echo 0)
+    own=$(awk -v a="$own" -v b="$v" 'BEGIN { printf "%.3f", a + b }')
+    [ "$k" = "base check" ] || fields+=("$v")
+  done
+  printf '%s %s %s %s\n' "$own" "${fields[*]}" \
+    "$(grep -ao '[0-9.]* MB written' "$log" | awk '{ s += $1 } END { printf "%.1f", s }')" \
+    "$(grep -ao '[0-9.]* MB hashed' "$log" | awk '{ s += $1 } END { printf "%.1f", s }')"
+}
+
+# The fields own_time_fields prints, in its order (the keys of a summary's own-time values).
+own_time_keys=(own restore analysis snapshot carry written hashed)

@@ -452,22 +452,6 @@ for project in "${projects[@]}"; do
   done
 done
 
-# own_fields NAME: "own restore analysis snapshot carry written hashed" of a build's log:
-# seconds (own = base check + restore + analysis + snapshot + carry, the log's own-time
-# line), then the MB its restores wrote and its snapshots hashed; `-` for each when the log
-# has no own-time line.
-own_fields() {
-  local log=$work/$1.log line k v own=0 fields=()
-  line=$(grep -o 'own time: .*' "$log" 2>/dev/null) || { echo "- - - - - - -"; return; }
-  for k in "base check" restore analysis snapshot carry; do
-    v=$(grep -o "$k [0-9.]*s" <<<"$line" | grep -o '[0-9.]*' || echo 0)
-    own=$(awk -v a="$own" -v b="$v" 'BEGIN { printf "%.3f", a + b }')
-    [ "$k" = "base check" ] || fields+=("$v")
-  done
-  printf '%s %s %s %s\n' "$own" "${fields[*]}" \
-    "$(grep -o '[0-9.]* MB written' "$log" | awk '{ s += $1 } END { printf "%.1f", s }')" \
-    "$(grep -o '[0-9.]* MB hashed' "$log" | awk '{ s += $1 } END { printf "%.1f", s }')"
-}
 # ratio A B: A / B as "N.Nx", `-` when either is unknown or B is 0.
 ratio() {
   awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.1fx", a / b }'
@@ -481,7 +465,7 @@ for variant in "${variants[@]}"; do
   for b in "${builders[@]}"; do
     first=""
     for project in "${projects[@]}"; do
-      read -r own restore analysis snapshot carry written hashed <<<"$(own_fields "$project.$b.$variant")"
+      read -r own restore analysis snapshot carry written hashed <<<"$(own_time_fields "$work/$project.$b.$variant.log")"
       mb=$(cat "$work/plain-$project.mb" 2>/dev/null || echo -)
       printf '  %-12s %-8s %-16s own %s (restore %s, analysis %s, snapshot %s, carry %s), written %s, hashed %s, tree %s\n' \
         "$variant" "$b" "$project" "$own" "$restore" "$analysis" "$snapshot" "$carry" "$written" "$hashed" "$mb"
@@ -497,3 +481,4 @@ for variant in "${variants[@]}"; do
     done
   done
 done
+
