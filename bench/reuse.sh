@@ -76,7 +76,8 @@
 # with a clean build is what tests/real_reuse.rs asserts, not this script.
 #
 # Usage: bench/reuse.sh [--stdenv FILE] [--builder BIN] [--sources DIR] [--tmpdir DIR]
-#                       [--out-dir DIR] [--runs N] [--log-lines N] [--no-theirs] [PROJECT...]
+#                       [--out-dir DIR] [--runs N] [--log-lines N] [--no-theirs]
+#                       [--summary FILE] [PROJECT...]
 #   --stdenv   the stdenv.nix to build on (default: tests/stdenv/stdenv.nix)
 #   --builder  checkpoint-builder binary (default: $CHECKPOINT_BUILDER, else
 #              the output of scripts/build-static.sh)
@@ -92,6 +93,13 @@
 #   --runs     repetitions of the whole sequence per project (default 1);
 #              with more than one, a median row per project
 #   --log-lines  lines of the last oneline build's log shown (default 24)
+#   --summary  also write each project's figures as `PROJECT KEY VALUE` lines
+#              (bench/incremental.sh reads them): the medians over the runs of
+#              stock, full, oneline, install, header, theirs (its one-line
+#              build), theirs-rounds (of the per-run ratios against it), the
+#              limit's warm, after, fixup and floor, tree (the plain build
+#              directory after the warm build, MB), and oneline.FIELD for the
+#              fields of lib.sh's own_time_fields in the one-line builds
 #   PROJECT    among hello, lua, zstd, zstd-cmake, pixman-meson
 #              (default: lua zstd hello)
 set -euo pipefail
@@ -106,6 +114,7 @@ runs=1
 log_lines=24
 theirs=1
 out_root=""
+summary=""
 projects=()
 while [ $# -gt 0 ]; do
   case $1 in
@@ -117,12 +126,14 @@ while [ $# -gt 0 ]; do
     --runs) runs=$2; shift 2 ;;
     --log-lines) log_lines=$2; shift 2 ;;
     --no-theirs) theirs=""; shift ;;
+    --summary) summary=$2; shift 2 ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     -*) echo "reuse.sh: unknown option $1" >&2; exit 2 ;;
     *) projects+=("$1"); shift ;;
   esac
 done
 [ ${#projects[@]} -gt 0 ] || projects=(lua zstd hello)
+[ -z "$summary" ] || summary=$(realpath -m "$summary")
 stdenv_nix=$(realpath "$stdenv_nix")
 
 # The harness's Nix options: local store as root, sandbox on, host toolchain
@@ -332,6 +343,7 @@ plain() {
   NIX_BUILD_SHELL=$work/shell/bash nix-shell "$drv" --pure \
     --run "source $(printf '%q' "$script"); plain_steps" >"$log.shell.log" 2>&1 ||
     { echo "reuse.sh: the plain build of $project ($mode) failed" >&2; tail -n 20 "$log.shell.log" >&2; }
+  du -sm "$root" | cut -f1 >"$log.mb"
   return 0
 }
 
@@ -621,3 +633,38 @@ for project in "${projects[@]}"; do
     grep -v "you did not specify .--add-root." "$work/$project.oneline.$runs.log" | tail -n "$log_lines"
   fi
 done
+
+# The summary for bench/incremental.sh: each figure's median over the runs, one line each.
+if [ -n "$summary" ]; then
+  for project in "${projects[@]}"; do
+    {
+      for kind in stock full oneline install header theirs; do
+        # shellcheck disable=SC2046 # one value per run
+        echo "$project $kind $(median $(for run in $(seq 1 "$runs"); do value "$project.$kind.$run"; done))"
+      done
+      # shellcheck disable=SC2046 # one ratio per run
+      echo "$project theirs-rounds $(median $(for run in $(seq 1 "$runs"); do
+        ratio "$(value "$project.oneline.$run")" "$(value "$project.theirs.$run")"
+      done))"
+      for k in warm after fixup; do
+        # shellcheck disable=SC2046 # one value per run
+        echo "$project $k $(median $(for run in $(seq 1 "$runs"); do file_value "plain-$project-$run.$k.secs"; done))"
+      done
+      # shellcheck disable=SC2046 # one value per run
+      echo "$project floor $(median $(for run in $(seq 1 "$runs"); do file_value "floor-$project-$run.secs"; done))"
+      # shellcheck disable=SC2046 # one value per run
+      echo "$project tree $(median $(for run in $(seq 1 "$runs"); do file_value "plain-$project-$run.mb"; done))"
+      for i in "${!own_time_keys[@]}"; do
+        # shellcheck disable=SC2046 # one value per run
+        echo "$project oneline.${own_time_keys[$i]} $(median $(for run in $(seq 1 "$runs"); do
+          if ok "$project.oneline.$run"; then
+            read -r -a fields <<<"$(own_time_fields "$work/$project.oneline.$run.log")"
+            echo "${fields[$i]}"
+          else
+            echo -
+          fi
+        done))"
+      done
+    } >>"$summary"
+  done
+fi

@@ -64,8 +64,16 @@
 # line (for an even N the lower of the middle two); the log lines shown are the median
 # run's. On this 2-core machine one run's ratios move by a quarter from run to run.
 #
+# --summary FILE: also write the figures of --builder's builds as `PROJECT KEY VALUE` lines
+# (bench/incremental.sh reads them): stock and full (one build each), the medians of oneline,
+# install, tool and theirs (its one-line build), theirs-rounds (the median of the per-round
+# ratios against it), the limit's warm, after, fixup and floor, tree (the plain build
+# directory, MB), and VARIANT.FIELD for the fields of lib.sh's own_time_fields in each
+# variant's median build.
+#
 # Usage: bench/scale.sh [--stdenv FILE] [--builder BIN] [--baseline BIN] [--tmpdir DIR]
-#                       [--out-dir DIR] [--runs N] [--no-theirs] [--source-edit] [PROJECT...]
+#                       [--out-dir DIR] [--runs N] [--no-theirs] [--source-edit]
+#                       [--summary FILE] [PROJECT...]
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -78,6 +86,7 @@ theirs=1
 source_edit=""
 out_root=""
 runs=1
+summary=""
 projects=()
 while [ $# -gt 0 ]; do
   case $1 in
@@ -89,12 +98,14 @@ while [ $# -gt 0 ]; do
     --no-theirs) theirs=""; shift ;;
     --source-edit) source_edit=1; shift ;;
     --runs) runs=$2; shift 2 ;;
+    --summary) summary=$2; shift 2 ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     -*) echo "scale.sh: unknown option $1" >&2; exit 2 ;;
     *) projects+=("$1"); shift ;;
   esac
 done
 [ ${#projects[@]} -gt 0 ] || projects=(synthetic-small synthetic)
+[ -z "$summary" ] || summary=$(realpath -m "$summary")
 # The variants built over each full build's checkpoint, in this order.
 variants=(oneline install oneline-tool ${source_edit:+oneline-src})
 stdenv_nix=$(realpath "$stdenv_nix")
@@ -482,3 +493,31 @@ for variant in "${variants[@]}"; do
   done
 done
 
+# The summary for bench/incremental.sh: --builder's figures (`new`), one line each.
+if [ -n "$summary" ]; then
+  for project in "${projects[@]}"; do
+    {
+      for variant in stock full oneline install oneline-tool; do
+        name=$project.new.$variant
+        [ "$variant" != stock ] || name=$project.stock
+        echo "$project ${variant/oneline-tool/tool} $(value "$name")"
+      done
+      echo "$project theirs $(value "$project.theirs.oneline")"
+      # shellcheck disable=SC2046 # one ratio per round
+      echo "$project theirs-rounds $(lower_median $(for run in $(seq 1 "$runs"); do
+        awk -v o="$(value "$project.new.oneline.$run")" -v t="$(value "$project.theirs.oneline.$run")" \
+          'BEGIN { if (o != "-" && t != "-") printf "%.3f\n", o / t }'
+      done))"
+      for k in warm after fixup mb; do
+        echo "$project ${k/mb/tree} $(cat "$work/plain-$project.$k" 2>/dev/null || echo -)"
+      done
+      echo "$project floor $f"
+      for variant in oneline install oneline-tool; do
+        read -r -a fields <<<"$(own_time_fields "$work/$project.new.$variant.log")"
+        for i in "${!own_time_keys[@]}"; do
+          echo "$project ${variant/oneline-tool/tool}.${own_time_keys[$i]} ${fields[$i]}"
+        done
+      done
+    } >>"$summary"
+  done
+fi
