@@ -6,14 +6,20 @@
 # table per goal from the figures both wrote (their --summary):
 #
 #   one-line change   oneline / limit, the limit being the same change built outside Nix
-#                     (warm make + make install + the stdenv's fixupPhase) plus a no-op
-#                     Nix build; goal 1.2, 1.5 for a build directory of 400 MB or more;
-#                     and oneline / nixpkgs' checkpointBuildTools flow (theirs), the
-#                     ratio of the medians and the median of the per-round ratios; goal
-#                     below 1
+#                     (warm make + make install + the stdenv's fixupPhase over what it
+#                     installed) plus a no-op Nix build; goal 1.2, 1.5 for a build
+#                     directory of 400 MB or more; and oneline / nixpkgs'
+#                     checkpointBuildTools flow (theirs), the ratio of the medians and the
+#                     median of the per-round ratios; goal below 1. The no-op Nix build is
+#                     tests/projects' `noop` on the same stdenv (what every build on it
+#                     costs around its work: sandbox, setup and hooks, the phases, the
+#                     output; no fixupPhase, timed with the limit instead), ten fresh
+#                     builds, five before the projects and five after, the median; the
+#                     ratio with reuse.sh's and scale.sh's stricter floor (a raw
+#                     derivation whose /bin/sh only creates $out) is shown beside it
 #   install-only      install / stock full build; goal 0.05 for the large project. Beside
 #                     it, what no builder goes below while it runs the stdenv's
-#                     installPhase and fixupPhase: (after + fixup + floor) / stock, with
+#                     installPhase and fixupPhase: (after + fixup + no-op) / stock, with
 #                     after and fixup timed outside Nix as above
 #   own time          the builder's own time (base check + restore + analysis + snapshot +
 #                     carry) of each one-line build, split, with the MB its restores wrote
@@ -34,7 +40,7 @@
 #   PROJECT    synthetic-small and synthetic go to scale.sh, the others (hello, lua,
 #              zstd, zstd-cmake, pixman-meson) to reuse.sh; default: lua zstd zstd-cmake
 #              pixman-meson synthetic-small synthetic
-# About 45 minutes with the defaults on a 2-core machine.
+# About 40 minutes with the defaults on a 2-core machine.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -70,18 +76,47 @@ stdenv_nix=$(realpath "$stdenv_nix")
 builder=$(realpath "$builder")
 common+=(--stdenv "$stdenv_nix" --builder "$builder" --runs "$runs")
 
+nix_opts=(
+  --option build-users-group '' --option sandbox true
+  --option extra-sandbox-paths '/bin /usr /lib /lib64 /etc/alternatives'
+  --option substituters '' --cores 2 --max-jobs 1
+)
 work=$(mktemp -d "${TMPDIR:-/tmp}/incremental-bench.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 summary=$work/summary
 : >"$summary"
+now() { date +%s.%N; }
+
+# noop_builds N: N fresh builds of tests/projects' noop on the stdenv (inputs realised
+# untimed), each build's wall time on a line of $work/noop.
+noop_builds() {
+  local drv t0 t1 inputs
+  for _ in $(seq 1 "$1"); do
+    drv=$(nix-instantiate "$repo/tests/projects" -A noop --arg stdenvNix "$stdenv_nix" \
+      --arg sources "$work" --argstr benchSalt "incremental-noop-$(date +%s%N)-$$-$RANDOM" 2>/dev/null) ||
+      { echo "incremental.sh: cannot instantiate the no-op build" >&2; return 0; }
+    mapfile -t inputs < <(nix-store -q --references "$drv" | grep '\.drv$' || true)
+    [ ${#inputs[@]} -eq 0 ] || nix-store --realise "${nix_opts[@]}" "${inputs[@]}" >/dev/null 2>&1
+    t0=$(now)
+    nix-store --realise "${nix_opts[@]}" "$drv" >/dev/null 2>&1 ||
+      { echo "incremental.sh: the no-op build failed" >&2; continue; }
+    t1=$(now)
+    awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f\n", b - a }' >>"$work/noop"
+  done
+}
+
 started=$(date -u +%Y-%m-%dT%H:%MZ)
 status=0
+noop_builds 5
 if [ ${#small[@]} -gt 0 ]; then
   "$repo/bench/reuse.sh" "${common[@]}" --log-lines 0 --summary "$summary" "${small[@]}" || status=$?
 fi
 if [ ${#large[@]} -gt 0 ]; then
   "$repo/bench/scale.sh" "${common[@]}" --summary "$summary" "${large[@]}" || status=$?
 fi
+noop_builds 5
+# shellcheck disable=SC2046 # one time per build
+noop=$(lower_median $(cat "$work/noop" 2>/dev/null))
 
 # get PROJECT KEY: a figure of the summary, `-` when it has none.
 get() { awk -v p="$1" -v k="$2" '$1 == p && $2 == k { v = $3 } END { print (v == "" ? "-" : v) }' "$summary"; }
@@ -105,14 +140,18 @@ echo "== Incremental builds against issue 19's goals (started $started, $(nproc)
 echo "stdenv:  $stdenv_nix"
 echo "builder: $builder"
 echo "builds in: ${TMPDIR:-/tmp}; seconds are medians over the runs; tree: the plain build"
-echo "directory after its build, MB; limit = warm + after + fixup + floor (outside Nix, in"
-echo "nix-shell of the stock derivation, and a no-op Nix build)"
+echo "directory after its build, MB; limit = warm + after + fixup (outside Nix, in nix-shell of"
+echo "the stock derivation) + no-op (a no-op build on the stdenv: $noop s, median of"
+echo "$(wc -l <"$work/noop" 2>/dev/null || echo 0): $(paste -sd ' ' "$work/noop" 2>/dev/null));"
+echo "ol/lim0: with floor (a raw derivation's build, as reuse.sh and scale.sh) for no-op"
 echo
 echo "one-line change: goal oneline/limit <= 1.2 (1.5 from 400 MB of tree), oneline/theirs < 1"
-printf '%-16s %6s %8s %8s %8s %5s %4s %8s %9s %9s %4s\n' project tree oneline limit ol/lim goal met \
-  theirs ol/theirs per-round met
+printf '%-16s %6s %8s %8s %7s %5s %4s %8s %8s %9s %9s %4s\n' project tree oneline limit ol/lim goal met \
+  ol/lim0 theirs ol/theirs per-round met
 for p in "${projects[@]}"; do
   limit=$(calc 'printf "%.2f", a + b + c + d' "$(get "$p" warm)" "$(get "$p" after)" \
+    "$(get "$p" fixup)" "$noop")
+  limit0=$(calc 'printf "%.2f", a + b + c + d' "$(get "$p" warm)" "$(get "$p" after)" \
     "$(get "$p" fixup)" "$(get "$p" floor)")
   ol=$(get "$p" oneline) tree=$(get "$p" tree)
   goal=$(calc 'print (a >= 400 ? 1.5 : 1.2)' "$tree")
@@ -120,21 +159,22 @@ for p in "${projects[@]}"; do
   theirs=$(get "$p" theirs)
   vs=$(calc 'printf "%.2f", a / b' "$ol" "$theirs")
   rounds=$(calc 'printf "%.2f", a' "$(get "$p" theirs-rounds)")
-  printf '%-16s %6s %8s %8s %8s %5s %4s %8s %9s %9s %4s\n' "$p" "$tree" "$ol" "$limit" "$ratio" "$goal" \
-    "$(met "$ratio" "$goal")" "$theirs" "$vs" "$rounds" "$(met "$rounds" 1 below)"
+  printf '%-16s %6s %8s %8s %7s %5s %4s %8s %8s %9s %9s %4s\n' "$p" "$tree" "$ol" "$limit" "$ratio" "$goal" \
+    "$(met "$ratio" "$goal")" "$(calc 'printf "%.2f", a / b' "$ol" "$limit0")" "$theirs" "$vs" "$rounds" \
+    "$(met "$rounds" 1 below)"
 done
 
 echo
-echo "install-only change: goal install/stock <= 0.05 for the large project; floor/stock ="
-echo "(after + fixup + floor) / stock, what a build running the stdenv's installPhase and"
+echo "install-only change: goal install/stock <= 0.05 for the large project; least/stock ="
+echo "(after + fixup + no-op) / stock, what a build running the stdenv's installPhase and"
 echo "fixupPhase takes at least"
-printf '%-16s %6s %8s %8s %9s %6s %6s %6s %11s\n' project tree install stock inst/stk after fixup floor floor/stk
+printf '%-16s %6s %8s %8s %9s %6s %6s %6s %10s\n' project tree install stock inst/stk after fixup no-op least/stk
 for p in "${projects[@]}"; do
   stock=$(get "$p" stock)
-  printf '%-16s %6s %8s %8s %9s %6s %6s %6s %11s\n' "$p" "$(get "$p" tree)" "$(get "$p" install)" "$stock" \
+  printf '%-16s %6s %8s %8s %9s %6s %6s %6s %10s\n' "$p" "$(get "$p" tree)" "$(get "$p" install)" "$stock" \
     "$(calc 'printf "%.3f", a / b' "$(get "$p" install)" "$stock")" \
-    "$(get "$p" after)" "$(get "$p" fixup)" "$(get "$p" floor)" \
-    "$(calc 'printf "%.3f", (a + b + c) / d' "$(get "$p" after)" "$(get "$p" fixup)" "$(get "$p" floor)" "$stock")"
+    "$(get "$p" after)" "$(get "$p" fixup)" "$noop" \
+    "$(calc 'printf "%.3f", (a + b + c) / d' "$(get "$p" after)" "$(get "$p" fixup)" "$noop" "$stock")"
 done
 
 echo

@@ -50,6 +50,8 @@ in
   # directory, and ten times less.
   synthetic = project ./synthetic.nix;
   synthetic-small = import ./synthetic.nix { inherit mkDrv sources variant; units = 250; };
+  # What every build on the stdenv costs around its work (bench/incremental.sh's floor).
+  noop = project ./noop.nix;
   zstd-cmake-make = import ./zstd-cmake.nix {
     inherit mkDrv sources variant;
     generator = "Unix Makefiles";
