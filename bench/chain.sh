@@ -56,11 +56,6 @@ fi
 
 sources=$(project_sources "" "${projects[@]}")
 
-nix_opts=(
-  --option build-users-group '' --option sandbox true
-  --option extra-sandbox-paths '/bin /usr /lib /lib64 /etc/alternatives'
-  --option substituters '' --cores 2 --max-jobs 1
-)
 work=$(mktemp -d "${TMPDIR:-/tmp}/chain-bench.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 salt="chain-bench-$(date +%s%N)-$$"

@@ -61,16 +61,6 @@ done
 [ ${#projects[@]} -gt 0 ] || projects=(lua zstd)
 stdenv_nix=$(realpath "$stdenv_nix")
 
-# The harness's Nix options (see /work/shared/realstdenv/nb.sh): local store as
-# root, sandbox on, host toolchain bound in, no binary cache, 2 cores.
-nix_opts=(
-  --option build-users-group ''
-  --option sandbox true
-  --option extra-sandbox-paths '/bin /usr /lib /lib64 /etc/alternatives'
-  --option substituters ''
-  --cores 2 --max-jobs 1
-)
-
 sources=$(project_sources "$sources" "${projects[@]}")
 
 if [ -z "$builder" ]; then

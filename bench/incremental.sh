@@ -76,11 +76,6 @@ stdenv_nix=$(realpath "$stdenv_nix")
 builder=$(realpath "$builder")
 common+=(--stdenv "$stdenv_nix" --builder "$builder" --runs "$runs")
 
-nix_opts=(
-  --option build-users-group '' --option sandbox true
-  --option extra-sandbox-paths '/bin /usr /lib /lib64 /etc/alternatives'
-  --option substituters '' --cores 2 --max-jobs 1
-)
 work=$(mktemp -d "${TMPDIR:-/tmp}/incremental-bench.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 summary=$work/summary

@@ -1,6 +1,15 @@
 # Shell functions the benchmark scripts share; sourced (`source "$repo/bench/lib.sh"`, with
 # `repo` the repository's root), not run.
 
+# nix_opts: the harness's Nix options, for every nix-store --realise of the benchmarks: the
+# local store as root (no build users), the sandbox on with the host's toolchain bound in,
+# no binary cache, 2 cores, one job at a time.
+nix_opts=(
+  --option build-users-group '' --option sandbox true
+  --option extra-sandbox-paths '/bin /usr /lib /lib64 /etc/alternatives'
+  --option substituters '' --cores 2 --max-jobs 1
+)
+
 # project_sources DIR PROJECT...: fetches the sources.lock pins the projects of tests/projects
 # build from (zstd-cmake and zstd-cmake-make use zstd's tarball, pixman-meson the corpus's
 # pixman; every other project its own name) into DIR (empty: scripts/fetch-sources.sh's

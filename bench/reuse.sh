@@ -136,15 +136,6 @@ done
 [ -z "$summary" ] || summary=$(realpath -m "$summary")
 stdenv_nix=$(realpath "$stdenv_nix")
 
-# The harness's Nix options: local store as root, sandbox on, host toolchain
-# bound in, no binary cache, 2 cores, one job.
-nix_opts=(
-  --option build-users-group ''
-  --option sandbox true
-  --option extra-sandbox-paths '/bin /usr /lib /lib64 /etc/alternatives'
-  --option substituters ''
-  --cores 2 --max-jobs 1
-)
 cores=2
 
 sources=$(project_sources "$sources" "${projects[@]}")

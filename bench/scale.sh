@@ -118,11 +118,6 @@ if [ -n "$baseline" ]; then
   bin[baseline]=$(realpath "$baseline")
 fi
 
-nix_opts=(
-  --option build-users-group '' --option sandbox true
-  --option extra-sandbox-paths '/bin /usr /lib /lib64 /etc/alternatives'
-  --option substituters '' --cores 2 --max-jobs 1
-)
 work=$(mktemp -d "${TMPDIR:-/tmp}/scale-bench.XXXXXX")
 out_root=$(limit_outputs_root "$out_root" "$work")
 outs=$(mktemp -d "$out_root/scale-bench-outputs.XXXXXX")

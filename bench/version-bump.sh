@@ -43,14 +43,6 @@ done
 [ ${#projects[@]} -gt 0 ] || projects=(lua zstd zstd-cmake)
 stdenv_nix=$(realpath "$stdenv_nix")
 
-nix_opts=(
-  --option build-users-group ''
-  --option sandbox true
-  --option extra-sandbox-paths '/bin /usr /lib /lib64 /etc/alternatives'
-  --option substituters ''
-  --cores 2 --max-jobs 1
-)
-
 sources=$(project_sources "$sources" "${projects[@]}")
 if [ -z "$builder" ]; then
   echo "version-bump.sh: building checkpoint-builder (scripts/build-static.sh)" >&2
