@@ -625,37 +625,22 @@ for project in "${projects[@]}"; do
   fi
 done
 
-# The summary for bench/incremental.sh: each figure's median over the runs, one line each.
-if [ -n "$summary" ]; then
-  for project in "${projects[@]}"; do
-    {
-      for kind in stock full oneline install header theirs; do
-        # shellcheck disable=SC2046 # one value per run
-        echo "$project $kind $(median $(for run in $(seq 1 "$runs"); do value "$project.$kind.$run"; done))"
-      done
-      # shellcheck disable=SC2046 # one ratio per run
-      echo "$project theirs-rounds $(median $(for run in $(seq 1 "$runs"); do
-        ratio "$(value "$project.oneline.$run")" "$(value "$project.theirs.$run")"
-      done))"
-      for k in warm after fixup; do
-        # shellcheck disable=SC2046 # one value per run
-        echo "$project $k $(median $(for run in $(seq 1 "$runs"); do file_value "plain-$project-$run.$k.secs"; done))"
-      done
-      # shellcheck disable=SC2046 # one value per run
-      echo "$project floor $(median $(for run in $(seq 1 "$runs"); do file_value "floor-$project-$run.secs"; done))"
-      # shellcheck disable=SC2046 # one value per run
-      echo "$project tree $(median $(for run in $(seq 1 "$runs"); do file_value "plain-$project-$run.mb"; done))"
-      for i in "${!own_time_keys[@]}"; do
-        # shellcheck disable=SC2046 # one value per run
-        echo "$project oneline.${own_time_keys[$i]} $(median $(for run in $(seq 1 "$runs"); do
-          if ok "$project.oneline.$run"; then
-            read -r -a fields <<<"$(own_time_fields "$work/$project.oneline.$run.log")"
-            echo "${fields[$i]}"
-          else
-            echo -
-          fi
-        done))"
-      done
-    } >>"$summary"
-  done
-fi
+# The summary for bench/incremental.sh: the main table's medians (rows' median row, or the
+# one run's row) and a few figures more, one line each.
+summary_fill() {
+  local project=$1 run=$2 i fields=(- - - - - - -)
+  main_fill "$project" "$run"
+  col[theirs-rounds]=$(ratio "${col[oneline]}" "${col[theirs]}")
+  col[tree]=$(file_value "plain-$project-$run.mb")
+  ! ok "$project.oneline.$run" ||
+    read -r -a fields <<<"$(own_time_fields "$work/$project.oneline.$run.log")"
+  for i in "${!own_time_keys[@]}"; do col[oneline.${own_time_keys[$i]}]=${fields[$i]}; done
+}
+summary_keys=(stock full oneline install header theirs theirs-rounds warm after fixup floor tree
+  "${own_time_keys[@]/#/oneline.}")
+summary_print() {
+  [ "$2" = median ] || [ "$runs" = 1 ] || return 0
+  local k
+  for k in "${summary_keys[@]}"; do echo "$1 $k ${col[$k]}"; done >>"$summary"
+}
+[ -z "$summary" ] || rows summary_fill summary_print "${summary_keys[@]}"

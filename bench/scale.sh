@@ -421,6 +421,15 @@ for project in "${projects[@]}"; do
   printf '  %-16s %s\n' "$project" "$(cat "$work/plain-$project.fixup.runs" 2>/dev/null ||
     echo "after the plain build $(cat "$work/plain-$project.fixup.0" 2>/dev/null || echo -)")"
 done
+# round_ratios PROJECT BUILDER: BUILDER's one-line build over theirs in each round where both
+# succeeded, one line each.
+round_ratios() {
+  local run
+  for run in $(seq 1 "$runs"); do
+    awk -v o="$(value "$1.$2.oneline.$run")" -v t="$(value "$1.theirs.oneline.$run")" \
+      'BEGIN { if (o != "-" && t != "-") printf "%.2f\n", o / t }'
+  done
+}
 if [ -n "$theirs" ]; then
   echo "theirs: nixpkgs' checkpointBuildTools flow, stock builder (full = its prepare build)"
   for project in "${projects[@]}"; do
@@ -431,10 +440,7 @@ if [ -n "$theirs" ]; then
       # The two builds of a round ran one after the other: their ratio leaves out what drifts
       # between rounds.
       if [ "$runs" -gt 1 ]; then
-        ratios=$(for run in $(seq 1 "$runs"); do
-          awk -v o="$(value "$project.$b.oneline.$run")" -v t="$(value "$project.theirs.oneline.$run")" \
-            'BEGIN { if (o != "-" && t != "-") printf "%.2f\n", o / t }'
-        done)
+        ratios=$(round_ratios "$project" "$b")
         if [ -n "$ratios" ]; then
           # shellcheck disable=SC2086 # one ratio per round
           printf '  %-16s         %-8s per round: %s (median %s)\n' "$project" "$b" \
@@ -499,10 +505,7 @@ if [ -n "$summary" ]; then
       done
       echo "$project theirs $(value "$project.theirs.oneline")"
       # shellcheck disable=SC2046 # one ratio per round
-      echo "$project theirs-rounds $(lower_median $(for run in $(seq 1 "$runs"); do
-        awk -v o="$(value "$project.new.oneline.$run")" -v t="$(value "$project.theirs.oneline.$run")" \
-          'BEGIN { if (o != "-" && t != "-") printf "%.3f\n", o / t }'
-      done))"
+      echo "$project theirs-rounds $(lower_median $(round_ratios "$project" new))"
       for k in warm after fixup mb; do
         echo "$project ${k/mb/tree} $(cat "$work/plain-$project.$k" 2>/dev/null || echo -)"
       done
